@@ -1,0 +1,3 @@
+from dedit_app.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Errors a user can cause, each carrying one sentence fit to show them.
+
+Everything the engine raises on purpose derives from :class:`DEditError`; the command line
+prints ``str(error)`` on one line and the editor shows it in a message bar. Anything else
+that escapes is a bug.
+"""
+
+
+class DEditError(Exception):
+    """Base class: ``str(err)`` is a complete, user-facing sentence."""
+
+
+class ImageLoadError(DEditError):
+    """An image file is missing, unreadable, corrupt, or too large."""
+
+
+class ProjectError(DEditError):
+    """A project bundle is missing, corrupt, or from a newer version."""
+
+
+class ItemError(DEditError):
+    """An item index or item edit that does not make sense for this partition."""
+
+
+class ModelLoadError(DEditError):
+    """Model weights are missing, offline, incompatible, or not safetensors."""
+
+
+class SegmentationError(DEditError):
+    """A segmentation backend is unavailable or was given bad input."""
+
+
+class EditError(DEditError):
+    """An edit request that cannot run (not prepared, empty prompt, bad parameters)."""
+
+
+class Cancelled(DEditError):
+    """The user cancelled a running job; nothing was changed."""
+
+    def __init__(self, message: str = "The job was cancelled; nothing was changed.") -> None:
+        super().__init__(message)
+
+
+class OutOfMemory(DEditError):
+    """The GPU (or RAM) ran out of memory during a job."""

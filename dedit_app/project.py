@@ -1,0 +1,440 @@
+"""The document: a photo, its item partition, the items' prompts, learned weights, history.
+
+A project is a folder bundle ``NAME.dedit/``::
+
+    project.json                  items, names, prompts, token strings, settings, training
+                                  record, history, format version; names every file below
+    image-<hash>.png              the current base image, 8-bit RGB, full resolution
+    labels-<hash>.png             the item partition, 16-bit grayscale (pixel value = item)
+    weights-<id>.safetensors      learned token embeddings and UNet tensors (only those)
+    (older image-/labels- files)  snapshots that ``history`` entries still refer to
+
+Saving is atomic as a whole: data files are written under new, content-derived names
+first (each through temp file + fsync + rename), and only then is ``project.json``
+replaced in one rename. A save interrupted at any point, ``kill -9`` included, leaves the
+previous ``project.json`` and every file it names intact. Files no longer named are
+deleted after the new ``project.json`` is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dedit_app import __version__
+from dedit_app.atomic import atomic_write_bytes, fsync_dir
+from dedit_app.errors import DEditError, ProjectError
+from dedit_app.partition import check_labels
+
+FORMAT = "dedit-project"
+FORMAT_VERSION = 1
+PROJECT_FILE = "project.json"
+MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
+_DATA_FILE = re.compile(r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$")
+
+
+@dataclass
+class Item:
+    """One item of the partition.
+
+    ``prompt`` is what the user typed for it ("" = its learned tokens); ``tokens`` is the
+    learned token string (for example ``"#bag0 #bag0_1 #bag0_2"``), "" until prepared.
+    """
+
+    name: str
+    prompt: str = ""
+    tokens: str = ""
+
+
+@dataclass
+class Project:
+    """An open document. ``image`` is ``(H, W, 3)`` uint8 RGB; ``labels`` is ``(H, W)`` int32
+    with values ``0..len(items)-1`` (an item may own no pixels after a removal or merge)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    items: list[Item]
+    settings: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] | None = None  # set once prepared; names the weights file
+    history: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""  # file name of the photo the project was made from
+    folder: Path | None = None
+    _pending_weights: tuple[dict, dict] | None = field(default=None, repr=False)
+
+    # ----- construction -------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls, image: np.ndarray, labels: np.ndarray, names: list[str], source: str = ""
+    ) -> Project:
+        """A fresh, unsaved project from a photo and its partition."""
+        project = cls(image=image, labels=labels, items=[Item(n) for n in names], source=source)
+        project.validate()
+        return project
+
+    def validate(self) -> None:
+        """Check the invariants; raise ProjectError with a sentence if one is broken."""
+        img = self.image
+        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
+            raise ProjectError(f"The project image must be (H, W, 3); got {np.shape(img)}.")
+        if img.dtype != np.uint8:
+            raise ProjectError(f"The project image must be 8-bit; got {img.dtype}.")
+        try:
+            self.labels = check_labels(self.labels)
+        except DEditError as err:
+            raise ProjectError(str(err)) from err
+        if self.labels.shape != img.shape[:2]:
+            raise ProjectError(
+                f"The item map is {self.labels.shape[1]}x{self.labels.shape[0]} but the image "
+                f"is {img.shape[1]}x{img.shape[0]}."
+            )
+        if not self.items:
+            raise ProjectError("A project needs at least one item.")
+        if len(self.items) > MAX_ITEMS:
+            raise ProjectError(f"A project can hold at most {MAX_ITEMS} items.")
+        top = int(self.labels.max())
+        if top >= len(self.items):
+            raise ProjectError(
+                f"The item map uses item {top} but the project lists only {len(self.items)} items."
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the photo in pixels."""
+        return self.image.shape[0], self.image.shape[1]
+
+    @property
+    def prepared(self) -> bool:
+        return self.training is not None and "weights" in self.training
+
+    def item(self, index: int) -> Item:
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.items):
+            raise ProjectError(
+                f"There is no item {index}; this project has items 0 to {len(self.items) - 1}."
+            )
+        return self.items[index]
+
+    def rename(self, index: int, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise ProjectError("An item name cannot be empty.")
+        self.item(index).name = name
+
+    # ----- weights ----------------------------------------------------------------
+
+    def store_weights(self, tensors: dict, metadata: dict[str, str]) -> None:
+        """Keep learned tensors (``dict[str, torch.Tensor]``) with the project.
+
+        Written at once when the project has a folder (they can be large; the project
+        file is updated to name them in the same atomic step), else at the next save.
+        """
+        if self.folder is None:
+            self._pending_weights = (tensors, dict(metadata))
+            return
+        name = self._write_weights(self.folder, tensors, metadata)
+        training = dict(self.training or {})
+        training["weights"] = name
+        self.training = training
+        self.save()
+
+    def load_weights(self) -> tuple[dict, dict[str, str]]:
+        """The learned tensors and their metadata; ProjectError if not prepared or corrupt."""
+        if self._pending_weights is not None:
+            return self._pending_weights
+        if not self.prepared or self.folder is None:
+            raise ProjectError("This project has not been prepared yet; prepare it first.")
+        path = self.folder / self.training["weights"]
+        if not path.is_file():
+            raise ProjectError(
+                f"The learned weights file {path} is missing; prepare the project again."
+            )
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+            return load_file(str(path)), metadata
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ProjectError(
+                f"The learned weights file {path} is corrupt ({err}); prepare the project again."
+            ) from err
+
+    def forget_weights(self) -> None:
+        """Drop the prepared state (for example after the partition changed)."""
+        self.training = None
+        self._pending_weights = None
+
+    @staticmethod
+    def _write_weights(folder: Path, tensors: dict, metadata: dict[str, str]) -> str:
+        from safetensors.torch import save_file
+
+        name = f"weights-{uuid.uuid4().hex[:16]}.safetensors"
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(err, OSError):
+                raise ProjectError(_os_sentence(err, folder / name)) from err
+            raise
+        fsync_dir(folder)
+        return name
+
+    # ----- history ------------------------------------------------------------------
+
+    def apply(self, image: np.ndarray, labels: np.ndarray, entry: dict[str, Any]) -> None:
+        """Make an edited image the new base (multi-turn editing) and record it.
+
+        ``entry`` describes the edit (JSON-serialisable: kind, item, prompt, seed, ...);
+        the previous image and labels stay reachable from it for the history panel.
+        """
+        previous = (self.image, self.labels)
+        self.image, self.labels = image, labels
+        try:
+            self.validate()
+        except ProjectError:
+            self.image, self.labels = previous
+            raise
+        record = dict(entry)
+        record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record["_before"] = previous  # replaced by file names when saved
+        self.history.append(record)
+
+    # ----- saving -------------------------------------------------------------------
+
+    def save(self, folder: str | os.PathLike[str] | None = None) -> Path:
+        """Write the bundle atomically to ``folder`` (default: where it was loaded/saved)."""
+        target = Path(folder) if folder is not None else self.folder
+        if target is None:
+            raise ProjectError("Choose a folder to save the project in.")
+        self.validate()
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ProjectError(_os_sentence(err, target)) from err
+        if (target / PROJECT_FILE).exists() and target != self.folder:
+            _read_json(target)  # refuse to overwrite something that is not a project of ours
+
+        try:
+            doc = self._document(target)
+            payload = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+            atomic_write_bytes(target / PROJECT_FILE, payload)
+        except OSError as err:
+            raise ProjectError(_os_sentence(err, target)) from err
+        # Only now, with the new document in place, does the in-memory state follow it:
+        # history snapshots are dropped from memory (they are files now).
+        self.folder = target
+        self.training = doc["training"]
+        self.history = copy.deepcopy(doc["history"])
+        self._pending_weights = None
+        self._collect_garbage(target, doc)
+        return target
+
+    def _document(self, folder: Path) -> dict[str, Any]:
+        """Write every data file the document names (if absent) and return the document."""
+        history = []
+        for record in self.history:
+            record = dict(record)
+            before = record.pop("_before", None)
+            if before is not None:
+                record["image"] = _write_png(folder, "image", before[0])
+                record["labels"] = _write_png(folder, "labels", before[1])
+            history.append(record)
+        training = copy.deepcopy(self.training)
+        if self._pending_weights is not None:
+            training = dict(training or {})
+            training["weights"] = self._write_weights(folder, *self._pending_weights)
+        elif training and "weights" in training and self.folder not in (None, folder):
+            _copy_file(self.folder / training["weights"], folder / training["weights"])
+        # Snapshot references carry over so a "save as" keeps the whole history.
+        if self.folder not in (None, folder):
+            for record in history:
+                for key in ("image", "labels"):
+                    if key in record and not (folder / record[key]).exists():
+                        _copy_file(self.folder / record[key], folder / record[key])
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "app_version": __version__,
+            "source": self.source,
+            "size": [int(self.size[0]), int(self.size[1])],
+            "image": _write_png(folder, "image", self.image),
+            "labels": _write_png(folder, "labels", self.labels),
+            "items": [asdict(item) for item in self.items],
+            "settings": self.settings,
+            "training": training,
+            "history": history,
+        }
+
+    @staticmethod
+    def _collect_garbage(folder: Path, doc: dict[str, Any]) -> None:
+        keep = {doc["image"], doc["labels"], PROJECT_FILE}
+        if doc.get("training") and "weights" in doc["training"]:
+            keep.add(doc["training"]["weights"])
+        for record in doc["history"]:
+            keep.update(record.get(k) for k in ("image", "labels") if record.get(k))
+        for path in folder.iterdir():
+            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            if (_DATA_FILE.match(path.name) and path.name not in keep) or stale_tmp:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    # ----- loading ------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Project:
+        """Open a bundle; ProjectError with a sentence naming the file if anything is off."""
+        folder = Path(folder)
+        doc = _read_json(folder)
+        try:
+            items = [Item(**{k: str(v) for k, v in it.items()}) for it in doc["items"]]
+            image = _read_png(folder / doc["image"], "image")
+            labels = _read_png(folder / doc["labels"], "labels").astype(np.int32)
+            training = doc.get("training")
+            history = list(doc.get("history", []))
+            settings = dict(doc.get("settings") or {})
+            source = str(doc.get("source", ""))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ProjectError(
+                f"{folder / PROJECT_FILE} is missing a required entry ({err}); the file is damaged."
+            ) from err
+        if (
+            training is not None
+            and "weights" in training
+            and not ((folder / training["weights"]).is_file())
+        ):
+            raise ProjectError(
+                f"The learned weights file {folder / training['weights']} is missing; "
+                "prepare the project again."
+            )
+        project = cls(image, labels, items, settings, training, history, source, folder)
+        try:
+            project.validate()
+        except ProjectError as err:
+            raise ProjectError(f"{folder / PROJECT_FILE} does not match its files: {err}") from err
+        return project
+
+    def snapshot(self, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The image and labels from before a history entry was applied."""
+        before = record.get("_before")
+        if before is not None:
+            return before
+        if self.folder is None or "image" not in record:
+            raise ProjectError("This history entry has no saved picture to go back to.")
+        return (
+            _read_png(self.folder / record["image"], "image"),
+            _read_png(self.folder / record["labels"], "labels").astype(np.int32),
+        )
+
+
+# ----- file helpers ------------------------------------------------------------------
+
+
+def _content_name(kind: str, array: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"{kind}:{array.shape}:{array.dtype}".encode())
+    h.update(np.ascontiguousarray(array).data)
+    return f"{kind}-{h.hexdigest()[:16]}.png"
+
+
+def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
+    """Write ``array`` as ``kind-<hash>.png`` unless that exact content is already there."""
+    if kind == "labels":
+        array = np.ascontiguousarray(array, dtype=np.uint16)
+    name = _content_name(kind, array)
+    path = folder / name
+    if path.is_file():
+        return name
+    pixels = array if kind == "labels" else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ProjectError(f"Could not encode the {kind} as PNG.")
+    atomic_write_bytes(path, buf.tobytes())
+    return name
+
+
+def _read_png(path: Path, kind: str) -> np.ndarray:
+    if not _DATA_FILE.match(path.name) or not path.name.startswith(kind):
+        raise ProjectError(f"{path.name!r} is not a file name of a project {kind}; it is damaged.")
+    if not path.is_file():
+        raise ProjectError(f"The project file {path} is missing.")
+    data = np.fromfile(path, dtype=np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if pixels is None:
+        raise ProjectError(f"The project file {path} is not a readable PNG; it is damaged.")
+    if kind == "labels":
+        if pixels.ndim != 2 or pixels.dtype != np.uint16:
+            raise ProjectError(f"The item map {path} is not a 16-bit grayscale PNG.")
+        array = pixels
+    else:
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ProjectError(f"The project image {path} is not an 8-bit RGB PNG.")
+        array = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if _content_name(kind, array) != path.name:
+        raise ProjectError(f"The project file {path} does not match its checksum; it is damaged.")
+    return array
+
+
+def _read_json(folder: Path) -> dict[str, Any]:
+    path = folder / PROJECT_FILE
+    if not folder.exists():
+        raise ProjectError(f"There is no project at {folder}.")
+    if not path.is_file():
+        raise ProjectError(f"{folder} is not a D-Edit project: it has no {PROJECT_FILE}.")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ProjectError(f"{path} is not a text file; it is damaged.") from err
+    except json.JSONDecodeError as err:
+        raise ProjectError(f"{path} is damaged: {err.msg} at line {err.lineno}.") from err
+    except OSError as err:
+        raise ProjectError(_os_sentence(err, path)) from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ProjectError(f"{path} is not a D-Edit project file.")
+    version = doc.get("version")
+    if not isinstance(version, int):
+        raise ProjectError(f"{path} has no valid format version; it is damaged.")
+    if version > FORMAT_VERSION:
+        raise ProjectError(
+            f"{folder} was saved by a newer D-Edit Studio (format {version}; this version "
+            f"reads up to {FORMAT_VERSION}). Update D-Edit Studio to open it."
+        )
+    return doc
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    if not src.is_file():
+        raise ProjectError(f"The project file {src} is missing.")
+    atomic_write_bytes(dst, src.read_bytes())
+
+
+def _os_sentence(err: OSError, path: Path) -> str:
+    import errno
+
+    if err.errno == errno.ENOSPC:
+        return f"The disk is full: could not save to {path}. The previous save is unchanged."
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"No permission to write {path}. The previous save is unchanged."
+    return f"Could not save to {path} ({err.strerror or err}). The previous save is unchanged."

@@ -1,0 +1,51 @@
+"""Benchmarks: ours beside a reference implementation of the paper's formulation, same run.
+
+    python scripts/bench.py MODE [--quick | --full]
+
+MODE is one of the modules in ``scripts/benchmarks/`` (partition, attention, finetune,
+sample, segment, engine) or ``all``. ``--quick`` is the CPU profile (a couple of minutes);
+``--full`` adds full-size shapes and, where a GPU is present, full-size SDXL.
+Each mode prints a table: case, implementation, median time, peak memory, ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MODES = ["partition", "attention", "finetune", "sample", "segment", "engine"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=MODES + ["all"])
+    profile = parser.add_mutually_exclusive_group()
+    profile.add_argument("--quick", action="store_const", const="quick", dest="profile")
+    profile.add_argument("--full", action="store_const", const="full", dest="profile")
+    args = parser.parse_args(argv)
+    prof = args.profile or "quick"
+    modes = MODES if args.mode == "all" else [args.mode]
+    from benchmarks.common import print_table
+
+    for mode in modes:
+        try:
+            module = importlib.import_module(f"benchmarks.{mode}")
+        except ModuleNotFoundError as err:
+            if err.name == f"benchmarks.{mode}":
+                print(f"[{mode}] not implemented yet", flush=True)
+                continue
+            raise
+        print(f"\n== {mode} ({prof}) ==", flush=True)
+        print_table(module.run(prof))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

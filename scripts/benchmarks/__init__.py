@@ -1,0 +1,1 @@
+"""One module per ``scripts/bench.py`` mode; each exposes ``run(profile) -> list[Row]``."""

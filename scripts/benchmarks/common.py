@@ -1,0 +1,121 @@
+"""Timing, peak-memory measurement and the table every benchmark prints."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass
+class Row:
+    """One measured implementation of one case; ``ratio`` is reference time / this time."""
+
+    case: str
+    impl: str
+    seconds: float | None  # median wall time; None when the case was skipped (see note)
+    peak_mb: float | None  # peak extra RSS (CPU) or allocated VRAM (GPU) during the call
+    ratio: float | None = None
+    note: str = ""
+
+
+class _RssSampler:
+    """Samples this process's RSS on a thread: catches peaks inside C code numpy calls."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _RssSampler:
+        gc.collect()
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    @property
+    def extra_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def measure(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median seconds over ``repeats`` calls and peak extra memory (MB) of one call.
+
+    On CUDA (when ``fn`` uses it) the peak is ``torch.cuda.max_memory_allocated``;
+    otherwise the process RSS sampled during a separate, untimed call.
+    """
+    cuda = _cuda_in_use()
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(cuda)
+        t0 = time.perf_counter()
+        fn()
+        _sync(cuda)
+        times.append(time.perf_counter() - t0)
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        with _RssSampler() as s:
+            fn()
+        peak = s.extra_mb
+    return statistics.median(times), peak
+
+
+def _cuda_in_use() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _sync(cuda: bool) -> None:
+    if cuda:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def with_ratios(ours: Row, reference: Row) -> list[Row]:
+    """Fill ``ours.ratio`` as reference time / our time (above 1 means we are faster)."""
+    if ours.seconds and reference.seconds:
+        ours.ratio = reference.seconds / ours.seconds
+        reference.ratio = 1.0
+    return [ours, reference]
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'case':<34} {'impl':<22} {'median s':>10} {'peak MB':>10} {'ratio':>7}  note"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        sec = f"{r.seconds:.4f}" if r.seconds is not None else "-"
+        mem = f"{r.peak_mb:.1f}" if r.peak_mb is not None else "-"
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        print(f"{r.case:<34} {r.impl:<22} {sec:>10} {mem:>10} {ratio:>7}  {r.note}", flush=True)

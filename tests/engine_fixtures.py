@@ -1,0 +1,1 @@
+"""Session fixtures for engine tests (tiny random models built offline)."""

@@ -1,0 +1,284 @@
+"""The project bundle: exact round trip, atomic saves (kill -9 included), clear errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dedit_app import atomic
+from dedit_app.errors import ProjectError
+from dedit_app.project import PROJECT_FILE, Item, Project
+
+
+def make_project(seed: int = 0, h: int = 48, w: int = 64, k: int = 3) -> Project:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    labels = rng.integers(0, k, (h, w)).astype(np.int32)
+    p = Project.new(image, labels, [f"thing {i}" for i in range(k)], source="photo.jpg")
+    p.items[1].prompt = "a white handbag ✓"
+    p.items[2].tokens = "#thing2 #thing2_1"
+    p.settings = {"steps": 20, "guidance": 3.0, "edge": 24}
+    return p
+
+
+def assert_same(a: Project, b: Project) -> None:
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.labels.dtype == b.labels.dtype == np.int32
+    assert a.items == b.items
+    assert a.settings == b.settings
+    assert a.source == b.source
+
+
+def test_round_trip_is_exact(tmp_path):
+    p = make_project()
+    p.labels[0, 0] = 2
+    p.save(tmp_path / "a.dedit")
+    q = Project.load(tmp_path / "a.dedit")
+    assert_same(p, q)
+    doc = json.loads((tmp_path / "a.dedit" / PROJECT_FILE).read_text())
+    assert doc["version"] == 1 and doc["size"] == [48, 64]
+
+
+def test_many_items_survive_16_bit_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3000, (40, 40)).astype(np.int32)
+    labels.flat[0] = 2999
+    p = Project.new(np.zeros((40, 40, 3), np.uint8), labels, [str(i) for i in range(3000)])
+    q = Project.load(p.save(tmp_path / "many.dedit"))
+    np.testing.assert_array_equal(q.labels, labels)
+
+
+def test_weights_round_trip_and_pending_until_first_save(tmp_path):
+    p = make_project()
+    tensors = {"emb.1": torch.randn(3, 8), "unet.q": torch.randn(4, 4, dtype=torch.float16)}
+    p.store_weights(tensors, {"base": "tiny-sdxl", "n_tokens": "5"})
+    assert not (tmp_path / "w.dedit").exists()
+    p.training = {"base": "tiny-sdxl"}
+    p.save(tmp_path / "w.dedit")
+    assert p.prepared
+    q = Project.load(tmp_path / "w.dedit")
+    loaded, meta = q.load_weights()
+    assert meta == {"base": "tiny-sdxl", "n_tokens": "5"}
+    for k, v in tensors.items():
+        assert torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype
+    # A second store replaces the first and the old file is deleted.
+    old = q.training["weights"]
+    q.store_weights({"emb.1": torch.zeros(1)}, {"base": "tiny-sdxl"})
+    assert not (tmp_path / "w.dedit" / old).exists()
+    assert Project.load(tmp_path / "w.dedit").load_weights()[0]["emb.1"].shape == (1,)
+
+
+def test_unprepared_project_says_so(tmp_path):
+    p = make_project()
+    p.save(tmp_path / "u.dedit")
+    with pytest.raises(ProjectError, match="not been prepared"):
+        Project.load(tmp_path / "u.dedit").load_weights()
+
+
+def test_history_snapshots_survive_save_and_load(tmp_path):
+    p = make_project()
+    first_image, first_labels = p.image.copy(), p.labels.copy()
+    edited = p.image.copy()
+    edited[:10] = 255
+    p.apply(edited, p.labels.copy(), {"kind": "text", "item": 1, "prompt": "red"})
+    p.save(tmp_path / "h.dedit")
+    q = Project.load(tmp_path / "h.dedit")
+    np.testing.assert_array_equal(q.image, edited)
+    assert q.history[0]["kind"] == "text"
+    img, lab = q.snapshot(q.history[0])
+    np.testing.assert_array_equal(img, first_image)
+    np.testing.assert_array_equal(lab, first_labels)
+    # "Save as" elsewhere carries the snapshots along.
+    q.save(tmp_path / "copy.dedit")
+    r = Project.load(tmp_path / "copy.dedit")
+    np.testing.assert_array_equal(r.snapshot(r.history[0])[0], first_image)
+
+
+def test_newer_version_is_refused_with_a_sentence(tmp_path):
+    folder = make_project().save(tmp_path / "n.dedit")
+    doc = json.loads((folder / PROJECT_FILE).read_text())
+    doc["version"] = 99
+    (folder / PROJECT_FILE).write_text(json.dumps(doc))
+    with pytest.raises(ProjectError, match="newer D-Edit Studio.*format 99.*Update"):
+        Project.load(folder)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / PROJECT_FILE).unlink(), "has no project.json"),
+        (lambda f: (f / PROJECT_FILE).write_text("{not json"), "project.json is damaged"),
+        (lambda f: (f / PROJECT_FILE).write_bytes(b"\xff\xfe\x00"), "not a text file"),
+        (lambda f: (f / PROJECT_FILE).write_text('{"format": "x"}'), "not a D-Edit project"),
+        (lambda f: next(f.glob("labels-*.png")).unlink(), r"labels-.*\.png is missing"),
+        (lambda f: next(f.glob("image-*.png")).write_bytes(b"\x89PNG broken"), "not a readable"),
+        (lambda f: _swap_png(f), "checksum"),
+        (lambda f: _drop_items(f), "does not match its files"),
+        (lambda f: _point_outside(f), "not a file name of a project"),
+    ],
+)
+def test_damaged_bundles_fail_naming_the_file(tmp_path, damage, message):
+    folder = make_project().save(tmp_path / "d.dedit")
+    damage(folder)
+    with pytest.raises(ProjectError, match=message):
+        Project.load(folder)
+
+
+def _swap_png(folder: Path) -> None:
+    import cv2
+
+    path = next(folder.glob("image-*.png"))
+    cv2.imwrite(str(path), np.zeros((48, 64, 3), np.uint8))
+
+
+def _drop_items(folder: Path) -> None:
+    doc = json.loads((folder / PROJECT_FILE).read_text())
+    doc["items"] = doc["items"][:1]
+    (folder / PROJECT_FILE).write_text(json.dumps(doc))
+
+
+def _point_outside(folder: Path) -> None:
+    doc = json.loads((folder / PROJECT_FILE).read_text())
+    doc["image"] = "../../secret.png"
+    (folder / PROJECT_FILE).write_text(json.dumps(doc))
+
+
+def test_missing_folder_and_unsaved_project(tmp_path):
+    with pytest.raises(ProjectError, match="no project at"):
+        Project.load(tmp_path / "nowhere.dedit")
+    with pytest.raises(ProjectError, match="Choose a folder"):
+        make_project().save()
+
+
+def test_invalid_documents_are_refused_before_writing(tmp_path):
+    p = make_project()
+    p.labels = p.labels[:10]
+    with pytest.raises(ProjectError, match="item map is 64x10 but the image is 64x48"):
+        p.save(tmp_path / "x.dedit")
+    assert not (tmp_path / "x.dedit" / PROJECT_FILE).exists()
+    with pytest.raises(ProjectError, match="uses item 5"):
+        Project.new(np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 5), ["a"])
+
+
+def test_full_disk_keeps_previous_save(tmp_path, monkeypatch):
+    folder = tmp_path / "f.dedit"
+    p = make_project()
+    p.save(folder)
+    p.items[0].name = "renamed"
+    p.image = 255 - p.image
+
+    real = atomic.atomic_writer
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for target in ("image-", "project.json"):
+        calls = []
+
+        def writer(path, _target=target, _calls=calls):
+            _calls.append(path)
+            if Path(path).name.startswith(_target):
+                return full(path)
+            return real(path)
+
+        monkeypatch.setattr(atomic, "atomic_writer", writer)
+        with pytest.raises(ProjectError, match="disk is full.*previous save is unchanged"):
+            p.save()
+        monkeypatch.setattr(atomic, "atomic_writer", real)
+        q = Project.load(folder)
+        assert q.items[0].name == "thing 0"
+        np.testing.assert_array_equal(q.image, make_project().image)
+
+
+def test_interrupted_at_every_rename_leaves_a_loadable_project(tmp_path, monkeypatch):
+    """Fail the n-th rename of a save for every n: the folder always loads, old or new."""
+    folder = tmp_path / "r.dedit"
+    old = make_project(seed=1)
+    old.save(folder)
+    real_replace = os.replace
+    n = 0
+    while True:
+        new = make_project(seed=2, k=4)
+        count = {"i": 0}
+
+        def failing_replace(src, dst, _limit=n, _count=count):
+            if _count["i"] == _limit:
+                raise OSError(errno.EIO, "simulated crash")
+            _count["i"] += 1
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", failing_replace)
+        try:
+            new.save(folder)
+            done = True
+        except ProjectError:
+            done = False
+        monkeypatch.setattr(os, "replace", real_replace)
+        loaded = Project.load(folder)
+        assert_same(loaded, new if done else old)
+        if done:
+            break
+        n += 1
+    assert n >= 2  # image, labels and project.json were each interrupted once
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from dedit_app.project import Project
+    folder = sys.argv[1]
+    i = 0
+    while True:
+        rng = np.random.default_rng(i)
+        side = 64 + (i % 5) * 16
+        img = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        lab = rng.integers(0, 3, (side, side)).astype(np.int32)
+        p = Project.new(img, lab, ["a", "b", "c"])
+        p.settings = {"version": i}
+        p.save(folder)
+        print(i, flush=True)
+        i += 1
+    """
+)
+
+
+def test_kill_9_during_saves_never_corrupts(tmp_path):
+    folder = tmp_path / "k.dedit"
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(folder)],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()  # at least one complete save exists
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        loaded = Project.load(folder)  # must not raise
+        i = loaded.settings["version"]
+        expected = np.random.default_rng(i).integers(0, 256, loaded.image.shape, dtype=np.uint8)
+        np.testing.assert_array_equal(loaded.image, expected)
+
+
+def test_item_lookup_and_rename():
+    p = make_project()
+    p.rename(0, "  bag ")
+    assert p.items[0] == Item("bag")
+    with pytest.raises(ProjectError, match="no item 7.*0 to 2"):
+        p.item(7)
+    with pytest.raises(ProjectError, match="cannot be empty"):
+        p.rename(1, "   ")
