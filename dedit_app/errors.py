@@ -14,6 +14,10 @@ class ImageLoadError(DEditError):
     """An image file is missing, unreadable, corrupt, or too large."""
 
 
+class ImageSaveError(DEditError):
+    """An image could not be written (unknown extension, full disk, no permission)."""
+
+
 class ProjectError(DEditError):
     """A project bundle is missing, corrupt, or from a newer version."""
 

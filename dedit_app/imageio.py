@@ -1,0 +1,562 @@
+"""Image files in and out, SDXL buckets, and full-resolution compositing.
+
+Conventions: images are ``(H, W, 3)`` uint8 RGB arrays, label maps ``(H, W)`` int arrays,
+sizes are ``(height, width)``, x = column (right), y = row (down).
+
+Loading turns whatever a user drops on the editor into an opaque 8-bit sRGB-ish photo, or
+raises :class:`~dedit_app.errors.ImageLoadError` with one sentence naming the file and the
+problem. Nothing partially decoded ever comes back. The model works in a *bucket* (about one
+megapixel for SDXL, sides multiples of 64, the photo's aspect ratio); :func:`composite`
+puts the generated bucket image back at the photo's own resolution so that every kept pixel
+is byte-identical to the input. docs/IMAGES.md is the user-facing version of this.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms
+
+from dedit_app.atomic import atomic_writer
+from dedit_app.errors import ImageLoadError, ImageSaveError
+
+# Our own limit, checked on the header before any pixel is decoded. 100 MP covers every
+# camera we know of (a 100 MP photo is already ~300 MB as RGB) and stops decompression bombs.
+MAX_PIXELS = 100_000_000
+
+# Pillow can open many more formats; some (EPS) run external programs on load, so we accept
+# only plain raster formats. (Multi-picture JPEGs from phones, "MPO", come through "JPEG".)
+READ_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+_ORIENTATION_TAG = 0x0112
+_WHITE = 255
+
+
+class _UnsupportedMode(Exception):
+    """Pillow decoded the pixels but has no conversion from their mode to RGB."""
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as an opaque ``(H, W, 3)`` uint8 RGB array, upright.
+
+    Accepts PNG, JPEG (including multi-picture JPEGs), WebP, TIFF, BMP and GIF (first frame
+    or page of multi-frame files). The EXIF orientation is applied to the pixels. Conversions:
+
+    - grayscale and bilevel: copied to the three channels;
+    - palette: expanded; palette transparency is treated as alpha;
+    - alpha (LA, RGBA, transparent palette or tRNS colour): composited on **white**, because
+      the editor edits opaque photos and a white page is what a designer sees behind a cut-out;
+    - 16 bits per channel (gray or colour, PNG or TIFF): scaled ``round(v * 255 / 65535)``,
+      so 65535 -> 255 and 32768 -> 128 (never clipped);
+    - 32-bit float (TIFF): read as 0.0 = black, 1.0 = white, clipped to that range;
+    - CMYK (JPEG, TIFF): converted through its embedded ICC profile when it has one, else by
+      Pillow's formula (Adobe's inverted CMYK JPEGs are handled by Pillow); Lab (TIFF):
+      converted to sRGB.
+
+    Raises ImageLoadError for missing, unreadable, empty, non-image, truncated or corrupt
+    files and for images over ``max_pixels`` (checked on the header, before decoding).
+    """
+    name = os.fspath(path)
+    try:
+        f = open(name, "rb")  # noqa: SIM115 -- closed in the finally below
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name} does not exist.") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"{name} is a folder, not an image file.") from None
+    except PermissionError:
+        raise ImageLoadError(f"{name} cannot be opened: permission denied.") from None
+    except OSError as e:
+        raise ImageLoadError(f"{name} cannot be opened: {_reason(e)}.") from None
+    try:
+        return _load_from(f, name, max_pixels)
+    finally:
+        f.close()
+
+
+def _load_from(f: io.BufferedReader, name: str, max_pixels: int) -> np.ndarray:
+    if os.fstat(f.fileno()).st_size == 0:
+        raise ImageLoadError(f"{name} is empty (0 bytes), so it is not an image.")
+    im = _open(f, name, max_pixels)
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageLoadError(_too_big(name, (width, height), max_pixels))
+    if width == 0 or height == 0:
+        raise ImageLoadError(f"{name} has no pixels ({width} × {height}).")
+
+    deep = _is_deep_colour(im)  # before anything loads pixels: loading clears the tile list
+    try:
+        # LOAD_TRUNCATED_IMAGES stays False: a short file raises here instead of coming back
+        # grey at the bottom. Deep colour files are decoded twice; this pass proves they are
+        # complete.
+        im.load()
+        orientation = _orientation(im)
+        rgb = _deep_colour(f, im) if deep else None
+        if rgb is None:
+            rgb = _to_rgb8(im)
+    except MemoryError:
+        raise ImageLoadError(
+            f"{name} ({width} × {height} pixels) is too large to decode in the memory available."
+        ) from None
+    except _UnsupportedMode:
+        raise ImageLoadError(
+            f"{name} uses the colour mode {im.mode}, which the editor cannot convert to RGB."
+        ) from None
+    except Exception as e:  # decoders report damage as OSError, SyntaxError, EOFError, ...
+        raise ImageLoadError(f"{name} is truncated or corrupt ({_reason(e)}).") from None
+    return np.ascontiguousarray(apply_orientation(rgb, orientation))
+
+
+def _open(f: io.BufferedReader, name: str, max_pixels: int, quiet: bool = False) -> Image.Image:
+    """Parse the header (no pixels yet), mapping every failure to ImageLoadError."""
+    try:
+        f.seek(0)
+        if not quiet:
+            return Image.open(f, formats=READ_FORMATS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(f, formats=READ_FORMATS)
+    except Image.DecompressionBombWarning as e:
+        # Pillow warns above ~89 MP and someone turned warnings into errors: our limit rules.
+        size = _header_size(f)
+        if quiet or size is None or size[0] * size[1] > max_pixels:
+            raise ImageLoadError(_too_big(name, size, max_pixels, e)) from None
+        return _open(f, name, max_pixels, quiet=True)
+    except Image.DecompressionBombError as e:
+        # Pillow refused on the header alone (its limit is ~179 MP). Re-read the header
+        # without its check only to say how big the image is.
+        raise ImageLoadError(_too_big(name, _header_size(f), max_pixels, e)) from None
+    except Image.UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{name} is not an image the editor can read "
+            "(it reads PNG, JPEG, WebP, TIFF, BMP and GIF)."
+        ) from None
+    except Exception as e:  # any other failure while parsing an untrusted header
+        raise ImageLoadError(f"{name} is truncated or corrupt ({_reason(e)}).") from None
+
+
+def _reason(e: BaseException) -> str:
+    text = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
+    return text.strip().rstrip(".")
+
+
+def _too_big(
+    name: str, size: tuple[int, int] | None, max_pixels: int, err: Exception | None = None
+) -> str:
+    limit = f"{max_pixels / 1e6:g} megapixels"
+    if size is not None:
+        w, h = size
+        return (
+            f"{name} is {w} × {h} pixels ({_megapixels(w * h)} megapixels); the limit is {limit}."
+        )
+    match = re.search(r"\((\d+) pixels\)", str(err or ""))
+    if match:
+        mp = _megapixels(int(match.group(1)))
+        return f"{name} is {mp} megapixels; the limit is {limit}."
+    return f"{name} has more pixels than the limit of {limit}."
+
+
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1e6
+    return f"{mp:.0f}" if mp >= 10 else f"{mp:.1f}"
+
+
+def _header_size(f: io.BufferedReader) -> tuple[int, int] | None:
+    """Width and height from the header by the format plug-in itself, bypassing Pillow's
+    bomb check (it runs after the plug-in has parsed the header). Best effort: only used to
+    word the error message."""
+    try:
+        Image.init()
+        f.seek(0)
+        prefix = f.read(16)
+        for fmt in READ_FORMATS:
+            factory, accept = Image.OPEN[fmt]
+            if accept is None or accept(prefix):
+                f.seek(0)
+                return tuple(factory(f, None).size)  # type: ignore[return-value]
+    except Exception:
+        return None
+    return None
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:
+        return 1  # unreadable EXIF: the pixels are fine, show them as stored
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an array stored with EXIF ``orientation`` (1..8) upright, like
+    ``PIL.ImageOps.exif_transpose``. Works on any ``(H, W, ...)`` array; returns a view."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],  # mirror left-right
+        3: lambda a: a[::-1, ::-1],  # rotate 180
+        4: lambda a: a[::-1, :],  # mirror top-bottom
+        5: lambda a: a.swapaxes(0, 1),  # transpose
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],  # rotate 90 clockwise
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transverse
+        8: lambda a: a.swapaxes(0, 1)[::-1, :],  # rotate 90 counter-clockwise
+    }
+    return ops.get(orientation, ops[1])(image)
+
+
+def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray, full: int) -> np.ndarray:
+    """``rgb`` over white with ``alpha`` (both integer, 0..full) -> uint8, rounded."""
+    a = alpha.astype(np.float32)[..., None] / full
+    c = rgb.astype(np.float32) * (255.0 / full)
+    out = c * a + _WHITE * (1.0 - a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    """16-bit -> 8-bit as round(v / 257); there are no ties because 257 is odd."""
+    v = np.clip(values, 0, 65535).astype(np.uint32)
+    return ((v + 128) // 257).astype(np.uint8)
+
+
+def _gray3(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return np.asarray(im)
+    if mode in ("1", "L") and "transparency" not in im.info:
+        return _gray3(np.asarray(im.convert("L")))
+    if mode in ("P", "PA", "L", "RGB", "LA", "La", "RGBA", "RGBa"):
+        if mode == "P" and "transparency" not in im.info:
+            return np.asarray(im.convert("RGB"))
+        rgba = np.asarray(im.convert("RGBA"))  # applies palette / tRNS transparency
+        return _composite_on_white(rgba[..., :3], rgba[..., 3], 255)
+    if mode.startswith("I;16") or mode == "I":
+        # 'I' (32-bit int) comes from 16-bit sources in older Pillow and some TIFF writers;
+        # we read it on the 16-bit scale.
+        return _gray3(_to_8bit(np.asarray(im).astype(np.int64)))
+    if mode == "F":
+        f = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        return _gray3(np.clip(np.rint(np.clip(f, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8))
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(im))
+    if mode == "LAB":  # Pillow's plain convert() misreads Lab as if it were YCbCr
+        lab_to_srgb = ImageCms.buildTransform(
+            ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
+        )
+        return np.asarray(ImageCms.applyTransform(im, lab_to_srgb))
+    try:
+        return np.asarray(im.convert("RGB"))  # YCbCr, LAB, HSV, ...
+    except ValueError as e:
+        raise _UnsupportedMode(mode) from e
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            out = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            if out is not None:
+                return out
+        except Exception:
+            pass  # a broken profile: fall back to the plain formula below
+    return im.convert("RGB")
+
+
+def _is_deep_colour(im: Image.Image) -> bool:
+    """16-bit colour PNG/TIFF: Pillow keeps only the high byte, so decode those ourselves."""
+    if im.mode not in ("RGB", "RGBA") or im.format not in ("PNG", "TIFF"):
+        return False
+    for tile in im.tile or []:
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return True
+    # Some TIFF layouts have no tile list to read; ask the TIFF tags instead.
+    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    return bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) == 16
+
+
+def _deep_colour(f: io.BufferedReader, im: Image.Image) -> np.ndarray | None:
+    """Decode a 16-bit colour PNG/TIFF with OpenCV to scale 16 -> 8 bits by rounding.
+    None when OpenCV disagrees about the file (then Pillow's high byte is used)."""
+    f.seek(0)
+    data = np.frombuffer(f.read(), dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        return None
+    if arr.shape[:2] != (im.size[1], im.size[0]) or arr.shape[2] not in (3, 4):
+        return None
+    rgb = arr[..., 2::-1]  # OpenCV is BGR(A)
+    if arr.shape[2] == 4:
+        return _composite_on_white(rgb, arr[..., 3], 65535)
+    return _to_8bit(rgb)
+
+
+# --------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------
+
+
+def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
+    """Write ``image`` ((H, W, 3) uint8 RGB, or (H, W) gray) to ``path`` atomically.
+
+    The format comes from the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. ``quality``
+    (1..100) applies to JPEG and WebP; WebP at 100 is lossless; JPEG at 90 or above keeps
+    full colour resolution (4:4:4). PNG and TIFF are lossless. No metadata is written: the
+    pixels are already upright, so no EXIF orientation is needed.
+
+    The file is encoded in memory first and then replaces ``path`` in one rename, so a
+    failure (full disk, no permission, missing folder) leaves any existing file untouched
+    and raises ImageSaveError with a sentence naming the file.
+    """
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    fmt = SAVE_FORMATS.get(suffix)
+    if fmt is None:
+        what = f"the extension '{suffix}'" if suffix else "no extension"
+        raise ImageSaveError(
+            f"{name} has {what}; images are saved as .png, .jpg, .jpeg, .webp, .tif or .tiff."
+        )
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+    ):
+        raise ValueError(
+            f"save_image needs (H, W, 3) or (H, W) uint8, got {image.dtype} {image.shape}"
+        )
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be 1..100, got {quality}")
+
+    buf = io.BytesIO()
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if fmt == "JPEG":
+        pil.save(buf, "JPEG", quality=int(quality), subsampling=0 if quality >= 90 else 2)
+    elif fmt == "WEBP":
+        pil.save(buf, "WEBP", quality=int(quality), lossless=quality >= 100)
+    elif fmt == "TIFF":
+        pil.save(buf, "TIFF", compression="tiff_deflate")
+    else:
+        pil.save(buf, "PNG")
+
+    try:
+        with atomic_writer(name) as f:
+            f.write(buf.getbuffer())
+    except OSError as e:
+        raise ImageSaveError(_save_failure(name, e)) from e
+
+
+def _save_failure(name: str, e: OSError) -> str:
+    kept = "any existing file there is unchanged"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{name} could not be saved because the disk is full; {kept}."
+    if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+        return f"{name} could not be saved: permission denied; {kept}."
+    if isinstance(e, IsADirectoryError):
+        return f"{name} could not be saved because it is a folder."
+    if isinstance(e, FileNotFoundError):
+        return f"{name} could not be saved because the folder {Path(name).parent} does not exist."
+    return f"{name} could not be saved ({_reason(e)}); {kept}."
+
+
+# --------------------------------------------------------------------------------------
+# Buckets and resizing
+# --------------------------------------------------------------------------------------
+
+
+def choose_bucket(
+    height: int,
+    width: int,
+    *,
+    area: int = 1024 * 1024,
+    multiple: int = 64,
+    max_aspect: float = 4.0,
+) -> tuple[int, int]:
+    """The model resolution ``(bucket_h, bucket_w)`` for a ``height x width`` photo.
+
+    Both sides are multiples of ``multiple``, the area is at most ``area`` and, whenever the
+    grid allows it, at least 90% of it; among those, the aspect ratio is the closest to the
+    photo's (ties go to the larger area). SDXL: the defaults (about one megapixel, e.g. a 3:2
+    photo -> 832 x 1216); SD 1.5: ``area=512*512``.
+
+    Aspect ratios beyond ``max_aspect`` : 1 (default 4:1, either way) are clamped to it: a
+    panorama gets a 4:1 bucket and is squeezed into it, and :func:`composite` stretches the
+    result back, because SDXL was never trained on narrower strips. The function is
+    symmetric: swapping height and width swaps the bucket.
+    """
+    if height <= 0 or width <= 0 or multiple <= 0 or area <= 0:
+        raise ValueError(f"choose_bucket needs positive sizes, got {height}x{width}")
+    if height > width:
+        bw, bh = choose_bucket(width, height, area=area, multiple=multiple, max_aspect=max_aspect)
+        return bh, bw
+    target = math.log(min(width / height, max(1.0, max_aspect)))  # log(w/h) >= 0
+    cells = area // (multiple * multiple)  # the area budget in multiple x multiple cells
+    if cells < 1:
+        return multiple, multiple
+    best: tuple[float, int, int, int] | None = None
+    for h in range(1, math.isqrt(cells) + 1):  # h <= w since the photo is landscape
+        # Widths that keep the area in [90%, 100%] of the budget (h = 1, w = cells always
+        # does, so the band is never empty); for a fixed h the best aspect is the ideal width
+        # rounded either way and clamped into the band.
+        w_lo, w_hi = max(h, math.ceil(0.9 * cells / h)), cells // h
+        if w_lo > w_hi:
+            continue
+        ideal = h * math.exp(target)
+        for w in {min(max(math.floor(ideal), w_lo), w_hi), min(max(math.ceil(ideal), w_lo), w_hi)}:
+            key = (abs(math.log(w / h) - target), -h * w, h, w)  # aspect, then larger area
+            if best is None or key < best:
+                best = key
+    assert best is not None
+    h, w = best[2], best[3]
+    return h * multiple, w * multiple
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``image`` ((H, W) or (H, W, C), uint8 or float32) to ``size = (h, w)``.
+
+    Area averaging where a side shrinks (no aliasing), bicubic where it grows (sharp), each
+    axis on its own when one shrinks and the other grows; pixel-centre aligned; uint8 results
+    are saturated to 0..255. Returns a new array (a copy when the size is unchanged).
+    """
+    h, w = int(size[0]), int(size[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"resize_image needs a positive size, got {size}")
+    src_h, src_w = image.shape[:2]
+    if (h, w) == (src_h, src_w):
+        return image.copy()
+
+    def interp(shrink: bool) -> int:
+        return cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+
+    image = np.ascontiguousarray(image)
+    if (h <= src_h) == (w <= src_w) or h == src_h or w == src_w:
+        out = cv2.resize(image, (w, h), interpolation=interp(h <= src_h and w <= src_w))
+    else:
+        out = cv2.resize(image, (w, src_h), interpolation=interp(w <= src_w))
+        out = cv2.resize(out, (w, h), interpolation=interp(h <= src_h))
+    if out.ndim == 2 and image.ndim == 3:  # OpenCV drops a single channel axis
+        out = out[..., None]
+    return out
+
+
+def _nearest_index(src: int, dst: int) -> np.ndarray:
+    """Source index for each destination index, sampling at pixel centres: the source pixel
+    ``floor((i + 0.5) * src / dst)`` under the centre of output pixel ``i``. Integer
+    arithmetic, so it is exact; where that point lies exactly on a pixel boundary (e.g. every
+    pixel of a 2x shrink) OpenCV and Pillow may pick the other side through float rounding."""
+    i = np.arange(dst, dtype=np.int64)
+    return (2 * i + 1) * src // (2 * dst)
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a label map ``(H, W)`` to ``size = (h, w)`` by nearest sampling at pixel centres.
+
+    The output keeps the dtype and contains only values of the input. Every item that
+    contains a ``ceil(H / h) x ceil(W / w)`` rectangle of pixels (one output pixel's
+    footprint, rounded up) is still present; thinner items may vanish when shrinking.
+    Enlarging keeps every item. The same as ``cv2.INTER_NEAREST_EXACT`` except where a sample
+    point lies exactly on a pixel boundary; works for any integer dtype.
+    """
+    h, w = int(size[0]), int(size[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"resize_labels needs a positive size, got {size}")
+    src_h, src_w = labels.shape[:2]
+    rows = _nearest_index(src_h, h)
+    cols = _nearest_index(src_w, w)
+    return labels[rows[:, None], cols[None, :]]
+
+
+# --------------------------------------------------------------------------------------
+# Compositing
+# --------------------------------------------------------------------------------------
+
+_BAND_ROWS = 512  # rows blended at a time: bounds float temporaries on 100 MP photos
+
+
+def composite(
+    original: np.ndarray,
+    generated: np.ndarray,
+    keep: np.ndarray,
+    feather: np.ndarray | None = None,
+) -> np.ndarray:
+    """Put a generated image back into the full-resolution photo.
+
+    original: (H, W, 3) uint8, the photo at its own resolution.
+    generated: (h, w, 3) uint8 at any size (usually the bucket); resized to (H, W) with
+        :func:`resize_image` (bicubic up, area down).
+    keep: (H, W) bool; these pixels are copied from ``original`` byte for byte, whatever
+        ``feather`` says.
+    feather: optional (H, W) float in [0, 1] (clipped): the weight of the generated image on
+        pixels outside ``keep`` (default 1 everywhere), e.g. :func:`feather_weights`.
+
+    Returns a new (H, W, 3) uint8 array: ``original`` on keep, elsewhere
+    ``round(original + feather * (generated - original))``.
+    """
+    if original.dtype != np.uint8 or original.ndim != 3 or original.shape[2] != 3:
+        raise ValueError(f"original must be (H, W, 3) uint8, got {original.dtype} {original.shape}")
+    if generated.dtype != np.uint8 or generated.ndim != 3 or generated.shape[2] != 3:
+        raise ValueError(
+            f"generated must be (h, w, 3) uint8, got {generated.dtype} {generated.shape}"
+        )
+    height, width = original.shape[:2]
+    if keep.shape != (height, width):
+        raise ValueError(f"keep is {keep.shape}, the original is {(height, width)}")
+    if feather is not None and feather.shape != (height, width):
+        raise ValueError(f"feather is {feather.shape}, the original is {(height, width)}")
+
+    gen = resize_image(generated, (height, width))
+    edit = ~keep.astype(bool, copy=False)
+    out = original.copy()
+    if feather is None:
+        out[edit] = gen[edit]
+        return out
+    for r0 in range(0, height, _BAND_ROWS):
+        r1 = min(height, r0 + _BAND_ROWS)
+        e = edit[r0:r1]
+        f = np.clip(np.asarray(feather[r0:r1][e], dtype=np.float32), 0.0, 1.0)[:, None]
+        o = original[r0:r1][e].astype(np.float32)
+        g = gen[r0:r1][e].astype(np.float32)
+        out[r0:r1][e] = np.clip(np.rint(o + f * (g - o)), 0, 255).astype(np.uint8)
+    return out
+
+
+def feather_weights(keep: np.ndarray, width: float) -> np.ndarray:
+    """Blend weights for a seamless edge just inside the generated side of ``keep``.
+
+    keep: (H, W) bool. Returns (H, W) float32: 0 on keep, ``d / width`` at Euclidean distance
+    ``d`` (pixel centres) from the nearest keep pixel, reaching 1 at ``width`` pixels and
+    beyond. ``width <= 0`` gives a hard edge (1 everywhere outside keep); no keep pixel at
+    all gives 1 everywhere.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    outside = (~keep).astype(np.float32)
+    if width <= 0 or not keep.any() or keep.all():
+        return outside
+    # OpenCV measures the distance to the nearest zero pixel; the precise mask is exact L2.
+    dist = cv2.distanceTransform(
+        (~keep).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE, dstType=cv2.CV_32F
+    )
+    return np.minimum(dist / np.float32(width), np.float32(1.0)).astype(np.float32)

@@ -1,0 +1,515 @@
+"""Image I/O: bad-input corpus, modes and orientation, saving, buckets, resizing, compositing."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import image_corpus as corpus
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+import dedit_app.imageio as imageio
+from dedit_app.atomic import atomic_writer
+from dedit_app.errors import DEditError, ImageLoadError
+from dedit_app.imageio import (
+    ImageSaveError,
+    choose_bucket,
+    composite,
+    feather_weights,
+    load_image,
+    resize_image,
+    resize_labels,
+    save_image,
+)
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def load_error(path) -> str:
+    """The message load_image raises for ``path``; fails the test if it loads."""
+    with pytest.raises(ImageLoadError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert str(path) in message, "the message must name the file"
+    assert message.endswith("."), "the message must be one sentence"
+    return message
+
+
+# ---------------------------------------------------------------- files that must be refused
+
+
+@pytest.mark.parametrize("make", [corpus.make_truncated_png, corpus.make_truncated_jpeg])
+def test_truncated_files_are_refused_not_half_decoded(tmp_path, make):
+    assert "truncated or corrupt" in load_error(make(tmp_path))
+
+
+def test_zero_byte_file(tmp_path):
+    assert "empty (0 bytes)" in load_error(corpus.make_zero_byte(tmp_path))
+
+
+@pytest.mark.parametrize("make", [corpus.make_text_as_jpeg, corpus.make_eps])
+def test_non_images_and_postscript_are_not_read(tmp_path, make):
+    # EPS would make Pillow run Ghostscript; we only read plain raster formats.
+    assert "is not an image the editor can read" in load_error(make(tmp_path))
+
+
+def test_huge_header_is_refused_before_decoding(tmp_path):
+    path = corpus.make_huge_header_png(tmp_path)  # claims 100000 x 100000, holds ~60 bytes
+    message = load_error(path)
+    assert "100000 × 100000 pixels (10000 megapixels)" in message
+    assert "the limit is 100 megapixels" in message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_our_limit_applies_where_pillow_only_warns(tmp_path):
+    # 120 MP is above our 100 MP limit but below Pillow's own refusal (~179 MP).
+    message = load_error(corpus.make_huge_header_png(tmp_path, 12_000, 10_000))
+    assert "12000 × 10000 pixels (120 megapixels); the limit is 100 megapixels" in message
+
+
+def test_pillow_warning_turned_error_does_not_refuse_images_under_our_limit(tmp_path):
+    # 90 MP: Pillow warns. With warnings as errors the header must still pass our 100 MP check;
+    # the file then fails only because it holds no pixel data.
+    path = corpus.make_huge_header_png(tmp_path, 9_000, 10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        message = load_error(path)
+    assert "truncated or corrupt" in message
+
+
+def test_pixel_limit_is_a_parameter(tmp_path):
+    path = tmp_path / "small.png"
+    Image.fromarray(corpus.noise(40, 50)).save(path)
+    with pytest.raises(ImageLoadError, match=r"50 × 40 pixels \(0.0 megapixels\)"):
+        load_image(path, max_pixels=1000)
+    assert load_image(path, max_pixels=2000).shape == (40, 50, 3)
+
+
+def test_missing_file_and_folder(tmp_path):
+    assert "does not exist" in load_error(tmp_path / "nowhere.png")
+    assert "is a folder" in load_error(tmp_path)
+
+
+def test_permission_denied_is_reported(tmp_path, monkeypatch):
+    path = tmp_path / "secret.png"
+    Image.fromarray(corpus.noise(4, 4)).save(path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(imageio, "open", denied, raising=False)
+    assert "permission denied" in load_error(path)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_on_disk(tmp_path):
+    path = tmp_path / "locked.png"
+    Image.fromarray(corpus.noise(4, 4)).save(path)
+    path.chmod(0)
+    try:
+        assert "permission denied" in load_error(path)
+    finally:
+        path.chmod(0o644)
+
+
+def _valid_files(folder: Path) -> list[bytes]:
+    out = []
+    for fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        buf = io.BytesIO()
+        Image.fromarray(corpus.noise(24, 32, seed=3)).save(buf, fmt)
+        out.append(buf.getvalue())
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow notes corrupt TIFF tags
+@SETTINGS
+@given(st.data())
+def test_damaged_files_load_fully_or_raise_image_load_error(tmp_path_factory, data):
+    """Fuzz: cut and corrupt valid files; nothing but ImageLoadError may escape."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    raw = bytearray(data.draw(st.sampled_from(_valid_files(folder))))
+    cut = data.draw(st.integers(0, len(raw)))
+    raw = raw[:cut]
+    for _ in range(data.draw(st.integers(0, 3))):
+        if raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    path = folder / "damaged.img"
+    path.write_bytes(bytes(raw))
+    try:
+        image = load_image(path)
+    except ImageLoadError as e:
+        assert str(path) in str(e)
+    else:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+# ------------------------------------------------------------------ modes that must load right
+
+
+def test_cmyk_jpeg_becomes_the_right_rgb(tmp_path):
+    image = load_image(corpus.make_cmyk_jpeg(tmp_path))
+    assert image.shape == (32, 160, 3) and image.dtype == np.uint8
+    for i, (_, rgb) in enumerate(corpus.CMYK_PATCHES):
+        centre = image[16, 32 * i + 16].astype(int)
+        assert np.abs(centre - rgb).max() <= 3, (i, centre, rgb)
+
+
+def test_exif_orientation_6_jpeg_comes_back_upright(tmp_path):
+    # Stored 96 wide x 48 tall with red at the stored top-left and blue at the stored
+    # bottom-left; orientation 6 means "rotate 90 degrees clockwise to display".
+    image = load_image(corpus.make_oriented(tmp_path, 6, "JPEG")).astype(int)
+    assert image.shape == (96, 48, 3)
+    assert np.abs(image[8, 48 - 8] - (255, 0, 0)).max() <= 12  # red now top-right
+    assert np.abs(image[8, 8] - (0, 0, 255)).max() <= 12  # blue now top-left
+    assert np.abs(image[90, 24] - (255, 255, 255)).max() <= 12
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_all_orientations_match_pillow_exif_transpose(tmp_path, orientation):
+    path = corpus.make_oriented(tmp_path, orientation, "PNG", corpus.noise(5, 7, orientation))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    np.testing.assert_array_equal(load_image(path), expected)
+    assert load_image(path).shape[:2] == ((5, 7) if orientation <= 4 else (7, 5))
+
+
+def test_16_bit_gray_png_is_scaled_not_clipped(tmp_path):
+    image = load_image(corpus.make_gray16_png(tmp_path))
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image[0, :, 0], [0, 1, 128, 255])  # 0, 257, 32768, 65535
+    np.testing.assert_array_equal(image[..., 0], image[..., 2])
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_16_bit_rgb_is_rounded_to_8_bits(tmp_path, ext):
+    # round(v / 257): 255 -> 1 and 32767 -> 127, where keeping the high byte would give 0.
+    image = load_image(corpus.make_rgb16(tmp_path, ext))
+    np.testing.assert_array_equal(image, [[[255, 128, 0], [1, 1, 127]]])
+
+
+def test_16_bit_rgba_is_composited_on_white(tmp_path):
+    image = load_image(corpus.make_rgba16_png(tmp_path))
+    # Opaque red; black at alpha 32768/65535 over white: 255 * (1 - 0.500008) = 127.498.
+    np.testing.assert_array_equal(image, [[[255, 0, 0], [127, 127, 127]]])
+
+
+def test_palette_with_transparency_gets_a_white_background(tmp_path):
+    image = load_image(corpus.make_palette_png(tmp_path, transparent=True))
+    np.testing.assert_array_equal(
+        image, [[[255, 0, 0], [255, 255, 255]], [[0, 0, 255], [255, 0, 0]]]
+    )
+
+
+def test_palette_without_transparency_keeps_its_colours(tmp_path):
+    image = load_image(corpus.make_palette_png(tmp_path, transparent=False))
+    np.testing.assert_array_equal(image, [[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 0, 0]]])
+
+
+def test_palette_partial_alpha_blends_with_white(tmp_path):
+    image = load_image(corpus.make_palette_partial_alpha_png(tmp_path))
+    np.testing.assert_array_equal(image, [[[255, 255, 255], [204, 204, 204]]])  # 255 * 0.8
+
+
+def test_rgba_and_la_are_composited_on_white(tmp_path):
+    rgba = load_image(corpus.make_rgba_png(tmp_path))
+    np.testing.assert_array_equal(rgba, [[[255, 0, 0], [255, 127, 127], [255, 255, 255]]])
+    la = load_image(corpus.make_la_png(tmp_path))
+    np.testing.assert_array_equal(la, [[[0, 0, 0], [255, 255, 255]]])
+
+
+def test_grayscale_jpeg_has_three_equal_channels(tmp_path):
+    image = load_image(corpus.make_gray_jpeg(tmp_path))
+    assert image.shape == (16, 24, 3)
+    assert np.abs(image.astype(int) - 100).max() <= 1
+
+
+def test_float_tiff_maps_0_1_to_black_white(tmp_path):
+    image = load_image(corpus.make_float_tiff(tmp_path))
+    np.testing.assert_array_equal(image[0, :, 1], [0, 0, 128, 255])  # -0.5, 0, 0.5, 2.0
+
+
+def test_lab_tiff_is_converted_to_srgb(tmp_path):
+    image = load_image(corpus.make_lab_tiff(tmp_path)).astype(int)
+    expected = [[[255, 255, 255], [0, 0, 0], [255, 0, 0]]]
+    assert np.abs(image - expected).max() <= 12, image
+
+
+def test_reference_image_loads_and_gets_the_square_bucket(reference_dir):
+    image = load_image(reference_dir / "image.png")
+    assert image.shape == (1024, 1024, 3) and image.dtype == np.uint8
+    assert choose_bucket(*image.shape[:2]) == (1024, 1024)
+
+
+# ------------------------------------------------------------------------------------ saving
+
+
+def smooth_image(height: int = 48, width: int = 64) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.tif", "out.TIFF", "out.webp"])
+def test_lossless_round_trips(tmp_path, name):
+    image = corpus.noise(33, 47)
+    save_image(tmp_path / name, image, quality=100)  # WebP at 100 is lossless
+    np.testing.assert_array_equal(load_image(tmp_path / name), image)
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.jpeg", "out.webp"])
+def test_lossy_round_trips_stay_close(tmp_path, name):
+    image = smooth_image()
+    save_image(tmp_path / name, image, quality=90)
+    back = load_image(tmp_path / name)
+    assert back.shape == image.shape
+    assert np.abs(back.astype(int) - image).mean() < 3
+
+
+def test_gray_array_saves_as_gray(tmp_path):
+    gray = corpus.noise(10, 12)[..., 0]
+    save_image(tmp_path / "g.png", gray)
+    np.testing.assert_array_equal(load_image(tmp_path / "g.png"), np.repeat(gray[..., None], 3, 2))
+
+
+def test_unknown_extension_is_refused_and_writes_nothing(tmp_path):
+    for name in ("picture.gifx", "picture"):
+        with pytest.raises(ImageSaveError, match="saved as .png, .jpg") as info:
+            save_image(tmp_path / name, smooth_image())
+        assert str(tmp_path / name) in str(info.value)
+        assert isinstance(info.value, DEditError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "result.png"
+    save_image(path, smooth_image())
+    before = path.read_bytes()
+
+    class FullDisk(io.RawIOBase):
+        def __init__(self, real):
+            self.real = real
+
+        def write(self, data):
+            self.real.write(bytes(data)[:100])  # part of it lands, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    @contextlib.contextmanager
+    def full_disk_writer(target):
+        with atomic_writer(target) as real:  # the real temp-file-and-rename writer
+            yield FullDisk(real)
+
+    monkeypatch.setattr(imageio, "atomic_writer", full_disk_writer)
+    with pytest.raises(ImageSaveError, match="disk is full") as info:
+        save_image(path, corpus.noise(48, 64))
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]  # no temp file left
+
+
+def test_saving_into_a_missing_folder_says_so(tmp_path):
+    with pytest.raises(ImageSaveError, match="does not exist"):
+        save_image(tmp_path / "no" / "such" / "x.png", smooth_image())
+
+
+# ----------------------------------------------------------------------------------- buckets
+
+
+@SETTINGS
+@given(st.integers(1, 20_000), st.integers(1, 20_000))
+def test_bucket_properties(height, width):
+    bh, bw = choose_bucket(height, width)
+    assert bh % 64 == 0 and bw % 64 == 0
+    assert 0.9 * 1024 * 1024 <= bh * bw <= 1024 * 1024
+    aspect = min(max(width / height, 1 / 4), 4)  # clamped at 4:1 either way
+    assert abs(math.log((bw / bh) / aspect)) < 0.08
+    assert choose_bucket(width, height) == (bw, bh)  # symmetric
+
+
+@SETTINGS
+@given(st.integers(1, 20_000), st.integers(1, 20_000))
+def test_sd15_buckets(height, width):
+    bh, bw = choose_bucket(height, width, area=512 * 512)
+    assert bh % 64 == 0 and bw % 64 == 0
+    assert 0.9 * 512 * 512 <= bh * bw <= 512 * 512
+
+
+@pytest.mark.parametrize(
+    ("size", "bucket"),
+    [
+        ((1024, 1024), (1024, 1024)),
+        ((3000, 3000), (1024, 1024)),
+        ((2000, 3000), (832, 1216)),  # 3:2 landscape
+        ((3000, 2000), (1216, 832)),
+        ((1080, 1920), (768, 1344)),  # 16:9
+        ((3024, 4032), (896, 1152)),  # 4:3 phone photo
+        ((100, 1000), (512, 2048)),  # 10:1 panorama clamped to 4:1
+    ],
+)
+def test_known_buckets(size, bucket):
+    assert choose_bucket(*size) == bucket
+
+
+def test_sd15_square_bucket():
+    assert choose_bucket(768, 768, area=512 * 512) == (512, 512)
+
+
+# ---------------------------------------------------------------------------------- resizing
+
+
+@pytest.mark.parametrize("target", [(10, 20), (80, 120), (10, 120), (80, 20), (40, 60)])
+def test_resize_image_shape_and_flat_colour(target):
+    flat = np.full((40, 60, 3), (12, 200, 77), np.uint8)
+    out = resize_image(flat, target)
+    assert out.shape == (*target, 3) and out.dtype == np.uint8
+    assert (out == (12, 200, 77)).all()
+
+
+def test_resize_image_down_averages_and_up_stays_in_range():
+    checker = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, 2)
+    down = resize_image(checker, (32, 32))
+    assert np.abs(down.astype(int) - 128).max() <= 1  # area averaging, not aliasing
+    up = resize_image(checker, (150, 150))  # bicubic overshoots; uint8 saturates
+    assert up.dtype == np.uint8 and up.min() == 0 and up.max() == 255
+
+
+def label_case():
+    return st.tuples(
+        st.integers(1, 40), st.integers(1, 40), st.integers(1, 70), st.integers(1, 70)
+    ).flatmap(
+        lambda s: st.tuples(
+            st.just(s), st.integers(0, 2**31 - 1), st.sampled_from([np.int32, np.int64, np.uint8])
+        )
+    )
+
+
+def _off_boundary(src: int, dst: int) -> np.ndarray:
+    """Output indices whose sampling point (i + 0.5) * src / dst is not on a pixel boundary
+    (there OpenCV and Pillow round either way)."""
+    i = np.arange(dst)
+    return (2 * i + 1) * src % (2 * dst) != 0
+
+
+@SETTINGS
+@given(label_case())
+def test_resize_labels_is_nearest_at_pixel_centres_and_keeps_dtype(case):
+    (h, w, th, tw), seed, dtype = case
+    labels = np.random.default_rng(seed).integers(0, 6, (h, w)).astype(dtype)
+    out = resize_labels(labels, (th, tw))
+    assert out.shape == (th, tw) and out.dtype == labels.dtype
+    assert set(np.unique(out)) <= set(np.unique(labels))
+    ys, xs = np.meshgrid(np.arange(th), np.arange(tw), indexing="ij")
+    centre = (2 * ys + 1) * h // (2 * th), (2 * xs + 1) * w // (2 * tw)
+    np.testing.assert_array_equal(out, labels[centre])  # floor of the centre, exactly
+    off = _off_boundary(h, th)[:, None] & _off_boundary(w, tw)[None, :]
+    exact = cv2.resize(labels.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST_EXACT)
+    np.testing.assert_array_equal(out[off], exact[off])
+    pil = Image.fromarray(labels.astype(np.int32), mode="I").resize((tw, th), Image.NEAREST)
+    np.testing.assert_array_equal(out[off], np.asarray(pil)[off])
+
+
+@SETTINGS
+@given(label_case())
+def test_resize_labels_keeps_every_item_with_a_footprint(case):
+    (h, w, th, tw), seed, _ = case
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((h, w), np.int32)
+    fh, fw = math.ceil(h / th), math.ceil(w / tw)  # one output pixel's footprint, rounded up
+    y, x = rng.integers(0, h - fh + 1), rng.integers(0, w - fw + 1)
+    labels[y : y + fh, x : x + fw] = 7
+    assert (resize_labels(labels, (th, tw)) == 7).any()
+
+
+def test_resize_labels_round_trip_by_integer_factor():
+    labels = np.random.default_rng(1).integers(0, 9, (13, 17)).astype(np.int32)
+    big = resize_labels(labels, (39, 51))
+    np.testing.assert_array_equal(resize_labels(big, (13, 17)), labels)
+
+
+# ------------------------------------------------------------------------------- compositing
+
+
+def composite_case():
+    return st.tuples(
+        st.integers(1, 40),
+        st.integers(1, 40),
+        st.integers(1, 60),
+        st.integers(1, 60),
+        st.integers(0, 2**31 - 1),
+        st.booleans(),
+    )
+
+
+@SETTINGS
+@given(composite_case())
+def test_composite_keeps_every_keep_pixel_byte_for_byte(case):
+    h, w, gh, gw, seed, feathered = case
+    rng = np.random.default_rng(seed)
+    original = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    generated = rng.integers(0, 256, (gh, gw, 3), dtype=np.uint8)
+    keep = rng.random((h, w)) < rng.random()
+    feather = rng.random((h, w)).astype(np.float32) if feathered else None
+    out = composite(original, generated, keep, feather)
+    assert out.shape == original.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[keep], original[keep])
+    if not feathered:
+        np.testing.assert_array_equal(out[~keep], resize_image(generated, (h, w))[~keep])
+
+
+def test_feather_weights_0_and_1_select_the_sources():
+    rng = np.random.default_rng(5)
+    original = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    generated = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    keep = np.zeros((30, 40), bool)
+    keep[:, :10] = True
+    feather = np.zeros((30, 40), np.float32)
+    feather[:, 25:] = 1.0
+    feather[:, 15:20] = 0.5
+    feather[:, :10] = 1.0  # must be ignored on keep
+    out = composite(original, generated, keep, feather).astype(int)
+    gen = resize_image(generated, (30, 40)).astype(int)
+    np.testing.assert_array_equal(out[:, :10], original[:, :10])
+    np.testing.assert_array_equal(out[:, 10:15], original[:, 10:15])
+    np.testing.assert_array_equal(out[:, 25:], gen[:, 25:])
+    mid = (original[:, 15:20].astype(int) + gen[:, 15:20]) / 2
+    assert np.abs(out[:, 15:20] - mid).max() <= 0.5
+
+
+def test_composite_at_full_resolution_from_a_bucket():
+    original = corpus.noise(300, 450, seed=9)
+    bucket = choose_bucket(300, 450)
+    generated = np.full((*bucket, 3), 40, np.uint8)
+    keep = np.ones((300, 450), bool)
+    keep[100:200, 150:300] = False
+    out = composite(original, generated, keep, feather_weights(keep, 8))
+    np.testing.assert_array_equal(out[keep], original[keep])
+    assert (out[130:170, 180:270] == 40).all()  # deeper than 8 px inside: fully generated
+
+
+@SETTINGS
+@given(st.integers(1, 25), st.integers(1, 25), st.integers(0, 2**31 - 1), st.floats(0.5, 12))
+def test_feather_weights_match_brute_force_distance(h, w, seed, width):
+    keep = np.random.default_rng(seed).random((h, w)) < 0.2
+    weights = feather_weights(keep, width)
+    assert weights.dtype == np.float32 and weights.shape == (h, w)
+    assert (weights[keep] == 0).all()
+    ys, xs = np.nonzero(keep)
+    if len(ys) == 0:
+        assert (weights == 1).all()
+        return
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.sqrt((yy[..., None] - ys) ** 2 + (xx[..., None] - xs) ** 2).min(-1)
+    np.testing.assert_allclose(weights, np.minimum(d / width, 1.0), atol=1e-4)
+
+
+def test_feather_width_zero_is_a_hard_edge():
+    keep = np.zeros((5, 5), bool)
+    keep[2, 2] = True
+    np.testing.assert_array_equal(feather_weights(keep, 0), (~keep).astype(np.float32))
