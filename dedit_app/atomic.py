@@ -13,6 +13,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+# mkstemp creates files readable by their owner only; saved documents should get the
+# permissions any other new file gets. Read the umask once, at import, while no other thread
+# can be creating files (os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
+def make_temp(path: Path) -> str:
+    """Create an empty temp file beside ``path`` with normal file permissions; its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    with contextlib.suppress(OSError):  # file systems without modes (FAT, some mounts)
+        os.chmod(tmp, FILE_MODE)
+    return tmp
+
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable (no-op where directories cannot be opened)."""
@@ -36,9 +52,9 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     ``path`` is left exactly as it was.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = make_temp(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -47,3 +47,26 @@ class Cancelled(DEditError):
 
 class OutOfMemory(DEditError):
     """The GPU (or RAM) ran out of memory during a job."""
+
+
+def as_out_of_memory(err: BaseException, what: str = "The job") -> OutOfMemory | None:
+    """The user's sentence for a memory failure, or None when ``err`` is something else.
+
+    Recognises ``MemoryError`` (RAM) and torch's ``OutOfMemoryError`` / the "out of memory"
+    RuntimeErrors of the CUDA and MPS back ends without importing torch.
+    """
+    if isinstance(err, OutOfMemory):
+        return err
+    if isinstance(err, MemoryError):
+        return OutOfMemory(
+            f"{what} ran out of memory. Close other programs or use a smaller photo, "
+            "then try again."
+        )
+    if type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    ):
+        return OutOfMemory(
+            f"{what} ran out of GPU memory. Close other programs that use the GPU, or turn on "
+            "low-memory mode or choose the CPU, then try again."
+        )
+    return None

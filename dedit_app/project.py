@@ -24,10 +24,9 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import cv2
 import numpy as np
 
 from dedit_app import __version__
-from dedit_app.atomic import atomic_write_bytes, fsync_dir
+from dedit_app.atomic import FILE_MODE, atomic_write_bytes, fsync_dir, make_temp
 from dedit_app.errors import DEditError, ProjectError
 from dedit_app.partition import check_labels
 
@@ -118,7 +117,24 @@ class Project:
 
     @property
     def prepared(self) -> bool:
+        """True once the learned weights are saved in the project folder."""
         return self.training is not None and "weights" in self.training
+
+    @property
+    def has_weights(self) -> bool:
+        """True when learned weights can be used: saved, or stored and awaiting a save."""
+        return self.prepared or self._pending_weights is not None
+
+    def job_copy(self) -> Project:
+        """A copy a background job can read while the document moves on: items and
+        settings are copied, the (never mutated in place) arrays and weights are shared."""
+        return replace(
+            self,
+            items=[replace(i) for i in self.items],
+            settings=copy.deepcopy(self.settings),
+            training=copy.deepcopy(self.training),
+            history=[],
+        )
 
     def item(self, index: int) -> Item:
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.items):
@@ -183,11 +199,13 @@ class Project:
         from safetensors.torch import save_file
 
         name = f"weights-{uuid.uuid4().hex[:16]}.safetensors"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
+        tmp = make_temp(folder / name)
         try:
             tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
             save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
+            # save_file recreates the file with owner-only permissions.
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, FILE_MODE)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, folder / name)

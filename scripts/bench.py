@@ -3,7 +3,7 @@
     python scripts/bench.py MODE [--quick | --full]
 
 MODE is one of the modules in ``scripts/benchmarks/`` (partition, attention, finetune,
-sample, segment, engine) or ``all``. ``--quick`` is the CPU profile (a couple of minutes);
+sample, segment, engine, ui) or ``all``. ``--quick`` is the CPU profile (a couple of minutes);
 ``--full`` adds full-size shapes and, where a GPU is present, full-size SDXL.
 Each mode prints a table: case, implementation, median time, peak memory, ratio.
 """
@@ -17,10 +17,13 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Before torch loads: OpenMP's busy-waiting threads distort timings on a shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ["partition", "attention", "finetune", "sample", "segment", "engine"]
+MODES = ["partition", "attention", "finetune", "sample", "segment", "engine", "ui"]
+ALL = [m for m in MODES if m != "engine"]  # engine is finetune + sample under one name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--full", action="store_const", const="full", dest="profile")
     args = parser.parse_args(argv)
     prof = args.profile or "quick"
-    modes = MODES if args.mode == "all" else [args.mode]
+    modes = ALL if args.mode == "all" else [args.mode]
     from benchmarks.common import print_table
 
     for mode in modes:

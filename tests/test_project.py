@@ -63,8 +63,10 @@ def test_many_items_survive_16_bit_labels(tmp_path):
 def test_weights_round_trip_and_pending_until_first_save(tmp_path):
     p = make_project()
     tensors = {"emb.1": torch.randn(3, 8), "unet.q": torch.randn(4, 4, dtype=torch.float16)}
+    assert not p.has_weights
     p.store_weights(tensors, {"base": "tiny-sdxl", "n_tokens": "5"})
     assert not (tmp_path / "w.dedit").exists()
+    assert p.has_weights and not p.prepared
     p.training = {"base": "tiny-sdxl"}
     p.save(tmp_path / "w.dedit")
     assert p.prepared
@@ -78,6 +80,30 @@ def test_weights_round_trip_and_pending_until_first_save(tmp_path):
     q.store_weights({"emb.1": torch.zeros(1)}, {"base": "tiny-sdxl"})
     assert not (tmp_path / "w.dedit" / old).exists()
     assert Project.load(tmp_path / "w.dedit").load_weights()[0]["emb.1"].shape == (1,)
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    """Temp files start owner-only; a saved project must be readable like any other file."""
+    import os
+
+    from dedit_app.atomic import FILE_MODE
+
+    p = make_project()
+    p.store_weights({"emb.1": torch.zeros(2)}, {"base": "tiny-sdxl"})
+    p.save(tmp_path / "m.dedit")
+    files = list((tmp_path / "m.dedit").iterdir())
+    assert {f.suffix for f in files} == {".json", ".png", ".safetensors"}
+    for f in files:
+        assert os.stat(f).st_mode & 0o777 == FILE_MODE, f.name
+
+
+def test_job_copy_is_independent_of_later_document_changes(tmp_path):
+    p = make_project()
+    job = p.job_copy()
+    p.rename(0, "changed")
+    p.settings["seed"] = 99
+    assert job.items[0].name != "changed" and "seed" not in job.settings
+    assert job.image is p.image  # arrays are shared, never copied per job
 
 
 def test_unprepared_project_says_so(tmp_path):
