@@ -1,0 +1,118 @@
+"""The list of segmentation backends the editor and the command line can choose from.
+
+    >>> [b.name for b in list_backends()]
+    ['classical', 'sam', 'grounded-sam']
+    >>> seg = get_backend("classical")
+
+``list_backends()`` never raises and never loads weights: it checks that the Python package
+imports and that the weight files can be found, and says in ``reason`` what is missing.
+``get_backend(name, **options)`` builds the backend (loading weights) or raises
+:class:`~dedit_app.errors.SegmentationError` naming what to install or download and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dedit_app.errors import SegmentationError
+from dedit_app.segment.base import Segmenter
+
+__all__ = ["DEFAULT_BACKEND", "BackendInfo", "get_backend", "list_backends"]
+
+DEFAULT_BACKEND = "classical"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One backend as the UI lists it."""
+
+    name: str  # what get_backend() takes
+    title: str  # what a menu shows
+    needs: str  # what it needs, in words
+    available: bool  # can get_backend(name) build it now, with default options?
+    reason: str  # why not (what to install or download), or "" when available
+
+
+def _classical_status(**_options: object) -> str:
+    return ""
+
+
+def _classical(**options: object) -> Segmenter:
+    from dedit_app.segment.base import config_from_options
+    from dedit_app.segment.classical import ClassicalConfig, ClassicalSegmenter
+
+    return ClassicalSegmenter(config_from_options(ClassicalConfig, options))
+
+
+def _sam_status(**options: object) -> str:
+    from dedit_app.segment.sam import sam_status
+
+    return sam_status(**options)
+
+
+def _sam(**options: object) -> Segmenter:
+    from dedit_app.segment.sam import SamSegmenter
+
+    return SamSegmenter(**options)  # type: ignore[arg-type]
+
+
+def _grounded_status(**options: object) -> str:
+    from dedit_app.segment.grounded import grounded_status
+
+    return grounded_status(**options)
+
+
+def _grounded(**options: object) -> Segmenter:
+    from dedit_app.segment.grounded import GroundedSamSegmenter
+
+    return GroundedSamSegmenter(**options)  # type: ignore[arg-type]
+
+
+_BACKENDS: dict[str, tuple[str, str, Callable[..., str], Callable[..., Segmenter]]] = {
+    "classical": (
+        "Colour and edges (no download)",
+        "nothing: numpy, scipy and OpenCV only",
+        _classical_status,
+        _classical,
+    ),
+    "sam": (
+        "Segment Anything (SAM)",
+        "the segment-anything package and a SAM checkpoint (vit_b, vit_l or vit_h .pth)",
+        _sam_status,
+        _sam,
+    ),
+    "grounded-sam": (
+        "Grounding DINO + SAM (find items by text)",
+        "transformers with Grounding DINO weights, plus everything SAM needs",
+        _grounded_status,
+        _grounded,
+    ),
+}
+
+
+def list_backends() -> list[BackendInfo]:
+    """Every backend, with whether it can be built right now and, if not, why."""
+    out = []
+    for name, (title, needs, status, _) in _BACKENDS.items():
+        try:
+            reason = status()
+        except Exception as err:  # a broken optional install must not break the menu
+            reason = f"checking it failed: {err}"
+        out.append(BackendInfo(name, title, needs, not reason, reason))
+    return out
+
+
+def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Segmenter:
+    """Build the backend called ``name`` ("classical", "sam", "grounded-sam").
+
+    Options are passed to the backend (for SAM: ``checkpoint``, ``model_type``, ``device``,
+    ...; see each backend's class). Raises SegmentationError for an unknown name or when the
+    backend's package or weights are missing, naming what to install or download.
+    """
+    if name not in _BACKENDS:
+        raise SegmentationError(
+            f"There is no segmentation backend called {name!r}; choose one of "
+            f"{', '.join(_BACKENDS)}."
+        )
+    return _BACKENDS[name][3](**options)
