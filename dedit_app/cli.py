@@ -1,0 +1,393 @@
+"""The ``dedit`` command (also ``python -m dedit_app``): segment, prepare, edit, inspect.
+
+Exit codes: 0 done; 1 a problem with the input, printed as one line
+``dedit: error: <sentence>``; 2 a usage error (argparse); 130 cancelled with Ctrl-C (the
+project is left as it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from dedit_app.errors import Cancelled, DEditError, EditError, ProjectError, as_out_of_memory
+from dedit_app.jobs import Progress, run_job
+
+__all__ = ["main"]
+
+EXAMPLES = """\
+examples:
+  dedit segment photo.jpg -o photo.dedit
+  dedit segment photo.jpg -o photo.dedit --backend grounded-sam --text "bag. table. person"
+  dedit finetune photo.dedit --model stabilityai/stable-diffusion-xl-base-1.0
+  dedit finetune photo.dedit --model ~/models/sdxl --lora 8 --emb-steps 300 --model-steps 300
+  dedit finetune photo.dedit --model ~/models/sdxl --reference other.dedit   # for swaps
+  dedit edit photo.dedit recon -o recon.png
+  dedit edit photo.dedit text --item 0 --prompt "a white handbag" -o white.png
+  dedit edit photo.dedit text --item 0 --prompt "a leather *" -o leather.png  # * = its tokens
+  dedit edit photo.dedit swap --item 0 --reference other.dedit --ref-item 2 -o swap.png
+  dedit edit photo.dedit move --item 0 --dx 200 --dy 140 --scale 0.5 -o moved.png
+  dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
+  dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
+  dedit info photo.dedit
+"""
+
+
+class _Bar:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, a line every
+    tenth of the way otherwise (logs, CI)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+        self.last_tenth = -1
+        self.drawn = False
+
+    def __call__(self, p: Progress) -> None:
+        if not p.total:
+            if p.message:
+                self._line(p.message)
+            return
+        frac = min(max(p.fraction, 0.0), 1.0)
+        filled = int(frac * 30)
+        bar = "#" * filled + "-" * (30 - filled)
+        loss = f" loss {p.loss:.4f}" if p.loss is not None else ""
+        elapsed = time.monotonic() - self.start
+        text = f"{p.stage or 'working':<9} [{bar}] {p.step}/{p.total}{loss} {elapsed:.0f}s"
+        if self.tty:
+            self.stream.write("\r" + text)
+            self.stream.flush()
+            self.drawn = True
+            if p.step >= p.total:
+                self.done()
+        else:
+            tenth = int(frac * 10)
+            if tenth != self.last_tenth:
+                self.last_tenth = tenth
+                self._line(text)
+
+    def _line(self, text: str) -> None:
+        self.done()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dedit",
+        description="D-Edit Studio from the command line: every item in a picture is worth a "
+        "prompt.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    seg = sub.add_parser(
+        "segment",
+        help="split a photo into items and start a project",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    seg.add_argument("image", help="the photo (PNG, JPEG, WebP, TIFF, BMP, GIF)")
+    seg.add_argument("-o", "--output", required=True, help="project folder to create (NAME.dedit)")
+    seg.add_argument(
+        "--backend", default="classical", help="classical (default), sam, grounded-sam"
+    )
+    seg.add_argument("--text", default=None, help='item names for grounded-sam, "bag. table"')
+    seg.add_argument("--force", action="store_true", help="replace an existing project")
+
+    ft = sub.add_parser(
+        "finetune",
+        help="prepare a project: learn its item tokens",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ft.add_argument("project")
+    _model_args(ft, required=True)
+    ft.add_argument("--reference", help="a second project to prepare jointly (for swaps)")
+    ft.add_argument("--emb-steps", type=int, default=500, help="stage-1 micro-steps (500)")
+    ft.add_argument("--model-steps", type=int, default=500, help="stage-2 micro-steps (500)")
+    ft.add_argument(
+        "--lora",
+        type=int,
+        default=0,
+        metavar="RANK",
+        help="train a LoRA of this rank instead of the cross-attention weights",
+    )
+    ft.add_argument("--tokens", type=int, default=5, help="tokens per item (5)")
+    ft.add_argument("--batch-size", type=int, default=2, help="images per micro-step (2)")
+    ft.add_argument("--grad-accum", type=int, default=5, help="micro-steps per update (5)")
+    ft.add_argument("--emb-lr", type=float, default=1e-4)
+    ft.add_argument("--unet-lr", type=float, default=5e-5)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--low-memory", action="store_true", help="gradient checkpointing")
+
+    ed = sub.add_parser(
+        "edit",
+        help="edit a prepared project and write the result",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ed.add_argument("project")
+    ed.add_argument("kind", choices=["recon", "text", "swap", "move", "remove"])
+    ed.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="image to write; more candidates go to NAME-2.png, NAME-3.png, ...",
+    )
+    ed.add_argument("--item", type=int, help="the item to edit")
+    ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
+    ed.add_argument("--dx", type=float, default=0.0, help="move: pixels to the right")
+    ed.add_argument("--dy", type=float, default=0.0, help="move: pixels down")
+    ed.add_argument("--scale", type=float, default=1.0, help="move: size factor")
+    ed.add_argument(
+        "--move",
+        action="append",
+        default=[],
+        metavar="I:DX:DY[:S]",
+        help="move several items (repeat); instead of --item/--dx/--dy/--scale",
+    )
+    ed.add_argument("--order", type=int, nargs="+", help="move: stacking order, bottom first")
+    ed.add_argument("--reference", help="swap: the reference project prepared jointly")
+    ed.add_argument("--ref-item", type=int, help="swap: the item of the reference photo")
+    ed.add_argument(
+        "--extra-active", type=int, nargs="+", default=[], help="more items to regenerate"
+    )
+    ed.add_argument("--seed", type=int, default=0)
+    ed.add_argument("--steps", type=int, default=20)
+    ed.add_argument("--guidance", type=float, default=3.0)
+    ed.add_argument("--strength", type=float, default=0.6)
+    ed.add_argument("--edge", type=float, default=24.0, help="soft band width in pixels")
+    ed.add_argument("--candidates", type=int, default=1)
+    ed.add_argument("--scheduler", default="model", choices=["model", "euler", "ddim", "ddpm"])
+    ed.add_argument(
+        "--apply", action="store_true", help="make the (first) result the project's new picture"
+    )
+    _model_args(ed, required=False)
+
+    info = sub.add_parser("info", help="describe a project")
+    info.add_argument("project")
+    return parser
+
+
+def _model_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument(
+        "--model",
+        required=required,
+        help="hub id or local diffusers folder"
+        + ("" if required else " (default: the one the project was prepared with)"),
+    )
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("--dtype", help="fp32, fp16, bf16 (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--vae", help="a replacement VAE (hub id or folder)")
+
+
+def _load_project(path: str):
+    from dedit_app.project import Project
+
+    return Project.load(path)
+
+
+def _load_model(args, fallback: str | None = None):
+    from dedit_app.models import load_model
+
+    source = args.model or fallback
+    if not source:
+        raise EditError("Say which model to use with --model (the project does not name one).")
+    print(f"loading {source} ...", file=sys.stderr, flush=True)
+    return load_model(source, device=args.device, dtype=args.dtype, vae=args.vae)
+
+
+def _cmd_segment(args) -> int:
+    from dedit_app.imageio import load_image
+    from dedit_app.project import Project
+    from dedit_app.segment import get_backend
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ProjectError(f"{out} already exists; choose another name or add --force.")
+    image = load_image(args.image)
+    segmenter = get_backend(args.backend)
+    segmenter.set_image(image)
+    seg = segmenter.segment_auto(text=args.text)
+    project = Project.new(image, seg.labels, list(seg.names), source=Path(args.image).name)
+    project.save(out)
+    print(f"{out}: {len(seg.names)} items: {', '.join(seg.names)}")
+    return 0
+
+
+def _cmd_finetune(args) -> int:
+    from dedit_app.finetune import FinetuneOptions, finetune_project, store_result
+
+    project = _load_project(args.project)
+    reference = _load_project(args.reference) if args.reference else None
+    options = FinetuneOptions(
+        emb_steps=args.emb_steps,
+        model_steps=args.model_steps,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        emb_lr=args.emb_lr,
+        unet_lr=args.unet_lr,
+        n_tokens=args.tokens,
+        lora_rank=args.lora,
+        seed=args.seed,
+        gradient_checkpointing=args.low_memory,
+    )
+    options.check()
+    model = _load_model(args)
+    bar = _Bar()
+    result = run_job(finetune_project(model, project, reference, options), bar)
+    bar.done()
+    store_result(project, result)
+    losses = result.losses
+    print(f"{args.project}: prepared on {model.name}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    return 0
+
+
+def _request(args):
+    from dedit_app.edits import MoveRequest, ReconRequest, RemoveRequest, SwapRequest, TextRequest
+    from dedit_app.partition import Move
+    from dedit_app.sampler import SamplingOptions
+
+    opts = SamplingOptions(
+        steps=args.steps,
+        guidance=args.guidance,
+        strength=args.strength,
+        edge=args.edge,
+        candidates=args.candidates,
+        seed=args.seed,
+        scheduler=args.scheduler,
+    )
+    extra = tuple(args.extra_active)
+
+    def need(value, flag: str):
+        if value is None:
+            raise EditError(f"The {args.kind} edit needs {flag}.")
+        return value
+
+    if args.kind == "recon":
+        return ReconRequest(opts)
+    if args.kind == "text":
+        return TextRequest(need(args.item, "--item"), need(args.prompt, "--prompt"), extra, opts)
+    if args.kind == "swap":
+        need(args.reference, "--reference")
+        return SwapRequest(
+            need(args.item, "--item"), need(args.ref_item, "--ref-item"), extra, opts
+        )
+    if args.kind == "remove":
+        return RemoveRequest(need(args.item, "--item"), extra, opts)
+    moves = []
+    for text in args.move:
+        parts = text.split(":")
+        try:
+            if len(parts) not in (3, 4):
+                raise ValueError
+            moves.append(Move(int(parts[0]), *(float(x) for x in parts[1:])))
+        except ValueError:
+            raise EditError(
+                f"--move {text!r} must look like ITEM:DX:DY or ITEM:DX:DY:SCALE."
+            ) from None
+    if not moves:
+        moves = [Move(need(args.item, "--item or --move"), args.dx, args.dy, args.scale)]
+    order = tuple(args.order) if args.order else None
+    return MoveRequest(tuple(moves), order, extra, opts)
+
+
+def _outputs(path: Path, n: int) -> list[Path]:
+    return [path] + [path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(2, n + 1)]
+
+
+def _cmd_edit(args) -> int:
+    from dedit_app.edits import plan_edit, run_edit
+    from dedit_app.imageio import SAVE_FORMATS, save_image
+
+    out = Path(args.output)
+    if out.suffix.lower() not in SAVE_FORMATS:
+        raise EditError(f"{out} must end in .png, .jpg, .webp or .tiff.")
+    project = _load_project(args.project)
+    reference = _load_project(args.reference) if args.reference else None
+    request = _request(args)
+    plan_edit(project, request, reference)  # every user error before the model loads
+    model = _load_model(args, (project.training or {}).get("source"))
+    bar = _Bar()
+    result = run_job(run_edit(model, project, request, reference=reference), bar)
+    bar.done()
+    paths = _outputs(out, len(result.images))
+    for path, image in zip(paths, result.images):
+        save_image(path, image)
+    if args.apply:
+        labels = result.labels if result.labels is not None else project.labels
+        project.apply(result.images[0], labels, result.entry())
+        project.save()
+    print(", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_info(args) -> int:
+    import numpy as np
+
+    project = _load_project(args.project)
+    h, w = project.size
+    print(f"{project.folder}: {w} x {h} pixels, {len(project.items)} items")
+    counts = np.bincount(project.labels.ravel(), minlength=len(project.items))
+    for i, item in enumerate(project.items):
+        share = 100.0 * counts[i] / counts.sum()
+        extra = f"  prompt {item.prompt!r}" if item.prompt else ""
+        tokens = f"  tokens {item.tokens}" if item.tokens else ""
+        print(f"  {i:>3} {item.name:<20} {share:5.1f}%{tokens}{extra}")
+    t = project.training or {}
+    if project.prepared:
+        print(
+            f"prepared on {t.get('base_model', '?')} ({t.get('unet', '?')}, "
+            f"{t.get('emb_steps', '?')} + {t.get('model_steps', '?')} steps)"
+            + (" jointly with a reference photo" if t.get("reference_key") else "")
+        )
+    else:
+        print("not prepared yet (dedit finetune)")
+    print(f"{len(project.history)} edits in the history")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    commands = {
+        "segment": _cmd_segment,
+        "finetune": _cmd_finetune,
+        "edit": _cmd_edit,
+        "info": _cmd_info,
+    }
+    try:
+        return commands[args.command](args)
+    except (KeyboardInterrupt, Cancelled):
+        print("\ndedit: cancelled; the project is unchanged.", file=sys.stderr)
+        return 130
+    except DEditError as err:
+        print(f"dedit: error: {err}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as err:
+        oom = as_out_of_memory(err, f"`dedit {args.command}`")
+        if oom is None:
+            raise  # a bug: keep the traceback
+        print(f"dedit: error: {oom}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())

@@ -1,0 +1,325 @@
+"""The five D-Edit edits: one immutable request in, candidate pictures and regions out.
+
+    result = run_job(run_edit(model, project, TextRequest(item=0, prompt="a white handbag")))
+    result.images[0]            # (H, W, 3) uint8 at the photo's resolution
+    result.labels               # the new item map (move, remove), else None
+    result.active / .soft / .hard
+
+- ReconRequest: every item with its learned tokens, no masks; everything is generated.
+- TextRequest: item i's prompt becomes the typed text (``*`` in it stands for the item's
+  own tokens, e.g. "a white *"); active = item i (plus any extra active items).
+- SwapRequest: item i takes the tokens of item j of a reference photo prepared jointly
+  with this one; active = item i (plus extras).
+- MoveRequest: items are scaled about their bounding-box centres, shifted and laid on top
+  in the given stacking order; vacated pixels go to the nearest item that did not move;
+  active = their new area plus the pixels they vacated (plus extras).
+- RemoveRequest: the item's pixels go to the nearest other items and the item is left out
+  of the prompts; active = its former pixels (plus extras).
+
+Every check a user can fail (unknown item, empty prompt, a move off the picture, scale <= 0,
+a reference prepared on another base model or not with this project, a project not prepared
+yet) raises :class:`~dedit_app.errors.EditError` or ``ItemError`` *before* any heavy work.
+Edits never modify the project; applying a result is the caller's choice
+(``project.apply(result.images[k], result.labels or project.labels, result.entry())``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dedit_app.errors import EditError, ItemError, ModelLoadError
+from dedit_app.finetune import apply_trained, content_key, weights_metadata
+from dedit_app.jobs import CancelToken, Job, Progress, run_job
+from dedit_app.models import DiffusionModel, check_weights_match
+from dedit_app.partition import Move, move_items, remove_item
+from dedit_app.sampler import SampleRequest, SamplingOptions, sample
+
+__all__ = [
+    "EditRequest",
+    "EditResult",
+    "MoveRequest",
+    "ReconRequest",
+    "RemoveRequest",
+    "SwapRequest",
+    "TextRequest",
+    "edit",
+    "plan_edit",
+    "run_edit",
+]
+
+
+@dataclass(frozen=True)
+class ReconRequest:
+    """Re-render the whole picture from every item's learned tokens (a check of preparing)."""
+
+    options: SamplingOptions = SamplingOptions()
+    kind = "recon"
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """Item ``item`` becomes ``prompt``; ``*`` in the prompt stands for the item's own
+    learned tokens ("a white *")."""
+
+    item: int
+    prompt: str
+    extra_active: tuple[int, ...] = ()  # more items to regenerate, as the paper allows
+    options: SamplingOptions = SamplingOptions()
+    kind = "text"
+
+
+@dataclass(frozen=True)
+class SwapRequest:
+    """Item ``item`` takes the look of item ``reference_item`` of the reference photo (the
+    two projects must have been prepared together)."""
+
+    item: int
+    reference_item: int
+    extra_active: tuple[int, ...] = ()
+    options: SamplingOptions = SamplingOptions()
+    kind = "swap"
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """Move/resize items (each scaled about its bounding-box centre, then shifted by
+    ``(dx, dy)`` pixels, x right, y down); ``order`` stacks them, bottom first."""
+
+    moves: tuple[Move, ...]
+    order: tuple[int, ...] | None = None
+    extra_active: tuple[int, ...] = ()
+    options: SamplingOptions = SamplingOptions()
+    kind = "move"
+
+
+@dataclass(frozen=True)
+class RemoveRequest:
+    """Delete item ``item``; its pixels go to the nearest other item and are regenerated."""
+
+    item: int
+    extra_active: tuple[int, ...] = ()
+    options: SamplingOptions = SamplingOptions()
+    kind = "remove"
+
+
+EditRequest = ReconRequest | TextRequest | SwapRequest | MoveRequest | RemoveRequest
+
+
+@dataclass
+class EditResult:
+    """Candidates at full resolution and what produced them (maps are ``(H, W)``)."""
+
+    kind: str
+    images: list[np.ndarray]
+    labels: np.ndarray | None  # the new item map when the edit changed it
+    active: np.ndarray
+    soft: np.ndarray
+    hard: np.ndarray
+    seeds: list[int]
+    prompts: dict[int, str]
+    request: EditRequest = field(repr=False)
+
+    def entry(self, candidate: int = 0) -> dict:
+        """A JSON-ready description for the project history."""
+        r = self.request
+        o = r.options
+        out = {
+            "kind": self.kind,
+            "seed": self.seeds[candidate],
+            "steps": o.steps,
+            "guidance": o.guidance,
+            "strength": o.strength,
+            "edge": o.edge,
+            "scheduler": o.scheduler,
+        }
+        if isinstance(r, (TextRequest, SwapRequest, RemoveRequest)):
+            out["item"] = r.item
+        if isinstance(r, TextRequest):
+            out["prompt"] = r.prompt
+        if isinstance(r, SwapRequest):
+            out["reference_item"] = r.reference_item
+        if isinstance(r, MoveRequest):
+            out["moves"] = [[m.item, m.dx, m.dy, m.scale] for m in r.moves]
+            out["order"] = list(r.order) if r.order is not None else None
+        if getattr(r, "extra_active", ()):
+            out["extra_active"] = list(r.extra_active)
+        return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything an edit needs, computed cheaply and checked before rendering."""
+
+    labels: np.ndarray
+    new_labels: np.ndarray | None
+    prompts: dict[int, str]
+    active: np.ndarray | None  # None: everything
+    metadata: dict[str, str]
+
+
+def _check_item(project, item: int, what: str = "item") -> None:
+    n = len(project.items)
+    if not isinstance(item, (int, np.integer)) or isinstance(item, bool) or not 0 <= item < n:
+        raise ItemError(f"There is no {what} {item}; this picture has items 0 to {n - 1}.")
+    if not (project.labels == item).any():
+        raise ItemError(f"Item {item} ({project.items[item].name}) has no pixels to edit.")
+
+
+def _tokens(metadata: dict[str, str], key: str) -> list[str]:
+    try:
+        return [str(s) for s in json.loads(metadata.get(key, "[]"))]
+    except (ValueError, TypeError) as err:
+        raise EditError("The project's learned weights are damaged; prepare it again.") from err
+
+
+def plan_edit(
+    project, request: EditRequest, reference=None, model: DiffusionModel | None = None
+) -> _Plan:
+    """Check ``request`` against ``project`` (and the reference project, for a swap) and
+    work out prompts, item map and active region. Cheap; raises EditError/ItemError/
+    ModelLoadError with a sentence; changes nothing."""
+    request.options.check()
+    metadata = weights_metadata(project)
+    if model is not None:
+        check_weights_match(model, metadata)
+    tokens = _tokens(metadata, "items")
+    if len(tokens) < len(project.items):
+        raise EditError(
+            "Items were added after this project was prepared; prepare it again to edit them."
+        )
+    labels = project.labels
+    for extra in getattr(request, "extra_active", ()):
+        _check_item(project, extra, "extra active item")
+    prompts = {int(k): tokens[int(k)] for k in np.unique(labels)}
+    new_labels = None
+    active = None
+
+    if isinstance(request, ReconRequest):
+        pass
+    elif isinstance(request, TextRequest):
+        _check_item(project, request.item)
+        text = (request.prompt or "").strip()
+        if not text or text == "*":
+            raise EditError(
+                f"Type a prompt for item {request.item} ({project.items[request.item].name})."
+            )
+        prompts[request.item] = text.replace("*", tokens[request.item])
+        active = labels == request.item
+    elif isinstance(request, SwapRequest):
+        _check_item(project, request.item)
+        ref_tokens = _check_reference(project, reference, metadata, request.reference_item)
+        prompts[request.item] = ref_tokens[request.reference_item]
+        active = labels == request.item
+    elif isinstance(request, MoveRequest):
+        if not request.moves:
+            raise EditError("Choose at least one item to move.")
+        for mv in request.moves:
+            _check_item(project, mv.item)
+        new_labels = move_items(labels, list(request.moves), request.order)
+        moved = np.array([mv.item for mv in request.moves])
+        active = np.isin(new_labels, moved) | np.isin(labels, moved)
+        prompts = {int(k): tokens[int(k)] for k in np.unique(new_labels)}
+    elif isinstance(request, RemoveRequest):
+        _check_item(project, request.item)
+        new_labels = remove_item(labels, request.item)
+        active = labels == request.item
+        prompts = {int(k): tokens[int(k)] for k in np.unique(new_labels)}
+    else:
+        raise EditError(f"Unknown edit {type(request).__name__}.")
+
+    if active is not None:
+        layout = labels if new_labels is None else new_labels
+        for extra in getattr(request, "extra_active", ()):
+            active = active | (layout == extra)
+    return _Plan(
+        labels if new_labels is None else new_labels, new_labels, prompts, active, metadata
+    )
+
+
+def _check_reference(project, reference, metadata: dict[str, str], item: int) -> list[str]:
+    if reference is None:
+        raise EditError("A swap needs the reference project to take the item from.")
+    n = len(reference.items)
+    if not isinstance(item, (int, np.integer)) or not 0 <= item < n:
+        raise ItemError(
+            f"There is no item {item} in the reference photo; it has items 0 to {n - 1}."
+        )
+    if not (reference.labels == item).any():
+        raise ItemError(f"Item {item} of the reference photo has no pixels to take.")
+    theirs = (reference.training or {}).get("fingerprint")
+    if theirs and theirs != metadata.get("fingerprint"):
+        their_base = reference.training.get("base_model", "another model")
+        raise ModelLoadError(
+            f"The reference project was prepared on {their_base} but this project on "
+            f"{metadata.get('base_model', 'another model')}; prepare the two "
+            "photos together on one base model (`dedit finetune PROJECT --reference REFERENCE`)."
+        )
+    if metadata.get("reference_key") != content_key(reference.image, reference.labels):
+        raise EditError(
+            "This project was not prepared together with that reference photo; prepare the two "
+            "together first (`dedit finetune PROJECT --reference REFERENCE`)."
+        )
+    ref_tokens = _tokens(metadata, "reference_items")
+    if item >= len(ref_tokens):
+        raise EditError("The reference photo has items that were not prepared; prepare again.")
+    return ref_tokens
+
+
+def run_edit(
+    model: DiffusionModel,
+    project,
+    request: EditRequest,
+    *,
+    reference=None,
+    cancel: CancelToken | None = None,
+) -> Job[EditResult]:
+    """Check ``request`` at once (errors raise here, before the job starts), then return
+    the job: it installs the project's learned weights into ``model`` if they are not
+    installed yet, renders, and returns an :class:`EditResult`."""
+    plan = plan_edit(project, request, reference, model)
+    return _run(model, project, request, plan, cancel or CancelToken())
+
+
+def _run(model, project, request, plan: _Plan, cancel: CancelToken) -> Job[EditResult]:
+    if model.applied != plan.metadata.get("weights_id"):
+        yield Progress(0, 1, stage="loading", message="Loading the project's learned weights")
+        tensors, metadata = project.load_weights()
+        apply_trained(model, tensors, metadata)
+    cancel.raise_if_cancelled()
+    image = project.image if plan.active is not None else None
+    job = sample(
+        model,
+        SampleRequest(plan.labels, plan.prompts, image, plan.active, request.options),
+        cancel,
+    )
+    result = yield from job
+    return EditResult(
+        kind=request.kind,
+        images=result.images,
+        labels=plan.new_labels,
+        active=result.active,
+        soft=result.soft,
+        hard=result.hard,
+        seeds=result.seeds,
+        prompts=plan.prompts,
+        request=request,
+    )
+
+
+def edit(
+    model: DiffusionModel,
+    project,
+    request: EditRequest,
+    *,
+    reference=None,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> EditResult:
+    """Run an edit to completion (see :func:`run_edit`)."""
+    return run_job(
+        run_edit(model, project, request, reference=reference, cancel=cancel), on_progress
+    )

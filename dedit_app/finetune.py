@@ -1,0 +1,591 @@
+"""Per-image fine-tuning: bind every item to its own tokens (D-Edit, DESIGN.md step 4).
+
+Stage 1 trains only the new token embedding rows of every text encoder; stage 2 freezes the
+text encoders and trains the UNet's cross-attention ``to_q/to_k/to_v`` weights (the paper's
+default) or, with ``lora_rank > 0``, a LoRA on ``to_q/to_k/to_v/to_out.0`` over the whole
+UNet. Both stages minimise the noise-prediction MSE at DDPM timesteps drawn uniformly, with
+grouped cross-attention (each pixel sees only its item's tokens). The joint variant trains a
+target photo and a reference photo together (tokens ``#...`` and ``$...`` in one model) so
+an item can later be swapped between them.
+
+Only the original embedding rows are never touched: the new rows are separate trainable
+parameters spliced into the embedding lookup during stage 1, which is what the paper's
+"restore the original rows after every optimizer step" achieves, without gradients or
+optimizer state for the whole 49408-row tables.
+
+The result holds only what was trained (token rows + UNet tensors or LoRA tensors) as a
+``dict[str, Tensor]`` plus ``dict[str, str]`` metadata; :func:`store_result` puts it in the
+project bundle and :func:`apply_trained` installs it into a freshly loaded model.
+
+    job = finetune(model, [TrainImage(image, labels, names)], FinetuneOptions(), cancel)
+    result = run_job(job, on_progress)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dedit_app.attention import AttentionContext, RowGroup
+from dedit_app.errors import EditError, ModelLoadError, ProjectError
+from dedit_app.jobs import CancelToken, Job, Progress
+from dedit_app.models import DiffusionModel, check_weights_match
+from dedit_app.tokens import (
+    add_item_tokens,
+    encode_items,
+    get_token_rows,
+    make_token_strings,
+    set_token_rows,
+    time_ids,
+)
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FinetuneOptions",
+    "FinetuneResult",
+    "TrainImage",
+    "apply_trained",
+    "content_key",
+    "finetune",
+    "finetune_project",
+    "store_result",
+    "weights_metadata",
+]
+
+FORMAT = "dedit-weights"
+FORMAT_VERSION = 1
+_ADAPTER = "dedit"
+_QKV = re.compile(r"attn2\.to_[qkv]\.(weight|bias)$")
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """How to prepare a photo. Defaults are the paper's SDXL schedule."""
+
+    emb_steps: int = 500  # stage-1 micro-steps (token embeddings only)
+    model_steps: int = 500  # stage-2 micro-steps (UNet cross-attention or LoRA)
+    batch_size: int = 2  # noisy copies of the photo per micro-step
+    grad_accum: int = 5  # micro-steps per optimizer step
+    emb_lr: float = 1e-4  # AdamW learning rate, stage 1
+    unet_lr: float = 5e-5  # AdamW learning rate, stage 2
+    n_tokens: int = 5  # new tokens per item
+    lora_rank: int = 0  # 0: train cross-attention to_q/to_k/to_v; > 0: LoRA of this rank
+    lora_alpha: float | None = None  # LoRA scale numerator; None = the rank (scale 1)
+    seed: int = 0  # token init, noise, timesteps and LoRA init all follow it
+    gradient_checkpointing: bool = False  # low-memory mode: recompute UNet activations
+
+    def check(self) -> None:
+        if self.emb_steps < 0 or self.model_steps < 0 or self.emb_steps + self.model_steps == 0:
+            raise EditError("Preparing needs at least one training step.")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.n_tokens < 1:
+            raise EditError("Batch size, gradient accumulation and tokens per item must be >= 1.")
+        if self.lora_rank < 0:
+            raise EditError(f"The LoRA rank must be 0 (off) or more; got {self.lora_rank}.")
+
+
+@dataclass(frozen=True)
+class TrainImage:
+    """A photo to fine-tune on: ``image (H, W, 3)`` uint8, ``labels (H, W)`` int, one name
+    per item id (items may own no pixels)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    names: tuple[str, ...]
+
+
+@dataclass
+class FinetuneResult:
+    """What preparing learned. ``tensors``/``metadata`` go to ``project.store_weights``;
+    ``item_tokens[i]`` is item i's token string; ``losses`` one value per micro-step."""
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+    item_tokens: list[str]
+    reference_tokens: list[str] | None
+    losses: list[float] = field(default_factory=list)
+
+
+def content_key(image: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of a photo and its partition: names the reference a joint preparation
+    used, so a swap can tell whether a reference project is the one prepared with."""
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(labels, np.int32)):
+        h.update(str(a.shape).encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------
+# Pieces of a training step
+# ----------------------------------------------------------------------------------------
+
+
+class _SplicedEmbedding(torch.nn.Module):
+    """An embedding whose rows ``first .. first+n-1`` come from a separate trainable
+    parameter; the original table is read only."""
+
+    def __init__(self, base: torch.nn.Embedding, first: int, rows: torch.Tensor) -> None:
+        super().__init__()
+        self.base = base
+        self.first = first
+        self.rows = torch.nn.Parameter(rows)
+
+    @property
+    def weight(self) -> torch.Tensor:  # transformers reads .weight for shapes and dtypes
+        return self.base.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.base(ids)
+        local = ids - self.first
+        new = (local >= 0) & (local < self.rows.shape[0])
+        picked = self.rows[local.clamp(0, self.rows.shape[0] - 1)].to(out.dtype)
+        return torch.where(new[..., None], picked, out)
+
+
+@dataclass
+class _Photo:
+    """One photo ready for training: latents, its attention layout, and conditioning."""
+
+    latents: torch.Tensor  # [1, 4, h, w]
+    prompts: dict[int, str]
+    labels: torch.Tensor  # (h, w) long, latent resolution
+    time_ids: torch.Tensor | None  # [1, 6]
+    cond: object = None  # Conditioning, fixed in stage 2
+    ctx: AttentionContext | None = None  # the attention layout, built at the first step
+
+
+def _photo(model: DiffusionModel, img: TrainImage, strings: list[str]) -> _Photo:
+    from dedit_app.imageio import resize_image, resize_labels
+
+    h, w = img.labels.shape
+    bh, bw = model.bucket(h, w)
+    f = model.vae_scale_factor
+    latents = model.encode_image(resize_image(img.image, (bh, bw)))
+    small = resize_labels(np.asarray(img.labels, np.int64), (bh // f, bw // f))
+    present = sorted(int(i) for i in np.unique(small))
+    return _Photo(
+        latents=latents,
+        prompts={i: strings[i] for i in present},
+        labels=torch.from_numpy(np.ascontiguousarray(small)).to(model.device),
+        time_ids=time_ids(model, (bh, bw)),
+    )
+
+
+def _train_step(
+    model, noise_sched, photo: _Photo, cond, batch: int, gen: torch.Generator, accum: int
+) -> float:
+    """Forward and backward of one photo's micro-step (gradients scaled by ``1/accum``);
+    returns the loss. Both passes run inside the attention context, so recomputation
+    under gradient checkpointing sees the same grouping as the forward pass."""
+    lat = photo.latents.repeat(batch, 1, 1, 1)
+    noise = torch.randn(lat.shape, generator=gen).to(lat.device, lat.dtype)
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=gen)
+    t = t.to(lat.device)
+    noisy = noise_sched.add_noise(lat, noise, t)
+    if noise_sched.config.prediction_type == "v_prediction":
+        target = noise_sched.get_velocity(lat, noise, t)
+    else:
+        target = noise
+    extra = None
+    if cond.pooled is not None:
+        extra = {
+            "text_embeds": cond.pooled.expand(batch, -1),
+            "time_ids": photo.time_ids.expand(batch, -1),
+        }
+    if photo.ctx is None:  # one per photo: its per-layer plans are computed once
+        groups = [RowGroup(batch, photo.labels, cond.key_items)]
+        photo.ctx = AttentionContext(tuple(photo.labels.shape), groups)
+    use_autocast = model.dtype != torch.float32
+    with model.attention.use(photo.ctx):
+        with torch.autocast(model.device.type, dtype=model.dtype, enabled=use_autocast):
+            pred = model.unet(
+                noisy,
+                t,
+                encoder_hidden_states=cond.embeds.expand(batch, -1, -1),
+                added_cond_kwargs=extra,
+                return_dict=False,
+            )[0]
+        loss = F.mse_loss(pred.float(), target.float())
+        (loss / accum).backward()
+    return float(loss.detach())
+
+
+def _optimizer(params: list[torch.Tensor], lr: float, device: torch.device):
+    fused = device.type == "cuda"  # one kernel for all parameters (issue 6)
+    return torch.optim.AdamW(params, lr=lr, fused=fused or None)
+
+
+def _unet_targets(model: DiffusionModel) -> list[str]:
+    return [n for n, _ in model.unet.named_parameters() if _QKV.search(n)]
+
+
+# ----------------------------------------------------------------------------------------
+# The job
+# ----------------------------------------------------------------------------------------
+
+
+def finetune(
+    model: DiffusionModel,
+    photos: Sequence[TrainImage],
+    options: FinetuneOptions = FinetuneOptions(),
+    cancel: CancelToken | None = None,
+) -> Job[FinetuneResult]:
+    """Fine-tune ``model`` on one photo, or on a target and a reference photo jointly.
+
+    ``photos[0]`` is the target (tokens ``#``), ``photos[1]`` the optional reference
+    (tokens ``$``). Yields :class:`Progress` (stage "tokens" or "unet", ``loss``) after every
+    micro-step and honours ``cancel`` there; returns a :class:`FinetuneResult`. The model
+    keeps the learned state afterwards (``model.applied`` is the result's weights id); on
+    cancel or error it is reset to the base model.
+    """
+    options.check()
+    if not 1 <= len(photos) <= 2:
+        raise EditError("Preparing takes one photo, or a photo and one reference photo.")
+    for p in photos:
+        if p.labels.shape != p.image.shape[:2]:
+            raise EditError("The item map and the photo have different sizes.")
+        if int(np.max(p.labels)) >= len(p.names):
+            raise EditError("The item map uses more items than the project names.")
+    cancel = cancel or CancelToken()
+    return _finetune(model, list(photos), options, cancel)
+
+
+def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
+    from diffusers import DDPMScheduler
+
+    done = False
+    spliced: list[tuple[object, torch.nn.Module]] = []
+    try:
+        model.reset()
+        strings = [
+            make_token_strings(p.names, options.n_tokens, "#" if i == 0 else "$")
+            for i, p in enumerate(photos)
+        ]
+        all_strings = [s for group in strings for s in group]
+        tokens = add_item_tokens(model, all_strings, seed=options.seed)
+        ready = [_photo(model, p, s) for p, s in zip(photos, strings)]
+        noise_sched = DDPMScheduler.from_config(model.scheduler.config)
+        gen = torch.Generator().manual_seed(options.seed + 1)
+        total = options.emb_steps + options.model_steps
+        losses: list[float] = []
+        step = 0
+        if options.gradient_checkpointing:
+            model.unet.enable_gradient_checkpointing()
+
+        # ---- stage 1: the new token rows only -------------------------------------
+        if options.emb_steps:
+            rows = []
+            for i, encoder in enumerate(model.text_encoders):
+                ids = model.tokenizers[i].convert_tokens_to_ids(tokens)
+                first = ids[0]
+                if ids != list(range(first, first + len(ids))):
+                    raise ModelLoadError("The item tokens did not get consecutive ids.")
+                start = get_token_rows(model, tokens)[i].to(model.device)
+                module = _SplicedEmbedding(encoder.get_input_embeddings(), first, start)
+                spliced.append((encoder, module.base))
+                encoder.set_input_embeddings(module)
+                rows.append(module.rows)
+            opt = _optimizer(rows, options.emb_lr, model.device)
+            for micro in range(options.emb_steps):
+                cancel.raise_if_cancelled()
+                loss_sum = 0.0
+                for photo in ready:
+                    cond = encode_items(model, photo.prompts)
+                    loss_sum += _train_step(
+                        model, noise_sched, photo, cond, options.batch_size, gen, options.grad_accum
+                    )
+                if (micro + 1) % options.grad_accum == 0 or micro + 1 == options.emb_steps:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                step += 1
+                losses.append(loss_sum)
+                yield Progress(step, total, stage="tokens", loss=loss_sum)
+            learned = [r.detach().float().cpu() for r in rows]
+            for encoder, base in spliced:
+                encoder.set_input_embeddings(base)
+            spliced.clear()
+            set_token_rows(model, tokens, learned)
+            del opt
+
+        # ---- stage 2: UNet cross-attention q/k/v, or a LoRA --------------------------
+        unet_tensors: dict[str, torch.Tensor] = {}
+        alpha = options.lora_alpha if options.lora_alpha is not None else options.lora_rank
+        if options.model_steps:
+            with torch.no_grad():
+                for photo in ready:
+                    photo.cond = encode_items(model, photo.prompts).detach()
+            params = _stage2_params(model, options, alpha)
+            opt = _optimizer(params, options.unet_lr, model.device)
+            for micro in range(options.model_steps):
+                cancel.raise_if_cancelled()
+                loss_sum = 0.0
+                for photo in ready:
+                    loss_sum += _train_step(
+                        model, noise_sched, photo, photo.cond, options.batch_size, gen,
+                        options.grad_accum,
+                    )  # fmt: skip
+                if (micro + 1) % options.grad_accum == 0 or micro + 1 == options.model_steps:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                step += 1
+                losses.append(loss_sum)
+                yield Progress(step, total, stage="unet", loss=loss_sum)
+            del opt
+            unet_tensors = _finish_stage2(model, options)
+
+        result = _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses)
+        model.applied = result.metadata["weights_id"]
+        done = True
+        return result
+    finally:
+        for encoder, base in spliced:
+            encoder.set_input_embeddings(base)
+        if options.gradient_checkpointing:
+            model.unet.disable_gradient_checkpointing()
+        if not done:
+            model.reset()
+
+
+def _stage2_params(model: DiffusionModel, options: FinetuneOptions, alpha: float) -> list:
+    if options.lora_rank > 0:
+        from peft import LoraConfig
+
+        config = LoraConfig(
+            r=options.lora_rank,
+            lora_alpha=alpha,
+            init_lora_weights="gaussian",
+            target_modules=["to_k", "to_q", "to_v", "to_out.0"],
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed + 2)
+            model.unet.add_adapter(config, adapter_name=_ADAPTER)
+        params = [p for p in model.unet.parameters() if p.requires_grad]
+        for p in params:
+            p.data = p.data.float()  # fp32 master weights under autocast
+        return params
+    names = _unet_targets(model)
+    model.save_unet_tensors(names)
+    named = dict(model.unet.named_parameters())
+    params = []
+    for name in names:
+        p = named[name]
+        p.data = p.data.float()  # fp32 master weights; autocast runs the layer in bf16/fp16
+        p.requires_grad_(True)
+        params.append(p)
+    return params
+
+
+def _finish_stage2(model: DiffusionModel, options: FinetuneOptions) -> dict[str, torch.Tensor]:
+    """Freeze what stage 2 trained, cast it back to the model dtype, and return it."""
+    out: dict[str, torch.Tensor] = {}
+    if options.lora_rank > 0:
+        from peft import get_peft_model_state_dict
+
+        for p in model.unet.parameters():
+            p.requires_grad_(False)
+        state = get_peft_model_state_dict(model.unet, adapter_name=_ADAPTER)
+        return {f"lora.{k}": v.detach().float().cpu().contiguous() for k, v in state.items()}
+    named = dict(model.unet.named_parameters())
+    for name in _unet_targets(model):
+        p = named[name]
+        p.requires_grad_(False)
+        p.data = p.data.to(model.dtype)
+        out[f"unet.{name}"] = p.detach().cpu().contiguous()
+    return out
+
+
+def _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses):
+    tensors = {}
+    for i, rows in enumerate(get_token_rows(model, tokens)):
+        tensors[f"text_encoder{'' if i == 0 else '_2'}.rows"] = rows.contiguous()
+    tensors.update(unet_tensors)
+    metadata = {
+        "format": FORMAT,
+        "version": str(FORMAT_VERSION),
+        "base_model": model.name,
+        "source": model.source,
+        "fingerprint": model.fingerprint,
+        "probe": json.dumps(model.probe),
+        "family": model.family,
+        "n_tokens": str(options.n_tokens),
+        "tokens": json.dumps([s for group in strings for s in group]),
+        "items": json.dumps(strings[0]),
+        "unet": f"lora-{options.lora_rank}" if options.lora_rank else "attn-qkv",
+        "lora_rank": str(options.lora_rank),
+        "lora_alpha": str(alpha),
+        "emb_steps": str(options.emb_steps),
+        "model_steps": str(options.model_steps),
+        "seed": str(options.seed),
+        "weights_id": uuid.uuid4().hex[:16],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "image_key": content_key(photos[0].image, photos[0].labels),
+    }
+    reference_tokens = None
+    if len(photos) > 1:
+        reference_tokens = strings[1]
+        metadata["reference_items"] = json.dumps(strings[1])
+        metadata["reference_key"] = content_key(photos[1].image, photos[1].labels)
+    return FinetuneResult(tensors, metadata, strings[0], reference_tokens, losses)
+
+
+# ----------------------------------------------------------------------------------------
+# Installing saved weights
+# ----------------------------------------------------------------------------------------
+
+
+def apply_trained(
+    model: DiffusionModel, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> None:
+    """Install learned weights into ``model`` (a loaded base model) without re-training.
+
+    Refuses, with ModelLoadError, weights of another format or prepared on another base
+    model. Does nothing when these weights are installed already.
+    """
+    if metadata.get("format") != FORMAT:
+        raise ModelLoadError("The project's weights file is not a D-Edit weights file.")
+    if int(metadata.get("version", "0")) > FORMAT_VERSION:
+        raise ModelLoadError(
+            "The project's weights were written by a newer D-Edit Studio; update it to use them."
+        )
+    check_weights_match(model, metadata)
+    if model.applied and model.applied == metadata.get("weights_id"):
+        return
+    model.reset()
+    try:
+        strings = json.loads(metadata["tokens"])
+        tokens = add_item_tokens(model, strings, seed=0)
+        rows = [
+            tensors[f"text_encoder{'' if i == 0 else '_2'}.rows"]
+            for i in range(len(model.text_encoders))
+        ]
+        set_token_rows(model, tokens, rows)
+        unet = {k[5:]: v for k, v in tensors.items() if k.startswith("unet.")}
+        if unet:
+            named = dict(model.unet.named_parameters())
+            missing = sorted(set(unet) - set(named))
+            if missing:
+                raise ModelLoadError(
+                    f"The learned weights name UNet tensors this model does not have "
+                    f"({missing[0]}); they belong to another model."
+                )
+            model.save_unet_tensors(list(unet))
+            with torch.no_grad():
+                for name, value in unet.items():
+                    if named[name].shape != value.shape:
+                        raise ModelLoadError(
+                            f"The learned tensor {name} has shape {tuple(value.shape)}, the model "
+                            f"{tuple(named[name].shape)}; the weights belong to another model."
+                        )
+                    named[name].data = value.to(model.device, model.dtype)
+        lora = {k[5:]: v for k, v in tensors.items() if k.startswith("lora.")}
+        if lora:
+            _apply_lora(model, lora, metadata)
+    except ModelLoadError:
+        model.reset()
+        raise
+    except (KeyError, ValueError, RuntimeError) as err:
+        model.reset()
+        raise ModelLoadError(
+            f"The project's learned weights are incomplete or damaged ({err})."
+        ) from err
+    model.applied = metadata.get("weights_id", "")
+
+
+def _apply_lora(model: DiffusionModel, lora: dict[str, torch.Tensor], metadata) -> None:
+    from peft import LoraConfig, set_peft_model_state_dict
+
+    rank = int(metadata.get("lora_rank", "0"))
+    alpha = float(metadata.get("lora_alpha", rank))
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, target_modules=["to_k", "to_q", "to_v", "to_out.0"]
+    )
+    model.unet.add_adapter(config, adapter_name=_ADAPTER)
+    result = set_peft_model_state_dict(model.unet, lora, adapter_name=_ADAPTER)
+    if getattr(result, "unexpected_keys", None):
+        raise ModelLoadError("The learned LoRA weights do not fit this model's UNet.")
+    model.unet.requires_grad_(False)
+
+
+# ----------------------------------------------------------------------------------------
+# Projects
+# ----------------------------------------------------------------------------------------
+
+
+def weights_metadata(project) -> dict[str, str]:
+    """The metadata of a prepared project's weights, read without loading the tensors.
+
+    Raises EditError when the project has not been prepared.
+    """
+    if not project.has_weights:
+        raise EditError(
+            "This project has not been prepared yet; prepare it first "
+            "(the Prepare button, or `dedit finetune PROJECT --model MODEL`)."
+        )
+    if not project.prepared:  # stored but not saved yet
+        return dict(project.load_weights()[1])
+    from safetensors import safe_open
+
+    path = project.folder / project.training["weights"]
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # missing or damaged file: the project's own sentence
+        raise ProjectError(
+            f"The learned weights file {path} is missing or damaged; prepare the project again."
+        ) from err
+
+
+def finetune_project(
+    model: DiffusionModel,
+    project,
+    reference=None,
+    options: FinetuneOptions = FinetuneOptions(),
+    cancel: CancelToken | None = None,
+) -> Job[FinetuneResult]:
+    """:func:`finetune` on a project (and optionally a reference project, jointly)."""
+    photos = [TrainImage(project.image, project.labels, tuple(i.name for i in project.items))]
+    if reference is not None:
+        photos.append(
+            TrainImage(reference.image, reference.labels, tuple(i.name for i in reference.items))
+        )
+    return finetune(model, photos, options, cancel)
+
+
+def store_result(project, result: FinetuneResult) -> None:
+    """Keep ``result`` in ``project``: item token strings, the training record and the
+    weights file (saved at once when the project has a folder). On failure the project is
+    as it was."""
+    before_tokens = [item.tokens for item in project.items]
+    before_training = project.training
+    meta = result.metadata
+    training = {k: v for k, v in (project.training or {}).items() if k == "weights"}
+    training.update(
+        base_model=meta["base_model"],
+        source=meta["source"],
+        fingerprint=meta["fingerprint"],
+        unet=meta["unet"],
+        emb_steps=int(meta["emb_steps"]),
+        model_steps=int(meta["model_steps"]),
+        reference_key=meta.get("reference_key"),
+        weights_id=meta["weights_id"],
+    )
+    try:
+        for item, tokens in zip(project.items, result.item_tokens):
+            item.tokens = tokens
+        project.training = training
+        project.store_weights(result.tensors, result.metadata)
+    except BaseException:
+        for item, tokens in zip(project.items, before_tokens):
+            item.tokens = tokens
+        project.training = before_training
+        raise

@@ -1,0 +1,601 @@
+"""Load the diffusion model the editor works with: SDXL (default) or an SD 1.5 model.
+
+    model = load_model()                                # stabilityai/stable-diffusion-xl-base-1.0
+    model = load_model("/models/sdxl", dtype="bf16", vae="madebyollin/sdxl-vae-fp16-fix")
+    model = load_model(tiny_folder)                        # tests: same code path
+
+A source is a Hugging Face hub id or a local diffusers folder (``model_index.json`` plus one
+subfolder per component). The family is read from the folder: a ``text_encoder_2`` means
+SDXL (two text encoders, 1024²), otherwise SD 1.5 (one text encoder, 512²). Weights load from
+safetensors only; a folder with only pickle ``.bin`` files is refused with a sentence.
+
+Device and dtype: CUDA in bf16 (fp16 on GPUs without bf16), Apple MPS in fp16, CPU in fp32;
+both overridable. The VAE runs in fp32 when the model runs in fp16 and the VAE asks for it
+(``force_upcast``; SDXL's VAE overflows in fp16) unless a fp16-safe VAE is given with ``vae=``.
+
+:class:`DiffusionModel` holds the components, the fingerprint that tells which base model
+learned weights belong to, and :meth:`DiffusionModel.reset`, which puts the model back to its
+loaded state after a project's learned tokens and UNet tensors were installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dedit_app.errors import ModelLoadError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DiffusionModel",
+    "check_weights_match",
+    "detect_family",
+    "load_model",
+    "model_from_components",
+    "pick_device",
+    "pick_dtype",
+]
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+_DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+}
+# Files a model download needs; everything else in a hub repository (pickles, ONNX, Flax,
+# single-file checkpoints at the top level) is left alone.
+_WEIGHT_SUFFIX = ".safetensors"
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ModelLoadError(
+                f"{device!r} is not a device name (use cpu, cuda or mps)."
+            ) from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError(
+                "The device cuda was asked for, but this computer has no CUDA GPU."
+            )
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelLoadError("The device mps was asked for, but Apple MPS is not available.")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """``dtype`` if given ("fp32", "fp16", "bf16" or a torch dtype); else bf16 on CUDA GPUs
+    that support it (fp16 on older ones), fp16 on MPS, fp32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        key = str(dtype).lower().replace("torch.", "")
+        if key not in _DTYPES:
+            raise ModelLoadError(
+                f"{dtype!r} is not a precision the editor knows (fp32, fp16, bf16)."
+            )
+        return _DTYPES[key]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def detect_family(folder: str | os.PathLike[str]) -> str:
+    """``"sdxl"`` when the diffusers folder has a second text encoder, else ``"sd15"``."""
+    folder = Path(folder)
+    index = folder / "model_index.json"
+    if index.is_file():
+        try:
+            doc = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelLoadError(f"{index} is not readable JSON ({err}).") from err
+        if doc.get("text_encoder_2") and doc["text_encoder_2"][0] is not None:
+            return "sdxl"
+        return "sd15"
+    return "sdxl" if (folder / "text_encoder_2").is_dir() else "sd15"
+
+
+# ----------------------------------------------------------------------------------------
+# Finding the files
+# ----------------------------------------------------------------------------------------
+
+
+def _is_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "~", "/"))
+
+
+def _resolve(source: str, *, what: str, variant: str | None, local_files_only: bool) -> Path:
+    """A local folder for ``source`` (a folder path, or a hub id fetched/read from the cache)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"{path} is a file; point the editor to a diffusers model folder (with "
+                "model_index.json, unet/, vae/, text_encoder/ ...), not a single checkpoint."
+            )
+        return path
+    if not _is_hub_id(source):
+        raise ModelLoadError(
+            f"There is no folder {path} and {source!r} is not a Hugging Face model id; give a "
+            f"local diffusers folder or a hub id such as {DEFAULT_MODEL}."
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    weights = f"*.{variant}{_WEIGHT_SUFFIX}" if variant else f"*{_WEIGHT_SUFFIX}"
+    patterns = ["model_index.json", "*.json", "*.txt", f"*/{weights}"]
+    if what == "vae":
+        patterns += [weights]
+    # Without a variant, skip the half-precision copies that hub repos keep beside the
+    # full ones (SDXL base would otherwise download twice).
+    ignore = None if variant else [f"*.fp16{_WEIGHT_SUFFIX}", f"*.bf16{_WEIGHT_SUFFIX}"]
+    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        return Path(
+            snapshot_download(
+                source, allow_patterns=patterns, ignore_patterns=ignore, local_files_only=offline
+            )
+        )
+    except GatedRepoError as err:
+        raise ModelLoadError(
+            f"The model {source} needs you to accept its license on huggingface.co and log in "
+            "(`hf auth login`) before it can be downloaded."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise ModelLoadError(
+            f"There is no model {source} on the Hugging Face hub (or it is private); check the "
+            f"name, or point the editor to a local diffusers folder."
+        ) from err
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+        raise ModelLoadError(
+            f"The {what} {source} is not downloaded and the editor is offline; download it once "
+            f"with `hf download {source}` while online, or point the editor to a local diffusers "
+            "folder (for example --model /path/to/stable-diffusion-xl-base-1.0)."
+        ) from err
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"The {what} {source} could not be downloaded ({_short(err)}); check the network, or "
+            "point the editor to a local diffusers folder."
+        ) from err
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.rstrip(".")[:200]
+
+
+def _require_safetensors(folder: Path, component: str) -> None:
+    sub = folder / component
+    if not sub.is_dir():
+        raise ModelLoadError(
+            f"{folder} is not a complete diffusers model folder: it has no {component}/ "
+            "subfolder (expected model_index.json, unet/, vae/, text_encoder/, tokenizer/)."
+        )
+    if any(sub.glob(f"*{_WEIGHT_SUFFIX}")):
+        return
+    if any(sub.glob("*.bin")) or any(sub.glob("*.ckpt")) or any(sub.glob("*.pt")):
+        raise ModelLoadError(
+            f"{sub} holds only PyTorch pickle weights (.bin); the editor loads safetensors only, "
+            "because pickle files can run code. Download the .safetensors version of this model."
+        )
+    raise ModelLoadError(f"{sub} has no weights file (*.safetensors); the download is incomplete.")
+
+
+# ----------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class DiffusionModel:
+    """A loaded SDXL or SD 1.5 and what the engine needs to know about it.
+
+    ``text_encoders``/``tokenizers`` hold one (SD 1.5) or two (SDXL) entries in the order of
+    the model (SDXL: CLIP ViT-L then OpenCLIP bigG). ``resolution`` is the side of the
+    square training size (1024 SDXL, 512 SD 1.5, 256 the tiny test models); buckets have
+    about ``resolution**2`` pixels.
+    """
+
+    source: str
+    name: str
+    family: str
+    device: torch.device
+    dtype: torch.dtype
+    vae_dtype: torch.dtype
+    unet: Any
+    vae: Any
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    scheduler: Any  # the scheduler the model ships (a template; copy before use)
+    fingerprint: str
+    probe: list[float]
+    base_vocab: list[int] = field(default_factory=list)  # tokenizer sizes: first new token id
+    attention: Any = None  # dedit_app.attention.GroupedAttention installed on the UNet
+    applied: str = ""  # weights_id of the learned weights installed now ("" = none)
+    _base_rows: list[int] = field(default_factory=list, repr=False)  # embedding table sizes
+    _pristine_tokenizers: list[Any] = field(default_factory=list, repr=False)
+    _saved_unet: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "sdxl"
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.unet.config.cross_attention_dim)
+
+    def bucket(self, height: int, width: int) -> tuple[int, int]:
+        """The generation size ``(h, w)`` for a ``height x width`` photo: about
+        ``resolution**2`` pixels, sides multiples of 64, the photo's aspect ratio."""
+        from dedit_app.imageio import choose_bucket
+
+        return choose_bucket(height, width, area=self.resolution**2, multiple=64)
+
+    def make_scheduler(self, name: str = "model"):
+        """A fresh scheduler: ``"model"`` (what the model ships; SDXL base: Euler),
+        ``"euler"``, ``"ddim"`` (the paper's choice for SD), or ``"ddpm"``."""
+        from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
+
+        classes = {"euler": EulerDiscreteScheduler, "ddim": DDIMScheduler, "ddpm": DDPMScheduler}
+        if name == "model":
+            return type(self.scheduler).from_config(self.scheduler.config)
+        if name not in classes:
+            raise ModelLoadError(
+                f"{name!r} is not a sampler the editor knows; use model, euler, ddim or ddpm."
+            )
+        return classes[name].from_config(self.scheduler.config)
+
+    # ----- images <-> latents ------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_image(self, image: np.ndarray) -> torch.Tensor:
+        """``image`` (h, w, 3) uint8 RGB, sides multiples of 8 -> latents ``[1, 4, h/8, w/8]``
+        in the model dtype, scaled by the VAE's scaling factor. Uses the posterior mean
+        (deterministic), not a sample."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = x.permute(2, 0, 1)[None].to(self.vae_dtype) / 127.5 - 1.0
+        latents = self.vae.encode(x).latent_dist.mean
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        return ((latents - shift) * self.vae.config.scaling_factor).to(self.dtype)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents ``[B, 4, h, w]`` -> images ``(B, 8h, 8w, 3)`` uint8, decoded in the VAE's
+        safe precision, rounded as diffusers' image processor does."""
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        z = latents.to(self.vae_dtype) / self.vae.config.scaling_factor + shift
+        x = self.vae.decode(z, return_dict=False)[0]
+        x = (x.float() / 2 + 0.5).clamp(0, 1)
+        x = x.permute(0, 2, 3, 1).cpu().numpy()
+        return (x * 255).round().astype(np.uint8)
+
+    def latent_rgb(self) -> torch.Tensor:
+        """A ``[5, 3]`` linear map (4 channels + bias) from latents to RGB in [0, 1], fitted
+        once to this model's own VAE: cheap step previews without a VAE decode."""
+        if self._latent_rgb is None:
+            self._latent_rgb = _fit_latent_rgb(self)
+        return self._latent_rgb
+
+    # ----- learned state -------------------------------------------------------------
+
+    def save_unet_tensors(self, names: list[str]) -> None:
+        """Remember the loaded values of UNet parameters about to be trained or replaced
+        (once; later calls keep the first, original copy) so :meth:`reset` can restore them."""
+        params = dict(self.unet.named_parameters())
+        for name in names:
+            if name not in self._saved_unet:
+                self._saved_unet[name] = params[name].detach().to("cpu", copy=True)
+
+    def reset(self) -> None:
+        """Back to the loaded base model: no item tokens, original UNet tensors, no LoRA."""
+        if self._pristine_tokenizers:
+            self.tokenizers = [copy.deepcopy(t) for t in self._pristine_tokenizers]
+        for encoder, size in zip(self.text_encoders, self._base_rows):
+            if encoder.get_input_embeddings().weight.shape[0] != size:
+                encoder.resize_token_embeddings(size, mean_resizing=False)
+        if getattr(self.unet, "peft_config", None):
+            # unload, not just delete: the LoRA wrappers themselves must go, so parameter
+            # names (and the processors' layers) are the base model's again
+            self.unet.unload_lora()
+        if self._saved_unet:
+            params = dict(self.unet.named_parameters())
+            with torch.no_grad():
+                for name, value in self._saved_unet.items():
+                    p = params[name]
+                    p.data = value.to(p.device, self.dtype)
+                    p.requires_grad_(False)
+            self._saved_unet.clear()
+        self.unet.requires_grad_(False)
+        for encoder in self.text_encoders:
+            encoder.requires_grad_(False)
+        self.applied = ""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.family}, {self.device.type}, {str(self.dtype)[6:]})"
+
+
+def _fit_latent_rgb(model: DiffusionModel) -> torch.Tensor:
+    """Least-squares map latents -> RGB from a synthetic colour chart through the VAE."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    chart = np.stack([xx, yy, 1 - (xx + yy) / 2], axis=-1)
+    chart = np.concatenate([chart, 1 - chart[::-1]], axis=1)
+    image = (chart * 255).round().astype(np.uint8)
+    latents = model.encode_image(image).float()[0]  # [4, h, w]
+    small = torch.nn.functional.interpolate(
+        torch.from_numpy(chart).permute(2, 0, 1)[None], size=latents.shape[-2:], mode="area"
+    )[0]
+    x = torch.cat([latents.reshape(latents.shape[0], -1), torch.ones(1, latents[0].numel())]).T
+    y = small.reshape(3, -1).T
+    return torch.linalg.lstsq(x.cpu(), y).solution  # [5, 3]
+
+
+# ----------------------------------------------------------------------------------------
+# Fingerprints: which base model learned weights belong to
+# ----------------------------------------------------------------------------------------
+
+_PROBE_KEYS = {
+    "unet": ("conv_in.weight", "attn2.to_k.weight"),
+    "text_encoder": ("text_model.embeddings.token_embedding.weight",),
+}
+
+
+def _config_hash(parts: Mapping[str, Mapping[str, Any]]) -> str:
+    clean = {
+        name: {k: v for k, v in sorted(cfg.items()) if not k.startswith("_")}
+        for name, cfg in parts.items()
+    }
+    blob = json.dumps(clean, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _probe(folder: Path, variant: str | None) -> list[float]:
+    """A few weight values read straight from the files (independent of the load dtype),
+    so two models with the same architecture but different weights are told apart."""
+    from safetensors import safe_open
+
+    values: list[float] = []
+    for component, keys in _PROBE_KEYS.items():
+        files = sorted((folder / component).glob(f"*{_WEIGHT_SUFFIX}"))
+        if variant:
+            files = [f for f in files if f".{variant}." in f.name] or files
+        for wanted in keys:
+            for file in files:
+                try:
+                    with safe_open(str(file), framework="pt") as f:
+                        key = next((k for k in sorted(f.keys()) if k.endswith(wanted)), None)
+                        if key is None:
+                            continue
+                        row = f.get_slice(key)[0:1].float().flatten()[:16]
+                        values += [round(float(v), 7) for v in row]
+                        break
+                except Exception:  # a probe is a convenience; the config hash still applies
+                    continue
+    return values
+
+
+def check_weights_match(model: DiffusionModel, metadata: Mapping[str, str]) -> None:
+    """Raise ModelLoadError unless learned weights with ``metadata`` were prepared on the
+    same base model as ``model`` (same architecture and configuration, same weights)."""
+    theirs = metadata.get("fingerprint", "")
+    base = metadata.get("base_model", "an unknown model")
+    sentence = (
+        f"These learned weights were prepared on {base}, but the model loaded now is "
+        f"{model.name}; load {base} again, or prepare the project again with {model.name}."
+    )
+    if theirs != model.fingerprint:
+        raise ModelLoadError(sentence)
+    try:
+        probe = [float(v) for v in json.loads(metadata.get("probe", "[]"))]
+    except (ValueError, TypeError):
+        probe = []
+    if probe and model.probe and len(probe) == len(model.probe):
+        a, b = np.asarray(probe), np.asarray(model.probe)
+        scale = max(float(np.abs(b).max()), 1e-12)
+        # fp16 files of the same model differ from fp32 ones by ~5e-4 relative; fine-tunes
+        # move weights by much more.
+        if float(np.abs(a - b).max()) > 2e-3 * scale:
+            raise ModelLoadError(sentence)
+
+
+# ----------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------
+
+
+def load_model(
+    source: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    vae: str | os.PathLike[str] | None = None,
+    variant: str | None = None,
+    local_files_only: bool = False,
+) -> DiffusionModel:
+    """Load SDXL or SD 1.5 from a hub id or a local diffusers folder.
+
+    Args:
+        source: hub id (default SDXL base 1.0) or folder.
+        device, dtype: see :func:`pick_device` and :func:`pick_dtype`.
+        vae: optional replacement VAE (hub id or folder), e.g. the fp16-safe
+            ``madebyollin/sdxl-vae-fp16-fix`` the paper uses.
+        variant: weight file variant to read (``"fp16"`` halves SDXL's download).
+        local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
+    Raises:
+        ModelLoadError: with a sentence saying what to download or where to point the editor.
+    """
+    from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    source = os.fspath(source)
+    _quiet_libraries()
+    dev = pick_device(device)
+    dt = pick_dtype(dev, dtype)
+    folder = _resolve(source, what="model", variant=variant, local_files_only=local_files_only)
+    family = detect_family(folder)
+    encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
+    for component in ["unet", "vae", *encoders]:
+        if component == "vae" and vae is not None:
+            continue
+        _require_safetensors(folder, component)
+
+    common = {"use_safetensors": True, "variant": variant, "local_files_only": True}
+    try:
+        unet = UNet2DConditionModel.from_pretrained(
+            folder, subfolder="unet", torch_dtype=dt, **common
+        )
+        text_encoders = []
+        for i, sub in enumerate(encoders):
+            cls = CLIPTextModelWithProjection if i == 1 else CLIPTextModel
+            text_encoders.append(cls.from_pretrained(folder, subfolder=sub, dtype=dt, **common))
+        tokenizers = [
+            CLIPTokenizer.from_pretrained(
+                folder, subfolder=sub.replace("text_encoder", "tokenizer")
+            )
+            for sub in encoders
+        ]
+        scheduler = _load_scheduler(folder, SchedulerMixin)
+        if vae is not None:
+            vae_folder = _resolve(
+                os.fspath(vae), what="vae", variant=None, local_files_only=local_files_only
+            )
+            vae_sub = "vae" if (vae_folder / "vae").is_dir() else None
+            vae_kwargs = {"use_safetensors": True, "local_files_only": True}
+        else:
+            vae_folder, vae_sub, vae_kwargs = folder, "vae", common
+        vae_config = AutoencoderKL.load_config(vae_folder, subfolder=vae_sub, local_files_only=True)
+        # SDXL's VAE overflows in fp16: it runs in fp32 then, unless it is a fp16-safe one.
+        force_upcast = bool(vae_config.get("force_upcast", False))
+        vae_dtype = torch.float32 if (dt == torch.float16 and force_upcast) else dt
+        vae_model = AutoencoderKL.from_pretrained(
+            vae_folder, subfolder=vae_sub, torch_dtype=vae_dtype, **vae_kwargs
+        )
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
+        raise ModelLoadError(
+            f"The model in {folder} could not be loaded ({_short(err)}); the folder may be "
+            "incomplete or not a Stable Diffusion / SDXL model in diffusers format."
+        ) from err
+
+    unet.to(dev)
+    vae_model.to(dev)
+    for enc in text_encoders:
+        enc.to(dev)
+    name = source if _is_hub_id(source) and not Path(source).exists() else Path(source).name
+    return model_from_components(
+        unet, vae_model, text_encoders, tokenizers, scheduler,
+        source=source, name=name, probe=_probe(folder, variant),
+    )  # fmt: skip
+
+
+def model_from_components(
+    unet,
+    vae,
+    text_encoders: list,
+    tokenizers: list,
+    scheduler,
+    *,
+    source: str,
+    name: str,
+    probe: list[float] | None = None,
+) -> DiffusionModel:
+    """Wrap already-built components (on their device, in their dtype) as a model: the
+    family follows the number of text encoders, the fingerprint the configurations.
+    :func:`load_model` ends here; benchmarks use it for full-size random models."""
+    family = "sdxl" if len(text_encoders) == 2 else "sd15"
+    for m in [unet, vae, *text_encoders]:
+        m.requires_grad_(False)
+        m.eval()
+    parts = {"unet": dict(unet.config)}
+    for i, enc in enumerate(text_encoders):
+        cfg = enc.config.to_dict()
+        keep = ("hidden_size", "num_hidden_layers", "vocab_size", "projection_dim")
+        parts[f"text_encoder{'_2' if i else ''}"] = {k: cfg.get(k) for k in keep}
+    model = DiffusionModel(
+        source=source,
+        name=name,
+        family=family,
+        device=unet.device,
+        dtype=unet.dtype,
+        vae_dtype=vae.dtype,
+        unet=unet,
+        vae=vae,
+        text_encoders=text_encoders,
+        tokenizers=tokenizers,
+        scheduler=scheduler,
+        fingerprint=f"{family}-{_config_hash(parts)}",
+        probe=list(probe or []),
+        base_vocab=[len(t) for t in tokenizers],
+        _base_rows=[e.get_input_embeddings().weight.shape[0] for e in text_encoders],
+        _pristine_tokenizers=[copy.deepcopy(t) for t in tokenizers],
+    )
+    from dedit_app.attention import install_grouped_attention
+
+    model.attention = install_grouped_attention(unet)
+    return model
+
+
+def _quiet_libraries() -> None:
+    """No per-file progress bars or info chatter from the libraries: the editor and the
+    command line show their own progress."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def _load_scheduler(folder: Path, base: type) -> Any:
+    import diffusers
+
+    path = folder / "scheduler" / "scheduler_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(
+            f"{path} is missing or unreadable; the model folder is incomplete."
+        ) from err
+    cls = getattr(diffusers, str(config.get("_class_name", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        cls = diffusers.EulerDiscreteScheduler
+    return cls.from_config(config)

@@ -1,0 +1,114 @@
+"""Fine-tuning speed: a stage-2 micro-step with grouped attention vs the paper's per-item
+attention maps, same inputs, same noise and timesteps (losses and gradients must agree);
+and the real preparation job timed per micro-step.
+
+quick: the tiny SDXL on the CPU. full (with a GPU): full-size SDXL architecture, random
+weights, a 1024 x 1024 photo with 8 items, bf16; the paper's schedule (500 + 500 micro-steps
+of batch 2) is projected from the measured per-step times, and the low-memory mode's peak
+VRAM is measured.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import Row, measure, with_ratios  # noqa: E402
+from benchmarks.dedit_reference import full_sdxl, paper_attention, rel_err, tiny_model  # noqa: E402
+
+
+def _photo_and_labels(size: int, items: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    cols = np.arange(size)[None, :].repeat(size, 0)
+    labels = (cols * items // size).astype(np.int32)
+    return image, labels, tuple(f"item{i}" for i in range(items))
+
+
+def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Row]:
+    from diffusers import DDPMScheduler
+
+    from dedit_app.finetune import FinetuneOptions, TrainImage, _photo, _stage2_params, _train_step
+    from dedit_app.tokens import add_item_tokens, encode_items, make_token_strings
+
+    image, labels, names = _photo_and_labels(size, items)
+    model.reset()
+    strings = make_token_strings(names)
+    add_item_tokens(model, strings)
+    photo = _photo(model, TrainImage(image, labels, names), strings)
+    with torch.no_grad():
+        photo.cond = encode_items(model, photo.prompts).detach()
+    params = _stage2_params(model, FinetuneOptions(), 0)
+    noise = DDPMScheduler.from_config(model.scheduler.config)
+
+    def step():
+        gen = torch.Generator().manual_seed(0)
+        loss = _train_step(model, noise, photo, photo.cond, 2, gen, 1)
+        grad = params[0].grad.detach().clone()
+        for p in params:
+            p.grad = None
+        return torch.tensor(loss), grad
+
+    def paper():
+        with paper_attention(model, photo.labels, photo.cond.key_items):
+            return step()
+
+    (l_ours, g_ours), (l_paper, g_paper) = step(), paper()
+    note = f"loss rel err {rel_err(l_ours, l_paper):.1e}, grad {rel_err(g_ours, g_paper):.1e}"
+    s, mb = measure(step, repeats=repeats)
+    rs, rmb = measure(paper, repeats=repeats)
+    rows = with_ratios(
+        Row(case, "grouped (ours)", s, mb, note=note), Row(case, "paper per-item", rs, rmb)
+    )
+    model.reset()
+    return rows
+
+
+def _job_rows(model, size: int, items: int, steps: int, case: str, low_memory: bool) -> list[Row]:
+    """The real preparation job: median seconds per micro-step of each stage."""
+    from dedit_app.finetune import FinetuneOptions, TrainImage, finetune
+
+    image, labels, names = _photo_and_labels(size, items)
+    options = FinetuneOptions(emb_steps=steps, model_steps=steps, gradient_checkpointing=low_memory)
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    stamps, stages = [time.perf_counter()], []
+    for p in finetune(model, [TrainImage(image, labels, names)], options):
+        if cuda:
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+        stages.append(p.stage)
+    dt = np.diff(stamps)
+    per = {st: float(np.median(dt[[s == st for s in stages]][1:])) for st in ("tokens", "unet")}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    projected = 500 * per["tokens"] + 500 * per["unet"]
+    model.reset()
+    mode = "low-memory" if low_memory else "default"
+    return [
+        Row(case, f"ours stage 1 ({mode})", per["tokens"], peak, note="per micro-step, batch 2"),
+        Row(case, f"ours stage 2 ({mode})", per["unet"], peak,
+            note=f"paper schedule 2 x 500 steps projected: {projected:.0f} s"),
+    ]  # fmt: skip
+
+
+def run(profile: str) -> list[Row]:
+    rows: list[Row] = []
+    if profile == "full" and torch.cuda.is_available():
+        model = full_sdxl("cuda", torch.bfloat16)
+        case = "SDXL 1024^2 8 items bf16"
+        rows += _micro_step_rows(model, 1024, 8, 5, case)
+        rows += _job_rows(model, 1024, 8, 6, case, low_memory=False)
+        rows += _job_rows(model, 1024, 8, 6, case, low_memory=True)
+        return rows
+    model = tiny_model()
+    case = "tiny SDXL 256^2 4 items cpu"
+    rows += _micro_step_rows(model, 256, 4, 5 if profile == "full" else 3, case)
+    rows += _job_rows(model, 256, 4, 4, case, low_memory=False)
+    return rows

@@ -1,0 +1,256 @@
+"""The `dedit` command end to end on the tiny model, and its exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dedit_app.cli import main
+from dedit_app.imageio import load_image, save_image
+from dedit_app.project import Project
+
+EDGE = 12
+STEPS = ["--steps", "2", "--edge", str(EDGE)]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Path, Path]:
+    """The D-Edit example photo and reference photo, or generated stand-ins when the example
+    is not beside the repository."""
+    from conftest import REFERENCE  # the one place that knows where the example lives
+
+    if (REFERENCE / "image.png").exists() and (REFERENCE / "reference_image.png").exists():
+        return REFERENCE / "image.png", REFERENCE / "reference_image.png"
+    folder = tmp_path_factory.mktemp("photos")
+    yy, xx = np.mgrid[0:384, 0:512]
+    image = np.zeros((384, 512, 3), np.uint8)
+    image[...] = (200, 190, 170)
+    image[yy > 260] = (90, 60, 40)
+    image[(xx - 300) ** 2 + (yy - 180) ** 2 < 60**2] = (180, 20, 30)
+    save_image(folder / "image.png", image)
+    save_image(folder / "reference_image.png", image[:, ::-1].copy())
+    return folder / "image.png", folder / "reference_image.png"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, photos, tiny_sdxl_path) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    image, reference = photos
+    assert main(["segment", str(image), "-o", str(folder / "p.dedit")]) == 0
+    assert main(["segment", str(reference), "-o", str(folder / "r.dedit")]) == 0
+    code = main([
+        "finetune", str(folder / "p.dedit"), "--model", str(tiny_sdxl_path), "--reference",
+        str(folder / "r.dedit"), "--emb-steps", "2", "--model-steps", "2", "--grad-accum", "1",
+        "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 0
+    return folder
+
+
+def _expected_hard(project, request):
+    from dedit_app.edits import plan_edit
+    from dedit_app.partition import edit_regions
+
+    plan = plan_edit(project, request, Project.load(project.folder.parent / "r.dedit"))
+    if plan.active is None:
+        return np.zeros(project.labels.shape, bool)
+    return edit_regions(plan.active, EDGE)[0]
+
+
+def test_five_edits_end_to_end(prepared, capsys):
+    from dedit_app.edits import MoveRequest, ReconRequest, RemoveRequest, SwapRequest, TextRequest
+    from dedit_app.partition import Move
+
+    project = Project.load(prepared / "p.dedit")
+    assert project.prepared and project.items[0].tokens.startswith("#")
+    big = int(np.argmax(np.bincount(project.labels.ravel())))
+    small = int(np.argmin(np.bincount(project.labels.ravel(), minlength=len(project.items)) + 0))
+    runs = {
+        "recon": ([], ReconRequest()),
+        "text": (["--item", str(small), "--prompt", "a white handbag"], TextRequest(small, "x")),
+        "swap": (
+            ["--item", str(small), "--reference", str(prepared / "r.dedit"), "--ref-item", "0"],
+            SwapRequest(small, 0),
+        ),
+        "move": (
+            ["--item", str(small), "--dx", "20", "--dy", "-10", "--scale", "0.8"],
+            MoveRequest((Move(small, 20, -10, 0.8),)),
+        ),
+        "remove": (["--item", str(small)], RemoveRequest(small)),
+    }
+    assert small != big
+    for kind, (args, request) in runs.items():
+        out = prepared / f"{kind}.png"
+        code = main(["edit", str(prepared / "p.dedit"), kind, "-o", str(out), *STEPS, *args])
+        assert code == 0, capsys.readouterr().err
+        result = load_image(out)
+        assert result.shape == project.image.shape
+        hard = _expected_hard(project, request)
+        assert (result[hard] == project.image[hard]).all(), kind
+        if kind != "recon":
+            assert hard.any()
+    # the project itself was not changed by editing
+    assert Project.load(prepared / "p.dedit").history == []
+
+
+def test_candidates_and_apply(prepared, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    shutil.copytree(prepared / "r.dedit", tmp_path / "r.dedit")
+    item = int(np.argmin(np.bincount(Project.load(copy).labels.ravel())))
+    out = tmp_path / "out.png"
+    code = main(
+        [
+            "edit",
+            str(copy),
+            "remove",
+            "--item",
+            str(item),
+            "--candidates",
+            "2",
+            "--apply",
+            "-o",
+            str(out),
+            *STEPS,
+        ]
+    )
+    assert code == 0
+    assert out.exists() and (tmp_path / "out-2.png").exists()
+    after = Project.load(copy)
+    assert len(after.history) == 1 and after.history[0]["kind"] == "remove"
+    assert not (after.labels == item).any()
+    assert np.array_equal(after.image, load_image(out))
+
+
+def test_info(prepared, capsys):
+    assert main(["info", str(prepared / "p.dedit")]) == 0
+    text = capsys.readouterr().out
+    assert "prepared on tiny-sdxl" in text and "jointly with a reference photo" in text
+    assert "#" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["edit", "{p}", "text", "--item", "0", "-o", "{o}"], "needs --prompt"),
+        (["edit", "{p}", "text", "--item", "99", "--prompt", "x", "-o", "{o}"], "no item 99"),
+        (["edit", "{p}", "move", "--item", "0", "--scale", "0", "-o", "{o}"], "above zero"),
+        (["edit", "{p}", "move", "--move", "0:1", "-o", "{o}"], "ITEM:DX:DY"),
+        (["edit", "{p}", "recon", "-o", "{d}/out.gif"], "must end in .png"),
+        (["edit", "{d}/missing.dedit", "recon", "-o", "{o}"], "no project"),
+        (["segment", "{d}/missing.png", "-o", "{d}/x.dedit"], "does not exist"),
+        (["segment", "{i}", "-o", "{p}"], "already exists"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(prepared, photos, capsys, argv, words):
+    before = (prepared / "p.dedit" / "project.json").read_bytes()
+    fill = {
+        "p": str(prepared / "p.dedit"),
+        "o": str(prepared / "x.png"),
+        "d": str(prepared),
+        "i": str(photos[0]),
+    }
+    assert main([a.format(**fill) for a in argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dedit: error: ") and words in err[-1]
+    assert (prepared / "p.dedit" / "project.json").read_bytes() == before
+
+
+def test_not_prepared_project(tmp_path, photos, capsys):
+    assert main(["segment", str(photos[0]), "-o", str(tmp_path / "n.dedit")]) == 0
+    assert main(["edit", str(tmp_path / "n.dedit"), "recon", "-o", str(tmp_path / "o.png")]) == 1
+    assert "not been prepared" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_and_keeps_the_project(
+    prepared, tiny_sdxl_path, monkeypatch, capsys, tmp_path
+):
+    import shutil
+
+    import dedit_app.cli as cli
+
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    before = sorted((p.name, p.read_bytes()) for p in copy.iterdir())
+
+    def interrupted(job, on_progress=None):
+        next(job)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_job", interrupted)
+    code = main(
+        [
+            "finetune",
+            str(copy),
+            "--model",
+            str(tiny_sdxl_path),
+            "--emb-steps",
+            "3",
+            "--model-steps",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 130
+    assert "cancelled" in capsys.readouterr().err
+    assert sorted((p.name, p.read_bytes()) for p in copy.iterdir()) == before
+
+
+def test_usage_errors_exit_2_and_help_has_examples():
+    assert main(["edit"]) == 2
+    assert main(["bogus-command"]) == 2
+    run = subprocess.run(
+        [sys.executable, "-m", "dedit_app", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0
+    assert "examples:" in run.stdout and "dedit edit photo.dedit move" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        ("cuda", "ran out of GPU memory"),
+        ("ram", "ran out of memory"),
+    ],
+)
+def test_out_of_memory_is_one_line_and_keeps_the_project(
+    prepared, tiny_sdxl_path, monkeypatch, capsys, tmp_path, error, words
+):
+    import shutil
+
+    import torch
+
+    import dedit_app.cli as cli
+
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    before = sorted((p.name, p.read_bytes()) for p in copy.iterdir())
+
+    def exhausted(job, on_progress=None):
+        next(job)
+        if error == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "run_job", exhausted)
+    argv = ["finetune", str(copy), "--model", str(tiny_sdxl_path), "--emb-steps", "3"]
+    assert main(argv + ["--model-steps", "0", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dedit: error: `dedit finetune` ") and words in err[-1]
+    assert sorted((p.name, p.read_bytes()) for p in copy.iterdir()) == before
+
+
+def test_a_bug_still_shows_its_traceback(prepared, monkeypatch):
+    """Only memory failures are turned into sentences; other RuntimeErrors are bugs."""
+    import dedit_app.cli as cli
+
+    def broken(job, on_progress=None):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(cli, "run_job", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(prepared / "bug.png")])

@@ -1,0 +1,197 @@
+"""The five edits on a prepared tiny project: images, item maps, regions, and refusals."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from dedit_app.edits import (
+    MoveRequest,
+    ReconRequest,
+    RemoveRequest,
+    SwapRequest,
+    TextRequest,
+    edit,
+    plan_edit,
+    run_edit,
+)
+from dedit_app.errors import Cancelled, EditError, ItemError, ModelLoadError
+from dedit_app.jobs import CancelToken, run_job
+from dedit_app.partition import Move
+from dedit_app.project import Project
+from dedit_app.sampler import SamplingOptions
+
+FAST = SamplingOptions(steps=2, edge=8)
+
+
+@pytest.fixture
+def project(prepared_project_dir):
+    return Project.load(prepared_project_dir / "tiny.dedit")
+
+
+@pytest.fixture
+def reference(prepared_project_dir):
+    return Project.load(prepared_project_dir / "reference.dedit")
+
+
+def _snapshot(p):
+    return (
+        p.image.copy(),
+        p.labels.copy(),
+        copy.deepcopy(p.items),
+        copy.deepcopy(p.training),
+        list(p.history),
+    )
+
+
+def _same(a, b):
+    return (
+        np.array_equal(a[0], b[0])
+        and np.array_equal(a[1], b[1])
+        and a[2] == b[2]
+        and a[3] == b[3]
+        and a[4] == b[4]
+    )
+
+
+def _check_output(project, result):
+    for image in result.images:
+        assert image.shape == project.image.shape and image.dtype == np.uint8
+        keep = result.hard
+        assert (image[keep] == project.image[keep]).all()
+    assert ((result.active.astype(int) + result.soft + result.hard) == 1).all()
+
+
+def test_recon_regenerates_everything(tiny_sdxl, project):
+    result = edit(tiny_sdxl, project, ReconRequest(FAST))
+    assert result.active.all() and not result.hard.any() and result.labels is None
+    assert set(result.prompts) == {0, 1, 2, 3}
+    assert result.prompts[3] == project.items[3].tokens
+    _check_output(project, result)
+
+
+def test_text_edit_regenerates_only_the_item(tiny_sdxl, project):
+    before = _snapshot(project)
+    result = edit(tiny_sdxl, project, TextRequest(3, "a white *", extra_active=(2,), options=FAST))
+    assert result.prompts[3] == f"a white {project.items[3].tokens}"
+    assert result.prompts[0] == project.items[0].tokens
+    assert (result.active == np.isin(project.labels, [2, 3])).all()
+    assert result.hard.any() and result.soft.any()
+    _check_output(project, result)
+    assert result.entry()["prompt"] == "a white *" and result.entry()["extra_active"] == [2]
+    assert _same(before, _snapshot(project))
+
+
+def test_swap_takes_the_reference_items_tokens(tiny_sdxl, project, reference):
+    import json
+
+    from dedit_app.finetune import weights_metadata
+
+    result = edit(tiny_sdxl, project, SwapRequest(1, 0, options=FAST), reference=reference)
+    ref_tokens = json.loads(weights_metadata(project)["reference_items"])
+    assert result.prompts[1] == ref_tokens[0] and ref_tokens[0].startswith("$")
+    assert (result.active == (project.labels == 1)).all()
+    _check_output(project, result)
+
+
+def test_move_resize_with_stacking_order(tiny_sdxl, project):
+    moves = (Move(3, dx=40, dy=30, scale=0.5), Move(2, dx=0, dy=-20))
+    result = edit(tiny_sdxl, project, MoveRequest(moves, order=(3, 2), options=FAST))
+    old, new = project.labels, result.labels
+    assert new is not None and new.shape == old.shape
+    moved = np.isin(new, [2, 3]) | np.isin(old, [2, 3])
+    assert (result.active == moved).all()
+    assert (new == 3).sum() < (old == 3).sum()  # half size
+    _check_output(project, result)
+
+
+def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):
+    result = edit(tiny_sdxl, project, RemoveRequest(3, options=FAST))
+    assert result.labels is not None and not (result.labels == 3).any()
+    assert (result.active == (project.labels == 3)).all()
+    assert 3 not in result.prompts
+    _check_output(project, result)
+
+
+def test_several_candidates(tiny_sdxl, project):
+    result = edit(
+        tiny_sdxl, project, RemoveRequest(3, options=SamplingOptions(steps=2, candidates=2, seed=4))
+    )
+    assert result.seeds == [4, 5] and len(result.images) == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "words"),
+    [
+        (TextRequest(9, "a cat"), ItemError, "no item 9"),
+        (TextRequest(-1, "a cat"), ItemError, "no item -1"),
+        (TextRequest(1, "   "), EditError, "Type a prompt"),
+        (TextRequest(1, "a cat", extra_active=(7,)), ItemError, "extra active item 7"),
+        (RemoveRequest(12), ItemError, "no item 12"),
+        (MoveRequest((Move(3, 5000, 0),)), ItemError, "outside the picture"),
+        (MoveRequest((Move(3, 0, 0, 0.0),)), ItemError, "above zero"),
+        (MoveRequest((Move(3, 0, 0, -1.0),)), ItemError, "above zero"),
+        (MoveRequest(()), EditError, "at least one item"),
+        (SwapRequest(1, 0), EditError, "needs the reference project"),
+        (TextRequest(1, "a cat", options=SamplingOptions(strength=2.0)), EditError, "strength"),
+    ],
+)
+def test_bad_requests_fail_before_work_and_change_nothing(
+    tiny_sdxl, project, request_, error, words
+):
+    before = _snapshot(project)
+    tiny_sdxl.reset()
+    with pytest.raises(error, match=words):
+        run_edit(tiny_sdxl, project, request_)
+    assert _same(before, _snapshot(project))
+    assert tiny_sdxl.applied == ""  # refused before the learned weights were even loaded
+
+
+def test_project_not_prepared(tiny_sdxl, tiny_photo):
+    image, labels, names = tiny_photo
+    fresh = Project.new(image, labels, list(names))
+    with pytest.raises(EditError, match="not been prepared"):
+        run_edit(tiny_sdxl, fresh, ReconRequest(FAST))
+
+
+def test_reference_not_prepared_together(tiny_sdxl, project, tiny_photo):
+    image, labels, names = tiny_photo
+    stranger = Project.new(image[::-1].copy(), labels, list(names))
+    with pytest.raises(EditError, match="not prepared together"):
+        run_edit(tiny_sdxl, project, SwapRequest(1, 0), reference=stranger)
+    with pytest.raises(ItemError, match="no item 8 in the reference"):
+        run_edit(tiny_sdxl, project, SwapRequest(1, 8), reference=stranger)
+
+
+def test_reference_prepared_on_another_base_model(tiny_sdxl, project, reference):
+    reference.training = {"fingerprint": "sdxl-ffffffffffff", "base_model": "other-sdxl"}
+    with pytest.raises(ModelLoadError, match="prepared on other-sdxl"):
+        run_edit(tiny_sdxl, project, SwapRequest(1, 0), reference=reference)
+
+
+def test_weights_of_another_base_model_are_refused(tiny_sdxl_other_path, project):
+    from dedit_app.models import load_model
+
+    other = load_model(tiny_sdxl_other_path, device="cpu")
+    with pytest.raises(ModelLoadError, match="prepared on tiny-sdxl"):
+        run_edit(other, project, ReconRequest(FAST))
+
+
+def test_cancelled_edit_changes_nothing(tiny_sdxl, project):
+    before = _snapshot(project)
+    cancel = CancelToken()
+    job = run_edit(
+        tiny_sdxl, project, RemoveRequest(3, options=SamplingOptions(steps=4)), cancel=cancel
+    )
+    with pytest.raises(Cancelled):
+        run_job(job, lambda p: cancel.cancel() if p.stage == "sampling" else None)
+    assert _same(before, _snapshot(project))
+
+
+def test_plan_is_cheap_and_pure(project):
+    plan = plan_edit(project, RemoveRequest(3))
+    assert plan.new_labels is not None and not (plan.new_labels == 3).any()
+    assert (project.labels == 3).any()
+    assert isinstance(plan.metadata, dict)

@@ -1,0 +1,260 @@
+"""Fine-tuning: what is trained, that it learns, reproducibility, saving and re-installing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from dedit_app.errors import Cancelled, EditError, ModelLoadError
+from dedit_app.finetune import (
+    FinetuneOptions,
+    TrainImage,
+    apply_trained,
+    finetune,
+    finetune_project,
+    store_result,
+    weights_metadata,
+)
+from dedit_app.jobs import CancelToken, run_job
+from dedit_app.models import load_model
+from dedit_app.project import Project
+
+QUICK = FinetuneOptions(emb_steps=2, model_steps=2, grad_accum=1, seed=0)
+QKV = re.compile(r"attn2\.to_[qkv]\.weight$")
+
+
+def _photo(tiny_photo):
+    image, labels, names = tiny_photo
+    return TrainImage(image, labels, names)
+
+
+def _unet_output(model, seed=0):
+    """One UNet evaluation with the first item's learned tokens (compares installed states)."""
+    from dedit_app.tokens import encode_items
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, 4, 32, 24, generator=g)
+    with torch.no_grad():
+        cond = encode_items(
+            model, {0: model.tokenizers[0].convert_ids_to_tokens([model.base_vocab[0]])[0]}
+        )
+        extra = {
+            "text_embeds": cond.pooled,
+            "time_ids": torch.tensor([[256.0, 192, 0, 0, 256, 192]]),
+        }
+        return model.unet(z, 400, cond.embeds, added_cond_kwargs=extra).sample
+
+
+def test_finetuning_lowers_the_training_loss(tiny_sdxl, tiny_photo):
+    options = FinetuneOptions(emb_steps=0, model_steps=30, grad_accum=1, unet_lr=3e-3, seed=0)
+    losses = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], options)).losses
+    assert len(losses) == 30
+    first, last = np.mean(losses[:8]), np.mean(losses[-8:])
+    assert last < first - 0.03, (first, last)
+
+
+def test_progress_every_micro_step_with_loss(tiny_sdxl, tiny_photo):
+    seen = []
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK), seen.append)
+    assert [(p.step, p.total, p.stage) for p in seen] == [
+        (1, 4, "tokens"), (2, 4, "tokens"), (3, 4, "unet"), (4, 4, "unet")
+    ]  # fmt: skip
+    assert all(p.loss is not None and np.isfinite(p.loss) for p in seen)
+    assert result.losses == [p.loss for p in seen]
+    assert tiny_sdxl.applied == result.metadata["weights_id"]
+
+
+def test_result_holds_only_the_trained_tensors(tiny_sdxl, tiny_photo):
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    n_tokens = 4 * 5
+    assert result.tensors["text_encoder.rows"].shape == (n_tokens, 32)
+    assert result.tensors["text_encoder_2.rows"].shape == (n_tokens, 32)
+    unet_keys = {k for k in result.tensors if k.startswith("unet.")}
+    expected = {f"unet.{n}" for n, _ in tiny_sdxl.unet.named_parameters() if QKV.search(n)}
+    assert unet_keys == expected and len(expected) == 3 * 7  # 7 cross-attention layers
+    assert set(result.tensors) == unet_keys | {"text_encoder.rows", "text_encoder_2.rows"}
+    meta = result.metadata
+    assert meta["fingerprint"] == tiny_sdxl.fingerprint and meta["unet"] == "attn-qkv"
+    assert json.loads(meta["items"])[3] == "#bag3 #bag3_1 #bag3_2 #bag3_3 #bag3_4"
+    assert result.item_tokens == json.loads(meta["items"])
+    assert all(isinstance(v, str) for v in meta.values())
+
+
+def test_stage_one_changes_only_the_new_rows(tiny_sdxl, tiny_photo):
+    tables = [e.get_input_embeddings().weight.detach().clone() for e in tiny_sdxl.text_encoders]
+    unet = {n: p.detach().clone() for n, p in tiny_sdxl.unet.named_parameters()}
+    options = FinetuneOptions(emb_steps=3, model_steps=0, grad_accum=1, emb_lr=1e-2, seed=0)
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], options))
+    for encoder, before, key in zip(
+        tiny_sdxl.text_encoders, tables, ("text_encoder", "text_encoder_2")
+    ):
+        after = encoder.get_input_embeddings().weight
+        assert torch.equal(after[: before.shape[0]], before)  # bit for bit
+        torch.testing.assert_close(after[before.shape[0] :], result.tensors[f"{key}.rows"])
+    # the rows did move away from their seeded random start
+    tiny_sdxl.reset()
+    from dedit_app.tokens import add_item_tokens, get_token_rows, make_token_strings
+
+    tokens = add_item_tokens(tiny_sdxl, make_token_strings(_photo(tiny_photo).names), seed=0)
+    start = get_token_rows(tiny_sdxl, tokens)[0]
+    assert not torch.equal(start, result.tensors["text_encoder.rows"])
+    assert all(torch.equal(p, unet[n]) for n, p in tiny_sdxl.unet.named_parameters())
+    assert not any(k.startswith("unet.") for k in result.tensors)
+
+
+def test_stage_two_changes_only_cross_attention_qkv(tiny_sdxl, tiny_photo):
+    before = {n: p.detach().clone() for n, p in tiny_sdxl.unet.named_parameters()}
+    options = FinetuneOptions(emb_steps=0, model_steps=2, grad_accum=1, unet_lr=1e-3)
+    run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], options))
+    changed = {n for n, p in tiny_sdxl.unet.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(QKV.search(n) for n in changed)
+    assert all(not p.requires_grad for p in tiny_sdxl.unet.parameters())
+
+
+def test_same_seed_same_tensors(tiny_sdxl, tiny_photo):
+    a = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    b = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    assert a.tensors.keys() == b.tensors.keys()
+    assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+    assert a.losses == b.losses
+    c = run_job(
+        finetune(tiny_sdxl, [_photo(tiny_photo)], FinetuneOptions(**{**QUICK.__dict__, "seed": 1}))
+    )
+    assert not torch.equal(a.tensors["text_encoder.rows"], c.tensors["text_encoder.rows"])
+
+
+def test_saved_weights_install_into_a_fresh_model(tiny_sdxl, tiny_sdxl_path, tiny_photo, tmp_path):
+    image, labels, names = tiny_photo
+    project = Project.new(image, labels, list(names))
+    project.save(tmp_path / "p.dedit")
+    result = run_job(finetune_project(tiny_sdxl, project, options=QUICK))
+    trained = _unet_output(tiny_sdxl)
+    store_result(project, result)
+    loaded = Project.load(tmp_path / "p.dedit")
+    assert loaded.prepared and loaded.items[0].tokens == result.item_tokens[0]
+    assert weights_metadata(loaded)["weights_id"] == result.metadata["weights_id"]
+    tensors, metadata = loaded.load_weights()
+    fresh = load_model(tiny_sdxl_path, device="cpu")
+    apply_trained(fresh, tensors, metadata)
+    assert fresh.applied == metadata["weights_id"]
+    torch.testing.assert_close(_unet_output(fresh), trained, rtol=0, atol=0)
+    apply_trained(fresh, tensors, metadata)  # already installed: nothing to do
+    fresh.reset()
+    assert not torch.equal(_unet_output_base(fresh), trained)
+
+
+def _unet_output_base(model):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 4, 32, 24, generator=g)
+    from dedit_app.tokens import encode_items
+
+    with torch.no_grad():
+        cond = encode_items(model, {0: "a photo"})
+        extra = {
+            "text_embeds": cond.pooled,
+            "time_ids": torch.tensor([[256.0, 192, 0, 0, 256, 192]]),
+        }
+        return model.unet(z, 400, cond.embeds, added_cond_kwargs=extra).sample
+
+
+def test_lora_variant_round_trip(tiny_sdxl, tiny_sdxl_path, tiny_photo):
+    options = FinetuneOptions(emb_steps=1, model_steps=2, grad_accum=1, lora_rank=2, unet_lr=1e-2)
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], options))
+    lora = [k for k in result.tensors if k.startswith("lora.")]
+    assert lora and not any(k.startswith("unet.") for k in result.tensors)
+    assert any(".attn1.to_out.0.lora_A" in k for k in lora)  # the whole UNet, self-attention too
+    assert result.metadata["unet"] == "lora-2"
+    trained = _unet_output(tiny_sdxl)
+    fresh = load_model(tiny_sdxl_path, device="cpu")
+    apply_trained(fresh, result.tensors, result.metadata)
+    torch.testing.assert_close(_unet_output(fresh), trained)
+    fresh.reset()
+    assert not getattr(fresh.unet, "peft_config", None)
+    assert not any("lora" in n or "base_layer" in n for n, _ in fresh.unet.named_parameters())
+
+
+def test_joint_preparation_has_both_token_sets(tiny_sdxl, tiny_photo):
+    target = _photo(tiny_photo)
+    image, labels, _ = tiny_photo
+    reference = TrainImage(
+        image[:, ::-1].copy(), labels[:, ::-1].copy(), ("sky", "sea", "boat", "sail")
+    )
+    result = run_job(finetune(tiny_sdxl, [target, reference], QUICK))
+    assert result.reference_tokens[2] == "$boat2 $boat2_1 $boat2_2 $boat2_3 $boat2_4"
+    assert json.loads(result.metadata["reference_items"]) == result.reference_tokens
+    assert "reference_key" in result.metadata
+    assert result.tensors["text_encoder.rows"].shape[0] == 2 * 4 * 5
+
+
+def test_weights_from_another_base_model_are_refused(tiny_sdxl, tiny_sdxl_other_path, tiny_photo):
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    other = load_model(tiny_sdxl_other_path, device="cpu")
+    with pytest.raises(ModelLoadError, match="prepared on tiny-sdxl"):
+        apply_trained(other, result.tensors, result.metadata)
+    assert len(other.tokenizers[0]) == other.base_vocab[0]  # nothing was installed
+
+
+def test_cancel_leaves_model_and_project_unchanged(tiny_sdxl, tiny_photo, tmp_path):
+    image, labels, names = tiny_photo
+    project = Project.new(image, labels, list(names))
+    project.save(tmp_path / "p.dedit")
+    before = (tmp_path / "p.dedit" / "project.json").read_bytes()
+    cancel = CancelToken()
+
+    def on_progress(p):
+        cancel.cancel()
+
+    job = finetune_project(tiny_sdxl, project, options=QUICK, cancel=cancel)
+    with pytest.raises(Cancelled):
+        run_job(job, on_progress)
+    assert len(tiny_sdxl.tokenizers[0]) == tiny_sdxl.base_vocab[0]
+    assert tiny_sdxl.applied == ""
+    assert not project.prepared and project.items[0].tokens == ""
+    assert (tmp_path / "p.dedit" / "project.json").read_bytes() == before
+
+
+def test_bad_options_are_sentences(tiny_sdxl, tiny_photo):
+    with pytest.raises(EditError, match="at least one training step"):
+        finetune(tiny_sdxl, [_photo(tiny_photo)], FinetuneOptions(emb_steps=0, model_steps=0))
+    with pytest.raises(EditError, match="LoRA rank"):
+        finetune(tiny_sdxl, [_photo(tiny_photo)], FinetuneOptions(lora_rank=-1))
+    with pytest.raises(EditError, match="not been prepared"):
+        image, labels, names = tiny_photo
+        weights_metadata(Project.new(image, labels, list(names)))
+
+
+def test_sd15_prepares_and_edits(tiny_sd15_path, tiny_photo, tmp_path):
+    from dedit_app.edits import TextRequest, edit
+    from dedit_app.sampler import SamplingOptions
+
+    model = load_model(tiny_sd15_path, device="cpu")
+    image, labels, names = tiny_photo
+    project = Project.new(image, labels, list(names))
+    project.save(tmp_path / "p.dedit")
+    result = run_job(finetune_project(model, project, options=QUICK))
+    assert (
+        set(result.tensors) >= {"text_encoder.rows"} and "text_encoder_2.rows" not in result.tensors
+    )
+    assert result.metadata["family"] == "sd15"
+    store_result(project, result)
+    out = edit(
+        model,
+        Project.load(tmp_path / "p.dedit"),
+        TextRequest(3, "a red *", options=SamplingOptions(steps=2)),
+    )
+    assert out.images[0].shape == image.shape
+    assert (out.images[0][out.hard] == image[out.hard]).all()
+
+
+def test_gradient_checkpointing_trains_the_same(tiny_sdxl, tiny_photo):
+    # recomputation during backward must see the same grouped attention as the forward pass
+    plain = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    low = FinetuneOptions(**{**QUICK.__dict__, "gradient_checkpointing": True})
+    checkpointed = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], low))
+    assert not tiny_sdxl.unet.is_gradient_checkpointing
+    for key, value in plain.tensors.items():
+        torch.testing.assert_close(checkpointed.tensors[key], value, rtol=1e-4, atol=1e-6)
