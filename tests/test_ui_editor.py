@@ -1,0 +1,352 @@
+"""The real editor window, driven like a designer would: open, click, brush, erase, merge,
+rename, undo, save, reopen; and the errors a designer can cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from dedit_app.imageio import load_image  # noqa: E402
+from ui.canvas import Tool  # noqa: E402
+from ui.items_panel import ITEM_ROLE  # noqa: E402
+from ui.testing import (  # noqa: E402
+    click,
+    drag,
+    inner_pixel,
+    make_window,
+    view_point,
+    wait_idle,
+    write_synthetic_photo,
+)
+
+NAMES = ["wall", "table", "bag", "ball"]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = make_window(tmp_path / "settings")
+    qtbot.addWidget(w)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def scene(window, tmp_path):
+    """The window with a synthetic photo open and a known partition (ids 0..3)."""
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    assert window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    window.doc.undo.clear()
+    return window, labels
+
+
+def selected_rows(window) -> list[int]:
+    return sorted(r.data(ITEM_ROLE) for r in window.items_panel.list.selectedItems())
+
+
+# ----- opening and selecting -------------------------------------------------------------
+
+
+def test_open_the_example_then_click_an_item_to_select_it(window, reference_dir, qtbot):
+    assert window.open_path(reference_dir / "image.png")
+    assert window.doc.image.shape == (1024, 1024, 3)
+    wait_idle(window)
+    doc = window.doc
+    assert window.message_text() == ""
+    visible = doc.visible_items()
+    assert len(visible) >= 2, "the default segmenter should find several items"
+    # Every pixel belongs to a listed item.
+    assert set(np.unique(doc.labels)) == set(visible)
+    assert window.items_panel.list.count() == len(visible)
+    # The largest item: click deep inside it on the canvas.
+    item = int(np.argmax(doc.counts))
+    x, y = inner_pixel(doc.labels, item)
+    QTest.mouseMove(window.canvas.viewport(), view_point(window.canvas, x, y))
+    qtbot.waitUntil(lambda: doc.hover == item, timeout=2000)
+    click(window.canvas, x, y)
+    assert doc.selection == (item,)
+    assert selected_rows(window) == [item]
+    assert window.items_panel.name_edit.text() == doc.items[item].name
+
+
+def test_canvas_and_list_selection_stay_in_sync(scene):
+    window, labels = scene
+    doc = window.doc
+    click(window.canvas, *inner_pixel(labels, 2))
+    assert doc.selection == (2,) and selected_rows(window) == [2]
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    assert doc.selection == (2, 3) and selected_rows(window) == [2, 3]
+    # Picking a row in the list selects on the canvas (handles follow a single item).
+    lst = window.items_panel.list
+    row = next(lst.item(i) for i in range(lst.count()) if lst.item(i).data(ITEM_ROLE) == 1)
+    QTest.mouseClick(
+        lst.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        lst.visualItemRect(row).center(),
+    )
+    assert doc.selection == (1,)
+    assert window.canvas.handles.isVisible()
+    x0, y0, x1, y1 = doc.bbox(1)
+    assert window.canvas.handles.rect.width() == x1 - x0 + 1
+
+
+def test_opening_a_non_image_shows_a_message_and_changes_nothing(scene, tmp_path):
+    window, labels = scene
+    doc = window.doc
+    image, lab, items = doc.image, doc.labels, list(doc.items)
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture")
+    assert not window.open_path(fake)
+    message = window.message_text()
+    assert "holiday.png" in message
+    assert window.message_bar.level == "error"
+    assert window.doc is doc and doc.image is image and doc.labels is lab
+    assert doc.items == items
+    missing = tmp_path / "nowhere.dedit"
+    assert not window.open_path(missing)
+    assert "nowhere.dedit" in window.message_text()
+    assert window.doc is doc
+
+
+# ----- refining, with exact undo ------------------------------------------------------------
+
+
+def test_brush_and_eraser_change_the_item_and_undo_restores_exactly(scene):
+    window, labels = scene
+    doc = window.doc
+    original = doc.labels
+    bx, by = inner_pixel(labels, 2)
+    click(window.canvas, bx, by)
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(5)
+    # Paint from the bag to the right, across the wall.
+    drag(window.canvas, [(bx, by), (bx + 40, by), (bx + 80, by)])
+    painted = doc.labels
+    grew = (painted == 2) & (original != 2)
+    assert grew.sum() > 100
+    assert (painted[by, bx + 60] == 2) and original[by, bx + 60] != 2
+    assert set(np.unique(painted[painted != original])) == {2}
+    # Erase part of it again.
+    window.set_tool(Tool.ERASER)
+    drag(window.canvas, [(bx + 60, by), (bx + 80, by)])
+    erased = doc.labels
+    assert erased[by, bx + 70] != 2
+    assert (erased != painted).sum() > 0
+    # Undo twice: exactly the original label map, the very same array.
+    window.act_undo.trigger()
+    assert doc.labels is painted
+    window.act_undo.trigger()
+    assert doc.labels is original
+    window.act_redo.trigger()
+    np.testing.assert_array_equal(doc.labels, painted)
+
+
+def test_brush_without_a_selection_says_what_to_do(scene):
+    window, labels = scene
+    window.doc.select([])
+    window.set_tool(Tool.BRUSH)
+    before = window.doc.labels
+    drag(window.canvas, [(20, 20), (40, 20)])
+    assert "Select an item first" in window.message_text()
+    assert window.doc.labels is before
+
+
+def test_merge_and_rename_are_undoable(scene):
+    window, labels = scene
+    doc = window.doc
+    original = doc.labels
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ShiftModifier)
+    window.act_merge.trigger()
+    assert not (doc.labels == 3).any()
+    np.testing.assert_array_equal(doc.labels == 2, (original == 2) | (original == 3))
+    assert doc.selection == (2,)
+    assert window.items_panel.list.count() == 3
+    # Rename through the name field.
+    name = window.items_panel.name_edit
+    name.setFocus()
+    name.setText("handbag")
+    QTest.keyClick(name, Qt.Key.Key_Return)
+    assert doc.items[2].name == "handbag"
+    window.act_undo.trigger()
+    assert doc.items[2].name == "bag"
+    window.act_undo.trigger()
+    assert doc.labels is original
+    assert window.items_panel.list.count() == 4
+
+
+def test_click_to_segment_adds_a_new_item(scene):
+    window, labels = scene
+    doc = window.doc
+    original = doc.labels
+    window.set_tool(Tool.CLICK)
+    x, y = inner_pixel(labels, 3)
+    click(window.canvas, x, y)
+    wait_idle(window)
+    mask = window.segmenting.click_mask
+    assert mask is not None and mask[y, x]
+    QTest.keyClick(window, Qt.Key.Key_Return)
+    new = len(doc.items) - 1
+    assert new == 4 and doc.items[new].name == "item 4"
+    assert doc.labels[y, x] == new
+    assert doc.selection == (new,)
+    window.act_undo.trigger()
+    assert doc.labels is original and len(doc.items) == 4
+
+
+# ----- saving -------------------------------------------------------------------------------
+
+
+def test_save_reopen_same_state_and_export_at_full_resolution(scene, tmp_path, qtbot):
+    window, labels = scene
+    doc = window.doc
+    click(window.canvas, *inner_pixel(labels, 2))
+    window.set_tool(Tool.BRUSH)
+    drag(window.canvas, [inner_pixel(labels, 2), (10, 10)])
+    doc.rename(2, "handbag")
+    doc.set_prompt(3, "a red ball")
+    target = tmp_path / "scene.dedit"
+    assert window.save_project(target)
+    assert not doc.dirty
+    assert "scene.dedit" in window.windowTitle()
+
+    other = make_window(tmp_path / "settings2")
+    qtbot.addWidget(other)
+    try:
+        assert other.open_path(target)
+        again = other.doc
+        np.testing.assert_array_equal(again.image, doc.image)
+        np.testing.assert_array_equal(again.labels, doc.labels)
+        assert [(i.name, i.prompt) for i in again.items] == [(i.name, i.prompt) for i in doc.items]
+        assert other.items_panel.list.count() == window.items_panel.list.count()
+    finally:
+        other.close()
+    out = tmp_path / "export.png"
+    assert window.export_image(out)
+    np.testing.assert_array_equal(load_image(out), doc.image)
+    assert not window.export_image(tmp_path / "export.xyz")
+    assert ".xyz" in window.message_text()
+
+
+def test_recent_files_are_remembered_in_the_given_settings_store(scene, tmp_path):
+    window, _labels = scene
+    recent = window.settings.recent
+    assert recent and Path(recent[0]).name == "scene.png"
+    actions = window.recent_menu.actions()
+    assert actions and actions[0].text() == "scene.png"
+    from ui.settings import EditorSettings
+    from ui.testing import private_settings
+
+    stored = EditorSettings.load(private_settings(tmp_path / "settings"))
+    assert stored.recent == recent
+
+
+# ----- gestures that start edits ----------------------------------------------------------
+
+
+def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    x, y = inner_pixel(labels, 3)
+    drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
+    assert len(moves) == 1
+    item, dx, dy, scale = moves[0]
+    assert item == 3 and scale == 1.0
+    # Screen pixels are larger than photo pixels at this zoom: allow one photo pixel.
+    assert abs(dx + 40) <= 1 and abs(dy - 10) <= 1
+    assert window.doc.selection == (3,)
+
+
+def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    click(window.canvas, *inner_pixel(labels, 2))
+    x0, y0, x1, y1 = window.doc.bbox(2)
+    # Drag the bottom-right corner half-way to the top-left one: half size.
+    start = (x1 + 0.5, y1 + 0.5)
+    end = ((x0 + x1) / 2 + 0.5, (y0 + y1) / 2 + 0.5)
+    drag(window.canvas, [start, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), end])
+    assert len(moves) == 1
+    item, dx, dy, scale = moves[0]
+    assert item == 2
+    assert scale == pytest.approx(0.5, abs=0.03)
+    # The top-left corner stays put: the centre moves a quarter of the box towards it.
+    assert dx == pytest.approx(-(x1 - x0 + 1) / 4, abs=2)
+    assert dy == pytest.approx(-(y1 - y0 + 1) / 4, abs=2)
+
+
+def test_escape_cancels_a_drag(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    x, y = inner_pixel(labels, 3)
+    vp = window.canvas.viewport()
+    QTest.mousePress(
+        vp,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view_point(window.canvas, x, y),
+    )
+    QTest.mouseMove(vp, view_point(window.canvas, x - 30, y))
+    assert window.canvas.ghost.isVisible()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Escape)
+    QTest.mouseRelease(
+        vp,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view_point(window.canvas, x - 30, y),
+    )
+    assert moves == [] and not window.canvas.ghost.isVisible()
+
+
+def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    photo = tmp_path / "dropped.png"
+    write_synthetic_photo(photo, 120, 160)
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(photo))])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.canvas.dropEvent(event)
+    assert window.doc is not None and window.doc.image.shape == (120, 160, 3)
+    assert window.doc.project.source == "dropped.png"
+    wait_idle(window)
+    assert len(window.doc.visible_items()) >= 2
+
+
+def test_settings_dialog_edits_a_copy_and_returns_the_choice(window):
+    from ui.settings import SettingsDialog
+
+    dialog = SettingsDialog(window.settings, window)
+    dialog.steps.setValue(35)
+    dialog.candidates.setValue(4)
+    dialog.model.edit.setText("/models/my-sdxl")
+    chosen = dialog.result_settings()
+    assert (chosen.steps, chosen.candidates, chosen.model) == (35, 4, "/models/my-sdxl")
+    assert window.settings.steps != 35  # nothing changes until the window applies it
+    window.apply_settings(chosen)
+    from ui.settings import EditorSettings
+    from ui.testing import private_settings
+
+    stored = EditorSettings.load(private_settings(Path(window.qsettings.fileName()).parent))
+    assert stored.steps == 35 and stored.model == "/models/my-sdxl"

@@ -1,0 +1,340 @@
+"""Preparing and editing in the real window with the tiny random SDXL: retype a prompt,
+drag an item, Delete, swap from a reference, cancel, undo; and the errors on the way."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from dedit_app import partition  # noqa: E402
+from dedit_app.jobs import CancelToken, JobState, run_job  # noqa: E402
+from dedit_app.project import Project  # noqa: E402
+from ui import engine  # noqa: E402
+from ui.canvas import REF_ITEM_MIME  # noqa: E402
+from ui.settings import EditorSettings  # noqa: E402
+from ui.testing import (  # noqa: E402
+    click,
+    drag,
+    inner_pixel,
+    make_window,
+    synthetic_scene,
+    view_point,
+    wait_idle,
+    wait_until,
+    write_synthetic_photo,
+)
+from ui.worker import WorkerContext  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not engine.tiny_model_available(), reason="the D-Edit engine or its tiny models are missing"
+)
+
+NAMES = ["wall", "table", "bag", "ball"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_sdxl_path) -> Path:
+    """The session's tiny random SDXL folder (tests/engine_fixtures.py)."""
+    return tiny_sdxl_path
+
+
+def tiny_settings(model: Path, **changes) -> EditorSettings:
+    base = EditorSettings(
+        model=str(model),
+        device="cpu",
+        precision="float32",
+        emb_steps=1,
+        model_steps=1,
+        steps=2,
+        candidates=2,
+        seed=1,
+        edge=4,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def prepared_bundle(tiny, tmp_path_factory) -> Path:
+    """A project of the synthetic scene, prepared on the tiny model (through the same task
+    the window queues) and saved: tests copy it instead of training again."""
+    image, labels = synthetic_scene()
+    project = Project.new(image, labels, list(NAMES), source="scene.png")
+    task = engine.prepare_task(project, tiny_settings(tiny))
+    result = run_job(task.run(WorkerContext(), CancelToken()))
+    engine.store_prepared(project, result)
+    folder = tmp_path_factory.mktemp("bundle") / "scene.dedit"
+    project.save(folder)
+    return folder
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny):
+    w = make_window(tmp_path / "settings")
+    qtbot.addWidget(w)
+    w.apply_settings(tiny_settings(tiny))
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def opened(window, prepared_bundle, tmp_path):
+    """The window with a copy of the prepared project open."""
+    copy = tmp_path / "scene.dedit"
+    shutil.copytree(prepared_bundle, copy)
+    assert window.open_path(copy)
+    assert window.editing.prepared(), window.prepare_panel.status.text()
+    return window
+
+
+def outside_edit(doc, active: np.ndarray, edge: int) -> np.ndarray:
+    hard, _soft = partition.edit_regions(active, edge)
+    return hard
+
+
+# ----- preparing ------------------------------------------------------------------------
+
+
+def test_prepare_shows_progress_and_is_kept_with_the_project(window, tmp_path, qtbot):
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    assert not window.editing.prepared()
+    assert window.prepare_panel.title.text() == "Not prepared"
+    seen = []
+    window.jobs.progressed.connect(lambda job_id: seen.append(window.jobs.jobs[job_id].progress))
+    window.prepare_panel.button.click()
+    record = window.jobs.jobs[window.editing.prepare_job]
+    assert record.request.kind == "prepare"
+    wait_idle(window, 300)
+    assert record.state is JobState.DONE, record.message
+    assert any(p.loss is not None for p in seen)
+    assert window.editing.prepared()
+    assert window.prepare_panel.plot.steps == [1, 2]
+    assert window.prepare_panel.title.text() == "Prepared"
+    assert [i.tokens for i in window.doc.items][2].startswith("#bag2")
+    # Saved with the project, and reopened without training again.
+    assert window.save_project(tmp_path / "kept.dedit")
+    other = make_window(tmp_path / "settings2")
+    qtbot.addWidget(other)
+    try:
+        other.apply_settings(window.settings)
+        assert other.open_path(tmp_path / "kept.dedit")
+        assert other.editing.prepared()
+        assert not other.jobs.jobs  # nothing was queued: no re-training
+    finally:
+        other.close()
+
+
+def test_editing_before_preparing_says_so_and_changes_nothing(window, tmp_path):
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    doc = window.doc
+    doc.set_partition(labels, list(NAMES), "Known items")
+    image, lab = doc.image, doc.labels
+    click(window.canvas, *inner_pixel(labels, 2))
+    field = window.items_panel.prompt_edit
+    field.setFocus()
+    QTest.keyClicks(field, "a white handbag")
+    QTest.keyClick(field, Qt.Key.Key_Return)
+    assert "not been prepared" in window.message_text()
+    assert window.message_bar.action.isVisible()
+    assert window.message_bar.action.text() == "Prepare now"
+    assert not window.jobs.active("edit")
+    assert doc.image is image and doc.labels is lab
+    QTest.keyClick(window.canvas, Qt.Key.Key_Delete)
+    assert doc.labels is lab and not window.jobs.active("edit")
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"model": "/nowhere/sdxl-model"}, "/nowhere/sdxl-model"),
+        ({"device": "cuda"}, "GPU"),
+    ],
+)
+def test_model_problems_end_in_a_sentence_and_an_unchanged_project(window, tmp_path, change, words):
+    import torch
+
+    if change.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    window.apply_settings(dataclasses.replace(window.settings, **change))
+    window.editing.prepare()
+    wait_idle(window, 120)
+    record = window.jobs.jobs[window.editing.prepare_job]
+    assert record.state is JobState.FAILED
+    assert words in record.message and words in window.message_text()
+    assert "Traceback" not in window.message_text()
+    assert not window.doc.project.prepared and not window.editing.prepared()
+
+
+# ----- edits ------------------------------------------------------------------------------
+
+
+def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    click(window.canvas, *inner_pixel(labels, 2))
+    field = window.items_panel.prompt_edit
+    field.setFocus()
+    field.clear()
+    QTest.keyClicks(field, "a white handbag")
+    QTest.keyClick(field, Qt.Key.Key_Return)
+    assert window.jobs.active("edit")
+    wait_idle(window, 300)
+    assert doc.image is not image
+    # Only the bag and its soft edge changed; every other pixel is the input's.
+    keep = outside_edit(doc, labels == 2, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+    assert (doc.image[labels == 2] != image[labels == 2]).any()
+    assert doc.labels is labels
+    assert doc.items[2].prompt == "a white handbag"
+    # The canvas shows the new picture and the strip offers both candidates.
+    assert window.canvas.shown_image() is doc.image
+    strip = window.candidates
+    assert strip.isVisible() and len(strip.buttons) == 2
+    first = doc.image
+    strip.buttons[1].click()
+    assert doc.image is not first and strip.buttons[1].isChecked()
+    assert doc.undo.count() == 1  # switching candidates stays one step
+    assert doc.project.history[-1]["seed"] == 2
+    # Hold backslash: the picture before the edit; release: the edit again.
+    QTest.keyPress(window, Qt.Key.Key_Backslash)
+    assert window.canvas.photo.split == 1.0 and window.canvas.photo._before is not None
+    QTest.keyRelease(window, Qt.Key.Key_Backslash)
+    assert window.canvas.photo.split is None
+    strip.slider.setValue(40)
+    assert window.canvas.photo.split == pytest.approx(0.4)
+    strip.slider.setValue(100)
+    # Undo: exactly the previous picture, labels and prompt.
+    window.act_undo.trigger()
+    assert doc.image is image and doc.labels is labels
+    assert doc.items[2].prompt == ""
+
+
+def test_drag_an_item_to_move_it(opened, qtbot):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    x, y = inner_pixel(labels, 3)
+    drag(window.canvas, [(x, y), (x - 30, y - 10), (x - 60, y - 20)])
+    job = window.jobs.active("edit")
+    assert job, window.message_text()
+    moves = job[0].request.task.request.moves
+    assert moves[0].item == 3
+    expected = partition.move_items(labels, list(moves))
+    # The new layout shows at once, before the diffusion result.
+    assert window.canvas.previewing
+    np.testing.assert_array_equal(window.canvas.shown_labels(), expected)
+    wait_idle(window, 300)
+    assert not window.canvas.previewing
+    np.testing.assert_array_equal(doc.labels, expected)
+    assert doc.image is not image
+    window.act_undo.trigger()
+    assert doc.image is image and doc.labels is labels
+
+
+def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    click(window.canvas, *inner_pixel(labels, 3))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Delete)
+    assert window.jobs.active("edit"), window.message_text()
+    wait_idle(window, 300)
+    assert not (doc.labels == 3).any()
+    assert 3 not in doc.visible_items()
+    assert window.items_panel.list.count() == 3
+    keep = outside_edit(doc, labels == 3, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+    # Saved with its history: reopening gives the same picture, items and earlier picture.
+    assert window.save_project(doc.folder)
+    again = Project.load(doc.folder)
+    np.testing.assert_array_equal(again.image, doc.image)
+    np.testing.assert_array_equal(again.labels, doc.labels)
+    assert again.history[-1]["kind"] == "remove"
+    np.testing.assert_array_equal(again.snapshot(again.history[-1])[0], image)
+    window.act_undo.trigger()
+    assert doc.image is image and doc.labels is labels
+    assert window.items_panel.list.count() == 4
+
+
+def test_cancel_a_running_edit_is_confirmed_and_changes_nothing(opened):
+    window = opened
+    doc = window.doc
+    window.apply_settings(dataclasses.replace(window.settings, steps=400, candidates=1))
+    image, labels = doc.image, doc.labels
+    window.editing.text_edit(2, "a red bag")
+    record = window.jobs.active("edit")[0]
+    wait_until(
+        lambda: record.progress is not None and record.progress.step >= 1,
+        120,
+        "the edit to start sampling",
+    )
+    card = window.jobs_panel.cards[record.request.id]
+    card.cancel_button.click()
+    assert record.state is JobState.CANCELLING
+    wait_until(lambda: record.state is JobState.CANCELLED, 120, "the worker to confirm")
+    assert record.progress.step < 400
+    assert doc.image is image and doc.labels is labels
+    assert doc.undo.count() == 0
+    assert "Cancelled" in window.message_text()
+    assert card.state.text() == "Cancelled"
+
+
+def test_swap_an_item_from_a_reference_photo(window, tmp_path):
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    doc = window.doc
+    doc.set_partition(labels, list(NAMES), "Known items")
+    ref_photo = tmp_path / "reference.png"
+    write_synthetic_photo(ref_photo, 200, 260)
+    assert window.editing.open_reference(ref_photo)
+    wait_idle(window)
+    ref = window.editing.reference
+    assert len(ref.visible_items()) >= 2
+    assert window.reference_panel.items.count() == len(ref.visible_items())
+    window.editing.prepare()  # jointly, since the reference is open
+    wait_idle(window, 300)
+    assert engine.prepared_with(doc.project, ref.project)
+    image = doc.image
+    ref_item = ref.visible_items()[-1]
+    # Drop the reference item (as its list drags it) onto the bag.
+    md = QMimeData()
+    md.setData(REF_ITEM_MIME, str(ref_item).encode())
+    pos = QPointF(view_point(window.canvas, *inner_pixel(labels, 2)))
+    event = QDropEvent(
+        pos, Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    window.canvas.dropEvent(event)
+    job = window.jobs.active("edit")
+    assert job, window.message_text()
+    assert job[0].request.task.request.reference_item == ref_item
+    wait_idle(window, 300)
+    assert doc.image is not image
+    assert doc.project.history[-1]["kind"] == "swap"
+    keep = outside_edit(doc, labels == 2, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])

@@ -1,0 +1,259 @@
+"""The editor's pieces on their own: overlay rendering, the worker, previews, settings."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from dedit_app import partition  # noqa: E402
+from dedit_app.errors import EditError  # noqa: E402
+from dedit_app.jobs import JobState, Progress  # noqa: E402
+from ui import overlay  # noqa: E402
+from ui.preview import move_preview, remove_preview  # noqa: E402
+from ui.settings import EditorSettings  # noqa: E402
+from ui.testing import private_settings, synthetic_scene  # noqa: E402
+from ui.worker import JobQueue, JobRequest  # noqa: E402
+
+# ----- overlay ---------------------------------------------------------------------------
+
+
+def _random_labels(h: int, w: int, k: int, seed: int = 0) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, k, (6, 8)).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def test_sample_indices_maps_screen_pixel_centres_to_image_pixels():
+    # 2 screen px per image px starting at image x = 0: pixels 0,0,1,1,2,2 then outside.
+    idx = overlay.sample_indices(3, 0.0, 0.5, 8)
+    assert idx.tolist() == [0, 0, 1, 1, 2, 2, -1, -1]
+    # Image starts 3 screen px to the right (first = -1.5 image px at 2x): three blanks.
+    idx = overlay.sample_indices(3, -1.5, 0.5, 6)
+    assert idx.tolist() == [-1, -1, -1, 0, 0, 1]
+
+
+def test_fast_and_general_overlay_paths_draw_the_same_picture():
+    labels = _random_labels(90, 120, 9)
+    tables = overlay.build_tables(9, selected=(2, 5), hover=3)
+    fast_codes, fast_table = overlay._codes_u8(labels, tables)
+    slow_codes, slow_table = overlay._codes_numpy(labels.astype(np.int32), tables)
+    assert fast_codes.dtype == np.uint8
+    np.testing.assert_array_equal(np.take(fast_table, fast_codes), np.take(slow_table, slow_codes))
+
+
+def test_overlay_colours_items_outlines_boundaries_and_the_selection():
+    labels = np.zeros((10, 10), np.uint8)
+    labels[:, 5:] = 1
+    tables = overlay.build_tables(2, selected=(1,))
+    out = overlay.render(labels, tables)
+    assert out[5, 0] == tables.fill[0]  # inside item 0
+    assert out[5, 9] == tables.fill[1]  # inside item 1 (selected: its own fill)
+    # The boundary between them is drawn in the selection colour, two pixels wide.
+    assert out[5, 4] == tables.selected_line and out[5, 5] == tables.selected_line
+    assert tables.fill[1] != tables.fill[0]
+    # Without a selection the boundary is item 0's outline colour, one pixel wide.
+    plain = overlay.render(labels, overlay.build_tables(2))
+    assert plain[5, 4] == overlay.build_tables(2).line[0]
+    assert plain[5, 5] == overlay.build_tables(2).fill[1]
+
+
+def test_render_view_covers_only_the_photo_and_matches_a_full_resolution_lookup():
+    labels = _random_labels(400, 300, 30)
+    tables = overlay.build_tables(30)
+    pos, out = overlay.render_view(
+        labels, tables, origin=(50.0, 20.0), scale=0.5, size=(400, 300), outlines=False
+    )
+    assert pos == (50, 20)
+    assert out.shape == (200, 150)
+    # Reference: the full-resolution table lookup, sampled at the same pixel centres.
+    full = np.take(tables.fill, labels)
+    np.testing.assert_array_equal(out, full[1::2, 1::2])
+
+
+def test_hidden_overlays_keep_only_the_selection_outline():
+    labels = np.zeros((6, 6), np.uint8)
+    labels[3:] = 1
+    tables = overlay.build_tables(2, selected=(0,), hidden=True)
+    out = overlay.render(labels, tables)
+    assert out[0, 0] >> 24 == 0  # fully transparent fill
+    assert out[2, 0] == tables.selected_line
+
+
+# ----- preview -----------------------------------------------------------------------------
+
+
+def test_move_preview_uses_the_partition_labels_and_keeps_untouched_pixels():
+    image, labels = synthetic_scene(120, 160)
+    moves = [partition.Move(2, dx=30, dy=-10, scale=0.8)]
+    preview, new_labels = move_preview(image, labels, moves)
+    np.testing.assert_array_equal(new_labels, partition.move_items(labels, moves))
+    assert preview.shape == image.shape and preview.dtype == np.uint8
+    touched = (labels == 2) | (new_labels == 2)
+    np.testing.assert_array_equal(preview[~touched], image[~touched])
+    # The bag (dark blue) now sits where the partition put it.
+    moved = new_labels == 2
+    assert preview[moved][:, 2].mean() > preview[moved][:, 0].mean() + 40
+
+
+def test_remove_preview_fills_the_item_from_its_surroundings():
+    image, labels = synthetic_scene(120, 160)
+    preview, new_labels = remove_preview(image, labels, 3)
+    assert not (new_labels == 3).any()
+    hole = labels == 3
+    np.testing.assert_array_equal(preview[~hole], image[~hole])
+    # The orange ball is gone: the filled pixels look like the wall and table around it.
+    assert abs(int(preview[hole][:, 0].mean()) - int(preview[hole][:, 2].mean())) < 60
+
+
+def test_move_preview_refuses_a_move_off_the_picture():
+    from dedit_app.errors import ItemError
+
+    image, labels = synthetic_scene(60, 80)
+    with pytest.raises(ItemError, match="outside the picture"):
+        move_preview(image, labels, [partition.Move(3, dx=500, dy=0)])
+
+
+# ----- worker -------------------------------------------------------------------------------
+
+
+class Steps:
+    """A test task: ``n`` steps of ``pause`` seconds, honouring cancel; returns ``n``."""
+
+    def __init__(self, n: int, pause: float = 0.01, fail: Exception | None = None) -> None:
+        self.n, self.pause, self.fail = n, pause, fail
+
+    def run(self, ctx, cancel):
+        for i in range(self.n):
+            cancel.raise_if_cancelled()
+            time.sleep(self.pause)
+            if self.fail is not None and i == 2:
+                raise self.fail
+            yield Progress(i + 1, self.n, stage="Testing", loss=1.0 / (i + 1))
+        return self.n
+
+
+@pytest.fixture
+def jobs(qtbot):
+    queue = JobQueue()
+    yield queue
+    queue.shutdown()
+
+
+def test_worker_runs_a_job_reports_progress_and_returns_its_result(qtbot, jobs):
+    results, progress = [], []
+    rec = jobs.submit(
+        JobRequest("steps", Steps(20)),
+        on_finished=results.append,
+        on_progress=lambda r: progress.append(r.progress.step),
+    )
+    qtbot.waitUntil(lambda: rec.state is JobState.DONE, timeout=10000)
+    assert results == [20]
+    assert progress and progress[-1] == 20
+    # Losses are never dropped, even when progress messages are coalesced.
+    assert [s for s, _ in rec.losses] == list(range(1, 21))
+
+
+def test_cancel_is_confirmed_by_the_worker(qtbot, jobs):
+    cancelled = []
+    rec = jobs.submit(
+        JobRequest("long", Steps(10_000, 0.005)), on_cancelled=lambda: cancelled.append(True)
+    )
+    qtbot.waitUntil(lambda: rec.progress is not None, timeout=10000)
+    jobs.cancel(rec.request.id)
+    assert rec.state is JobState.CANCELLING  # asked, not yet confirmed
+    qtbot.waitUntil(lambda: rec.state is JobState.CANCELLED, timeout=10000)
+    assert cancelled == [True]
+    assert rec.progress.step < 10_000
+
+
+def test_a_queued_job_cancelled_before_it_starts_never_runs(qtbot, jobs):
+    first = jobs.submit(JobRequest("first", Steps(30, 0.01)))
+    ran = []
+    second = jobs.submit(JobRequest("second", Steps(3)), on_finished=ran.append)
+    jobs.cancel(second.request.id)
+    qtbot.waitUntil(lambda: second.state is JobState.CANCELLED, timeout=10000)
+    qtbot.waitUntil(lambda: first.state is JobState.DONE, timeout=10000)
+    assert ran == []
+
+
+def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
+    errors = []
+    rec = jobs.submit(
+        JobRequest("Edit", Steps(5, fail=EditError("Item 7 does not exist."))),
+        on_failed=errors.append,
+    )
+    qtbot.waitUntil(lambda: rec.state is JobState.FAILED, timeout=10000)
+    assert errors == ["Item 7 does not exist."]
+    bug = jobs.submit(JobRequest("Prepare project", Steps(5, fail=KeyError("unet"))))
+    qtbot.waitUntil(lambda: bug.state is JobState.FAILED, timeout=10000)
+    assert bug.message.startswith("Prepare project stopped because of an internal error")
+    assert "Nothing was changed" in bug.message
+    oom = jobs.submit(JobRequest("Edit", Steps(5, fail=RuntimeError("CUDA out of memory."))))
+    qtbot.waitUntil(lambda: oom.state is JobState.FAILED, timeout=10000)
+    assert "ran out of GPU memory" in oom.message
+
+
+# ----- settings -----------------------------------------------------------------------------
+
+
+def test_settings_round_trip_through_a_private_store(tmp_path):
+    qs = private_settings(tmp_path)
+    s = EditorSettings(
+        model="/models/sdxl",
+        steps=30,
+        guidance=4.5,
+        candidates=3,
+        seed=7,
+        segmenter="sam",
+        sam_checkpoint="/w/sam.pth",
+        recent=["/a.png", "/b.png"],
+    )
+    s.save(qs)
+    loaded = EditorSettings.load(private_settings(tmp_path))
+    assert loaded == s
+    assert (tmp_path / "settings.ini").is_file()
+
+
+def test_damaged_or_out_of_range_settings_fall_back_to_sensible_values(tmp_path):
+    qs = private_settings(tmp_path)
+    qs.setValue("steps", "many")
+    qs.setValue("strength", 7)
+    qs.setValue("candidates", 0)
+    qs.sync()
+    s = EditorSettings.load(private_settings(tmp_path))
+    assert s.steps == EditorSettings().steps
+    assert s.strength == 1.0
+    assert s.candidates == 1
+
+
+# ----- Qt bindings -----------------------------------------------------------------------
+
+
+def test_qt_bindings_keep_reference_counts_of_none_and_true(qtbot):
+    """PySide6 6.12 on CPython 3.11 loses a reference to True on every emit and to None on
+    every void call; the editor then aborts after a few hundred signals. pyproject.toml
+    excludes that release; this catches any other that does the same."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QWidget
+
+    class Emitter(QObject):
+        fired = Signal()
+
+    emitter, widget = Emitter(), QWidget()
+    qtbot.addWidget(widget)
+    before_true, before_none = sys.getrefcount(True), sys.getrefcount(None)
+    for _ in range(50):
+        emitter.fired.emit()
+        widget.setEnabled(True)
+    # A few references may come and go through unrelated code; a leak would be -50.
+    assert sys.getrefcount(True) - before_true > -10
+    assert sys.getrefcount(None) - before_none > -10

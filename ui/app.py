@@ -1,0 +1,51 @@
+"""Start D-Edit Studio: ``python main.py [IMAGE | PROJECT.dedit]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+# Before torch loads: OpenMP threads that busy-wait between the worker's kernels would take
+# the CPU from the UI thread; passive waiting keeps the canvas smooth while a job runs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+ORGANIZATION = "D-Edit Studio"
+APPLICATION = "D-Edit Studio"
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with our names and theme (reused if one exists)."""
+    from ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    apply_theme(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dedit-studio",
+        description="D-Edit Studio: edit a photo item by item with prompts.",
+    )
+    parser.add_argument("path", nargs="?", help="a photo (PNG, JPEG, ...) or a .dedit project")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    from ui.mainwindow import MainWindow
+
+    window = MainWindow(QSettings())
+    window.show()
+    if args.path:
+        QTimer.singleShot(0, lambda: window.open_path(args.path))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,860 @@
+"""The canvas: the photo, its items as translucent overlays, and the pointer tools.
+
+Scene coordinates are image pixels: pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)``, so the
+pixel under a scene point is ``floor(x), floor(y)`` and pixel centres (the engine's
+coordinates) sit at ``+0.5``. The canvas never edits the document: it reports what the user
+did (clicked an item, drew a stroke, dropped a moved item) through signals, and the main
+window turns those into undoable commands or jobs.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTransform,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from ui import overlay
+from ui.document import Document
+from ui.imaging import cutout_image, indexed_image, mask_image, rgb_image
+from ui.theme import COLORS, scaled_font
+
+REF_ITEM_MIME = "application/x-dedit-reference-item"
+
+
+class Tool(enum.Enum):
+    SELECT = "select"  # click to select, drag to move, corner handles to resize
+    BRUSH = "brush"  # paint pixels into the selected item
+    ERASER = "eraser"  # give the selected item's pixels to their nearest neighbours
+    CLICK = "click"  # click-to-segment a new item (left: include, right/Alt: exclude)
+
+
+class PhotoItem(QGraphicsItem):
+    """The photo, drawn from a mipmap so a 4096-px photo at fit-to-view stays cheap and
+    smooth; optionally split with a "before" picture left of a vertical line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._levels: list[QPixmap] = []
+        self._array: np.ndarray | None = None
+        self._before: QPixmap | None = None
+        self.split: float | None = None  # 0..1 of the width shows ``before``
+        self._size = (0, 0)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self.prepareGeometryChange()
+        self._array = image
+        self._levels = [] if image is None else [QPixmap.fromImage(rgb_image(image))]
+        self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
+        self.update()
+
+    def set_before(self, image: np.ndarray | None, split: float | None) -> None:
+        self._before = None if image is None else QPixmap.fromImage(rgb_image(image))
+        self.split = split
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, *self._size)
+
+    def _level(self, scale: float) -> QPixmap:
+        """The smallest mipmap level still at least as large as the screen shows it."""
+        k = 0
+        while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= 64:
+            k += 1
+        while len(self._levels) <= k:
+            arr = self._array
+            f = 2 ** len(self._levels)
+            small = cv2.resize(
+                arr,
+                (max(arr.shape[1] // f, 1), max(arr.shape[0] // f, 1)),
+                interpolation=cv2.INTER_AREA,
+            )
+            self._levels.append(QPixmap.fromImage(rgb_image(small)))
+        return self._levels[k]
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        if not self._levels:
+            return
+        scale = painter.worldTransform().m11()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
+        target = self.boundingRect()
+        pm = self._level(scale)
+        painter.drawPixmap(target, pm, QRectF(pm.rect()))
+        if self._before is not None and self.split is not None:
+            w = target.width() * self.split
+            src_w = self._before.width() * self.split
+            painter.drawPixmap(
+                QRectF(0, 0, w, target.height()),
+                self._before,
+                QRectF(0, 0, src_w, self._before.height()),
+            )
+            pen = QPen(QColor(COLORS["accent"]), 0)
+            pen.setCosmetic(True)
+            pen.setWidthF(2)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(w, 0), QPointF(w, target.height()))
+
+
+class OverlayItem(QGraphicsItem):
+    """Item tints and outlines, rendered per repaint in screen space (see ui.overlay)."""
+
+    def __init__(self, view: CanvasView) -> None:
+        super().__init__()
+        self.view = view
+        self._key: tuple | None = None
+        self._image: QImage | None = None
+        self._pos = (0, 0)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+
+    def boundingRect(self) -> QRectF:
+        labels = self.view.shown_labels()
+        if labels is None:
+            return QRectF()
+        return QRectF(0, 0, labels.shape[1], labels.shape[0])
+
+    def invalidate(self) -> None:
+        self._key = None
+        self.update()
+
+    def reset(self) -> None:
+        """The label map (and so the bounding rectangle) was replaced."""
+        self.prepareGeometryChange()
+        self.invalidate()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        labels = self.view.shown_labels()
+        if labels is None:
+            return
+        # World coordinates of the viewport, not device ones: when the window is grabbed
+        # the device is the whole window and Qt adds the viewport's offset underneath.
+        t = painter.worldTransform()
+        vp = self.view.viewport()
+        size = (vp.width(), vp.height())
+        key = (
+            id(labels),
+            self.view.labels_key(),
+            self.view.tables_key(),
+            t.m11(),
+            t.dx(),
+            t.dy(),
+            size,
+        )
+        if key != self._key:
+            self._render(labels, t.m11(), (t.dx(), t.dy()), size)
+            self._key = key
+        if self._image is None:
+            return
+        painter.save()
+        painter.setTransform(QTransform())
+        painter.drawImage(*self._pos, self._image)
+        painter.restore()
+
+    def _render(self, labels, scale, origin, size) -> None:
+        pos, rows, cols = overlay.view_window(labels.shape, origin=origin, scale=scale, size=size)
+        if rows.size == 0:
+            self._image = None
+            return
+        sampled = overlay.sample_labels(labels, rows, cols)
+        codes, table = overlay.render_codes(sampled, self.view.tables())
+        if codes.dtype == np.uint8:
+            self._image = indexed_image(codes, table)
+        else:
+            from ui.imaging import argb_image
+
+            self._image = argb_image(np.take(table, codes))
+        self._pos = pos
+
+
+class HandlesItem(QGraphicsItem):
+    """A dashed box round the selected item with four corner handles for resizing."""
+
+    SIZE = 9  # screen pixels
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rect = QRectF()
+        self.setZValue(10)
+
+    def set_rect(self, rect: QRectF | None) -> None:
+        self.prepareGeometryChange()
+        self.rect = rect or QRectF()
+        self.setVisible(rect is not None)
+
+    def boundingRect(self) -> QRectF:
+        pad = 50.0
+        return self.rect.adjusted(-pad, -pad, pad, pad)
+
+    def corners(self) -> list[QPointF]:
+        r = self.rect
+        return [r.topLeft(), r.topRight(), r.bottomRight(), r.bottomLeft()]
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self.rect.isNull():
+            return
+        t = painter.worldTransform()
+        painter.save()
+        painter.setTransform(QTransform())
+        r = t.mapRect(self.rect)
+        pen = QPen(QColor(255, 255, 255, 200), 1, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(r)
+        painter.setPen(QPen(QColor(COLORS["accent"]), 1.5))
+        painter.setBrush(QColor(255, 255, 255))
+        s = self.SIZE
+        for c in (r.topLeft(), r.topRight(), r.bottomRight(), r.bottomLeft()):
+            painter.drawRect(QRectF(c.x() - s / 2, c.y() - s / 2, s, s))
+        painter.restore()
+
+
+class MarkersItem(QGraphicsItem):
+    """The include (+) and exclude (-) clicks of click-to-segment, in screen-size dots."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points: list[tuple[float, float, bool]] = []
+        self.setZValue(11)
+
+    def set_points(self, points: list[tuple[float, float, bool]]) -> None:
+        self.prepareGeometryChange()
+        self.points = list(points)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        if not self.points:
+            return QRectF()
+        xs = [p[0] for p in self.points]
+        ys = [p[1] for p in self.points]
+        return QRectF(
+            min(xs) - 100, min(ys) - 100, max(xs) - min(xs) + 200, max(ys) - min(ys) + 200
+        )
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        t = painter.worldTransform()
+        painter.save()
+        painter.setTransform(QTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for x, y, positive in self.points:
+            c = t.map(QPointF(x, y))
+            painter.setPen(QPen(QColor(255, 255, 255), 2))
+            painter.setBrush(QColor(COLORS["ok"] if positive else COLORS["error"]))
+            painter.drawEllipse(c, 8, 8)
+            painter.setPen(QPen(QColor(255, 255, 255), 2))
+            painter.drawLine(QPointF(c.x() - 4, c.y()), QPointF(c.x() + 4, c.y()))
+            if positive:
+                painter.drawLine(QPointF(c.x(), c.y() - 4), QPointF(c.x(), c.y() + 4))
+        painter.restore()
+
+
+class CanvasView(QGraphicsView):
+    """The photo with its items; tools report what the user did through signals."""
+
+    item_clicked = Signal(int, object)  # item id, Qt.KeyboardModifier
+    empty_clicked = Signal()
+    stroke_finished = Signal(list, float, bool)  # [(x, y) pixel centres], radius, erase
+    click_point = Signal(float, float, bool)  # x, y (pixel centres), include?
+    move_requested = Signal(int, float, float, float)  # item, dx, dy, scale
+    swap_dropped = Signal(int, int)  # target item, reference item
+    files_dropped = Signal(list)  # [path]
+    cursor_info = Signal(object)  # (x, y, item) or None
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("canvas")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setScene(QGraphicsScene(self))
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setMouseTracking(True)
+        self.setAcceptDrops(True)
+        self.setBackgroundBrush(QColor(COLORS["canvas"]))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.doc: Document | None = None
+        self.tool = Tool.SELECT
+        self.brush_radius = 12.0
+        self.overlays_visible = True
+        self.editable = True  # False while a preview (move, candidate) is shown
+        self._fit = True
+        self._preview_image: np.ndarray | None = None
+        self._preview_labels: np.ndarray | None = None
+        self._preview_compact: np.ndarray | None = None
+        self._tables_cache: tuple | None = None
+
+        self.photo = PhotoItem()
+        self.overlay_item = OverlayItem(self)
+        self.overlay_item.setZValue(1)
+        self.proposal = QGraphicsPixmapItem()
+        self.proposal.setZValue(3)
+        self.ghost = QGraphicsPixmapItem()
+        self.ghost.setZValue(5)
+        self.ghost.setOpacity(0.85)
+        self.ghost.setVisible(False)
+        self.stroke_item = QGraphicsPathItem()
+        self.stroke_item.setZValue(6)
+        self.brush_cursor = QGraphicsEllipseItem()
+        self.brush_cursor.setZValue(12)
+        self.brush_cursor.setVisible(False)
+        pen = QPen(QColor(255, 255, 255), 1.5)
+        pen.setCosmetic(True)
+        self.brush_cursor.setPen(pen)
+        self.handles = HandlesItem()
+        self.handles.setVisible(False)
+        self.markers = MarkersItem()
+        for it in (
+            self.photo,
+            self.overlay_item,
+            self.proposal,
+            self.ghost,
+            self.stroke_item,
+            self.brush_cursor,
+            self.handles,
+            self.markers,
+        ):
+            self.scene().addItem(it)
+
+        self._press: dict | None = None  # the gesture in progress
+        self._pan: tuple | None = None
+        self._space = False
+
+    # ----- document ---------------------------------------------------------------------
+
+    def set_document(self, doc: Document | None) -> None:
+        if self.doc is not None:
+            self.doc.changed.disconnect(self._on_changed)
+            self.doc.selection_changed.disconnect(self._on_selection)
+            self.doc.hover_changed.disconnect(self._on_hover)
+        self.doc = doc
+        self.clear_preview()
+        self.set_proposal(None)
+        self.markers.set_points([])
+        if doc is not None:
+            doc.changed.connect(self._on_changed)
+            doc.selection_changed.connect(self._on_selection)
+            doc.hover_changed.connect(self._on_hover)
+            self.photo.set_image(doc.image)
+            self.scene().setSceneRect(QRectF(0, 0, doc.image.shape[1], doc.image.shape[0]))
+        else:
+            self.photo.set_image(None)
+            self.scene().setSceneRect(QRectF(0, 0, 1, 1))
+        self.overlay_item.reset()
+        self._on_selection()
+        self.fit()
+
+    def _on_changed(self, parts: frozenset) -> None:
+        if "image" in parts and self._preview_image is None:
+            self.photo.set_image(self.doc.image)
+        self._update_handles()
+        self.overlay_item.invalidate()
+        self.viewport().update()
+
+    def _on_selection(self) -> None:
+        self._update_handles()
+        self.overlay_item.update()
+        self.viewport().update()
+
+    def _on_hover(self) -> None:
+        self.overlay_item.update()
+        self.viewport().update()
+
+    # ----- what is shown ----------------------------------------------------------------
+
+    def set_preview(self, image: np.ndarray | None, labels: np.ndarray | None = None) -> None:
+        """Show ``image`` (and its ``labels``) instead of the document until cleared."""
+        self._preview_image = image
+        self._preview_labels = labels
+        self._preview_compact = None if labels is None else overlay.compact_labels(labels)
+        self.editable = image is None and labels is None
+        self.photo.set_image(image if image is not None else self.doc.image if self.doc else None)
+        self._update_handles()
+        self.overlay_item.reset()
+        self.viewport().update()
+
+    def clear_preview(self) -> None:
+        if self._preview_image is not None or self._preview_labels is not None:
+            self.set_preview(None, None)
+        self.editable = True
+
+    @property
+    def previewing(self) -> bool:
+        return self._preview_image is not None or self._preview_labels is not None
+
+    def set_compare(self, before: np.ndarray | None, split: float | None) -> None:
+        """Show ``before`` left of ``split`` (0..1 of the width) over the current picture."""
+        self.photo.set_before(before, split)
+
+    def shown_labels(self) -> np.ndarray | None:
+        if self._preview_compact is not None:
+            return self._preview_compact
+        return self.doc.compact_labels if self.doc is not None else None
+
+    def shown_image(self) -> np.ndarray | None:
+        if self._preview_image is not None:
+            return self._preview_image
+        return self.doc.image if self.doc is not None else None
+
+    def labels_key(self) -> tuple:
+        return (id(self._preview_compact), self.doc.labels_version if self.doc else -1)
+
+    def tables_key(self) -> tuple:
+        d = self.doc
+        if d is None:
+            return ()
+        return (len(d.items), d.selection, d.hover, self.overlays_visible)
+
+    def tables(self) -> overlay.Tables:
+        key = self.tables_key()
+        if self._tables_cache is None or self._tables_cache[0] != key:
+            d = self.doc
+            t = overlay.build_tables(
+                len(d.items),
+                selected=d.selection,
+                hover=d.hover,
+                hidden=not self.overlays_visible,
+            )
+            self._tables_cache = (key, t)
+        return self._tables_cache[1]
+
+    def set_overlays_visible(self, visible: bool) -> None:
+        self.overlays_visible = visible
+        self.overlay_item.update()
+        self.viewport().update()
+
+    def set_proposal(self, mask: np.ndarray | None) -> None:
+        """Show a click-to-segment proposal (bool mask) as an accent tint."""
+        if mask is None or not mask.any():
+            self.proposal.setVisible(False)
+            self.proposal.setPixmap(QPixmap())
+            return
+        ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+        colour = QColor(COLORS["accent"])
+        colour.setAlpha(140)
+        self.proposal.setPixmap(QPixmap.fromImage(mask_image(mask[y0:y1, x0:x1], colour)))
+        self.proposal.setPos(float(x0), float(y0))
+        self.proposal.setVisible(True)
+
+    def set_markers(self, points: list[tuple[float, float, bool]]) -> None:
+        """Click-to-segment clicks, in pixel-centre coordinates."""
+        self.markers.set_points([(x + 0.5, y + 0.5, p) for x, y, p in points])
+
+    def _update_handles(self) -> None:
+        d = self.doc
+        show = (
+            d is not None
+            and self.tool is Tool.SELECT
+            and len(d.selection) == 1
+            and self.editable
+            and self._press is None
+        )
+        if show:
+            try:
+                x0, y0, x1, y1 = d.bbox(d.selection[0])
+            except Exception:  # an item with no pixels has no box
+                show = False
+        if show:
+            self.handles.set_rect(QRectF(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+        else:
+            self.handles.set_rect(None)
+
+    # ----- tools ------------------------------------------------------------------------
+
+    def set_tool(self, tool: Tool) -> None:
+        self.tool = tool
+        self.brush_cursor.setVisible(False)
+        self._update_handles()
+        cursors = {
+            Tool.SELECT: Qt.CursorShape.ArrowCursor,
+            Tool.BRUSH: Qt.CursorShape.CrossCursor,
+            Tool.ERASER: Qt.CursorShape.CrossCursor,
+            Tool.CLICK: Qt.CursorShape.PointingHandCursor,
+        }
+        self.viewport().setCursor(cursors[tool])
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = max(0.5, float(radius))
+        r = self.brush_radius
+        c = self.brush_cursor.rect().center()
+        self.brush_cursor.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
+
+    # ----- zoom -------------------------------------------------------------------------
+
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        """Fit the whole photo in the view (and keep fitting on resize)."""
+        self._fit = True
+        rect = self.photo.boundingRect()
+        if rect.isEmpty():
+            return
+        margin = 24
+        vw = max(self.viewport().width() - 2 * margin, 1)
+        vh = max(self.viewport().height() - 2 * margin, 1)
+        s = min(vw / rect.width(), vh / rect.height())
+        self.setTransform(QTransform.fromScale(s, s))
+        self.centerOn(rect.center())
+        self.zoom_changed.emit(self.zoom)
+
+    def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None:
+        factor = min(max(factor, 0.02), 32.0)
+        self._fit = False
+        old = self.transformationAnchor()
+        if anchor is None:
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setTransform(QTransform.fromScale(factor, factor))
+        self.setTransformationAnchor(old)
+        self.zoom_changed.emit(self.zoom)
+
+    def zoom_by(self, step: float) -> None:
+        self.set_zoom(self.zoom * step)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+    def wheelEvent(self, event) -> None:
+        delta = event.angleDelta().y()
+        if delta == 0:
+            return super().wheelEvent(event)
+        self._fit = False
+        f = 1.0015**delta
+        new = min(max(self.zoom * f, 0.02), 32.0)
+        self.scale(new / self.zoom, new / self.zoom)
+        self.zoom_changed.emit(self.zoom)
+
+    # ----- pointer ----------------------------------------------------------------------
+
+    def _scene(self, event) -> QPointF:
+        return self.mapToScene(event.position().toPoint())
+
+    def _item_at(self, p: QPointF) -> int | None:
+        labels = self.shown_labels()
+        if labels is None:
+            return None
+        i, j = math.floor(p.x()), math.floor(p.y())
+        if 0 <= j < labels.shape[0] and 0 <= i < labels.shape[1]:
+            return int(labels[j, i])
+        return None
+
+    def _handle_at(self, event) -> int | None:
+        if not self.handles.isVisible():
+            return None
+        pos = event.position()
+        for k, c in enumerate(self.handles.corners()):
+            v = self.mapFromScene(c)
+            if abs(v.x() - pos.x()) <= 8 and abs(v.y() - pos.y()) <= 8:
+                return k
+        return None
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if event.key() == Qt.Key.Key_Escape and self._press is not None:
+            self._cancel_gesture()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.set_tool(self.tool)
+            return
+        super().keyReleaseEvent(event)
+
+    def mousePressEvent(self, event) -> None:
+        if self.doc is None:
+            return
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (
+            self._space and button == Qt.MouseButton.LeftButton
+        ):
+            self._pan = (
+                event.position(),
+                self.horizontalScrollBar().value(),
+                self.verticalScrollBar().value(),
+            )
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            return
+        p = self._scene(event)
+        mods = event.modifiers()
+        if self.tool is Tool.CLICK:
+            if not self.editable:
+                return
+            if button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+                include = button == Qt.MouseButton.LeftButton and not (
+                    mods & Qt.KeyboardModifier.AltModifier
+                )
+                if self._item_at(p) is not None:
+                    self.click_point.emit(p.x() - 0.5, p.y() - 0.5, include)
+            return
+        if button != Qt.MouseButton.LeftButton:
+            return
+        if self.tool in (Tool.BRUSH, Tool.ERASER):
+            if not self.editable:
+                return
+            self._press = {"kind": "stroke", "points": [(p.x() - 0.5, p.y() - 0.5)]}
+            self._update_stroke()
+            return
+        # SELECT
+        handle = self._handle_at(event) if self.editable else None
+        if handle is not None:
+            self._press = {
+                "kind": "resize",
+                "handle": handle,
+                "start": p,
+                "item": self.doc.selection[0],
+                "active": True,
+            }
+            self._start_ghost(self.doc.selection[0])
+            return
+        item = self._item_at(p)
+        if item is None:
+            self.empty_clicked.emit()
+            return
+        plain = not (
+            mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        )
+        self.item_clicked.emit(item, mods)
+        if plain and self.editable:
+            self._press = {
+                "kind": "move",
+                "item": item,
+                "start": p,
+                "screen": event.position(),
+                "active": False,
+            }
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._pan is not None:
+            start, h, v = self._pan
+            d = event.position() - start
+            self.horizontalScrollBar().setValue(int(h - d.x()))
+            self.verticalScrollBar().setValue(int(v - d.y()))
+            return
+        if self.doc is None:
+            return
+        p = self._scene(event)
+        item = self._item_at(p)
+        self.cursor_info.emit(None if item is None else (p.x(), p.y(), item))
+        if self.tool in (Tool.BRUSH, Tool.ERASER):
+            r = self.brush_radius
+            self.brush_cursor.setRect(QRectF(p.x() - r, p.y() - r, 2 * r, 2 * r))
+            self.brush_cursor.setVisible(True)
+        g = self._press
+        if g is None:
+            if self.tool is Tool.SELECT:
+                self.doc.set_hover(item)
+                handle = self._handle_at(event)
+                shape = (
+                    Qt.CursorShape.SizeFDiagCursor
+                    if handle in (0, 2)
+                    else Qt.CursorShape.SizeBDiagCursor
+                    if handle in (1, 3)
+                    else Qt.CursorShape.ArrowCursor
+                )
+                self.viewport().setCursor(shape)
+            return
+        if g["kind"] == "stroke":
+            g["points"].append((p.x() - 0.5, p.y() - 0.5))
+            self._update_stroke()
+        elif g["kind"] == "move":
+            if not g["active"]:
+                d = event.position() - g["screen"]
+                if abs(d.x()) + abs(d.y()) < 5:
+                    return
+                g["active"] = True
+                self._start_ghost(g["item"])
+            delta = p - g["start"]
+            g["dx"], g["dy"], g["scale"] = delta.x(), delta.y(), 1.0
+            self._place_ghost(g)
+        elif g["kind"] == "resize":
+            self._resize_gesture(g, p)
+            self._place_ghost(g)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._pan is not None:
+            self._pan = None
+            self.set_tool(self.tool)
+            return
+        g, self._press = self._press, None
+        if g is None:
+            return
+        if g["kind"] == "stroke":
+            self.stroke_item.setPath(QPainterPath())
+            self.stroke_finished.emit(g["points"], self.brush_radius, self.tool is Tool.ERASER)
+        elif g["kind"] in ("move", "resize"):
+            self.ghost.setVisible(False)
+            if g.get("active") and ("dx" in g):
+                moved = abs(g["dx"]) >= 0.5 or abs(g["dy"]) >= 0.5 or abs(g["scale"] - 1) > 1e-3
+                if moved:
+                    self.move_requested.emit(g["item"], round(g["dx"]), round(g["dy"]), g["scale"])
+        self._update_handles()
+
+    def leaveEvent(self, event) -> None:
+        if self.doc is not None and self._press is None:
+            self.doc.set_hover(None)
+        self.brush_cursor.setVisible(False)
+        self.cursor_info.emit(None)
+        super().leaveEvent(event)
+
+    def _cancel_gesture(self) -> None:
+        self._press = None
+        self.ghost.setVisible(False)
+        self.stroke_item.setPath(QPainterPath())
+        self._update_handles()
+
+    def _update_stroke(self) -> None:
+        pts = self._press["points"]
+        path = QPainterPath(QPointF(pts[0][0] + 0.5, pts[0][1] + 0.5))
+        for x, y in pts[1:]:
+            path.lineTo(x + 0.5, y + 0.5)
+        if len(pts) == 1:
+            path.lineTo(pts[0][0] + 0.5001, pts[0][1] + 0.5)
+        erase = self.tool is Tool.ERASER
+        d = self.doc
+        if erase:
+            colour = QColor(20, 20, 24, 150)
+        else:
+            rgb = overlay.item_colours(max(len(d.items), 1))[d.current or 0]
+            colour = QColor(int(rgb[0]), int(rgb[1]), int(rgb[2]), 150)
+        pen = QPen(
+            colour,
+            2 * self.brush_radius,
+            Qt.PenStyle.SolidLine,
+            Qt.PenCapStyle.RoundCap,
+            Qt.PenJoinStyle.RoundJoin,
+        )
+        self.stroke_item.setPen(pen)
+        self.stroke_item.setPath(path)
+
+    def _start_ghost(self, item: int) -> None:
+        d = self.doc
+        x0, y0, x1, y1 = d.bbox(item)
+        mask = d.labels[y0 : y1 + 1, x0 : x1 + 1] == item
+        img = cutout_image(d.image[y0 : y1 + 1, x0 : x1 + 1], mask)
+        self.ghost.setPixmap(QPixmap.fromImage(img))
+        self.ghost.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.ghost.setPos(float(x0), float(y0))
+        self.ghost.setTransform(QTransform())
+        self.ghost.setVisible(True)
+        self.handles.set_rect(None)
+        self._ghost_box = (x0, y0, x1 + 1, y1 + 1)
+
+    def _place_ghost(self, g: dict) -> None:
+        x0, y0, x1, y1 = self._ghost_box
+        s, dx, dy = g.get("scale", 1.0), g.get("dx", 0.0), g.get("dy", 0.0)
+        cx, cy = (x1 - x0) / 2, (y1 - y0) / 2  # bbox centre in the ghost's local frame
+        t = QTransform()
+        t.translate(cx + dx, cy + dy)
+        t.scale(s, s)
+        t.translate(-cx, -cy)
+        self.ghost.setTransform(t)
+
+    def _resize_gesture(self, g: dict, p: QPointF) -> None:
+        """Scale about the corner opposite the dragged handle (uniform, keeps the aspect)."""
+        x0, y0, x1, y1 = self._ghost_box
+        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        ox, oy = corners[(g["handle"] + 2) % 4]
+        hx, hy = corners[g["handle"]]
+        d0 = math.hypot(hx - ox, hy - oy)
+        # Project the pointer on the box diagonal: the scale a designer expects from a corner.
+        ux, uy = (hx - ox) / d0, (hy - oy) / d0
+        proj = (p.x() - ox) * ux + (p.y() - oy) * uy
+        s = min(max(proj / d0, 0.05), 8.0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        # New centre = opposite corner + s * (centre - opposite corner).
+        g["scale"] = s
+        g["dx"] = ox + s * (cx - ox) - cx
+        g["dy"] = oy + s * (cy - oy) - cy
+
+    # ----- drag and drop ----------------------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        md = event.mimeData()
+        if md.hasUrls() or md.hasFormat(REF_ITEM_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        md = event.mimeData()
+        if md.hasFormat(REF_ITEM_MIME) and self.doc is not None:
+            item = self._item_at(self.mapToScene(event.position().toPoint()))
+            self.doc.set_hover(item)
+            if item is None:
+                event.ignore()
+                return
+        event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        md = event.mimeData()
+        if md.hasFormat(REF_ITEM_MIME):
+            item = self._item_at(self.mapToScene(event.position().toPoint()))
+            if item is not None:
+                ref = int(bytes(md.data(REF_ITEM_MIME)).decode())
+                self.swap_dropped.emit(item, ref)
+                event.acceptProposedAction()
+            return
+        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+        if paths:
+            self.files_dropped.emit(paths)
+            event.acceptProposedAction()
+
+    # ----- empty state ------------------------------------------------------------------
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        if self.doc is not None:
+            return
+        painter.save()
+        painter.setTransform(QTransform())
+        r = self.viewport().rect().adjusted(40, 40, -40, -40)
+        pen = QPen(QColor(COLORS["border"]), 2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.drawRoundedRect(r, 16, 16)
+        base = QFont(self.font())
+        painter.setFont(scaled_font(base, 1.6))
+        painter.setPen(QColor(COLORS["text"]))
+        painter.drawText(
+            r.adjusted(0, -30, 0, -30), Qt.AlignmentFlag.AlignCenter, "Drop a photo here"
+        )
+        painter.setFont(base)
+        painter.setPen(QColor(COLORS["muted"]))
+        painter.drawText(
+            r.adjusted(0, 30, 0, 30),
+            Qt.AlignmentFlag.AlignCenter,
+            "or open one with Ctrl+O. Every item in it becomes editable by prompt.",
+        )
+        painter.restore()

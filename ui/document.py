@@ -1,0 +1,431 @@
+"""The open document as the UI sees it: a Project, its undo stack, selection and hover.
+
+Every change to the picture, the item partition or the items goes through
+:meth:`Document.push`, which records the whole state before and after in a
+:class:`StateCommand` on a ``QUndoStack``. States share their arrays (they are never
+modified in place: the document marks them read-only), so a step costs only the arrays it
+replaced, and undo restores the previous image and labels exactly, byte for byte.
+
+The label map stays the one source of truth; item masks, pixel counts and bounding boxes
+are derived from it and cached per version.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from dedit_app import partition
+from dedit_app.errors import ItemError
+from dedit_app.project import Item, Project
+from ui.overlay import compact_labels
+
+UNDO_LIMIT = 100
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    """``array`` marked read-only, so nothing edits a state that undo may bring back."""
+    if array.flags.writeable:
+        array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything undo can bring back."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    labels: np.ndarray  # (H, W) int32
+    items: tuple[Item, ...]
+    history: tuple[dict[str, Any], ...]
+
+
+class StateCommand(QUndoCommand):
+    """One undoable step: restores ``before`` on undo and ``after`` on redo."""
+
+    def __init__(
+        self,
+        doc: Document,
+        text: str,
+        before: State,
+        after: State,
+        *,
+        select_before: tuple[int, ...] = (),
+        select_after: tuple[int, ...] = (),
+        kind: str = "",
+    ) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.before, self.after = before, after
+        self.select_before, self.select_after = select_before, select_after
+        self.kind = kind
+
+    def redo(self) -> None:
+        self.doc.restore(self.after, self.select_after)
+
+    def undo(self) -> None:
+        self.doc.restore(self.before, self.select_before)
+
+    def replace_after(self, after: State) -> None:
+        """Swap in another result of the same edit (a different candidate)."""
+        self.after = after
+        if self.doc.undo.command(self.doc.undo.index() - 1) is self:
+            self.doc.restore(after, self.select_after)
+
+
+class Document(QObject):
+    """A project being edited."""
+
+    changed = Signal(frozenset)  # parts that changed: "image", "labels", "items"
+    selection_changed = Signal()
+    hover_changed = Signal()
+    dirty_changed = Signal(bool)
+
+    def __init__(self, project: Project, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        frozen(project.image)
+        frozen(project.labels)
+        self.undo = QUndoStack(self)
+        self.undo.setUndoLimit(UNDO_LIMIT)
+        self.undo.cleanChanged.connect(self._on_clean_changed)
+        self.selection: tuple[int, ...] = ()
+        self.hover: int | None = None
+        self.image_version = 0
+        self.labels_version = 0
+        self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
+        self._cache: dict[tuple, Any] = {}
+        # Label maps the learned weights fit: the one prepared on and those applied edits
+        # made from it. Any other (brush, eraser, merge, new items) means "refined since".
+        self.prepared_labels: list[np.ndarray] = [project.labels] if project.prepared else []
+
+    # ----- reading ----------------------------------------------------------------------
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.project.image
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.project.labels
+
+    @property
+    def items(self) -> list[Item]:
+        return self.project.items
+
+    @property
+    def folder(self) -> Path | None:
+        return self.project.folder
+
+    @property
+    def dirty(self) -> bool:
+        return self._unsaved_work or not self.undo.isClean()
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self.dirty_changed.emit(self.dirty)
+
+    def mark_saved(self) -> None:
+        """The project was written to its folder by something other than :meth:`save`."""
+        self._unsaved_work = False
+        self.undo.setClean()
+        self.dirty_changed.emit(self.dirty)
+
+    def mark_dirty(self) -> None:
+        """Something that is not an undo step changed (preparing, settings)."""
+        self._unsaved_work = True
+        self.dirty_changed.emit(True)
+
+    def _cached(self, key: tuple, make: Any) -> Any:
+        full = (self.labels_version, *key)
+        if full not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[full] = make()
+        return self._cache[full]
+
+    def prepared_on(self, labels: np.ndarray) -> None:
+        """Preparation finished for the partition ``labels`` (the array it was given)."""
+        self.prepared_labels = [labels]
+
+    @property
+    def refined_since_prepare(self) -> bool:
+        """The items were changed by hand after the project was prepared."""
+        return bool(self.prepared_labels) and not any(
+            lab is self.labels for lab in self.prepared_labels
+        )
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Pixels per item id, ``(len(items),)`` int64."""
+        return self._cached(
+            ("counts", len(self.items)),
+            lambda: np.bincount(self.labels.ravel(), minlength=len(self.items)),
+        )
+
+    @property
+    def compact_labels(self) -> np.ndarray:
+        """The label map in the smallest dtype (what the overlay samples)."""
+        return self._cached(("compact",), lambda: compact_labels(self.labels))
+
+    def visible_items(self) -> list[int]:
+        """Ids of items that own at least one pixel, in id order."""
+        return [int(k) for k in np.nonzero(self.counts)[0]]
+
+    def bbox(self, item: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` inclusive pixel box of ``item``."""
+        return self._cached(("bbox", item), lambda: partition.item_bbox(self.labels, item))
+
+    def item_at(self, x: float, y: float) -> int | None:
+        """The item under image position ``(x, y)`` (pixel (i, j) covers [i, i+1) x [j, j+1))."""
+        h, w = self.labels.shape
+        i, j = int(np.floor(x)), int(np.floor(y))
+        if 0 <= i < w and 0 <= j < h:
+            return int(self.labels[j, i])
+        return None
+
+    def item_name(self, item: int) -> str:
+        return self.items[item].name if 0 <= item < len(self.items) else f"item {item}"
+
+    def state(self) -> State:
+        return State(
+            image=self.project.image,
+            labels=self.project.labels,
+            items=tuple(replace(i) for i in self.project.items),
+            history=tuple(self.project.history),
+        )
+
+    # ----- selection --------------------------------------------------------------------
+
+    def select(self, items: tuple[int, ...] | list[int]) -> None:
+        items = tuple(dict.fromkeys(int(i) for i in items if 0 <= i < len(self.items)))
+        if items != self.selection:
+            self.selection = items
+            self.selection_changed.emit()
+
+    def toggle(self, item: int) -> None:
+        if item in self.selection:
+            self.select(tuple(i for i in self.selection if i != item))
+        else:
+            self.select((*self.selection, item))
+
+    @property
+    def current(self) -> int | None:
+        """The primary selected item (the first one picked)."""
+        return self.selection[0] if self.selection else None
+
+    def set_hover(self, item: int | None) -> None:
+        if item != self.hover:
+            self.hover = item
+            self.hover_changed.emit()
+
+    # ----- changing ---------------------------------------------------------------------
+
+    def restore(self, state: State, selection: tuple[int, ...] | None = None) -> None:
+        """Make ``state`` current (undo/redo and commands call this)."""
+        parts = set()
+        if state.image is not self.project.image:
+            parts.add("image")
+            self.image_version += 1
+        if state.labels is not self.project.labels:
+            parts.add("labels")
+            self.labels_version += 1
+        if [(i.name, i.prompt) for i in self.project.items] != [
+            (i.name, i.prompt) for i in state.items
+        ]:
+            parts.add("items")
+        self.project.image = frozen(state.image)
+        self.project.labels = frozen(state.labels)
+        # Learned token strings belong to the preparation, which undo does not take back.
+        tokens = [i.tokens for i in self.project.items]
+        self.project.items = [
+            replace(it, tokens=tokens[k] if k < len(tokens) else it.tokens)
+            for k, it in enumerate(state.items)
+        ]
+        self.project.history = list(state.history)
+        if selection is not None:
+            self.selection = tuple(i for i in selection if i < len(self.items))
+        counts = self.counts
+        self.selection = tuple(i for i in self.selection if counts[i] > 0)
+        if self.hover is not None and (self.hover >= len(counts) or counts[self.hover] == 0):
+            self.hover = None
+        self.changed.emit(frozenset(parts | {"items"}))
+        self.selection_changed.emit()
+
+    def push(
+        self,
+        text: str,
+        after: State,
+        *,
+        select_after: tuple[int, ...] | None = None,
+        kind: str = "",
+    ) -> StateCommand:
+        """Record and apply a change; ``text`` names it in the history panel."""
+        before = self.state()
+        cmd = StateCommand(
+            self,
+            text,
+            before,
+            after,
+            select_before=self.selection,
+            select_after=self.selection if select_after is None else select_after,
+            kind=kind,
+        )
+        self.undo.push(cmd)  # calls redo()
+        return cmd
+
+    def with_labels(self, labels: np.ndarray, items: list[Item] | None = None) -> State:
+        s = self.state()
+        return replace(
+            s, labels=frozen(partition.check_labels(labels)), items=tuple(items or s.items)
+        )
+
+    def _need_item(self, item: int | None) -> int:
+        if item is None:
+            raise ItemError("Select an item first: click it on the picture or in the list.")
+        if not 0 <= item < len(self.items) or self.counts[item] == 0:
+            raise ItemError(f"There is no item {item} in this picture.")
+        return item
+
+    def paint(self, points: list[tuple[float, float]], radius: float, item: int | None) -> None:
+        """Brush: the pixels under the stroke join ``item`` (pixel-centre coordinates)."""
+        item = self._need_item(item)
+        stroke = partition.stroke_mask(self.labels.shape, points, radius)
+        labels = partition.paint(self.labels, stroke, item)
+        if np.array_equal(labels, self.labels):
+            return
+        self.push(f"Brush {self.item_name(item)}", self.with_labels(labels), kind="brush")
+
+    def erase(self, points: list[tuple[float, float]], radius: float, item: int | None) -> None:
+        """Eraser: ``item``'s pixels under the stroke go to the nearest other item."""
+        item = self._need_item(item)
+        stroke = partition.stroke_mask(self.labels.shape, points, radius)
+        labels = partition.erase(self.labels, stroke, item)
+        if np.array_equal(labels, self.labels):
+            return
+        self.push(f"Erase {self.item_name(item)}", self.with_labels(labels), kind="erase")
+
+    def merge(self, items: tuple[int, ...] | list[int]) -> None:
+        """Merge every item of ``items`` into the first."""
+        items = [self._need_item(i) for i in items]
+        if len(items) < 2:
+            raise ItemError("Select two or more items to merge (Ctrl+click adds to the selection).")
+        keep, labels = items[0], self.labels
+        for other in items[1:]:
+            labels = partition.merge_items(labels, keep, other)
+        names = ", ".join(self.item_name(i) for i in items[1:])
+        self.push(
+            f"Merge {names} into {self.item_name(keep)}",
+            self.with_labels(labels),
+            select_after=(keep,),
+            kind="merge",
+        )
+
+    def rename(self, item: int, name: str) -> None:
+        item = self._need_item(item)
+        name = " ".join(name.split())
+        if not name:
+            raise ItemError("An item name cannot be empty.")
+        if name == self.items[item].name:
+            return
+        items = [replace(i) for i in self.items]
+        old = items[item].name
+        items[item].name = name
+        self.push(f"Rename {old} to {name}", replace(self.state(), items=tuple(items)))
+
+    def set_prompt(self, item: int, prompt: str) -> None:
+        item = self._need_item(item)
+        prompt = prompt.strip()
+        if prompt == self.items[item].prompt:
+            return
+        items = [replace(i) for i in self.items]
+        items[item].prompt = prompt
+        self.push(
+            f"Prompt of {items[item].name}: {prompt or '(its own look)'}",
+            replace(self.state(), items=tuple(items)),
+        )
+
+    def add_item(self, mask: np.ndarray, name: str = "") -> int:
+        """A new item made of the pixels of ``mask`` (bool ``(H, W)``); returns its id."""
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.labels.shape or not mask.any():
+            raise ItemError("The new item has no pixels; click on the thing you want to select.")
+        if mask.all():
+            raise ItemError("The new item would cover the whole picture; add a negative click.")
+        new_id = len(self.items)
+        labels = partition.paint(self.labels, mask, new_id)
+        items = [replace(i) for i in self.items]
+        items.append(Item(name or f"item {new_id}"))
+        self.push(
+            f"New item {items[-1].name}",
+            self.with_labels(labels, items),
+            select_after=(new_id,),
+            kind="new-item",
+        )
+        return new_id
+
+    def set_partition(self, labels: np.ndarray, names: list[str], text: str) -> None:
+        """Replace every item (automatic segmentation)."""
+        labels = partition.check_labels(labels)
+        if labels.shape != self.labels.shape:
+            raise ItemError("The segmentation does not match the picture's size.")
+        items = tuple(Item(n) for n in names)
+        if int(labels.max()) >= len(items):
+            raise ItemError("The segmentation names fewer items than its map uses.")
+        self.push(text, replace(self.state(), labels=frozen(labels), items=items), select_after=())
+
+    def apply_result(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        entry: dict[str, Any],
+        text: str,
+        items: list[Item] | None = None,
+    ) -> StateCommand:
+        """Make an edited picture the new base (``Project.apply``), as one undo step."""
+        before = self.state()
+        self.project.apply(image, labels, entry)  # validates; raises and changes nothing
+        if items is not None:
+            self.project.items = [replace(i) for i in items]
+        after = self.state()
+        if any(lab is before.labels for lab in self.prepared_labels):
+            self.prepared_labels.append(after.labels)
+        self.project.image, self.project.labels = before.image, before.labels
+        self.project.items = [replace(i) for i in before.items]
+        self.project.history = list(before.history)
+        return self.push(text, replace(after, image=frozen(after.image)), kind="edit")
+
+    def result_state(
+        self,
+        base: State,
+        image: np.ndarray,
+        labels: np.ndarray,
+        entry: dict[str, Any],
+        items: list[Item] | None = None,
+    ) -> State:
+        """The state ``Project.apply`` would make from ``base`` (for swapping candidates)."""
+        record = copy.copy(entry)
+        record["_before"] = (base.image, base.labels)
+        labels = frozen(partition.check_labels(labels))
+        if any(lab is base.labels for lab in self.prepared_labels):
+            self.prepared_labels.append(labels)
+        return State(
+            image=frozen(image),
+            labels=labels,
+            items=tuple(replace(i) for i in (items if items is not None else base.items)),
+            history=(*base.history, record),
+        )
+
+    # ----- saving -----------------------------------------------------------------------
+
+    def save(self, folder: str | Path | None = None) -> Path:
+        path = self.project.save(folder)
+        self._unsaved_work = False
+        self.undo.setClean()
+        self.dirty_changed.emit(self.dirty)
+        return path

@@ -1,0 +1,574 @@
+"""Preparing and editing: turns the designer's gestures into engine jobs and their results
+into undoable steps.
+
+- Prepare: one job per project (jointly with the reference photo when one is open);
+  progress, loss curve and time left in the preparation card; the learned weights are kept
+  with the project and reused until the items or the model change.
+- Edits (text, move/resize, remove, swap) are jobs; move and remove show an instant
+  preview (:mod:`ui.preview`) until the diffusion result lands. The first result is applied
+  at once as one undo step ("Project.apply": the edited picture becomes the new base) and
+  every result of the edit is offered in the candidates strip, where clicking another swaps
+  it into that same step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+
+from dedit_app.errors import DEditError
+from dedit_app.partition import Move
+from ui import engine
+from ui.document import Document, State, StateCommand
+from ui.preview import move_preview, remove_preview
+from ui.worker import JobRecord, JobRequest
+
+if TYPE_CHECKING:
+    from ui.mainwindow import MainWindow
+
+
+@dataclass
+class PendingEdit:
+    """An edit job the UI waits for."""
+
+    doc: Document
+    base: State  # the state the request was made from
+    kind: str  # text | move | remove | swap
+    title: str
+    item: int
+    entry: dict[str, Any]  # the history record (JSON-serialisable)
+    labels: np.ndarray | None = None  # the label map after the edit, when it changes
+    items: list | None = None  # the items after the edit, when they change (prompt)
+    preview: bool = False  # the canvas shows an instant preview for this job
+
+
+@dataclass
+class Candidates:
+    """The results of the latest edit, in the strip."""
+
+    images: list[np.ndarray]
+    pending: PendingEdit
+    command: StateCommand | None
+    result: Any = None  # the engine's EditResult
+    active: int = 0
+    states: dict[int, State] = field(default_factory=dict)
+
+
+class EditController(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.pending: dict[int, PendingEdit] = {}
+        self.prepare_job: int | None = None
+        self.candidates: Candidates | None = None
+        self.reference: Document | None = None
+        self._ref_segment_job: int | None = None
+        self._compare_held = False
+        self._split: float | None = None
+        self._last_prepare_losses: list[tuple[int, float]] = []
+
+    # ----- state ------------------------------------------------------------------------
+
+    @property
+    def doc(self) -> Document | None:
+        return self.w.doc
+
+    def prepared(self, doc: Document | None = None) -> bool:
+        doc = doc or self.doc
+        return bool(
+            doc is not None
+            and engine.is_prepared(doc.project, self.w.settings, self._ref_project())
+        )
+
+    def _ref_project(self):
+        return self.reference.project if self.reference is not None else None
+
+    def update_state(self) -> None:
+        """Refresh the preparation card and the edit actions."""
+        doc = self.doc
+        panel = self.w.prepare_panel
+        record = self.w.jobs.jobs.get(self.prepare_job) if self.prepare_job else None
+        if record is not None and record.active:
+            panel.show_running(record)
+            return
+        if doc is None:
+            panel.show_idle(False, "Open a photo to start.", enabled=False)
+            return
+        why = engine.unavailable()
+        if why:
+            panel.show_idle(False, why, enabled=False)
+            return
+        prepared = self.prepared(doc)
+        note = ""
+        if not prepared and doc.project.prepared:
+            note = engine.stale_reason(doc.project, self.w.settings)
+        elif prepared and doc.refined_since_prepare:
+            note = "Items were changed by hand after preparing; prepare again for the best results."
+        elif (
+            prepared
+            and self.reference is not None
+            and not engine.prepared_with(doc.project, self.reference.project)
+        ):
+            note = "Prepare again to learn the reference photo too, then drag its items here."
+        panel.show_idle(prepared, note)
+
+    def jobs_changed(self) -> None:
+        self.update_state()
+
+    def settings_changed(self) -> None:
+        self.update_state()
+
+    def document_changed(self) -> None:
+        self.close_candidates()
+        self.update_state()
+
+    def forget_document(self, doc: Document) -> None:
+        """The window is about to drop ``doc``: cancel its jobs, forget its results."""
+        for job_id, p in list(self.pending.items()):
+            if p.doc is doc:
+                self.w.jobs.cancel(job_id)
+        if self.prepare_job is not None:
+            self.w.jobs.cancel(self.prepare_job)
+        self.close_candidates()
+        self.w.canvas.clear_preview()
+
+    def before_undo(self) -> None:
+        """Undo/redo while a result is on show: the strip no longer matches; close it."""
+        self.close_candidates()
+
+    # ----- preparing --------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        why = engine.unavailable()
+        if why:
+            self.w.show_error(why)
+            return
+        if self.prepare_job is not None:
+            rec = self.w.jobs.jobs.get(self.prepare_job)
+            if rec is not None and rec.active:
+                self.w.show_info("The project is already being prepared.")
+                return
+        try:
+            task = engine.prepare_task(doc.project, self.w.settings, self._ref_project())
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        title = "Prepare project" + (" with reference" if self.reference is not None else "")
+        ref = self.reference
+        started = time.monotonic()
+        labels_used = doc.labels
+
+        def done(result) -> None:
+            if doc is not self.doc:
+                return
+            engine.store_prepared(doc.project, result, ref.project if ref else None)
+            doc.prepared_on(labels_used)
+            if doc.folder is not None:
+                doc.mark_saved()  # storing the weights saved the whole project
+            else:
+                doc.mark_dirty()
+            self._last_prepare_losses = list(self.w.jobs.jobs[record.request.id].losses)
+            self.w.prepare_panel.plot.set_data(
+                self._last_prepare_losses, max((s for s, _ in self._last_prepare_losses), default=0)
+            )
+            self.w.items_panel.rebuild()
+            self.w.show_info(
+                f"Prepared in {_minutes(time.monotonic() - started)}. Type a prompt for an "
+                "item and press Enter, drag an item, or press Delete.",
+                "ok",
+            )
+            self.update_state()
+
+        def failed(message: str) -> None:
+            if doc is self.doc:
+                self.w.show_error(message)
+            self.update_state()
+
+        def cancelled() -> None:
+            if doc is self.doc:
+                self.w.show_info("Preparing was cancelled; nothing was changed.")
+            self.update_state()
+
+        record = self.w.jobs.submit(
+            JobRequest(title, task, kind="prepare"),
+            on_finished=done,
+            on_failed=failed,
+            on_cancelled=cancelled,
+            on_progress=lambda rec: self.w.prepare_panel.show_running(rec),
+        )
+        self.prepare_job = record.request.id
+        self.update_state()
+
+    def cancel_prepare(self) -> None:
+        if self.prepare_job is not None:
+            self.w.jobs.cancel(self.prepare_job)
+            self.update_state()
+
+    def _need_prepared(self) -> bool:
+        why = engine.unavailable()
+        if why:
+            self.w.show_error(why)
+            return False
+        if self.prepared():
+            return True
+        doc = self.doc
+        rec = self.w.jobs.jobs.get(self.prepare_job) if self.prepare_job else None
+        if rec is not None and rec.active:
+            self.w.show_error("The project is still being prepared; edit when it is done.")
+            return False
+        reason = engine.stale_reason(doc.project, self.w.settings) if doc else ""
+        if not doc or not doc.project.has_weights:
+            reason = (
+                "This project has not been prepared yet. Prepare it first (Ctrl+P): the model "
+                "learns each item's look once, then every edit takes seconds."
+            )
+        self.w.show_error(reason, action=("Prepare now", self.prepare))
+        return False
+
+    # ----- edits ------------------------------------------------------------------------
+
+    def text_edit(self, item: int, prompt: str) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        prompt = prompt.strip()
+        if not prompt:
+            self.w.show_error(f"Type what {doc.item_name(item)} should become, then press Enter.")
+            return
+        if not self._need_prepared():
+            return
+        items = [replace(i) for i in doc.items]
+        items[item].prompt = prompt
+        entry = {"kind": "text", "item": int(item), "prompt": prompt}
+        self._submit(
+            PendingEdit(
+                doc,
+                doc.state(),
+                "text",
+                f"{doc.item_name(item)} → “{prompt}”",
+                item,
+                entry,
+                items=items,
+            ),
+            engine.edit_task(doc.project, self.w.settings, "text", item=item, prompt=prompt),
+        )
+
+    def move_item(self, item: int, dx: float, dy: float, scale: float) -> None:
+        doc = self.doc
+        if doc is None or not self._need_prepared():
+            return
+        move = Move(int(item), float(dx), float(dy), float(scale))
+        try:
+            preview, labels = move_preview(doc.image, doc.labels, [move])
+            task = engine.edit_task(
+                doc.project,
+                self.w.settings,
+                "move",
+                item=item,
+                dx=move.dx,
+                dy=move.dy,
+                scale=move.scale,
+            )
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        verb = "Resize" if abs(scale - 1) > 1e-3 else "Move"
+        entry = {
+            "kind": "move",
+            "item": int(item),
+            "dx": move.dx,
+            "dy": move.dy,
+            "scale": move.scale,
+        }
+        pending = PendingEdit(
+            doc,
+            doc.state(),
+            "move",
+            f"{verb} {doc.item_name(item)}",
+            item,
+            entry,
+            labels=labels,
+            preview=True,
+        )
+        self.w.canvas.set_preview(preview, labels)
+        self._submit(pending, task)
+
+    def remove_selected(self) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        if doc.current is None:
+            self.w.show_error("Select the item to remove first: click it on the picture.")
+            return
+        if not self._need_prepared():
+            return
+        item = doc.current
+        try:
+            preview, labels = remove_preview(doc.image, doc.labels, item)
+            task = engine.edit_task(doc.project, self.w.settings, "remove", item=item)
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        entry = {"kind": "remove", "item": int(item)}
+        pending = PendingEdit(
+            doc,
+            doc.state(),
+            "remove",
+            f"Remove {doc.item_name(item)}",
+            item,
+            entry,
+            labels=labels,
+            preview=True,
+        )
+        self.w.canvas.set_preview(preview, labels)
+        doc.select([])
+        self._submit(pending, task)
+
+    def swap_item(self, target: int, ref_item: int) -> None:
+        doc, ref = self.doc, self.reference
+        if doc is None or ref is None:
+            return
+        if not self._need_prepared():
+            return
+        if not engine.prepared_with(doc.project, ref.project):
+            self.w.show_error(
+                "The photo and the reference were not prepared together. Prepare again "
+                "(Ctrl+P) with the reference open, then drag the item again.",
+                action=("Prepare now", self.prepare),
+            )
+            return
+        try:
+            task = engine.edit_task(
+                doc.project,
+                self.w.settings,
+                "swap",
+                item=target,
+                reference=ref.project,
+                ref_item=ref_item,
+            )
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        entry = {
+            "kind": "swap",
+            "item": int(target),
+            "ref_item": int(ref_item),
+            "reference": ref.project.source,
+        }
+        self._submit(
+            PendingEdit(
+                doc,
+                doc.state(),
+                "swap",
+                f"{doc.item_name(target)} ← {ref.item_name(ref_item)}",
+                target,
+                entry,
+            ),
+            task,
+        )
+
+    def _submit(self, pending: PendingEdit, task) -> None:
+        record = self.w.jobs.submit(
+            JobRequest(pending.title, task, kind="edit"),
+            on_finished=lambda result: self._landed(record, result),
+            on_failed=lambda message: self._ended(record, message),
+            on_cancelled=lambda: self._ended(record, None),
+        )
+        self.pending[record.request.id] = pending
+        self.w.activity.setCurrentWidget(self.w.jobs_panel)
+        self.w.status_message.setText(f"Queued: {pending.title}.")
+
+    def _ended(self, record: JobRecord, message: str | None) -> None:
+        pending = self.pending.pop(record.request.id, None)
+        if pending is None:
+            return
+        if pending.preview and not any(p.preview for p in self.pending.values()):
+            self.w.canvas.clear_preview()
+        if pending.doc is not self.doc:
+            return
+        if message:
+            self.w.show_error(message)
+        else:
+            self.w.show_info(f"Cancelled: {pending.title}. Nothing was changed.")
+
+    def _landed(self, record: JobRecord, result) -> None:
+        pending = self.pending.pop(record.request.id, None)
+        if pending is None:
+            return
+        if pending.preview and not any(p.preview for p in self.pending.values()):
+            self.w.canvas.clear_preview()
+        doc = pending.doc
+        if doc is not self.doc:
+            return
+        images, labels = engine.result_images(
+            result, pending.labels if pending.labels is not None else pending.base.labels
+        )
+        pending.labels = labels
+        pending.entry = {**pending.entry, **engine.result_entry(result, 0)}
+        current = doc.state()
+        fresh = current.image is pending.base.image and current.labels is pending.base.labels
+        cmd = None
+        if fresh:
+            cmd = doc.apply_result(images[0], labels, pending.entry, pending.title, pending.items)
+        self.candidates = Candidates(images, pending, cmd, result)
+        n = len(images)
+        title = pending.title if fresh else f"{pending.title} (the picture changed meanwhile)"
+        self.w.candidates.set_candidates(images, title, 0 if fresh else -1)
+        self.w.candidates.hint.setText(
+            ("Click a result to use it. " if n > 1 else "") + "Hold \\ to see the original."
+            if fresh
+            else "Click a result to apply it on top of the current picture."
+        )
+        self.w.status_message.setText(f"Done: {pending.title}.")
+
+    # ----- candidates -------------------------------------------------------------------
+
+    def _is_latest(self, command: StateCommand | None) -> bool:
+        """True when ``command`` is the step undo would take back next."""
+        doc = self.doc
+        return (
+            command is not None
+            and doc is not None
+            and doc.undo.index() > 0
+            and doc.undo.command(doc.undo.index() - 1) is command
+        )
+
+    def choose_candidate(self, index: int) -> None:
+        c = self.candidates
+        doc = self.doc
+        if c is None or doc is None or not 0 <= index < len(c.images):
+            return
+        p = c.pending
+        entry = dict(p.entry)
+        if c.result is not None:
+            entry.update(engine.result_entry(c.result, index))
+        entry["candidate"] = index
+        if not self._is_latest(c.command):
+            # Not (or no longer) the latest step: apply this result on top as a new step.
+            c.command = doc.apply_result(c.images[index], p.labels, entry, p.title, p.items)
+        else:
+            state = doc.result_state(c.command.before, c.images[index], p.labels, entry, p.items)
+            c.command.replace_after(state)
+        c.active = index
+        self.w.candidates.set_active(index)
+        self._show_compare()
+
+    def set_split(self, split: float | None) -> None:
+        self._split = split
+        self._show_compare()
+
+    def hold_compare(self, on: bool) -> None:
+        self._compare_held = on
+        self._show_compare()
+
+    def _show_compare(self) -> None:
+        c = self.candidates
+        if c is None or c.command is None:
+            self.w.canvas.set_compare(None, None)
+            return
+        before = c.command.before.image
+        if self._compare_held:
+            self.w.canvas.set_compare(before, 1.0)
+        elif self._split is not None:
+            self.w.canvas.set_compare(before, self._split)
+        else:
+            self.w.canvas.set_compare(None, None)
+
+    def discard_result(self) -> None:
+        c = self.candidates
+        doc = self.doc
+        if c is not None and doc is not None and self._is_latest(c.command):
+            doc.undo.undo()
+        self.close_candidates()
+
+    def close_candidates(self) -> None:
+        self.candidates = None
+        self._split = None
+        self._compare_held = False
+        self.w.candidates.clear()
+        self.w.canvas.set_compare(None, None)
+
+    # ----- reference photo --------------------------------------------------------------
+
+    def open_reference(self, path: str | Path) -> bool:
+        from dedit_app.imageio import load_image
+        from dedit_app.project import Project
+        from ui.tasks import SegmentAuto, readonly
+
+        path = Path(path)
+        try:
+            if (path / "project.json").is_file():
+                project = Project.load(path)
+                image = None
+            else:
+                image = load_image(path)
+                project = Project.new(
+                    image, np.zeros(image.shape[:2], np.int32), ["picture"], source=path.name
+                )
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return False
+        ref = Document(project, self)
+        old, self.reference = self.reference, ref
+        self.w.reference_panel.set_document(ref)
+        if not self.w.reference_dock.isVisible():
+            self.w.reference_dock.show()
+            self.w.resizeDocks([self.w.reference_dock], [300], Qt.Orientation.Horizontal)
+        self.w.reference_dock.raise_()
+        if old is not None:
+            old.deleteLater()
+        self.update_state()
+        if image is None:
+            return True
+        task = SegmentAuto(
+            readonly(image),
+            ("reference", id(ref)),
+            self.w.settings.segmenter,
+            self.w.segmenting.options(),
+        )
+
+        def done(seg) -> None:
+            if ref is self.reference:
+                ref.set_partition(seg.labels, list(seg.names), "Find items")
+                ref.undo.clear()
+                self.w.reference_panel.status.setText(
+                    f"{len(ref.visible_items())} items. Prepare (Ctrl+P) to learn both photos "
+                    "together, then drag an item onto your photo."
+                )
+                self.update_state()
+
+        def failed(message: str) -> None:
+            if ref is self.reference:
+                self.w.show_error(message)
+
+        self.w.reference_panel.status.setText("Finding items…")
+        self.w.jobs.submit(
+            JobRequest("Find items in the reference", task, kind="segment"),
+            on_finished=done,
+            on_failed=failed,
+        )
+        return True
+
+    def close_reference(self) -> None:
+        ref, self.reference = self.reference, None
+        self.w.reference_panel.set_document(None)
+        if ref is not None:
+            ref.deleteLater()
+        self.update_state()
+
+
+def _minutes(seconds: float) -> str:
+    from ui.jobs_panel import format_duration
+
+    return format_duration(seconds)
+
+
+__all__ = ["Candidates", "EditController", "PendingEdit"]

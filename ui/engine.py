@@ -1,0 +1,315 @@
+"""The editor's adapter to the D-Edit engine (dedit_app.models / finetune / edits).
+
+The window asks for jobs in its own words (prepare this project, retype this item, move
+that one); this module turns them into the engine's immutable requests, checks them on the
+UI thread (so a mistake is told at once and nothing is queued), and wraps them in worker
+tasks. The worker keeps one loaded model in its context and reuses it while the model
+settings stay the same; the engine installs a project's learned weights into it when an
+edit needs them (``model.applied``), so switching between prepared projects never trains.
+
+What the worker gets is a *snapshot* of the project: a shallow copy holding the document's
+read-only arrays and copies of its items, so the document can move on (undo, more edits)
+while the job runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dedit_app.errors import EditError
+from dedit_app.jobs import CancelToken, Progress
+from ui.worker import WorkerContext
+
+_MODEL_KEY = "diffusion-model"
+
+
+def unavailable() -> str:
+    """Why preparing and editing cannot run in this installation, or "" when they can."""
+    for mod in ("dedit_app.edits", "dedit_app.finetune", "dedit_app.models"):
+        try:
+            if importlib.util.find_spec(mod) is None:
+                raise ImportError(mod)
+        except ImportError:
+            return (
+                "This installation has no D-Edit engine, so preparing and editing are off; "
+                "refining items, saving and exporting work."
+            )
+    return ""
+
+
+# ----- the model, on the worker thread ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load, from Settings."""
+
+    source: str
+    device: str = "auto"  # auto | cuda | mps | cpu
+    precision: str = "auto"  # auto | bfloat16 | float16 | float32
+
+    @classmethod
+    def from_settings(cls, settings) -> ModelSpec:
+        return cls(settings.model, settings.device, settings.precision)
+
+
+def _model(ctx: WorkerContext, spec: ModelSpec):
+    """The loaded model for ``spec``, loading it (once) when needed."""
+    from dedit_app.models import load_model
+
+    seg = ctx.cache.get("segmenter")
+    if seg is not None and hasattr(seg[1], "release"):
+        seg[1].release()  # SAM gives its GPU memory back before SDXL needs it
+
+    def make():
+        return load_model(
+            spec.source,
+            device=None if spec.device == "auto" else spec.device,
+            dtype=None if spec.precision == "auto" else spec.precision,
+        )
+
+    return ctx.get(_MODEL_KEY, make, version=spec)
+
+
+def snapshot(project):
+    """A copy of ``project`` that a job can read while the document moves on."""
+    return project.job_copy()
+
+
+# ----- preparing ------------------------------------------------------------------------
+
+
+def finetune_options(settings):
+    from dedit_app.finetune import FinetuneOptions
+
+    return FinetuneOptions(
+        emb_steps=settings.emb_steps,
+        model_steps=settings.model_steps,
+        lora_rank=settings.lora_rank,
+    )
+
+
+@dataclass(frozen=True)
+class PrepareTask:
+    """Fine-tune the model on a project (and a reference project, jointly)."""
+
+    spec: ModelSpec
+    project: Any = field(repr=False)  # snapshot
+    reference: Any = field(default=None, repr=False)  # snapshot or None
+    options: Any = None  # FinetuneOptions
+
+    def run(self, ctx: WorkerContext, cancel: CancelToken):
+        from dedit_app.finetune import finetune_project
+
+        yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
+        model = _model(ctx, self.spec)
+        cancel.raise_if_cancelled()
+        return (
+            yield from finetune_project(model, self.project, self.reference, self.options, cancel)
+        )
+
+
+def prepare_task(project, settings, reference=None) -> PrepareTask:
+    """The preparation job for ``project`` (with ``reference`` when a reference photo is
+    open); raises a DEditError with a sentence when it cannot start."""
+    why = unavailable()
+    if why:
+        raise EditError(why)
+    options = finetune_options(settings)
+    options.check()
+    return PrepareTask(
+        ModelSpec.from_settings(settings),
+        snapshot(project),
+        snapshot(reference) if reference is not None else None,
+        options,
+    )
+
+
+def store_prepared(project, result, reference=None) -> None:
+    """Keep a finished preparation in the project (tokens, training record, weights)."""
+    from dedit_app.finetune import store_result
+
+    store_result(project, result)
+
+
+def _metadata(project) -> dict[str, str]:
+    from dedit_app.finetune import weights_metadata
+
+    return weights_metadata(project)
+
+
+def is_prepared(project, settings=None, reference=None) -> bool:
+    """Prepared for the current items and, when ``settings`` are given, the current model."""
+    return project is not None and not stale_reason(project, settings)
+
+
+def stale_reason(project, settings=None, reference=None) -> str:
+    """Why the project's preparation cannot be used as it is ("" when it can)."""
+    if not project.has_weights:
+        return "This project has not been prepared yet."
+    try:
+        meta = _metadata(project)
+    except Exception as err:  # damaged or missing file: say so
+        return str(err)
+    try:
+        items = json.loads(meta.get("items", "[]"))
+    except ValueError:
+        return "The project's learned weights are damaged; prepare it again."
+    if len(items) < len(project.items):
+        return "Items were added after preparing; prepare again to edit them."
+    if settings is not None:
+        training = project.training or {}
+        source = training.get("source") or meta.get("source", "")
+        if source and source != settings.model and Path(source).name != Path(settings.model).name:
+            return (
+                f"This project was prepared with {meta.get('base_model', source)}, but Settings "
+                f"choose {settings.model}; prepare again, or switch the model back."
+            )
+    return ""
+
+
+def prepared_with(project, reference) -> bool:
+    """True when ``project`` was prepared jointly with exactly this ``reference``."""
+    from dedit_app.finetune import content_key
+
+    try:
+        meta = _metadata(project)
+    except Exception:
+        return False
+    return meta.get("reference_key") == content_key(reference.image, reference.labels)
+
+
+# ----- edits ----------------------------------------------------------------------------
+
+
+def sampling_options(settings, seed: int | None = None):
+    from dedit_app.sampler import SamplingOptions
+
+    if seed is None:
+        seed = settings.seed if settings.seed >= 0 else random.randrange(2**31)
+    return SamplingOptions(
+        steps=settings.steps,
+        guidance=settings.guidance,
+        strength=settings.strength,
+        edge=float(settings.edge),
+        candidates=settings.candidates,
+        seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class EditTask:
+    """Render one edit request for a project snapshot."""
+
+    spec: ModelSpec
+    project: Any = field(repr=False)
+    request: Any = None  # dedit_app.edits.*Request
+    reference: Any = field(default=None, repr=False)
+
+    def run(self, ctx: WorkerContext, cancel: CancelToken):
+        from dedit_app.edits import run_edit
+
+        yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
+        model = _model(ctx, self.spec)
+        cancel.raise_if_cancelled()
+        job = run_edit(model, self.project, self.request, reference=self.reference, cancel=cancel)
+        return (yield from job)
+
+
+def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
+    """An edit job: ``kind`` is text (item, prompt), move (item, dx, dy, scale), remove (item)
+    or swap (item, reference, ref_item). Checked here, on the UI thread: a request the
+    engine would refuse raises its sentence and nothing is queued."""
+    from dedit_app import edits
+    from dedit_app.partition import Move
+
+    why = unavailable()
+    if why:
+        raise EditError(why)
+    options = sampling_options(settings)
+    reference = None
+    if kind == "text":
+        request = edits.TextRequest(int(kw["item"]), str(kw["prompt"]), options=options)
+    elif kind == "move":
+        move = Move(int(kw["item"]), float(kw["dx"]), float(kw["dy"]), float(kw["scale"]))
+        request = edits.MoveRequest((move,), options=options)
+    elif kind == "remove":
+        request = edits.RemoveRequest(int(kw["item"]), options=options)
+    elif kind == "swap":
+        request = edits.SwapRequest(int(kw["item"]), int(kw["ref_item"]), options=options)
+        reference = snapshot(kw["reference"])
+    else:
+        raise EditError(f"There is no edit called {kind!r}.")
+    snap = snapshot(project)
+    edits.plan_edit(snap, request, reference)  # raises with a sentence; cheap
+    return EditTask(ModelSpec.from_settings(settings), snap, request, reference)
+
+
+def result_images(result, labels: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The candidates of an EditResult and the label map to apply with them."""
+    new = result.labels if result.labels is not None else labels
+    return list(result.images), new
+
+
+def result_entry(result, candidate: int = 0) -> dict[str, Any]:
+    """The history record of candidate ``candidate``."""
+    return result.entry(candidate)
+
+
+# ----- the tiny model (tests, screenshots, benchmarks) ------------------------------------
+
+
+def tiny_model_available() -> bool:
+    return not unavailable() and importlib.util.find_spec("dedit_app.tiny_models") is not None
+
+
+def make_tiny_model(folder: str | Path) -> Path:
+    """A tiny random SDXL in diffusers format under ``folder`` (built once, reused)."""
+    from dedit_app.tiny_models import save_tiny_sdxl
+
+    folder = Path(folder) / "tiny-sdxl"
+    if not (folder / "model_index.json").is_file():
+        save_tiny_sdxl(folder)
+    return folder
+
+
+def use_tiny_model(
+    window, folder: str | Path, *, train_steps: int = 100, steps: int = 8, candidates: int = 3
+) -> None:
+    """Point ``window`` at the tiny model with short schedules (screenshots and demos)."""
+    s = replace(
+        window.settings,
+        model=str(make_tiny_model(folder)),
+        device="cpu",
+        precision="float32",
+        emb_steps=train_steps,
+        model_steps=train_steps,
+        steps=steps,
+        candidates=candidates,
+        seed=1,
+    )
+    window.apply_settings(s)
+
+
+def benchmark_prepare_task(
+    folder: str | Path, image: np.ndarray, labels: np.ndarray, steps: int = 20
+) -> PrepareTask:
+    """A tiny-model preparation of ``image`` (for the UI-stall benchmark)."""
+    from dedit_app.finetune import FinetuneOptions
+    from dedit_app.project import Project
+
+    names = [f"item {k}" for k in range(int(labels.max()) + 1)]
+    project = Project.new(image, labels, names)
+    return PrepareTask(
+        ModelSpec(str(make_tiny_model(folder)), "cpu", "float32"),
+        snapshot(project),
+        None,
+        FinetuneOptions(emb_steps=steps, model_steps=steps),
+    )

@@ -1,0 +1,76 @@
+"""numpy arrays <-> QImage/QPixmap without per-pixel Python."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QColor, QImage, QPixmap
+
+
+def rgb_image(image: np.ndarray) -> QImage:
+    """``(H, W, 3)`` uint8 RGB -> an independent QImage (RGB888)."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    return QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def rgb_pixmap(image: np.ndarray) -> QPixmap:
+    return QPixmap.fromImage(rgb_image(image))
+
+
+def argb_image(words: np.ndarray, *, premultiplied: bool = False) -> QImage:
+    """``(h, w)`` uint32 ARGB32 words -> an independent QImage."""
+    words = np.ascontiguousarray(words, dtype=np.uint32)
+    h, w = words.shape
+    fmt = (
+        QImage.Format.Format_ARGB32_Premultiplied if premultiplied else QImage.Format.Format_ARGB32
+    )
+    return QImage(words.data, w, h, 4 * w, fmt).copy()
+
+
+def indexed_image(codes: np.ndarray, table: np.ndarray) -> QImage:
+    """``(h, w)`` uint8 codes and a 256-entry straight-ARGB table -> premultiplied ARGB32.
+
+    Qt does the table lookup in C++ while converting, which is faster than building the
+    RGBA array in numpy.
+    """
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    h, w = codes.shape
+    img = QImage(codes.data, w, h, w, QImage.Format.Format_Indexed8)
+    img.setColorTable([int(c) for c in table])
+    return img.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+def mask_image(mask: np.ndarray, colour: QColor) -> QImage:
+    """A bool ``(h, w)`` mask as a translucent tint: ``colour`` where True, clear elsewhere."""
+    codes = np.ascontiguousarray(mask, dtype=np.uint8)
+    h, w = codes.shape
+    img = QImage(codes.data, w, h, w, QImage.Format.Format_Indexed8)
+    img.setColorTable([0, colour.rgba()])
+    return img.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+def cutout_image(image: np.ndarray, mask: np.ndarray) -> QImage:
+    """RGB pixels where ``mask`` (bool, same h x w) is True, transparent elsewhere."""
+    h, w = mask.shape
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = image
+    rgba[..., 3] = np.where(mask, 255, 0).astype(np.uint8)
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def qimage_rgb(img: QImage) -> np.ndarray:
+    """A QImage as an ``(H, W, 3)`` uint8 RGB array (a copy)."""
+    img = img.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=h * bpl).reshape(h, bpl)
+    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def thumbnail(image: np.ndarray, side: int) -> QPixmap:
+    """A pixmap no larger than ``side`` on its long edge (smooth)."""
+    pm = rgb_pixmap(image)
+    from PySide6.QtCore import Qt
+
+    return pm.scaled(
+        side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )

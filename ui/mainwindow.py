@@ -1,0 +1,907 @@
+"""The main window: canvas in the centre, items and preparation on the right, jobs and
+history below them, the reference photo on the left; menus, tool bars, shortcuts, status.
+
+The window turns what the user does into document commands (refining items, undoable) and
+jobs (segmentation, preparing, edits; see :mod:`ui.editing`). Every error a user can cause
+ends as a sentence in the message bar above the canvas, with the document unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QTabWidget,
+    QToolBar,
+    QToolButton,
+    QUndoView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dedit_app.errors import DEditError
+from dedit_app.project import Project
+from ui.canvas import CanvasView, Tool
+from ui.document import Document
+from ui.editing import EditController
+from ui.icons import icon
+from ui.items_panel import ItemsPanel
+from ui.jobs_panel import JobsPanel
+from ui.segmenting import SegmentController
+from ui.settings import EditorSettings, SettingsDialog
+from ui.side_panels import PreparePanel, ReferencePanel
+from ui.widgets import CandidatesStrip, MessageBar
+from ui.worker import JobQueue
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
+PROJECT_SUFFIX = ".dedit"
+
+
+def is_project_path(path: Path) -> bool:
+    return path.suffix.lower() == PROJECT_SUFFIX or (path / "project.json").is_file()
+
+
+class MainWindow(QMainWindow):
+    """D-Edit Studio's window. ``qsettings`` is where settings and recent files live."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        super().__init__()
+        self.qsettings = qsettings if qsettings is not None else QSettings()
+        self.settings = EditorSettings.load(self.qsettings)
+        self.ask_to_save = True  # tests and scripts turn the "save changes?" question off
+        self.doc: Document | None = None
+        self.jobs = JobQueue(self)
+        app = QApplication.instance()
+        if app is not None:  # a running QThread must never be destroyed: stop it on quit
+            app.aboutToQuit.connect(self.jobs.shutdown)
+        self.setWindowTitle("D-Edit Studio")
+        self.setAcceptDrops(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+        )
+
+        self._build_central()
+        self._build_docks()
+        self.editing = EditController(self)
+        self.segmenting = SegmentController(self)
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbars()
+        self._build_status()
+        self._connect()
+        self.set_tool(Tool.SELECT)
+        self._update_actions()
+        self.resize(1440, 900)
+        geometry = self.qsettings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    # ----- building ---------------------------------------------------------------------
+
+    def _build_central(self) -> None:
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.message_bar = MessageBar()
+        holder = QWidget()
+        hl = QVBoxLayout(holder)
+        hl.setContentsMargins(10, 8, 10, 0)
+        hl.addWidget(self.message_bar)
+        self._message_holder = holder
+        holder.setVisible(False)
+        self.canvas = CanvasView()
+        self.candidates = CandidatesStrip()
+        lay.addWidget(holder)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.candidates)
+        self.setCentralWidget(central)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        items_box = QWidget()
+        lay = QVBoxLayout(items_box)
+        lay.setContentsMargins(8, 8, 8, 0)
+        lay.setSpacing(4)
+        self.prepare_panel = PreparePanel()
+        lay.addWidget(self.prepare_panel)
+        self.items_panel = ItemsPanel()
+        self.items_panel.layout().setContentsMargins(0, 4, 0, 8)
+        lay.addWidget(self.items_panel, 1)
+        self.items_dock = self._dock("ITEMS", "itemsDock", items_box, right)
+        self.items_dock.setMinimumWidth(300)
+
+        self.jobs_panel = JobsPanel(self.jobs)
+        self.history_view = QUndoView()
+        self.history_view.setEmptyLabel("Opened")
+        self.activity = QTabWidget()
+        self.activity.addTab(self.jobs_panel, "Jobs")
+        self.activity.addTab(self.history_view, "History")
+        self.activity_dock = self._dock("ACTIVITY", "activityDock", self.activity, right)
+        self.splitDockWidget(self.items_dock, self.activity_dock, Qt.Orientation.Vertical)
+        self.resizeDocks([self.items_dock, self.activity_dock], [640, 220], Qt.Orientation.Vertical)
+
+        self.reference_panel = ReferencePanel()
+        self.reference_dock = self._dock(
+            "REFERENCE PHOTO",
+            "referenceDock",
+            self.reference_panel,
+            Qt.DockWidgetArea.LeftDockWidgetArea,
+        )
+        self.reference_dock.setMinimumWidth(240)
+        self.reference_dock.hide()
+
+    def _action(
+        self,
+        text: str,
+        slot,
+        shortcut=None,
+        tip: str = "",
+        icon_name: str = "",
+        checkable: bool = False,
+    ) -> QAction:
+        a = QAction(text, self)
+        if icon_name:
+            a.setIcon(icon(icon_name))
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                a.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                a.setShortcut(QKeySequence(shortcut))
+        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        a.setToolTip(f"{tip or text.replace('…', '')}" + (f"  ({keys})" if keys else ""))
+        a.setStatusTip(tip or text)
+        a.setCheckable(checkable)
+        if slot is not None:
+            a.triggered.connect(slot)
+        self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        A = self._action
+        SK = QKeySequence.StandardKey
+        self.act_open = A("&Open…", self.open_dialog, SK.Open, "Open a photo or a project", "open")
+        self.act_open_ref = A(
+            "Open &reference photo…",
+            self.open_reference_dialog,
+            "Ctrl+Shift+O",
+            "Open a second photo to swap items from",
+            "reference",
+        )
+        self.act_save = A("&Save", self.save, SK.Save, "Save the project", "save")
+        self.act_save_as = A("Save &as…", self.save_as, SK.SaveAs, "Save the project as…")
+        self.act_export = A(
+            "&Export image…",
+            self.export_dialog,
+            "Ctrl+E",
+            "Export the picture at full resolution (PNG or JPEG)",
+            "export",
+        )
+        self.act_quit = A("&Quit", self.close, SK.Quit)
+        self.act_undo = self._undo_action(True)
+        self.act_redo = self._undo_action(False)
+        self.act_settings = A("Se&ttings…", self.open_settings, SK.Preferences, "", "settings")
+        self.act_settings.setShortcuts([QKeySequence(SK.Preferences), QKeySequence("Ctrl+,")])
+
+        self.tool_group = QActionGroup(self)
+        self.act_tools = {}
+        for tool, text, key, tip, name in (
+            (
+                Tool.SELECT,
+                "Select and move",
+                "V",
+                "Click to select, drag to move, corners to resize",
+                "select",
+            ),
+            (Tool.BRUSH, "Brush", "B", "Paint pixels into the selected item", "brush"),
+            (Tool.ERASER, "Eraser", "E", "Take pixels away from the selected item", "eraser"),
+            (
+                Tool.CLICK,
+                "Add item by clicking",
+                "C",
+                "Click on a thing to make it an item (right-click excludes)",
+                "click",
+            ),
+        ):
+            a = A(text, lambda _=False, t=tool: self.set_tool(t), key, tip, name, True)
+            self.tool_group.addAction(a)
+            self.act_tools[tool] = a
+        self.act_segment = A(
+            "&Find items again",
+            lambda: self.segmenting.segment_auto(),
+            "Ctrl+Shift+F",
+            "Split the picture into items automatically (replaces the items)",
+        )
+        self.act_add_item = A(
+            "Add clicked item",
+            lambda: self.segmenting.commit(),
+            None,
+            "Make the highlighted area a new item (Enter)",
+        )
+        self.act_clear_clicks = A(
+            "Clear clicks", lambda: self.segmenting.clear(), None, "Start the new item over (Esc)"
+        )
+        self.act_merge = A(
+            "&Merge items",
+            self.merge_selected,
+            "Ctrl+M",
+            "Merge the selected items into the first one",
+        )
+        self.act_rename = A("&Rename item", self.rename_selected, "F2")
+        self.act_remove = A(
+            "&Remove item",
+            self.editing.remove_selected,
+            [QKeySequence.StandardKey.Delete, "Backspace"],
+            "Remove the selected item from the picture",
+        )
+        self.act_select_none = A("Select &none", self.select_none, "Ctrl+Shift+A")
+        self.act_next_item = A("Next item", lambda: self.step_item(1), "Tab")
+        self.act_prev_item = A("Previous item", lambda: self.step_item(-1), "Shift+Tab")
+        for a in (self.act_next_item, self.act_prev_item):
+            a.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            self.canvas.addAction(a)
+        self.act_bigger = A("Bigger brush", lambda: self.step_brush(1.25), "]")
+        self.act_smaller = A("Smaller brush", lambda: self.step_brush(0.8), "[")
+        self.act_overlays = A(
+            "Show &items",
+            self.toggle_overlays,
+            "H",
+            "Show or hide the item colours",
+            "overlay",
+            True,
+        )
+        self.act_overlays.setChecked(True)
+
+        self.act_prepare = A(
+            "&Prepare",
+            self.editing.prepare,
+            "Ctrl+P",
+            "Learn a prompt for every item (fine-tuning)",
+            "prepare",
+        )
+        self.act_edit_prompt = A(
+            "Edit &prompt", self.focus_prompt, "Ctrl+L", "Type a new prompt for the selected item"
+        )
+        self.act_cancel_jobs = A("&Cancel all jobs", self.cancel_all_jobs, "Ctrl+.")
+
+        self.act_fit = A("&Fit to window", self.canvas.fit, "Ctrl+0", "", "fit")
+        self.act_actual = A("&Actual size", lambda: self.canvas.set_zoom(1.0), "Ctrl+1")
+        self.act_zoom_in = A(
+            "Zoom &in",
+            lambda: self.canvas.zoom_by(1.25),
+            [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
+        )
+        self.act_zoom_out = A(
+            "Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut
+        )
+        self.act_shortcuts = A("&Keyboard shortcuts", self.show_shortcuts, "F1")
+
+    def _undo_action(self, undo: bool) -> QAction:
+        text = "&Undo" if undo else "&Redo"
+        a = QAction(icon("undo" if undo else "redo"), text, self)
+        if undo:
+            a.setShortcut(QKeySequence.StandardKey.Undo)
+        else:
+            a.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
+        a.triggered.connect(lambda: self._undo_redo(undo))
+        self.addAction(a)
+        return a
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_ref])
+        self.recent_menu = m.addMenu("Open &recent")
+        m.addSeparator()
+        m.addActions([self.act_save, self.act_save_as, self.act_export])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions(
+            [self.act_prepare, self.act_edit_prompt, self.act_remove, self.act_cancel_jobs]
+        )
+        m.addSeparator()
+        m.addAction(self.act_settings)
+        m = mb.addMenu("&Items")
+        m.addActions(list(self.act_tools.values()))
+        m.addSeparator()
+        m.addActions([self.act_add_item, self.act_clear_clicks, self.act_segment])
+        m.addSeparator()
+        m.addActions(
+            [
+                self.act_merge,
+                self.act_rename,
+                self.act_select_none,
+                self.act_next_item,
+                self.act_prev_item,
+            ]
+        )
+        m.addSeparator()
+        m.addActions([self.act_bigger, self.act_smaller])
+        m = mb.addMenu("&View")
+        m.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
+        m.addSeparator()
+        m.addAction(self.act_overlays)
+        for dock in (self.items_dock, self.activity_dock, self.reference_dock):
+            m.addAction(dock.toggleViewAction())
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_shortcuts)
+        self._rebuild_recent()
+
+    def _build_toolbars(self) -> None:
+        main = QToolBar("Main")
+        main.setObjectName("mainToolbar")
+        main.setMovable(False)
+        main.setIconSize(QSize(20, 20))
+        main.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        main.addActions([self.act_open, self.act_save, self.act_export])
+        main.addSeparator()
+        main.addActions([self.act_undo, self.act_redo])
+        main.addSeparator()
+        main.addAction(self.act_open_ref)
+        main.addAction(self.act_overlays)
+        main.addAction(self.act_fit)
+        main.addSeparator()
+        # Tool options: change with the tool.
+        self.opt_label = QLabel()
+        self.opt_label.setProperty("role", "hint")
+        main.addWidget(self.opt_label)
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(1, 400)
+        self.size_slider.setFixedWidth(160)
+        self.size_slider.setValue(int(self.canvas.brush_radius))
+        self.size_slider.setToolTip("Brush size in photo pixels ([ and ])")
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(1, 400)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setValue(int(self.canvas.brush_radius))
+        self._size_actions = [main.addWidget(self.size_slider), main.addWidget(self.size_spin)]
+        add = QToolButton()
+        add.setDefaultAction(self.act_add_item)
+        add.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        clear = QToolButton()
+        clear.setDefaultAction(self.act_clear_clicks)
+        clear.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self._click_actions = [main.addWidget(add), main.addWidget(clear)]
+        spacer = QWidget()
+        spacer.setSizePolicy(
+            spacer.sizePolicy().horizontalPolicy().Expanding,
+            spacer.sizePolicy().verticalPolicy().Preferred,
+        )
+        main.addWidget(spacer)
+        main.addAction(self.act_settings)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, main)
+        self.main_toolbar = main
+
+        tools = QToolBar("Tools")
+        tools.setObjectName("tools")
+        tools.setMovable(False)
+        tools.setIconSize(QSize(22, 22))
+        tools.addActions(list(self.act_tools.values()))
+        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, tools)
+        self.tools_toolbar = tools
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.status_message = QLabel()
+        self.status_message.setObjectName("statusMessage")
+        self.cursor_label = QLabel()
+        self.zoom_label = QLabel()
+        self.busy_label = QLabel()
+        sb.addWidget(self.status_message, 1)
+        sb.addPermanentWidget(self.busy_label)
+        sb.addPermanentWidget(self.cursor_label)
+        sb.addPermanentWidget(self.zoom_label)
+
+    def _connect(self) -> None:
+        c = self.canvas
+        c.item_clicked.connect(self._on_item_clicked)
+        c.empty_clicked.connect(self.select_none)
+        c.stroke_finished.connect(self._on_stroke)
+        c.click_point.connect(self.segmenting.add_click)
+        c.move_requested.connect(self.editing.move_item)
+        c.swap_dropped.connect(self.editing.swap_item)
+        c.files_dropped.connect(self._on_files_dropped)
+        c.cursor_info.connect(self._on_cursor)
+        c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.items_panel.prompt_submitted.connect(self.editing.text_edit)
+        self.items_panel.merge_requested.connect(self.merge_selected)
+        self.items_panel.delete_requested.connect(self.editing.remove_selected)
+        self.prepare_panel.prepare_clicked.connect(self.editing.prepare)
+        self.prepare_panel.cancel_clicked.connect(self.editing.cancel_prepare)
+        self.reference_panel.open_clicked.connect(self.open_reference_dialog)
+        self.reference_panel.close_clicked.connect(self.editing.close_reference)
+        self.size_slider.valueChanged.connect(self._set_brush_size)
+        self.size_spin.valueChanged.connect(self._set_brush_size)
+        self.jobs.changed.connect(lambda _id: self._update_busy())
+        self.candidates.chosen.connect(self.editing.choose_candidate)
+        self.candidates.split_changed.connect(self.editing.set_split)
+        self.candidates.discard.connect(self.editing.discard_result)
+        self.candidates.done.connect(self.editing.close_candidates)
+
+    # ----- messages ---------------------------------------------------------------------
+
+    def show_error(self, text: str, action: tuple[str, object] | None = None) -> None:
+        """Tell the user what went wrong, in words, above the canvas and in the status bar."""
+        log.info("error shown: %s", text)
+        self._message_holder.setVisible(True)
+        self.message_bar.show_message(text, "error", action=action)
+        self.status_message.setText(text)
+
+    def show_info(self, text: str, level: str = "info", timeout_ms: int | None = None) -> None:
+        self._message_holder.setVisible(True)
+        self.message_bar.show_message(text, level, timeout_ms=timeout_ms)
+        self.status_message.setText(text)
+
+    def dismiss_message(self) -> None:
+        self.message_bar.dismiss()
+
+    def message_text(self) -> str:
+        """The message on show (empty when none): what tests and scripts read."""
+        return self.message_bar.label.text() if self.message_bar.isVisible() else ""
+
+    # ----- documents --------------------------------------------------------------------
+
+    def set_document(self, doc: Document | None) -> None:
+        old = self.doc
+        if old is not None:
+            self.editing.forget_document(old)
+            old.dirty_changed.disconnect(self._update_title)
+            old.changed.disconnect(self._on_doc_changed)
+            old.selection_changed.disconnect(self._update_actions)
+        self.segmenting.clear()
+        self.doc = doc
+        self.canvas.set_document(doc)
+        self.items_panel.set_document(doc)
+        self.history_view.setStack(doc.undo if doc else None)
+        if doc is not None:
+            doc.dirty_changed.connect(self._update_title)
+            doc.changed.connect(self._on_doc_changed)
+            doc.selection_changed.connect(self._update_actions)
+            doc.undo.indexChanged.connect(self._update_actions)
+        self.editing.document_changed()
+        self._update_title()
+        self._update_actions()
+        if old is not None:
+            old.deleteLater()
+
+    def _on_doc_changed(self, parts: frozenset) -> None:
+        self._update_actions()
+
+    def maybe_discard(self) -> bool:
+        """True when the current document may be replaced (saved, discarded or clean)."""
+        if self.doc is None or not self.doc.dirty or not self.ask_to_save:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Save changes?",
+            "The current picture has changes that are not saved. Save them first?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def open_dialog(self) -> None:
+        start = self.settings.recent[0] if self.settings.recent else ""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a photo or a project",
+            str(Path(start).parent) if start else "",
+            IMAGE_FILTER + ";;D-Edit projects (project.json)",
+        )
+        if path:
+            p = Path(path)
+            self.open_path(p.parent if p.name == "project.json" else p)
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a photo (and find its items) or a ``.dedit`` project. False on error."""
+        path = Path(path)
+        if is_project_path(path):
+            return self.open_project(path)
+        return self.open_photo(path)
+
+    def open_photo(self, path: str | Path) -> bool:
+        from dedit_app.imageio import load_image
+
+        path = Path(path)
+        if not self.maybe_discard():
+            return False
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            image = load_image(path)
+        except DEditError as err:
+            self.show_error(str(err))
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        labels = np.zeros(image.shape[:2], np.int32)
+        project = Project.new(image, labels, ["picture"], source=path.name)
+        self.set_document(Document(project, self))
+        self._remember(path)
+        self.dismiss_message()
+        self.status_message.setText(f"Opened {path.name} ({image.shape[1]}×{image.shape[0]}).")
+        self.segmenting.segment_auto(first=True)
+        return True
+
+    def open_project(self, path: str | Path) -> bool:
+        path = Path(path)
+        if not self.maybe_discard():
+            return False
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            project = Project.load(path)
+        except DEditError as err:
+            self.show_error(str(err))
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.set_document(Document(project, self))
+        self._remember(path)
+        self.dismiss_message()
+        self.status_message.setText(f"Opened the project {path.name}.")
+        return True
+
+    def _remember(self, path: Path) -> None:
+        self.settings.add_recent(str(path.resolve()))
+        self.settings.save(self.qsettings)
+        self._rebuild_recent()
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent:
+            a = self.recent_menu.addAction(Path(p).name)
+            a.setToolTip(p)
+            a.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def _on_files_dropped(self, paths: list[str]) -> None:
+        if paths:
+            self.open_path(paths[0])
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self._on_files_dropped(paths)
+
+    def save(self) -> bool:
+        if self.doc is None:
+            return False
+        if self.doc.folder is None:
+            return self.save_as()
+        return self.save_project(self.doc.folder)
+
+    def save_as(self) -> bool:
+        if self.doc is None:
+            return False
+        stem = Path(self.doc.project.source or "untitled").stem
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the project", stem + PROJECT_SUFFIX, "D-Edit projects (*.dedit)"
+        )
+        if not path:
+            return False
+        return self.save_project(path)
+
+    def save_project(self, path: str | Path) -> bool:
+        """Save the document as a ``.dedit`` folder; False (and a message) on error."""
+        path = Path(path)
+        if path.suffix.lower() != PROJECT_SUFFIX:
+            path = path.with_name(path.name + PROJECT_SUFFIX)
+        try:
+            saved = self.doc.save(path)
+        except DEditError as err:
+            self.show_error(str(err))
+            return False
+        self._remember(saved)
+        self.status_message.setText(f"Saved {saved.name}.")
+        self._update_title()
+        return True
+
+    def export_dialog(self) -> None:
+        if self.doc is None:
+            return
+        stem = Path(self.doc.project.source or "picture").stem
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export the picture",
+            f"{stem}-edited.png",
+            "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)",
+        )
+        if path:
+            self.export_image(path)
+
+    def export_image(self, path: str | Path) -> bool:
+        """Write the current picture at its full resolution."""
+        from dedit_app.imageio import save_image
+
+        try:
+            save_image(path, np.ascontiguousarray(self.doc.image))
+        except DEditError as err:
+            self.show_error(str(err))
+            return False
+        except ValueError as err:
+            self.show_error(f"{path} could not be written: {err}.")
+            return False
+        self.show_info(
+            f"Exported {Path(path).name} ({self.doc.image.shape[1]}×{self.doc.image.shape[0]}).",
+            "ok",
+        )
+        return True
+
+    # ----- refining ---------------------------------------------------------------------
+
+    def _on_item_clicked(self, item: int, modifiers) -> None:
+        if self.doc is None:
+            return
+        if modifiers & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier):
+            self.doc.toggle(item)
+        else:
+            self.doc.select([item])
+
+    def _on_stroke(self, points: list, radius: float, erase: bool) -> None:
+        if self.doc is None:
+            return
+        try:
+            if erase:
+                self.doc.erase(points, radius, self.doc.current)
+            else:
+                self.doc.paint(points, radius, self.doc.current)
+        except DEditError as err:
+            self.show_error(str(err))
+
+    def merge_selected(self) -> None:
+        if self.doc is None:
+            return
+        try:
+            self.doc.merge(self.doc.selection)
+        except DEditError as err:
+            self.show_error(str(err))
+
+    def rename_selected(self) -> None:
+        if self.doc is None or self.doc.current is None:
+            self.show_error("Select an item first: click it on the picture or in the list.")
+            return
+        self.items_panel.name_edit.setFocus()
+        self.items_panel.name_edit.selectAll()
+
+    def focus_prompt(self) -> None:
+        if self.doc is None or self.doc.current is None:
+            self.show_error("Select an item first: click it on the picture or in the list.")
+            return
+        self.items_panel.prompt_edit.setFocus()
+        self.items_panel.prompt_edit.selectAll()
+
+    def select_none(self) -> None:
+        if self.doc is not None:
+            self.doc.select([])
+
+    def step_item(self, step: int) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        visible = doc.visible_items()
+        if not visible:
+            return
+        if doc.current in visible:
+            i = (visible.index(doc.current) + step) % len(visible)
+        else:
+            i = 0 if step > 0 else len(visible) - 1
+        doc.select([visible[i]])
+
+    def set_tool(self, tool: Tool) -> None:
+        if tool is not Tool.CLICK:
+            self.segmenting.clear()
+        self.canvas.set_tool(tool)
+        self.act_tools[tool].setChecked(True)
+        brush = tool in (Tool.BRUSH, Tool.ERASER)
+        for a in self._size_actions:
+            a.setVisible(brush)
+        for a in self._click_actions:
+            a.setVisible(tool is Tool.CLICK)
+        self.opt_label.setText(
+            {
+                Tool.SELECT: "Click an item to select it · drag to move · corners resize",
+                Tool.BRUSH: "Brush size",
+                Tool.ERASER: "Eraser size",
+                Tool.CLICK: "Left-click includes, right-click excludes",
+            }[tool]
+        )
+        self._update_actions()
+
+    def _set_brush_size(self, value: int) -> None:
+        for w in (self.size_slider, self.size_spin):
+            if w.value() != value:
+                w.blockSignals(True)
+                w.setValue(value)
+                w.blockSignals(False)
+        self.canvas.set_brush_radius(value)
+
+    def step_brush(self, factor: float) -> None:
+        v = self.size_slider.value()
+        new = round(v * factor)
+        if new == v:
+            new = v + (1 if factor > 1 else -1)
+        self._set_brush_size(min(max(new, 1), 400))
+
+    def toggle_overlays(self) -> None:
+        self.canvas.set_overlays_visible(self.act_overlays.isChecked())
+
+    def _undo_redo(self, undo: bool) -> None:
+        if self.doc is None:
+            return
+        if self.canvas._press is not None:
+            return
+        self.editing.before_undo()
+        (self.doc.undo.undo if undo else self.doc.undo.redo)()
+
+    # ----- keys -------------------------------------------------------------------------
+
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Escape:
+            if self.canvas.tool is Tool.CLICK and self.segmenting.click_points:
+                self.segmenting.clear()
+            elif self.message_bar.isVisible():
+                self.dismiss_message()
+            else:
+                self.select_none()
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.canvas.tool is Tool.CLICK:
+            self.segmenting.commit()
+            return
+        if key == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.editing.hold_compare(True)
+            return
+        if Qt.Key.Key_1 <= key <= Qt.Key.Key_9 and self.candidates.isVisible():
+            self.editing.choose_candidate(key - Qt.Key.Key_1)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Backslash and not event.isAutoRepeat():
+            self.editing.hold_compare(False)
+            return
+        super().keyReleaseEvent(event)
+
+    # ----- misc -------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, settings: EditorSettings) -> None:
+        self.settings = settings.clamped()
+        self.settings.save(self.qsettings)
+        self.editing.settings_changed()
+
+    def open_reference_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a reference photo", "", IMAGE_FILTER)
+        if path:
+            self.editing.open_reference(path)
+
+    def cancel_all_jobs(self) -> None:
+        self.jobs.cancel_all()
+
+    def show_shortcuts(self) -> None:
+        rows = []
+        for a in self.findChildren(QAction):
+            keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys and a.text():
+                rows.append((a.text().replace("&", ""), keys))
+        rows += [
+            ("Compare with the original (hold)", "\\"),
+            ("Pan", "Space+drag"),
+            ("Add the clicked item", "Enter"),
+            ("Choose result 1–9", "1…9"),
+        ]
+        html = (
+            "<table cellpadding=4>"
+            + "".join(f"<tr><td>{t}</td><td><b>{k}</b></td></tr>" for t, k in sorted(set(rows)))
+            + "</table>"
+        )
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(html)
+        box.exec()
+
+    def _on_cursor(self, info) -> None:
+        if info is None or self.doc is None:
+            self.cursor_label.setText("")
+            return
+        x, y, item = info
+        self.cursor_label.setText(f"{self.doc.item_name(item)}  ·  {int(x)}, {int(y)}")
+
+    def _update_busy(self) -> None:
+        active = [r for r in self.jobs.jobs.values() if r.active and not r.request.quiet]
+        self.busy_label.setText(
+            f"{len(active)} job{'s' if len(active) != 1 else ''} running" if active else ""
+        )
+        self.editing.jobs_changed()
+
+    def _update_title(self, *_args) -> None:
+        if self.doc is None:
+            self.setWindowTitle("D-Edit Studio")
+            return
+        name = self.doc.folder.name if self.doc.folder else self.doc.project.source or "Untitled"
+        star = " •" if self.doc.dirty else ""
+        self.setWindowTitle(f"{name}{star} — D-Edit Studio")
+
+    def _update_actions(self, *_args) -> None:
+        doc = self.doc
+        has = doc is not None
+        sel = bool(has and doc.selection)
+        for a in (
+            self.act_save,
+            self.act_save_as,
+            self.act_export,
+            self.act_segment,
+            self.act_prepare,
+            self.act_fit,
+            self.act_actual,
+            self.act_zoom_in,
+            self.act_zoom_out,
+            *self.act_tools.values(),
+        ):
+            a.setEnabled(has)
+        self.act_merge.setEnabled(bool(has and len(doc.selection) > 1))
+        self.act_rename.setEnabled(sel)
+        self.act_remove.setEnabled(sel)
+        self.act_edit_prompt.setEnabled(sel)
+        seg = getattr(self, "segmenting", None)
+        self.act_add_item.setEnabled(bool(seg and seg.click_mask is not None))
+        self.act_clear_clicks.setEnabled(bool(seg and seg.click_points))
+        self.act_undo.setEnabled(bool(has and doc.undo.canUndo()))
+        self.act_redo.setEnabled(bool(has and doc.undo.canRedo()))
+        if has:
+            self.act_undo.setText(f"&Undo {doc.undo.undoText()}".rstrip())
+            self.act_redo.setText(f"&Redo {doc.undo.redoText()}".rstrip())
+        self.editing.update_state()
+
+    def closeEvent(self, event) -> None:
+        if not self.maybe_discard():
+            event.ignore()
+            return
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.sync()
+        self.hide()  # the window goes at once; the worker may need a moment to stop
+        self.jobs.shutdown()
+        super().closeEvent(event)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.canvas.fit if self.canvas._fit else lambda: None)

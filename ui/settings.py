@@ -1,0 +1,273 @@
+"""Editor settings: a dataclass with commented defaults, persisted with QSettings, and the
+dialog that edits them.
+
+The window receives its ``QSettings`` object from outside (``ui.app.main`` passes the
+user's; tests pass one backed by an .ini file in a temporary folder), so nothing here ever
+touches a settings store it was not given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+MAX_RECENT = 10
+
+
+@dataclass
+class EditorSettings:
+    """What the user chose in Settings. Defaults follow the paper (D-Edit, SDXL)."""
+
+    model: str = DEFAULT_MODEL  # Hugging Face hub id or a local diffusers folder
+    device: str = "auto"  # auto | cuda | mps | cpu
+    precision: str = "auto"  # auto | bfloat16 | float16 | float32
+    segmenter: str = "classical"  # a name from dedit_app.segment.list_backends()
+    sam_checkpoint: str = ""  # SAM .pth file (sam / grounded-sam backends)
+    grounding_checkpoint: str = ""  # Grounding DINO hub id or folder (grounded-sam backend)
+    segment_text: str = ""  # what the text backend looks for, e.g. "handbag. table. person"
+    steps: int = 20  # sampling steps per edit
+    guidance: float = 3.0  # classifier-free guidance scale
+    strength: float = 0.6  # fraction of steps the soft band is kept (0.4-0.8 in the paper)
+    edge: int = 24  # soft band width around the edited region, pixels
+    candidates: int = 2  # results per edit
+    seed: int = -1  # -1 = a new random seed per edit
+    emb_steps: int = 500  # preparing, stage 1 (token embeddings)
+    model_steps: int = 500  # preparing, stage 2 (cross-attention weights)
+    lora_rank: int = 0  # 0 = train to_q/to_k/to_v directly; >0 = LoRA of this rank
+    recent: list[str] = field(default_factory=list)  # recently opened photos and projects
+
+    @classmethod
+    def load(cls, qs: QSettings) -> EditorSettings:
+        out = cls()
+        for f in fields(cls):
+            if not qs.contains(f.name):
+                continue
+            raw = qs.value(f.name)
+            default = getattr(out, f.name)
+            try:
+                if isinstance(default, list):
+                    value: Any = [str(v) for v in (raw if isinstance(raw, list) else [raw]) if v]
+                elif isinstance(default, bool):
+                    value = str(raw).lower() in ("1", "true", "yes")
+                elif isinstance(default, int):
+                    value = int(float(raw))
+                elif isinstance(default, float):
+                    value = float(raw)
+                else:
+                    value = str(raw)
+            except (TypeError, ValueError):
+                continue  # a damaged value falls back to the default
+            setattr(out, f.name, value)
+        return out.clamped()
+
+    def save(self, qs: QSettings) -> None:
+        for f in fields(self):
+            qs.setValue(f.name, getattr(self, f.name))
+        qs.sync()
+
+    def clamped(self) -> EditorSettings:
+        """The same settings with every number inside its sensible range."""
+        return dataclasses.replace(
+            self,
+            steps=min(max(self.steps, 1), 200),
+            guidance=min(max(self.guidance, 0.0), 30.0),
+            strength=min(max(self.strength, 0.0), 1.0),
+            edge=min(max(self.edge, 0), 512),
+            candidates=min(max(self.candidates, 1), 8),
+            emb_steps=max(self.emb_steps, 0),
+            model_steps=max(self.model_steps, 0),
+            lora_rank=max(self.lora_rank, 0),
+            recent=list(dict.fromkeys(self.recent))[:MAX_RECENT],
+        )
+
+    def add_recent(self, path: str) -> None:
+        self.recent = [path] + [p for p in self.recent if p != path]
+        self.recent = self.recent[:MAX_RECENT]
+
+
+def backend_names() -> list[tuple[str, str, str]]:
+    """``(name, title, why unavailable or "")`` of every segmentation backend."""
+    try:
+        from dedit_app.segment import list_backends
+
+        return [(b.name, b.title, b.reason) for b in list_backends()] or [
+            ("classical", "Colour and edges (no download)", "")
+        ]
+    except Exception:  # the registry is optional for the dialog
+        return [("classical", "Colour and edges (no download)", "")]
+
+
+class _PathField(QWidget):
+    def __init__(self, text: str, placeholder: str, folder: bool, parent=None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit(text)
+        self.edit.setPlaceholderText(placeholder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(browse)
+        self.folder = folder
+
+    def _browse(self) -> None:
+        if self.folder:
+            path = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint")
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; :meth:`result_settings` returns it after OK."""
+
+    def __init__(self, settings: EditorSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        self._settings = dataclasses.replace(settings)
+        tabs = QTabWidget()
+
+        model = QWidget()
+        form = QFormLayout(model)
+        self.model = _PathField(settings.model, DEFAULT_MODEL, folder=True)
+        form.addRow("Model", self.model)
+        form.addRow("", _hint("A Hugging Face id (downloaded once) or a local diffusers folder."))
+        self.device = _combo(["auto", "cuda", "mps", "cpu"], settings.device)
+        form.addRow("Device", self.device)
+        self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
+        form.addRow("Precision", self.precision)
+        tabs.addTab(model, "Model")
+
+        seg = QWidget()
+        form = QFormLayout(seg)
+        self.segmenter = QComboBox()
+        for name, title, reason in backend_names():
+            self.segmenter.addItem(title + ("" if not reason else "  (not installed)"), name)
+            if reason:
+                self.segmenter.setItemData(
+                    self.segmenter.count() - 1, reason, Qt.ItemDataRole.ToolTipRole
+                )
+        idx = self.segmenter.findData(settings.segmenter)
+        self.segmenter.setCurrentIndex(max(idx, 0))
+        form.addRow("Backend", self.segmenter)
+        self.sam = _PathField(settings.sam_checkpoint, "sam_vit_h_4b8939.pth", folder=False)
+        form.addRow("SAM checkpoint", self.sam)
+        self.grounding = _PathField(
+            settings.grounding_checkpoint, "IDEA-Research/grounding-dino-tiny", folder=True
+        )
+        form.addRow("Grounding DINO", self.grounding)
+        tabs.addTab(seg, "Segmentation")
+
+        edit = QWidget()
+        form = QFormLayout(edit)
+        self.steps = _spin(1, 200, settings.steps)
+        form.addRow("Steps", self.steps)
+        self.guidance = _dspin(0.0, 30.0, settings.guidance, 0.5)
+        form.addRow("Guidance", self.guidance)
+        self.strength = _dspin(0.0, 1.0, settings.strength, 0.05)
+        form.addRow("Strength", self.strength)
+        self.edge = _spin(0, 512, settings.edge, " px")
+        form.addRow("Soft edge", self.edge)
+        self.candidates = _spin(1, 8, settings.candidates)
+        form.addRow("Candidates", self.candidates)
+        self.seed = _spin(-1, 2**31 - 1, settings.seed)
+        self.seed.setSpecialValueText("random")
+        form.addRow("Seed", self.seed)
+        tabs.addTab(edit, "Editing")
+
+        prep = QWidget()
+        form = QFormLayout(prep)
+        self.emb_steps = _spin(0, 100000, settings.emb_steps)
+        form.addRow("Token steps", self.emb_steps)
+        self.model_steps = _spin(0, 100000, settings.model_steps)
+        form.addRow("Model steps", self.model_steps)
+        self.lora_rank = _spin(0, 256, settings.lora_rank)
+        self.lora_rank.setSpecialValueText("off (train attention)")
+        form.addRow("LoRA rank", self.lora_rank)
+        form.addRow("", _hint("Changing these makes the next Prepare train again."))
+        tabs.addTab(prep, "Preparing")
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(tabs)
+        lay.addWidget(buttons)
+
+    def result_settings(self) -> EditorSettings:
+        return dataclasses.replace(
+            self._settings,
+            model=self.model.text() or DEFAULT_MODEL,
+            device=self.device.currentText(),
+            precision=self.precision.currentText(),
+            segmenter=self.segmenter.currentData() or "classical",
+            sam_checkpoint=self.sam.text(),
+            grounding_checkpoint=self.grounding.text(),
+            steps=self.steps.value(),
+            guidance=self.guidance.value(),
+            strength=self.strength.value(),
+            edge=self.edge.value(),
+            candidates=self.candidates.value(),
+            seed=self.seed.value(),
+            emb_steps=self.emb_steps.value(),
+            model_steps=self.model_steps.value(),
+            lora_rank=self.lora_rank.value(),
+        ).clamped()
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setProperty("role", "hint")
+    label.setWordWrap(True)
+    return label
+
+
+def _combo(options: list[str], current: str) -> QComboBox:
+    box = QComboBox()
+    box.addItems(options)
+    box.setCurrentIndex(max(box.findText(current), 0))
+    return box
+
+
+def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    return box
+
+
+def _dspin(lo: float, hi: float, value: float, step: float) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(2)
+    box.setValue(value)
+    return box

@@ -1,0 +1,125 @@
+"""Helpers shared by the UI tests, the screenshot script and the UI benchmark: a synthetic
+photo, a window with private settings, and pointer gestures at image coordinates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+
+def synthetic_scene(
+    height: int = 240, width: int = 320, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A small photo-like scene and its true partition: wall (0), table (1), bag (2),
+    ball (3). Returns ``(image (H, W, 3) uint8, labels (H, W) int32)``."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((height, width), np.int32)
+    labels[int(height * 0.7) :, :] = 1
+    y0, y1 = int(height * 0.3), int(height * 0.78)
+    x0, x1 = int(width * 0.2), int(width * 0.48)
+    labels[y0:y1, x0:x1] = 2
+    cv2.circle(
+        labels, (int(width * 0.72), int(height * 0.55)), int(min(height, width) * 0.14), 3, -1
+    )
+    colours = np.array([[226, 220, 206], [245, 245, 242], [40, 62, 140], [214, 92, 48]], np.float32)
+    image = colours[labels]
+    shade = np.linspace(0.85, 1.05, height, dtype=np.float32)[:, None, None]
+    image = image * shade + rng.normal(0, 4, image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def write_synthetic_photo(path: Path, height: int = 240, width: int = 320) -> np.ndarray:
+    """Write :func:`synthetic_scene` as a PNG; returns its labels."""
+    image, labels = synthetic_scene(height, width)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return labels
+
+
+def private_settings(folder: Path) -> QSettings:
+    """A settings store in ``folder`` (never the user's)."""
+    return QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def make_window(folder: Path, size: tuple[int, int] = (1280, 820)):
+    """A shown main window with private settings and no "save changes?" questions."""
+    from ui.app import create_app
+    from ui.mainwindow import MainWindow
+
+    create_app()
+    window = MainWindow(private_settings(folder))
+    window.ask_to_save = False
+    window.resize(*size)
+    window.show()
+    QApplication.processEvents()
+    return window
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Run the Qt event loop until ``condition()`` holds; AssertionError after ``timeout`` s.
+
+    A real event loop, not a processEvents/sleep spin: a spinning UI thread competes with
+    the worker for the GIL and slows small-tensor jobs down severalfold.
+    """
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if condition():
+        QApplication.processEvents()
+        return
+    end = time.monotonic() + timeout
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: (condition() or time.monotonic() > end) and loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
+    if not condition():
+        raise AssertionError(f"timed out waiting for {what or condition}")
+    QApplication.processEvents()
+
+
+def wait_idle(window, timeout: float = 120.0) -> None:
+    """Wait until no job is queued or running."""
+    wait_until(lambda: not window.jobs.busy, timeout, "the jobs to finish")
+
+
+def view_point(view, x: float, y: float) -> QPoint:
+    """Viewport position of image pixel centre ``(x, y)`` (x right, y down)."""
+    return view.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def inner_pixel(labels: np.ndarray, item: int) -> tuple[int, int]:
+    """The pixel of ``item`` farthest from its border: a safe place to click."""
+    mask = (labels == item).astype(np.uint8)
+    dist = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(x), int(y)
+
+
+def click(
+    view,
+    x: float,
+    y: float,
+    button=Qt.MouseButton.LeftButton,
+    modifiers=Qt.KeyboardModifier.NoModifier,
+) -> None:
+    QTest.mouseClick(view.viewport(), button, modifiers, view_point(view, x, y))
+    QApplication.processEvents()
+
+
+def drag(view, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton) -> None:
+    """Press at the first image point, move through the others, release at the last."""
+    vp = view.viewport()
+    QTest.mousePress(vp, button, Qt.KeyboardModifier.NoModifier, view_point(view, *points[0]))
+    for x, y in points[1:]:
+        QTest.mouseMove(vp, view_point(view, x, y))
+        QApplication.processEvents()
+    QTest.mouseRelease(vp, button, Qt.KeyboardModifier.NoModifier, view_point(view, *points[-1]))
+    QApplication.processEvents()
