@@ -21,9 +21,12 @@ batch into consecutive row groups: plain attention (the unconditional half of a 
 call, whose zero embeddings need no grouping) or grouped attention with a label map at latent
 resolution, resized to each layer by the stride the UNet downsamples with.
 
-torch.compile: the per-item loop runs over a Python list built once per (label map, layer
-size) and cached, so a compiled UNet specialises on the item layout and recompiles when a new
-label map arrives (once per edit, not per step). The counts are data dependent by nature.
+torch.compile: :class:`AttentionContext` builds every plan before the UNet runs, so the
+UNet forward traces as one graph with no breaks. The per-item loop is unrolled into that
+graph, so a compiled UNet holds one graph per item layout: a preparation (one layout for
+every step) compiles once; an edit with a new layout compiles again. A fixed-graph
+alternative on CUDA is ``torch.nn.attention.varlen.varlen_attn`` (queries sorted by item as
+variable-length sequences), to be measured on a GPU.
 """
 
 from __future__ import annotations
@@ -64,12 +67,14 @@ class GroupPlan:
     perm: torch.Tensor | None
     inverse: torch.Tensor | None
     segments: list[tuple[int, int, slice | torch.Tensor | None]]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _on: dict[torch.device, GroupPlan] = field(default_factory=dict, repr=False)
 
-    def to(self, device: torch.device) -> GroupPlan:
+    def to(self, device: torch.device | str) -> GroupPlan:
         """This plan with its index tensors on ``device`` (copied once, then cached)."""
-        if device.type == "cpu":
-            return self  # plans are built on the CPU
+        device = torch.device(device)
+        if device == self.device or (device.type == self.device.type == "cpu"):
+            return self
         if device not in self._on:
 
             def move(t):
@@ -80,6 +85,7 @@ class GroupPlan:
                 move(self.perm),
                 move(self.inverse),
                 [(s, c, move(k)) for s, c, k in self.segments],
+                device,
             )
         return self._on[device]
 
@@ -227,11 +233,23 @@ class RowGroup:
 
 
 class AttentionContext:
-    """The layout of one UNet call: row groups covering the batch, in order."""
+    """The layout of one UNet call: row groups covering the batch, in order.
 
-    def __init__(self, latent_size: tuple[int, int], groups: Sequence[RowGroup]) -> None:
+    Every plan (each grouped row group at each UNet level) and key mask is built here, on
+    ``device``, before the UNet runs: the processor then only looks them up, so the UNet's
+    forward has no data-dependent Python and ``torch.compile`` traces it without graph
+    breaks. Build the context once per job (it is reused by every step).
+    """
+
+    def __init__(
+        self,
+        latent_size: tuple[int, int],
+        groups: Sequence[RowGroup],
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
         self.groups = list(groups)
+        device = torch.device(device)
         for g in self.groups:
             if g.labels is not None:
                 if tuple(g.labels.shape) != self.latent_size:
@@ -240,25 +258,35 @@ class AttentionContext:
                     raise ValueError("a grouped row group needs key_items")
         self.rows = sum(g.rows for g in self.groups)
         self._plans: dict[tuple[int, int], GroupPlan] = {}
-        self._masks: dict[tuple[int, torch.device], torch.Tensor | None] = {}
+        self._masks: dict[int, torch.Tensor | None] = {}
+        for index, g in enumerate(self.groups):
+            if g.labels is None:
+                ki = g.key_items
+                real = ki is None or bool((ki >= 0).all())
+                self._masks[index] = None if real else (ki >= 0).to(device)[None, None, None, :]
+                continue
+            for n in _level_pixel_counts(self.latent_size):
+                self._plans[(index, n)] = make_plan(layer_labels(g.labels, n), g.key_items).to(
+                    device
+                )
 
     def plan(self, index: int, n: int) -> GroupPlan:
-        key = (index, n)
-        if key not in self._plans:
-            g = self.groups[index]
-            self._plans[key] = make_plan(layer_labels(g.labels, n), g.key_items)
-        return self._plans[key]
+        """The plan of grouped row group ``index`` at the UNet level with ``n`` pixels."""
+        return self._plans[(index, n)]
 
-    def key_mask(self, index: int, device: torch.device) -> torch.Tensor | None:
+    def key_mask(self, index: int) -> torch.Tensor | None:
         """Boolean ``[1, 1, 1, P]`` mask of the real keys of a plain group (None: all)."""
-        key = (index, device)
-        if key not in self._masks:
-            ki = self.groups[index].key_items
-            if ki is None or bool((ki >= 0).all()):
-                self._masks[key] = None
-            else:
-                self._masks[key] = (ki >= 0).to(device)[None, None, None, :]
-        return self._masks[key]
+        return self._masks[index]
+
+
+def _level_pixel_counts(latent_size: tuple[int, int]) -> list[int]:
+    """Pixel counts of every UNet level of a latent: sides halve, rounding up, down to 1x1."""
+    h, w = latent_size
+    counts = [h * w]
+    while h > 1 or w > 1:
+        h, w = math.ceil(h / 2), math.ceil(w / 2)
+        counts.append(h * w)
+    return counts
 
 
 class GroupedAttnProcessor:
@@ -319,7 +347,7 @@ class GroupedAttnProcessor:
             q, k, v = (t[row : row + group.rows] for t in (query, key, value))
             row += group.rows
             if group.labels is None:
-                mask = ctx.key_mask(index, q.device)
+                mask = ctx.key_mask(index)
                 outs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
             else:
                 outs.append(grouped_attention(q, k, v, plan=ctx.plan(index, n)))

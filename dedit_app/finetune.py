@@ -204,7 +204,7 @@ def _train_step(
         }
     if photo.ctx is None:  # one per photo: its per-layer plans are computed once
         groups = [RowGroup(batch, photo.labels, cond.key_items)]
-        photo.ctx = AttentionContext(tuple(photo.labels.shape), groups)
+        photo.ctx = AttentionContext(tuple(photo.labels.shape), groups, model.device)
     use_autocast = model.dtype != torch.float32
     with model.attention.use(photo.ctx):
         with torch.autocast(model.device.type, dtype=model.dtype, enabled=use_autocast):

@@ -225,7 +225,7 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
                     "text_embeds": torch.cat([torch.zeros_like(pooled), pooled]),
                     "time_ids": tids.expand(2 * b, -1),
                 }
-        ctx = AttentionContext((lh, lw), groups)
+        ctx = AttentionContext((lh, lw), groups, model.device)
         # stochastic schedulers draw from the batch's first generator (PNDM takes none)
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {"generator": gens[0]} if "generator" in accepts else {}

@@ -253,3 +253,40 @@ def test_context_must_cover_the_batch(tiny_sdxl):
     assert tiny_sdxl.attention.context is None
     with pytest.raises(ValueError):
         AttentionContext((3, 3), [RowGroup(1, torch.zeros(2, 2, dtype=torch.long), key_items)])
+
+
+def test_unet_with_grouped_attention_compiles_without_graph_breaks(tiny_sdxl):
+    """torch.compile traces the whole UNet forward as one graph (plans are built with the
+    context, outside the forward), gives the eager result, and reuses the graph for a new
+    context with the same item layout (every step of a job, a second preparation)."""
+    from torch._dynamo.utils import counters
+
+    z, embeds, key_items, labels, extra = _unet_inputs(tiny_sdxl, 1)
+    unet = tiny_sdxl.unet
+
+    def context(lab):
+        return AttentionContext(tuple(lab.shape), [RowGroup(1), RowGroup(1, lab, key_items)])
+
+    def call(forward, lab):
+        both = {k: torch.cat([v, v]) for k, v in extra.items()}
+        with torch.no_grad(), tiny_sdxl.attention.use(context(lab)):
+            return forward(
+                torch.cat([z, z]), 500, torch.cat([embeds, embeds]), added_cond_kwargs=both
+            )[0]
+
+    explained = call(lambda *a, **k: [torch._dynamo.explain(unet.forward)(*a, **k)], labels)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(unet.forward, backend="eager")
+    eager = call(unet.forward, labels)
+    torch.testing.assert_close(call(compiled, labels), eager, rtol=1e-5, atol=1e-5)
+    call(compiled, labels.clone())  # a new context, same layout: no new graph
+    assert counters["stats"]["unique_graphs"] == 1
+    moved = torch.roll(labels, 3, dims=1)  # another layout (an edit): one more graph
+    torch.testing.assert_close(
+        call(compiled, moved), call(unet.forward, moved), rtol=1e-5, atol=1e-5
+    )
+    assert counters["stats"]["unique_graphs"] == 2
+    torch._dynamo.reset()

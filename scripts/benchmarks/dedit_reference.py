@@ -213,7 +213,8 @@ def our_step(model, z, t, cond, labels, tids, guidance: float = 3.0):
         "text_embeds": torch.cat([torch.zeros_like(pooled), pooled]),
         "time_ids": tids.expand(2 * b, -1),
     }
-    ctx = AttentionContext(tuple(labels.shape), [RowGroup(b), RowGroup(b, labels, cond.key_items)])
+    groups = [RowGroup(b), RowGroup(b, labels, cond.key_items)]
+    ctx = AttentionContext(tuple(labels.shape), groups, z.device)
     with torch.no_grad(), model.attention.use(ctx):
         pred = model.unet(torch.cat([z, z]), t, torch.cat([torch.zeros_like(embeds), embeds]),
                           added_cond_kwargs=extra, return_dict=False)[0]  # fmt: skip
