@@ -256,6 +256,21 @@ class Segmenter(abc.ABC):
             )
         return self._size
 
+    def _checked_prompt(
+        self,
+        points: np.ndarray | Sequence[Sequence[float]] | None,
+        point_labels: np.ndarray | Sequence[int] | None,
+        box: Sequence[float] | np.ndarray | None,
+    ) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray | None]:
+        """Validate a click-segment request: ``((H, W), points (N, 2), labels (N,), box)``
+        as :func:`check_points` and :func:`check_box` return them; SegmentationError with
+        the user's sentence otherwise (no image, outside the picture, nothing to go on)."""
+        size = self._require_image()
+        pts, lab = check_points(points, point_labels, size)
+        bx = check_box(box, size)
+        require_prompt(pts, lab, bx)
+        return size, pts, lab, bx
+
     @abc.abstractmethod
     def set_image(self, image: np.ndarray) -> None:
         """Bind the segmenter to a photo and precompute what every later call needs.

@@ -32,10 +32,7 @@ from dedit_app.partition import fill_from_nearest, relabel_compact
 from dedit_app.segment.base import (
     Segmentation,
     Segmenter,
-    check_box,
     check_image,
-    check_points,
-    require_prompt,
     unique_names,
 )
 from dedit_app.segment.masks import small_fragments, upsample_labels, upsample_mask
@@ -165,10 +162,7 @@ class ClassicalSegmenter(Segmenter):
         point_labels: np.ndarray | Sequence[int] | None = None,
         box: Sequence[float] | np.ndarray | None = None,
     ) -> np.ndarray:
-        h, w = self._require_image()
-        pts, lab = check_points(points, point_labels, (h, w))
-        bx = check_box(box, (h, w))
-        require_prompt(pts, lab, bx)
+        (h, w), pts, lab, bx = self._checked_prompt(points, point_labels, box)
         if self._items is None:
             run_job(self._find_items())
         ch, cw = self._copy.shape[:2]

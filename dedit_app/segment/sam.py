@@ -34,12 +34,9 @@ from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.segment.base import (
     Segmentation,
     Segmenter,
-    check_box,
     check_image,
-    check_points,
     config_from_options,
     pick_device,
-    require_prompt,
     unique_names,
 )
 from dedit_app.segment.masks import partition_from_masks, upsample_labels
@@ -458,10 +455,7 @@ class SamSegmenter(Segmenter):
     ) -> np.ndarray:
         import torch
 
-        h, w = self._require_image()
-        pts, lab = check_points(points, point_labels, (h, w))
-        bx = check_box(box, (h, w))
-        require_prompt(pts, lab, bx)
+        (h, w), pts, lab, bx = self._checked_prompt(points, point_labels, box)
         self._require_embedding()
         coords = labels = boxes = None
         if len(pts):
