@@ -11,14 +11,11 @@ Each is checked against the paper's result (max relative error, float32).
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.common import Row, measure, with_ratios  # noqa: E402
-from dedit_app.attention import grouped_attention, make_plan, masked_grouped_attention  # noqa: E402
+from benchmarks.common import Row, measure, with_ratios
+from dedit_app.attention import grouped_attention, make_plan, masked_grouped_attention
 
 
 def paper_per_item(q, k, v, query_items, key_items):

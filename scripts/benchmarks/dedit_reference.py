@@ -12,15 +12,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see tests/engine_fixtures
+import torch
 
-import torch  # noqa: E402
-
-from dedit_app.attention import AttentionContext, RowGroup, layer_labels  # noqa: E402
+from dedit_app.attention import AttentionContext, RowGroup, layer_labels
 
 # ---- the published SDXL base 1.0 configurations (architecture only) -----------------------
 SDXL_UNET = {

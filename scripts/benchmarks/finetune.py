@@ -10,16 +10,13 @@ VRAM is measured.
 
 from __future__ import annotations
 
-import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import Row, measure, with_ratios  # noqa: E402
-from benchmarks.dedit_reference import full_sdxl, paper_attention, rel_err, tiny_model  # noqa: E402
+from benchmarks.common import Row, measure, with_ratios
+from benchmarks.dedit_reference import full_sdxl, paper_attention, rel_err, tiny_model
 
 
 def _photo_and_labels(size: int, items: int, seed: int = 0):

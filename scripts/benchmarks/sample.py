@@ -9,15 +9,11 @@ random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps.
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import torch
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.common import Row, measure, with_ratios  # noqa: E402
-from benchmarks.dedit_reference import (  # noqa: E402
+from benchmarks.common import Row, measure, with_ratios
+from benchmarks.dedit_reference import (
     achieved_tflops,
     full_sdxl,
     matmul_peak_tflops,

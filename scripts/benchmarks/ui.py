@@ -19,7 +19,6 @@ import os
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see ui/app.py
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
