@@ -5,9 +5,9 @@ keys, masks it to the item's pixels and sums the results: ``K`` maps of ``N x P_
 only ``N_k x P_k`` entries matter. We sort the pixels by item once per layer resolution and
 run one scaled-dot-product attention per item on *its* pixels and *its* keys, so the work is
 ``sum_k N_k P_k`` instead of ``N sum_k P_k`` (8 items: about 8x fewer score entries), with
-identical results. A fused alternative (one SDPA call with an ``[N, P]`` boolean mask) is
-kept as :func:`masked_grouped_attention` for comparison; ``scripts/bench.py attention``
-measures both against the paper's formulation.
+identical results. A fused alternative (one SDPA call with an ``[N, P]`` boolean mask),
+:func:`masked_grouped_attention`, gives the same result with a graph that does not depend
+on the layout; ``scripts/bench.py attention`` measures both against the paper's formulation.
 
 Shapes: ``q [B, H, N, D]``, ``k``/``v`` ``[B, H, P, D]``; ``query_items [N]`` the item of each
 query pixel (row-major over the layer's ``h x w``), ``key_items [P]`` the item of each key
@@ -22,11 +22,16 @@ call, whose zero embeddings need no grouping) or grouped attention with a label 
 resolution, resized to each layer by the stride the UNet downsamples with.
 
 torch.compile: :class:`AttentionContext` builds every plan before the UNet runs, so the
-UNet forward traces as one graph with no breaks. The per-item loop is unrolled into that
-graph, so a compiled UNet holds one graph per item layout: a preparation (one layout for
-every step) compiles once; an edit with a new layout compiles again. A fixed-graph
-alternative on CUDA is ``torch.nn.attention.varlen.varlen_attn`` (queries sorted by item as
-variable-length sequences), to be measured on a GPU.
+UNet forward traces as one graph with no breaks. Two strategies:
+
+* ``"grouped"`` (default): the per-item loop above. It is unrolled into a compiled graph, so
+  a compiled UNet holds one graph per item layout: right for a preparation (one layout for
+  every step, so one compile) and for eager runs (8-9x faster than the paper's formulation).
+* ``"masked"``: one SDPA call per layer with a boolean ``[N, P]`` item mask built with the
+  context. The layout lives only in tensor *values*, so a compiled UNet keeps one graph for
+  every edit of a photo: a new layout or a new prompt never recompiles (the key count is
+  marked dynamic by :meth:`AttentionContext.mark_dynamic_keys`). It does the full ``N x P``
+  score work, which on a GPU is a few percent of a UNet step.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "grouped_attention",
     "install_grouped_attention",
     "layer_labels",
+    "item_mask",
     "layer_size",
     "make_plan",
     "masked_grouped_attention",
@@ -161,25 +167,40 @@ def grouped_attention(
     return out if plan.inverse is None else out.index_select(2, plan.inverse)
 
 
+def item_mask(
+    query_items: torch.Tensor, key_items: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``"masked"`` strategy's inputs, on ``query_items``' device: ``mask [N, P]`` bool
+    (query may see key) and ``keep [N, 1]`` bool (the query's item has keys). A row without
+    keys sees every key (a fully masked row would give NaN) and ``keep`` zeroes it after."""
+    qi = query_items.flatten()
+    ki = key_items.to(qi.device).flatten()
+    mask = (qi[:, None] == ki[None, :]) & (ki[None, :] >= 0)
+    keep = mask.any(dim=1, keepdim=True)
+    return mask | ~keep, keep
+
+
 def masked_grouped_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    query_items: torch.Tensor,
-    key_items: torch.Tensor,
+    query_items: torch.Tensor | None = None,
+    key_items: torch.Tensor | None = None,
     *,
     scale: float | None = None,
+    mask: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The same result as :func:`grouped_attention` from one fused SDPA call with an
-    ``[N, P]`` boolean mask (does the full ``N x P`` work; kept for comparison)."""
-    qi = query_items.to(q.device).flatten()
-    ki = key_items.to(q.device).flatten()
-    mask = (qi[:, None] == ki[None, :]) & (ki[None, :] >= 0)
-    has_keys = mask.any(dim=1)
-    # A fully masked row would give NaN; let it see every key, then zero it.
-    mask = mask | ~has_keys[:, None]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    return out * has_keys[:, None].to(out.dtype)
+    ``[N, P]`` boolean mask: the full ``N x P`` score work, but no per-item Python, so the
+    layout is data and a compiled graph survives a change of layout. ``mask`` is a
+    precomputed :func:`item_mask` (then the item tensors may be omitted)."""
+    if mask is None:
+        if query_items is None or key_items is None:
+            raise ValueError("masked_grouped_attention needs query_items and key_items, or a mask")
+        mask = item_mask(query_items.to(q.device), key_items)
+    allowed, keep = mask
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=scale)
+    return out * keep.to(out.dtype)
 
 
 # ----------------------------------------------------------------------------------------
@@ -232,13 +253,18 @@ class RowGroup:
     key_items: torch.Tensor | None = None
 
 
+STRATEGIES = ("grouped", "masked")
+
+
 class AttentionContext:
     """The layout of one UNet call: row groups covering the batch, in order.
 
     Every plan (each grouped row group at each UNet level) and key mask is built here, on
     ``device``, before the UNet runs: the processor then only looks them up, so the UNet's
     forward has no data-dependent Python and ``torch.compile`` traces it without graph
-    breaks. Build the context once per job (it is reused by every step).
+    breaks. Build the context once per job (it is reused by every step). ``strategy``:
+    ``"grouped"`` (per-item SDPA calls) or ``"masked"`` (one SDPA call with an item mask;
+    the graph does not depend on the layout), see the module docstring.
     """
 
     def __init__(
@@ -246,9 +272,13 @@ class AttentionContext:
         latent_size: tuple[int, int],
         groups: Sequence[RowGroup],
         device: torch.device | str = "cpu",
+        strategy: str = "grouped",
     ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown attention strategy {strategy!r}; use one of {STRATEGIES}")
         self.latent_size = (int(latent_size[0]), int(latent_size[1]))
         self.groups = list(groups)
+        self.strategy = strategy
         device = torch.device(device)
         for g in self.groups:
             if g.labels is not None:
@@ -258,6 +288,7 @@ class AttentionContext:
                     raise ValueError("a grouped row group needs key_items")
         self.rows = sum(g.rows for g in self.groups)
         self._plans: dict[tuple[int, int], GroupPlan] = {}
+        self._item_masks: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._masks: dict[int, torch.Tensor | None] = {}
         for index, g in enumerate(self.groups):
             if g.labels is None:
@@ -266,13 +297,30 @@ class AttentionContext:
                 self._masks[index] = None if real else (ki >= 0).to(device)[None, None, None, :]
                 continue
             for n in _level_pixel_counts(self.latent_size):
-                self._plans[(index, n)] = make_plan(layer_labels(g.labels, n), g.key_items).to(
-                    device
-                )
+                query_items = layer_labels(g.labels, n)
+                if strategy == "masked":
+                    self._item_masks[(index, n)] = item_mask(query_items.to(device), g.key_items)
+                else:
+                    self._plans[(index, n)] = make_plan(query_items, g.key_items).to(device)
 
     def plan(self, index: int, n: int) -> GroupPlan:
         """The plan of grouped row group ``index`` at the UNet level with ``n`` pixels."""
         return self._plans[(index, n)]
+
+    def item_mask(self, index: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [N, P], keep [N, 1])`` of grouped row group ``index`` at the level with
+        ``n`` pixels (the ``"masked"`` strategy)."""
+        return self._item_masks[(index, n)]
+
+    def mark_dynamic_keys(self) -> None:
+        """Tell ``torch.compile`` that the key count ``P`` varies (the masks' last dim), so
+        a prompt of another length reuses the compiled graph. Mark the UNet's
+        ``encoder_hidden_states`` dim 1 as well (the caller owns that tensor)."""
+        for mask, _ in self._item_masks.values():
+            torch._dynamo.mark_dynamic(mask, 1)
+        for mask in self._masks.values():
+            if mask is not None:
+                torch._dynamo.mark_dynamic(mask, 3)
 
     def key_mask(self, index: int) -> torch.Tensor | None:
         """Boolean ``[1, 1, 1, P]`` mask of the real keys of a plain group (None: all)."""
@@ -349,6 +397,8 @@ class GroupedAttnProcessor:
             if group.labels is None:
                 mask = ctx.key_mask(index)
                 outs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+            elif ctx.strategy == "masked":
+                outs.append(masked_grouped_attention(q, k, v, mask=ctx.item_mask(index, n)))
             else:
                 outs.append(grouped_attention(q, k, v, plan=ctx.plan(index, n)))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)

@@ -130,7 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--emb-lr", type=float, default=1e-4)
     ft.add_argument("--unet-lr", type=float, default=5e-5)
     ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--low-memory", action="store_true", help="gradient checkpointing")
+    ft.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="gradient checkpointing; models a stage does not use wait in RAM",
+    )
 
     ed = sub.add_parser(
         "edit",
@@ -191,6 +195,11 @@ def _model_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     p.add_argument("--dtype", help="fp32, fp16, bf16 (default: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--vae", help="a replacement VAE (hub id or folder)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet (pays a one-time compile; see docs/PERFORMANCE.md)",
+    )
 
 
 def _load_project(path: str):
@@ -206,7 +215,10 @@ def _load_model(args, fallback: str | None = None):
     if not source:
         raise EditError("Say which model to use with --model (the project does not name one).")
     print(f"loading {source} ...", file=sys.stderr, flush=True)
-    return load_model(source, device=args.device, dtype=args.dtype, vae=args.vae)
+    model = load_model(source, device=args.device, dtype=args.dtype, vae=args.vae)
+    if getattr(args, "compile", False):
+        model.compile_unet()
+    return model
 
 
 def _cmd_segment(args) -> int:
@@ -243,6 +255,7 @@ def _cmd_finetune(args) -> int:
         lora_rank=args.lora,
         seed=args.seed,
         gradient_checkpointing=args.low_memory,
+        offload_idle=args.low_memory,
     )
     options.check()
     model = _load_model(args)

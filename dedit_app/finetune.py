@@ -65,6 +65,7 @@ __all__ = [
 FORMAT = "dedit-weights"
 FORMAT_VERSION = 1
 _ADAPTER = "dedit"
+_IDLE_DEVICE = "cpu"  # where the low-memory mode parks models a stage does not use
 _QKV = re.compile(r"attn2\.to_[qkv]\.(weight|bias)$")
 
 
@@ -83,6 +84,7 @@ class FinetuneOptions:
     lora_alpha: float | None = None  # LoRA scale numerator; None = the rank (scale 1)
     seed: int = 0  # token init, noise, timesteps and LoRA init all follow it
     gradient_checkpointing: bool = False  # low-memory mode: recompute UNet activations
+    offload_idle: bool = False  # low-memory mode: models a stage does not use wait in RAM
 
     def check(self) -> None:
         if self.emb_steps < 0 or self.model_steps < 0 or self.emb_steps + self.model_steps == 0:
@@ -208,7 +210,7 @@ def _train_step(
     use_autocast = model.dtype != torch.float32
     with model.attention.use(photo.ctx):
         with torch.autocast(model.device.type, dtype=model.dtype, enabled=use_autocast):
-            pred = model.unet(
+            pred = model.run_unet(
                 noisy,
                 t,
                 encoder_hidden_states=cond.embeds.expand(batch, -1, -1),
@@ -265,6 +267,7 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
 
     done = False
     spliced: list[tuple[object, torch.nn.Module]] = []
+    offloaded: list[torch.nn.Module] = []
     try:
         model.reset()
         strings = [
@@ -274,6 +277,8 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         all_strings = [s for group in strings for s in group]
         tokens = add_item_tokens(model, all_strings, seed=options.seed)
         ready = [_photo(model, p, s) for p, s in zip(photos, strings)]
+        if options.offload_idle:  # the latents are all the VAE was needed for
+            offloaded += _offload(model, [model.vae])
         noise_sched = DDPMScheduler.from_config(model.scheduler.config)
         gen = torch.Generator().manual_seed(options.seed + 1)
         total = options.emb_steps + options.model_steps
@@ -324,6 +329,8 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
             with torch.no_grad():
                 for photo in ready:
                     photo.cond = encode_items(model, photo.prompts).detach()
+            if options.offload_idle:  # stage 2 reuses these embeddings
+                offloaded += _offload(model, model.text_encoders)
             params = _stage2_params(model, options, alpha)
             opt = _optimizer(params, options.unet_lr, model.device)
             for micro in range(options.model_steps):
@@ -348,12 +355,31 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         done = True
         return result
     finally:
+        for module in offloaded:
+            module.to(model.device)
         for encoder, base in spliced:
             encoder.set_input_embeddings(base)
         if options.gradient_checkpointing:
             model.unet.disable_gradient_checkpointing()
         if not done:
             model.reset()
+
+
+def _offload(model: DiffusionModel, modules: list) -> list:
+    """Move idle ``modules`` to the CPU and free their accelerator memory; returns what
+    moved (nothing when the model already runs on the CPU). The job moves them back when
+    it ends, however it ends."""
+    if not _can_offload(model):
+        return []
+    for module in modules:
+        module.to(_IDLE_DEVICE)
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return list(modules)
+
+
+def _can_offload(model: DiffusionModel) -> bool:
+    return model.device.type != "cpu"
 
 
 def _stage2_params(model: DiffusionModel, options: FinetuneOptions, alpha: float) -> list:

@@ -244,6 +244,7 @@ class DiffusionModel:
     _pristine_tokenizers: list[Any] = field(default_factory=list, repr=False)
     _saved_unet: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
+    _compiled_unet: Any = field(default=None, repr=False)
 
     @property
     def is_sdxl(self) -> bool:
@@ -281,6 +282,44 @@ class DiffusionModel:
                 f"{name!r} is not a sampler the editor knows; use model, euler, ddim or ddpm."
             )
         return classes[name].from_config(self.scheduler.config)
+
+    # ----- running the UNet ---------------------------------------------------------
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`run_unet` goes through ``torch.compile``."""
+        return self._compiled_unet is not None
+
+    def compile_unet(self, backend: str | None = "inductor", mode: str | None = None) -> None:
+        """Run the UNet through ``torch.compile`` from now on (the engine's UNet calls go
+        through :meth:`run_unet`). Compiling happens at the first call with a new layout,
+        not here: a preparation compiles once (one layout for every step, "grouped"
+        attention); edits use the "masked" attention strategy, whose graph survives a new
+        layout or prompt. ``backend``/``mode`` go to ``torch.compile`` (tests use "eager");
+        ``backend=None`` goes back to the plain UNet."""
+        if backend is None:
+            self._compiled_unet = None
+            return
+        self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
+
+    def run_unet(self, *args: Any, **kwargs: Any) -> Any:
+        """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called."""
+        unet = self.unet if self._compiled_unet is None else self._compiled_unet
+        return unet(*args, **kwargs)
+
+    def use_channels_last(self, enabled: bool = True) -> None:
+        """Store the UNet's and VAE's conv weights channels-last (NHWC) or back to NCHW.
+        Inputs may stay NCHW: convolutions follow the weights' layout. On CUDA tensor cores
+        this avoids layout transposes inside cuDNN; measured in ``scripts/bench.py``."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.unet.to(memory_format=fmt)
+        self.vae.to(memory_format=fmt)
+
+    @property
+    def attention_strategy(self) -> str:
+        """The grouped-attention strategy for an edit (a new layout each time): "masked"
+        when compiled (one graph for every edit), else "grouped" (fastest eager)."""
+        return "masked" if self.compiled else "grouped"
 
     # ----- images <-> latents ------------------------------------------------------
 

@@ -225,7 +225,10 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
                     "text_embeds": torch.cat([torch.zeros_like(pooled), pooled]),
                     "time_ids": tids.expand(2 * b, -1),
                 }
-        ctx = AttentionContext((lh, lw), groups, model.device)
+        ctx = AttentionContext((lh, lw), groups, model.device, model.attention_strategy)
+        if model.compiled:  # prompts of any length reuse the compiled graph
+            ctx.mark_dynamic_keys()
+            torch._dynamo.mark_dynamic(embeds, 1)
         # stochastic schedulers draw from the batch's first generator (PNDM takes none)
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {"generator": gens[0]} if "generator" in accepts else {}
@@ -236,7 +239,7 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
             with torch.no_grad(), model.attention.use(ctx):
                 zin = torch.cat([z, z]) if guided else z
                 zin = scheduler.scale_model_input(zin, t)
-                pred = model.unet(
+                pred = model.run_unet(
                     zin, t, encoder_hidden_states=embeds, added_cond_kwargs=extra, return_dict=False
                 )[0]
                 if guided:

@@ -254,3 +254,52 @@ def test_unet_with_grouped_attention_compiles_without_graph_breaks(tiny_sdxl):
     )
     assert counters["stats"]["unique_graphs"] == 2
     torch._dynamo.reset()
+
+
+def test_masked_strategy_equals_grouped_on_unet(tiny_sdxl):
+    """Both strategies give the paper's result through the real processor."""
+    z, embeds, key_items, labels, extra = _unet_inputs(tiny_sdxl, 2)
+
+    def run(strategy):
+        ctx = AttentionContext(
+            tuple(labels.shape), [RowGroup(2, labels, key_items)], strategy=strategy
+        )
+        with torch.no_grad(), tiny_sdxl.attention.use(ctx):
+            return tiny_sdxl.unet(z, 500, embeds, added_cond_kwargs=extra)[0]
+
+    torch.testing.assert_close(run("masked"), run("grouped"), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown attention strategy"):
+        AttentionContext(tuple(labels.shape), [RowGroup(2)], strategy="fast")
+
+
+def test_masked_strategy_keeps_one_compiled_graph_for_every_edit(tiny_sdxl):
+    """With the masked strategy the layout is data: a moved item, another number of items
+    and prompts of other lengths (key count marked dynamic) all reuse the first graph, and
+    every result matches eager. This is what lets a compiled UNet serve edit after edit."""
+    from torch._dynamo.utils import counters
+
+    unet = tiny_sdxl.unet
+
+    def call(forward, lengths, shift=0):
+        z, embeds, key_items, labels, extra = _unet_inputs(tiny_sdxl, 1, lengths=lengths)
+        labels = torch.roll(labels, shift, dims=1)
+        ctx = AttentionContext(
+            tuple(labels.shape), [RowGroup(1), RowGroup(1, labels, key_items)], strategy="masked"
+        )
+        embeds = torch.cat([torch.zeros_like(embeds), embeds])
+        if forward is not unet.forward:
+            ctx.mark_dynamic_keys()
+            torch._dynamo.mark_dynamic(embeds, 1)
+        both = {k: torch.cat([v, v]) for k, v in extra.items()}
+        with torch.no_grad(), tiny_sdxl.attention.use(ctx):
+            return forward(torch.cat([z, z]), 500, embeds, added_cond_kwargs=both)[0]
+
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(unet.forward, backend="eager")
+    for lengths, shift in [((40, 77, 5), 0), ((40, 77, 5), 3), ((40, 40), 0), ((77, 40, 40, 9), 5)]:
+        torch.testing.assert_close(
+            call(compiled, lengths, shift), call(unet.forward, lengths, shift), rtol=1e-5, atol=1e-5
+        )
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()

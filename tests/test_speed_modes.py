@@ -1,0 +1,145 @@
+"""The speed and memory switches give the results of the plain engine: a compiled UNet
+(preparing and editing), channels-last weights, and the low-memory mode's offloading.
+Compiling uses the ``eager`` backend here (dynamo's tracing, guards and graph reuse
+without a C++ build); the GPU timings are in docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dedit_app.finetune import FinetuneOptions, TrainImage, finetune
+from dedit_app.jobs import CancelToken, run_job
+from dedit_app.sampler import SampleRequest, SamplingOptions, sample
+
+QUICK = FinetuneOptions(emb_steps=2, model_steps=2, grad_accum=1, seed=0)
+
+
+@pytest.fixture
+def compiled(tiny_sdxl):
+    """The tiny SDXL with its UNet compiled (eager backend), plain again afterwards."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    tiny_sdxl.compile_unet(backend="eager")
+    yield tiny_sdxl
+    tiny_sdxl.compile_unet(None)
+    torch._dynamo.reset()
+
+
+def _edit(model, tiny_photo, prompts, item):
+    image, labels, _ = tiny_photo
+    opts = SamplingOptions(steps=2, edge=10, previews=False)
+    return run_job(sample(model, SampleRequest(labels, prompts, image, labels == item, opts)))
+
+
+def test_compiled_edits_match_and_share_one_graph(compiled, tiny_photo):
+    """Edits with other prompts (other key counts) and other regions reuse the graph the
+    first edit compiled, and give the plain UNet's pictures."""
+    from torch._dynamo.utils import counters
+
+    edits = [
+        ({0: "a wall", 1: "a table", 2: "a floor", 3: "a red bag"}, 3),
+        ({0: "a wall", 1: "a long wooden table with legs", 3: "a cat"}, 1),
+    ]
+    assert compiled.attention_strategy == "masked"
+    ours = [_edit(compiled, tiny_photo, p, item) for p, item in edits]
+    graphs = counters["stats"]["unique_graphs"]
+    compiled.compile_unet(None)
+    assert compiled.attention_strategy == "grouped"
+    plain = [_edit(compiled, tiny_photo, p, item) for p, item in edits]
+    assert graphs == 1
+    for a, b in zip(ours, plain):
+        torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
+        assert np.abs(a.images[0].astype(int) - b.images[0]).max() <= 1
+
+
+def test_compiled_preparation_trains_the_same(compiled, tiny_photo):
+    """One layout for every step: the grouped strategy compiles, once per stage (stage 2
+    trains other tensors), and trains exactly what the plain UNet trains."""
+    from torch._dynamo.utils import counters
+
+    photo = TrainImage(*tiny_photo)
+    ours = run_job(finetune(compiled, [photo], QUICK))
+    assert 1 <= counters["stats"]["unique_graphs"] <= 2
+    compiled.compile_unet(None)
+    plain = run_job(finetune(compiled, [photo], QUICK))
+    for key, value in plain.tensors.items():
+        torch.testing.assert_close(ours.tensors[key], value, rtol=1e-4, atol=1e-6)
+
+
+def test_channels_last_gives_the_same_edit(tiny_sdxl, tiny_photo):
+    prompts = {0: "a wall", 1: "a table", 2: "a floor", 3: "a red bag"}
+    plain = _edit(tiny_sdxl, tiny_photo, prompts, 3)
+    tiny_sdxl.use_channels_last()
+    try:
+        conv = tiny_sdxl.unet.conv_in.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+        nhwc = _edit(tiny_sdxl, tiny_photo, prompts, 3)
+    finally:
+        tiny_sdxl.use_channels_last(False)
+    assert tiny_sdxl.unet.conv_in.weight.is_contiguous()
+    torch.testing.assert_close(nhwc.latents, plain.latents, rtol=1e-4, atol=1e-4)
+
+
+class _Placement:
+    """Records where the job sends the VAE and the text encoders. The test model already
+    runs on the CPU, so parking ("idle") is recorded without moving; a move back to the
+    model's device is real."""
+
+    def __init__(self, model, monkeypatch) -> None:
+        import dedit_app.finetune as ft
+
+        monkeypatch.setattr(ft, "_can_offload", lambda model: True)
+        monkeypatch.setattr(ft, "_IDLE_DEVICE", "idle")
+        self.where = {"vae": "gpu", "text": "gpu"}
+        self.moves: list[tuple[str, str]] = []
+        for name, modules in (("vae", [model.vae]), ("text", model.text_encoders)):
+            for module in modules:
+                monkeypatch.setattr(module, "to", self._recorder(name, module, module.to))
+
+    def _recorder(self, name, module, original):
+        def to(*args, **kwargs):
+            parked = args[0] == "idle"
+            self.where[name] = "ram" if parked else "gpu"
+            self.moves.append((name, self.where[name]))
+            return module if parked else original(*args, **kwargs)
+
+        return to
+
+
+def test_low_memory_mode_offloads_idle_models_and_trains_the_same(tiny_sdxl, tiny_photo,
+                                                                 monkeypatch):  # fmt: skip
+    photo = TrainImage(*tiny_photo)
+    plain = run_job(finetune(tiny_sdxl, [photo], QUICK))
+    placement = _Placement(tiny_sdxl, monkeypatch)
+    seen = []
+    low = FinetuneOptions(**{**QUICK.__dict__, "offload_idle": True})
+    result = run_job(
+        finetune(tiny_sdxl, [photo], low), lambda p: seen.append((p.stage, dict(placement.where)))
+    )
+    # stage 1 trains through the text encoders; stage 2 needs neither them nor the VAE
+    assert [w for s, w in seen if s == "tokens"] == [{"vae": "ram", "text": "gpu"}] * 2
+    assert [w for s, w in seen if s == "unet"] == [{"vae": "ram", "text": "ram"}] * 2
+    assert placement.where == {"vae": "gpu", "text": "gpu"}  # back for the edits
+    for key, value in plain.tensors.items():
+        torch.testing.assert_close(result.tensors[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_low_memory_mode_brings_models_back_after_a_cancel(tiny_sdxl, tiny_photo, monkeypatch):
+    from dedit_app.errors import Cancelled
+
+    placement = _Placement(tiny_sdxl, monkeypatch)
+    cancel = CancelToken()
+    low = FinetuneOptions(emb_steps=2, model_steps=3, grad_accum=1, offload_idle=True)
+
+    def stop_in_stage_two(progress):
+        if progress.stage == "unet":
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        run_job(finetune(tiny_sdxl, [TrainImage(*tiny_photo)], low, cancel), stop_in_stage_two)
+    assert ("text", "ram") in placement.moves
+    assert placement.where == {"vae": "gpu", "text": "gpu"}
