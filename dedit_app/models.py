@@ -245,6 +245,9 @@ class DiffusionModel:
     _saved_unet: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
     _compiled_unet: Any = field(default=None, repr=False)
+    # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
+    # fastest eager; compile_unet switches to "masked", whose graph survives every edit.
+    edit_attention: str = "grouped"
 
     @property
     def is_sdxl(self) -> bool:
@@ -299,8 +302,10 @@ class DiffusionModel:
         ``backend=None`` goes back to the plain UNet."""
         if backend is None:
             self._compiled_unet = None
+            self.edit_attention = "grouped"
             return
         self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
+        self.edit_attention = "masked"
 
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:
         """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called."""
@@ -314,12 +319,6 @@ class DiffusionModel:
         fmt = torch.channels_last if enabled else torch.contiguous_format
         self.unet.to(memory_format=fmt)
         self.vae.to(memory_format=fmt)
-
-    @property
-    def attention_strategy(self) -> str:
-        """The grouped-attention strategy for an edit (a new layout each time): "masked"
-        when compiled (one graph for every edit), else "grouped" (fastest eager)."""
-        return "masked" if self.compiled else "grouped"
 
     # ----- images <-> latents ------------------------------------------------------
 

@@ -225,7 +225,7 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
                     "text_embeds": torch.cat([torch.zeros_like(pooled), pooled]),
                     "time_ids": tids.expand(2 * b, -1),
                 }
-        ctx = AttentionContext((lh, lw), groups, model.device, model.attention_strategy)
+        ctx = AttentionContext((lh, lw), groups, model.device, model.edit_attention)
         if model.compiled:  # prompts of any length reuse the compiled graph
             ctx.mark_dynamic_keys()
             torch._dynamo.mark_dynamic(embeds, 1)

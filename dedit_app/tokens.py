@@ -6,8 +6,9 @@ embedding rows start random, drawn from the normal distribution with the embeddi
 mean and std (seeded). Items of a reference photo prepared jointly use the ``$`` prefix, so
 both sets live in one model.
 
-Encoding (:func:`encode_items`): each item's prompt is encoded on its own; a prompt holding
-learned tokens is padded to 40 tokens, plain text to 77. SDXL concatenates the penultimate
+Encoding (:func:`encode_items`): each item's prompt is encoded as if on its own (prompts of
+one length share one batched call per encoder); a prompt holding learned tokens is padded to
+40 tokens, plain text to 77. SDXL concatenates the penultimate
 hidden states of both encoders (768 + 1280 = 2048 features) and averages the pooled,
 projected embedding of the second encoder over the items; SD 1.5 uses the last hidden state
 of its one encoder. The item sequences are concatenated along the token axis, and
@@ -149,11 +150,20 @@ def encode_prompt(model, prompt: str, length: int) -> tuple[torch.Tensor, torch.
     states of both encoders concatenated and the second encoder's projected pooled output;
     SD 1.5: the last hidden state and None. Gradients flow when enabled by the caller.
     """
+    return _encode_batch(model, [prompt], length)
+
+
+def _encode_batch(
+    model, prompts: Sequence[str], length: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`encode_prompt` for several prompts of one ``length`` in one call per text
+    encoder: ``(hidden [K, length, C], pooled [K, Cp] or None)``."""
     hidden, pooled = [], None
     for i, (tokenizer, encoder) in enumerate(zip(model.tokenizers, model.text_encoders)):
         ids = tokenizer(
-            prompt, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
-        ).input_ids.to(model.device)
+            list(prompts), padding="max_length", max_length=length, truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(model.device)  # fmt: skip
         if model.is_sdxl:
             out = encoder(ids, output_hidden_states=True)
             hidden.append(out.hidden_states[-2])
@@ -191,16 +201,22 @@ def encode_items(model, prompts: dict[int, str]) -> Conditioning:
     """
     if not prompts:
         raise ValueError("encode_items needs at least one item prompt")
-    embeds, keys, pooled = [], [], []
     items = sorted(prompts)
-    for item in items:
-        hidden, pool = encode_prompt(model, prompts[item], prompt_length(model, prompts[item]))
-        embeds.append(hidden)
-        keys.append(torch.full((hidden.shape[1],), item, dtype=torch.long))
-        if pool is not None:
-            pooled.append(pool)
-    mean_pooled = torch.stack(pooled).mean(dim=0) if pooled else None
-    return Conditioning(torch.cat(embeds, dim=1), torch.cat(keys), mean_pooled, items)
+    lengths = {item: prompt_length(model, prompts[item]) for item in items}
+    # one encoder call per prompt length (learned 40, typed 77), not one per item
+    hidden, pooled = {}, {}
+    for length in sorted(set(lengths.values())):
+        same = [item for item in items if lengths[item] == length]
+        h, p = _encode_batch(model, [prompts[item] for item in same], length)
+        for k, item in enumerate(same):
+            hidden[item] = h[k]
+            pooled[item] = None if p is None else p[k]
+    embeds = torch.cat([hidden[item] for item in items])[None]
+    keys = torch.cat([torch.full((lengths[item],), item, dtype=torch.long) for item in items])
+    mean_pooled = None
+    if pooled[items[0]] is not None:
+        mean_pooled = torch.stack([pooled[item] for item in items]).mean(dim=0, keepdim=True)
+    return Conditioning(embeds, keys, mean_pooled, items)
 
 
 def time_ids(model, size: tuple[int, int], batch: int = 1) -> torch.Tensor | None:

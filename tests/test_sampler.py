@@ -187,3 +187,22 @@ def test_sd15_masked_sampling(tiny_sd15_path, tiny_photo):
     result = _masked(model, tiny_photo, steps=2)  # PNDM, as SD 1.5 ships
     assert result.images[0].shape == image.shape
     assert (result.images[0][result.hard] == image[result.hard]).all()
+
+
+def test_one_batched_call_equals_the_papers_two_calls_over_a_whole_edit(tiny_sdxl, tiny_photo):
+    """The benchmarks time a whole edit both ways; both must render the same picture."""
+    from benchmarks.dedit_reference import paper_unet_calls
+    from dedit_app.imageio import resize_labels
+    from dedit_app.tokens import encode_items
+
+    image, labels, _ = tiny_photo
+    request = SampleRequest(labels, PROMPTS, image, labels == 3, SamplingOptions(steps=3))
+    ours = run_job(sample(tiny_sdxl, request))
+    small = torch.from_numpy(resize_labels(labels.astype(np.int64), (40, 24)))
+    with torch.no_grad():
+        key_items = encode_items(tiny_sdxl, PROMPTS).key_items
+    with paper_unet_calls(tiny_sdxl, small, key_items):
+        theirs = run_job(sample(tiny_sdxl, request))
+    assert "run_unet" not in vars(tiny_sdxl)  # the engine's own call is back
+    torch.testing.assert_close(ours.latents, theirs.latents, rtol=1e-4, atol=1e-4)
+    assert np.abs(ours.images[0].astype(int) - theirs.images[0]).max() <= 1

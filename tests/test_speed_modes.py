@@ -44,11 +44,11 @@ def test_compiled_edits_match_and_share_one_graph(compiled, tiny_photo):
         ({0: "a wall", 1: "a table", 2: "a floor", 3: "a red bag"}, 3),
         ({0: "a wall", 1: "a long wooden table with legs", 3: "a cat"}, 1),
     ]
-    assert compiled.attention_strategy == "masked"
+    assert compiled.edit_attention == "masked"
     ours = [_edit(compiled, tiny_photo, p, item) for p, item in edits]
     graphs = counters["stats"]["unique_graphs"]
     compiled.compile_unet(None)
-    assert compiled.attention_strategy == "grouped"
+    assert compiled.edit_attention == "grouped"
     plain = [_edit(compiled, tiny_photo, p, item) for p, item in edits]
     assert graphs == 1
     for a, b in zip(ours, plain):

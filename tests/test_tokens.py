@@ -98,7 +98,9 @@ def test_adding_twice_needs_a_reset(tiny_sdxl):
 def test_encode_items_lengths_dims_and_pooled_average(tiny_sdxl):
     strings = make_token_strings(["bag", "table", "wall"])
     add_item_tokens(tiny_sdxl, strings)
-    prompts = {0: strings[0], 2: "a white handbag", 1: strings[1]}
+    # item 1's prompt is longer than 40 tokens: truncated at its own length, as if alone
+    long = f"{strings[1]} " + "on a big old wooden table " * 6
+    prompts = {0: strings[0], 2: "a white handbag", 1: long}
     assert prompt_length(tiny_sdxl, strings[0]) == TOKEN_LENGTH
     assert prompt_length(tiny_sdxl, "a white handbag") == PLAIN_LENGTH
     assert prompt_length(tiny_sdxl, f"a leather {strings[0]}") == TOKEN_LENGTH
@@ -111,9 +113,11 @@ def test_encode_items_lengths_dims_and_pooled_average(tiny_sdxl):
     assert cond.embeds.shape == (1, 40 + 40 + 77, 64)
     assert cond.items == [0, 1, 2]
     assert cond.key_items.tolist() == [0] * 40 + [1] * 40 + [2] * 77
-    torch.testing.assert_close(cond.embeds[:, 40:80], parts[1][0])
+    # one batched encoder call gives what each prompt gives alone, at its own length
+    for k, (start, stop) in enumerate([(0, 40), (40, 80), (80, 157)]):
+        torch.testing.assert_close(cond.embeds[:, start:stop], parts[k][0], rtol=1e-5, atol=1e-5)
     expected = torch.stack([parts[k][1] for k in (0, 1, 2)]).mean(0)
-    torch.testing.assert_close(cond.pooled, expected)
+    torch.testing.assert_close(cond.pooled, expected, rtol=1e-5, atol=1e-5)
     assert cond.pooled.shape == (1, 32)
 
 
@@ -138,7 +142,11 @@ def test_sd15_encoding_has_one_encoder_and_no_pooled(tiny_sd15_path):
     add_item_tokens(m, strings)
     with torch.no_grad():
         cond = encode_items(m, {0: strings[0]})
+        both = encode_items(m, {0: strings[0], 1: "a red bag"})
+        alone = encode_prompt(m, "a red bag", PLAIN_LENGTH)[0]
     assert cond.embeds.shape == (1, 40, 32) and cond.pooled is None
+    torch.testing.assert_close(both.embeds[:, :40], cond.embeds, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(both.embeds[:, 40:], alone, rtol=1e-5, atol=1e-5)
     assert time_ids(m, (320, 192)) is None
 
 

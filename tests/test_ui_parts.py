@@ -257,3 +257,30 @@ def test_qt_bindings_keep_reference_counts_of_none_and_true(qtbot):
     # A few references may come and go through unrelated code; a leak would be -50.
     assert sys.getrefcount(True) - before_true > -10
     assert sys.getrefcount(None) - before_none > -10
+
+
+def test_segmenter_gives_memory_back_only_when_sdxl_needs_the_most(monkeypatch):
+    """SAM leaves the GPU to load SDXL and to train; an edit with SDXL loaded keeps it."""
+    import dedit_app.models
+    from ui import engine
+    from ui.worker import WorkerContext
+
+    class Segmenter:
+        released = 0
+
+        def release(self):
+            self.released += 1
+
+    loads = []
+    monkeypatch.setattr(dedit_app.models, "load_model", lambda *a, **k: loads.append(a) or a)
+    ctx, seg = WorkerContext(), Segmenter()
+    ctx.cache["segmenter"] = ("classical", seg)
+    spec = engine.ModelSpec("some/model", "cpu", "float32")
+    engine._model(ctx, spec)  # loading
+    assert (seg.released, len(loads)) == (1, 1)
+    engine._model(ctx, spec)  # an edit: loaded already
+    assert (seg.released, len(loads)) == (1, 1)
+    engine._model(ctx, spec, training=True)  # preparing
+    assert (seg.released, len(loads)) == (2, 1)
+    engine._model(ctx, engine.ModelSpec("other/model", "cpu", "float32"))  # another model
+    assert (seg.released, len(loads)) == (3, 2)

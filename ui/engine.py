@@ -60,13 +60,19 @@ class ModelSpec:
         return cls(settings.model, settings.device, settings.precision)
 
 
-def _model(ctx: WorkerContext, spec: ModelSpec):
-    """The loaded model for ``spec``, loading it (once) when needed."""
+def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
+    """The loaded model for ``spec``, loading it (once) when needed.
+
+    The segmenter (SAM on a GPU) gives its accelerator memory back only when SDXL needs the
+    most: to load, and to train. An edit with SDXL already loaded leaves it in place, so
+    the next click does not wait for SAM to move back."""
     from dedit_app.models import load_model
 
     seg = ctx.cache.get("segmenter")
-    if seg is not None and hasattr(seg[1], "release"):
-        seg[1].release()  # SAM gives its GPU memory back before SDXL needs it
+    loaded = ctx.cache.get(_MODEL_KEY)
+    needs_room = training or loaded is None or loaded[0] != spec
+    if seg is not None and hasattr(seg[1], "release") and needs_room:
+        seg[1].release()
 
     def make():
         return load_model(
@@ -109,7 +115,7 @@ class PrepareTask:
         from dedit_app.finetune import finetune_project
 
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
-        model = _model(ctx, self.spec)
+        model = _model(ctx, self.spec, training=True)
         cancel.raise_if_cancelled()
         return (
             yield from finetune_project(model, self.project, self.reference, self.options, cancel)
@@ -296,20 +302,3 @@ def use_tiny_model(
         seed=1,
     )
     window.apply_settings(s)
-
-
-def benchmark_prepare_task(
-    folder: str | Path, image: np.ndarray, labels: np.ndarray, steps: int = 20
-) -> PrepareTask:
-    """A tiny-model preparation of ``image`` (for the UI-stall benchmark)."""
-    from dedit_app.finetune import FinetuneOptions
-    from dedit_app.project import Project
-
-    names = [f"item {k}" for k in range(int(labels.max()) + 1)]
-    project = Project.new(image, labels, names)
-    return PrepareTask(
-        ModelSpec(str(make_tiny_model(folder)), "cpu", "float32"),
-        snapshot(project),
-        None,
-        FinetuneOptions(emb_steps=steps, model_steps=steps),
-    )

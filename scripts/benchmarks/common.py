@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import statistics
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
@@ -60,7 +63,8 @@ def measure(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tupl
     """Median seconds over ``repeats`` calls and peak extra memory (MB) of one call.
 
     On CUDA (when ``fn`` uses it) the peak is ``torch.cuda.max_memory_allocated``;
-    otherwise the process RSS sampled during a separate, untimed call.
+    otherwise the process RSS sampled during a separate, untimed call (with malloc set to
+    give memory back, see :func:`_returned_heap`).
     """
     cuda = _cuda_in_use()
     for _ in range(warmup):
@@ -81,10 +85,43 @@ def measure(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tupl
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        with _RssSampler() as s:
+        with _returned_heap(), _RssSampler() as s:
             fn()
         peak = s.extra_mb
     return statistics.median(times), peak
+
+
+@contextlib.contextmanager
+def _returned_heap() -> Iterator[None]:
+    """Make the RSS follow live memory during one call (glibc): freed heap pages go back to
+    the OS first, and blocks from 128 KiB up get their own mapping, unmapped when freed.
+    Without this, torch's tensors reuse pages an earlier call left in malloc's arenas and
+    the RSS does not move (the peak read 0 MB). Afterwards the threshold goes to 32 MiB,
+    about where glibc's own adaptive threshold settles, so later timings are unaffected."""
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    libc.malloc_trim(0)
+    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only (not musl)
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _cuda_in_use() -> bool:
@@ -102,6 +139,14 @@ def _sync(cuda: bool) -> None:
         torch.cuda.synchronize()
 
 
+def sync(device) -> None:
+    """Wait for ``device``'s queued work (CUDA), so a wall-clock reading is complete."""
+    if getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def with_ratios(ours: Row, reference: Row) -> list[Row]:
     """Fill ``ours.ratio`` as reference time / our time (above 1 means we are faster)."""
     if ours.seconds and reference.seconds:
@@ -111,11 +156,11 @@ def with_ratios(ours: Row, reference: Row) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = f"{'case':<34} {'impl':<22} {'median s':>10} {'peak MB':>10} {'ratio':>7}  note"
+    header = f"{'case':<34} {'impl':<34} {'median s':>10} {'peak MB':>10} {'ratio':>7}  note"
     print(header)
     print("-" * len(header))
     for r in rows:
         sec = f"{r.seconds:.4f}" if r.seconds is not None else "-"
         mem = f"{r.peak_mb:.1f}" if r.peak_mb is not None else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
-        print(f"{r.case:<34} {r.impl:<22} {sec:>10} {mem:>10} {ratio:>7}  {r.note}", flush=True)
+        print(f"{r.case:<34} {r.impl:<34} {sec:>10} {mem:>10} {ratio:>7}  {r.note}", flush=True)

@@ -4,7 +4,8 @@
   per item, keys/values from that item's own encoder states, a full softmax map of *all*
   pixels over them, masked to the item's pixels, summed over items.
 - :func:`paper_step` / :func:`our_step`: one denoising step's UNet work the paper's way (two
-  UNet calls: plain unconditional, per-item conditional) and ours (one batched call).
+  UNet calls: plain unconditional, per-item conditional) and ours (one batched call);
+  :func:`paper_unet_calls` runs a whole edit through the real sampler the paper's way.
 - :func:`tiny_model` (CPU) and :func:`full_sdxl` (the published SDXL base configurations as
   constants, random weights, built on the GPU: timings are real with no download).
 """
@@ -211,10 +212,10 @@ def our_step(model, z, t, cond, labels, tids, guidance: float = 3.0):
         "time_ids": tids.expand(2 * b, -1),
     }
     groups = [RowGroup(b), RowGroup(b, labels, cond.key_items)]
-    ctx = AttentionContext(tuple(labels.shape), groups, z.device)
+    ctx = AttentionContext(tuple(labels.shape), groups, z.device, model.edit_attention)
     with torch.no_grad(), model.attention.use(ctx):
-        pred = model.unet(torch.cat([z, z]), t, torch.cat([torch.zeros_like(embeds), embeds]),
-                          added_cond_kwargs=extra, return_dict=False)[0]  # fmt: skip
+        pred = model.run_unet(torch.cat([z, z]), t, torch.cat([torch.zeros_like(embeds), embeds]),
+                              added_cond_kwargs=extra, return_dict=False)[0]  # fmt: skip
     uncond, text = pred.chunk(2)
     return uncond + guidance * (text - uncond)
 
@@ -234,6 +235,33 @@ def paper_step(model, z, t, cond, labels, tids, guidance: float = 3.0):
         with paper_attention(model, labels, cond.key_items):
             text = model.unet(z, t, embeds, added_cond_kwargs=cond_extra, return_dict=False)[0]
     return uncond + guidance * (text - uncond)
+
+
+@contextlib.contextmanager
+def paper_unet_calls(model, latent_labels: torch.Tensor, key_items: torch.Tensor):
+    """Make the engine's batched guided UNet call (``model.run_unet`` with the
+    unconditional rows first) run the paper's way: two UNet calls, the unconditional one on
+    77 zero tokens with stock attention, the conditional one with per-item attention maps.
+    So a whole edit through the real sampler (pasting, decode, composite) can be timed
+    both ways."""
+
+    def run(z, t, encoder_hidden_states, added_cond_kwargs, return_dict=False):
+        b = z.shape[0] // 2
+        embeds = encoder_hidden_states[b:]
+        zeros = torch.zeros(b, 77, embeds.shape[-1], device=z.device, dtype=embeds.dtype)
+        halves = [{k: v[:b] for k, v in added_cond_kwargs.items()},
+                  {k: v[b:] for k, v in added_cond_kwargs.items()}]  # fmt: skip
+        with plain_attention(model):
+            uncond = model.unet(z[:b], t, zeros, added_cond_kwargs=halves[0], return_dict=False)
+        with paper_attention(model, latent_labels, key_items):
+            text = model.unet(z[b:], t, embeds, added_cond_kwargs=halves[1], return_dict=False)
+        return (torch.cat([uncond[0], text[0]]),)
+
+    model.run_unet = run  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del model.run_unet
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,24 +1,30 @@
 """Editing speed: one denoising step ours (both guidance branches in one batched UNet call,
 grouped cross-attention) vs the paper's (two UNet calls, per-item attention maps), same
-inputs (the guided noise predictions must agree); and one whole edit (the real sampler:
-steps, pasting, decode, full-resolution composite).
+inputs (the guided noise predictions must agree); and whole edits through the real sampler
+(steps, pasting, decode, full-resolution composite), ours beside the paper's UNet calls.
 
-quick: the tiny SDXL on the CPU (4 items, 256 x 256). full (with a GPU): full-size SDXL,
-random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps.
+quick: the tiny SDXL on the CPU (4 items, 256 x 256). full: with a GPU, full-size SDXL,
+random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps; without one, the tiny
+model. full adds the speed switches, each as its own whole-edit row: the masked attention
+strategy, channels-last weights, and a compiled UNet (the first edit pays the compile; the
+timed edits then alternate layouts and prompts, which must not compile again).
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
-from benchmarks.common import Row, measure, with_ratios
+from benchmarks.common import Row, measure, sync, with_ratios
 from benchmarks.dedit_reference import (
     achieved_tflops,
     full_sdxl,
     matmul_peak_tflops,
     our_step,
     paper_step,
+    paper_unet_calls,
     rel_err,
     step_inputs,
     tiny_model,
@@ -45,33 +51,123 @@ def _step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Ro
     return rows
 
 
-def _edit_rows(model, size: int, items: int, steps: int, repeats: int, case: str) -> list[Row]:
-    """A whole edit through the real sampler: ``steps`` steps, one candidate, decode and
-    composite included; the active region is one item."""
-    from dedit_app.jobs import run_job
-    from dedit_app.sampler import SampleRequest, SamplingOptions, sample
-    from dedit_app.tokens import add_item_tokens, make_token_strings
+class _Edits:
+    """Edit requests on one random photo: ``request(k)`` varies the layout (which item is
+    active, where the bands fall) and the prompts (learned tokens or typed text, so the key
+    count changes) with ``k``; ``request(0)`` is the reference edit."""
 
+    def __init__(self, model, size: int, items: int, steps: int) -> None:
+        from dedit_app.tokens import add_item_tokens, make_token_strings
+
+        model.reset()
+        self.strings = make_token_strings([f"item{i}" for i in range(items)])
+        add_item_tokens(model, self.strings)
+        self.size, self.items, self.steps = size, items, steps
+        self.image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+    def request(self, k: int = 0):
+        from dedit_app.sampler import SampleRequest, SamplingOptions
+
+        cols = (np.arange(self.size) + k * 16) % self.size
+        labels = (cols[None, :].repeat(self.size, 0) * self.items // self.size).astype(np.int32)
+        prompts = dict(enumerate(self.strings))
+        if k % 2:
+            prompts[1] = "a small red ceramic teapot on a wooden table"  # typed: 77 tokens
+        options = SamplingOptions(steps=self.steps, previews=False)
+        return SampleRequest(labels, prompts, self.image, labels == 1 + k % 2, options)
+
+
+def _edit(model, request):
+    from dedit_app.jobs import run_job
+    from dedit_app.sampler import sample
+
+    return run_job(sample(model, request))
+
+
+def _edit_rows(model, size: int, items: int, steps: int, repeats: int, case: str) -> list[Row]:
+    """A whole edit, ``steps`` steps, one candidate, decode and composite: ours beside the
+    same sampler with the paper's UNet calls; the pictures must agree."""
+    from dedit_app.imageio import resize_labels
+    from dedit_app.tokens import encode_items
+
+    edits = _Edits(model, size, items, steps)
+    request = edits.request()
+    f = model.vae_scale_factor
+    small = resize_labels(request.labels.astype(np.int64), (size // f, size // f))
+    with torch.no_grad():
+        key_items = encode_items(model, dict(request.prompts)).key_items
+
+    def paper():
+        with paper_unet_calls(model, torch.from_numpy(small).to(model.device), key_items):
+            return _edit(model, request)
+
+    ours_img = _edit(model, request).images[0].astype(int)
+    diff = np.abs(ours_img - paper().images[0]).mean()
+    s, mb = measure(lambda: _edit(model, request), repeats=repeats)
+    rs, rmb = measure(paper, repeats=repeats)
+    label = f"edit, {steps} steps"
+    rows = with_ratios(
+        Row(case, f"{label}: ours", s, mb,
+            note=f"decode + composite included; mean |ours - paper| {diff:.2f} grey levels"),
+        Row(case, f"{label}: paper", rs, rmb, note="two UNet calls a step, per-item maps"),
+    )  # fmt: skip
     model.reset()
-    strings = make_token_strings([f"item{i}" for i in range(items)])
-    add_item_tokens(model, strings)
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    labels = (np.arange(size)[None, :].repeat(size, 0) * items // size).astype(np.int32)
-    request = SampleRequest(labels, dict(enumerate(strings)), image, labels == 1,
-                            SamplingOptions(steps=steps, previews=False))  # fmt: skip
-    s, mb = measure(lambda: run_job(sample(model, request)), repeats=repeats)
+    return rows
+
+
+def _switch_rows(model, size, items, steps, repeats, case, backend) -> list[Row]:
+    """Whole edits with each speed switch on, against ours without it (ratio column)."""
+    edits = _Edits(model, size, items, steps)
+    base_s, base_mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
+    label = f"edit, {steps} steps"
+    rows = [Row(case, f"{label}: ours (grouped)", base_s, base_mb, 1.0)]
+
+    def switched(name, note=""):
+        s, mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
+        rows.append(Row(case, f"{label}: {name}", s, mb, base_s / s, note))
+
+    model.edit_attention = "masked"
+    switched("masked attention")
+    model.edit_attention = "grouped"
+    model.use_channels_last()
+    switched("channels-last")
+    model.use_channels_last(False)
+
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model.compile_unet(backend=backend)
+    try:
+        t0 = time.perf_counter()
+        _edit(model, edits.request(0))
+        sync(model.device)
+        first = time.perf_counter() - t0
+        graphs = counters["stats"]["unique_graphs"]
+        turn = iter(range(1, 10**6))  # every timed edit: another layout and prompt set
+        s, mb = measure(lambda: _edit(model, edits.request(next(turn))), repeats=repeats)
+        again = counters["stats"]["unique_graphs"] - graphs
+        rows.append(Row(case, f"{label}: compiled ({backend})", s, mb, base_s / s,
+                        f"first edit {first:.1f} s (compiles); {again} recompiles over "
+                        f"{repeats + 1} edits with new layouts and prompts"))  # fmt: skip
+    finally:
+        model.compile_unet(None)
+        torch._dynamo.reset()
     model.reset()
-    return [Row(case, f"edit, {steps} steps: ours", s, mb, note="decode + composite included")]
+    return rows
 
 
 def run(profile: str) -> list[Row]:
     if profile == "full" and torch.cuda.is_available():
         model = full_sdxl("cuda", torch.bfloat16)
         case = "SDXL 1024^2 8 items bf16"
-        return _step_rows(model, 1024, 8, 10, case) + _edit_rows(model, 1024, 8, 20, 3, case)
+        rows = _step_rows(model, 1024, 8, 10, case) + _edit_rows(model, 1024, 8, 20, 3, case)
+        return rows + _switch_rows(model, 1024, 8, 20, 3, case, "inductor")
     model = tiny_model()
     case = "tiny SDXL 256^2 4 items cpu"
     rows = _step_rows(model, 256, 4, 5, case)
-    rows += _edit_rows(model, 256, 4, 20 if profile == "full" else 4, 2, case)
-    return rows
+    if profile == "full":
+        rows += _edit_rows(model, 256, 4, 20, 2, case)
+        # eager backend on the CPU: checks the compiled path (one graph for every edit)
+        return rows + _switch_rows(model, 256, 4, 20, 2, case, "eager")
+    return rows + _edit_rows(model, 256, 4, 4, 2, case)

@@ -176,13 +176,21 @@ def _segment_task(side: int):
 def _tiny_prepare_task(folder, steps: int):
     """A tiny-model preparation (``steps`` per stage) of a 256^2 scene, or None without the
     engine: real torch work on the worker thread."""
+    from dedit_app.finetune import FinetuneOptions
+    from dedit_app.project import Project
     from ui import engine
     from ui.testing import synthetic_scene
 
     if not engine.tiny_model_available():
         return None
     image, labels = synthetic_scene(256, 256)
-    return engine.benchmark_prepare_task(folder, image, labels, steps=steps)
+    names = [f"item {k}" for k in range(int(labels.max()) + 1)]
+    return engine.PrepareTask(
+        engine.ModelSpec(str(engine.make_tiny_model(folder)), "cpu", "float32"),
+        engine.snapshot(Project.new(image, labels, names)),
+        None,
+        FinetuneOptions(emb_steps=steps, model_steps=steps),
+    )
 
 
 def stall_rows(side: int = 1024, steps: int = 8) -> list[Row]:
