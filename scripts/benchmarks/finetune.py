@@ -67,6 +67,31 @@ def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> l
     return rows
 
 
+def _encode_rows(model, items: int, repeats: int, case: str) -> list[Row]:
+    """Encoding the items' prompts (every stage-1 micro-step and every edit does it): ours,
+    prompts of one length in one call per encoder, vs the paper's one call per item."""
+    from dedit_app.tokens import add_item_tokens, encode_items, encode_prompt, make_token_strings
+
+    model.reset()
+    strings = make_token_strings([f"item{i}" for i in range(items)])
+    add_item_tokens(model, strings)
+    prompts = dict(enumerate(strings))
+
+    def paper():
+        parts = [encode_prompt(model, prompts[k], 40) for k in sorted(prompts)]
+        return torch.cat([h for h, _ in parts], dim=1)
+
+    with torch.no_grad():
+        err = rel_err(encode_items(model, prompts).embeds.float(), paper().float())
+        s, mb = measure(lambda: encode_items(model, prompts), repeats=repeats)
+        rs, rmb = measure(paper, repeats=repeats)
+    model.reset()
+    return with_ratios(
+        Row(case, f"encode {items} prompts: batched", s, mb, note=f"rel err {err:.1e}"),
+        Row(case, f"encode {items} prompts: per item", rs, rmb),
+    )
+
+
 def _job_rows(model, size: int, items: int, steps: int, case: str, mode: str) -> list[Row]:
     """The real preparation job: median seconds per micro-step of each stage.
 
@@ -123,12 +148,14 @@ def run(profile: str) -> list[Row]:
         model = full_sdxl("cuda", torch.bfloat16)
         case = "SDXL 1024^2 8 items bf16"
         rows += _micro_step_rows(model, 1024, 8, 5, case)
+        rows += _encode_rows(model, 8, 10, case)
         for mode in ("default", "low-memory", "channels-last", "compiled (inductor)"):
             rows += _job_rows(model, 1024, 8, 6, case, mode)
         return rows
     model = tiny_model()
     case = "tiny SDXL 256^2 4 items cpu"
     rows += _micro_step_rows(model, 256, 4, 5 if profile == "full" else 3, case)
+    rows += _encode_rows(model, 8, 5, case)
     modes = ["default"]
     if profile == "full":  # eager backend on the CPU: checks the compiled path only
         modes += ["low-memory", "channels-last", "compiled (eager)"]
