@@ -67,14 +67,15 @@ def measure(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> tupl
     give memory back, see :func:`_returned_heap`).
     """
     cuda = _cuda_in_use()
+    device = "cuda" if cuda else "cpu"
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        _sync(cuda)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        _sync(cuda)
+        sync(device)
         times.append(time.perf_counter() - t0)
     if cuda:
         import torch
@@ -130,13 +131,6 @@ def _cuda_in_use() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def _sync(cuda: bool) -> None:
-    if cuda:
-        import torch
-
-        torch.cuda.synchronize()
 
 
 def sync(device) -> None:
