@@ -57,6 +57,8 @@ _DTYPES = {
 # Files a model download needs; everything else in a hub repository (pickles, ONNX, Flax,
 # single-file checkpoints at the top level) is left alone.
 _WEIGHT_SUFFIX = ".safetensors"
+# Photos whose VAE latents stay cached: the photo being edited and a reference photo.
+_LATENT_CACHE_SIZE = 2
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -245,6 +247,7 @@ class DiffusionModel:
     _saved_unet: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
     _compiled_unet: Any = field(default=None, repr=False)
+    _latent_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
     # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
     # fastest eager; compile_unet switches to "masked", whose graph survives every edit.
     edit_attention: str = "grouped"
@@ -326,12 +329,24 @@ class DiffusionModel:
     def encode_image(self, image: np.ndarray) -> torch.Tensor:
         """``image`` (h, w, 3) uint8 RGB, sides multiples of 8 -> latents ``[1, 4, h/8, w/8]``
         in the model dtype, scaled by the VAE's scaling factor. Uses the posterior mean
-        (deterministic), not a sample."""
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        x = x.permute(2, 0, 1)[None].to(self.vae_dtype) / 127.5 - 1.0
-        latents = self.vae.encode(x).latent_dist.mean
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        return ((latents - shift) * self.vae.config.scaling_factor).to(self.dtype)
+        (deterministic), not a sample.
+
+        The VAE is never trained, so the latents of the last few images are kept (keyed by
+        their bytes): every edit of a photo, and preparing it, encodes it once."""
+        image = np.ascontiguousarray(image)
+        key = (hashlib.blake2b(image.data, digest_size=16).hexdigest(), image.shape,
+               str(self.device), self.vae_dtype, self.dtype)  # fmt: skip
+        cached = self._latent_cache.pop(key, None)
+        if cached is None:
+            x = torch.from_numpy(image).to(self.device)
+            x = x.permute(2, 0, 1)[None].to(self.vae_dtype) / 127.5 - 1.0
+            latents = self.vae.encode(x).latent_dist.mean
+            shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+            cached = ((latents - shift) * self.vae.config.scaling_factor).to(self.dtype)
+        self._latent_cache[key] = cached  # most recent last
+        while len(self._latent_cache) > _LATENT_CACHE_SIZE:
+            self._latent_cache.pop(next(iter(self._latent_cache)))
+        return cached.clone()
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:

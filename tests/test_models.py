@@ -50,6 +50,31 @@ def test_encode_decode_shapes(tiny_sdxl):
     assert tiny_sdxl.latent_rgb().shape == (5, 3)
 
 
+def test_photo_latents_are_encoded_once_per_photo(tiny_sdxl, monkeypatch):
+    """Edits of one photo (and preparing it) share one VAE encode; another photo, or one
+    changed pixel, is encoded anew; the photo and a reference photo both stay cached."""
+    calls = []
+    encode = tiny_sdxl.vae.encode
+    monkeypatch.setattr(tiny_sdxl.vae, "encode", lambda x: calls.append(1) or encode(x))
+    rng = np.random.default_rng(3)
+    photo, reference = (rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(2))
+    first = tiny_sdxl.encode_image(photo)
+    first.add_(1.0)  # a caller changing its copy must not change the cache
+    again = tiny_sdxl.encode_image(photo.copy())
+    assert len(calls) == 1
+    torch.testing.assert_close(again + 1.0, first)
+    tiny_sdxl.encode_image(reference)
+    tiny_sdxl.encode_image(photo)
+    assert len(calls) == 2
+    touched = photo.copy()
+    touched[0, 0, 0] ^= 1
+    tiny_sdxl.encode_image(touched)  # a third photo: the least recent (reference) goes
+    assert len(calls) == 3
+    tiny_sdxl.encode_image(photo)
+    tiny_sdxl.encode_image(reference)
+    assert len(calls) == 4
+
+
 def test_pick_dtype_defaults_and_overrides():
     assert pick_dtype(torch.device("cpu")) == torch.float32
     assert pick_dtype(torch.device("mps")) == torch.float16
