@@ -143,3 +143,32 @@ def test_low_memory_mode_brings_models_back_after_a_cancel(tiny_sdxl, tiny_photo
         run_job(finetune(tiny_sdxl, [TrainImage(*tiny_photo)], low, cancel), stop_in_stage_two)
     assert ("text", "ram") in placement.moves
     assert placement.where == {"vae": "gpu", "text": "gpu"}
+
+
+def test_bf16_prepares_and_edits_like_the_gpu_does(tiny_sdxl_path, tiny_photo):
+    """The GPU's precision path, run on the CPU: a bf16 model trains fp32 master copies
+    under autocast, casts them back, and edits with what it learned, pixels outside the
+    edit untouched."""
+    from dedit_app.finetune import apply_trained
+    from dedit_app.models import load_model
+
+    model = load_model(tiny_sdxl_path, device="cpu", dtype="bf16")
+    image, labels, names = tiny_photo
+    low = FinetuneOptions(**{**QUICK.__dict__, "gradient_checkpointing": True})
+    result = run_job(finetune(model, [TrainImage(image, labels, names)], low))
+    assert all(np.isfinite(result.losses))
+    assert {p.dtype for p in model.unet.parameters()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in model.unet.parameters())
+    unet = {k: v for k, v in result.tensors.items() if k.startswith("unet.")}
+    assert unet and {v.dtype for v in unet.values()} == {torch.bfloat16}
+
+    model.reset()
+    apply_trained(model, result.tensors, result.metadata)
+    prompts = {i: token for i, token in enumerate(result.item_tokens)}
+    prompts[3] = "a green bag"
+    edit = _edit(model, tiny_photo, prompts, 3)
+    assert torch.isfinite(edit.latents.float()).all()
+    kept = edit.hard  # pixels the edit must not touch
+    assert kept.any() and not kept.all()
+    assert np.array_equal(edit.images[0][kept], image[kept])
+    assert not np.array_equal(edit.images[0][labels == 3], image[labels == 3])
