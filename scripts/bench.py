@@ -5,7 +5,9 @@
 MODE is one of the modules in ``scripts/benchmarks/`` (partition, attention, finetune,
 sample, segment, engine, ui) or ``all``. ``--quick`` is the CPU profile (a couple of minutes);
 ``--full`` adds full-size shapes and, where a GPU is present, full-size SDXL.
-Each mode prints a table: case, implementation, median time, peak memory, ratio.
+Each mode prints a table: case, implementation, median time, peak memory, ratio; a row
+appears as soon as it is measured. A part that fails prints a ``failed`` row with its error,
+the others still run, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -32,11 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     profile = parser.add_mutually_exclusive_group()
     profile.add_argument("--quick", action="store_const", const="quick", dest="profile")
     profile.add_argument("--full", action="store_const", const="full", dest="profile")
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated part names (substrings) to run, e.g. 'job compiled,switches'",
+    )
     args = parser.parse_args(argv)
     prof = args.profile or "quick"
     modes = ALL if args.mode == "all" else [args.mode]
+    from benchmarks import common
     from benchmarks.common import print_table
 
+    common.ONLY = tuple(t.strip() for t in (args.only or "").split(",") if t.strip())
+
+    failed = 0
     for mode in modes:
         try:
             module = importlib.import_module(f"benchmarks.{mode}")
@@ -46,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             raise
         print(f"\n== {mode} ({prof}) ==", flush=True)
-        print_table(module.run(prof))
-    return 0
+        failed += print_table(module.run(prof))
+    if failed:
+        print(f"\n{failed} benchmark part(s) failed; their errors are above.", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ Each is checked against the paper's result (max relative error, float32).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import partial
 
 import torch
 
-from benchmarks.common import Row, measure, with_ratios
+from benchmarks.common import Row, guarded, measure, with_ratios
 from dedit_app.attention import grouped_attention, make_plan, masked_grouped_attention
 
 
@@ -62,17 +64,20 @@ def _case_rows(case: str, q, k, v, qi, ki, repeats: int) -> list[Row]:
     return rows + [reference]
 
 
-def run(profile: str) -> list[Row]:
+def run(profile: str) -> Iterator[Row]:
     cuda = torch.cuda.is_available() and profile == "full"
     device = torch.device("cuda" if cuda else "cpu")
     dtypes = [torch.float32] + ([torch.bfloat16] if cuda else [])
     repeats = 3 if profile == "quick" else 10
-    rows: list[Row] = []
     for dtype in dtypes:
         for name, side, heads in (("64x64 level", 64, 10), ("32x32 level", 32, 20)):
-            tensors = _case(side, heads, 8, 40, device, dtype)
-            rows += _case_rows(f"{name} 8 items {str(dtype)[6:]}", *tensors, repeats=repeats)
-    return rows
+            case = f"{name} 8 items {str(dtype)[6:]}"
+            part = partial(_level_rows, case, side, heads, device, dtype, repeats)
+            yield from guarded(case, part)  # named by its case: --only 64x64
+
+
+def _level_rows(case, side, heads, device, dtype, repeats) -> list[Row]:
+    return _case_rows(case, *_case(side, heads, 8, 40, device, dtype), repeats=repeats)
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

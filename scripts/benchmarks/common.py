@@ -9,7 +9,8 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import psutil
@@ -149,12 +150,46 @@ def with_ratios(ours: Row, reference: Row) -> list[Row]:
     return [ours, reference]
 
 
-def print_table(rows: list[Row]) -> None:
+def guarded(name: str, part: Callable[[], Iterable[Row]], case: str | None = None) -> Iterator[Row]:
+    """The rows of ``part()`` as they come; if it fails, one ``failed`` row for ``case``
+    (default ``name``) naming the error (the traceback goes to stderr), and the caller goes
+    on with its next part. A first run on a new machine (the CUDA paths) then still prints
+    every table that works. Parts whose ``name`` matches none of :data:`ONLY` are skipped."""
+    if ONLY and not any(token in name for token in ONLY):
+        return
+    try:
+        yield from part()
+    except Exception as err:  # noqa: BLE001 - reported as a row, and bench.py exits 1
+        traceback.print_exc()
+        _free_cuda()
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        yield Row(
+            case or name, f"{FAILED}: {name}", None, None, note=f"{type(err).__name__}: {first}"
+        )
+
+
+FAILED = "failed"
+# bench.py --only: run only the parts whose name contains one of these (empty: all parts)
+ONLY: tuple[str, ...] = ()
+
+
+def _free_cuda() -> None:
+    if _cuda_in_use():
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def print_table(rows: Iterable[Row]) -> int:
+    """Print each row as soon as it is measured; returns how many parts failed."""
     header = f"{'case':<34} {'impl':<34} {'median s':>10} {'peak MB':>10} {'ratio':>7}  note"
-    print(header)
-    print("-" * len(header))
+    print(header, flush=True)
+    print("-" * len(header), flush=True)
+    failed = 0
     for r in rows:
+        failed += r.impl.startswith(FAILED)
         sec = f"{r.seconds:.4f}" if r.seconds is not None else "-"
         mem = f"{r.peak_mb:.1f}" if r.peak_mb is not None else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
         print(f"{r.case:<34} {r.impl:<34} {sec:>10} {mem:>10} {ratio:>7}  {r.note}", flush=True)
+    return failed

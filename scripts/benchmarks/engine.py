@@ -3,9 +3,12 @@ formulation (see benchmarks.finetune and benchmarks.sample)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from benchmarks import finetune, sample
 from benchmarks.common import Row
 
 
-def run(profile: str) -> list[Row]:
-    return finetune.run(profile) + sample.run(profile)
+def run(profile: str) -> Iterator[Row]:
+    yield from finetune.run(profile)
+    yield from sample.run(profile)

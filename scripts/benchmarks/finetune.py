@@ -12,11 +12,13 @@ VRAM is measured.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import torch
 
-from benchmarks.common import Row, measure, sync, with_ratios
+from benchmarks.common import Row, guarded, measure, sync, with_ratios
 from benchmarks.dedit_reference import full_sdxl, paper_attention, rel_err, tiny_model
 
 
@@ -142,23 +144,26 @@ def _job_rows(model, size: int, items: int, steps: int, case: str, mode: str) ->
     ]
 
 
-def run(profile: str) -> list[Row]:
-    rows: list[Row] = []
+def run(profile: str) -> Iterator[Row]:
     if profile == "full" and torch.cuda.is_available():
         model = full_sdxl("cuda", torch.bfloat16)
-        case = "SDXL 1024^2 8 items bf16"
-        rows += _micro_step_rows(model, 1024, 8, 5, case)
-        rows += _encode_rows(model, 8, 10, case)
-        for mode in ("default", "low-memory", "channels-last", "compiled (inductor)"):
-            rows += _job_rows(model, 1024, 8, 6, case, mode)
-        return rows
-    model = tiny_model()
-    case = "tiny SDXL 256^2 4 items cpu"
-    rows += _micro_step_rows(model, 256, 4, 5 if profile == "full" else 3, case)
-    rows += _encode_rows(model, 8, 5, case)
-    modes = ["default"]
-    if profile == "full":  # eager backend on the CPU: checks the compiled path only
-        modes += ["low-memory", "channels-last", "compiled (eager)"]
+        case, size, items, steps = "SDXL 1024^2 8 items bf16", 1024, 8, 6
+        yield from guarded(
+            "micro-step", partial(_micro_step_rows, model, size, items, 5, case), case
+        )
+        yield from guarded("encode", partial(_encode_rows, model, items, 10, case), case)
+        modes = ["default", "low-memory", "channels-last", "compiled (inductor)"]
+    else:
+        model = tiny_model()
+        case, size, items, steps = "tiny SDXL 256^2 4 items cpu", 256, 4, 4
+        repeats = 5 if profile == "full" else 3
+        yield from guarded(
+            "micro-step", partial(_micro_step_rows, model, size, items, repeats, case), case
+        )
+        yield from guarded("encode", partial(_encode_rows, model, 8, 5, case), case)
+        modes = ["default"]
+        if profile == "full":  # eager backend on the CPU: checks the compiled path only
+            modes += ["low-memory", "channels-last", "compiled (eager)"]
     for mode in modes:
-        rows += _job_rows(model, 256, 4, 4, case, mode)
-    return rows
+        job = partial(_job_rows, model, size, items, steps, case, mode)
+        yield from guarded(f"job {mode}", job, case)

@@ -9,12 +9,13 @@ its memory is estimated from the same formula, since it would need tens of gigab
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, measure, with_ratios
+from benchmarks.common import Row, guarded, measure, with_ratios
 from dedit_app.partition import item_bbox, move_item, remove_item
 
 REFERENCE = Path(
@@ -85,7 +86,11 @@ def _move_args(labels: np.ndarray) -> tuple[float, float, float]:
     return 200 * f - 0.5 * cx, 140 * f - 0.5 * cy, 0.5
 
 
-def run(profile: str) -> list[Row]:
+def run(profile: str) -> Iterator[Row]:
+    yield from guarded("partition", lambda: _rows(profile))
+
+
+def _rows(profile: str) -> list[Row]:
     base = _example_labels()
     rows: list[Row] = []
     repeats = 3 if profile == "quick" else 7

@@ -1,7 +1,8 @@
 """Editing speed: one denoising step ours (both guidance branches in one batched UNet call,
 grouped cross-attention) vs the paper's (two UNet calls, per-item attention maps), same
 inputs (the guided noise predictions must agree); and whole edits through the real sampler
-(steps, pasting, decode, full-resolution composite), ours beside the paper's UNet calls.
+(steps, pasting, decode, full-resolution composite), ours beside the paper's UNet calls;
+and the photo's VAE latents, cached per photo vs encoded every edit.
 
 quick: the tiny SDXL on the CPU (4 items, 256 x 256). full: with a GPU, full-size SDXL,
 random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps; without one, the tiny
@@ -13,11 +14,13 @@ timed edits then alternate layouts and prompts, which must not compile again).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import torch
 
-from benchmarks.common import Row, measure, sync, with_ratios
+from benchmarks.common import Row, guarded, measure, sync, with_ratios
 from benchmarks.dedit_reference import (
     achieved_tflops,
     full_sdxl,
@@ -115,23 +118,48 @@ def _edit_rows(model, size: int, items: int, steps: int, repeats: int, case: str
     return rows
 
 
-def _switch_rows(model, size, items, steps, repeats, case, backend) -> list[Row]:
-    """Whole edits with each speed switch on, against ours without it (ratio column)."""
+def _encode_rows(model, size: int, repeats: int, case: str) -> list[Row]:
+    """The photo's VAE latents for an edit: encoded again (what the paper's code does every
+    edit) vs taken from the model's per-photo cache (every edit after the first)."""
+    image = np.random.default_rng(1).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+    def encoded():
+        model._latent_cache.clear()
+        return model.encode_image(image)
+
+    same = torch.equal(encoded(), model.encode_image(image))
+    s, mb = measure(lambda: model.encode_image(image), repeats=repeats)
+    rs, rmb = measure(encoded, repeats=repeats)
+    model._latent_cache.clear()
+    return with_ratios(
+        Row(case, "latents: cached (ours)", s, mb,
+            note=f"{'identical' if same else 'DIFFERENT'} to a fresh encode"),
+        Row(case, "latents: encoded each edit (paper)", rs, rmb),
+    )  # fmt: skip
+
+
+def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[Row]:
+    """Whole edits with each speed switch on, against ours without it (ratio column); each
+    row is yielded as soon as it is measured."""
     edits = _Edits(model, size, items, steps)
     base_s, base_mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
     label = f"edit, {steps} steps"
-    rows = [Row(case, f"{label}: ours (grouped)", base_s, base_mb, 1.0)]
+    yield Row(case, f"{label}: ours (grouped)", base_s, base_mb, 1.0)
 
     def switched(name, note=""):
         s, mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
-        rows.append(Row(case, f"{label}: {name}", s, mb, base_s / s, note))
+        return Row(case, f"{label}: {name}", s, mb, base_s / s, note)
 
     model.edit_attention = "masked"
-    switched("masked attention")
-    model.edit_attention = "grouped"
+    try:
+        yield switched("masked attention")
+    finally:
+        model.edit_attention = "grouped"
     model.use_channels_last()
-    switched("channels-last")
-    model.use_channels_last(False)
+    try:
+        yield switched("channels-last")
+    finally:
+        model.use_channels_last(False)
 
     from torch._dynamo.utils import counters
 
@@ -147,27 +175,30 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> list[Row]
         turn = iter(range(1, 10**6))  # every timed edit: another layout and prompt set
         s, mb = measure(lambda: _edit(model, edits.request(next(turn))), repeats=repeats)
         again = counters["stats"]["unique_graphs"] - graphs
-        rows.append(Row(case, f"{label}: compiled ({backend})", s, mb, base_s / s,
-                        f"first edit {first:.1f} s (compiles); {again} recompiles over "
-                        f"{repeats + 1} edits with new layouts and prompts"))  # fmt: skip
+        row = Row(case, f"{label}: compiled ({backend})", s, mb, base_s / s,
+                  f"first edit {first:.1f} s (compiles); {again} recompiles over "
+                  f"{repeats + 1} edits with new layouts and prompts")  # fmt: skip
     finally:
         model.compile_unet(None)
         torch._dynamo.reset()
-    model.reset()
-    return rows
+        model.reset()
+    yield row
 
 
-def run(profile: str) -> list[Row]:
+def run(profile: str) -> Iterator[Row]:
     if profile == "full" and torch.cuda.is_available():
         model = full_sdxl("cuda", torch.bfloat16)
-        case = "SDXL 1024^2 8 items bf16"
-        rows = _step_rows(model, 1024, 8, 10, case) + _edit_rows(model, 1024, 8, 20, 3, case)
-        return rows + _switch_rows(model, 1024, 8, 20, 3, case, "inductor")
-    model = tiny_model()
-    case = "tiny SDXL 256^2 4 items cpu"
-    rows = _step_rows(model, 256, 4, 5, case)
-    if profile == "full":
-        rows += _edit_rows(model, 256, 4, 20, 2, case)
-        # eager backend on the CPU: checks the compiled path (one graph for every edit)
-        return rows + _switch_rows(model, 256, 4, 20, 2, case, "eager")
-    return rows + _edit_rows(model, 256, 4, 4, 2, case)
+        case, size, items, steps, backend = "SDXL 1024^2 8 items bf16", 1024, 8, 20, "inductor"
+        repeats = 3
+        yield from guarded("step", partial(_step_rows, model, size, items, 10, case), case)
+    else:
+        model = tiny_model()
+        case, size, items, backend = "tiny SDXL 256^2 4 items cpu", 256, 4, "eager"
+        steps, repeats = (20 if profile == "full" else 4), 2
+        yield from guarded("step", partial(_step_rows, model, size, items, 5, case), case)
+    edits = partial(_edit_rows, model, size, items, steps, repeats, case)
+    yield from guarded("edit", edits, case)
+    yield from guarded("photo latents", partial(_encode_rows, model, size, repeats, case), case)
+    if profile == "full":  # on the CPU, the eager backend checks the compiled path only
+        switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend)
+        yield from guarded("switches", switches, case)

@@ -20,12 +20,13 @@ The photo is the D-Edit example (``../shared/reference``) or, without it, a synt
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, measure, with_ratios
+from benchmarks.common import Row, guarded, measure, with_ratios
 from dedit_app.segment.classical import ClassicalSegmenter
 
 REFERENCE = Path(
@@ -70,7 +71,7 @@ def _grabcut_full(image: np.ndarray, box: tuple[float, ...], iterations: int) ->
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
-def _classical(rows: list[Row], profile: str) -> None:
+def _classical(profile: str) -> Iterator[Row]:
     for side in (1024, 4096):
         img = _photo(side)
         f = side / 1024
@@ -84,20 +85,18 @@ def _classical(rows: list[Row], profile: str) -> None:
             n.append(len(seg.segment_auto().names))
 
         t, m = measure(auto, repeats=3, warmup=0)
-        rows.append(Row(f"classical auto @{side}²", "ours", t, m, note=f"{n_items[-1]} items"))
+        yield Row(f"classical auto @{side}²", "ours", t, m, note=f"{n_items[-1]} items")
         t, m = measure(lambda seg=seg, c=click: seg.segment_click(c, [1]), repeats=5)
-        rows.append(Row(f"classical click @{side}²", "ours (point)", t, m))
+        yield Row(f"classical click @{side}²", "ours (point)", t, m)
 
         ours = seg.segment_click(None, box=box)
         iters = seg.config.grabcut_iterations
         # Full-resolution GrabCut at 4096² takes about a minute: once, and only with --full.
         if side == 4096 and profile != "full":
             t_o, m_o = measure(lambda seg=seg, b=box: seg.segment_click(None, box=b), repeats=5)
-            rows.append(Row(f"classical box @{side}²", "ours (box)", t_o, m_o))
-            rows.append(
-                Row(
-                    f"classical box @{side}²", "grabCut full-res", None, None, note="--full runs it"
-                )
+            yield Row(f"classical box @{side}²", "ours (box)", t_o, m_o)
+            yield Row(
+                f"classical box @{side}²", "grabCut full-res", None, None, note="--full runs it"
             )
             continue
         ref = _grabcut_full(img, box, iters)
@@ -107,13 +106,13 @@ def _classical(rows: list[Row], profile: str) -> None:
         t_r, m_r = measure(
             lambda i=img, b=box, n=iters: _grabcut_full(i, b, n), repeats=reps, warmup=0
         )
-        rows += with_ratios(
+        yield from with_ratios(
             Row(f"classical box @{side}²", "ours (box)", t_o, m_o, note=note),
             Row(f"classical box @{side}²", "grabCut full-res", t_r, m_r),
         )
 
 
-def _sam(rows: list[Row], profile: str) -> None:
+def _sam(profile: str) -> Iterator[Row]:
     import torch
     from segment_anything import SamPredictor
 
@@ -146,7 +145,7 @@ def _sam(rows: list[Row], profile: str) -> None:
                 seg.set_image(img)
 
             t_enc, m = measure(encode, repeats=enc_reps, warmup=warm)
-            rows.append(Row(f"sam set_image {where}", "ours (encoder once)", t_enc, m))
+            yield Row(f"sam set_image {where}", "ours (encoder once)", t_enc, m)
             seg.set_image(img)
             mine = _click_any(seg, x, y)
             t_o, m_o = measure(
@@ -161,7 +160,7 @@ def _sam(rows: list[Row], profile: str) -> None:
             ref_mask = naive_click()
             same = 1.0 if not (mine.any() or ref_mask.any()) else _iou(mine, ref_mask)
             t_r, m_r = measure(naive_click, repeats=enc_reps, warmup=warm)
-            rows += with_ratios(
+            yield from with_ratios(
                 Row(
                     f"sam click {where}",
                     "ours (decoder only)",
@@ -177,7 +176,7 @@ def _sam(rows: list[Row], profile: str) -> None:
                 img = _photo(side)
                 seg.set_image(img)
                 t, m = measure(lambda seg=seg: seg.segment_auto(), repeats=2)
-                rows.append(Row(f"sam auto {kind} {device} @{side}²", "ours (32x32 grid)", t, m))
+                yield Row(f"sam auto {kind} {device} @{side}²", "ours (32x32 grid)", t, m)
         seg.release()
         del seg, naive, model
         if cuda:
@@ -194,8 +193,6 @@ def _click_any(seg, x: float, y: float) -> np.ndarray:
         return np.zeros(seg.image_size, bool)
 
 
-def run(profile: str) -> list[Row]:
-    rows: list[Row] = []
-    _classical(rows, profile)
-    _sam(rows, profile)
-    return rows
+def run(profile: str) -> Iterator[Row]:
+    yield from guarded("classical", lambda: _classical(profile))
+    yield from guarded("sam", lambda: _sam(profile))

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import Row, measure, with_ratios  # noqa: E402
+from benchmarks.common import Row, guarded, measure, with_ratios  # noqa: E402
 
 
 def _labels(side: int, k: int, seed: int = 0) -> np.ndarray:
@@ -252,9 +253,8 @@ def QTimer_single_shot_run(task, ctx) -> None:  # noqa: N802 - reads as what it 
     QApplication.processEvents()
 
 
-def run(profile: str) -> list[Row]:
-    rows = overlay_rows()
-    rows += stall_rows(steps=20 if profile == "full" else 8)
+def run(profile: str) -> Iterator[Row]:
+    yield from guarded("overlay", overlay_rows)
+    yield from guarded("stall", lambda: stall_rows(steps=20 if profile == "full" else 8))
     if profile == "full":
-        rows += overlay_rows(side=8192, items=60)
-    return rows
+        yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))
