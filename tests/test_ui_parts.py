@@ -214,6 +214,8 @@ def test_settings_round_trip_through_a_private_store(tmp_path):
         segmenter="sam",
         sam_checkpoint="/w/sam.pth",
         recent=["/a.png", "/b.png"],
+        low_memory=True,
+        compile=True,
     )
     s.save(qs)
     loaded = EditorSettings.load(private_settings(tmp_path))
@@ -259,6 +261,21 @@ def test_qt_bindings_keep_reference_counts_of_none_and_true(qtbot):
     assert sys.getrefcount(None) - before_none > -10
 
 
+class _FakeModel:
+    """What ``ui.engine._model`` touches of a loaded model."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.compiled = False
+        self.backends: list[str | None] = []
+
+    def compile_unet(self, backend="inductor"):
+        self.backends.append(backend)
+        self.compiled = backend is not None
+
+
 def test_segmenter_gives_memory_back_only_when_sdxl_needs_the_most(monkeypatch):
     """SAM leaves the GPU to load SDXL and to train; an edit with SDXL loaded keeps it."""
     import dedit_app.models
@@ -272,7 +289,9 @@ def test_segmenter_gives_memory_back_only_when_sdxl_needs_the_most(monkeypatch):
             self.released += 1
 
     loads = []
-    monkeypatch.setattr(dedit_app.models, "load_model", lambda *a, **k: loads.append(a) or a)
+    monkeypatch.setattr(
+        dedit_app.models, "load_model", lambda *a, **k: loads.append(a) or _FakeModel()
+    )
     ctx, seg = WorkerContext(), Segmenter()
     ctx.cache["segmenter"] = ("classical", seg)
     spec = engine.ModelSpec("some/model", "cpu", "float32")
@@ -284,3 +303,35 @@ def test_segmenter_gives_memory_back_only_when_sdxl_needs_the_most(monkeypatch):
     assert (seg.released, len(loads)) == (2, 1)
     engine._model(ctx, engine.ModelSpec("other/model", "cpu", "float32"))  # another model
     assert (seg.released, len(loads)) == (3, 2)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_compile_setting_switches_the_loaded_model_without_loading_again(monkeypatch, device):
+    """Settings > Compile compiles the UNet on CUDA (on a CPU inductor costs more than it
+    saves, so it stays plain), and turning it off or on keeps the loaded weights."""
+    import dedit_app.models
+    from ui import engine
+    from ui.worker import WorkerContext
+
+    loads = []
+    monkeypatch.setattr(
+        dedit_app.models, "load_model", lambda *a, **k: loads.append(a) or _FakeModel(device)
+    )
+    ctx = WorkerContext()
+    on = engine.ModelSpec.from_settings(EditorSettings(model="m", compile=True))
+    model = engine._model(ctx, on)
+    assert model.compiled == (device == "cuda")
+    engine._model(ctx, on)
+    off = engine.ModelSpec.from_settings(EditorSettings(model="m", compile=False))
+    assert engine._model(ctx, off) is model and not model.compiled
+    assert len(loads) == 1
+    assert model.backends == (["inductor", None] if device == "cuda" else [])
+
+
+def test_low_memory_setting_turns_on_both_memory_savers():
+    from ui.engine import finetune_options
+
+    low = finetune_options(EditorSettings(low_memory=True))
+    assert low.gradient_checkpointing and low.offload_idle
+    plain = finetune_options(EditorSettings())
+    assert not plain.gradient_checkpointing and not plain.offload_idle

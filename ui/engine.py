@@ -49,15 +49,21 @@ def unavailable() -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model to load, from Settings."""
+    """Which model to load, and how to run it, from Settings."""
 
     source: str
     device: str = "auto"  # auto | cuda | mps | cpu
     precision: str = "auto"  # auto | bfloat16 | float16 | float32
+    compile: bool = False  # torch.compile the UNet; honoured on CUDA only
 
     @classmethod
     def from_settings(cls, settings) -> ModelSpec:
-        return cls(settings.model, settings.device, settings.precision)
+        return cls(settings.model, settings.device, settings.precision, settings.compile)
+
+    @property
+    def load_key(self) -> tuple[str, str, str]:
+        """What decides which weights are loaded where; switching compile reuses them."""
+        return (self.source, self.device, self.precision)
 
 
 def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
@@ -70,7 +76,7 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
 
     seg = ctx.cache.get("segmenter")
     loaded = ctx.cache.get(_MODEL_KEY)
-    needs_room = training or loaded is None or loaded[0] != spec
+    needs_room = training or loaded is None or loaded[0] != spec.load_key
     if seg is not None and hasattr(seg[1], "release") and needs_room:
         seg[1].release()
 
@@ -81,7 +87,12 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
             dtype=None if spec.precision == "auto" else spec.precision,
         )
 
-    return ctx.get(_MODEL_KEY, make, version=spec)
+    model = ctx.get(_MODEL_KEY, make, version=spec.load_key)
+    # On a CPU, inductor takes minutes for what it saves in seconds (docs/PERFORMANCE.md).
+    wanted = spec.compile and model.device.type == "cuda"
+    if wanted != model.compiled:
+        model.compile_unet("inductor" if wanted else None)
+    return model
 
 
 def snapshot(project):
@@ -99,6 +110,9 @@ def finetune_options(settings):
         emb_steps=settings.emb_steps,
         model_steps=settings.model_steps,
         lora_rank=settings.lora_rank,
+        # same trained tensors, less memory, slower steps (docs/PERFORMANCE.md)
+        gradient_checkpointing=settings.low_memory,
+        offload_idle=settings.low_memory,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -41,6 +42,7 @@ class EditorSettings:
     model: str = DEFAULT_MODEL  # Hugging Face hub id or a local diffusers folder
     device: str = "auto"  # auto | cuda | mps | cpu
     precision: str = "auto"  # auto | bfloat16 | float16 | float32
+    compile: bool = False  # torch.compile the UNet (CUDA only): one wait, faster edits after
     segmenter: str = "classical"  # a name from dedit_app.segment.list_backends()
     sam_checkpoint: str = ""  # SAM .pth file (sam / grounded-sam backends)
     grounding_checkpoint: str = ""  # Grounding DINO hub id or folder (grounded-sam backend)
@@ -54,6 +56,7 @@ class EditorSettings:
     emb_steps: int = 500  # preparing, stage 1 (token embeddings)
     model_steps: int = 500  # preparing, stage 2 (cross-attention weights)
     lora_rank: int = 0  # 0 = train to_q/to_k/to_v directly; >0 = LoRA of this rank
+    low_memory: bool = False  # preparing: recompute activations, park idle models in RAM
     recent: list[str] = field(default_factory=list)  # recently opened photos and projects
 
     @classmethod
@@ -161,6 +164,15 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
         form.addRow("Precision", self.precision)
+        self.compile = _check("Compile the model", settings.compile)
+        form.addRow("", self.compile)
+        form.addRow(
+            "",
+            _hint(
+                "NVIDIA GPUs only. The first edit and each Prepare wait once while the model "
+                "compiles; edits after that are faster."
+            ),
+        )
         tabs.addTab(model, "Model")
 
         seg = QWidget()
@@ -210,6 +222,15 @@ class SettingsDialog(QDialog):
         self.lora_rank.setSpecialValueText("off (train attention)")
         form.addRow("LoRA rank", self.lora_rank)
         form.addRow("", _hint("Changing these makes the next Prepare train again."))
+        self.low_memory = _check("Low memory", settings.low_memory)
+        form.addRow("", self.low_memory)
+        form.addRow(
+            "",
+            _hint(
+                "Prepares SDXL on a GPU with 24 GB or less: slower, and it learns the same. "
+                "Turn it on if Prepare runs out of GPU memory."
+            ),
+        )
         tabs.addTab(prep, "Preparing")
 
         buttons = QDialogButtonBox(
@@ -239,6 +260,8 @@ class SettingsDialog(QDialog):
             emb_steps=self.emb_steps.value(),
             model_steps=self.model_steps.value(),
             lora_rank=self.lora_rank.value(),
+            compile=self.compile.isChecked(),
+            low_memory=self.low_memory.isChecked(),
         ).clamped()
 
 
@@ -247,6 +270,12 @@ def _hint(text: str) -> QLabel:
     label.setProperty("role", "hint")
     label.setWordWrap(True)
     return label
+
+
+def _check(text: str, checked: bool) -> QCheckBox:
+    box = QCheckBox(text)
+    box.setChecked(checked)
+    return box
 
 
 def _combo(options: list[str], current: str) -> QComboBox:
