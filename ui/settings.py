@@ -164,14 +164,12 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
         form.addRow("Precision", self.precision)
-        self.compile = _check("Compile the model", settings.compile)
-        form.addRow("", self.compile)
-        form.addRow(
-            "",
-            _hint(
-                "NVIDIA GPUs only. The first edit and each Prepare wait once while the model "
-                "compiles; edits after that are faster."
-            ),
+        self.compile = _switch(
+            form,
+            "Compile the model",
+            settings.compile,
+            "NVIDIA GPUs only. The first edit and each Prepare wait once while the model "
+            "compiles; edits after that are faster.",
         )
         tabs.addTab(model, "Model")
 
@@ -222,14 +220,12 @@ class SettingsDialog(QDialog):
         self.lora_rank.setSpecialValueText("off (train attention)")
         form.addRow("LoRA rank", self.lora_rank)
         form.addRow("", _hint("Changing these makes the next Prepare train again."))
-        self.low_memory = _check("Low memory", settings.low_memory)
-        form.addRow("", self.low_memory)
-        form.addRow(
-            "",
-            _hint(
-                "Prepares SDXL on a GPU with 24 GB or less: slower, and it learns the same. "
-                "Turn it on if Prepare runs out of GPU memory."
-            ),
+        self.low_memory = _switch(
+            form,
+            "Low memory",
+            settings.low_memory,
+            "Prepares SDXL on a GPU with 24 GB or less: slower, and it learns the same. "
+            "Turn it on if Prepare runs out of GPU memory.",
         )
         tabs.addTab(prep, "Preparing")
 
@@ -272,9 +268,12 @@ def _hint(text: str) -> QLabel:
     return label
 
 
-def _check(text: str, checked: bool) -> QCheckBox:
+def _switch(form: QFormLayout, text: str, checked: bool, hint: str) -> QCheckBox:
+    """A check box with its explanation underneath, added to ``form``."""
     box = QCheckBox(text)
     box.setChecked(checked)
+    form.addRow("", box)
+    form.addRow("", _hint(hint))
     return box
 
 
