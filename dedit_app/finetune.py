@@ -246,7 +246,8 @@ def finetune(
 
     ``photos[0]`` is the target (tokens ``#``), ``photos[1]`` the optional reference
     (tokens ``$``). Yields :class:`Progress` (stage "tokens" or "unet", ``loss``) after every
-    micro-step and honours ``cancel`` there; returns a :class:`FinetuneResult`. The model
+    micro-step, and stage "compiling" before each stage when the UNet is compiled; honours
+    ``cancel`` after every micro-step; returns a :class:`FinetuneResult`. The model
     keeps the learned state afterwards (``model.applied`` is the result's weights id); on
     cancel or error it is reset to the base model.
     """
@@ -301,6 +302,8 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 encoder.set_input_embeddings(module)
                 rows.append(module.rows)
             opt = _optimizer(rows, options.emb_lr, model.device)
+            if model.compiles_next("train"):
+                yield Progress(step, total, stage="compiling")
             for micro in range(options.emb_steps):
                 cancel.raise_if_cancelled()
                 loss_sum = 0.0
@@ -333,6 +336,8 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 offloaded += _offload(model, model.text_encoders)
             params = _stage2_params(model, options, alpha)
             opt = _optimizer(params, options.unet_lr, model.device)
+            if model.compiles_next("train"):
+                yield Progress(step, total, stage="compiling")
             for micro in range(options.model_steps):
                 cancel.raise_if_cancelled()
                 loss_sum = 0.0

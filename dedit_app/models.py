@@ -248,6 +248,7 @@ class DiffusionModel:
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
     _compiled_unet: Any = field(default=None, repr=False)
     _latent_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
+    _warm: set[str] = field(default_factory=set, repr=False)  # compiled call kinds traced
     # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
     # fastest eager; compile_unet switches to "masked", whose graph survives every edit.
     edit_attention: str = "grouped"
@@ -303,12 +304,26 @@ class DiffusionModel:
         attention); edits use the "masked" attention strategy, whose graph survives a new
         layout or prompt. ``backend``/``mode`` go to ``torch.compile`` (tests use "eager");
         ``backend=None`` goes back to the plain UNet."""
+        self._warm.clear()
         if backend is None:
             self._compiled_unet = None
             self.edit_attention = "grouped"
             return
         self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
         self.edit_attention = "masked"
+
+    def compiles_next(self, kind: str) -> bool:
+        """Whether the next UNet call of ``kind`` compiles first (minutes on a GPU), so a job
+        can say so before it waits. ``"edit"``: once per :meth:`compile_unet` (every edit
+        shares one graph), then False; ``"train"``: always when compiled, since each
+        preparation's layout, and each of its stages, compiles anew."""
+        if not self.compiled:
+            return False
+        if kind == "train":
+            return True
+        first = kind not in self._warm
+        self._warm.add(kind)
+        return first
 
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:
         """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called."""

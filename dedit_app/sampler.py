@@ -144,7 +144,8 @@ def sample(
 
     Yields Progress (stage "sampling", ``step/total`` over all steps of all candidate
     batches, ``preview`` a small RGB image of the first candidate of the batch when
-    ``options.previews``); returns a :class:`SampleResult`. Raises EditError for bad input
+    ``options.previews``; stage "compiling" first when a compiled UNet has not run an edit
+    yet); returns a :class:`SampleResult`. Raises EditError for bad input
     before any heavy work, Cancelled when cancelled (no decoding is done then).
     """
     opts = request.options
@@ -233,6 +234,8 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {"generator": gens[0]} if "generator" in accepts else {}
 
+        if model.compiles_next("edit"):
+            yield Progress(done, total, stage="compiling")
         n = len(timesteps)
         for i, t in enumerate(timesteps):
             cancel.raise_if_cancelled()

@@ -70,6 +70,26 @@ def test_compiled_preparation_trains_the_same(compiled, tiny_photo):
         torch.testing.assert_close(ours.tensors[key], value, rtol=1e-4, atol=1e-6)
 
 
+def _stages(job) -> list[str]:
+    stages: list[str] = []
+    run_job(job, lambda p: stages.append(p.stage))
+    return stages
+
+
+def test_jobs_say_before_they_wait_for_a_compile(compiled, tiny_photo):
+    """The first compiled edit, and each stage of every compiled preparation (a new layout),
+    announce the compile before the step that pays it; later edits do not."""
+    image, labels, _ = tiny_photo
+    opts = SamplingOptions(steps=2, edge=10, previews=False)
+    request = SampleRequest(labels, {0: "a wall", 1: "a bag"}, image, labels == 1, opts)
+    first, second = (_stages(sample(compiled, request)) for _ in range(2))
+    assert first == ["compiling", "sampling", "sampling"] and "compiling" not in second
+    prep = _stages(finetune(compiled, [TrainImage(*tiny_photo)], QUICK))
+    assert prep == ["compiling", "tokens", "tokens", "compiling", "unet", "unet"]
+    compiled.compile_unet(None)
+    assert "compiling" not in _stages(sample(compiled, request))
+
+
 def test_channels_last_gives_the_same_edit(tiny_sdxl, tiny_photo):
     prompts = {0: "a wall", 1: "a table", 2: "a floor", 3: "a red bag"}
     plain = _edit(tiny_sdxl, tiny_photo, prompts, 3)

@@ -160,6 +160,34 @@ def test_worker_runs_a_job_reports_progress_and_returns_its_result(qtbot, jobs):
     assert [s for s, _ in rec.losses] == list(range(1, 21))
 
 
+class StageThenWait:
+    """Announces a stage right after another, then blocks until released."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def run(self, ctx, cancel):
+        yield Progress(0, 0, stage="Loading the model")
+        yield Progress(0, 4, stage="compiling")  # well within the coalescing interval
+        self.release.wait(10)
+        yield Progress(4, 4, stage="sampling")
+        return 4
+
+
+def test_a_new_stage_is_shown_at_once_even_between_coalesced_steps(qtbot, jobs):
+    """Progress messages are coalesced, but a stage change (say, a compile that is about to
+    take minutes) reaches the UI before the wait, not after it."""
+    task = StageThenWait()
+    rec = jobs.submit(JobRequest("stages", task))
+    try:
+        qtbot.waitUntil(lambda: rec.progress is not None and rec.progress.stage == "compiling")
+    finally:
+        task.release.set()
+    qtbot.waitUntil(lambda: rec.state is JobState.DONE, timeout=10000)
+
+
 def test_cancel_is_confirmed_by_the_worker(qtbot, jobs):
     cancelled = []
     rec = jobs.submit(

@@ -37,6 +37,7 @@ STAGE_WORDS = {
     "unet": "Tuning the model",
     "sampling": "Painting",
     "loading": "Loading",
+    "compiling": "Compiling the model for this GPU (can take minutes)",
 }
 
 

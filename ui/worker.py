@@ -205,6 +205,7 @@ class Worker(QThread):
         losses: list[tuple[int, float]] = []
         last_emit = 0.0
         pending: Progress | None = None
+        shown_stage: str | None = None
         while True:
             try:
                 p = next(job)
@@ -221,11 +222,14 @@ class Worker(QThread):
                 losses.append((p.step, float(p.loss)))
             now = time.monotonic()
             last = p.total and p.step >= p.total
-            if p.preview is not None or last or now - last_emit >= _PROGRESS_INTERVAL:
+            # A new stage always shows: the step after it may be a long wait (a compile).
+            new_stage = p.stage != shown_stage
+            if p.preview is not None or last or new_stage or now - last_emit >= _PROGRESS_INTERVAL:
                 self._emit_progress(job_id, p, losses, t0)
                 losses = []
                 pending = None
                 last_emit = now
+                shown_stage = p.stage
             else:
                 pending = p
 
