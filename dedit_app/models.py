@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 
 from dedit_app.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -249,6 +252,8 @@ class DiffusionModel:
     _compiled_unet: Any = field(default=None, repr=False)
     _latent_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
     _warm: set[str] = field(default_factory=set, repr=False)  # compiled call kinds traced
+    # Why compiling failed, if it did: the model then runs plain (see run_unet).
+    compile_error: str = ""
     # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
     # fastest eager; compile_unet switches to "masked", whose graph survives every edit.
     edit_attention: str = "grouped"
@@ -309,6 +314,7 @@ class DiffusionModel:
             self._compiled_unet = None
             self.edit_attention = "grouped"
             return
+        self.compile_error = ""
         self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
         self.edit_attention = "masked"
 
@@ -326,9 +332,25 @@ class DiffusionModel:
         return first
 
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:
-        """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called."""
-        unet = self.unet if self._compiled_unet is None else self._compiled_unet
-        return unet(*args, **kwargs)
+        """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called.
+
+        A compiler that fails (no C compiler, a kernel cache left damaged by a killed
+        process) must not fail the user's job: the plain UNet gives the same result, so the
+        model goes back to it for good and says why in :attr:`compile_error`."""
+        if self._compiled_unet is None:
+            return self.unet(*args, **kwargs)
+        try:
+            return self._compiled_unet(*args, **kwargs)
+        except torch._dynamo.exc.BackendCompilerFailed as err:
+            cause = getattr(err, "inner_exception", None) or err.__cause__ or err
+            why = (str(cause).strip().splitlines() or [""])[0]
+            self.compile_error = (
+                f"Compiling the model failed, so it runs uncompiled ({type(cause).__name__}: "
+                f"{why})."
+            )
+            log.warning("%s", self.compile_error, exc_info=True)
+            self.compile_unet(None)
+            return self.unet(*args, **kwargs)
 
     def use_channels_last(self, enabled: bool = True) -> None:
         """Store the UNet's and VAE's conv weights channels-last (NHWC) or back to NCHW.

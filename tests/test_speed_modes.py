@@ -90,6 +90,29 @@ def test_jobs_say_before_they_wait_for_a_compile(compiled, tiny_photo):
     assert "compiling" not in _stages(sample(compiled, request))
 
 
+def test_a_compiler_that_fails_falls_back_to_the_plain_unet(tiny_sdxl, tiny_photo):
+    """A broken compiler (here a backend that raises, as inductor does on a damaged kernel
+    cache) costs the user nothing: the edit comes out as the plain UNet's, and the model
+    stays plain and says why."""
+
+    def broken_backend(graph, example_inputs):
+        raise ImportError("main.so: file too short")
+
+    prompts = {0: "a wall", 1: "a bag"}
+    plain = _edit(tiny_sdxl, tiny_photo, prompts, 1)
+    torch._dynamo.reset()
+    tiny_sdxl.compile_unet(backend=broken_backend)
+    try:
+        fell_back = _edit(tiny_sdxl, tiny_photo, prompts, 1)
+        assert not tiny_sdxl.compiled
+        assert "file too short" in tiny_sdxl.compile_error
+        assert tiny_sdxl.compile_error.startswith("Compiling the model failed")
+    finally:
+        tiny_sdxl.compile_unet(None)
+        torch._dynamo.reset()
+    torch.testing.assert_close(fell_back.latents, plain.latents, rtol=1e-4, atol=1e-4)
+
+
 def test_channels_last_gives_the_same_edit(tiny_sdxl, tiny_photo):
     prompts = {0: "a wall", 1: "a table", 2: "a floor", 3: "a red bag"}
     plain = _edit(tiny_sdxl, tiny_photo, prompts, 3)

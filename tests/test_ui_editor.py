@@ -352,3 +352,12 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window):
 
     stored = EditorSettings.load(private_settings(Path(window.qsettings.fileName()).parent))
     assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory
+
+
+def test_a_job_notice_stays_above_the_picture_until_dismissed(window):
+    text = "Compiling the model failed, so it runs uncompiled (ImportError: file too short)."
+    window.jobs.noticed.emit(7, text)
+    assert window.message_text() == text and window.message_bar.level == "info"
+    assert not window.message_bar._timer.isActive()  # notices that fade would be missed
+    window.message_bar.close_button.click()
+    assert window.message_text() == ""

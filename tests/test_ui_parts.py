@@ -188,6 +188,53 @@ def test_a_new_stage_is_shown_at_once_even_between_coalesced_steps(qtbot, jobs):
     qtbot.waitUntil(lambda: rec.state is JobState.DONE, timeout=10000)
 
 
+def test_a_notice_reaches_the_ui_and_the_job_goes_on(qtbot, jobs):
+    from ui.worker import NOTICE
+
+    class Noticing:
+        def run(self, ctx, cancel):
+            yield Progress(1, 2, stage="Testing")
+            yield Progress(0, 0, stage=NOTICE, message="Compiling the model failed (...).")
+            yield Progress(2, 2, stage="Testing")
+            return "done"
+
+    notices, results = [], []
+    jobs.noticed.connect(lambda _id, text: notices.append(text))
+    rec = jobs.submit(JobRequest("notice", Noticing()), on_finished=results.append)
+    qtbot.waitUntil(lambda: rec.state is JobState.DONE, timeout=10000)
+    assert notices == ["Compiling the model failed (...)."] and results == ["done"]
+    assert rec.progress.stage == "Testing"
+
+
+def test_tasks_tell_when_the_compiler_failed_during_their_job():
+    from ui.engine import _telling_compile_failures
+    from ui.worker import NOTICE
+
+    model = _FakeModel("cuda")
+
+    def job(fail: bool):
+        yield Progress(1, 1, stage="sampling")
+        if fail:
+            model.compile_error = "Compiling the model failed, so it runs uncompiled (X: y)."
+        return "picture"
+
+    def drive(j):
+        seen = []
+        while True:
+            try:
+                seen.append(next(j))
+            except StopIteration as stop:
+                return seen, stop.value
+
+    seen, result = drive(_telling_compile_failures(model, job(False)))
+    assert result == "picture" and [p.stage for p in seen] == ["sampling"]
+    seen, result = drive(_telling_compile_failures(model, job(True)))
+    assert result == "picture" and [p.stage for p in seen] == ["sampling", NOTICE]
+    assert seen[-1].message.startswith("Compiling the model failed")
+    seen, _ = drive(_telling_compile_failures(model, job(False)))  # told once, not again
+    assert [p.stage for p in seen] == ["sampling"]
+
+
 def test_cancel_is_confirmed_by_the_worker(qtbot, jobs):
     cancelled = []
     rec = jobs.submit(
@@ -297,6 +344,7 @@ class _FakeModel:
 
         self.device = torch.device(device)
         self.compiled = False
+        self.compile_error = ""
         self.backends: list[str | None] = []
 
     def compile_unet(self, backend="inductor"):
@@ -354,6 +402,20 @@ def test_compile_setting_switches_the_loaded_model_without_loading_again(monkeyp
     assert engine._model(ctx, off) is model and not model.compiled
     assert len(loads) == 1
     assert model.backends == (["inductor", None] if device == "cuda" else [])
+
+
+def test_a_compile_that_failed_is_not_tried_again_for_the_loaded_model(monkeypatch):
+    import dedit_app.models
+    from ui import engine
+    from ui.worker import WorkerContext
+
+    monkeypatch.setattr(dedit_app.models, "load_model", lambda *a, **k: _FakeModel("cuda"))
+    ctx = WorkerContext()
+    on = engine.ModelSpec.from_settings(EditorSettings(model="m", compile=True))
+    model = engine._model(ctx, on)
+    model.compiled, model.compile_error = False, "Compiling the model failed (...)."
+    assert engine._model(ctx, on) is model
+    assert model.backends == ["inductor"] and not model.compiled
 
 
 def test_low_memory_setting_turns_on_both_memory_savers():

@@ -25,7 +25,7 @@ import numpy as np
 
 from dedit_app.errors import EditError
 from dedit_app.jobs import CancelToken, Progress
-from ui.worker import WorkerContext
+from ui.worker import NOTICE, WorkerContext
 
 _MODEL_KEY = "diffusion-model"
 
@@ -89,10 +89,22 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
 
     model = ctx.get(_MODEL_KEY, make, version=spec.load_key)
     # On a CPU, inductor takes minutes for what it saves in seconds (docs/PERFORMANCE.md).
-    wanted = spec.compile and model.device.type == "cuda"
+    # A compile that failed once stays off until the model is loaded again (the job ran
+    # uncompiled and the log says why).
+    wanted = spec.compile and model.device.type == "cuda" and not model.compile_error
     if wanted != model.compiled:
         model.compile_unet("inductor" if wanted else None)
     return model
+
+
+def _telling_compile_failures(model, job):
+    """Run ``job``; when the model's compiler failed during it (the job went on uncompiled),
+    tell the user once, as a notice."""
+    before = model.compile_error
+    result = yield from job
+    if model.compile_error and model.compile_error != before:
+        yield Progress(0, 0, stage=NOTICE, message=model.compile_error)
+    return result
 
 
 def snapshot(project):
@@ -131,9 +143,8 @@ class PrepareTask:
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
         model = _model(ctx, self.spec, training=True)
         cancel.raise_if_cancelled()
-        return (
-            yield from finetune_project(model, self.project, self.reference, self.options, cancel)
-        )
+        job = finetune_project(model, self.project, self.reference, self.options, cancel)
+        return (yield from _telling_compile_failures(model, job))
 
 
 def prepare_task(project, settings, reference=None) -> PrepareTask:
@@ -240,7 +251,7 @@ class EditTask:
         model = _model(ctx, self.spec)
         cancel.raise_if_cancelled()
         job = run_edit(model, self.project, self.request, reference=self.reference, cancel=cancel)
-        return (yield from job)
+        return (yield from _telling_compile_failures(model, job))
 
 
 def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:

@@ -443,6 +443,7 @@ class MainWindow(QMainWindow):
         self.size_slider.valueChanged.connect(self._set_brush_size)
         self.size_spin.valueChanged.connect(self._set_brush_size)
         self.jobs.changed.connect(lambda _id: self._update_busy())
+        self.jobs.noticed.connect(lambda _id, text: self.show_info(text, timeout_ms=0))
         self.candidates.chosen.connect(self.editing.choose_candidate)
         self.candidates.split_changed.connect(self.editing.set_split)
         self.candidates.discard.connect(self.editing.discard_result)

@@ -94,7 +94,18 @@ class JobCancelled:
     job_id: int
 
 
-Message = JobStarted | JobProgress | JobFinished | JobFailed | JobCancelled
+@dataclass(frozen=True)
+class JobNotice:
+    """Something the user should know that does not stop the job (a task yields
+    ``Progress(stage=NOTICE, message=...)``)."""
+
+    job_id: int
+    text: str
+
+
+NOTICE = "notice"
+
+Message = JobStarted | JobProgress | JobFinished | JobFailed | JobCancelled | JobNotice
 
 
 class WorkerContext:
@@ -218,6 +229,9 @@ class Worker(QThread):
                 raise Cancelled()
             if not isinstance(p, Progress):
                 continue
+            if p.stage == NOTICE:
+                self.message.emit(JobNotice(job_id, p.message))
+                continue
             if p.loss is not None:
                 losses.append((p.step, float(p.loss)))
             now = time.monotonic()
@@ -274,6 +288,7 @@ class JobQueue(QObject):
     failed = Signal(int, str)
     cancelled = Signal(int)
     removed = Signal(int)
+    noticed = Signal(int, str)  # a job's notice for the user; the job goes on
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -377,6 +392,9 @@ class JobQueue(QObject):
             record.message = msg.message
             self._call(record, "failed", msg.message)
             self.failed.emit(msg.job_id, msg.message)
+        elif isinstance(msg, JobNotice):
+            self.noticed.emit(msg.job_id, msg.text)
+            return
         elif isinstance(msg, JobCancelled):
             record.state = JobState.CANCELLED
             record.message = "Cancelled; nothing was changed."
