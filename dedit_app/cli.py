@@ -394,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dedit: error: {err}", file=sys.stderr)
         return 1
     except (MemoryError, RuntimeError) as err:
-        oom = as_out_of_memory(err, f"`dedit {args.command}`")
+        remedy = {
+            "finetune": "add --low-memory or use --device cpu",
+            "edit": "use fewer --candidates or --device cpu",
+        }.get(args.command, "run it on the CPU")
+        oom = as_out_of_memory(err, f"`dedit {args.command}`", remedy)
         if oom is None:
             raise  # a bug: keep the traceback
         print(f"dedit: error: {oom}", file=sys.stderr)

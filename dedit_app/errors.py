@@ -49,11 +49,16 @@ class OutOfMemory(DEditError):
     """The GPU (or RAM) ran out of memory during a job."""
 
 
-def as_out_of_memory(err: BaseException, what: str = "The job") -> OutOfMemory | None:
+def as_out_of_memory(
+    err: BaseException,
+    what: str = "The job",
+    remedy: str = "turn on low-memory mode or choose the CPU",
+) -> OutOfMemory | None:
     """The user's sentence for a memory failure, or None when ``err`` is something else.
 
     Recognises ``MemoryError`` (RAM) and torch's ``OutOfMemoryError`` / the "out of memory"
-    RuntimeErrors of the CUDA and MPS back ends without importing torch.
+    RuntimeErrors of the CUDA and MPS back ends without importing torch. ``remedy`` is what
+    the user can change for a GPU failure, in the words of the place they change it.
     """
     if isinstance(err, OutOfMemory):
         return err
@@ -66,7 +71,7 @@ def as_out_of_memory(err: BaseException, what: str = "The job") -> OutOfMemory |
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
     ):
         return OutOfMemory(
-            f"{what} ran out of GPU memory. Close other programs that use the GPU, or turn on "
-            "low-memory mode or choose the CPU, then try again."
+            f"{what} ran out of GPU memory. Close other programs that use the GPU, or "
+            f"{remedy}, then try again."
         )
     return None

@@ -214,7 +214,10 @@ def test_usage_errors_exit_2_and_help_has_examples():
 @pytest.mark.parametrize(
     "error, words",
     [
-        ("cuda", "ran out of GPU memory"),
+        (
+            "cuda",
+            "ran out of GPU memory. Close other programs that use the GPU, or add --low-memory",
+        ),
         ("ram", "ran out of memory"),
     ],
 )

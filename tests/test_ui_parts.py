@@ -270,9 +270,17 @@ def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
     qtbot.waitUntil(lambda: bug.state is JobState.FAILED, timeout=10000)
     assert bug.message.startswith("Prepare project stopped because of an internal error")
     assert "Nothing was changed" in bug.message
-    oom = jobs.submit(JobRequest("Edit", Steps(5, fail=RuntimeError("CUDA out of memory."))))
+    oom = jobs.submit(
+        JobRequest("Edit", Steps(5, fail=RuntimeError("CUDA out of memory.")), kind="edit")
+    )
     qtbot.waitUntil(lambda: oom.state is JobState.FAILED, timeout=10000)
     assert "ran out of GPU memory" in oom.message
+    assert "fewer results per edit in Settings > Editing" in oom.message
+    prep = jobs.submit(
+        JobRequest("Prepare", Steps(5, fail=RuntimeError("CUDA out of memory.")), kind="prepare")
+    )
+    qtbot.waitUntil(lambda: prep.state is JobState.FAILED, timeout=10000)
+    assert "turn on Low memory in Settings > Preparing" in prep.message
 
 
 # ----- settings -----------------------------------------------------------------------------

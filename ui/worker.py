@@ -136,13 +136,21 @@ class WorkerContext:
         self.cache.pop(key, None)
 
 
-def user_message(err: BaseException, title: str) -> tuple[str, str]:
+# What a user can change in Settings when a job of this kind runs out of GPU memory.
+_OOM_REMEDY = {
+    "prepare": "turn on Low memory in Settings > Preparing",
+    "edit": "ask for fewer results per edit in Settings > Editing",
+}
+
+
+def user_message(err: BaseException, title: str, kind: str = "job") -> tuple[str, str]:
     """The sentence a user sees for an exception, and the detail for the log."""
     if isinstance(err, DEditError):
         return str(err), ""
     detail = "".join(traceback.format_exception(err))
     name = type(err).__name__
-    oom = as_out_of_memory(err, title)
+    remedy = _OOM_REMEDY.get(kind, "choose the CPU in Settings > Model")
+    oom = as_out_of_memory(err, title, remedy)
     if oom is not None:
         return str(oom), detail
     return (
@@ -205,7 +213,7 @@ class Worker(QThread):
             if cancel.cancelled:  # a job torn down by its cancel counts as cancelled
                 self.message.emit(JobCancelled(job_id))
                 return
-            text, detail = user_message(err, request.title)
+            text, detail = user_message(err, request.title, request.kind)
             if detail:
                 log.error("job %r failed:\n%s", request.title, detail)
             self.message.emit(JobFailed(job_id, text, detail))
