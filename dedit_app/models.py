@@ -251,7 +251,7 @@ class DiffusionModel:
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
     _compiled_unet: Any = field(default=None, repr=False)
     _latent_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
-    _warm: set[str] = field(default_factory=set, repr=False)  # compiled call kinds traced
+    _edit_traced: bool = field(default=False, repr=False)  # the compiled UNet ran an edit
     # Why compiling failed, if it did: the model then runs plain (see run_unet).
     compile_error: str = ""
     # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
@@ -309,7 +309,7 @@ class DiffusionModel:
         attention); edits use the "masked" attention strategy, whose graph survives a new
         layout or prompt. ``backend``/``mode`` go to ``torch.compile`` (tests use "eager");
         ``backend=None`` goes back to the plain UNet."""
-        self._warm.clear()
+        self._edit_traced = False
         if backend is None:
             self._compiled_unet = None
             self.edit_attention = "grouped"
@@ -327,8 +327,7 @@ class DiffusionModel:
             return False
         if kind == "train":
             return True
-        first = kind not in self._warm
-        self._warm.add(kind)
+        first, self._edit_traced = not self._edit_traced, True
         return first
 
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:

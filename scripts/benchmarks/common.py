@@ -150,6 +150,11 @@ def with_ratios(ours: Row, reference: Row) -> list[Row]:
     return [ours, reference]
 
 
+FAILED = "failed"
+# bench.py --only: run only the parts whose name contains one of these (empty: all parts)
+ONLY: tuple[str, ...] = ()
+
+
 def guarded(name: str, part: Callable[[], Iterable[Row]], case: str | None = None) -> Iterator[Row]:
     """The rows of ``part()`` as they come; if it fails, one ``failed`` row for ``case``
     (default ``name``) naming the error (the traceback goes to stderr), and the caller goes
@@ -166,11 +171,6 @@ def guarded(name: str, part: Callable[[], Iterable[Row]], case: str | None = Non
         yield Row(
             case or name, f"{FAILED}: {name}", None, None, note=f"{type(err).__name__}: {first}"
         )
-
-
-FAILED = "failed"
-# bench.py --only: run only the parts whose name contains one of these (empty: all parts)
-ONLY: tuple[str, ...] = ()
 
 
 def _free_cuda() -> None:
