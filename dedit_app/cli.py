@@ -209,7 +209,7 @@ def _load_project(path: str):
 
 
 def _load_model(args, fallback: str | None = None):
-    from dedit_app.models import load_model
+    from dedit_app.models import compile_cache_dir, load_model
 
     source = args.model or fallback
     if not source:
@@ -217,7 +217,7 @@ def _load_model(args, fallback: str | None = None):
     print(f"loading {source} ...", file=sys.stderr, flush=True)
     model = load_model(source, device=args.device, dtype=args.dtype, vae=args.vae)
     if getattr(args, "compile", False):
-        model.compile_unet()
+        model.compile_unet(cache_dir=compile_cache_dir())
     return model
 
 

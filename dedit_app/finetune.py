@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from dedit_app.attention import AttentionContext, RowGroup
 from dedit_app.errors import EditError, ModelLoadError, ProjectError
+from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel, check_weights_match
 from dedit_app.tokens import (
@@ -185,14 +186,38 @@ def _photo(model: DiffusionModel, img: TrainImage, strings: list[str]) -> _Photo
 
 def _train_step(
     model, noise_sched, photo: _Photo, cond, batch: int, gen: torch.Generator, accum: int
-) -> float:
+) -> torch.Tensor:
     """Forward and backward of one photo's micro-step (gradients scaled by ``1/accum``);
-    returns the loss. Both passes run inside the attention context, so recomputation
-    under gradient checkpointing sees the same grouping as the forward pass."""
+    returns the loss (0-dim, on the device). A compiled UNet whose backward fails to
+    compile (it compiles at the first ``backward()``, past :meth:`DiffusionModel.run_unet`'s
+    fallback) costs the job nothing: the model goes plain and the step runs again from the
+    same random state, so the result is the plain UNet's. No gradient has landed by then:
+    the failing node is the UNet's, which every trained tensor's gradient passes through."""
+    if not model.compiled:
+        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+    state = gen.get_state()
+    try:
+        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the plain run below re-raises a real error
+        if not model.compiled:  # the forward already fell back: this is not the compiler
+            raise
+        model.stop_compiling(err)
+        gen.set_state(state)
+        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+
+
+def _forward_backward(
+    model, noise_sched, photo: _Photo, cond, batch: int, gen: torch.Generator, accum: int
+) -> torch.Tensor:
+    """The micro-step itself. Both passes run inside the attention context, so
+    recomputation under gradient checkpointing sees the same grouping as the forward."""
     lat = photo.latents.repeat(batch, 1, 1, 1)
-    noise = torch.randn(lat.shape, generator=gen).to(lat.device, lat.dtype)
+    # drawn on the host (the same numbers on every device), copied without a sync
+    noise = to_device(torch.randn(lat.shape, generator=gen), lat.device).to(lat.dtype)
     t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=gen)
-    t = t.to(lat.device)
+    t = to_device(t, lat.device)
     noisy = noise_sched.add_noise(lat, noise, t)
     if noise_sched.config.prediction_type == "v_prediction":
         target = noise_sched.get_velocity(lat, noise, t)
@@ -206,20 +231,64 @@ def _train_step(
         }
     if photo.ctx is None:  # one per photo: its per-layer plans are computed once
         groups = [RowGroup(batch, photo.labels, cond.key_items)]
-        photo.ctx = AttentionContext(tuple(photo.labels.shape), groups, model.device)
+        photo.ctx = AttentionContext(
+            tuple(photo.labels.shape), groups, model.device, model.train_attention
+        )
+    embeds = cond.embeds.expand(batch, -1, -1)
+    if model.compiled and model.train_attention == "masked":
+        # another photo's item count and prompt lengths reuse the compiled graph
+        photo.ctx.mark_dynamic_keys()
+        torch._dynamo.mark_dynamic(embeds, 1)
     use_autocast = model.dtype != torch.float32
     with model.attention.use(photo.ctx):
         with torch.autocast(model.device.type, dtype=model.dtype, enabled=use_autocast):
             pred = model.run_unet(
                 noisy,
                 t,
-                encoder_hidden_states=cond.embeds.expand(batch, -1, -1),
+                encoder_hidden_states=embeds,
                 added_cond_kwargs=extra,
                 return_dict=False,
             )[0]
         loss = F.mse_loss(pred.float(), target.float())
         (loss / accum).backward()
-    return float(loss.detach())
+    return loss.detach()
+
+
+def _stage(model, stage, micro_step, opt, steps, accum, cancel, at, losses) -> Job[int]:
+    """``steps`` micro-steps of ``micro_step()`` (returns the summed loss, on the device),
+    an optimizer step every ``accum`` and at the end; yields Progress of ``stage`` from
+    ``at = (step, total)`` on and returns the step count after it. Losses are read back a
+    step late (``TrailingReads``) so reading one never stalls the GPU's queue: ``losses``
+    gets every value, each Progress the newest one read (None before the first on CUDA)."""
+    step, total = at
+    reads = TrailingReads(model.device)
+    for micro in range(steps):
+        cancel.raise_if_cancelled()
+        shown = reads.push(micro_step())
+        if (micro + 1) % accum == 0 or micro + 1 == steps:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        step += 1
+        if shown is not None:
+            losses.append(float(shown))
+        yield Progress(step, total, stage=stage, loss=None if shown is None else losses[-1])
+    last = reads.flush()
+    if last is not None:
+        losses.append(float(last))
+    return step
+
+
+def _compiles_next(model, stage: str, ready: list[_Photo], options: FinetuneOptions) -> bool:
+    """Whether this stage's first micro-steps compile (see ``DiffusionModel.compiles_next``):
+    each stage trains other tensors, and the batch, checkpointing, a LoRA and every latent
+    size change the graph. Under the "masked" strategy layouts and prompts do not; under
+    "grouped" every photo's layout is a graph of its own."""
+    if model.train_attention != "masked":
+        return model.compiled
+    kind = ("train", stage, options.batch_size, options.gradient_checkpointing,
+            options.lora_rank > 0)  # fmt: skip
+    new = [model.compiles_next((*kind, *p.latents.shape[-2:])) for p in ready]
+    return any(new)
 
 
 def _optimizer(params: list[torch.Tensor], lr: float, device: torch.device):
@@ -246,8 +315,8 @@ def finetune(
 
     ``photos[0]`` is the target (tokens ``#``), ``photos[1]`` the optional reference
     (tokens ``$``). Yields :class:`Progress` (stage "tokens" or "unet", ``loss``) after every
-    micro-step, and stage "compiling" before each stage when the UNet is compiled; honours
-    ``cancel`` after every micro-step; returns a :class:`FinetuneResult`. The model
+    micro-step, and stage "compiling" before a stage whose graph a compiled UNet lacks;
+    honours ``cancel`` after every micro-step; returns a :class:`FinetuneResult`. The model
     keeps the learned state afterwards (``model.applied`` is the result's weights id); on
     cancel or error it is reset to the base model.
     """
@@ -302,22 +371,20 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 encoder.set_input_embeddings(module)
                 rows.append(module.rows)
             opt = _optimizer(rows, options.emb_lr, model.device)
-            if model.compiles_next("train"):
+            if _compiles_next(model, "tokens", ready, options):
                 yield Progress(step, total, stage="compiling")
-            for micro in range(options.emb_steps):
-                cancel.raise_if_cancelled()
-                loss_sum = 0.0
-                for photo in ready:
-                    cond = encode_items(model, photo.prompts)
-                    loss_sum += _train_step(
-                        model, noise_sched, photo, cond, options.batch_size, gen, options.grad_accum
-                    )
-                if (micro + 1) % options.grad_accum == 0 or micro + 1 == options.emb_steps:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(loss_sum)
-                yield Progress(step, total, stage="tokens", loss=loss_sum)
+
+            def tokens_step() -> torch.Tensor:
+                return sum(
+                    _train_step(model, noise_sched, photo, encode_items(model, photo.prompts),
+                                options.batch_size, gen, options.grad_accum)
+                    for photo in ready
+                )  # fmt: skip
+
+            step = yield from _stage(
+                model, "tokens", tokens_step, opt, options.emb_steps, options.grad_accum,
+                cancel, (step, total), losses,
+            )  # fmt: skip
             learned = [r.detach().float().cpu() for r in rows]
             for encoder, base in spliced:
                 encoder.set_input_embeddings(base)
@@ -336,22 +403,20 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 offloaded += _offload(model, model.text_encoders)
             params = _stage2_params(model, options, alpha)
             opt = _optimizer(params, options.unet_lr, model.device)
-            if model.compiles_next("train"):
+            if _compiles_next(model, "unet", ready, options):
                 yield Progress(step, total, stage="compiling")
-            for micro in range(options.model_steps):
-                cancel.raise_if_cancelled()
-                loss_sum = 0.0
-                for photo in ready:
-                    loss_sum += _train_step(
-                        model, noise_sched, photo, photo.cond, options.batch_size, gen,
-                        options.grad_accum,
-                    )  # fmt: skip
-                if (micro + 1) % options.grad_accum == 0 or micro + 1 == options.model_steps:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                step += 1
-                losses.append(loss_sum)
-                yield Progress(step, total, stage="unet", loss=loss_sum)
+
+            def unet_step() -> torch.Tensor:
+                return sum(
+                    _train_step(model, noise_sched, photo, photo.cond, options.batch_size, gen,
+                                options.grad_accum)
+                    for photo in ready
+                )  # fmt: skip
+
+            step = yield from _stage(
+                model, "unet", unet_step, opt, options.model_steps, options.grad_accum,
+                cancel, (step, total), losses,
+            )  # fmt: skip
             del opt
             unet_tensors = _finish_stage2(model, options)
 

@@ -25,7 +25,9 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import shutil
+import sys
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DiffusionModel",
     "check_weights_match",
+    "compile_cache_dir",
     "detect_family",
     "load_model",
     "model_from_components",
@@ -62,6 +65,21 @@ _DTYPES = {
 _WEIGHT_SUFFIX = ".safetensors"
 # Photos whose VAE latents stay cached: the photo being edited and a reference photo.
 _LATENT_CACHE_SIZE = 2
+
+
+def compile_cache_dir() -> Path:
+    """The folder for the editor's compiled kernels (``DEDIT_CACHE_DIR`` overrides): the
+    user's cache folder, not inductor's default under the temp folder, so a compile is paid
+    once per machine and torch version instead of after every reboot."""
+    if os.environ.get("DEDIT_CACHE_DIR"):
+        return Path(os.environ["DEDIT_CACHE_DIR"]) / "kernels"
+    if sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "dedit-studio" / "kernels"
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -251,12 +269,16 @@ class DiffusionModel:
     _latent_rgb: torch.Tensor | None = field(default=None, repr=False)
     _compiled_unet: Any = field(default=None, repr=False)
     _latent_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
-    _edit_traced: bool = field(default=False, repr=False)  # the compiled UNet ran an edit
+    _traced: set = field(default_factory=set, repr=False)  # kinds of call compiled so far
     # Why compiling failed, if it did: the model then runs plain (see run_unet).
     compile_error: str = ""
+    # The compiled-kernel folder this model set for inductor (None: inductor's own choice).
+    kernel_cache: Path | None = None
     # The grouped-attention strategy of an edit (a new layout each time): "grouped" is the
     # fastest eager; compile_unet switches to "masked", whose graph survives every edit.
     edit_attention: str = "grouped"
+    # The same for a preparation's micro-steps (one layout per photo).
+    train_attention: str = "grouped"
 
     @property
     def is_sdxl(self) -> bool:
@@ -302,54 +324,84 @@ class DiffusionModel:
         """Whether :meth:`run_unet` goes through ``torch.compile``."""
         return self._compiled_unet is not None
 
-    def compile_unet(self, backend: str | None = "inductor", mode: str | None = None) -> None:
+    def compile_unet(
+        self,
+        backend: str | None = "inductor",
+        mode: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         """Run the UNet through ``torch.compile`` from now on (the engine's UNet calls go
-        through :meth:`run_unet`). Compiling happens at the first call with a new layout,
-        not here: a preparation compiles once (one layout for every step, "grouped"
-        attention); edits use the "masked" attention strategy, whose graph survives a new
-        layout or prompt. ``backend``/``mode`` go to ``torch.compile`` (tests use "eager");
-        ``backend=None`` goes back to the plain UNet."""
-        self._edit_traced = False
+        through :meth:`run_unet`). Compiling happens at the first call of a new kind, not
+        here: edits and preparations switch to the "masked" attention strategy, whose graph
+        does not depend on the items' layout or prompts, so what compiles anew is only a new
+        latent size or a new kind of call (see :meth:`compiles_next`). ``backend``/``mode``
+        go to ``torch.compile`` (tests use "eager"); ``backend=None`` goes back to the
+        plain UNet. ``cache_dir`` (e.g. :func:`compile_cache_dir`): where inductor keeps
+        its kernels, unless ``TORCHINDUCTOR_CACHE_DIR`` already says; the model then owns
+        that folder and empties it when compiling fails (see :meth:`stop_compiling`)."""
+        self._traced = set()
         if backend is None:
             self._compiled_unet = None
-            self.edit_attention = "grouped"
+            self.edit_attention = self.train_attention = "grouped"
             return
         self.compile_error = ""
-        self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
-        self.edit_attention = "masked"
+        self.kernel_cache = None
+        if backend == "inductor" and cache_dir is not None:
+            from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    def compiles_next(self, kind: str) -> bool:
-        """Whether the next UNet call of ``kind`` compiles first (minutes on a GPU), so a job
-        can say so before it waits. ``"edit"``: once per :meth:`compile_unet` (every edit
-        shares one graph), then False; ``"train"``: always when compiled, since each
-        preparation's layout, and each of its stages, compiles anew."""
-        if not self.compiled:
+            # Importing diffusers already wrote inductor's default into the environment,
+            # so only a folder other than that default is the user's own choice.
+            chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+            if chosen is None or Path(chosen) == Path(default_cache_dir()):
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.fspath(cache_dir)
+            if Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) == Path(cache_dir):
+                self.kernel_cache = Path(cache_dir)
+        # Every latent size (photo aspect ratio) and kind of call is a graph of its own;
+        # dynamo's default limit (8) would quietly run the ninth eager.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
+        self.edit_attention = self.train_attention = "masked"
+
+    def compiles_next(self, kind: Hashable) -> bool:
+        """Whether the next UNet call of ``kind`` compiles first (a minute or more on a GPU),
+        so a job can say so before it waits. ``kind`` names what picks a graph: the call's
+        latent size and whatever changes what the UNet computes (an edit, or a preparation
+        stage with its gradients and checkpointing). True once per kind and
+        :meth:`compile_unet`; always False when not compiled."""
+        if not self.compiled or kind in self._traced:
             return False
-        if kind == "train":
-            return True
-        first, self._edit_traced = not self._edit_traced, True
-        return first
+        self._traced.add(kind)
+        return True
 
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:
         """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called.
 
         A compiler that fails (no C compiler, a kernel cache left damaged by a killed
         process) must not fail the user's job: the plain UNet gives the same result, so the
-        model goes back to it for good and says why in :attr:`compile_error`."""
+        model goes back to it for good (:meth:`stop_compiling`)."""
         if self._compiled_unet is None:
             return self.unet(*args, **kwargs)
         try:
             return self._compiled_unet(*args, **kwargs)
         except torch._dynamo.exc.BackendCompilerFailed as err:
-            cause = getattr(err, "inner_exception", None) or err.__cause__ or err
-            why = (str(cause).strip().splitlines() or [""])[0]
-            self.compile_error = (
-                f"Compiling the model failed, so it runs uncompiled ({type(cause).__name__}: "
-                f"{why})."
-            )
-            log.warning("%s", self.compile_error, exc_info=True)
-            self.compile_unet(None)
+            self.stop_compiling(getattr(err, "inner_exception", None) or err.__cause__ or err)
             return self.unet(*args, **kwargs)
+
+    def stop_compiling(self, cause: BaseException) -> None:
+        """Go back to the plain UNet for good because compiling failed with ``cause``, and
+        say so in :attr:`compile_error` (the editor shows it). Also for a failure that
+        surfaces later than the forward call: the backward graph compiles at the first
+        ``backward()``, and then the error arrives as the compiler raised it."""
+        why = (str(cause).strip().splitlines() or [""])[0]
+        self.compile_error = (
+            f"Compiling the model failed, so it runs uncompiled ({type(cause).__name__}: {why})."
+        )
+        log.warning("%s", self.compile_error, exc_info=cause)
+        self.compile_unet(None)
+        if self.kernel_cache is not None:
+            # A kernel a killed compile left half-written is the usual cause; the next
+            # load compiles from an empty folder instead of failing on it again.
+            shutil.rmtree(self.kernel_cache, ignore_errors=True)
 
     def use_channels_last(self, enabled: bool = True) -> None:
         """Store the UNet's and VAE's conv weights channels-last (NHWC) or back to NCHW.

@@ -33,6 +33,7 @@ import torch
 
 from dedit_app.attention import AttentionContext, RowGroup
 from dedit_app.errors import EditError
+from dedit_app.hostreads import TrailingReads
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel
 from dedit_app.tokens import encode_items, time_ids
@@ -144,9 +145,10 @@ def sample(
 
     Yields Progress (stage "sampling", ``step/total`` over all steps of all candidate
     batches, ``preview`` a small RGB image of the first candidate of the batch when
-    ``options.previews``; stage "compiling" first when a compiled UNet has not run an edit
-    yet); returns a :class:`SampleResult`. Raises EditError for bad input
-    before any heavy work, Cancelled when cancelled (no decoding is done then).
+    ``options.previews``, a step late on CUDA; stage "compiling" first when a compiled UNet
+    has not run an edit of this latent size and batch yet); returns a
+    :class:`SampleResult`. Raises EditError for bad input before any heavy work, Cancelled
+    when cancelled (no decoding is done then).
     """
     opts = request.options
     opts.check()
@@ -234,9 +236,19 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
         accepts = inspect.signature(scheduler.step).parameters
         step_kwargs = {"generator": gens[0]} if "generator" in accepts else {}
 
-        if model.compiles_next("edit"):
+        # what picks the compiled graph: batch rows and latent size (layout and prompts
+        # are tensor data under the masked strategy)
+        if model.compiles_next(("edit", len(groups), b, lh, lw)):
             yield Progress(done, total, stage="compiling")
         n = len(timesteps)
+        # Paste targets for every step, made before the loop: a scheduler's add_noise looks
+        # its timestep up with a device-to-host read, which inside the loop would make the
+        # CPU wait for the GPU each step instead of queueing the next step's kernels.
+        targets = []
+        if original is not None:
+            targets = [scheduler.add_noise(original, paste_noise, timesteps[j : j + 1])
+                       for j in range(1, n)] + [original.expand_as(z)]  # fmt: skip
+        previews = TrailingReads(model.device) if opts.previews else None
         for i, t in enumerate(timesteps):
             cancel.raise_if_cancelled()
             with torch.no_grad(), model.attention.use(ctx):
@@ -251,19 +263,15 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
                 out = scheduler.step(pred, t, z, **step_kwargs, return_dict=True)
                 z = out.prev_sample
                 if original is not None:
-                    if i + 1 < n:
-                        target = scheduler.add_noise(
-                            original, paste_noise, timesteps[i + 1 : i + 2]
-                        )
-                    else:
-                        target = original.expand_as(z)
                     mask = hard_l + soft_l if i <= opts.strength * n else hard_l
-                    z = mask * target + (1 - mask) * z
+                    z = mask * targets[i] + (1 - mask) * z
             done += 1
             preview = None
-            if opts.previews:
+            if previews is not None:
                 x0 = getattr(out, "pred_original_sample", None)
-                preview = _preview(model, (x0 if x0 is not None else z)[0])
+                # a step late on CUDA, so reading it back never stalls the GPU's queue
+                shown = previews.push(_preview(model, (x0 if x0 is not None else z)[0]))
+                preview = None if shown is None else shown.numpy()
             yield Progress(done, total, stage="sampling", preview=preview)
         finals.append(z)
 
@@ -286,8 +294,9 @@ def _timesteps(model: DiffusionModel, opts: SamplingOptions) -> torch.Tensor:
     return scheduler.timesteps
 
 
-def _preview(model: DiffusionModel, latents: torch.Tensor) -> np.ndarray:
-    """``[4, h, w]`` latents -> ``(h, w, 3)`` uint8 through the fitted linear map."""
+def _preview(model: DiffusionModel, latents: torch.Tensor) -> torch.Tensor:
+    """``[4, h, w]`` latents -> ``(h, w, 3)`` uint8 through the fitted linear map, on the
+    latents' device."""
     m = model.latent_rgb().to(latents.device)
     x = latents.float().permute(1, 2, 0) @ m[:-1] + m[-1]
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)

@@ -5,6 +5,8 @@ without a C++ build); the GPU timings are in docs/PERFORMANCE.md."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -56,18 +58,39 @@ def test_compiled_edits_match_and_share_one_graph(compiled, tiny_photo):
         assert np.abs(a.images[0].astype(int) - b.images[0]).max() <= 1
 
 
+def _other_photo(tiny_photo):
+    """The same size as ``tiny_photo``, another layout: three items, other names."""
+    image, labels, _ = tiny_photo
+    other = np.zeros_like(labels)
+    other[:140] = 1
+    other[140:, 120:] = 2
+    return TrainImage(image[::-1].copy(), other, ("sky", "grey stone wall", "dog"))
+
+
 def test_compiled_preparation_trains_the_same(compiled, tiny_photo):
-    """One layout for every step: the grouped strategy compiles, once per stage (stage 2
-    trains other tensors), and trains exactly what the plain UNet trains."""
+    """A compiled preparation ("masked" attention) trains what the plain UNet ("grouped")
+    trains, for one photo and for two trained together."""
+    pairs = [[TrainImage(*tiny_photo)], [TrainImage(*tiny_photo), _other_photo(tiny_photo)]]
+    ours = [run_job(finetune(compiled, photos, QUICK)) for photos in pairs]
+    assert compiled.train_attention == "masked"
+    compiled.compile_unet(None)
+    assert compiled.train_attention == "grouped"
+    plain = [run_job(finetune(compiled, photos, QUICK)) for photos in pairs]
+    for a, b in zip(ours, plain):
+        for key, value in b.tensors.items():
+            torch.testing.assert_close(a.tensors[key], value, rtol=1e-4, atol=1e-6)
+
+
+def test_another_photo_prepares_without_compiling_again(compiled, tiny_photo):
+    """Under the masked strategy a preparation's graphs (one per stage) serve the next
+    photo of that size, whatever its items and prompts: no recompile, no notice."""
     from torch._dynamo.utils import counters
 
-    photo = TrainImage(*tiny_photo)
-    ours = run_job(finetune(compiled, [photo], QUICK))
-    assert 1 <= counters["stats"]["unique_graphs"] <= 2
-    compiled.compile_unet(None)
-    plain = run_job(finetune(compiled, [photo], QUICK))
-    for key, value in plain.tensors.items():
-        torch.testing.assert_close(ours.tensors[key], value, rtol=1e-4, atol=1e-6)
+    first = _stages(finetune(compiled, [TrainImage(*tiny_photo)], QUICK))
+    graphs = counters["stats"]["unique_graphs"]
+    second = _stages(finetune(compiled, [_other_photo(tiny_photo)], QUICK))
+    assert first.count("compiling") == 2 and "compiling" not in second
+    assert 1 <= graphs <= 2 and counters["stats"]["unique_graphs"] == graphs
 
 
 def _stages(job) -> list[str]:
@@ -77,13 +100,18 @@ def _stages(job) -> list[str]:
 
 
 def test_jobs_say_before_they_wait_for_a_compile(compiled, tiny_photo):
-    """The first compiled edit, and each stage of every compiled preparation (a new layout),
-    announce the compile before the step that pays it; later edits do not."""
+    """The first compiled edit, and each stage of a compiled preparation, announce the
+    compile before the step that pays it; an edit with another layout does not, one with
+    more results per batch (another graph) does."""
     image, labels, _ = tiny_photo
     opts = SamplingOptions(steps=2, edge=10, previews=False)
     request = SampleRequest(labels, {0: "a wall", 1: "a bag"}, image, labels == 1, opts)
-    first, second = (_stages(sample(compiled, request)) for _ in range(2))
+    moved = SampleRequest(labels, {0: "a wall", 3: "a cat"}, image, labels == 3, opts)
+    first, second = _stages(sample(compiled, request)), _stages(sample(compiled, moved))
     assert first == ["compiling", "sampling", "sampling"] and "compiling" not in second
+    wider = SamplingOptions(steps=2, edge=10, previews=False, candidates=2, batch=2)
+    more = SampleRequest(labels, {0: "a wall", 1: "a bag"}, image, labels == 1, wider)
+    assert _stages(sample(compiled, more))[0] == "compiling"
     prep = _stages(finetune(compiled, [TrainImage(*tiny_photo)], QUICK))
     assert prep == ["compiling", "tokens", "tokens", "compiling", "unet", "unet"]
     compiled.compile_unet(None)
@@ -111,6 +139,66 @@ def test_a_compiler_that_fails_falls_back_to_the_plain_unet(tiny_sdxl, tiny_phot
         tiny_sdxl.compile_unet(None)
         torch._dynamo.reset()
     torch.testing.assert_close(fell_back.latents, plain.latents, rtol=1e-4, atol=1e-4)
+
+
+def test_a_compiled_backward_that_fails_falls_back(tiny_sdxl, tiny_photo):
+    """The backward graph compiles at the first ``backward()``, after the forward's
+    fallback has passed: a failure there also ends in the plain UNet's training, exactly
+    (the failed step runs again from the same random state), and says why."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    def broken(graph, example_inputs):
+        raise ImportError("backward.so: file too short")
+
+    photo = TrainImage(*tiny_photo)
+    plain = run_job(finetune(tiny_sdxl, [photo], QUICK))
+    torch._dynamo.reset()
+    tiny_sdxl.compile_unet(backend=aot_autograd(fw_compiler=lambda g, _: g.forward,
+                                                bw_compiler=broken))  # fmt: skip
+    try:
+        ours = run_job(finetune(tiny_sdxl, [photo], QUICK))
+        assert not tiny_sdxl.compiled
+        assert "backward.so: file too short" in tiny_sdxl.compile_error
+    finally:
+        tiny_sdxl.compile_unet(None)
+        torch._dynamo.reset()
+    for key, value in plain.tensors.items():
+        torch.testing.assert_close(ours.tensors[key], value, rtol=1e-5, atol=1e-7)
+
+
+def test_the_kernel_cache_is_ours_and_emptied_when_compiling_fails(
+    tiny_sdxl, tmp_path, monkeypatch
+):
+    """Inductor keeps kernels in the editor's folder (not under the temp folder, so they
+    survive a reboot); a failed compile empties that folder so the next load starts clean,
+    while a folder the user chose with TORCHINDUCTOR_CACHE_DIR is theirs and left alone."""
+    from dedit_app.models import compile_cache_dir
+
+    monkeypatch.setenv("DEDIT_CACHE_DIR", str(tmp_path / "cache"))
+    ours = compile_cache_dir()
+    assert ours == tmp_path / "cache" / "kernels"
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # as importing diffusers leaves it: inductor's default written into the environment
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    try:
+        tiny_sdxl.compile_unet("inductor", cache_dir=ours)  # compiles lazily: nothing runs
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(ours)
+        (ours / "fxgraph").mkdir(parents=True)
+        (ours / "fxgraph" / "main.so").write_bytes(b"half")
+        tiny_sdxl.stop_compiling(ImportError("main.so: file too short"))
+        assert not ours.exists() and not tiny_sdxl.compiled
+
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(theirs))
+        tiny_sdxl.compile_unet("inductor", cache_dir=ours)
+        tiny_sdxl.stop_compiling(ImportError("main.so: file too short"))
+        assert theirs.exists() and tiny_sdxl.kernel_cache is None
+    finally:
+        tiny_sdxl.compile_unet(None)
+        tiny_sdxl.kernel_cache = None
+        tiny_sdxl.compile_error = ""
 
 
 def test_channels_last_gives_the_same_edit(tiny_sdxl, tiny_photo):

@@ -355,7 +355,7 @@ class _FakeModel:
         self.compile_error = ""
         self.backends: list[str | None] = []
 
-    def compile_unet(self, backend="inductor"):
+    def compile_unet(self, backend="inductor", cache_dir=None):
         self.backends.append(backend)
         self.compiled = backend is not None
 

@@ -72,7 +72,7 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
     The segmenter (SAM on a GPU) gives its accelerator memory back only when SDXL needs the
     most: to load, and to train. An edit with SDXL already loaded leaves it in place, so
     the next click does not wait for SAM to move back."""
-    from dedit_app.models import load_model
+    from dedit_app.models import compile_cache_dir, load_model
 
     seg = ctx.cache.get("segmenter")
     loaded = ctx.cache.get(_MODEL_KEY)
@@ -93,7 +93,7 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
     # uncompiled and the log says why).
     wanted = spec.compile and model.device.type == "cuda" and not model.compile_error
     if wanted != model.compiled:
-        model.compile_unet("inductor" if wanted else None)
+        model.compile_unet("inductor" if wanted else None, cache_dir=compile_cache_dir())
     return model
 
 

@@ -168,8 +168,8 @@ class SettingsDialog(QDialog):
             form,
             "Compile the model",
             settings.compile,
-            "NVIDIA GPUs only. The first edit and each Prepare wait once while the model "
-            "compiles; edits after that are faster.",
+            "NVIDIA GPUs only. The first edit and the first Prepare of each photo size "
+            "wait once while the model compiles; edits after that are faster.",
         )
         tabs.addTab(model, "Model")
 

@@ -66,6 +66,7 @@ class _Edits:
         self.strings = make_token_strings([f"item{i}" for i in range(items)])
         add_item_tokens(model, self.strings)
         self.size, self.items, self.steps = size, items, steps
+        self.previews = False
         self.image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
 
     def request(self, k: int = 0):
@@ -76,7 +77,7 @@ class _Edits:
         prompts = dict(enumerate(self.strings))
         if k % 2:
             prompts[1] = "a small red ceramic teapot on a wooden table"  # typed: 77 tokens
-        options = SamplingOptions(steps=self.steps, previews=False)
+        options = SamplingOptions(steps=self.steps, previews=self.previews)
         return SampleRequest(labels, prompts, self.image, labels == 1 + k % 2, options)
 
 
@@ -160,6 +161,11 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[
         yield switched("channels-last")
     finally:
         model.use_channels_last(False)
+    edits.previews = True  # the editor's default: a latent preview with every step
+    try:
+        yield switched("previews on", "the editor's default; previews trail one step on CUDA")
+    finally:
+        edits.previews = False
 
     from torch._dynamo.utils import counters
 
