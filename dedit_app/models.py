@@ -329,15 +329,18 @@ class DiffusionModel:
         backend: str | None = "inductor",
         mode: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         """Run the UNet through ``torch.compile`` from now on (the engine's UNet calls go
         through :meth:`run_unet`). Compiling happens at the first call of a new kind, not
         here: edits and preparations switch to the "masked" attention strategy, whose graph
         does not depend on the items' layout or prompts, so what compiles anew is only a new
-        latent size or a new kind of call (see :meth:`compiles_next`). ``backend``/``mode``
-        go to ``torch.compile`` (tests use "eager"); ``backend=None`` goes back to the
-        plain UNet. ``cache_dir`` (e.g. :func:`compile_cache_dir`): where inductor keeps
-        its kernels, unless ``TORCHINDUCTOR_CACHE_DIR`` already says; the model then owns
+        latent size or a new kind of call (see :meth:`compiles_next`).
+
+        ``backend``, ``mode`` and ``options`` (inductor flags; not with ``mode``) go to
+        ``torch.compile`` (tests use "eager"); ``backend=None`` goes back to the plain UNet.
+        ``cache_dir`` (e.g. :func:`compile_cache_dir`): where inductor keeps its kernels,
+        unless the user's ``TORCHINDUCTOR_CACHE_DIR`` says otherwise; the model then owns
         that folder and empties it when compiling fails (see :meth:`stop_compiling`)."""
         self._traced = set()
         if backend is None:
@@ -359,7 +362,7 @@ class DiffusionModel:
         # Every latent size (photo aspect ratio) and kind of call is a graph of its own;
         # dynamo's default limit (8) would quietly run the ninth eager.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode)
+        self._compiled_unet = torch.compile(self.unet, backend=backend, mode=mode, options=options)
         self.edit_attention = self.train_attention = "masked"
 
     def compiles_next(self, kind: Hashable) -> bool:

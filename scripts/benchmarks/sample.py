@@ -7,8 +7,10 @@ and the photo's VAE latents, cached per photo vs encoded every edit.
 quick: the tiny SDXL on the CPU (4 items, 256 x 256). full: with a GPU, full-size SDXL,
 random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps; without one, the tiny
 model. full adds the speed switches, each as its own whole-edit row: the masked attention
-strategy, channels-last weights, and a compiled UNet (the first edit pays the compile; the
-timed edits then alternate layouts and prompts, which must not compile again).
+strategy, channels-last weights, previews on, and a compiled UNet (the first edit pays the
+compile; the timed edits then alternate layouts and prompts, which must not compile
+again); and, as its own part ("tuned compile"), inductor with the flags of diffusers' SDXL
+speed tutorial.
 """
 
 from __future__ import annotations
@@ -166,12 +168,45 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[
         yield switched("previews on", "the editor's default; previews trail one step on CUDA")
     finally:
         edits.previews = False
+    yield _compiled_row(model, edits, base_s, case, repeats, f"compiled ({backend})", backend)
 
+
+# Inductor flags diffusers' SDXL speed tutorial used (with channels-last weights): 1x1
+# convolutions as matmuls, and a search over each kernel's launch parameters.
+TUNED = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True, "epilogue_fusion": False}
+
+
+def _tuned_rows(model, size, items, steps, repeats, case, backend) -> Iterator[Row]:
+    """A compiled edit with :data:`TUNED` inductor flags and channels-last weights, beside
+    ours plain (its own part: the flags make the compile much longer)."""
+    edits = _Edits(model, size, items, steps)
+    base_s, base_mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
+    yield Row(case, f"edit, {steps} steps: ours (grouped)", base_s, base_mb, 1.0)
+    options = TUNED if backend == "inductor" else None
+    model.use_channels_last()
+    try:
+        yield _compiled_row(
+            model,
+            edits,
+            base_s,
+            case,
+            repeats,
+            f"compiled ({backend}), tuned",
+            backend,
+            options,
+        )
+    finally:
+        model.use_channels_last(False)  # fmt: skip
+
+
+def _compiled_row(model, edits, base_s, case, repeats, name, backend, options=None) -> Row:
+    """Compile, pay the compile with the first edit, then time edits that each bring
+    another layout and prompt set (none may compile again)."""
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    model.compile_unet(backend=backend)
+    model.compile_unet(backend=backend, options=options)
     try:
         t0 = time.perf_counter()
         _edit(model, edits.request(0))
@@ -181,14 +216,13 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[
         turn = iter(range(1, 10**6))  # every timed edit: another layout and prompt set
         s, mb = measure(lambda: _edit(model, edits.request(next(turn))), repeats=repeats)
         again = counters["stats"]["unique_graphs"] - graphs
-        row = Row(case, f"{label}: compiled ({backend})", s, mb, base_s / s,
-                  f"first edit {first:.1f} s (compiles); {again} recompiles over "
-                  f"{repeats + 1} edits with new layouts and prompts")  # fmt: skip
     finally:
         model.compile_unet(None)
         torch._dynamo.reset()
         model.reset()
-    yield row
+    return Row(case, f"edit, {edits.steps} steps: {name}", s, mb, base_s / s,
+               f"first edit {first:.1f} s (compiles); {again} recompiles over "
+               f"{repeats + 1} edits with new layouts and prompts")  # fmt: skip
 
 
 def run(profile: str) -> Iterator[Row]:
@@ -208,3 +242,5 @@ def run(profile: str) -> Iterator[Row]:
     if profile == "full":  # on the CPU, the eager backend checks the compiled path only
         switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend)
         yield from guarded("switches", switches, case)
+        tuned = partial(_tuned_rows, model, size, items, steps, repeats, case, backend)
+        yield from guarded("tuned compile", tuned, case)
