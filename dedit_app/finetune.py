@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -44,7 +45,10 @@ from dedit_app.tokens import (
     add_item_tokens,
     encode_items,
     get_token_rows,
+    key_bucket,
     make_token_strings,
+    pad_keys,
+    prompt_length,
     set_token_rows,
     time_ids,
 )
@@ -165,6 +169,7 @@ class _Photo:
     time_ids: torch.Tensor | None  # [1, 6]
     cond: object = None  # Conditioning, fixed in stage 2
     ctx: AttentionContext | None = None  # the attention layout, built at the first step
+    pad_to: int = 0  # keys padded to this count (a compiled UNet's static shapes); 0: none
 
 
 def _photo(model: DiffusionModel, img: TrainImage, strings: list[str]) -> _Photo:
@@ -229,23 +234,24 @@ def _forward_backward(
             "text_embeds": cond.pooled.expand(batch, -1),
             "time_ids": photo.time_ids.expand(batch, -1),
         }
+    if photo.pad_to:
+        cond = pad_keys(cond, photo.pad_to)
     if photo.ctx is None:  # one per photo: its per-layer plans are computed once
         groups = [RowGroup(batch, photo.labels, cond.key_items)]
         photo.ctx = AttentionContext(
             tuple(photo.labels.shape), groups, model.device, model.train_attention
         )
-    embeds = cond.embeds.expand(batch, -1, -1)
-    if model.compiled and model.train_attention == "masked":
-        # another photo's item count and prompt lengths reuse the compiled graph
-        photo.ctx.mark_dynamic_keys()
-        torch._dynamo.mark_dynamic(embeds, 1)
     use_autocast = model.dtype != torch.float32
-    with model.attention.use(photo.ctx):
+    # Static shapes while training: inductor's backward with a dynamic key count failed at
+    # run time on the second photo (a stride it had fixed for the first photo's count), so
+    # photos share a graph by padding their keys to a common count instead.
+    static = torch._dynamo.config.patch(automatic_dynamic_shapes=False)
+    with model.attention.use(photo.ctx), static:
         with torch.autocast(model.device.type, dtype=model.dtype, enabled=use_autocast):
             pred = model.run_unet(
                 noisy,
                 t,
-                encoder_hidden_states=embeds,
+                encoder_hidden_states=cond.embeds.expand(batch, -1, -1),
                 added_cond_kwargs=extra,
                 return_dict=False,
             )[0]
@@ -280,14 +286,14 @@ def _stage(model, stage, micro_step, opt, steps, accum, cancel, at, losses) -> J
 
 def _compiles_next(model, stage: str, ready: list[_Photo], options: FinetuneOptions) -> bool:
     """Whether this stage's first micro-steps compile (see ``DiffusionModel.compiles_next``):
-    each stage trains other tensors, and the batch, checkpointing, a LoRA and every latent
-    size change the graph. Under the "masked" strategy layouts and prompts do not; under
-    "grouped" every photo's layout is a graph of its own."""
+    each stage trains other tensors, and the batch, checkpointing, a LoRA, every latent
+    size and every padded key count change the graph. Under the "masked" strategy layouts
+    and prompts do not; under "grouped" every photo's layout is a graph of its own."""
     if model.train_attention != "masked":
         return model.compiled
     kind = ("train", stage, options.batch_size, options.gradient_checkpointing,
             options.lora_rank > 0)  # fmt: skip
-    new = [model.compiles_next((*kind, *p.latents.shape[-2:])) for p in ready]
+    new = [model.compiles_next((*kind, *p.latents.shape[-2:], p.pad_to)) for p in ready]
     return any(new)
 
 
@@ -347,6 +353,9 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         all_strings = [s for group in strings for s in group]
         tokens = add_item_tokens(model, all_strings, seed=options.seed)
         ready = [_photo(model, p, s) for p, s in zip(photos, strings)]
+        if model.compiled:  # photos whose key counts share a bucket share a graph
+            for p in ready:
+                p.pad_to = key_bucket(sum(prompt_length(model, t) for t in p.prompts.values()))
         if options.offload_idle:  # the latents are all the VAE was needed for
             offloaded += _offload(model, [model.vae])
         noise_sched = DDPMScheduler.from_config(model.scheduler.config)
@@ -356,6 +365,16 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         step = 0
         if options.gradient_checkpointing:
             model.unet.enable_gradient_checkpointing()
+
+        def micro_step(encode: bool) -> torch.Tensor:
+            """One micro-step over every photo; the summed loss. ``encode``: the prompts
+            are encoded anew (stage 1 trains the token rows), else each photo's fixed
+            embeddings serve (stage 2)."""
+            return sum(
+                _train_step(model, noise_sched, p, encode_items(model, p.prompts) if encode
+                            else p.cond, options.batch_size, gen, options.grad_accum)
+                for p in ready
+            )  # fmt: skip
 
         # ---- stage 1: the new token rows only -------------------------------------
         if options.emb_steps:
@@ -373,17 +392,9 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
             opt = _optimizer(rows, options.emb_lr, model.device)
             if _compiles_next(model, "tokens", ready, options):
                 yield Progress(step, total, stage="compiling")
-
-            def tokens_step() -> torch.Tensor:
-                return sum(
-                    _train_step(model, noise_sched, photo, encode_items(model, photo.prompts),
-                                options.batch_size, gen, options.grad_accum)
-                    for photo in ready
-                )  # fmt: skip
-
             step = yield from _stage(
-                model, "tokens", tokens_step, opt, options.emb_steps, options.grad_accum,
-                cancel, (step, total), losses,
+                model, "tokens", partial(micro_step, True), opt, options.emb_steps,
+                options.grad_accum, cancel, (step, total), losses,
             )  # fmt: skip
             learned = [r.detach().float().cpu() for r in rows]
             for encoder, base in spliced:
@@ -405,17 +416,9 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
             opt = _optimizer(params, options.unet_lr, model.device)
             if _compiles_next(model, "unet", ready, options):
                 yield Progress(step, total, stage="compiling")
-
-            def unet_step() -> torch.Tensor:
-                return sum(
-                    _train_step(model, noise_sched, photo, photo.cond, options.batch_size, gen,
-                                options.grad_accum)
-                    for photo in ready
-                )  # fmt: skip
-
             step = yield from _stage(
-                model, "unet", unet_step, opt, options.model_steps, options.grad_accum,
-                cancel, (step, total), losses,
+                model, "unet", partial(micro_step, False), opt, options.model_steps,
+                options.grad_accum, cancel, (step, total), losses,
             )  # fmt: skip
             del opt
             unet_tensors = _finish_stage2(model, options)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from dedit_app.errors import ModelLoadError
 
@@ -34,7 +35,9 @@ __all__ = [
     "encode_prompt",
     "get_token_rows",
     "item_word",
+    "key_bucket",
     "make_token_strings",
+    "pad_keys",
     "prompt_length",
     "set_token_rows",
     "time_ids",
@@ -191,6 +194,27 @@ class Conditioning:
     def detach(self) -> Conditioning:
         pooled = None if self.pooled is None else self.pooled.detach()
         return Conditioning(self.embeds.detach(), self.key_items, pooled, self.items)
+
+
+def key_bucket(keys: int) -> int:
+    """The padded key count for ``keys`` keys: the next power of two, at least 128, so a
+    compiled UNet with static shapes meets few key counts (1-3 items of learned tokens:
+    128, 4-6: 256, 7-12: 512, ...)."""
+    return max(128, 1 << max(0, keys - 1).bit_length())
+
+
+def pad_keys(cond: Conditioning, size: int) -> Conditioning:
+    """``cond`` with ``size - P`` padding keys appended: zero embeddings whose item is -1,
+    which no query attends to (grouped and masked attention exclude them), so the UNet's
+    result is unchanged. Gradients flow through ``embeds`` as before."""
+    extra = size - cond.embeds.shape[1]
+    if extra < 0:
+        raise ValueError(f"cannot pad {cond.embeds.shape[1]} keys down to {size}")
+    if extra == 0:
+        return cond
+    embeds = F.pad(cond.embeds, (0, 0, 0, extra))
+    key_items = torch.cat([cond.key_items, cond.key_items.new_full((extra,), -1)])
+    return Conditioning(embeds, key_items, cond.pooled, cond.items)
 
 
 def encode_items(model, prompts: dict[int, str]) -> Conditioning:

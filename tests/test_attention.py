@@ -272,6 +272,35 @@ def test_masked_strategy_equals_grouped_on_unet(tiny_sdxl):
         AttentionContext(tuple(labels.shape), [RowGroup(2)], strategy="fast")
 
 
+@pytest.mark.parametrize("strategy", ["grouped", "masked"])
+def test_padded_keys_leave_the_unet_output_unchanged(tiny_sdxl, strategy):
+    """Keys padded to a bucket (a compiled preparation's static shapes) belong to no item:
+    the output is the unpadded one, and gradients reach only the real embeddings."""
+    from dedit_app.tokens import Conditioning, key_bucket, pad_keys
+
+    z, embeds, key_items, labels, extra = _unet_inputs(tiny_sdxl, 2)
+    embeds.requires_grad_(True)
+    cond = Conditioning(embeds[:1], key_items, None, [0, 1, 2])
+    padded = pad_keys(cond, key_bucket(embeds.shape[1]))
+    assert padded.embeds.shape[1] == 128 and (padded.key_items[122:] == -1).all()
+
+    def run(c):
+        ctx = AttentionContext(tuple(labels.shape), [RowGroup(2, labels, c.key_items)],
+                               strategy=strategy)  # fmt: skip
+        with tiny_sdxl.attention.use(ctx):
+            out = tiny_sdxl.unet(z, 500, c.embeds.expand(2, -1, -1), added_cond_kwargs=extra)
+        return out[0]
+
+    plain, grown = run(cond), run(padded)
+    torch.testing.assert_close(grown, plain, rtol=1e-5, atol=1e-5)  # summation order only
+    (g_plain,) = torch.autograd.grad(plain.square().sum(), embeds)
+    (g_grown,) = torch.autograd.grad(grown.square().sum(), embeds)
+    torch.testing.assert_close(g_grown, g_plain, rtol=1e-4, atol=1e-5)
+    assert key_bucket(1) == 128 and key_bucket(160) == 256 and key_bucket(256) == 256
+    with pytest.raises(ValueError, match="cannot pad"):
+        pad_keys(cond, 100)
+
+
 def test_masked_strategy_keeps_one_compiled_graph_for_every_edit(tiny_sdxl):
     """With the masked strategy the layout is data: a moved item, another number of items
     and prompts of other lengths (key count marked dynamic) all reuse the first graph, and

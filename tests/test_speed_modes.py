@@ -58,13 +58,13 @@ def test_compiled_edits_match_and_share_one_graph(compiled, tiny_photo):
         assert np.abs(a.images[0].astype(int) - b.images[0]).max() <= 1
 
 
-def _other_photo(tiny_photo):
-    """The same size as ``tiny_photo``, another layout: three items, other names."""
+def _other_photo(tiny_photo, items: int = 5):
+    """The same size as ``tiny_photo``, another layout: ``items`` vertical bands, other
+    names. With 4 or 5 items its padded key count is tiny_photo's (4 items: 256)."""
     image, labels, _ = tiny_photo
-    other = np.zeros_like(labels)
-    other[:140] = 1
-    other[140:, 120:] = 2
-    return TrainImage(image[::-1].copy(), other, ("sky", "grey stone wall", "dog"))
+    bands = (np.arange(labels.shape[1]) * items // labels.shape[1]).astype(labels.dtype)
+    names = ("sky", "grey stone wall", "dog", "lamp", "rug")[:items]
+    return TrainImage(image[::-1].copy(), np.broadcast_to(bands, labels.shape).copy(), names)
 
 
 def test_compiled_preparation_trains_the_same(compiled, tiny_photo):
@@ -82,15 +82,18 @@ def test_compiled_preparation_trains_the_same(compiled, tiny_photo):
 
 
 def test_another_photo_prepares_without_compiling_again(compiled, tiny_photo):
-    """Under the masked strategy a preparation's graphs (one per stage) serve the next
-    photo of that size, whatever its items and prompts: no recompile, no notice."""
+    """A preparation's graphs (one per stage) serve the next photo of that size whose
+    padded key count is the same, whatever its items and prompts: no recompile, no notice.
+    A photo with few enough items for a smaller key count compiles, and says so."""
     from torch._dynamo.utils import counters
 
     first = _stages(finetune(compiled, [TrainImage(*tiny_photo)], QUICK))
     graphs = counters["stats"]["unique_graphs"]
-    second = _stages(finetune(compiled, [_other_photo(tiny_photo)], QUICK))
+    second = _stages(finetune(compiled, [_other_photo(tiny_photo, 5)], QUICK))
     assert first.count("compiling") == 2 and "compiling" not in second
     assert 1 <= graphs <= 2 and counters["stats"]["unique_graphs"] == graphs
+    third = _stages(finetune(compiled, [_other_photo(tiny_photo, 2)], QUICK))
+    assert third.count("compiling") == 2 and counters["stats"]["unique_graphs"] > graphs
 
 
 def _stages(job) -> list[str]:

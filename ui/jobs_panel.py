@@ -37,7 +37,7 @@ STAGE_WORDS = {
     "unet": "Tuning the model",
     "sampling": "Painting",
     "loading": "Loading",
-    "compiling": "Compiling the model for this GPU (can take minutes)",
+    "compiling": "Compiling the model for this photo size (once; can take minutes)",
 }
 
 
