@@ -24,6 +24,7 @@ __all__ = [
     "save_tiny_model",
     "save_tiny_sd15",
     "save_tiny_sdxl",
+    "tiny_photo",
     "write_clip_tokenizer",
 ]
 
@@ -274,3 +275,18 @@ def save_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
 def save_tiny_sd15(folder: str | Path, seed: int = 0) -> Path:
     """A tiny random SD 1.5 (one text encoder, 256 x 256 images) in diffusers format."""
     return save_tiny_model(folder, "sd15", seed)
+
+
+def tiny_photo():  # -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]
+    """A 300 x 200 (H x W) picture with four items, for tests and checks: ``image``
+    (300, 200, 3) uint8 (smooth gradients), ``labels`` (300, 200) int32 (a wall, a table
+    on the right, a floor along the bottom, a bag), and the four names."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:300, 0:200]
+    image = np.stack([xx * 255 // 199, yy * 255 // 299, (xx + yy) % 256], -1).astype(np.uint8)
+    labels = np.zeros((300, 200), np.int32)
+    labels[:, 100:] = 1
+    labels[220:, :] = 2
+    labels[50:120, 30:90] = 3
+    return image, labels, ("wall", "table", "floor", "red bag")

@@ -27,21 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks.dedit_reference import tiny_model  # noqa: E402
 from dedit_app.finetune import FinetuneOptions, TrainImage, finetune  # noqa: E402
 from dedit_app.jobs import run_job  # noqa: E402
+from dedit_app.tiny_models import tiny_photo  # noqa: E402
 
 
 def _photos() -> list[TrainImage]:
-    yy, xx = np.mgrid[0:300, 0:200]
-    image = np.stack([xx * 255 // 199, yy * 255 // 299, (xx + yy) % 256], -1).astype(np.uint8)
-    four = np.zeros((300, 200), np.int32)
-    four[:, 100:] = 1
-    four[220:, :] = 2
-    four[50:120, 30:90] = 3
+    image, four, names = tiny_photo()
 
     def bands(k: int) -> np.ndarray:
         return np.broadcast_to((np.arange(200) * k // 200).astype(np.int32), (300, 200)).copy()
 
     return [
-        TrainImage(image, four, ("wall", "table", "floor", "red bag")),
+        TrainImage(image, four, names),
         TrainImage(image[::-1].copy(), bands(5), ("sky", "stone wall", "dog", "lamp", "rug")),
         TrainImage(image[:, ::-1].copy(), bands(2), ("sea", "boat")),
     ]

@@ -64,13 +64,9 @@ def tiny_sdxl(_tiny_sdxl_session):
 @pytest.fixture(scope="session")
 def tiny_photo() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """A 300 x 200 (H x W) picture with four items: image, labels, names."""
-    yy, xx = np.mgrid[0:300, 0:200]
-    image = np.stack([xx * 255 // 199, yy * 255 // 299, (xx + yy) % 256], -1).astype(np.uint8)
-    labels = np.zeros((300, 200), np.int32)
-    labels[:, 100:] = 1
-    labels[220:, :] = 2
-    labels[50:120, 30:90] = 3
-    return image, labels, ("wall", "table", "floor", "red bag")
+    from dedit_app.tiny_models import tiny_photo as make
+
+    return make()
 
 
 @pytest.fixture(scope="session")
