@@ -23,6 +23,7 @@ skips the VAE decode.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ __all__ = [
     "SamplingOptions",
     "latent_regions",
     "sample",
+    "warm_up",
 ]
 
 
@@ -286,6 +288,28 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
             else:
                 images.append(composite(request.image, gen_img, hard, feather))
     return SampleResult(images, seeds, active, soft, hard, (bh, bw), latents.detach().cpu())
+
+
+def warm_up(
+    model: DiffusionModel,
+    image: np.ndarray,
+    labels: np.ndarray,
+    options: SamplingOptions,
+    cancel: CancelToken | None = None,
+) -> Job[None]:
+    """Compile a compiled model's edit graph for this photo now, so its first edit answers
+    at once instead of waiting for the compiler: one step of an edit of ``image`` ``(H, W,
+    3)`` with ``labels`` ``(H, W)`` and the candidate batch and guidance of ``options``
+    (which pick the graph; layouts and prompts do not), result thrown away. Yields its
+    progress (stage "compiling" when it compiles); nothing happens when the model is not
+    compiled."""
+    if not model.compiled:
+        return
+    items = [int(i) for i in np.unique(labels)]
+    opts = dataclasses.replace(options, steps=1, previews=False)
+    prompts = dict.fromkeys(items, "a photo")
+    request = SampleRequest(labels, prompts, image, labels == items[0], opts)
+    yield from sample(model, request, cancel)
 
 
 def _timesteps(model: DiffusionModel, opts: SamplingOptions) -> torch.Tensor:

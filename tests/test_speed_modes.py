@@ -121,6 +121,24 @@ def test_jobs_say_before_they_wait_for_a_compile(compiled, tiny_photo):
     assert "compiling" not in _stages(sample(compiled, request))
 
 
+def test_a_warm_up_compiles_what_the_first_edit_needs(compiled, tiny_photo):
+    """After a warm-up with the edits' options, the first real edit (other prompts, another
+    region) neither compiles nor says so; an uncompiled model does not warm up at all."""
+    from torch._dynamo.utils import counters
+
+    from dedit_app.sampler import warm_up
+
+    image, labels, _ = tiny_photo
+    opts = SamplingOptions(steps=3, edge=10, previews=False, candidates=2, batch=2)
+    assert "compiling" in _stages(warm_up(compiled, image, labels, opts))
+    graphs = counters["stats"]["unique_graphs"]
+    request = SampleRequest(labels, {0: "a wall", 3: "a cat"}, image, labels == 3, opts)
+    assert "compiling" not in _stages(sample(compiled, request))
+    assert counters["stats"]["unique_graphs"] == graphs
+    compiled.compile_unet(None)
+    assert _stages(warm_up(compiled, image, labels, opts)) == []
+
+
 def test_a_compiler_that_fails_falls_back_to_the_plain_unet(tiny_sdxl, tiny_photo):
     """A broken compiler (here a backend that raises, as inductor does on a damaged kernel
     cache) costs the user nothing: the edit comes out as the plain UNet's, and the model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -433,3 +434,29 @@ def test_low_memory_setting_turns_on_both_memory_savers():
     assert low.gradient_checkpointing and low.offload_idle
     plain = finetune_options(EditorSettings())
     assert not plain.gradient_checkpointing and not plain.offload_idle
+
+
+def test_a_cancelled_or_failing_edit_warm_up_keeps_the_preparation(tiny_sdxl, tiny_photo):
+    """Prepare warms a compiled model up for edits after training; stopping the job then,
+    or the warm-up failing, must not cost the finished preparation (the task still returns
+    it)."""
+    import torch
+
+    from dedit_app.jobs import CancelToken, run_job
+    from dedit_app.project import Project
+    from ui import engine
+
+    image, labels, names = tiny_photo
+    project = Project.new(image, labels, list(names), source="tiny.png")
+    options = engine.sampling_options(EditorSettings(), seed=0)
+    cancel = CancelToken()
+    cancel.cancel()
+    torch._dynamo.reset()
+    tiny_sdxl.compile_unet(backend="eager")
+    try:
+        assert run_job(engine._warm_up_edits(tiny_sdxl, project, options, cancel)) is None
+        broken = dataclasses.replace(options, candidates=0)  # refused by the sampler
+        assert run_job(engine._warm_up_edits(tiny_sdxl, project, broken, CancelToken())) is None
+    finally:
+        tiny_sdxl.compile_unet(None)
+        torch._dynamo.reset()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from dedit_app.jobs import CancelToken, Progress
 from ui.worker import NOTICE, WorkerContext
 
 _MODEL_KEY = "diffusion-model"
+log = logging.getLogger(__name__)
 
 
 def unavailable() -> str:
@@ -136,6 +138,7 @@ class PrepareTask:
     project: Any = field(repr=False)  # snapshot
     reference: Any = field(default=None, repr=False)  # snapshot or None
     options: Any = None  # FinetuneOptions
+    sampling: Any = None  # SamplingOptions of the edits to come (a compiled model warms up)
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         from dedit_app.finetune import finetune_project
@@ -144,7 +147,26 @@ class PrepareTask:
         model = _model(ctx, self.spec, training=True)
         cancel.raise_if_cancelled()
         job = finetune_project(model, self.project, self.reference, self.options, cancel)
-        return (yield from _telling_compile_failures(model, job))
+        result = yield from _telling_compile_failures(model, job)
+        if model.compiled and self.sampling is not None:
+            yield from _warm_up_edits(model, self.project, self.sampling, cancel)
+        return result
+
+
+def _warm_up_edits(model, project, options, cancel):
+    """Compile the edit graph while the user is still waiting for Prepare, so the first
+    click afterwards answers in seconds. The preparation is finished by now: a cancel or
+    a failure here only skips the warm-up, and the result is kept."""
+    from dedit_app.jobs import Cancelled
+    from dedit_app.sampler import warm_up
+
+    try:
+        job = warm_up(model, project.image, project.labels, options, cancel)
+        yield from _telling_compile_failures(model, job)
+    except Cancelled:
+        log.info("edit warm-up cancelled; the preparation is kept")
+    except Exception:  # noqa: BLE001 - the user's preparation must survive the warm-up
+        log.warning("edit warm-up failed; the first edit compiles instead", exc_info=True)
 
 
 def prepare_task(project, settings, reference=None) -> PrepareTask:
@@ -160,6 +182,7 @@ def prepare_task(project, settings, reference=None) -> PrepareTask:
         snapshot(project),
         snapshot(reference) if reference is not None else None,
         options,
+        sampling_options(settings),
     )
 
 
