@@ -119,13 +119,18 @@ def _timed_job(model, photo, options) -> tuple[np.ndarray, list[str]]:
     return np.diff(stamps), stages
 
 
-def _job_rows(model, size: int, items: int, steps: int, case: str, mode: str) -> list[Row]:
+def _job_rows(
+    model, size: int, items: int, steps: int, case: str, mode: str, paper: float | None = None
+) -> list[Row]:
     """The real preparation job: median seconds per micro-step of each stage.
 
     ``mode``: "default"; "low-memory" (gradient checkpointing, idle models in RAM; its
     peak VRAM is the 24 GB target); "channels-last"; "compiled (BACKEND)" (the first
     micro-step of each stage pays the compile, reported apart from the step times; then a
-    second photo with another layout, which must not compile again).
+    second photo with another layout, which must not compile again). ``paper``: the
+    paper's per-item micro-step seconds from the "micro-step" part, if it ran; the note
+    then compares the paper schedule against it (stage 1 costed like stage 2: both are a
+    UNet forward and backward at the same size).
     """
     from torch._dynamo.utils import counters
 
@@ -166,9 +171,11 @@ def _job_rows(model, size: int, items: int, steps: int, case: str, mode: str) ->
         per[st], first[st] = float(np.median(times[1:])), float(times[0])
     projected = 500 * per["tokens"] + 500 * per["unet"]
     note = f"paper schedule 2 x 500 steps projected: {projected:.0f} s"
+    if paper:
+        note += f" ({1000 * paper / projected:.2f}x the paper's {1000 * paper:.0f} s)"
     if compiled:
         paid = first["tokens"] - per["tokens"] + first["unet"] - per["unet"]
-        note += (f" + {paid:.0f} s compiling (once per stage and photo size); "
+        note += (f" + {paid:.0f} s compiling (once per stage, photo size and key bucket); "
                  f"a second photo, {items - 1} items: {again} recompiles")  # fmt: skip
     model.reset()
     return [
@@ -177,12 +184,22 @@ def _job_rows(model, size: int, items: int, steps: int, case: str, mode: str) ->
     ]
 
 
+def _paper_seconds(rows: Iterator[Row]):
+    """Pass ``rows`` on; return the paper per-item micro-step's seconds among them."""
+    paper = None
+    for row in rows:
+        if row.impl == "paper per-item":
+            paper = row.seconds
+        yield row
+    return paper
+
+
 def run(profile: str) -> Iterator[Row]:
     if profile == "full" and torch.cuda.is_available():
         model = full_sdxl("cuda", torch.bfloat16)
         case, size, items, steps = "SDXL 1024^2 8 items bf16", 1024, 8, 6
-        yield from guarded(
-            "micro-step", partial(_micro_step_rows, model, size, items, 5, case), case
+        paper = yield from _paper_seconds(
+            guarded("micro-step", partial(_micro_step_rows, model, size, items, 5, case), case)
         )
         yield from guarded("encode", partial(_encode_rows, model, items, 10, case), case)
         modes = ["default", "low-memory", "channels-last", "compiled (inductor)"]
@@ -190,13 +207,12 @@ def run(profile: str) -> Iterator[Row]:
         model = tiny_model()
         case, size, items, steps = "tiny SDXL 256^2 4 items cpu", 256, 4, 4
         repeats = 5 if profile == "full" else 3
-        yield from guarded(
-            "micro-step", partial(_micro_step_rows, model, size, items, repeats, case), case
-        )
+        micro = partial(_micro_step_rows, model, size, items, repeats, case)
+        paper = yield from _paper_seconds(guarded("micro-step", micro, case))
         yield from guarded("encode", partial(_encode_rows, model, 8, 5, case), case)
         modes = ["default"]
         if profile == "full":  # eager backend on the CPU: checks the compiled path only
             modes += ["low-memory", "channels-last", "compiled (eager)"]
     for mode in modes:
-        job = partial(_job_rows, model, size, items, steps, case, mode)
+        job = partial(_job_rows, model, size, items, steps, case, mode, paper)
         yield from guarded(f"job {mode}", job, case)

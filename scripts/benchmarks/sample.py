@@ -141,9 +141,10 @@ def _encode_rows(model, size: int, repeats: int, case: str) -> list[Row]:
     )  # fmt: skip
 
 
-def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[Row]:
+def _switch_rows(model, size, items, steps, repeats, case, backend, paper) -> Iterator[Row]:
     """Whole edits with each speed switch on, against ours without it (ratio column); each
-    row is yielded as soon as it is measured."""
+    row is yielded as soon as it is measured. ``paper``: the paper's whole-edit seconds
+    from the "edit" part, if it ran (the compiled row's note then says the ratio)."""
     edits = _Edits(model, size, items, steps)
     base_s, base_mb = measure(lambda: _edit(model, edits.request()), repeats=repeats)
     label = f"edit, {steps} steps"
@@ -168,7 +169,9 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[
         yield switched("previews on", "the editor's default; previews trail one step on CUDA")
     finally:
         edits.previews = False
-    yield _compiled_row(model, edits, base_s, case, repeats, f"compiled ({backend})", backend)
+    yield _compiled_row(
+        model, edits, base_s, case, repeats, f"compiled ({backend})", backend, paper=paper
+    )
 
 
 # Inductor flags diffusers' SDXL speed tutorial used (with channels-last weights): 1x1
@@ -176,7 +179,7 @@ def _switch_rows(model, size, items, steps, repeats, case, backend) -> Iterator[
 TUNED = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True, "epilogue_fusion": False}
 
 
-def _tuned_rows(model, size, items, steps, repeats, case, backend) -> Iterator[Row]:
+def _tuned_rows(model, size, items, steps, repeats, case, backend, paper) -> Iterator[Row]:
     """A compiled edit with :data:`TUNED` inductor flags and channels-last weights, beside
     ours plain (its own part: the flags make the compile much longer)."""
     edits = _Edits(model, size, items, steps)
@@ -199,7 +202,9 @@ def _tuned_rows(model, size, items, steps, repeats, case, backend) -> Iterator[R
         model.use_channels_last(False)  # fmt: skip
 
 
-def _compiled_row(model, edits, base_s, case, repeats, name, backend, options=None) -> Row:
+def _compiled_row(
+    model, edits, base_s, case, repeats, name, backend, options=None, paper=None
+) -> Row:
     """Compile, pay the compile with the first edit, then time edits that each bring
     another layout and prompt set (none may compile again)."""
     from torch._dynamo.utils import counters
@@ -220,9 +225,11 @@ def _compiled_row(model, edits, base_s, case, repeats, name, backend, options=No
         model.compile_unet(None)
         torch._dynamo.reset()
         model.reset()
-    return Row(case, f"edit, {edits.steps} steps: {name}", s, mb, base_s / s,
-               f"first edit {first:.1f} s (compiles); {again} recompiles over "
-               f"{repeats + 1} edits with new layouts and prompts")  # fmt: skip
+    note = (f"first edit {first:.1f} s (compiles); {again} recompiles over {repeats + 1} "
+            f"edits with new layouts and prompts")  # fmt: skip
+    if paper:
+        note += f"; {paper / s:.2f}x the paper's edit"
+    return Row(case, f"edit, {edits.steps} steps: {name}", s, mb, base_s / s, note)
 
 
 def run(profile: str) -> Iterator[Row]:
@@ -237,10 +244,14 @@ def run(profile: str) -> Iterator[Row]:
         steps, repeats = (20 if profile == "full" else 4), 2
         yield from guarded("step", partial(_step_rows, model, size, items, 5, case), case)
     edits = partial(_edit_rows, model, size, items, steps, repeats, case)
-    yield from guarded("edit", edits, case)
+    paper = None
+    for row in guarded("edit", edits, case):
+        if row.impl.endswith(": paper"):
+            paper = row.seconds
+        yield row
     yield from guarded("photo latents", partial(_encode_rows, model, size, repeats, case), case)
     if profile == "full":  # on the CPU, the eager backend checks the compiled path only
-        switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend)
+        switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend, paper)
         yield from guarded("switches", switches, case)
-        tuned = partial(_tuned_rows, model, size, items, steps, repeats, case, backend)
+        tuned = partial(_tuned_rows, model, size, items, steps, repeats, case, backend, paper)
         yield from guarded("tuned compile", tuned, case)
