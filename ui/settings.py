@@ -168,8 +168,9 @@ class SettingsDialog(QDialog):
             form,
             "Compile the model",
             settings.compile,
-            "NVIDIA GPUs only. The first edit and the first Prepare of each photo size "
-            "wait once while the model compiles; edits after that are faster.",
+            "NVIDIA GPUs only. Prepare waits once per photo size while the model compiles "
+            "(a photo prepared earlier waits at its first edit instead); edits after that "
+            "are faster.",
         )
         tabs.addTab(model, "Model")
 
