@@ -141,6 +141,17 @@ def _encode_rows(model, size: int, repeats: int, case: str) -> list[Row]:
     )  # fmt: skip
 
 
+def _decode_rows(model, size: int, repeats: int, case: str) -> list[Row]:
+    """The VAE decode every edit ends with (one candidate at the bucket), alone: its share
+    of the whole edit says whether compiling the decoder too could pay."""
+    f = model.vae_scale_factor
+    latents = torch.randn(1, 4, size // f, size // f, generator=torch.Generator().manual_seed(2))
+    latents = latents.to(model.device, model.dtype)
+    with torch.no_grad():
+        s, mb = measure(lambda: model.decode_latents(latents), repeats=repeats)
+    return [Row(case, "VAE decode, one candidate", s, mb, note="part of every edit row")]
+
+
 def _switch_rows(model, size, items, steps, repeats, case, backend, paper) -> Iterator[Row]:
     """Whole edits with each speed switch on, against ours without it (ratio column); each
     row is yielded as soon as it is measured. ``paper``: the paper's whole-edit seconds
@@ -250,6 +261,7 @@ def run(profile: str) -> Iterator[Row]:
             paper = row.seconds
         yield row
     yield from guarded("photo latents", partial(_encode_rows, model, size, repeats, case), case)
+    yield from guarded("decode", partial(_decode_rows, model, size, repeats, case), case)
     if profile == "full":  # on the CPU, the eager backend checks the compiled path only
         switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend, paper)
         yield from guarded("switches", switches, case)
