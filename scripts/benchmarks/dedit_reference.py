@@ -281,6 +281,17 @@ def achieved_tflops(fn, seconds: float) -> float | None:
         return None
 
 
+def tflops_note(fn, seconds: float, device: torch.device) -> str:
+    """``"; N TFLOP/s of P measured matmul peak"`` for one call of ``fn`` taking
+    ``seconds`` on a CUDA ``device``; "" elsewhere (no peak to compare with)."""
+    if device.type != "cuda":
+        return ""
+    achieved = achieved_tflops(fn, seconds)
+    if achieved is None:
+        return ""
+    return f"; {achieved:.0f} TFLOP/s of {matmul_peak_tflops():.0f} measured matmul peak"
+
+
 def matmul_peak_tflops(dtype: torch.dtype = torch.bfloat16, n: int = 8192) -> float:
     """The GPU's measured dense matmul rate (the denominator for achieved TFLOP/s)."""
     a = torch.randn(n, n, device="cuda", dtype=dtype)

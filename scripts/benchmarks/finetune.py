@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from benchmarks.common import Row, guarded, measure, sync, with_ratios
-from benchmarks.dedit_reference import full_sdxl, paper_attention, rel_err, tiny_model
+from benchmarks.dedit_reference import (
+    full_sdxl,
+    paper_attention,
+    rel_err,
+    tflops_note,
+    tiny_model,
+)
 
 
 def _photo_and_labels(size: int, items: int, seed: int = 0):
@@ -70,6 +76,7 @@ def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> l
     l_mask, g_mask = masked()
     mask_note = f"loss rel err {rel_err(l_mask, l_paper):.1e}, grad {rel_err(g_mask, g_paper):.1e}"
     s, mb = measure(step, repeats=repeats)
+    note += tflops_note(step, s, model.device)
     ms, mmb = measure(masked, repeats=repeats)
     rs, rmb = measure(paper, repeats=repeats)
     grouped, reference = with_ratios(

@@ -24,14 +24,13 @@ import torch
 
 from benchmarks.common import Row, guarded, measure, sync, with_ratios
 from benchmarks.dedit_reference import (
-    achieved_tflops,
     full_sdxl,
-    matmul_peak_tflops,
     our_step,
     paper_step,
     paper_unet_calls,
     rel_err,
     step_inputs,
+    tflops_note,
     tiny_model,
 )
 
@@ -45,10 +44,7 @@ def _step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Ro
     s, mb = measure(lambda: our_step(model, z, t, cond, labels, tids), repeats=repeats)
     rs, rmb = measure(lambda: paper_step(model, z, t, cond, labels, tids), repeats=repeats)
     note = f"guided prediction rel err {tol:.1e}"
-    if model.device.type == "cuda":
-        achieved = achieved_tflops(lambda: our_step(model, z, t, cond, labels, tids), s)
-        if achieved is not None:
-            note += f"; {achieved:.0f} TFLOP/s of {matmul_peak_tflops():.0f} measured matmul peak"
+    note += tflops_note(lambda: our_step(model, z, t, cond, labels, tids), s, model.device)
     rows = with_ratios(
         Row(case, "one step: ours", s, mb, note=note), Row(case, "one step: paper", rs, rmb)
     )
@@ -112,9 +108,10 @@ def _edit_rows(model, size: int, items: int, steps: int, repeats: int, case: str
     s, mb = measure(lambda: _edit(model, request), repeats=repeats)
     rs, rmb = measure(paper, repeats=repeats)
     label = f"edit, {steps} steps"
+    note = f"decode + composite included; mean |ours - paper| {diff:.2f} grey levels"
+    note += tflops_note(lambda: _edit(model, request), s, model.device)
     rows = with_ratios(
-        Row(case, f"{label}: ours", s, mb,
-            note=f"decode + composite included; mean |ours - paper| {diff:.2f} grey levels"),
+        Row(case, f"{label}: ours", s, mb, note=note),
         Row(case, f"{label}: paper", rs, rmb, note="two UNet calls a step, per-item maps"),
     )  # fmt: skip
     model.reset()
