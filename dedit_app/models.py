@@ -379,15 +379,22 @@ class DiffusionModel:
     def run_unet(self, *args: Any, **kwargs: Any) -> Any:
         """``unet(*args, **kwargs)``, compiled when :meth:`compile_unet` was called.
 
-        A compiler that fails (no C compiler, a kernel cache left damaged by a killed
-        process) must not fail the user's job: the plain UNet gives the same result, so the
-        model goes back to it for good (:meth:`stop_compiling`)."""
+        A compiler that fails must not fail the user's job: while compiling (no C compiler,
+        a kernel cache left damaged by a killed process) or in the code it generated (a
+        size or stride check that a later call breaks, as inductor's backward did with a
+        changing key count). The plain UNet gives the same result, so the model goes back to
+        it for good (:meth:`stop_compiling`) and runs the call again; an error the plain
+        UNet raises as well is the caller's. Out of memory is never the compiler's."""
         if self._compiled_unet is None:
             return self.unet(*args, **kwargs)
         try:
             return self._compiled_unet(*args, **kwargs)
-        except torch._dynamo.exc.BackendCompilerFailed as err:
-            self.stop_compiling(getattr(err, "inner_exception", None) or err.__cause__ or err)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the plain call below re-raises a real error
+            if isinstance(err, torch._dynamo.exc.BackendCompilerFailed):
+                err = getattr(err, "inner_exception", None) or err.__cause__ or err
+            self.stop_compiling(err)
             return self.unet(*args, **kwargs)
 
     def stop_compiling(self, cause: BaseException) -> None:

@@ -162,6 +162,35 @@ def test_a_compiler_that_fails_falls_back_to_the_plain_unet(tiny_sdxl, tiny_phot
     torch.testing.assert_close(fell_back.latents, plain.latents, rtol=1e-4, atol=1e-4)
 
 
+def test_generated_code_that_fails_later_falls_back(tiny_sdxl, tiny_photo):
+    """Compiled code that compiles fine but raises on a later call (inductor's size and
+    stride checks do so when a call breaks what it assumed) does not fail that edit: it
+    comes out as the plain UNet's, and the model says why and stays plain."""
+    calls = []
+
+    def brittle_backend(graph, example_inputs):
+        def run(*args):
+            calls.append(1)
+            if len(calls) > 1:
+                raise AssertionError("expected size 2==2, stride 3840==5120 at dim=0")
+            return graph(*args)
+
+        return run
+
+    prompts = {0: "a wall", 1: "a bag"}
+    plain = _edit(tiny_sdxl, tiny_photo, prompts, 1)
+    torch._dynamo.reset()
+    tiny_sdxl.compile_unet(backend=brittle_backend)
+    try:
+        ours = _edit(tiny_sdxl, tiny_photo, prompts, 1)
+        assert len(calls) == 2 and not tiny_sdxl.compiled
+        assert "AssertionError: expected size 2==2" in tiny_sdxl.compile_error
+    finally:
+        tiny_sdxl.compile_unet(None)
+        torch._dynamo.reset()
+    torch.testing.assert_close(ours.latents, plain.latents, rtol=1e-4, atol=1e-4)
+
+
 def test_a_compiled_backward_that_fails_falls_back(tiny_sdxl, tiny_photo):
     """The backward graph compiles at the first ``backward()``, after the forward's
     fallback has passed: a failure there also ends in the plain UNet's training, exactly
