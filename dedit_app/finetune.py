@@ -260,13 +260,19 @@ def _forward_backward(
     return loss.detach()
 
 
-def _stage(model, stage, micro_step, opt, steps, accum, cancel, at, losses) -> Job[int]:
+def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
     """``steps`` micro-steps of ``micro_step()`` (returns the summed loss, on the device),
-    an optimizer step every ``accum`` and at the end; yields Progress of ``stage`` from
-    ``at = (step, total)`` on and returns the step count after it. Losses are read back a
-    step late (``TrailingReads``) so reading one never stalls the GPU's queue: ``losses``
-    gets every value, each Progress the newest one read (None before the first on CUDA)."""
+    an optimizer step every ``grad_accum`` and at the end. ``job``: ``(ready photos,
+    options, cancel)``. Yields Progress of ``stage`` from ``at = (step, total)`` on (first
+    "compiling" when the stage's graph is new) and returns the step count after it.
+    Losses are read back a step late (``TrailingReads``) so reading one never stalls the
+    GPU's queue: ``losses`` gets every value, each Progress the newest one read (None
+    before the first on CUDA)."""
+    ready, options, cancel = job
+    accum = options.grad_accum
     step, total = at
+    if _compiles_next(model, stage, ready, options):
+        yield Progress(step, total, stage="compiling")
     reads = TrailingReads(model.device)
     for micro in range(steps):
         cancel.raise_if_cancelled()
@@ -390,11 +396,9 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 encoder.set_input_embeddings(module)
                 rows.append(module.rows)
             opt = _optimizer(rows, options.emb_lr, model.device)
-            if _compiles_next(model, "tokens", ready, options):
-                yield Progress(step, total, stage="compiling")
             step = yield from _stage(
                 model, "tokens", partial(micro_step, True), opt, options.emb_steps,
-                options.grad_accum, cancel, (step, total), losses,
+                (ready, options, cancel), (step, total), losses,
             )  # fmt: skip
             learned = [r.detach().float().cpu() for r in rows]
             for encoder, base in spliced:
@@ -414,11 +418,9 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 offloaded += _offload(model, model.text_encoders)
             params = _stage2_params(model, options, alpha)
             opt = _optimizer(params, options.unet_lr, model.device)
-            if _compiles_next(model, "unet", ready, options):
-                yield Progress(step, total, stage="compiling")
             step = yield from _stage(
                 model, "unet", partial(micro_step, False), opt, options.model_steps,
-                options.grad_accum, cancel, (step, total), losses,
+                (ready, options, cancel), (step, total), losses,
             )  # fmt: skip
             del opt
             unet_tensors = _finish_stage2(model, options)
