@@ -290,6 +290,25 @@ def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
     return step
 
 
+def _splice_token_rows(model: DiffusionModel, tokens: list[str], spliced: list) -> list:
+    """Stage 1's trainable tensors: each text encoder's rows of the new ``tokens`` as a
+    parameter of their own (``[n_tokens, C_i]``, spliced into the embedding lookup), so no
+    gradient or optimizer state exists for the rest of the table. Appends ``(encoder,
+    original embedding)`` to ``spliced`` for the caller to put back."""
+    rows = []
+    for i, encoder in enumerate(model.text_encoders):
+        ids = model.tokenizers[i].convert_tokens_to_ids(tokens)
+        first = ids[0]
+        if ids != list(range(first, first + len(ids))):
+            raise ModelLoadError("The item tokens did not get consecutive ids.")
+        start = get_token_rows(model, tokens)[i].to(model.device)
+        module = _SplicedEmbedding(encoder.get_input_embeddings(), first, start)
+        spliced.append((encoder, module.base))
+        encoder.set_input_embeddings(module)
+        rows.append(module.rows)
+    return rows
+
+
 def _compiles_next(model, stage: str, ready: list[_Photo], options: FinetuneOptions) -> bool:
     """Whether this stage's first micro-steps compile (see ``DiffusionModel.compiles_next``):
     each stage trains other tensors, and the batch, checkpointing, a LoRA, every latent
@@ -384,17 +403,7 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
 
         # ---- stage 1: the new token rows only -------------------------------------
         if options.emb_steps:
-            rows = []
-            for i, encoder in enumerate(model.text_encoders):
-                ids = model.tokenizers[i].convert_tokens_to_ids(tokens)
-                first = ids[0]
-                if ids != list(range(first, first + len(ids))):
-                    raise ModelLoadError("The item tokens did not get consecutive ids.")
-                start = get_token_rows(model, tokens)[i].to(model.device)
-                module = _SplicedEmbedding(encoder.get_input_embeddings(), first, start)
-                spliced.append((encoder, module.base))
-                encoder.set_input_embeddings(module)
-                rows.append(module.rows)
+            rows = _splice_token_rows(model, tokens, spliced)
             opt = _optimizer(rows, options.emb_lr, model.device)
             step = yield from _stage(
                 model, "tokens", partial(micro_step, True), opt, options.emb_steps,

@@ -3,8 +3,10 @@
     python scripts/bench.py MODE [--quick | --full]
 
 MODE is one of the modules in ``scripts/benchmarks/`` (partition, attention, finetune,
-sample, segment, engine, ui) or ``all``. ``--quick`` is the CPU profile (a couple of minutes);
-``--full`` adds full-size shapes and, where a GPU is present, full-size SDXL.
+sample, segment, engine, ui, estimate) or ``all`` (every one but engine and estimate).
+``--quick`` is the CPU profile (a couple of minutes); ``--full`` adds full-size shapes and,
+where a GPU is present, full-size SDXL. ``estimate`` predicts full-size SDXL's FLOPs,
+kernels and GPU memory on fake tensors, without a GPU.
 Each mode prints a table: case, implementation, median time, peak memory, ratio; a row
 appears as soon as it is measured. A part that fails prints a ``failed`` row with its error,
 the others still run, and the exit status is 1.
@@ -24,8 +26,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ["partition", "attention", "finetune", "sample", "segment", "engine", "ui"]
-ALL = [m for m in MODES if m != "engine"]  # engine is finetune + sample under one name
+MODES = ["partition", "attention", "finetune", "sample", "segment", "engine", "ui", "estimate"]
+# engine is finetune + sample under one name; estimate predicts full-size SDXL on fake
+# tensors (about 6 minutes, the same on any machine), so it runs only when named
+ALL = [m for m in MODES if m not in ("engine", "estimate")]
 
 
 def main(argv: list[str] | None = None) -> int:

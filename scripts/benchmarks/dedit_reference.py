@@ -76,8 +76,19 @@ def tiny_model(folder: Path | None = None):
     return load_model(save_tiny_sdxl(folder / "tiny-sdxl"), device="cpu")
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
 def full_sdxl(device: str = "cuda", dtype: torch.dtype = torch.bfloat16):
-    """Full-size SDXL base architecture with random weights, built directly on ``device``."""
+    """Full-size SDXL base architecture with random weights, built directly on ``device``
+    in ``dtype`` (under a FakeTensorMode: shapes only, no memory, a few seconds)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import (
         CLIPTextConfig,
@@ -93,11 +104,13 @@ def full_sdxl(device: str = "cuda", dtype: torch.dtype = torch.bfloat16):
     write_clip_tokenizer(folder / "t1", vocab_size=49408)
     write_clip_tokenizer(folder / "t2", vocab_size=49408, pad_token="!")
     torch.manual_seed(0)
-    with torch.device(device):
-        unet = UNet2DConditionModel(**SDXL_UNET).to(dtype)
-        vae = AutoencoderKL(**SDXL_VAE).to(dtype)  # bf16 is safe for this VAE (fp32 range)
-        te1 = CLIPTextModel(CLIPTextConfig(**CLIP_L)).to(dtype)
-        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG)).to(dtype)
+    # Built in ``dtype`` directly: no float32 copy to cast, and under a FakeTensorMode
+    # (benchmarks.estimate) a cast would have to swap every parameter, which fake tensors refuse.
+    with torch.device(device), _default_dtype(dtype):
+        unet = UNet2DConditionModel(**SDXL_UNET)
+        vae = AutoencoderKL(**SDXL_VAE)  # bf16 is safe for this VAE (fp32 range)
+        te1 = CLIPTextModel(CLIPTextConfig(**CLIP_L))
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG))
     tokenizers = [
         CLIPTokenizer.from_pretrained(folder / "t1"),
         CLIPTokenizer.from_pretrained(folder / "t2"),
@@ -183,14 +196,18 @@ def plain_attention(model):
 # ---- one denoising step, both ways ------------------------------------------------------------
 
 
-def step_inputs(model, size: tuple[int, int], n_items: int, batch: int = 1, seed: int = 0):
+def step_inputs(
+    model, size: tuple[int, int], n_items: int, batch: int = 1, seed: int = 0, making=None
+):
     """Latents, conditioning and a label map for a ``size`` bucket with ``n_items`` items
-    of learned tokens (fresh random tokens; the model is reset first)."""
+    of learned tokens (fresh random tokens; the model is reset first). ``making``: the
+    context the embedding tables grow in (the estimate's FakeTensorMode), if any."""
     from dedit_app.tokens import add_item_tokens, encode_items, make_token_strings, time_ids
 
-    model.reset()
     strings = make_token_strings([f"item{i}" for i in range(n_items)])
-    add_item_tokens(model, strings, seed=seed)
+    with making or contextlib.nullcontext():
+        model.reset()
+        add_item_tokens(model, strings, seed=seed)
     with torch.no_grad():
         cond = encode_items(model, dict(enumerate(strings)))
     f = model.vae_scale_factor
