@@ -319,8 +319,7 @@ def prepare_cost(model, making, size: int, items: int, mode: str) -> PrepareCost
 
 def _prepare_rows(model, making, size: int, items: int, case: str, mode: str) -> list[Row]:
     cost = prepare_cost(model, making, size, items, mode)
-    s1, s2, peak1, peak2, theirs = (cost.stage1, cost.stage2, cost.peak1, cost.peak2,
-                                    cost.paper)  # fmt: skip
+    s1, s2, peak1, peak2 = cost.stage1, cost.stage2, cost.peak1, cost.peak2
     schedule = SCHEDULE[0] * s1.flops + SCHEDULE[1] * s2.flops
     floor = _lower_bound(schedule)
     gb = max(peak1, peak2) / 1024
@@ -335,11 +334,12 @@ def _prepare_rows(model, making, size: int, items: int, case: str, mode: str) ->
                  f"{gb:.1f} GiB of tensors: a {TARGET_LOW_MEMORY_GB:.0f} GB card keeps "
                  f"{TARGET_LOW_MEMORY_GB - gb:.1f} GiB for CUDA's context and cache slack"),
     ]  # fmt: skip
-    if theirs is not None:
-        out.append(Row(case, "prepare stage 2: paper per-item", None, theirs.peak_mb,
-                       note=f"{theirs.flops / s2.flops:.2f}x our FLOPs, "
-                            f"{theirs.kernels / s2.kernels:.2f}x our kernels "
-                            f"({theirs.kernels})"))  # fmt: skip
+    if cost.paper is not None:
+        paper = cost.paper
+        out.append(Row(case, "prepare stage 2: paper per-item", None, paper.peak_mb,
+                       note=f"{paper.flops / s2.flops:.2f}x our FLOPs, "
+                            f"{paper.kernels / s2.kernels:.2f}x our kernels "
+                            f"({paper.kernels})"))  # fmt: skip
     return out
 
 
