@@ -195,9 +195,11 @@ def _train_step(
     """Forward and backward of one photo's micro-step (gradients scaled by ``1/accum``);
     returns the loss (0-dim, on the device). A compiled UNet whose backward fails to
     compile (it compiles at the first ``backward()``, past :meth:`DiffusionModel.run_unet`'s
-    fallback) costs the job nothing: the model goes plain and the step runs again from the
-    same random state, so the result is the plain UNet's. No gradient has landed by then:
-    the failing node is the UNet's, which every trained tensor's gradient passes through."""
+    fallback) costs the job nothing: the step runs again on the plain UNet from the same
+    random state, so the result is the plain UNet's, and once that succeeds the model goes
+    plain. No gradient has landed by then: the failing node is the UNet's, which every
+    trained tensor's gradient passes through. An error the plain rerun raises too is not
+    the compiler's: it ends the job, and the model stays compiled."""
     if not model.compiled:
         return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
     state = gen.get_state()
@@ -208,9 +210,11 @@ def _train_step(
     except Exception as err:  # noqa: BLE001 - the plain run below re-raises a real error
         if not model.compiled:  # the forward already fell back: this is not the compiler
             raise
-        model.stop_compiling(err)
         gen.set_state(state)
-        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+        with model.plain_unet():
+            loss = _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+        model.stop_compiling(err)
+        return loss
 
 
 def _forward_backward(
@@ -266,14 +270,16 @@ def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
     options, cancel)``. Yields Progress of ``stage`` from ``at = (step, total)`` on (first
     "compiling" when the stage's graph is new) and returns the step count after it.
     Losses are read back a step late (``TrailingReads``) so reading one never stalls the
-    GPU's queue: ``losses`` gets every value, each Progress the newest one read (None
-    before the first on CUDA)."""
+    GPU's queue: ``losses`` gets every value, and each Progress the newest one read with
+    the step it was measured at (none before the first on CUDA; the stage's last loss
+    comes in one more Progress after its last step)."""
     ready, options, cancel = job
     accum = options.grad_accum
     step, total = at
     if _compiles_next(model, stage, ready, options):
         yield Progress(step, total, stage="compiling")
     reads = TrailingReads(model.device)
+    unread: list[int] = []  # the steps whose losses are on their way back, oldest first
     for micro in range(steps):
         cancel.raise_if_cancelled()
         shown = reads.push(micro_step())
@@ -281,12 +287,16 @@ def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
             opt.step()
             opt.zero_grad(set_to_none=True)
         step += 1
-        if shown is not None:
-            losses.append(float(shown))
-        yield Progress(step, total, stage=stage, loss=None if shown is None else losses[-1])
+        unread.append(step)
+        if shown is None:
+            yield Progress(step, total, stage=stage)
+            continue
+        losses.append(float(shown))
+        yield Progress(step, total, stage=stage, loss=losses[-1], loss_step=unread.pop(0))
     last = reads.flush()
     if last is not None:
         losses.append(float(last))
+        yield Progress(step, total, stage=stage, loss=losses[-1], loss_step=unread.pop(0))
     return step
 
 

@@ -57,7 +57,8 @@ class Progress:
     """One step of a job.
 
     ``preview`` is an optional small RGB image (h, w, 3) uint8 for the UI to show;
-    ``loss`` is set by training steps.
+    ``loss`` is set by training steps, measured at step ``loss_step`` when that is given
+    (a GPU's losses are read back a step late, so they trail ``step``), else at ``step``.
     """
 
     step: int
@@ -66,6 +67,12 @@ class Progress:
     loss: float | None = None
     preview: np.ndarray | None = None
     message: str = ""
+    loss_step: int | None = None
+
+    @property
+    def loss_at(self) -> int:
+        """The step ``loss`` belongs to (for a loss curve)."""
+        return self.step if self.loss_step is None else self.loss_step
 
     @property
     def fraction(self) -> float:

@@ -20,6 +20,7 @@ loaded state after a project's learned tokens and UNet tensors were installed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -27,7 +28,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,9 +383,10 @@ class DiffusionModel:
         A compiler that fails must not fail the user's job: while compiling (no C compiler,
         a kernel cache left damaged by a killed process) or in the code it generated (a
         size or stride check that a later call breaks, as inductor's backward did with a
-        changing key count). The plain UNet gives the same result, so the model goes back to
-        it for good (:meth:`stop_compiling`) and runs the call again; an error the plain
-        UNet raises as well is the caller's. Out of memory is never the compiler's."""
+        changing key count). The plain UNet gives the same result, so the call runs again
+        on it, and once that succeeds the model goes back to it for good
+        (:meth:`stop_compiling`). An error the plain UNet raises as well is the caller's:
+        it propagates, and the model stays compiled. Out of memory is never the compiler's."""
         if self._compiled_unet is None:
             return self.unet(*args, **kwargs)
         try:
@@ -394,8 +396,19 @@ class DiffusionModel:
         except Exception as err:  # noqa: BLE001 - the plain call below re-raises a real error
             if isinstance(err, torch._dynamo.exc.BackendCompilerFailed):
                 err = getattr(err, "inner_exception", None) or err.__cause__ or err
+            out = self.unet(*args, **kwargs)
             self.stop_compiling(err)
-            return self.unet(*args, **kwargs)
+            return out
+
+    @contextlib.contextmanager
+    def plain_unet(self) -> Iterator[None]:
+        """:meth:`run_unet` calls inside run the plain UNet; compiling resumes after. For
+        rerunning work a compiled call failed on before deciding whose failure it was."""
+        compiled, self._compiled_unet = self._compiled_unet, None
+        try:
+            yield
+        finally:
+            self._compiled_unet = compiled
 
     def stop_compiling(self, cause: BaseException) -> None:
         """Go back to the plain UNet for good because compiling failed with ``cause``, and

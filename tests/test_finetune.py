@@ -68,6 +68,39 @@ def test_progress_every_micro_step_with_loss(tiny_sdxl, tiny_photo):
     assert tiny_sdxl.applied == result.metadata["weights_id"]
 
 
+class _ReadsLikeCuda:
+    """``hostreads.TrailingReads`` as it behaves on CUDA (each value a step late), on the CPU."""
+
+    def __init__(self, device):
+        self._pending = None
+
+    def push(self, tensor):
+        ready, self._pending = self._pending, tensor.detach().cpu()
+        return ready
+
+    def flush(self):
+        ready, self._pending = self._pending, None
+        return ready
+
+
+def test_losses_read_a_step_late_stay_with_their_step(tiny_sdxl, tiny_photo, monkeypatch):
+    """On a GPU each loss arrives a step after it was measured: the loss curve still plots
+    every step's own loss at that step, the stage's last one included."""
+    import dedit_app.finetune as ft
+
+    def curve(progress):
+        return [(p.loss_at, p.loss) for p in progress if p.loss is not None]
+
+    now = []
+    run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK), now.append)
+    monkeypatch.setattr(ft, "TrailingReads", _ReadsLikeCuda)
+    late = []
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK), late.append)
+    assert curve(late) == curve(now) == list(zip([1, 2, 3, 4], result.losses))
+    assert late[0].loss is None and late[0].step == 1
+    assert [p.step for p in late] == [1, 2, 2, 3, 4, 4]  # each stage's last loss follows it
+
+
 def test_result_holds_only_the_trained_tensors(tiny_sdxl, tiny_photo):
     result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
     n_tokens = 4 * 5

@@ -216,6 +216,37 @@ def test_a_compiled_backward_that_fails_falls_back(tiny_sdxl, tiny_photo):
         torch.testing.assert_close(ours.tensors[key], value, rtol=1e-5, atol=1e-7)
 
 
+def test_an_error_of_the_call_itself_keeps_the_model_compiled(tiny_sdxl, tiny_photo, monkeypatch):
+    """A compiled call that fails because of what it was given fails the plain way too:
+    that error reaches the caller, and the model stays compiled, with no compile notice,
+    for the next edit or preparation."""
+    import dedit_app.finetune as ft
+
+    def broken_step(*args, **kwargs):
+        raise ValueError("the photo's items do not match its labels")
+
+    torch._dynamo.reset()
+    tiny_sdxl.compile_unet(backend="eager")
+    try:
+        z = torch.zeros(1, 4, 8, 8)
+        cond = torch.zeros(1, 7, 3)  # the text width is wrong: no UNet accepts it
+        extra = {
+            "text_embeds": torch.zeros(1, tiny_sdxl.text_encoders[1].config.projection_dim),
+            "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]]),
+        }
+        with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+            tiny_sdxl.run_unet(z, 10, cond, added_cond_kwargs=extra, return_dict=False)
+        assert tiny_sdxl.compiled and tiny_sdxl.compile_error == ""
+
+        monkeypatch.setattr(ft, "_forward_backward", broken_step)
+        with pytest.raises(ValueError, match="do not match"):
+            run_job(finetune(tiny_sdxl, [TrainImage(*tiny_photo)], QUICK))
+        assert tiny_sdxl.compiled and tiny_sdxl.compile_error == ""
+    finally:
+        tiny_sdxl.compile_unet(None)
+        torch._dynamo.reset()
+
+
 def test_the_kernel_cache_is_ours_and_emptied_when_compiling_fails(
     tiny_sdxl, tmp_path, monkeypatch
 ):

@@ -241,7 +241,7 @@ class Worker(QThread):
                 self.message.emit(JobNotice(job_id, p.message))
                 continue
             if p.loss is not None:
-                losses.append((p.step, float(p.loss)))
+                losses.append((p.loss_at, float(p.loss)))
             now = time.monotonic()
             last = p.total and p.step >= p.total
             # A new stage always shows: the step after it may be a long wait (a compile).
