@@ -41,6 +41,7 @@ from dedit_app.errors import EditError, ModelLoadError, ProjectError
 from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel, check_weights_match
+from dedit_app.recompute import EVERY_BLOCK, Recompute, check_plan, use_recompute
 from dedit_app.tokens import (
     add_item_tokens,
     encode_items,
@@ -89,6 +90,7 @@ class FinetuneOptions:
     lora_alpha: float | None = None  # LoRA scale numerator; None = the rank (scale 1)
     seed: int = 0  # token init, noise, timesteps and LoRA init all follow it
     gradient_checkpointing: bool = False  # low-memory mode: recompute UNet activations
+    recompute: Recompute = EVERY_BLOCK  # with it: which UNet blocks, per stage
     offload_idle: bool = False  # low-memory mode: models a stage does not use wait in RAM
 
     def check(self) -> None:
@@ -267,7 +269,8 @@ def _forward_backward(
 def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
     """``steps`` micro-steps of ``micro_step()`` (returns the summed loss, on the device),
     an optimizer step every ``grad_accum`` and at the end. ``job``: ``(ready photos,
-    options, cancel)``. Yields Progress of ``stage`` from ``at = (step, total)`` on (first
+    options, cancel)``; in low-memory mode the stage's blocks of ``options.recompute``
+    recompute. Yields Progress of ``stage`` from ``at = (step, total)`` on (first
     "compiling" when the stage's graph is new) and returns the step count after it.
     Losses are read back a step late (``TrailingReads``) so reading one never stalls the
     GPU's queue: ``losses`` gets every value, and each Progress the newest one read with
@@ -276,6 +279,8 @@ def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
     ready, options, cancel = job
     accum = options.grad_accum
     step, total = at
+    if options.gradient_checkpointing:
+        use_recompute(model.unet, options.recompute.of(stage))
     if _compiles_next(model, stage, ready, options):
         yield Progress(step, total, stage="compiling")
     reads = TrailingReads(model.device)
@@ -326,8 +331,8 @@ def _compiles_next(model, stage: str, ready: list[_Photo], options: FinetuneOpti
     and prompts do not; under "grouped" every photo's layout is a graph of its own."""
     if model.train_attention != "masked":
         return model.compiled
-    kind = ("train", stage, options.batch_size, options.gradient_checkpointing,
-            options.lora_rank > 0)  # fmt: skip
+    recomputed = options.recompute.of(stage) if options.gradient_checkpointing else ()
+    kind = ("train", stage, options.batch_size, recomputed, options.lora_rank > 0)
     new = [model.compiles_next((*kind, *p.latents.shape[-2:], p.pad_to)) for p in ready]
     return any(new)
 
@@ -369,6 +374,8 @@ def finetune(
             raise EditError("The item map and the photo have different sizes.")
         if int(np.max(p.labels)) >= len(p.names):
             raise EditError("The item map uses more items than the project names.")
+    if options.gradient_checkpointing:
+        check_plan(model.unet, options.recompute)
     cancel = cancel or CancelToken()
     return _finetune(model, list(photos), options, cancel)
 
@@ -398,8 +405,6 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         total = options.emb_steps + options.model_steps
         losses: list[float] = []
         step = 0
-        if options.gradient_checkpointing:
-            model.unet.enable_gradient_checkpointing()
 
         def micro_step(encode: bool) -> torch.Tensor:
             """One micro-step over every photo; the summed loss. ``encode``: the prompts

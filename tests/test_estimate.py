@@ -118,6 +118,11 @@ def test_the_modes_trade_memory_for_flops_and_the_paper_costs_more_kernels(tiny_
     assert peak["low-memory"] < peak["parked"] < peak["default"]
     # checkpointing recomputes the forward in the backward pass
     assert costs["low-memory"].stage2.flops > 1.2 * costs["default"].stage2.flops
+    # a plan recomputes some blocks in stage 2 and none in stage 1: in between
+    plan, full, parked = costs["low-memory, SDXL plan"], costs["low-memory"], costs["parked"]
+    assert plan.stage1.flops == parked.stage1.flops and plan.peak1 == parked.peak1
+    assert parked.stage2.flops < plan.stage2.flops < full.stage2.flops
+    assert full.peak2 < plan.peak2 < parked.peak2
     ours, paper = costs["default"].stage2, costs["default"].paper
     assert 0.9 < paper.flops / ours.flops < 1.5  # the same attention work, item by item
     assert paper.kernels > 1.2 * ours.kernels  # ... in many more, smaller calls

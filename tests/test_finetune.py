@@ -291,3 +291,43 @@ def test_gradient_checkpointing_trains_the_same(tiny_sdxl, tiny_photo):
     assert not tiny_sdxl.unet.is_gradient_checkpointing
     for key, value in plain.tensors.items():
         torch.testing.assert_close(checkpointed.tensors[key], value, rtol=1e-4, atol=1e-6)
+
+
+def _recomputing(unet) -> list[str]:
+    return [n for n, m in unet.named_modules() if getattr(m, "gradient_checkpointing", False)]
+
+
+def test_a_low_memory_plan_recomputes_its_blocks_per_stage_and_trains_the_same(
+    tiny_sdxl, tiny_photo
+):
+    """Low-memory mode recomputes only the blocks its plan names for each stage (the rest
+    keep their activations); what is learned does not change."""
+    from dedit_app.recompute import Recompute
+
+    plan = Recompute(tokens=(), unet=("down_blocks.1.attentions", "mid_block"))
+    low = FinetuneOptions(**{**QUICK.__dict__, "gradient_checkpointing": True, "recompute": plan})
+    seen: dict[str, list[str]] = {}
+
+    def look(p):
+        seen.setdefault(p.stage, _recomputing(tiny_sdxl.unet))
+
+    plain = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    partial = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], low), look)
+    assert seen == {
+        "tokens": [],
+        "unet": ["down_blocks.1.attentions.0", "mid_block", "mid_block.attentions.0"],
+    }
+    assert _recomputing(tiny_sdxl.unet) == []
+    for key, value in plain.tensors.items():
+        torch.testing.assert_close(partial.tensors[key], value, rtol=1e-4, atol=1e-6)
+
+
+def test_a_low_memory_plan_for_another_unet_is_refused_before_preparing(tiny_sdxl, tiny_photo):
+    from dedit_app.recompute import Recompute
+
+    plan = Recompute(unet=("down_blocks.2.attentions", "mid_block"))
+    low = FinetuneOptions(**{**QUICK.__dict__, "gradient_checkpointing": True, "recompute": plan})
+    applied = tiny_sdxl.applied
+    with pytest.raises(EditError, match=r"does not have: down_blocks\.2\.attentions\. "):
+        finetune(tiny_sdxl, [_photo(tiny_photo)], low)
+    assert tiny_sdxl.applied == applied and _recomputing(tiny_sdxl.unet) == []

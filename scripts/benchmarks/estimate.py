@@ -41,6 +41,7 @@ from benchmarks.dedit_reference import (
     paper_step,
     step_inputs,
 )
+from dedit_app.recompute import EVERY_BLOCK, SDXL_WITHIN_24GB, Recompute, use_recompute
 
 H200_BF16_TFLOPS = 989.0  # NVIDIA's H200 (and H100 SXM) dense bf16 tensor-core peak
 EDIT_STEPS = 20
@@ -227,8 +228,14 @@ def _stage_cost(meter: Meter, micro_step, opt, paper=None) -> tuple[Cost, float,
     return one, peak, theirs
 
 
-# preparing's memory modes: (gradient checkpointing, idle models parked in RAM)
-MODES = {"default": (False, False), "parked": (False, True), "low-memory": (True, True)}
+# preparing's memory modes: (the blocks recomputed, or None: no checkpointing; idle models
+# parked in RAM). "SDXL plan" recomputes just enough to leave a 24 GB card room.
+MODES = {
+    "default": (None, False),
+    "parked": (None, True),
+    "low-memory": (EVERY_BLOCK, True),
+    "low-memory, SDXL plan": (SDXL_WITHIN_24GB, True),
+}
 
 
 @dataclass
@@ -243,12 +250,15 @@ class PrepareCost:
     paper: Cost | None
 
 
-def prepare_cost(model, making, size: int, items: int, mode: str) -> PrepareCost:
+def prepare_cost(
+    model, making, size: int, items: int, mode: str, plan: Recompute | None = None
+) -> PrepareCost:
     """Preparing in one of :data:`MODES`: each stage with what it keeps on the GPU (a
     parking mode moves the VAE off, and the text encoders during stage 2), its trained
     tensors in float32 and fused AdamW's state, as the job runs them on CUDA. "parked"
     is not a switch of the editor (yet): it asks whether parking alone fits 24 GB,
-    without the recomputation that checkpointing costs."""
+    without the recomputation that checkpointing costs. ``plan``: parked, recomputing
+    these blocks instead of the mode's."""
     from diffusers import DDPMScheduler
 
     from benchmarks.finetune import _photo_and_labels
@@ -262,7 +272,8 @@ def prepare_cost(model, making, size: int, items: int, mode: str) -> PrepareCost
     )
     from dedit_app.tokens import add_item_tokens, encode_items, make_token_strings
 
-    checkpointing, parked = MODES[mode]
+    recompute, parked = (plan, True) if plan is not None else MODES[mode]
+    checkpointing = recompute is not None
     options = FinetuneOptions(gradient_checkpointing=checkpointing, offload_idle=parked)
     image, labels, names = _photo_and_labels(size, items)
     strings = make_token_strings(names, options.n_tokens)
@@ -275,7 +286,7 @@ def prepare_cost(model, making, size: int, items: int, mode: str) -> PrepareCost
     batch, accum = options.batch_size, options.grad_accum
     spliced: list = []
     if checkpointing:
-        model.unet.enable_gradient_checkpointing()
+        use_recompute(model.unet, recompute.tokens)
     try:
         rows = _splice_token_rows(model, tokens, spliced)
         opt = torch.optim.AdamW(rows, lr=options.emb_lr, fused=True)
@@ -294,6 +305,8 @@ def prepare_cost(model, making, size: int, items: int, mode: str) -> PrepareCost
 
         with torch.no_grad():
             photo.cond = encode_items(model, photo.prompts).detach()
+        if checkpointing:
+            use_recompute(model.unet, recompute.unet)
         params = _stage2_params(model, options, 0)
         opt = torch.optim.AdamW(params, lr=options.unet_lr, fused=True)
         meter = Meter()
@@ -343,6 +356,33 @@ def _prepare_rows(model, making, size: int, items: int, case: str, mode: str) ->
     return out
 
 
+def _block_rows(model, making, size: int, items: int, case: str) -> list[Row]:
+    """What recomputing each group of transformers saves and costs in stage 2 (the stage
+    that peaks), against recomputing nothing, idle models parked: the evidence
+    behind ``recompute.SDXL_WITHIN_24GB``. About 75 s per group on the 2-core CPU."""
+    unet = model.unet
+    groups = sorted({
+        n.rsplit(".attentions.", 1)[0] + ".attentions" for n, m in unet.named_modules()
+        if ".attentions." in n and hasattr(m, "gradient_checkpointing")
+    })  # fmt: skip
+    plans = {"nothing": (), **{g: (g,) for g in groups}}
+    plans |= {"every transformer": tuple(groups), "every block": None}
+    costs = {
+        label: prepare_cost(model, making, size, items, "", Recompute(tokens=(), unet=blocks))
+        for label, blocks in plans.items()
+    }
+    base = costs.pop("nothing")
+    rows = [Row(case, "recompute nothing (stage 2)", None, base.peak2,
+                note=f"{base.stage2.flops / 1e12:.1f} TFLOP per micro-step")]  # fmt: skip
+    for label, cost in costs.items():
+        saved = (base.peak2 - cost.peak2) / 1024
+        extra = (cost.stage2.flops - base.stage2.flops) / 1e12
+        rows.append(Row(case, f"recompute {label} (stage 2)", None, cost.peak2,
+                        note=f"saves {saved:.2f} GiB for {extra:+.2f} TFLOP per micro-step "
+                             f"({saved / extra:.2f} GiB per TFLOP)"))  # fmt: skip
+    return rows
+
+
 def fake_sdxl():
     """Full-size SDXL (bf16) made of fake tensors, and its FakeTensorMode. Ops on fake
     tensors run fake anywhere; only building needs the mode (factory calls)."""
@@ -354,10 +394,14 @@ def fake_sdxl():
 
 
 def run(profile: str) -> Iterator[Row]:
-    """The same in both profiles: nothing here depends on the machine."""
+    """Nothing here depends on the machine; ``--full`` adds what recomputing each group
+    of transformers saves (about 9 more minutes)."""
     model, making = fake_sdxl()
     case, size, items = "SDXL 1024^2 8 items bf16 (fake)", 1024, 8
     yield from guarded("edit", partial(_edit_rows, model, making, size, items, case), case)
     for mode in MODES:
         part = partial(_prepare_rows, model, making, size, items, case, mode)
         yield from guarded(f"prepare {mode}", part, case)
+    if profile == "full":
+        blocks = partial(_block_rows, model, making, size, items, case)
+        yield from guarded("blocks", blocks, case)

@@ -1,0 +1,79 @@
+"""Which UNet blocks gradient checkpointing recomputes while preparing (low-memory mode).
+
+A block that is recomputed keeps only its inputs in the forward pass and runs its forward
+again in the backward pass. In SDXL's UNet, while preparing, that trade is linear: each
+transformer block saves about 1 GiB of activations at 1024^2, batch 2, per TFLOP of
+recomputation, and a ResNet block far less (docs/PERFORMANCE.md, "Which blocks to
+recompute"). So recomputing everything is the most memory can shrink, and recomputing
+just enough to fit a card is the least time it costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dedit_app.errors import EditError
+
+__all__ = ["EVERY_BLOCK", "SDXL_WITHIN_24GB", "Recompute", "check_plan", "use_recompute"]
+
+
+@dataclass(frozen=True)
+class Recompute:
+    """The blocks each preparation stage recomputes: UNet module names ("up_blocks.1"
+    covers its ResNets and every module under it that recomputes, "mid_block.attentions.0"
+    one transformer); ``None``: every block diffusers can recompute; ``()``: none."""
+
+    tokens: tuple[str, ...] | None = None  # stage 1: the items' token rows
+    unet: tuple[str, ...] | None = None  # stage 2: cross-attention q/k/v or a LoRA
+
+    def of(self, stage: str) -> tuple[str, ...] | None:
+        """The blocks of ``stage`` ("tokens" or "unet")."""
+        return self.tokens if stage == "tokens" else self.unet
+
+
+EVERY_BLOCK = Recompute()
+
+# Full-size SDXL at 1024^2, batch 2, idle models parked (predicted by `scripts/bench.py
+# estimate`): stage 1 peaks at 16.7 GiB of tensors with nothing recomputed and stage 2 at
+# 22.0 GiB. Recomputing the transformers that give the most memory per FLOP, up to 4.3
+# GiB, brings stage 2 to 17.7 GiB for 14 % more arithmetic there (EVERY_BLOCK: 12.4 GiB
+# for 35 % more in both stages). Unproven on a GPU, so not yet the low-memory default.
+SDXL_WITHIN_24GB = Recompute(
+    tokens=(),
+    unet=(
+        "down_blocks.1.attentions",
+        "mid_block.attentions",
+        "up_blocks.1.attentions",
+        "up_blocks.0.attentions.0",
+    ),
+)
+
+
+def check_plan(unet: torch.nn.Module, plan: Recompute) -> None:
+    """Raise EditError when ``plan`` names a block this diffusers ``unet`` does not have
+    (a plan written for another architecture): before preparing starts, not at stage 2."""
+    names = [n for n, m in unet.named_modules() if hasattr(m, "gradient_checkpointing")]
+    wanted = [*(plan.tokens or ()), *(plan.unet or ())]
+    unknown = sorted({b for b in wanted if not any(_covers(b, n) for n in names)})
+    if unknown:
+        raise EditError(
+            "The low-memory plan names UNet blocks this model does not have: "
+            f"{', '.join(unknown)}. Use the plan that recomputes every block instead."
+        )
+
+
+def use_recompute(unet: torch.nn.Module, blocks: tuple[str, ...] | None) -> None:
+    """Turn gradient checkpointing on for ``blocks`` of a diffusers ``unet`` and off for
+    the rest (see :class:`Recompute`; names are checked by :func:`check_plan`)."""
+    unet.enable_gradient_checkpointing()  # gives every block the checkpoint function
+    if blocks is None:
+        return
+    for name, module in unet.named_modules():
+        if hasattr(module, "gradient_checkpointing"):
+            module.gradient_checkpointing = any(_covers(b, name) for b in blocks)
+
+
+def _covers(block: str, name: str) -> bool:
+    return name == block or name.startswith(block + ".")
