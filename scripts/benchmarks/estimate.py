@@ -250,15 +250,13 @@ class PrepareCost:
     paper: Cost | None
 
 
-def prepare_cost(
-    model, making, size: int, items: int, mode: str, plan: Recompute | None = None
-) -> PrepareCost:
+def prepare_cost(model, making, size: int, items: int, mode: str | Recompute) -> PrepareCost:
     """Preparing in one of :data:`MODES`: each stage with what it keeps on the GPU (a
     parking mode moves the VAE off, and the text encoders during stage 2), its trained
     tensors in float32 and fused AdamW's state, as the job runs them on CUDA. "parked"
     is not a switch of the editor (yet): it asks whether parking alone fits 24 GB,
-    without the recomputation that checkpointing costs. ``plan``: parked, recomputing
-    these blocks instead of the mode's."""
+    without the recomputation that checkpointing costs. ``mode`` may also be a plan of
+    its own: parked, recomputing its blocks."""
     from diffusers import DDPMScheduler
 
     from benchmarks.finetune import _photo_and_labels
@@ -272,7 +270,7 @@ def prepare_cost(
     )
     from dedit_app.tokens import add_item_tokens, encode_items, make_token_strings
 
-    recompute, parked = (plan, True) if plan is not None else MODES[mode]
+    recompute, parked = (mode, True) if isinstance(mode, Recompute) else MODES[mode]
     checkpointing = recompute is not None
     options = FinetuneOptions(gradient_checkpointing=checkpointing, offload_idle=parked)
     image, labels, names = _photo_and_labels(size, items)
@@ -368,7 +366,7 @@ def _block_rows(model, making, size: int, items: int, case: str) -> list[Row]:
     plans = {"nothing": (), **{g: (g,) for g in groups}}
     plans |= {"every transformer": tuple(groups), "every block": None}
     costs = {
-        label: prepare_cost(model, making, size, items, "", Recompute(tokens=(), unet=blocks))
+        label: prepare_cost(model, making, size, items, Recompute(tokens=(), unet=blocks))
         for label, blocks in plans.items()
     }
     base = costs.pop("nothing")
