@@ -3,10 +3,12 @@
     python scripts/bench.py MODE [--quick | --full]
 
 MODE is one of the modules in ``scripts/benchmarks/`` (partition, attention, finetune,
-sample, segment, engine, ui, estimate) or ``all`` (every one but engine and estimate).
+sample, segment, engine, ui, estimate, profile) or ``all`` (every one but engine, estimate
+and profile).
 ``--quick`` is the CPU profile (a couple of minutes); ``--full`` adds full-size shapes and,
 where a GPU is present, full-size SDXL. ``estimate`` predicts full-size SDXL's FLOPs,
-kernels and GPU memory on fake tensors, without a GPU.
+kernels and GPU memory on fake tensors, without a GPU; ``profile`` breaks a step's time
+down by kind of operation with torch's profiler.
 Each mode prints a table: case, implementation, median time, peak memory, ratio; a row
 appears as soon as it is measured. A part that fails prints a ``failed`` row with its error,
 the others still run, and the exit status is 1.
@@ -26,10 +28,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ["partition", "attention", "finetune", "sample", "segment", "engine", "ui", "estimate"]
+MODES = ["partition", "attention", "finetune", "sample", "segment", "engine", "ui", "estimate",
+         "profile"]  # fmt: skip
 # engine is finetune + sample under one name; estimate predicts full-size SDXL on fake
-# tensors (about 6 minutes, the same on any machine), so it runs only when named
-ALL = [m for m in MODES if m not in ("engine", "estimate")]
+# tensors (about 6 minutes, the same on any machine) and profile says where the steps'
+# time goes (it times again what finetune and sample time), so they run only when named
+ALL = [m for m in MODES if m not in ("engine", "estimate", "profile")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@
 # `pack` needs pip and the network. The GPU machine's Python (3.12, with torch, transformers,
 # peft, opencv, scipy, psutil) lacks only diffusers and segment-anything, so only those travel;
 # both are pure Python. `run` writes each mode's log to $OUT (or ./gpu-logs) as it goes, so a
-# run stopped at the time limit still returns what it measured.
+# run stopped at the time limit still returns what it measured; `profile` adds its traces.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,8 @@ run() {
         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
     if [ -f .gpu/reference/image.png ]; then export DEDIT_REFERENCE_DIR=$PWD/.gpu/reference; fi
-    export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    # profile's Chrome traces come back with the logs (3 files; $OUT returns at most 8)
+    export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DEDIT_TRACE_DIR=$out
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/machine.txt"
     python3 -c 'import sys, torch, diffusers, transformers, peft
 print(sys.version.split()[0], "torch", torch.__version__, "diffusers", diffusers.__version__,

@@ -36,7 +36,12 @@ def _photo_and_labels(size: int, items: int, seed: int = 0):
     return image, labels, tuple(f"item{i}" for i in range(items))
 
 
-def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Row]:
+def micro_steps(model, size: int, items: int):
+    """One stage-2 micro-step (batch 2, forward and backward) on a random photo of
+    ``items`` vertical bands, three ways: ``(ours, paper, masked)``, each a callable that
+    runs one micro-step from the same noise and timesteps and returns ``(loss on the host,
+    the first trained tensor's gradient)``. ``masked`` is ours with the strategy a compiled
+    UNet uses. The model is reset first; reset it again when done."""
     from diffusers import DDPMScheduler
 
     from dedit_app.finetune import FinetuneOptions, TrainImage, _photo, _stage2_params, _train_step
@@ -71,6 +76,11 @@ def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> l
         finally:
             photo.ctx, model.train_attention = None, "grouped"
 
+    return step, paper, masked
+
+
+def _micro_step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Row]:
+    step, paper, masked = micro_steps(model, size, items)
     (l_ours, g_ours), (l_paper, g_paper) = step(), paper()
     note = f"loss rel err {rel_err(l_ours, l_paper):.1e}, grad {rel_err(g_ours, g_paper):.1e}"
     l_mask, g_mask = masked()
