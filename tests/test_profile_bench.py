@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import gzip
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.autograd import DeviceType
 
 from benchmarks import profile
-from benchmarks.profile import FUSED, OTHER, family, kernel_family, profile_step
+from benchmarks.profile import (
+    FUSED,
+    OTHER,
+    UNATTRIBUTED,
+    family,
+    kernel_family,
+    profile_step,
+    summarise,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +76,46 @@ def test_a_step_of_matrix_products_is_counted_as_matrix_products(tmp_path):
     assert 0 < prof.busy <= prof.wall * 1.05
     events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
     assert sum(e.get("name") == "aten::mm" for e in events) == 3 * 4
+
+
+def _entry(key, device, self_device=0.0, self_cpu=0.0, count=1):
+    """One entry of ``key_averages()`` as a CUDA run gives it (times in microseconds)."""
+    return SimpleNamespace(key=key, device_type=device, self_device_time_total=self_device,
+                           self_cpu_time_total=self_cpu, count=count)  # fmt: skip
+
+
+CPU, CUDA = DeviceType.CPU, DeviceType.CUDA
+# Two steps on a GPU: ops with the device time of the kernels they launched themselves (a
+# parent op launches none), the kernels and a copy, and one kernel no op claimed.
+GPU_RUN = [
+    _entry("aten::linear", CPU, 0, self_cpu=40),
+    _entry("aten::addmm", CPU, 600_000, self_cpu=30),
+    _entry("aten::convolution", CPU, 300_000, self_cpu=20),
+    _entry("aten::copy_", CPU, 20_000, self_cpu=10),
+    _entry("cudaLaunchKernel", CPU, 0, self_cpu=50, count=6),
+    _entry("sm90_xmma_gemm_bf16bf16_bf16f32", CUDA, 600_000, count=2),
+    _entry("sm90_xmma_fprop_implicit_gemm_bf16", CUDA, 300_000, count=2),
+    _entry("Memcpy HtoD (Pinned -> Device)", CUDA, 20_000, count=2),
+    _entry("triton_poi_fused_add_silu_0", CUDA, 80_000, count=2),
+]
+
+
+def test_a_gpu_run_is_counted_per_step_by_the_op_that_launched_each_kernel():
+    prof = summarise(GPU_RUN, steps=2, cuda=True, by_kernel=False, wall=2.0)
+    assert prof.busy == pytest.approx(0.5)  # 1.0 s of kernels and copies over 2 steps
+    assert prof.kernels == 4  # 8 kernels and copies over 2 steps; API calls are no kernels
+    assert prof.wall == 1.0
+    assert prof.families == pytest.approx(
+        {"matmul": 0.3, "convolution": 0.15, "copies": 0.01, UNATTRIBUTED: 0.04}
+    )
+
+
+def test_a_compiled_gpu_run_is_counted_by_kernel_name():
+    prof = summarise(GPU_RUN, steps=2, cuda=True, by_kernel=True, wall=2.0)
+    assert prof.busy == pytest.approx(0.5)
+    assert prof.families == pytest.approx(
+        {"matmul": 0.3, "convolution": 0.15, "copies": 0.01, FUSED: 0.04}
+    )
 
 
 @pytest.mark.slow

@@ -110,12 +110,18 @@ def profile_step(fn: Callable[[], object], device: torch.device, steps: int,
         wall = time.perf_counter() - start
     if trace is not None:
         prof.export_chrome_trace(str(trace))
-    events = prof.key_averages()
+    return summarise(prof.key_averages(), steps, cuda, by_kernel, wall)
+
+
+def summarise(events, steps: int, cuda: bool, by_kernel: bool, wall: float) -> Profile:
+    """A :class:`Profile` per step from a profiler's ``key_averages()`` over ``steps``
+    steps that took ``wall`` seconds. On CUDA the entries are ops (CPU) and kernels and
+    copies (device); an op's self device time is what the kernels it launched itself took
+    (its children's are theirs), and the device entries give the busy total and the count.
+    Device time no op claims becomes its own family. On the CPU, ops' self CPU time."""
     ops = [e for e in events if e.device_type == DeviceType.CPU]
     fams: dict[str, float] = defaultdict(float)
     if cuda:
-        # an op's self device time is the kernels it launched itself (its children's are
-        # theirs); the device events' own entries give the busy total and the count
         gpu = [e for e in events if e.device_type != DeviceType.CPU]
         busy = sum(e.self_device_time_total for e in gpu)
         kernels: float | None = sum(e.count for e in gpu) / steps
