@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchmarks.common import scratch_folder  # noqa: E402
 from benchmarks.dedit_reference import tiny_model  # noqa: E402
 from dedit_app.finetune import FinetuneOptions, TrainImage, finetune  # noqa: E402
 from dedit_app.jobs import run_job  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> int:
     photos = _photos()
     plain_edits = [run_job(sample(model, r)) for r in _edits(photos[0])]
     plain = [run_job(finetune(model, [p], options)) for p in photos]
-    kernels = args.kernels or tempfile.mkdtemp(prefix="dedit-kernels-")
+    kernels = args.kernels or scratch_folder("dedit-kernels-")
     model.compile_unet(args.backend, cache_dir=kernels)
     for k, photo in enumerate(photos):
         stages: list[str] = []

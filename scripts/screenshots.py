@@ -13,7 +13,9 @@ otherwise the job and the results are stand-ins made with the instant preview.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.worker import JobRequest
 
     tmp = Path(tempfile.mkdtemp(prefix="dedit-shots-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the window's settings, models
     photo, reference = args.photo, args.reference
     if not photo.is_file():
         photo = tmp / "scene.png"

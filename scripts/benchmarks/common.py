@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import gc
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -124,6 +128,14 @@ def _libc():
     except (OSError, AttributeError):
         return None
     return libc
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new temporary folder, removed when the benchmark's process exits (the models
+    saved there are read until then)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _cuda_in_use() -> bool:

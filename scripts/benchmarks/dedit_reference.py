@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 
 import torch
 
+from benchmarks.common import scratch_folder
 from dedit_app.attention import AttentionContext, RowGroup, layer_labels
 
 # ---- the published SDXL base 1.0 configurations (architecture only) -----------------------
@@ -72,7 +72,7 @@ def tiny_model(folder: Path | None = None):
     from dedit_app.models import load_model
     from dedit_app.tiny_models import save_tiny_sdxl
 
-    folder = folder or Path(tempfile.mkdtemp(prefix="dedit-bench-"))
+    folder = folder or scratch_folder("dedit-bench-")
     return load_model(save_tiny_sdxl(folder / "tiny-sdxl"), device="cpu")
 
 
@@ -100,7 +100,7 @@ def full_sdxl(device: str = "cuda", dtype: torch.dtype = torch.bfloat16):
     from dedit_app.models import model_from_components
     from dedit_app.tiny_models import write_clip_tokenizer
 
-    folder = Path(tempfile.mkdtemp(prefix="dedit-sdxl-tok-"))
+    folder = scratch_folder("dedit-sdxl-tok-")
     write_clip_tokenizer(folder / "t1", vocab_size=49408)
     write_clip_tokenizer(folder / "t2", vocab_size=49408, pad_token="!")
     torch.manual_seed(0)

@@ -24,7 +24,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import Row, guarded, measure, with_ratios  # noqa: E402
+from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios  # noqa: E402
 
 
 def _labels(side: int, k: int, seed: int = 0) -> np.ndarray:
@@ -202,10 +202,8 @@ def stall_rows(side: int = 1024, steps: int = 8) -> list[Row]:
     _app()
     rows: list[Row] = []
     jobs = JobQueue()
-    import tempfile
-
     tasks = [("segment 1024²", lambda: _segment_task(side))]
-    folder = tempfile.mkdtemp(prefix="dedit-bench-ui-")
+    folder = scratch_folder("dedit-bench-ui-")
     if _tiny_prepare_task(folder, steps) is not None:
         tasks.append(
             (f"tiny prepare, {2 * steps} steps", lambda: _tiny_prepare_task(folder, steps))
