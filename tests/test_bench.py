@@ -60,3 +60,12 @@ def test_only_runs_the_named_parts(monkeypatch):
     rows = [r for name in names for r in guarded(name, part(name))]
     assert ran == ["job compiled (inductor)", "switches"]
     assert [r.impl for r in rows] == ran
+
+
+def test_full_resolution_host_work_agrees_with_the_whole_frame_formulas():
+    from benchmarks.fullres import host_rows
+
+    ours, whole = host_rows(300, 400, 2, 1, "host")
+    assert ours.note.endswith("max pixel diff 0")
+    assert ours.impl == "0.12 MP, 2 pictures: ours (window)" and whole.ratio == 1.0
+    assert ours.ratio == whole.seconds / ours.seconds

@@ -509,7 +509,56 @@ def test_feather_weights_match_brute_force_distance(h, w, seed, width):
     np.testing.assert_allclose(weights, np.minimum(d / width, 1.0), atol=1e-4)
 
 
+def _blob(h: int, w: int, rng) -> np.ndarray:
+    """An ellipse at a random place (it may run off the edges): what an edited item looks
+    like, a compact region much smaller than the photo or most of it."""
+    cy, cx = rng.uniform(-0.2, 1.2) * h, rng.uniform(-0.2, 1.2) * w
+    ry, rx = rng.uniform(0.5, 0.6 * h), rng.uniform(0.5, 0.6 * w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+
+
+@SETTINGS
+@given(st.integers(1, 70), st.integers(1, 70), st.integers(0, 2**31 - 1), st.floats(0, 12))
+def test_feather_and_composite_near_a_small_region_match_the_whole_frame(h, w, seed, width):
+    # Both work only in a window around the generated side; outside it nothing may differ
+    # from the formula over the whole frame.
+    rng = np.random.default_rng(seed)
+    keep = ~_blob(h, w, rng)
+    weights = feather_weights(keep, width)
+    if np.float32(width) > 0 and keep.any() and not keep.all():
+        dist = cv2.distanceTransform(
+            (~keep).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE, dstType=cv2.CV_32F
+        )
+        # OpenCV's float rounding differs by an ulp between a window and the whole frame
+        with np.errstate(over="ignore"):
+            full = np.minimum(dist / np.float32(width), 1)
+        np.testing.assert_allclose(weights, full, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(weights == 1, full == 1)
+    else:  # no distance to measure, or a width too small for float32: a hard edge
+        np.testing.assert_array_equal(weights, (~keep).astype(np.float32))
+    original = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    generated = rng.integers(0, 256, (max(1, h // 2), w + 3, 3), dtype=np.uint8)
+    o = original.astype(np.float32)
+    g = resize_image(generated, (h, w)).astype(np.float32)
+    f = np.clip(weights, 0, 1)[..., None]
+    expected = np.where(keep[..., None], original, np.clip(np.rint(o + f * (g - o)), 0, 255))
+    np.testing.assert_array_equal(composite(original, generated, keep, weights), expected)
+    hard = np.where(keep[..., None], original, resize_image(generated, (h, w)))
+    np.testing.assert_array_equal(composite(original, generated, keep), hard)
+
+
 def test_feather_width_zero_is_a_hard_edge():
     keep = np.zeros((5, 5), bool)
     keep[2, 2] = True
     np.testing.assert_array_equal(feather_weights(keep, 0), (~keep).astype(np.float32))
+
+
+def test_feather_widths_at_the_ends_of_float_range():
+    keep = np.zeros((5, 7), bool)
+    keep[:, 0] = True
+    # too small for float32: a hard edge, not NaN from 0 / 0
+    np.testing.assert_array_equal(feather_weights(keep, 1e-60), (~keep).astype(np.float32))
+    # far wider than the picture: the generated side fades in by next to nothing, no NaN
+    huge = feather_weights(keep, 1e300)
+    assert np.isfinite(huge).all() and (huge >= 0).all() and (huge < 1e-6).all()

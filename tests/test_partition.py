@@ -11,6 +11,8 @@ from hypothesis.extra.numpy import arrays
 from dedit_app.errors import ItemError
 from dedit_app.partition import (
     Move,
+    bounding_window,
+    distance_to,
     edit_regions,
     erase,
     fill_from_nearest,
@@ -181,6 +183,33 @@ def test_regions_disjoint_cover_and_band_width(active, edge):
     d2_hard = brute_nearest_sq(hard, active) if hard.any() else np.array([])
     assert (d2_soft <= edge**2 + 1e-6).all()
     assert (d2_hard > edge**2 - 1e-6).all()
+
+
+@SETTINGS
+@given(st.integers(1, 60), st.integers(1, 60), st.data(), st.floats(0, 9, allow_nan=False))
+def test_regions_of_a_small_region_match_the_whole_frame(h, w, data, edge):
+    # The soft band is found in a window around the region: it must be the band the whole
+    # frame's distances give, wherever the region sits (edges and corners included).
+    y0 = data.draw(st.integers(0, h - 1))
+    x0 = data.draw(st.integers(0, w - 1))
+    y1 = data.draw(st.integers(y0 + 1, h))
+    x1 = data.draw(st.integers(x0 + 1, w))
+    active = np.zeros((h, w), bool)
+    active[y0:y1, x0:x1] = True
+    active[y0, x0] = data.draw(st.booleans())  # not always a rectangle
+    hard, soft = edit_regions(active, edge)
+    expected = (distance_to(active) <= edge) & ~active
+    np.testing.assert_array_equal(soft, expected)
+    np.testing.assert_array_equal(hard, ~active & ~expected)
+
+
+def test_bounding_window_grows_by_the_margin_and_stops_at_the_edges():
+    mask = np.zeros((10, 12), bool)
+    assert bounding_window(mask, 3) is None
+    mask[1, 4] = mask[5, 6] = True
+    assert bounding_window(mask, 0) == (slice(1, 6), slice(4, 7))
+    assert bounding_window(mask, 2) == (slice(0, 8), slice(2, 9))
+    assert bounding_window(mask, 50) == (slice(0, 10), slice(0, 12))
 
 
 def test_regions_reject_negative_edge():

@@ -2,7 +2,8 @@
 grouped cross-attention) vs the paper's (two UNet calls, per-item attention maps), same
 inputs (the guided noise predictions must agree); and whole edits through the real sampler
 (steps, pasting, decode, full-resolution composite), ours beside the paper's UNet calls;
-and the photo's VAE latents, cached per photo vs encoded every edit.
+and the photo's VAE latents, cached per photo vs encoded every edit; and the host's work
+at the photo's own resolution (``fullres``).
 
 quick: the tiny SDXL on the CPU (4 items, 256 x 256). full: with a GPU, full-size SDXL,
 random weights, 1024 x 1024, 8 items, bf16, the paper's 20 steps; without one, the tiny
@@ -33,6 +34,7 @@ from benchmarks.dedit_reference import (
     tflops_note,
     tiny_model,
 )
+from benchmarks.fullres import host_rows
 
 
 def _step_rows(model, size: int, items: int, repeats: int, case: str) -> list[Row]:
@@ -259,6 +261,10 @@ def run(profile: str) -> Iterator[Row]:
         yield row
     yield from guarded("photo latents", partial(_encode_rows, model, size, repeats, case), case)
     yield from guarded("decode", partial(_decode_rows, model, size, repeats, case), case)
+    # the CPU's share at a photo's own resolution (the same on any machine's host)
+    host = (4000, 6000, 3, 3) if profile == "full" else (3000, 4000, 2, 2)
+    case_host = "host work at full resolution"
+    yield from guarded("full-resolution host", partial(host_rows, *host, case_host), case_host)
     if profile == "full":  # on the CPU, the eager backend checks the compiled path only
         switches = partial(_switch_rows, model, size, items, steps, repeats, case, backend, paper)
         yield from guarded("switches", switches, case)
