@@ -460,3 +460,65 @@ def test_a_cancelled_or_failing_edit_warm_up_keeps_the_preparation(tiny_sdxl, ti
     finally:
         tiny_sdxl.compile_unet(None)
         torch._dynamo.reset()
+
+
+# ----- pictures at a photo's own resolution ----------------------------------------------
+
+
+def test_area_shrink_averages_like_one_area_resize():
+    import cv2
+
+    from ui.imaging import area_shrink
+
+    rng = np.random.default_rng(4)
+    image = cv2.resize(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), (1000, 750))
+    for size in [(500, 375), (125, 93), (61, 47), (1000, 750)]:
+        out = area_shrink(image, size)
+        assert out.shape == (size[1], size[0], 3) and out.dtype == np.uint8
+        one_step = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        # the same average, its boxes aligned on the halvings' pixels (a factor of 2
+        # gives exactly the one-step result)
+        diff = np.abs(out.astype(int) - one_step)
+        assert diff.mean() < 3 and (diff.max() == 0 or size[0] * 2 != image.shape[1])
+        assert abs(out.mean() - image.mean()) < 0.5
+
+
+def test_thumbnails_fit_the_side_both_ways(qtbot):
+    from ui.imaging import thumbnail
+
+    wide = np.zeros((300, 1200, 3), np.uint8)
+    wide[:, 600:] = 200
+    pm = thumbnail(wide, 96)
+    assert (pm.width(), pm.height()) == (96, 24)
+    img = pm.toImage()
+    assert img.pixelColor(10, 12).red() == 0 and img.pixelColor(85, 12).red() == 200
+    small = thumbnail(np.zeros((20, 10, 3), np.uint8), 56)  # a small picture grows to fit
+    assert (small.width(), small.height()) == (28, 56)
+
+
+def test_the_canvas_makes_only_the_picture_size_it_shows(qtbot):
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+
+    h, w = 1200, 1600
+    image = np.random.default_rng(5).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    labels = np.zeros((h, w), np.int32)
+    labels[:, w // 2 :] = 1
+    view = CanvasView()
+    qtbot.addWidget(view)
+    view.resize(420, 320)
+    view.show()
+    view.set_document(Document(Project.new(image, labels, ["left", "right"])))
+    view.fit()
+    view.viewport().grab()
+    shown = view.photo._photo.levels
+    assert 0 not in shown and len(shown) == 1  # fit-to-view of a large photo: one small level
+    (k,) = shown
+    assert shown[k].width() == w >> k and 2 ** (k + 1) * view.zoom > 1.0
+    view.set_compare(image[::-1].copy(), 0.5)
+    view.viewport().grab()
+    assert set(view.photo._before.levels) == {k}  # the "before" side at the same size
+    view.set_zoom(1.0)
+    view.viewport().grab()
+    assert 0 in shown  # at 100 % the full-size level is made, when it is needed

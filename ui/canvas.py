@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import math
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
@@ -40,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from ui import overlay
 from ui.document import Document
-from ui.imaging import cutout_image, indexed_image, mask_image, rgb_image
+from ui.imaging import area_shrink, cutout_image, indexed_image, mask_image, rgb_image
 from ui.theme import COLORS, scaled_font
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
@@ -53,64 +52,74 @@ class Tool(enum.Enum):
     CLICK = "click"  # click-to-segment a new item (left: include, right/Alt: exclude)
 
 
+class _Mipmap:
+    """A picture's pixmaps at 1, 1/2, 1/4, ... of its size, each made the first time it
+    is drawn: at fit-to-view a 24-megapixel photo needs only a small level, and making
+    the full-size pixmap up front (about 100 MB) held the UI thread for longer than a
+    frame after every edit, undo and compare."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.array = image
+        self.levels: dict[int, QPixmap] = {}
+
+    def level(self, k: int) -> QPixmap:
+        """The picture shrunk by ``2**k`` (area-averaged), as a pixmap."""
+        pm = self.levels.get(k)
+        if pm is None:
+            h, w = self.array.shape[:2]
+            small = area_shrink(self.array, (max(w >> k, 1), max(h >> k, 1)))
+            pm = self.levels[k] = QPixmap.fromImage(rgb_image(small))
+        return pm
+
+
 class PhotoItem(QGraphicsItem):
     """The photo, drawn from a mipmap so a 4096-px photo at fit-to-view stays cheap and
     smooth; optionally split with a "before" picture left of a vertical line."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._levels: list[QPixmap] = []
-        self._array: np.ndarray | None = None
-        self._before: QPixmap | None = None
+        self._photo: _Mipmap | None = None
+        self._before: _Mipmap | None = None
         self.split: float | None = None  # 0..1 of the width shows ``before``
         self._size = (0, 0)
 
     def set_image(self, image: np.ndarray | None) -> None:
         self.prepareGeometryChange()
-        self._array = image
-        self._levels = [] if image is None else [QPixmap.fromImage(rgb_image(image))]
+        self._photo = None if image is None else _Mipmap(image)
         self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
         self.update()
 
     def set_before(self, image: np.ndarray | None, split: float | None) -> None:
-        self._before = None if image is None else QPixmap.fromImage(rgb_image(image))
+        self._before = None if image is None else _Mipmap(image)
         self.split = split
         self.update()
 
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, *self._size)
 
-    def _level(self, scale: float) -> QPixmap:
+    def _level(self, scale: float) -> int:
         """The smallest mipmap level still at least as large as the screen shows it."""
         k = 0
         while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= 64:
             k += 1
-        while len(self._levels) <= k:
-            arr = self._array
-            f = 2 ** len(self._levels)
-            small = cv2.resize(
-                arr,
-                (max(arr.shape[1] // f, 1), max(arr.shape[0] // f, 1)),
-                interpolation=cv2.INTER_AREA,
-            )
-            self._levels.append(QPixmap.fromImage(rgb_image(small)))
-        return self._levels[k]
+        return k
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        if not self._levels:
+        if self._photo is None:
             return
         scale = painter.worldTransform().m11()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
         target = self.boundingRect()
-        pm = self._level(scale)
+        k = self._level(scale)
+        pm = self._photo.level(k)
         painter.drawPixmap(target, pm, QRectF(pm.rect()))
         if self._before is not None and self.split is not None:
+            before = self._before.level(k)
             w = target.width() * self.split
-            src_w = self._before.width() * self.split
             painter.drawPixmap(
                 QRectF(0, 0, w, target.height()),
-                self._before,
-                QRectF(0, 0, src_w, self._before.height()),
+                before,
+                QRectF(0, 0, before.width() * self.split, before.height()),
             )
             pen = QPen(QColor(COLORS["accent"]), 0)
             pen.setCosmetic(True)

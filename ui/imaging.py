@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtGui import QColor, QImage, QPixmap
 
@@ -66,11 +67,34 @@ def qimage_rgb(img: QImage) -> np.ndarray:
     return buf[:, : 3 * w].reshape(h, w, 3).copy()
 
 
+def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` ``(H, W, C)`` area-averaged down to ``size = (w, h)``, no larger than it.
+
+    OpenCV's area average is quick for a factor of 2 and slow for a large odd one (90 ms
+    from 24 MP to 192 px, 10 ms to halve it), so this halves while the picture is at least
+    twice the size, then averages the rest of the way."""
+    image = np.ascontiguousarray(image)
+    w, h = size
+    while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
+        image = cv2.resize(
+            image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
+    if (image.shape[1], image.shape[0]) == (w, h):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def thumbnail(image: np.ndarray, side: int) -> QPixmap:
-    """A pixmap no larger than ``side`` on its long edge (smooth)."""
-    pm = rgb_pixmap(image)
+    """A pixmap of ``image`` ``(H, W, 3)`` uint8 RGB fitted to ``side`` on its long edge
+    (smooth). A larger picture is shrunk before it becomes a pixmap: converting a
+    24-megapixel candidate whole first took about 180 ms per thumbnail on the UI thread."""
+    h, w = image.shape[:2]
+    if max(h, w) > side:
+        scale = side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return rgb_pixmap(area_shrink(image, size))
     from PySide6.QtCore import Qt
 
-    return pm.scaled(
+    return rgb_pixmap(image).scaled(
         side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
     )
