@@ -35,7 +35,7 @@ from dedit_app.errors import EditError, ItemError, ModelLoadError
 from dedit_app.finetune import apply_trained, content_key, weights_metadata
 from dedit_app.jobs import CancelToken, Job, Progress, run_job
 from dedit_app.models import DiffusionModel, check_weights_match
-from dedit_app.partition import Move, move_items, remove_item
+from dedit_app.partition import Move, holds_any, move_items, present_items, remove_item
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "RemoveRequest",
     "SwapRequest",
     "TextRequest",
+    "check_edit",
     "edit",
     "plan_edit",
     "run_edit",
@@ -176,12 +177,13 @@ def _tokens(metadata: dict[str, str], key: str) -> list[str]:
         raise EditError("The project's learned weights are damaged; prepare it again.") from err
 
 
-def plan_edit(
+def check_edit(
     project, request: EditRequest, reference=None, model: DiffusionModel | None = None
-) -> _Plan:
-    """Check ``request`` against ``project`` (and the reference project, for a swap) and
-    work out prompts, item map and active region. Cheap; raises EditError/ItemError/
-    ModelLoadError with a sentence; changes nothing."""
+) -> dict[str, str]:
+    """Refuse what :func:`plan_edit` refuses, short of working out a move's or a
+    removal's new item map (the editor's preview works that out, and the job again):
+    cheap enough for the UI thread on a large photo. Returns the project's weights
+    metadata. Raises EditError/ItemError/ModelLoadError with a sentence; changes nothing."""
     request.options.check()
     metadata = weights_metadata(project)
     if model is not None:
@@ -191,13 +193,8 @@ def plan_edit(
         raise EditError(
             "Items were added after this project was prepared; prepare it again to edit them."
         )
-    labels = project.labels
     for extra in getattr(request, "extra_active", ()):
         _check_item(project, extra, "extra active item")
-    prompts = {int(k): tokens[int(k)] for k in np.unique(labels)}
-    new_labels = None
-    active = None
-
     if isinstance(request, ReconRequest):
         pass
     elif isinstance(request, TextRequest):
@@ -207,29 +204,50 @@ def plan_edit(
             raise EditError(
                 f"Type a prompt for item {request.item} ({project.items[request.item].name})."
             )
-        prompts[request.item] = text.replace("*", tokens[request.item])
-        active = labels == request.item
     elif isinstance(request, SwapRequest):
         _check_item(project, request.item)
-        ref_tokens = _check_reference(project, reference, metadata, request.reference_item)
-        prompts[request.item] = ref_tokens[request.reference_item]
-        active = labels == request.item
+        _check_reference(project, reference, metadata, request.reference_item)
     elif isinstance(request, MoveRequest):
         if not request.moves:
             raise EditError("Choose at least one item to move.")
         for mv in request.moves:
             _check_item(project, mv.item)
-        new_labels = move_items(labels, list(request.moves), request.order)
-        moved = np.array([mv.item for mv in request.moves])
-        active = np.isin(new_labels, moved) | np.isin(labels, moved)
-        prompts = {int(k): tokens[int(k)] for k in np.unique(new_labels)}
     elif isinstance(request, RemoveRequest):
         _check_item(project, request.item)
-        new_labels = remove_item(labels, request.item)
-        active = labels == request.item
-        prompts = {int(k): tokens[int(k)] for k in np.unique(new_labels)}
     else:
         raise EditError(f"Unknown edit {type(request).__name__}.")
+    return metadata
+
+
+def plan_edit(
+    project, request: EditRequest, reference=None, model: DiffusionModel | None = None
+) -> _Plan:
+    """Check ``request`` against ``project`` (and the reference project, for a swap) and
+    work out prompts, item map and active region (see :func:`check_edit`). Raises
+    EditError/ItemError/ModelLoadError with a sentence; changes nothing."""
+    metadata = check_edit(project, request, reference, model)
+    tokens = _tokens(metadata, "items")
+    labels = project.labels
+    prompts = {int(k): tokens[int(k)] for k in present_items(labels)}
+    new_labels = None
+    active = None
+
+    if isinstance(request, TextRequest):
+        prompts[request.item] = request.prompt.strip().replace("*", tokens[request.item])
+        active = labels == request.item
+    elif isinstance(request, SwapRequest):
+        ref_tokens = _tokens(metadata, "reference_items")
+        prompts[request.item] = ref_tokens[request.reference_item]
+        active = labels == request.item
+    elif isinstance(request, MoveRequest):
+        new_labels = move_items(labels, list(request.moves), request.order)
+        moved = [mv.item for mv in request.moves]
+        active = holds_any(new_labels, moved) | holds_any(labels, moved)
+        prompts = {int(k): tokens[int(k)] for k in present_items(new_labels)}
+    elif isinstance(request, RemoveRequest):
+        new_labels = remove_item(labels, request.item)
+        active = labels == request.item
+        prompts = {int(k): tokens[int(k)] for k in present_items(new_labels)}
 
     if active is not None:
         layout = labels if new_labels is None else new_labels

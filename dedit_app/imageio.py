@@ -538,12 +538,12 @@ def composite(
     # boolean indexing would first list every edited pixel.
     edit, gen, orig, dst = edit[window], gen[window], original[window], out[window]
     if feather is None:
-        _copy_pixels(dst, gen, edit)
+        copy_pixels(dst, gen, edit)
         return out
     f = np.clip(np.asarray(feather[window], dtype=np.float32), 0.0, 1.0)
     # The formula gives the generated pixel exactly where f is 1 and the original where it
     # is 0, so only the band in between is blended, in row bands to bound the temporaries.
-    _copy_pixels(dst, gen, edit & (f >= 1.0))
+    copy_pixels(dst, gen, edit & (f >= 1.0))
     band = edit & (f > 0.0) & (f < 1.0)
     for r0 in range(0, band.shape[0], _BAND_ROWS):
         rows = slice(r0, r0 + _BAND_ROWS)
@@ -557,9 +557,10 @@ def composite(
     return out
 
 
-def _copy_pixels(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
-    """``dst[where] = src[where]`` for ``(h, w, 3)`` uint8 views, in place. Each pixel is
-    moved as one 3-byte item: a mask broadcast over the channels was 9x slower."""
+def copy_pixels(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
+    """``dst[where] = src[where]`` for ``(h, w, 3)`` uint8 arrays or views whose pixels are
+    contiguous, in place; ``where`` ``(h, w)`` bool. Each pixel moves as one 3-byte item:
+    a mask broadcast over the channels was 9x slower, boolean indexing slower still."""
     pixel = np.dtype((np.void, 3))
     np.copyto(dst.view(pixel)[..., 0], src.view(pixel)[..., 0], where=where)
 

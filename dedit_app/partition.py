@@ -33,12 +33,14 @@ __all__ = [
     "distance_to",
     "edit_regions",
     "erase",
+    "holds_any",
     "fill_from_nearest",
     "item_bbox",
     "merge_items",
     "move_item",
     "move_items",
     "paint",
+    "present_items",
     "relabel_compact",
     "remove_item",
     "stroke_mask",
@@ -83,6 +85,27 @@ def _check_mask(mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarr
     return mask.astype(bool, copy=False)
 
 
+def present_items(labels: np.ndarray) -> np.ndarray:
+    """The item ids that own at least one pixel of ``labels``, ascending (``np.unique``'s
+    answer). A histogram, not a sort: 40 ms instead of 450 on a 24-megapixel map, and
+    every edit asks it."""
+    labels = np.asarray(labels)
+    if labels.size and labels.min() >= 0 and labels.max() < 2**16:
+        bins = int(labels.max()) + 1
+        hist = cv2.calcHist([labels.astype(np.uint16)], [0], None, [bins], [0, bins])
+        return np.flatnonzero(hist.ravel())
+    return np.unique(labels)
+
+
+def holds_any(labels: np.ndarray, items: Sequence[int]) -> np.ndarray:
+    """``(H, W)`` bool: the pixels of any of ``items`` (``np.isin`` for the few items an
+    edit names, at a tenth of its time on a large map)."""
+    out = np.zeros(np.shape(labels), dtype=bool)
+    for item in items:
+        out |= labels == item
+    return out
+
+
 def bounding_window(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     """``(rows, cols)`` slices of the bounding box of ``mask``'s True pixels grown by
     ``margin`` pixels on every side and clipped to the array; None if none is True.
@@ -96,8 +119,8 @@ def bounding_window(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None
     cols = np.flatnonzero(mask.any(axis=0))
     h, w = mask.shape
     return (
-        slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
-        slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)),
+        slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
+        slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)),
     )
 
 
@@ -131,26 +154,41 @@ def fill_from_nearest(
     labels = check_labels(labels)
     holes = _check_mask(holes, labels.shape, "hole mask")
     donors = ~holes if donors is None else _check_mask(donors, labels.shape, "donor mask") & ~holes
-    out = labels.copy()
+    return _fill_in_place(labels.copy(), holes, donors)
+
+
+def _fill_in_place(out: np.ndarray, holes: np.ndarray, donors: np.ndarray) -> np.ndarray:
+    """:func:`fill_from_nearest` on ``out`` itself (int32; ``donors`` outside ``holes``)."""
+    labels = out
     if not holes.any():
         return out
     if not donors.any():
         raise ItemError("There is no other item to fill the emptied pixels from.")
     # The nearest donor of a hole pixel p lies within dist(p) of p, so a crop around the
     # holes grown by the largest hole distance contains every donor that can win. This keeps
-    # the index transform (two int32 planes) to the neighbourhood of the edit.
-    dist = distance_to(donors)
-    reach = int(np.ceil(dist[holes].max())) + 1
-    ys, xs = np.nonzero(holes)
-    y0, y1 = max(ys.min() - reach, 0), min(ys.max() + reach + 1, labels.shape[0])
-    x0, x1 = max(xs.min() - reach, 0), min(xs.max() + reach + 1, labels.shape[1])
-    crop_donors = donors[y0:y1, x0:x1]
-    idx = ndimage.distance_transform_edt(~crop_donors, return_distances=False, return_indices=True)
-    crop_holes = holes[y0:y1, x0:x1]
-    crop_labels = labels[y0:y1, x0:x1]
-    src_y, src_x = idx[0][crop_holes], idx[1][crop_holes]
-    out[y0:y1, x0:x1][crop_holes] = crop_labels[src_y, src_x]
+    # the transforms to the neighbourhood of the edit. The distances are measured in a
+    # window around the holes, grown until its farthest hole is no farther from a donor
+    # than the window reaches: then every hole's nearest donor lies inside it.
+    margin = 64
+    while True:
+        window = bounding_window(holes, margin)
+        near = donors[window]  # the whole picture holds one, so the loop ends
+        if near.any():
+            reach = float(distance_to(near)[holes[window]].max())
+            if reach <= margin or _whole(window, labels.shape):
+                break
+        margin *= 4
+    crop = bounding_window(holes, int(np.ceil(reach)) + 1)
+    idx = ndimage.distance_transform_edt(~donors[crop], return_distances=False, return_indices=True)
+    crop_holes = holes[crop]
+    # every hole reads a donor, never another hole, so filling in place reads old labels
+    crop_labels = labels[crop]
+    out[crop][crop_holes] = crop_labels[idx[0][crop_holes], idx[1][crop_holes]]
     return out
+
+
+def _whole(window: tuple[slice, slice], shape: tuple[int, int]) -> bool:
+    return (window[0].stop - window[0].start, window[1].stop - window[1].start) == shape
 
 
 def remove_item(labels: np.ndarray, item: int) -> np.ndarray:
@@ -170,8 +208,8 @@ def item_bbox(labels: np.ndarray, item: int) -> tuple[int, int, int, int]:
     """Bounding box ``(x0, y0, x1, y1)`` of item ``item``, inclusive pixel indices."""
     labels = check_labels(labels)
     _check_item(labels, item)
-    ys, xs = np.nonzero(labels == item)
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+    rows, cols = bounding_window(labels == item, 0)
+    return int(cols.start), int(rows.start), int(cols.stop) - 1, int(rows.stop) - 1
 
 
 def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
@@ -227,8 +265,7 @@ def move_items(
     if sorted(order) != sorted(by_item):
         raise ItemError("The stacking order must list exactly the items being moved.")
 
-    moved_items = np.array(order)
-    vacated = np.isin(labels, moved_items)
+    vacated = holds_any(labels, order)
     out = labels.copy()
     covered = np.zeros(labels.shape, dtype=bool)
     for item in order:  # bottom first, so later items paint over earlier ones
@@ -240,7 +277,7 @@ def move_items(
         donors = ~covered & ~vacated
         # When the moved items hide every other item, the moved items themselves are all
         # that is left to extend; that beats refusing a move the user can see is valid.
-        out = fill_from_nearest(out, holes, donors if donors.any() else None)
+        out = _fill_in_place(out, holes, donors if donors.any() else ~holes)
     return out
 
 

@@ -37,6 +37,7 @@ from dedit_app.errors import EditError
 from dedit_app.hostreads import TrailingReads
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel
+from dedit_app.partition import present_items
 from dedit_app.tokens import encode_items, time_ids
 
 __all__ = [
@@ -305,7 +306,7 @@ def warm_up(
     compiled."""
     if not model.compiled:
         return
-    items = [int(i) for i in np.unique(labels)]
+    items = [int(i) for i in present_items(labels)]
     opts = dataclasses.replace(options, steps=1, previews=False)
     prompts = dict.fromkeys(items, "a photo")
     request = SampleRequest(labels, prompts, image, labels == items[0], opts)

@@ -13,6 +13,7 @@ from dedit_app.edits import (
     RemoveRequest,
     SwapRequest,
     TextRequest,
+    check_edit,
     edit,
     plan_edit,
     run_edit,
@@ -122,22 +123,22 @@ def test_several_candidates(tiny_sdxl, project):
     assert result.seeds == [4, 5] and len(result.images) == 2
 
 
-@pytest.mark.parametrize(
-    ("request_", "error", "words"),
-    [
-        (TextRequest(9, "a cat"), ItemError, "no item 9"),
-        (TextRequest(-1, "a cat"), ItemError, "no item -1"),
-        (TextRequest(1, "   "), EditError, "Type a prompt"),
-        (TextRequest(1, "a cat", extra_active=(7,)), ItemError, "extra active item 7"),
-        (RemoveRequest(12), ItemError, "no item 12"),
-        (MoveRequest((Move(3, 5000, 0),)), ItemError, "outside the picture"),
-        (MoveRequest((Move(3, 0, 0, 0.0),)), ItemError, "above zero"),
-        (MoveRequest((Move(3, 0, 0, -1.0),)), ItemError, "above zero"),
-        (MoveRequest(()), EditError, "at least one item"),
-        (SwapRequest(1, 0), EditError, "needs the reference project"),
-        (TextRequest(1, "a cat", options=SamplingOptions(strength=2.0)), EditError, "strength"),
-    ],
-)
+BAD_REQUESTS = [
+    (TextRequest(9, "a cat"), ItemError, "no item 9"),
+    (TextRequest(-1, "a cat"), ItemError, "no item -1"),
+    (TextRequest(1, "   "), EditError, "Type a prompt"),
+    (TextRequest(1, "a cat", extra_active=(7,)), ItemError, "extra active item 7"),
+    (RemoveRequest(12), ItemError, "no item 12"),
+    (MoveRequest((Move(3, 5000, 0),)), ItemError, "outside the picture"),
+    (MoveRequest((Move(3, 0, 0, 0.0),)), ItemError, "above zero"),
+    (MoveRequest((Move(3, 0, 0, -1.0),)), ItemError, "above zero"),
+    (MoveRequest(()), EditError, "at least one item"),
+    (SwapRequest(1, 0), EditError, "needs the reference project"),
+    (TextRequest(1, "a cat", options=SamplingOptions(strength=2.0)), EditError, "strength"),
+]
+
+
+@pytest.mark.parametrize(("request_", "error", "words"), BAD_REQUESTS)
 def test_bad_requests_fail_before_work_and_change_nothing(
     tiny_sdxl, project, request_, error, words
 ):
@@ -147,6 +148,21 @@ def test_bad_requests_fail_before_work_and_change_nothing(
         run_edit(tiny_sdxl, project, request_)
     assert _same(before, _snapshot(project))
     assert tiny_sdxl.applied == ""  # refused before the learned weights were even loaded
+
+
+@pytest.mark.parametrize(("request_", "error", "words"), BAD_REQUESTS)
+def test_the_ui_threads_check_refuses_all_but_what_the_new_item_map_refuses(
+    project, request_, error, words
+):
+    # The editor checks on the UI thread with check_edit; a move's new item map is the
+    # preview's and the job's to work out (and to refuse), so only those errors pass it.
+    if words in ("outside the picture", "above zero"):
+        check_edit(project, request_)
+        with pytest.raises(error, match=words):
+            plan_edit(project, request_)
+    else:
+        with pytest.raises(error, match=words):
+            check_edit(project, request_)
 
 
 def test_project_not_prepared(tiny_sdxl, tiny_photo):

@@ -16,11 +16,13 @@ from dedit_app.partition import (
     edit_regions,
     erase,
     fill_from_nearest,
+    holds_any,
     item_bbox,
     merge_items,
     move_item,
     move_items,
     paint,
+    present_items,
     relabel_compact,
     remove_item,
     stroke_mask,
@@ -231,6 +233,33 @@ def test_fill_from_nearest_with_restricted_donors(labels, data):
     np.testing.assert_array_equal(out[~holes], labels[~holes])
     if holes.any():
         assert_nearest_rule(labels, out, holes, donors)
+
+
+def test_fill_from_nearest_reaches_donors_far_beyond_its_first_window():
+    # The distances are measured in a window around the holes that grows until it holds
+    # every hole's nearest donor: here the donors lie 300 px away, past three growths.
+    labels = np.zeros((420, 460), np.int32)
+    labels[:40, :30] = 1  # the only donors: two items in one corner
+    labels[:40, 30:60] = 2
+    holes = np.zeros(labels.shape, bool)
+    holes[340:400, 380:440] = True
+    labels[holes] = 3
+    donors = (labels == 1) | (labels == 2)
+    out = fill_from_nearest(labels, holes, donors)
+    np.testing.assert_array_equal(out[~holes], labels[~holes])
+    assert (out[holes] == 2).all()  # item 2 is the nearer of the two to every hole pixel
+    sparse = holes & (np.indices(holes.shape).sum(0) % 7 == 0)  # a brute-force sample
+    assert_nearest_rule(labels, out, sparse, donors)
+
+
+@SETTINGS
+@given(label_maps())
+def test_present_items_and_holds_any_answer_like_numpy(labels):
+    np.testing.assert_array_equal(present_items(labels), np.unique(labels))
+    np.testing.assert_array_equal(present_items(labels + 70_000), np.unique(labels) + 70_000)
+    items = np.unique(labels)[::2].tolist()
+    np.testing.assert_array_equal(holds_any(labels, items), np.isin(labels, items))
+    assert not holds_any(labels, []).any()
 
 
 def test_brush_eraser_merge_and_compact():

@@ -302,7 +302,7 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     else:
         raise EditError(f"There is no edit called {kind!r}.")
     snap = snapshot(project)
-    edits.plan_edit(snap, request, reference)  # raises with a sentence; cheap
+    edits.check_edit(snap, request, reference)  # raises with a sentence; cheap
     return EditTask(ModelSpec.from_settings(settings), snap, request, reference)
 
 
