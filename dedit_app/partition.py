@@ -33,8 +33,8 @@ __all__ = [
     "distance_to",
     "edit_regions",
     "erase",
-    "holds_any",
     "fill_from_nearest",
+    "holds_any",
     "item_bbox",
     "merge_items",
     "move_item",
@@ -159,7 +159,6 @@ def fill_from_nearest(
 
 def _fill_in_place(out: np.ndarray, holes: np.ndarray, donors: np.ndarray) -> np.ndarray:
     """:func:`fill_from_nearest` on ``out`` itself (int32; ``donors`` outside ``holes``)."""
-    labels = out
     if not holes.any():
         return out
     if not donors.any():
@@ -175,15 +174,15 @@ def _fill_in_place(out: np.ndarray, holes: np.ndarray, donors: np.ndarray) -> np
         near = donors[window]  # the whole picture holds one, so the loop ends
         if near.any():
             reach = float(distance_to(near)[holes[window]].max())
-            if reach <= margin or _whole(window, labels.shape):
+            if reach <= margin or _whole(window, out.shape):
                 break
         margin *= 4
     crop = bounding_window(holes, int(np.ceil(reach)) + 1)
     idx = ndimage.distance_transform_edt(~donors[crop], return_distances=False, return_indices=True)
     crop_holes = holes[crop]
     # every hole reads a donor, never another hole, so filling in place reads old labels
-    crop_labels = labels[crop]
-    out[crop][crop_holes] = crop_labels[idx[0][crop_holes], idx[1][crop_holes]]
+    nearest = out[crop][idx[0][crop_holes], idx[1][crop_holes]]
+    out[crop][crop_holes] = nearest
     return out
 
 
