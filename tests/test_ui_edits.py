@@ -34,7 +34,7 @@ from ui.testing import (  # noqa: E402
     wait_until,
     write_synthetic_photo,
 )
-from ui.worker import WorkerContext  # noqa: E402
+from ui.worker import JobRequest, WorkerContext  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not engine.tiny_model_available(), reason="the D-Edit engine or its tiny models are missing"
@@ -232,10 +232,25 @@ def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
     assert doc.items[2].prompt == ""
 
 
+class HoldTheWorker:
+    """A job that keeps the model's worker busy until released, so an edit stays queued."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def run(self, ctx, cancel):
+        self.release.wait(60)
+        return None
+
+
 def test_drag_an_item_to_move_it(opened, qtbot):
     window = opened
     doc = window.doc
     image, labels = doc.image, doc.labels
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
     x, y = inner_pixel(labels, 3)
     drag(window.canvas, [(x, y), (x - 30, y - 10), (x - 60, y - 20)])
     job = window.jobs.active("edit")
@@ -243,15 +258,37 @@ def test_drag_an_item_to_move_it(opened, qtbot):
     moves = job[0].request.task.request.moves
     assert moves[0].item == 3
     expected = partition.move_items(labels, list(moves))
-    # The new layout shows at once, before the diffusion result.
-    assert window.canvas.previewing
+    # The new layout shows while the edit still waits for the worker: the preview is
+    # worked out on its own thread, not behind the jobs and not on the UI thread.
+    wait_until(lambda: window.canvas.previewing, 30, "the move's preview")
+    assert job[0].state is JobState.QUEUED
     np.testing.assert_array_equal(window.canvas.shown_labels(), expected)
+    hold.release.set()
     wait_idle(window, 300)
     assert not window.canvas.previewing
     np.testing.assert_array_equal(doc.labels, expected)
     assert doc.image is not image
     window.act_undo.trigger()
     assert doc.image is image and doc.labels is labels
+
+
+def test_a_move_off_the_picture_is_refused_by_its_preview_at_once(opened):
+    window = opened
+    doc = window.doc
+    image, labels, undo_count = doc.image, doc.labels, doc.undo.count()
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
+    window.editing.move_item(3, 100000.0, 0.0, 1.0)
+    record = window.jobs.active("edit")[0]
+    # Refused while the worker is still busy: the edit does not wait its turn to fail.
+    wait_until(lambda: "outside the picture" in window.message_text(), 30, "the refusal")
+    assert record.state is JobState.CANCELLING
+    assert not window.canvas.previewing
+    hold.release.set()
+    wait_idle(window, 120)
+    assert record.state is JobState.CANCELLED
+    assert "outside the picture" in window.message_text()  # not "Cancelled: ..."
+    assert doc.image is image and doc.labels is labels and doc.undo.count() == undo_count
 
 
 def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened):

@@ -301,6 +301,72 @@ def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
     assert "turn on Low memory in Settings > Preparing" in prep.message
 
 
+# ----- sketcher (previews off the UI thread) ---------------------------------------------
+
+
+@pytest.fixture
+def sketcher(qtbot):
+    from ui.sketcher import Sketcher
+
+    s = Sketcher()
+    yield s
+    s.shutdown()
+
+
+def test_a_sketch_runs_off_the_ui_thread_and_answers_on_it(qtbot, sketcher):
+    import threading
+
+    ui_thread = threading.get_ident()
+    ran_on, answered_on, results = [], [], []
+    started = threading.Event()
+    go = threading.Event()
+
+    def sketch():
+        ran_on.append(threading.get_ident())
+        started.set()
+        go.wait(10)  # the UI thread is free while the sketch works
+        return np.full((2, 2), 7)
+
+    def done(result):
+        answered_on.append(threading.get_ident())
+        results.append(result)
+
+    sketcher.submit("The preview", sketch, done, lambda m: results.append(m))
+    assert started.wait(10) and sketcher.busy
+    assert results == []  # never answered inside submit
+    go.set()
+    qtbot.waitUntil(lambda: bool(results), timeout=10000)
+    assert ran_on != [ui_thread] and answered_on == [ui_thread]
+    np.testing.assert_array_equal(results[0], np.full((2, 2), 7))
+    assert not sketcher.busy
+
+
+def test_a_sketchs_error_is_a_sentence_and_a_forgotten_sketch_answers_nobody(qtbot, sketcher):
+    errors, answers = [], []
+
+    def refuse():
+        raise EditError("Moving item 3 by (+9000, +0) px puts it entirely outside the picture.")
+
+    def broken():
+        raise KeyError("labels")
+
+    sketcher.submit("The preview of “Move bag”", refuse, answers.append, errors.append)
+    sketcher.submit("The preview of “Move bag”", broken, answers.append, errors.append)
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=10000)
+    assert errors[0].endswith("entirely outside the picture.")
+    assert errors[1].startswith("The preview of “Move bag” stopped because of an internal error")
+    forgotten = sketcher.submit("late", lambda: 1, answers.append, errors.append)
+    sketcher.forget(forgotten)
+    last = sketcher.submit("last", lambda: 2, answers.append, errors.append)
+    qtbot.waitUntil(lambda: answers == [2], timeout=10000)
+    assert last > forgotten and len(errors) == 2
+    sketcher.shutdown()
+    sketcher.submit("after closing", lambda: 3, answers.append, errors.append)
+    qtbot.wait(50)
+    assert answers == [2]
+    sketcher.shutdown()  # idempotent
+
+
 # ----- settings -----------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ into undoable steps.
   progress, loss curve and time left in the preparation card; the learned weights are kept
   with the project and reused until the items or the model change.
 - Edits (text, move/resize, remove, swap) are jobs; move and remove show an instant
-  preview (:mod:`ui.preview`) until the diffusion result lands. The first result is applied
+  preview (:mod:`ui.preview`, worked out on the sketch thread, :mod:`ui.sketcher`, so a
+  drop never freezes the canvas) until the diffusion result lands. The first result is applied
   at once as one undo step ("Project.apply": the edited picture becomes the new base) and
   every result of the edit is offered in the candidates strip, where clicking another swaps
   it into that same step.
@@ -26,6 +27,8 @@ from dedit_app.partition import Move
 from ui import engine
 from ui.document import Document, State, StateCommand
 from ui.preview import move_preview, remove_preview
+from ui.sketcher import Sketcher
+from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
 
 if TYPE_CHECKING:
@@ -44,7 +47,9 @@ class PendingEdit:
     entry: dict[str, Any]  # the history record (JSON-serialisable)
     labels: np.ndarray | None = None  # the label map after the edit, when it changes
     items: list | None = None  # the items after the edit, when they change (prompt)
-    preview: bool = False  # the canvas shows an instant preview for this job
+    preview: bool = False  # an instant preview is worked out (then shown) for this job
+    sketch: int | None = None  # the preview's ticket with the sketcher while it is worked out
+    refused: str = ""  # why the preview refused the edit (the job is cancelled for it)
 
 
 @dataclass
@@ -71,6 +76,8 @@ class EditController(QObject):
         self._compare_held = False
         self._split: float | None = None
         self._last_prepare_losses: list[tuple[int, float]] = []
+        self.sketcher = Sketcher(self)
+        self._shown_preview: int | None = None  # the job whose preview the canvas shows
 
     # ----- state ------------------------------------------------------------------------
 
@@ -135,7 +142,7 @@ class EditController(QObject):
         if self.prepare_job is not None:
             self.w.jobs.cancel(self.prepare_job)
         self.close_candidates()
-        self.w.canvas.clear_preview()
+        self._clear_preview()
 
     def before_undo(self) -> None:
         """Undo/redo while a result is on show: the strip no longer matches; close it."""
@@ -267,7 +274,6 @@ class EditController(QObject):
             return
         move = Move(int(item), float(dx), float(dy), float(scale))
         try:
-            preview, labels = move_preview(doc.image, doc.labels, [move])
             task = engine.edit_task(
                 doc.project,
                 self.w.settings,
@@ -289,17 +295,11 @@ class EditController(QObject):
             "scale": move.scale,
         }
         pending = PendingEdit(
-            doc,
-            doc.state(),
-            "move",
-            f"{verb} {doc.item_name(item)}",
-            item,
-            entry,
-            labels=labels,
-            preview=True,
+            doc, doc.state(), "move", f"{verb} {doc.item_name(item)}", item, entry, preview=True
         )
-        self.w.canvas.set_preview(preview, labels)
-        self._submit(pending, task)
+        job_id = self._submit(pending, task)
+        image, labels = readonly(doc.image), readonly(doc.labels)
+        self._sketch(job_id, lambda: move_preview(image, labels, [move]))
 
     def remove_selected(self) -> None:
         doc = self.doc
@@ -312,25 +312,18 @@ class EditController(QObject):
             return
         item = doc.current
         try:
-            preview, labels = remove_preview(doc.image, doc.labels, item)
             task = engine.edit_task(doc.project, self.w.settings, "remove", item=item)
         except DEditError as err:
             self.w.show_error(str(err))
             return
         entry = {"kind": "remove", "item": int(item)}
         pending = PendingEdit(
-            doc,
-            doc.state(),
-            "remove",
-            f"Remove {doc.item_name(item)}",
-            item,
-            entry,
-            labels=labels,
-            preview=True,
+            doc, doc.state(), "remove", f"Remove {doc.item_name(item)}", item, entry, preview=True
         )
-        self.w.canvas.set_preview(preview, labels)
         doc.select([])
-        self._submit(pending, task)
+        job_id = self._submit(pending, task)
+        image, labels = readonly(doc.image), readonly(doc.labels)
+        self._sketch(job_id, lambda: remove_preview(image, labels, item))
 
     def swap_item(self, target: int, ref_item: int) -> None:
         doc, ref = self.doc, self.reference
@@ -375,7 +368,7 @@ class EditController(QObject):
             task,
         )
 
-    def _submit(self, pending: PendingEdit, task) -> None:
+    def _submit(self, pending: PendingEdit, task) -> int:
         record = self.w.jobs.submit(
             JobRequest(pending.title, task, kind="edit"),
             on_finished=lambda result: self._landed(record, result),
@@ -385,26 +378,78 @@ class EditController(QObject):
         self.pending[record.request.id] = pending
         self.w.activity.setCurrentWidget(self.w.jobs_panel)
         self.w.status_message.setText(f"Queued: {pending.title}.")
+        return record.request.id
 
-    def _ended(self, record: JobRecord, message: str | None) -> None:
-        pending = self.pending.pop(record.request.id, None)
+    # ----- instant previews -------------------------------------------------------------
+
+    def _sketch(self, job_id: int, sketch) -> None:
+        """Work out the preview of edit ``job_id`` on the sketch thread; ``sketch()``
+        returns ``(picture (H, W, 3) uint8, item map (H, W) int32)``."""
+        pending = self.pending.get(job_id)
         if pending is None:
             return
-        if pending.preview and not any(p.preview for p in self.pending.values()):
-            self.w.canvas.clear_preview()
-        if pending.doc is not self.doc:
+        pending.sketch = self.sketcher.submit(
+            f"The preview of “{pending.title}”",
+            sketch,
+            lambda result: self._sketched(job_id, result),
+            lambda message: self._sketch_refused(job_id, message),
+        )
+
+    def _sketched(self, job_id: int, result) -> None:
+        pending = self.pending.get(job_id)
+        if pending is None or pending.doc is not self.doc:
+            return  # the edit already landed, failed or was cancelled; or another photo
+        pending.sketch = None
+        if self._shown_preview is not None and self._shown_preview > job_id:
+            return  # a later edit's preview is on show; this one is already out of date
+        image, labels = result
+        pending.labels = labels
+        self._shown_preview = job_id
+        self.w.canvas.set_preview(image, labels)
+
+    def _sketch_refused(self, job_id: int, message: str) -> None:
+        """The preview found the edit impossible (an item pushed off the picture): the job
+        would fail with the same sentence, perhaps after other jobs; stop it now."""
+        pending = self.pending.get(job_id)
+        if pending is None:
             return
+        pending.sketch = None
+        pending.refused = message
+        self.w.jobs.cancel(job_id)
+        if pending.doc is self.doc:
+            self.w.show_error(message)
+
+    def _clear_preview(self, job_id: int | None = None) -> None:
+        """Take the preview off the canvas: any (``job_id`` None) or that job's."""
+        if job_id is None or self._shown_preview == job_id:
+            self._shown_preview = None
+            self.w.canvas.clear_preview()
+
+    def _forget(self, record: JobRecord) -> PendingEdit | None:
+        """The edit of ``record`` ended: stop waiting for its preview, take it off."""
+        pending = self.pending.pop(record.request.id, None)
+        if pending is None:
+            return None
+        if pending.sketch is not None:
+            self.sketcher.forget(pending.sketch)
+        self._clear_preview(record.request.id)
+        return pending
+
+    def _ended(self, record: JobRecord, message: str | None) -> None:
+        pending = self._forget(record)
+        if pending is None or pending.doc is not self.doc:
+            return
+        if pending.refused:
+            return  # its sentence is on show already
         if message:
             self.w.show_error(message)
         else:
             self.w.show_info(f"Cancelled: {pending.title}. Nothing was changed.")
 
     def _landed(self, record: JobRecord, result) -> None:
-        pending = self.pending.pop(record.request.id, None)
+        pending = self._forget(record)
         if pending is None:
             return
-        if pending.preview and not any(p.preview for p in self.pending.values()):
-            self.w.canvas.clear_preview()
         doc = pending.doc
         if doc is not self.doc:
             return

@@ -78,6 +78,8 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         self.editing = EditController(self)
+        if app is not None:
+            app.aboutToQuit.connect(self.editing.sketcher.shutdown)
         self.segmenting = SegmentController(self)
         self._build_actions()
         self._build_menus()
@@ -901,6 +903,7 @@ class MainWindow(QMainWindow):
         self.qsettings.sync()
         self.hide()  # the window goes at once; the worker may need a moment to stop
         self.jobs.shutdown()
+        self.editing.sketcher.shutdown()
         super().closeEvent(event)
 
     def showEvent(self, event) -> None:
