@@ -348,12 +348,12 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    import numpy as np
+    from dedit_app.partition import item_areas
 
     project = _load_project(args.project)
     h, w = project.size
     print(f"{project.folder}: {w} x {h} pixels, {len(project.items)} items")
-    counts = np.bincount(project.labels.ravel(), minlength=len(project.items))
+    counts = item_areas(project.labels, len(project.items))
     for i, item in enumerate(project.items):
         share = 100.0 * counts[i] / counts.sum()
         extra = f"  prompt {item.prompt!r}" if item.prompt else ""

@@ -35,6 +35,7 @@ __all__ = [
     "erase",
     "fill_from_nearest",
     "holds_any",
+    "item_areas",
     "item_bbox",
     "merge_items",
     "move_item",
@@ -85,16 +86,38 @@ def _check_mask(mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarr
     return mask.astype(bool, copy=False)
 
 
+# A float32 histogram bin counts exactly up to 2**24; a band of at most that many pixels
+# cannot put more than that in one bin, so band-by-band histograms summed as integers are
+# exact.
+_EXACT_BAND = 2**24
+
+
+def item_areas(labels: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """Pixels per item id, ``(max(minlength, labels.max() + 1),)`` int64: ``np.bincount``'s
+    answer. Histograms of bands of rows instead: ``bincount`` widens a 24-megapixel map to
+    int64 first (a 192 MB copy, 210 ms; this takes about 40 ms), and the editor asks at
+    every change of the items."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not labels.size or labels.min() < 0 or labels.max() >= 2**16:
+        return np.bincount(labels.ravel(), minlength=minlength)
+    bins = int(labels.max()) + 1
+    out = np.zeros(max(bins, minlength), np.int64)
+    rows = max(_EXACT_BAND // labels.shape[1], 1)
+    for top in range(0, labels.shape[0], rows):
+        band = labels[top : top + rows].astype(np.uint16)
+        hist = cv2.calcHist([band], [0], None, [bins], [0, bins])
+        out[:bins] += hist.ravel().astype(np.int64)
+    return out
+
+
 def present_items(labels: np.ndarray) -> np.ndarray:
     """The item ids that own at least one pixel of ``labels``, ascending (``np.unique``'s
     answer). A histogram, not a sort: 40 ms instead of 450 on a 24-megapixel map, and
     every edit asks it."""
     labels = np.asarray(labels)
-    if labels.size and labels.min() >= 0 and labels.max() < 2**16:
-        bins = int(labels.max()) + 1
-        hist = cv2.calcHist([labels.astype(np.uint16)], [0], None, [bins], [0, bins])
-        return np.flatnonzero(hist.ravel())
-    return np.unique(labels)
+    if labels.ndim != 2:
+        return np.unique(labels)
+    return np.flatnonzero(item_areas(labels))
 
 
 def holds_any(labels: np.ndarray, items: Sequence[int]) -> np.ndarray:

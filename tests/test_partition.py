@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from dedit_app import partition
 from dedit_app.errors import ItemError
 from dedit_app.partition import (
     Move,
@@ -17,6 +18,7 @@ from dedit_app.partition import (
     erase,
     fill_from_nearest,
     holds_any,
+    item_areas,
     item_bbox,
     merge_items,
     move_item,
@@ -260,6 +262,24 @@ def test_present_items_and_holds_any_answer_like_numpy(labels):
     items = np.unique(labels)[::2].tolist()
     np.testing.assert_array_equal(holds_any(labels, items), np.isin(labels, items))
     assert not holds_any(labels, []).any()
+
+
+@SETTINGS
+@given(label_maps(), st.integers(1, 40), st.integers(0, 9))
+def test_item_areas_count_like_bincount_band_by_band(labels, band, extra):
+    expected = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1 + extra)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(partition, "_EXACT_BAND", band)  # bands of one row or a few
+        got = item_areas(labels, int(labels.max()) + 1 + extra)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_item_areas_stay_exact_past_float32s_integers():
+    # One item of 16 810 000 pixels: more than a float32 bin can count exactly (2**24).
+    labels = np.zeros((4100, 4100), np.int32)
+    labels[0, 0] = 1
+    np.testing.assert_array_equal(item_areas(labels, 3), [4100 * 4100 - 1, 1, 0])
 
 
 def test_brush_eraser_merge_and_compact():

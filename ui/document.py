@@ -165,7 +165,7 @@ class Document(QObject):
         """Pixels per item id, ``(len(items),)`` int64."""
         return self._cached(
             ("counts", len(self.items)),
-            lambda: np.bincount(self.labels.ravel(), minlength=len(self.items)),
+            lambda: partition.item_areas(self.labels, len(self.items)),
         )
 
     @property

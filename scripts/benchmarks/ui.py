@@ -149,6 +149,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     mipmap levels from it, and thumbnails scaled from full-size pixmaps."""
     from PySide6.QtCore import Qt
 
+    from dedit_app import partition
     from dedit_app.project import Project
     from ui.canvas import CanvasView
     from ui.document import Document
@@ -195,9 +196,16 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     rt, rm = measure(before, repeats=3)
     view.close()
     case = f"edit landing, {height * width / 1e6:.0f} MP"
+    # A move or a removal lands with a new item map: the items panel counts each item's
+    # pixels again.
+    at, am = measure(lambda: partition.item_areas(labels, 2), repeats=3)
+    bt, bm = measure(lambda: np.bincount(labels.ravel(), minlength=2), repeats=3)
     return with_ratios(
         Row(case, f"{candidates} pictures: ours", t, m, note="UI thread; fit view + thumbnails"),
         Row(case, f"{candidates} pictures: full-size pixmaps", rt, rm),
+    ) + with_ratios(
+        Row(case, "item areas: row bands (ours)", at, am, note="new item map: the items panel"),
+        Row(case, "item areas: np.bincount", bt, bm),
     )
 
 
