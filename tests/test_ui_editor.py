@@ -312,6 +312,34 @@ def test_escape_cancels_a_drag(scene):
     assert moves == [] and not window.canvas.ghost.isVisible()
 
 
+@pytest.mark.parametrize("zoom", [1.0, 0.3])
+def test_the_dragged_ghost_covers_the_moved_item_at_any_zoom(scene, zoom):
+    window, labels = scene
+    canvas = window.canvas
+    canvas.set_zoom(zoom)
+    ys, xs = np.nonzero(labels == 0)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    x, y = inner_pixel(labels, 0)
+    vp = canvas.viewport()
+    QTest.mousePress(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, view_point(canvas, x, y)
+    )
+    QTest.mouseMove(vp, view_point(canvas, x - 30, y - 10))
+    press = canvas._press
+    assert canvas.ghost.isVisible() and press["kind"] == "move"
+    # Zoomed out, the ghost is made at about the size it is seen, not at the photo's.
+    pixmap = canvas.ghost.pixmap()
+    if zoom < 0.5:
+        assert pixmap.width() <= (x1 - x0) / 2 and pixmap.height() <= (y1 - y0) / 2
+    else:
+        assert (pixmap.width(), pixmap.height()) == (x1 - x0, y1 - y0)
+    # Either way it covers exactly the item's box, moved by the drag.
+    box = canvas.ghost.sceneBoundingRect()
+    expected = (x0 + press["dx"], y0 + press["dy"], x1 - x0, y1 - y0)
+    assert (box.x(), box.y(), box.width(), box.height()) == pytest.approx(expected, abs=1e-6)
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+
+
 def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
     from PySide6.QtCore import QMimeData, QPointF, QUrl
     from PySide6.QtGui import QDropEvent

@@ -51,11 +51,13 @@ def mask_image(mask: np.ndarray, colour: QColor) -> QImage:
 
 
 def cutout_image(image: np.ndarray, mask: np.ndarray) -> QImage:
-    """RGB pixels where ``mask`` (bool, same h x w) is True, transparent elsewhere."""
+    """RGB pixels where ``mask`` (same h x w) is True, transparent elsewhere. A uint8
+    ``mask`` is the opacity itself (0 transparent .. 255 opaque), for a shrunk mask's soft
+    edge."""
     h, w = mask.shape
     rgba = np.empty((h, w, 4), np.uint8)
     rgba[..., :3] = image
-    rgba[..., 3] = np.where(mask, 255, 0).astype(np.uint8)
+    rgba[..., 3] = mask if mask.dtype == np.uint8 else np.where(mask, 255, 0).astype(np.uint8)
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
