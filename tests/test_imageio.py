@@ -100,6 +100,37 @@ def test_missing_file_and_folder(tmp_path):
     assert "is a folder" in load_error(tmp_path)
 
 
+REFUSED_ON_THE_HEADER = [
+    corpus.make_zero_byte,
+    corpus.make_text_as_jpeg,
+    corpus.make_eps,
+    corpus.make_huge_header_png,
+    lambda folder: folder / "nowhere.png",
+    lambda folder: folder,
+]
+
+
+@pytest.mark.parametrize("make", REFUSED_ON_THE_HEADER)
+def test_image_size_refuses_what_loading_refuses_before_decoding(tmp_path, make):
+    path = make(tmp_path)
+    with pytest.raises(ImageLoadError) as info:
+        imageio.image_size(path)
+    assert str(info.value) == load_error(path)
+
+
+def test_image_size_reads_the_header_only(tmp_path):
+    # A truncated file passes the header; only decoding finds the damage.
+    for make in (corpus.make_truncated_png, corpus.make_truncated_jpeg):
+        path = make(tmp_path)
+        width, height = Image.open(path).size
+        assert imageio.image_size(path) == (width, height)
+        assert "truncated or corrupt" in load_error(path)
+    # The size as stored: an EXIF rotation by 90 degrees swaps it only once decoded.
+    path = corpus.make_oriented(tmp_path, 6)
+    width, height = imageio.image_size(path)
+    assert load_image(path).shape[:2] == (width, height) and width != height
+
+
 def test_permission_denied_is_reported(tmp_path, monkeypatch):
     path = tmp_path / "secret.png"
     Image.fromarray(corpus.noise(4, 4)).save(path)

@@ -301,19 +301,19 @@ def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
     assert "turn on Low memory in Settings > Preparing" in prep.message
 
 
-# ----- sketcher (previews off the UI thread) ---------------------------------------------
+# ----- side thread (previews off the UI thread) ------------------------------------------
 
 
 @pytest.fixture
-def sketcher(qtbot):
-    from ui.sketcher import Sketcher
+def side(qtbot):
+    from ui.side_thread import SideThread
 
-    s = Sketcher()
+    s = SideThread()
     yield s
     s.shutdown()
 
 
-def test_a_sketch_runs_off_the_ui_thread_and_answers_on_it(qtbot, sketcher):
+def test_a_sketch_runs_off_the_ui_thread_and_answers_on_it(qtbot, side):
     import threading
 
     ui_thread = threading.get_ident()
@@ -331,17 +331,17 @@ def test_a_sketch_runs_off_the_ui_thread_and_answers_on_it(qtbot, sketcher):
         answered_on.append(threading.get_ident())
         results.append(result)
 
-    sketcher.submit("The preview", sketch, done, lambda m: results.append(m))
-    assert started.wait(10) and sketcher.busy
+    side.submit("The preview", sketch, done, lambda m: results.append(m))
+    assert started.wait(10) and side.busy
     assert results == []  # never answered inside submit
     go.set()
     qtbot.waitUntil(lambda: bool(results), timeout=10000)
     assert ran_on != [ui_thread] and answered_on == [ui_thread]
     np.testing.assert_array_equal(results[0], np.full((2, 2), 7))
-    assert not sketcher.busy
+    assert not side.busy
 
 
-def test_a_sketchs_error_is_a_sentence_and_a_forgotten_sketch_answers_nobody(qtbot, sketcher):
+def test_a_sketchs_error_is_a_sentence_and_a_forgotten_sketch_answers_nobody(qtbot, side):
     errors, answers = [], []
 
     def refuse():
@@ -350,21 +350,21 @@ def test_a_sketchs_error_is_a_sentence_and_a_forgotten_sketch_answers_nobody(qtb
     def broken():
         raise KeyError("labels")
 
-    sketcher.submit("The preview of “Move bag”", refuse, answers.append, errors.append)
-    sketcher.submit("The preview of “Move bag”", broken, answers.append, errors.append)
+    side.submit("The preview of “Move bag”", refuse, answers.append, errors.append)
+    side.submit("The preview of “Move bag”", broken, answers.append, errors.append)
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=10000)
     assert errors[0].endswith("entirely outside the picture.")
     assert errors[1].startswith("The preview of “Move bag” stopped because of an internal error")
-    forgotten = sketcher.submit("late", lambda: 1, answers.append, errors.append)
-    sketcher.forget(forgotten)
-    last = sketcher.submit("last", lambda: 2, answers.append, errors.append)
+    forgotten = side.submit("late", lambda: 1, answers.append, errors.append)
+    side.forget(forgotten)
+    last = side.submit("last", lambda: 2, answers.append, errors.append)
     qtbot.waitUntil(lambda: answers == [2], timeout=10000)
     assert last > forgotten and len(errors) == 2
-    sketcher.shutdown()
-    sketcher.submit("after closing", lambda: 3, answers.append, errors.append)
+    side.shutdown()
+    side.submit("after closing", lambda: 3, answers.append, errors.append)
     qtbot.wait(50)
     assert answers == [2]
-    sketcher.shutdown()  # idempotent
+    side.shutdown()  # idempotent
 
 
 # ----- settings -----------------------------------------------------------------------------

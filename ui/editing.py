@@ -5,7 +5,7 @@ into undoable steps.
   progress, loss curve and time left in the preparation card; the learned weights are kept
   with the project and reused until the items or the model change.
 - Edits (text, move/resize, remove, swap) are jobs; move and remove show an instant
-  preview (:mod:`ui.preview`, worked out on the sketch thread, :mod:`ui.sketcher`, so a
+  preview (:mod:`ui.preview`, worked out on the side thread, :mod:`ui.side_thread`, so a
   drop never freezes the canvas) until the diffusion result lands. The first result is applied
   at once as one undo step ("Project.apply": the edited picture becomes the new base) and
   every result of the edit is offered in the candidates strip, where clicking another swaps
@@ -27,7 +27,6 @@ from dedit_app.partition import Move
 from ui import engine
 from ui.document import Document, State, StateCommand
 from ui.preview import move_preview, remove_preview
-from ui.sketcher import Sketcher
 from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
 
@@ -48,7 +47,7 @@ class PendingEdit:
     labels: np.ndarray | None = None  # the label map after the edit, when it changes
     items: list | None = None  # the items after the edit, when they change (prompt)
     preview: bool = False  # an instant preview is worked out (then shown) for this job
-    sketch: int | None = None  # the preview's ticket with the sketcher while it is worked out
+    sketch: int | None = None  # the preview's ticket on the side thread while it is worked out
     refused: str = ""  # why the preview refused the edit (the job is cancelled for it)
 
 
@@ -76,7 +75,6 @@ class EditController(QObject):
         self._compare_held = False
         self._split: float | None = None
         self._last_prepare_losses: list[tuple[int, float]] = []
-        self.sketcher = Sketcher(self)
         self._shown_preview: int | None = None  # the job whose preview the canvas shows
 
     # ----- state ------------------------------------------------------------------------
@@ -383,12 +381,12 @@ class EditController(QObject):
     # ----- instant previews -------------------------------------------------------------
 
     def _sketch(self, job_id: int, sketch) -> None:
-        """Work out the preview of edit ``job_id`` on the sketch thread; ``sketch()``
+        """Work out the preview of edit ``job_id`` on the side thread; ``sketch()``
         returns ``(picture (H, W, 3) uint8, item map (H, W) int32)``."""
         pending = self.pending.get(job_id)
         if pending is None:
             return
-        pending.sketch = self.sketcher.submit(
+        pending.sketch = self.w.side.submit(
             f"The preview of “{pending.title}”",
             sketch,
             lambda result: self._sketched(job_id, result),
@@ -431,7 +429,7 @@ class EditController(QObject):
         if pending is None:
             return None
         if pending.sketch is not None:
-            self.sketcher.forget(pending.sketch)
+            self.w.side.forget(pending.sketch)
         self._clear_preview(record.request.id)
         return pending
 

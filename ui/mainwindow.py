@@ -43,6 +43,7 @@ from ui.jobs_panel import JobsPanel
 from ui.segmenting import SegmentController
 from ui.settings import EditorSettings, SettingsDialog
 from ui.side_panels import PreparePanel, ReferencePanel
+from ui.side_thread import SideThread
 from ui.widgets import CandidatesStrip, MessageBar
 from ui.worker import JobQueue
 
@@ -64,11 +65,16 @@ class MainWindow(QMainWindow):
         self.qsettings = qsettings if qsettings is not None else QSettings()
         self.settings = EditorSettings.load(self.qsettings)
         self.ask_to_save = True  # tests and scripts turn the "save changes?" question off
+        self.decode_aside_from = 4_000_000  # pixels: larger photos decode off the UI thread
+        self._decoding: int | None = None  # the side thread's ticket for a photo decoding
         self.doc: Document | None = None
         self.jobs = JobQueue(self)
         app = QApplication.instance()
+        # Quick work that needs no model (previews, decoding a large photo), beside the jobs.
+        self.side = SideThread(self)
         if app is not None:  # a running QThread must never be destroyed: stop it on quit
             app.aboutToQuit.connect(self.jobs.shutdown)
+            app.aboutToQuit.connect(self.side.shutdown)
         self.setWindowTitle("D-Edit Studio")
         self.setAcceptDrops(True)
         self.setDockOptions(
@@ -78,8 +84,6 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_docks()
         self.editing = EditController(self)
-        if app is not None:
-            app.aboutToQuit.connect(self.editing.sketcher.shutdown)
         self.segmenting = SegmentController(self)
         self._build_actions()
         self._build_menus()
@@ -536,11 +540,34 @@ class MainWindow(QMainWindow):
         return self.open_photo(path)
 
     def open_photo(self, path: str | Path) -> bool:
-        from dedit_app.imageio import load_image
+        """Open a photo and find its items. False when it is refused at once (missing, not
+        an image, too large, or the user kept the current picture).
+
+        A photo of ``decode_aside_from`` pixels or more is decoded on the side thread: a
+        24-megapixel PNG takes most of a second, and the window stays live meanwhile. Its
+        document arrives later (or its error, if the file turns out damaged)."""
+        from dedit_app.imageio import image_size, load_image
 
         path = Path(path)
         if not self.maybe_discard():
             return False
+        try:
+            width, height = image_size(path)
+        except DEditError as err:
+            self.show_error(str(err))
+            return False
+        self._stop_decoding()  # a newer choice replaces a photo still decoding
+        if width * height >= self.decode_aside_from:
+            doc = self.doc
+            since = doc.undo.index() if doc is not None else None
+            self._decoding = self.side.submit(
+                f"Opening {path.name}",
+                lambda: load_image(path),
+                lambda image: self._decoded(path, image, doc, since),
+                self._decode_failed,
+            )
+            self.status_message.setText(f"Opening {path.name} ({width}×{height})…")
+            return True
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             image = load_image(path)
@@ -549,6 +576,25 @@ class MainWindow(QMainWindow):
             return False
         finally:
             QApplication.restoreOverrideCursor()
+        self._show_photo(path, image)
+        return True
+
+    def _decoded(self, path: Path, image: np.ndarray, doc: Document | None, since) -> None:
+        self._decoding = None
+        # Keeping or discarding the current picture was asked before decoding; if it was
+        # changed while the photo decoded, those changes are worth asking about again.
+        changed = self.doc is doc and doc is not None and doc.undo.index() != since
+        if changed and not self.maybe_discard():
+            self.status_message.setText(f"Kept the current picture; {path.name} not opened.")
+            return
+        self._show_photo(path, image)
+
+    def _decode_failed(self, message: str) -> None:
+        self._decoding = None
+        self.status_message.setText("")
+        self.show_error(message)
+
+    def _show_photo(self, path: Path, image: np.ndarray) -> None:
         labels = np.zeros(image.shape[:2], np.int32)
         project = Project.new(image, labels, ["picture"], source=path.name)
         self.set_document(Document(project, self))
@@ -556,7 +602,16 @@ class MainWindow(QMainWindow):
         self.dismiss_message()
         self.status_message.setText(f"Opened {path.name} ({image.shape[1]}×{image.shape[0]}).")
         self.segmenting.segment_auto(first=True)
-        return True
+
+    def _stop_decoding(self) -> None:
+        if self._decoding is not None:
+            self.side.forget(self._decoding)
+            self._decoding = None
+
+    @property
+    def opening(self) -> bool:
+        """True while a photo is being decoded on the side thread."""
+        return self._decoding is not None
 
     def open_project(self, path: str | Path) -> bool:
         path = Path(path)
@@ -570,6 +625,7 @@ class MainWindow(QMainWindow):
             return False
         finally:
             QApplication.restoreOverrideCursor()
+        self._stop_decoding()  # the project replaces a photo still decoding
         self.set_document(Document(project, self))
         self._remember(path)
         self.dismiss_message()
@@ -903,7 +959,7 @@ class MainWindow(QMainWindow):
         self.qsettings.sync()
         self.hide()  # the window goes at once; the worker may need a moment to stop
         self.jobs.shutdown()
-        self.editing.sketcher.shutdown()
+        self.side.shutdown()
         super().closeEvent(event)
 
     def showEvent(self, event) -> None:

@@ -12,8 +12,9 @@
 3. An edit landing at a photo's own resolution (6 MP; 24 MP with --full; 3 candidates):
    the UI thread's time to show the picture and the candidates' thumbnails, beside
    full-size pixmaps; with --full, how long dropping a moved item there holds the UI
-   thread, the preview worked out on the sketch thread, beside working it out on the UI
-   thread.
+   thread, the preview worked out on the side thread, beside working it out on the UI
+   thread; and how long opening a PNG of that size holds it, decoded on the side thread,
+   beside decoding it on the UI thread.
 
     python scripts/bench.py ui [--quick | --full]
 """
@@ -212,7 +213,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
 def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[Row]:
     """Dropping a moved item on a photo at its own resolution: how long the UI thread is
     held. Ours checks the edit there (``edits.check_edit``) and works out the preview (the
-    new item map and the sketch) on the sketch thread (:mod:`ui.sketcher`) while the UI
+    new item map and the sketch) on the side thread (:mod:`ui.side_thread`) while the UI
     thread idles in its event loop; the reference does both on the UI thread, as the
     editor did before."""
     import json
@@ -221,7 +222,7 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     from dedit_app.partition import Move
     from dedit_app.project import Project
     from ui.preview import move_preview
-    from ui.sketcher import Sketcher
+    from ui.side_thread import SideThread
     from ui.testing import wait_until
 
     _app()
@@ -234,7 +235,7 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     project.store_weights({}, {"items": json.dumps(["<a>", "<b>", "<c>"])})
     moves = (Move(1, width / 30, height / 40),)
     request = edits.MoveRequest(moves)
-    sketcher = Sketcher()
+    side = SideThread()
     meter = _GapMeter()
 
     def ours() -> tuple[float, float]:
@@ -243,7 +244,7 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
         meter.start()
         t0 = time.perf_counter()
         edits.check_edit(project, request)
-        sketcher.submit(
+        side.submit(
             "preview", lambda: move_preview(photo, labels, moves), answers.append, answers.append
         )
         wait_until(lambda: bool(answers), 600, "the preview")
@@ -261,18 +262,73 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     ours()  # warm-up
     held, ready = zip(*(ours() for _ in range(repeats)))
     reference = sorted(before() for _ in range(repeats))[repeats // 2]
-    sketcher.shutdown()
+    side.shutdown()
     case = f"move drop, {height * width / 1e6:.0f} MP"
     return with_ratios(
         Row(
             case,
-            "UI thread held, sketch thread (ours)",
+            "UI thread held, side thread (ours)",
             sorted(held)[repeats // 2],
             None,
             note=f"longest timer gap; preview on hand after {sorted(ready)[repeats // 2]:.2f} s; "
             "the item is a fifth of the photo",
         ),
         Row(case, "preview + check on UI thread", reference, None),
+    )
+
+
+def open_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[Row]:
+    """Opening a photo at its own resolution (a PNG): how long the UI thread is held until
+    the document is on screen. Ours reads the header on the UI thread and decodes on the
+    side thread; the reference decodes on the UI thread, as the editor did before."""
+    from ui.testing import make_window, wait_until
+
+    _app()
+    folder = scratch_folder("dedit-bench-open-")
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
+    photo = cv2.add(photo, rng.integers(0, 16, photo.shape, dtype=np.uint8))  # some grain
+    path = folder / "photo.png"
+    cv2.imwrite(str(path), photo)
+    window = make_window(folder / "settings")
+    window.ask_to_save = False
+    window.show()
+    meter = _GapMeter()
+
+    def ours() -> float:
+        window.decode_aside_from = 0
+        meter.start()
+        window.open_path(path)
+        wait_until(lambda: not window.opening, 600, "the photo")
+        worst = meter.stop()
+        window.jobs.cancel_all()  # the items are not what is measured here
+        wait_until(lambda: not window.jobs.busy, 600, "the jobs to stop")
+        return worst
+
+    def before() -> float:
+        window.decode_aside_from = 10**12
+        t0 = time.perf_counter()
+        window.open_path(path)
+        took = time.perf_counter() - t0
+        window.jobs.cancel_all()
+        wait_until(lambda: not window.jobs.busy, 600, "the jobs to stop")
+        return took
+
+    ours()  # warm-up
+    held = sorted(ours() for _ in range(repeats))[repeats // 2]
+    reference = sorted(before() for _ in range(repeats))[repeats // 2]
+    window.close()
+    case = f"open a PNG, {height * width / 1e6:.0f} MP"
+    size_mb = path.stat().st_size / 1e6
+    return with_ratios(
+        Row(
+            case,
+            "UI thread held, side thread (ours)",
+            held,
+            None,
+            note=f"longest timer gap until the photo shows; {size_mb:.0f} MB file",
+        ),
+        Row(case, "decode on UI thread", reference, None),
     )
 
 
@@ -397,5 +453,6 @@ def run(profile: str) -> Iterator[Row]:
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
+    yield from guarded("open", lambda: open_rows(*size))
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))
