@@ -20,6 +20,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     common.ONLY = tuple(t.strip() for t in (args.only or "").split(",") if t.strip())
 
     failed = 0
+    took: list[str] = []
     for mode in modes:
+        started = time.perf_counter()
         try:
             module = importlib.import_module(f"benchmarks.{mode}")
         except ModuleNotFoundError as err:
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"\n== {mode} ({prof}) ==", flush=True)
         failed += print_table(module.run(prof))
+        took.append(f"{mode} {time.perf_counter() - started:.0f} s")
+    # What each mode costs: the quick profile has to stay under two minutes in all.
+    print(f"\nTook: {', '.join(took)}.", flush=True)
     if failed:
         print(f"\n{failed} benchmark part(s) failed; their errors are above.", flush=True)
     return 1 if failed else 0

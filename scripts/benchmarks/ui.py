@@ -449,7 +449,7 @@ def QTimer_single_shot_run(task, ctx) -> None:  # noqa: N802 - reads as what it 
 
 def run(profile: str) -> Iterator[Row]:
     yield from guarded("overlay", overlay_rows)
-    yield from guarded("stall", lambda: stall_rows(steps=20 if profile == "full" else 8))
+    yield from guarded("stall", lambda: stall_rows(steps=20 if profile == "full" else 4))
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
