@@ -291,6 +291,23 @@ def test_a_move_off_the_picture_is_refused_by_its_preview_at_once(opened):
     assert doc.image is image and doc.labels is labels and doc.undo.count() == undo_count
 
 
+def test_a_preview_that_breaks_costs_only_the_preview(opened, monkeypatch, caplog):
+    window = opened
+    doc = window.doc
+    labels = doc.labels
+
+    def broken(*_args):
+        raise KeyError("a bug in the sketch")
+
+    monkeypatch.setattr("ui.editing.move_preview", broken)
+    window.editing.move_item(3, -20.0, -10.0, 1.0)
+    wait_idle(window, 300)
+    expected = partition.move_items(labels, [partition.Move(3, -20.0, -10.0)])
+    np.testing.assert_array_equal(doc.labels, expected)  # the edit itself landed
+    assert window.message_bar.level != "error" or not window.message_text()
+    assert "goes on without it" in caplog.text
+
+
 def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened):
     window = opened
     doc = window.doc

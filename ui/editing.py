@@ -14,6 +14,7 @@ into undoable steps.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,8 @@ from ui.worker import JobRecord, JobRequest
 if TYPE_CHECKING:
     from ui.mainwindow import MainWindow
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class PendingEdit:
@@ -46,7 +49,6 @@ class PendingEdit:
     entry: dict[str, Any]  # the history record (JSON-serialisable)
     labels: np.ndarray | None = None  # the label map after the edit, when it changes
     items: list | None = None  # the items after the edit, when they change (prompt)
-    preview: bool = False  # an instant preview is worked out (then shown) for this job
     sketch: int | None = None  # the preview's ticket on the side thread while it is worked out
     refused: str = ""  # why the preview refused the edit (the job is cancelled for it)
 
@@ -293,7 +295,7 @@ class EditController(QObject):
             "scale": move.scale,
         }
         pending = PendingEdit(
-            doc, doc.state(), "move", f"{verb} {doc.item_name(item)}", item, entry, preview=True
+            doc, doc.state(), "move", f"{verb} {doc.item_name(item)}", item, entry
         )
         job_id = self._submit(pending, task)
         image, labels = readonly(doc.image), readonly(doc.labels)
@@ -316,7 +318,7 @@ class EditController(QObject):
             return
         entry = {"kind": "remove", "item": int(item)}
         pending = PendingEdit(
-            doc, doc.state(), "remove", f"Remove {doc.item_name(item)}", item, entry, preview=True
+            doc, doc.state(), "remove", f"Remove {doc.item_name(item)}", item, entry
         )
         doc.select([])
         job_id = self._submit(pending, task)
@@ -386,9 +388,22 @@ class EditController(QObject):
         pending = self.pending.get(job_id)
         if pending is None:
             return
+        title = f"The preview of “{pending.title}”"
+
+        def guarded():
+            # A refusal (DEditError) stops the edit; a bug in the sketch only costs the
+            # preview: the edit goes on without one.
+            try:
+                return sketch()
+            except DEditError:
+                raise
+            except Exception:
+                log.exception("%s failed; the edit goes on without it", title)
+                return None
+
         pending.sketch = self.w.side.submit(
-            f"The preview of “{pending.title}”",
-            sketch,
+            title,
+            guarded,
             lambda result: self._sketched(job_id, result),
             lambda message: self._sketch_refused(job_id, message),
         )
@@ -398,10 +413,11 @@ class EditController(QObject):
         if pending is None or pending.doc is not self.doc:
             return  # the edit already landed, failed or was cancelled; or another photo
         pending.sketch = None
+        if result is None:
+            return  # the sketch failed (logged); the result will show without a preview
         if self._shown_preview is not None and self._shown_preview > job_id:
             return  # a later edit's preview is on show; this one is already out of date
         image, labels = result
-        pending.labels = labels
         self._shown_preview = job_id
         self.w.canvas.set_preview(image, labels)
 
