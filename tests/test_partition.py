@@ -259,6 +259,7 @@ def test_fill_from_nearest_reaches_donors_far_beyond_its_first_window():
 def test_present_items_and_holds_any_answer_like_numpy(labels):
     np.testing.assert_array_equal(present_items(labels), np.unique(labels))
     np.testing.assert_array_equal(present_items(labels + 70_000), np.unique(labels) + 70_000)
+    np.testing.assert_array_equal(present_items(labels - 2), np.unique(labels) - 2)
     items = np.unique(labels)[::2].tolist()
     np.testing.assert_array_equal(holds_any(labels, items), np.isin(labels, items))
     assert not holds_any(labels, []).any()
