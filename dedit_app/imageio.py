@@ -360,13 +360,7 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
     and raises ImageSaveError with a sentence naming the file.
     """
     name = os.fspath(path)
-    suffix = Path(name).suffix.lower()
-    fmt = SAVE_FORMATS.get(suffix)
-    if fmt is None:
-        what = f"the extension '{suffix}'" if suffix else "no extension"
-        raise ImageSaveError(
-            f"{name} has {what}; images are saved as .png, .jpg, .jpeg, .webp, .tif or .tiff."
-        )
+    fmt = save_format(name)
     image = np.asarray(image)
     if image.dtype != np.uint8 or not (
         image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
@@ -377,22 +371,51 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
 
+    data = png_bytes(image) if fmt == "PNG" else _pil_bytes(image, fmt, int(quality))
+    try:
+        with atomic_writer(name) as f:
+            f.write(data)
+    except OSError as e:
+        raise ImageSaveError(_save_failure(name, e)) from e
+
+
+def save_format(path: str | os.PathLike[str]) -> str:
+    """The format :func:`save_image` writes ``path`` in ("PNG", "JPEG", "WEBP", "TIFF"),
+    from its extension; ImageSaveError with a sentence for any other extension."""
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    fmt = SAVE_FORMATS.get(suffix)
+    if fmt is None:
+        what = f"the extension '{suffix}'" if suffix else "no extension"
+        raise ImageSaveError(
+            f"{name} has {what}; images are saved as .png, .jpg, .jpeg, .webp, .tif or .tiff."
+        )
+    return fmt
+
+
+def png_bytes(image: np.ndarray) -> memoryview:
+    """``image`` ((H, W, 3) uint8 RGB, or (H, W) uint8/uint16 gray) as PNG file bytes.
+
+    OpenCV at zlib level 3: on a 24-megapixel photo 3.4 s and 34 MB, where Pillow's default
+    (level 6) takes 13.7 s for 31.5 MB. Lossless either way; the wait is what a designer
+    notices, the 8 % not."""
+    pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ImageSaveError("The picture could not be encoded as PNG.")
+    return memoryview(buf)
+
+
+def _pil_bytes(image: np.ndarray, fmt: str, quality: int) -> memoryview:
     buf = io.BytesIO()
     pil = Image.fromarray(np.ascontiguousarray(image))
     if fmt == "JPEG":
-        pil.save(buf, "JPEG", quality=int(quality), subsampling=0 if quality >= 90 else 2)
+        pil.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":
-        pil.save(buf, "WEBP", quality=int(quality), lossless=quality >= 100)
-    elif fmt == "TIFF":
-        pil.save(buf, "TIFF", compression="tiff_deflate")
+        pil.save(buf, "WEBP", quality=quality, lossless=quality >= 100)
     else:
-        pil.save(buf, "PNG")
-
-    try:
-        with atomic_writer(name) as f:
-            f.write(buf.getbuffer())
-    except OSError as e:
-        raise ImageSaveError(_save_failure(name, e)) from e
+        pil.save(buf, "TIFF", compression="tiff_deflate")
+    return buf.getbuffer()
 
 
 def _save_failure(name: str, e: OSError) -> str:

@@ -36,6 +36,7 @@ import numpy as np
 from dedit_app import __version__
 from dedit_app.atomic import FILE_MODE, atomic_write_bytes, fsync_dir, make_temp
 from dedit_app.errors import DEditError, ProjectError
+from dedit_app.imageio import png_bytes
 from dedit_app.partition import check_labels
 
 FORMAT = "dedit-project"
@@ -246,13 +247,7 @@ class Project:
         if target is None:
             raise ProjectError("Choose a folder to save the project in.")
         self.validate()
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ProjectError(_os_sentence(err, target)) from err
-        if (target / PROJECT_FILE).exists() and target != self.folder:
-            _read_json(target)  # refuse to overwrite something that is not a project of ours
-
+        self.make_folder(target)
         try:
             doc = self._document(target)
             payload = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
@@ -267,6 +262,39 @@ class Project:
         self._pending_weights = None
         self._collect_garbage(target, doc)
         return target
+
+    def make_folder(self, target: Path) -> None:
+        """Create ``target`` for a save; ProjectError if it cannot be made, or if it holds
+        something other than a D-Edit project that a save would overwrite."""
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ProjectError(_os_sentence(err, target)) from err
+        if (target / PROJECT_FILE).exists() and target != self.folder:
+            _read_json(target)  # refuse to overwrite something that is not a project of ours
+
+    def pictures(self) -> list[tuple[str, np.ndarray]]:
+        """``(kind, array)`` for every picture a save writes: the image, the item map and
+        the earlier pictures that history still holds in memory. The arrays are the
+        project's own (never changed in place), so another thread may read them."""
+        found = [("image", self.image), ("labels", self.labels)]
+        for record in self.history:
+            before = record.get("_before")
+            if before is not None:
+                found += [("image", before[0]), ("labels", before[1])]
+        return found
+
+    @staticmethod
+    def write_pictures(folder: Path, pictures: list[tuple[str, np.ndarray]]) -> None:
+        """Write ``pictures`` (from :meth:`pictures`) into ``folder`` ahead of :meth:`save`,
+        which then finds them there. This is the slow part of a save (seconds at 24 MP:
+        PNG encoding) and touches nothing but files named for their content, so it may run
+        on any thread while the project moves on; call :meth:`make_folder` first."""
+        try:
+            for kind, array in pictures:
+                _write_png(folder, kind, array)
+        except OSError as err:
+            raise ProjectError(_os_sentence(err, folder)) from err
 
     def _document(self, folder: Path) -> dict[str, Any]:
         """Write every data file the document names (if absent) and return the document."""
@@ -318,6 +346,16 @@ class Project:
                     path.unlink()
 
     # ----- loading ------------------------------------------------------------------
+
+    @staticmethod
+    def peek_size(folder: str | os.PathLike[str]) -> tuple[int, int] | None:
+        """``(height, width)`` of the project's photo from ``project.json`` alone (no
+        pictures read), or None when the file does not say. Raises ProjectError as
+        :meth:`load` does when there is no project there or it is from a newer version."""
+        size = _read_json(Path(folder)).get("size")
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size):
+            return size[0], size[1]
+        return None
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Project:
@@ -383,11 +421,7 @@ def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
     path = folder / name
     if path.is_file():
         return name
-    pixels = array if kind == "labels" else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise ProjectError(f"Could not encode the {kind} as PNG.")
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, png_bytes(array))
     return name
 
 

@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-pytest_plugins = ["engine_fixtures"]
+pytest_plugins = ["engine_fixtures", "editor_fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(

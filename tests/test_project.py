@@ -132,6 +132,42 @@ def test_history_snapshots_survive_save_and_load(tmp_path):
     np.testing.assert_array_equal(r.snapshot(r.history[0])[0], first_image)
 
 
+def test_pictures_written_ahead_are_what_the_save_then_names(tmp_path):
+    p = make_project()
+    edited = p.image.copy()
+    edited[:10] = 255
+    relabelled = p.labels.copy()
+    relabelled[:10] = 0
+    p.apply(edited, relabelled, {"kind": "text", "item": 1, "prompt": "red"})
+    target = tmp_path / "ahead.dedit"
+    p.make_folder(target)
+    pictures = p.pictures()  # image, labels, and the earlier picture history holds
+    assert [kind for kind, _ in pictures] == ["image", "labels", "image", "labels"]
+    Project.write_pictures(target, pictures)
+    written = {f.name: f.stat().st_mtime_ns for f in target.iterdir()}
+    assert len(written) == 4 and PROJECT_FILE not in written
+    p.save(target)
+    doc = json.loads((target / PROJECT_FILE).read_text())
+    named = {doc["image"], doc["labels"], doc["history"][0]["image"], doc["history"][0]["labels"]}
+    assert named == set(written)  # the save found each one written, and wrote it no more
+    assert {f.name: f.stat().st_mtime_ns for f in target.iterdir() if f.name in named} == written
+    assert Project.peek_size(target) == (48, 64)
+    doc.pop("size")
+    (target / PROJECT_FILE).write_text(json.dumps(doc))
+    assert Project.peek_size(target) is None  # it cannot tell; loading still works
+    np.testing.assert_array_equal(Project.load(target).image, edited)
+
+
+def test_a_save_refuses_to_write_into_something_that_is_not_a_project(tmp_path):
+    foreign = tmp_path / "notes.dedit"
+    foreign.mkdir()
+    (foreign / PROJECT_FILE).write_text('{"format": "something else"}')
+    with pytest.raises(ProjectError, match="is not a D-Edit project file"):
+        make_project().make_folder(foreign)
+    with pytest.raises(ProjectError, match="There is no project at"):
+        Project.peek_size(tmp_path / "nowhere.dedit")
+
+
 def test_newer_version_is_refused_with_a_sentence(tmp_path):
     folder = make_project().save(tmp_path / "n.dedit")
     doc = json.loads((folder / PROJECT_FILE).read_text())

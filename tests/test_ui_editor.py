@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import image_corpus as corpus
 import numpy as np
 import pytest
 
@@ -27,28 +26,6 @@ from ui.testing import (  # noqa: E402
     wait_idle,
     write_synthetic_photo,
 )
-
-NAMES = ["wall", "table", "bag", "ball"]
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(tmp_path / "settings")
-    qtbot.addWidget(w)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def scene(window, tmp_path):
-    """The window with a synthetic photo open and a known partition (ids 0..3)."""
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    assert window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
-    window.doc.undo.clear()
-    return window, labels
 
 
 def selected_rows(window) -> list[int]:
@@ -118,60 +95,6 @@ def test_opening_a_non_image_shows_a_message_and_changes_nothing(scene, tmp_path
     assert not window.open_path(missing)
     assert "nowhere.dedit" in window.message_text()
     assert window.doc is doc
-
-
-def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path):
-    window.decode_aside_from = 0  # every photo counts as large
-    photo = tmp_path / "large.png"
-    write_synthetic_photo(photo)
-    assert window.open_path(photo)
-    assert window.opening and window.doc is None  # it arrives later; the window is live
-    assert "Opening large.png (320×240)" in window.status_message.text()
-    wait_idle(window)
-    assert not window.opening and window.doc.project.source == "large.png"
-    np.testing.assert_array_equal(window.doc.image, load_image(photo))
-    assert len(window.doc.visible_items()) > 1  # its items were found, as for any photo
-
-
-def test_a_large_photo_found_damaged_when_decoded_keeps_the_current_picture(scene, tmp_path):
-    window, _labels = scene
-    doc = window.doc
-    window.decode_aside_from = 0
-    damaged = corpus.make_truncated_png(tmp_path)
-    assert window.open_path(damaged)  # the header is fine; decoding finds the damage
-    wait_idle(window)
-    assert "truncated or corrupt" in window.message_text()
-    assert window.message_bar.level == "error"
-    assert window.doc is doc
-
-
-def test_the_latest_photo_chosen_wins_over_one_still_decoding(window, tmp_path):
-    window.decode_aside_from = 0
-    first, second = tmp_path / "first.png", tmp_path / "second.png"
-    write_synthetic_photo(first)
-    write_synthetic_photo(second, 120, 160)
-    assert window.open_path(first)
-    window.decode_aside_from = 10**9  # the second one decodes at once, on the UI thread
-    assert window.open_path(second)
-    assert window.doc.project.source == "second.png" and not window.opening
-    wait_idle(window)
-    assert window.doc.project.source == "second.png"
-
-
-def test_changes_made_while_a_photo_decodes_are_asked_about_again(scene, tmp_path, monkeypatch):
-    window, labels = scene
-    doc = window.doc
-    window.decode_aside_from = 0
-    photo = tmp_path / "next.png"
-    write_synthetic_photo(photo)
-    assert window.open_path(photo)
-    # The answer comes through the event loop, so this change lands before it.
-    doc.set_partition(np.where(labels == 3, 2, labels), list(NAMES), "Merge")
-    asked = []
-    monkeypatch.setattr(window, "maybe_discard", lambda: bool(asked.append(True)))
-    wait_idle(window)
-    assert asked == [True]
-    assert window.doc is doc and "Kept the current picture" in window.status_message.text()
 
 
 # ----- refining, with exact undo ------------------------------------------------------------

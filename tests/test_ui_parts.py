@@ -367,6 +367,34 @@ def test_a_sketchs_error_is_a_sentence_and_a_forgotten_sketch_answers_nobody(qtb
     side.shutdown()  # idempotent
 
 
+def test_quick_work_is_still_answered_later_and_forgotten_work_never_runs(qtbot, side):
+    import threading
+    import time
+
+    ran, answers = [], []
+    for n in range(20):  # work this quick often ends before submit() returns
+        side.submit("quick", lambda n=n: n, answers.append, answers.append)
+        assert answers == []
+    qtbot.waitUntil(lambda: len(answers) == 20, timeout=10000)
+    gate = threading.Event()
+    side.submit("first", lambda: (gate.wait(10), ran.append(1)), answers.append, print)
+    second = side.submit("second", lambda: ran.append(2), answers.append, print)
+    side.submit("third", lambda: ran.append(3), answers.append, print)
+    side.forget(second)
+    gate.set()
+    side.settle()  # waits for what is left: the first and the third
+    assert ran == [1, 3]
+    # Closing skips what has not started, unless asked to finish it.
+    for finish, expected in ((False, [4]), (True, [4, 5])):
+        from ui.side_thread import SideThread
+
+        other, done = SideThread(), []
+        other.submit("slow", lambda d=done: (time.sleep(0.3), d.append(4)), print, print)
+        other.submit("queued", lambda d=done: d.append(5), print, print)
+        other.shutdown(finish=finish)
+        assert done == expected
+
+
 # ----- settings -----------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
 
 if TYPE_CHECKING:
+    from dedit_app.project import Project
     from ui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class EditController(QObject):
         self.prepare_job: int | None = None
         self.candidates: Candidates | None = None
         self.reference: Document | None = None
+        self._reference_reading: int | None = None  # ticket of a reference being read
         self._ref_segment_job: int | None = None
         self._compare_held = False
         self._split: float | None = None
@@ -176,6 +178,8 @@ class EditController(QObject):
         def done(result) -> None:
             if doc is not self.doc:
                 return
+            # Storing the weights saves a saved project: never beside a save under way.
+            self.w.files.finish_saving()
             engine.store_prepared(doc.project, result, ref.project if ref else None)
             doc.prepared_on(labels_used)
             if doc.folder is not None:
@@ -558,35 +562,61 @@ class EditController(QObject):
     # ----- reference photo --------------------------------------------------------------
 
     def open_reference(self, path: str | Path) -> bool:
-        from dedit_app.imageio import load_image
-        from dedit_app.project import Project
-        from ui.tasks import SegmentAuto, readonly
+        """Open a photo or project as the reference; False when refused at once. A large
+        one is read on the files thread and shows when it is ready."""
+        from ui.files import picture_size, read_picture, wait_cursor
 
         path = Path(path)
+        files = self.w.files
         try:
-            if (path / "project.json").is_file():
-                project = Project.load(path)
-                image = None
-            else:
-                image = load_image(path)
-                project = Project.new(
-                    image, np.zeros(image.shape[:2], np.int32), ["picture"], source=path.name
-                )
+            size = picture_size(path)
         except DEditError as err:
             self.w.show_error(str(err))
             return False
+        self._stop_reading_reference()
+        if files.is_large(size):
+            self._reference_reading = files.thread.submit(
+                f"Opening {path.name}",
+                lambda: read_picture(path),
+                self._reference_read,
+                self._reference_failed,
+            )
+            self.w.reference_panel.status.setText(f"Opening {path.name}…")
+            self._show_reference_dock()
+            return True
+        try:
+            with wait_cursor():
+                project = read_picture(path)
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return False
+        self._reference_read(project)
+        return True
+
+    def _stop_reading_reference(self) -> None:
+        if self._reference_reading is not None:
+            self.w.files.thread.forget(self._reference_reading)
+            self._reference_reading = None
+
+    def _reference_failed(self, message: str) -> None:
+        self._reference_reading = None
+        self.w.reference_panel.status.setText("")
+        self.w.show_error(message)
+
+    def _reference_read(self, project: Project) -> None:
+        from ui.tasks import SegmentAuto
+
+        self._reference_reading = None
+        image = project.image if project.folder is None else None
         ref = Document(project, self)
         old, self.reference = self.reference, ref
         self.w.reference_panel.set_document(ref)
-        if not self.w.reference_dock.isVisible():
-            self.w.reference_dock.show()
-            self.w.resizeDocks([self.w.reference_dock], [300], Qt.Orientation.Horizontal)
-        self.w.reference_dock.raise_()
+        self._show_reference_dock()
         if old is not None:
             old.deleteLater()
         self.update_state()
         if image is None:
-            return True
+            return
         task = SegmentAuto(
             readonly(image),
             ("reference", id(ref)),
@@ -614,9 +644,15 @@ class EditController(QObject):
             on_finished=done,
             on_failed=failed,
         )
-        return True
+
+    def _show_reference_dock(self) -> None:
+        if not self.w.reference_dock.isVisible():
+            self.w.reference_dock.show()
+            self.w.resizeDocks([self.w.reference_dock], [300], Qt.Orientation.Horizontal)
+        self.w.reference_dock.raise_()
 
     def close_reference(self) -> None:
+        self._stop_reading_reference()
         ref, self.reference = self.reference, None
         self.w.reference_panel.set_document(None)
         if ref is not None:

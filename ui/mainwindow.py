@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
@@ -33,10 +32,10 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.errors import DEditError
-from dedit_app.project import Project
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.editing import EditController
+from ui.files import FileController
 from ui.icons import icon
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
@@ -50,11 +49,6 @@ from ui.worker import JobQueue
 log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
-PROJECT_SUFFIX = ".dedit"
-
-
-def is_project_path(path: Path) -> bool:
-    return path.suffix.lower() == PROJECT_SUFFIX or (path / "project.json").is_file()
 
 
 class MainWindow(QMainWindow):
@@ -65,16 +59,17 @@ class MainWindow(QMainWindow):
         self.qsettings = qsettings if qsettings is not None else QSettings()
         self.settings = EditorSettings.load(self.qsettings)
         self.ask_to_save = True  # tests and scripts turn the "save changes?" question off
-        self.decode_aside_from = 4_000_000  # pixels: larger photos decode off the UI thread
-        self._decoding: int | None = None  # the side thread's ticket for a photo decoding
         self.doc: Document | None = None
         self.jobs = JobQueue(self)
         app = QApplication.instance()
-        # Quick work that needs no model (previews, decoding a large photo), beside the jobs.
+        # Quick work that needs no model (previews), beside the jobs; and the File menu,
+        # whose reading and writing of large pictures has a thread of its own.
         self.side = SideThread(self)
+        self.files = FileController(self)
         if app is not None:  # a running QThread must never be destroyed: stop it on quit
             app.aboutToQuit.connect(self.jobs.shutdown)
             app.aboutToQuit.connect(self.side.shutdown)
+            app.aboutToQuit.connect(self.files.shutdown)
         self.setWindowTitle("D-Edit Studio")
         self.setAcceptDrops(True)
         self.setDockOptions(
@@ -201,11 +196,13 @@ class MainWindow(QMainWindow):
             "Open a second photo to swap items from",
             "reference",
         )
-        self.act_save = A("&Save", self.save, SK.Save, "Save the project", "save")
-        self.act_save_as = A("Save &as…", self.save_as, SK.SaveAs, "Save the project as…")
+        self.act_save = A("&Save", lambda: self.files.save(), SK.Save, "Save the project", "save")
+        self.act_save_as = A(
+            "Save &as…", lambda: self.files.save_as(), SK.SaveAs, "Save the project as…"
+        )
         self.act_export = A(
             "&Export image…",
-            self.export_dialog,
+            lambda: self.files.export_dialog(),
             "Ctrl+E",
             "Export the picture at full resolution (PNG or JPEG)",
             "export",
@@ -482,7 +479,7 @@ class MainWindow(QMainWindow):
         old = self.doc
         if old is not None:
             self.editing.forget_document(old)
-            old.dirty_changed.disconnect(self._update_title)
+            old.dirty_changed.disconnect(self.update_title)
             old.changed.disconnect(self._on_doc_changed)
             old.selection_changed.disconnect(self._update_actions)
         self.segmenting.clear()
@@ -491,12 +488,12 @@ class MainWindow(QMainWindow):
         self.items_panel.set_document(doc)
         self.history_view.setStack(doc.undo if doc else None)
         if doc is not None:
-            doc.dirty_changed.connect(self._update_title)
+            doc.dirty_changed.connect(self.update_title)
             doc.changed.connect(self._on_doc_changed)
             doc.selection_changed.connect(self._update_actions)
             doc.undo.indexChanged.connect(self._update_actions)
         self.editing.document_changed()
-        self._update_title()
+        self.update_title()
         self._update_actions()
         if old is not None:
             old.deleteLater()
@@ -506,6 +503,7 @@ class MainWindow(QMainWindow):
 
     def maybe_discard(self) -> bool:
         """True when the current document may be replaced (saved, discarded or clean)."""
+        self.files.finish_saving()
         if self.doc is None or not self.doc.dirty or not self.ask_to_save:
             return True
         answer = QMessageBox.question(
@@ -517,7 +515,7 @@ class MainWindow(QMainWindow):
             | QMessageBox.StandardButton.Cancel,
         )
         if answer == QMessageBox.StandardButton.Save:
-            return self.save()
+            return self.files.save(wait=True)
         return answer == QMessageBox.StandardButton.Discard
 
     def open_dialog(self) -> None:
@@ -533,106 +531,17 @@ class MainWindow(QMainWindow):
             self.open_path(p.parent if p.name == "project.json" else p)
 
     def open_path(self, path: str | Path) -> bool:
-        """Open a photo (and find its items) or a ``.dedit`` project. False on error."""
-        path = Path(path)
-        if is_project_path(path):
-            return self.open_project(path)
-        return self.open_photo(path)
-
-    def open_photo(self, path: str | Path) -> bool:
-        """Open a photo and find its items. False when it is refused at once (missing, not
-        an image, too large, or the user kept the current picture).
-
-        A photo of ``decode_aside_from`` pixels or more is decoded on the side thread: a
-        24-megapixel PNG takes most of a second, and the window stays live meanwhile. Its
-        document arrives later (or its error, if the file turns out damaged)."""
-        from dedit_app.imageio import image_size, load_image
-
-        path = Path(path)
-        if not self.maybe_discard():
-            return False
-        try:
-            width, height = image_size(path)
-        except DEditError as err:
-            self.show_error(str(err))
-            return False
-        self._stop_decoding()  # a newer choice replaces a photo still decoding
-        if width * height >= self.decode_aside_from:
-            doc = self.doc
-            since = doc.undo.index() if doc is not None else None
-            self._decoding = self.side.submit(
-                f"Opening {path.name}",
-                lambda: load_image(path),
-                lambda image: self._decoded(path, image, doc, since),
-                self._decode_failed,
-            )
-            self.status_message.setText(f"Opening {path.name} ({width}×{height})…")
-            return True
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            image = load_image(path)
-        except DEditError as err:
-            self.show_error(str(err))
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._show_photo(path, image)
-        return True
-
-    def _decoded(self, path: Path, image: np.ndarray, doc: Document | None, since) -> None:
-        self._decoding = None
-        # Keeping or discarding the current picture was asked before decoding; if it was
-        # changed while the photo decoded, those changes are worth asking about again.
-        changed = self.doc is doc and doc is not None and doc.undo.index() != since
-        if changed and not self.maybe_discard():
-            self.status_message.setText(f"Kept the current picture; {path.name} not opened.")
-            return
-        self._show_photo(path, image)
-
-    def _decode_failed(self, message: str) -> None:
-        self._decoding = None
-        self.status_message.setText("")
-        self.show_error(message)
-
-    def _show_photo(self, path: Path, image: np.ndarray) -> None:
-        labels = np.zeros(image.shape[:2], np.int32)
-        project = Project.new(image, labels, ["picture"], source=path.name)
-        self.set_document(Document(project, self))
-        self._remember(path)
-        self.dismiss_message()
-        self.status_message.setText(f"Opened {path.name} ({image.shape[1]}×{image.shape[0]}).")
-        self.segmenting.segment_auto(first=True)
-
-    def _stop_decoding(self) -> None:
-        if self._decoding is not None:
-            self.side.forget(self._decoding)
-            self._decoding = None
+        """Open a photo (and find its items) or a ``.dedit`` project; see
+        :meth:`FileController.open_path`. False when refused at once."""
+        return self.files.open_path(path)
 
     @property
     def opening(self) -> bool:
-        """True while a photo is being decoded on the side thread."""
-        return self._decoding is not None
+        """True while a photo or project is being read on the files thread."""
+        return self.files.opening
 
-    def open_project(self, path: str | Path) -> bool:
-        path = Path(path)
-        if not self.maybe_discard():
-            return False
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            project = Project.load(path)
-        except DEditError as err:
-            self.show_error(str(err))
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._stop_decoding()  # the project replaces a photo still decoding
-        self.set_document(Document(project, self))
-        self._remember(path)
-        self.dismiss_message()
-        self.status_message.setText(f"Opened the project {path.name}.")
-        return True
-
-    def _remember(self, path: Path) -> None:
+    def remember(self, path: Path) -> None:
+        """Put ``path`` first among the recent files."""
         self.settings.add_recent(str(path.resolve()))
         self.settings.save(self.qsettings)
         self._rebuild_recent()
@@ -657,69 +566,13 @@ class MainWindow(QMainWindow):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         self._on_files_dropped(paths)
 
-    def save(self) -> bool:
-        if self.doc is None:
-            return False
-        if self.doc.folder is None:
-            return self.save_as()
-        return self.save_project(self.doc.folder)
+    def save_project(self, path: str | Path, wait: bool = False) -> bool:
+        """Save as a ``.dedit`` folder; see :meth:`FileController.save_project`."""
+        return self.files.save_project(path, wait)
 
-    def save_as(self) -> bool:
-        if self.doc is None:
-            return False
-        stem = Path(self.doc.project.source or "untitled").stem
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the project", stem + PROJECT_SUFFIX, "D-Edit projects (*.dedit)"
-        )
-        if not path:
-            return False
-        return self.save_project(path)
-
-    def save_project(self, path: str | Path) -> bool:
-        """Save the document as a ``.dedit`` folder; False (and a message) on error."""
-        path = Path(path)
-        if path.suffix.lower() != PROJECT_SUFFIX:
-            path = path.with_name(path.name + PROJECT_SUFFIX)
-        try:
-            saved = self.doc.save(path)
-        except DEditError as err:
-            self.show_error(str(err))
-            return False
-        self._remember(saved)
-        self.status_message.setText(f"Saved {saved.name}.")
-        self._update_title()
-        return True
-
-    def export_dialog(self) -> None:
-        if self.doc is None:
-            return
-        stem = Path(self.doc.project.source or "picture").stem
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export the picture",
-            f"{stem}-edited.png",
-            "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)",
-        )
-        if path:
-            self.export_image(path)
-
-    def export_image(self, path: str | Path) -> bool:
-        """Write the current picture at its full resolution."""
-        from dedit_app.imageio import save_image
-
-        try:
-            save_image(path, np.ascontiguousarray(self.doc.image))
-        except DEditError as err:
-            self.show_error(str(err))
-            return False
-        except ValueError as err:
-            self.show_error(f"{path} could not be written: {err}.")
-            return False
-        self.show_info(
-            f"Exported {Path(path).name} ({self.doc.image.shape[1]}×{self.doc.image.shape[0]}).",
-            "ok",
-        )
-        return True
+    def export_image(self, path: str | Path, wait: bool = False) -> bool:
+        """Write the picture at full resolution; see :meth:`FileController.export_image`."""
+        return self.files.export_image(path, wait)
 
     # ----- refining ---------------------------------------------------------------------
 
@@ -912,7 +765,7 @@ class MainWindow(QMainWindow):
         )
         self.editing.jobs_changed()
 
-    def _update_title(self, *_args) -> None:
+    def update_title(self, *_args) -> None:
         if self.doc is None:
             self.setWindowTitle("D-Edit Studio")
             return
@@ -960,6 +813,7 @@ class MainWindow(QMainWindow):
         self.hide()  # the window goes at once; the worker may need a moment to stop
         self.jobs.shutdown()
         self.side.shutdown()
+        self.files.shutdown()  # waits for exports still being written
         super().closeEvent(event)
 
     def showEvent(self, event) -> None:

@@ -1,18 +1,18 @@
-"""Quick work off the UI thread that needs no model: the instant preview of a move or a
-removal, and decoding a large photo.
+"""Work off the UI thread that needs no model, one piece at a time: the instant preview of
+a move or a removal (``window.side``), and reading and writing large pictures
+(``window.files``, :mod:`ui.files`), each on a thread of its own.
 
 A preview needs the edit's new item map, which on a 24-megapixel photo takes about a
-second to work out; on the UI thread that froze the canvas at every drop. Decoding a 24 MP
-PNG takes most of a second too. The model's worker (:mod:`ui.worker`) is no place for
-either: it runs one job at a time and may be busy with a diffusion for seconds, and a
-preview exists to show *before* that. So this work gets a thread of its own. One thread,
-not a pool: the machine may have two cores, and the worker needs one of them.
+second to work out; on the UI thread that froze the canvas at every drop. Decoding or
+encoding a 24 MP picture takes seconds too. The model's worker (:mod:`ui.worker`) is no
+place for either: it runs one job at a time and may be busy with a diffusion for seconds,
+and a preview exists to show *before* that. One thread per kind of work, not a pool: the
+machine may have two cores, and the worker needs one of them.
 
 A piece of work is a plain function of arrays the UI no longer writes to (a document's
 image and item map are replaced, never changed in place) or of a path. Its result or its
 error comes back on the UI thread through a queued signal, to callbacks that may find the
-moment has passed (the edit already landed, another photo was opened) and drop it.
-"""
+moment has passed (the edit already landed, another photo was opened) and drop it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from ui.worker import user_message
 
@@ -36,13 +36,16 @@ class SideThread(QObject):
     # queued: the receiver lives on the UI thread.
     _answered = Signal(int, object, str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name: str = "dedit-side") -> None:
         super().__init__(parent)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedit-side")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._tickets = itertools.count(1)
         self._waiting: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self._futures: dict[int, Future] = {}  # until answered: forget() cancels unstarted work
         self._closed = False
-        self._answered.connect(self._deliver)
+        # Queued even when emitted on the UI thread: work that finishes before submit()
+        # attaches its callback is answered from inside submit(), and must wait its turn.
+        self._answered.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def submit(
         self,
@@ -61,24 +64,38 @@ class SideThread(QObject):
             return ticket
         self._waiting[ticket] = (on_done, on_failed)
         future = self._pool.submit(work)
+        self._futures[ticket] = future
         future.add_done_callback(lambda f: self._answer(ticket, title, f))
         return ticket
 
     def forget(self, ticket: int) -> None:
-        """Drop the callbacks of ``ticket``: its answer, when it comes, goes nowhere."""
+        """Drop the callbacks of ``ticket``: its answer, when it comes, goes nowhere; work
+        that has not started yet does not run."""
         self._waiting.pop(ticket, None)
+        future = self._futures.get(ticket)
+        if future is not None and future.cancel():
+            del self._futures[ticket]  # work under way stays listed: settle() waits for it
+
+    def settle(self) -> None:
+        """Block until every piece of work submitted so far has run. Their answers still
+        come later, through the event loop, unless forgotten. For the rare moment the UI
+        must wait anyway: saving before quitting while a save is under way."""
+        for future in list(self._futures.values()):
+            if not future.cancelled():
+                future.exception()  # waits; the error, if any, is answered as usual
 
     @property
     def busy(self) -> bool:
         """True while an answer is still to come to someone waiting for it."""
         return bool(self._waiting)
 
-    def shutdown(self) -> None:
-        """Drop every callback, skip what has not started, wait for what has (window
-        closing; at most one piece, about a second at 24 MP); idempotent."""
+    def shutdown(self, finish: bool = False) -> None:
+        """Drop every callback and wait for the work that has started (window closing);
+        idempotent. Work not yet started is skipped, or with ``finish`` run first: an
+        export the user asked for is written even when the window closes."""
         self._closed = True
         self._waiting.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=not finish)
 
     # ----- the side thread ---------------------------------------------------------------
 
@@ -97,6 +114,7 @@ class SideThread(QObject):
     # ----- the UI thread ----------------------------------------------------------------
 
     def _deliver(self, ticket: int, result: Any, error: str) -> None:
+        self._futures.pop(ticket, None)
         callbacks = self._waiting.pop(ticket, None)
         if callbacks is None:
             return

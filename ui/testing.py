@@ -86,8 +86,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
 
 
 def wait_idle(window, timeout: float = 120.0) -> None:
-    """Wait until no photo is decoding and no job is queued or running."""
-    wait_until(lambda: not window.opening and not window.jobs.busy, timeout, "the jobs to finish")
+    """Wait until nothing is being read or written, no preview is being worked out, and
+    no job is queued or running."""
+    wait_until(
+        lambda: not (window.files.busy or window.side.busy or window.jobs.busy),
+        timeout,
+        "the jobs to finish",
+    )
 
 
 def view_point(view, x: float, y: float) -> QPoint:

@@ -13,8 +13,9 @@
    the UI thread's time to show the picture and the candidates' thumbnails, beside
    full-size pixmaps; with --full, how long dropping a moved item there holds the UI
    thread, the preview worked out on the side thread, beside working it out on the UI
-   thread; and how long opening a PNG of that size holds it, decoded on the side thread,
-   beside decoding it on the UI thread.
+   thread.
+4. Opening, saving and exporting a picture of that size (:mod:`benchmarks.ui_files`):
+   how long each holds the UI thread with the files thread, beside doing it at once.
 
     python scripts/bench.py ui [--quick | --full]
 """
@@ -30,6 +31,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import ui_files  # noqa: E402
 from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios  # noqa: E402
 
 
@@ -277,61 +279,6 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     )
 
 
-def open_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[Row]:
-    """Opening a photo at its own resolution (a PNG): how long the UI thread is held until
-    the document is on screen. Ours reads the header on the UI thread and decodes on the
-    side thread; the reference decodes on the UI thread, as the editor did before."""
-    from ui.testing import make_window, wait_until
-
-    _app()
-    folder = scratch_folder("dedit-bench-open-")
-    rng = np.random.default_rng(5)
-    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
-    photo = cv2.add(photo, rng.integers(0, 16, photo.shape, dtype=np.uint8))  # some grain
-    path = folder / "photo.png"
-    cv2.imwrite(str(path), photo)
-    window = make_window(folder / "settings")
-    window.ask_to_save = False
-    window.show()
-    meter = _GapMeter()
-
-    def ours() -> float:
-        window.decode_aside_from = 0
-        meter.start()
-        window.open_path(path)
-        wait_until(lambda: not window.opening, 600, "the photo")
-        worst = meter.stop()
-        window.jobs.cancel_all()  # the items are not what is measured here
-        wait_until(lambda: not window.jobs.busy, 600, "the jobs to stop")
-        return worst
-
-    def before() -> float:
-        window.decode_aside_from = 10**12
-        t0 = time.perf_counter()
-        window.open_path(path)
-        took = time.perf_counter() - t0
-        window.jobs.cancel_all()
-        wait_until(lambda: not window.jobs.busy, 600, "the jobs to stop")
-        return took
-
-    ours()  # warm-up
-    held = sorted(ours() for _ in range(repeats))[repeats // 2]
-    reference = sorted(before() for _ in range(repeats))[repeats // 2]
-    window.close()
-    case = f"open a PNG, {height * width / 1e6:.0f} MP"
-    size_mb = path.stat().st_size / 1e6
-    return with_ratios(
-        Row(
-            case,
-            "UI thread held, side thread (ours)",
-            held,
-            None,
-            note=f"longest timer gap until the photo shows; {size_mb:.0f} MB file",
-        ),
-        Row(case, "decode on UI thread", reference, None),
-    )
-
-
 # ----- UI stall while a job runs ---------------------------------------------------------
 
 
@@ -453,6 +400,6 @@ def run(profile: str) -> Iterator[Row]:
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
-    yield from guarded("open", lambda: open_rows(*size))
+    yield from ui_files.run(profile, size)
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))

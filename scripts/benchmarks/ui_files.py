@@ -1,0 +1,147 @@
+"""Opening, saving and exporting a picture at its own resolution: how long each holds the
+UI thread. Ours reads and writes a large picture on the files thread (:mod:`ui.files`);
+the reference does it at once on the UI thread, as the editor did before. The measure is
+the longest gap between the ticks of a 5 ms timer until the work has landed.
+
+Part of ``python scripts/bench.py ui``: 24 MP with --full, 6 MP (1.5 MP for saving and
+exporting) with --quick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import Row, guarded, scratch_folder, with_ratios
+
+
+def _photo(folder: Path, height: int, width: int) -> Path:
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
+    photo = cv2.add(photo, rng.integers(0, 16, photo.shape, dtype=np.uint8))  # some grain
+    path = folder / f"photo-{width}x{height}.png"
+    cv2.imwrite(str(path), photo)
+    return path
+
+
+class _Bench:
+    """One window, ``ours`` against ``before`` for one kind of file work."""
+
+    def __init__(self, folder: Path) -> None:
+        from benchmarks.ui import _app, _GapMeter
+        from ui.testing import make_window
+
+        _app()
+        self.folder = folder
+        self.window = make_window(folder / "settings")
+        self.window.ask_to_save = False
+        self.meter = _GapMeter()
+
+    def settle(self) -> None:
+        """Wait until the work has landed; stop the item finding an opened photo starts."""
+        from ui.testing import wait_until
+
+        w = self.window
+        wait_until(lambda: not w.files.busy, 600, "the files thread")
+        w.jobs.cancel_all()  # the items are not what is measured here
+        wait_until(lambda: not w.jobs.busy, 600, "the jobs to stop")
+
+    def held(self, act: Callable[[], object]) -> float:
+        """Longest UI-thread gap while ``act()`` runs with everything large set aside."""
+        self.window.files.aside_from = 0
+        self.meter.start()
+        act()
+        self.settle()
+        return self.meter.stop()
+
+    def took(self, act: Callable[[], object]) -> float:
+        """Seconds ``act()`` holds the UI thread when done at once."""
+        self.window.files.aside_from = 10**12
+        t0 = time.perf_counter()
+        act()
+        took = time.perf_counter() - t0
+        self.settle()
+        return took
+
+    def rows(self, case, act_ours, act_before, repeats: int, note: str, warm: bool) -> list[Row]:
+        if warm:
+            self.held(act_ours)
+        held = sorted(self.held(act_ours) for _ in range(repeats))[repeats // 2]
+        before = sorted(self.took(act_before) for _ in range(repeats))[repeats // 2]
+        return with_ratios(
+            Row(case, "UI thread held, files thread (ours)", held, None, note=note),
+            Row(case, "on the UI thread", before, None),
+        )
+
+
+def open_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
+    """Opening a photo (a PNG) and the project saved from it."""
+    bench = _Bench(scratch_folder("dedit-bench-open-"))
+    path = _photo(bench.folder, height, width)
+    mp = f"{height * width / 1e6:.2g} MP"
+    note = f"longest timer gap until the picture shows; {path.stat().st_size / 1e6:.0f} MB"
+    opening = bench.rows(
+        f"open a PNG, {mp}",
+        lambda: bench.window.open_path(path),
+        lambda: bench.window.open_path(path),
+        repeats,
+        note,
+        warm=True,
+    )
+    project = bench.folder / "photo.dedit"
+    bench.window.save_project(project, wait=True)
+    reopening = bench.rows(
+        f"open a project, {mp}",
+        lambda: bench.window.open_path(project),
+        lambda: bench.window.open_path(project),
+        repeats,
+        "longest timer gap until the project shows",
+        warm=False,
+    )
+    bench.window.close()
+    return opening + reopening
+
+
+def write_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
+    """A project's first save (into a new folder) and a PNG export."""
+    bench = _Bench(scratch_folder("dedit-bench-save-"))
+    bench.window.files.aside_from = 10**12
+    bench.window.open_path(_photo(bench.folder, height, width))
+    bench.settle()
+    mp = f"{height * width / 1e6:.2g} MP"
+    counter = iter(range(10**6))
+
+    def fresh(suffix: str) -> Path:
+        return bench.folder / f"out-{next(counter)}{suffix}"
+
+    w = bench.window
+    saving = bench.rows(
+        f"first save of a project, {mp}",
+        lambda: w.save_project(fresh(".dedit")),
+        lambda: w.save_project(fresh(".dedit")),
+        repeats,
+        "longest timer gap until saved",
+        warm=False,
+    )
+    exporting = bench.rows(
+        f"export a PNG, {mp}",
+        lambda: w.export_image(fresh(".png")),
+        lambda: w.export_image(fresh(".png")),
+        repeats,
+        "longest timer gap until written",
+        warm=False,
+    )
+    w.close()
+    return saving + exporting
+
+
+def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
+    """``size`` is the ``(height, width)`` the other landing rows use."""
+    full = profile == "full"
+    yield from guarded("open", lambda: open_rows(*size, repeats=2 if full else 1))
+    small = size if full else (1000, 1500)
+    yield from guarded("save", lambda: write_rows(*small, repeats=2 if full else 1))

@@ -1,0 +1,216 @@
+"""Opening, saving and exporting large pictures on the files thread: the window stays
+live, the result is the same as done at once, and nothing asked for is lost."""
+
+from __future__ import annotations
+
+import json
+
+import image_corpus as corpus
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from editor_fixtures import NAMES  # noqa: E402
+
+from dedit_app.errors import ProjectError  # noqa: E402
+from dedit_app.imageio import load_image  # noqa: E402
+from dedit_app.project import Project  # noqa: E402
+from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
+
+
+# ----- opening ---------------------------------------------------------------------------
+def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path):
+    window.files.aside_from = 0  # every photo counts as large
+    photo = tmp_path / "large.png"
+    write_synthetic_photo(photo)
+    assert window.open_path(photo)
+    assert window.opening and window.doc is None  # it arrives later; the window is live
+    assert "Opening large.png (320×240)" in window.status_message.text()
+    wait_idle(window)
+    assert not window.opening and window.doc.project.source == "large.png"
+    np.testing.assert_array_equal(window.doc.image, load_image(photo))
+    assert len(window.doc.visible_items()) > 1  # its items were found, as for any photo
+
+
+def test_a_large_photo_found_damaged_when_decoded_keeps_the_current_picture(scene, tmp_path):
+    window, _labels = scene
+    doc = window.doc
+    window.files.aside_from = 0
+    damaged = corpus.make_truncated_png(tmp_path)
+    assert window.open_path(damaged)  # the header is fine; decoding finds the damage
+    wait_idle(window)
+    assert "truncated or corrupt" in window.message_text()
+    assert window.message_bar.level == "error"
+    assert window.doc is doc
+
+
+def test_the_latest_photo_chosen_wins_over_one_still_decoding(window, tmp_path):
+    window.files.aside_from = 0
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    write_synthetic_photo(first)
+    write_synthetic_photo(second, 120, 160)
+    assert window.open_path(first)
+    window.files.aside_from = 10**9  # the second one decodes at once, on the UI thread
+    assert window.open_path(second)
+    assert window.doc.project.source == "second.png" and not window.opening
+    wait_idle(window)
+    assert window.doc.project.source == "second.png"
+
+
+def test_changes_made_while_a_photo_decodes_are_asked_about_again(scene, tmp_path, monkeypatch):
+    window, labels = scene
+    doc = window.doc
+    window.files.aside_from = 0
+    photo = tmp_path / "next.png"
+    write_synthetic_photo(photo)
+    assert window.open_path(photo)
+    # The answer comes through the event loop, so this change lands before it.
+    doc.set_partition(np.where(labels == 3, 2, labels), list(NAMES), "Merge")
+    asked = []
+    monkeypatch.setattr(window, "maybe_discard", lambda: bool(asked.append(True)))
+    wait_idle(window)
+    assert asked == [True]
+    assert window.doc is doc and "Kept the current picture" in window.status_message.text()
+
+
+def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(scene, tmp_path):
+    window, labels = scene
+    doc = window.doc
+    target = tmp_path / "kept.dedit"
+    assert window.save_project(target) and not doc.dirty  # small: saved at once
+    window.files.aside_from = 0
+    assert window.open_path(target)
+    assert window.opening and window.doc is doc
+    assert "Opening kept.dedit (320×240)" in window.status_message.text()
+    wait_idle(window)
+    opened = window.doc
+    assert opened is not doc and opened.folder == target and not opened.dirty
+    np.testing.assert_array_equal(opened.labels, labels)
+    np.testing.assert_array_equal(opened.image, doc.image)
+    assert [i.name for i in opened.items] == NAMES
+
+    newer = tmp_path / "newer.dedit"
+    newer.mkdir()
+    meta = json.loads((target / "project.json").read_text())
+    (newer / "project.json").write_text(json.dumps({**meta, "version": meta["version"] + 1}))
+    assert not window.open_path(newer)
+    assert "newer D-Edit Studio" in window.message_text()
+    assert window.doc is opened and not window.opening
+
+
+# ----- saving ----------------------------------------------------------------------------
+
+
+def test_a_large_save_writes_its_pictures_aside_then_saves_what_is_there(scene, tmp_path):
+    window, labels = scene
+    doc = window.doc
+    window.files.aside_from = 0
+    doc.rename(2, "handbag")
+    target = tmp_path / "big.dedit"
+    assert window.save_project(target)
+    assert window.files.saving and doc.dirty
+    assert "Saving big.dedit" in window.status_message.text()
+    doc.set_prompt(3, "a red ball")  # made while the pictures are written: saved too
+    wait_idle(window)
+    assert not window.files.saving and not doc.dirty
+    assert "Saved big.dedit" in window.status_message.text()
+    assert "big.dedit" in window.windowTitle()
+    again = Project.load(target)
+    assert again.items[2].name == "handbag" and again.items[3].prompt == "a red ball"
+    np.testing.assert_array_equal(again.image, doc.image)
+    np.testing.assert_array_equal(again.labels, labels)
+
+
+def test_a_save_as_asked_for_during_a_save_follows_it(scene, tmp_path):
+    window, labels = scene
+    doc = window.doc
+    window.files.aside_from = 0
+    first, second = tmp_path / "first.dedit", tmp_path / "second.dedit"
+    assert window.save_project(first)
+    merged = np.where(labels == 3, 2, labels)
+    doc.set_partition(merged, list(NAMES), "Merge")
+    assert window.save_project(second)  # waits for the first save, then follows it
+    wait_idle(window)
+    assert doc.folder == second and not doc.dirty
+    np.testing.assert_array_equal(Project.load(second).labels, merged)
+    assert Project.load(first).labels.shape == labels.shape
+
+
+def test_opening_a_photo_during_a_save_completes_the_save_first(scene, tmp_path):
+    window, _labels = scene
+    doc = window.doc
+    window.files.aside_from = 0
+    doc.rename(1, "desk")
+    target = tmp_path / "before.dedit"
+    assert window.save_project(target)
+    other = tmp_path / "other.png"
+    write_synthetic_photo(other, 120, 160)
+    window.files.aside_from = 10**9  # the next photo opens at once
+    assert window.open_path(other)
+    assert window.doc.project.source == "other.png" and not window.files.saving
+    assert Project.load(target).items[1].name == "desk"
+    wait_idle(window)  # the save's late answer changes nothing
+    assert window.doc.project.source == "other.png"
+
+
+def test_a_large_save_that_fails_says_why_and_keeps_the_work(scene, tmp_path, monkeypatch):
+    window, _labels = scene
+    doc = window.doc
+
+    def disk_full(folder, pictures):
+        raise ProjectError(f"{folder} could not be saved because the disk is full.")
+
+    monkeypatch.setattr(Project, "write_pictures", staticmethod(disk_full))
+    window.files.aside_from = 0
+    doc.rename(2, "handbag")
+    target = tmp_path / "full.dedit"
+    assert window.save_project(target)
+    wait_idle(window)
+    assert "the disk is full" in window.message_text()
+    assert window.message_bar.level == "error"
+    assert doc.dirty and doc.items[2].name == "handbag" and not window.files.saving
+    assert not (target / "project.json").exists()
+
+
+# ----- exporting -------------------------------------------------------------------------
+
+
+def test_a_large_export_is_written_aside_and_one_still_queued_survives_closing(scene, tmp_path):
+    window, _labels = scene
+    image = window.doc.image
+    window.files.aside_from = 0
+    assert not window.export_image(tmp_path / "big.xyz")  # refused at once, not later
+    assert ".xyz" in window.message_text()
+    out = tmp_path / "big.png"
+    assert window.export_image(out)
+    assert "Exporting big.png" in window.status_message.text()
+    wait_idle(window)
+    assert "Exported big.png (320×240)" in window.message_text()
+    np.testing.assert_array_equal(load_image(out), image)
+    late = [tmp_path / "late.png", tmp_path / "late.jpg"]
+    assert all(window.export_image(p) for p in late)
+    window.close()  # closing waits for the exports asked for
+    np.testing.assert_array_equal(load_image(late[0]), image)
+    assert load_image(late[1]).shape == image.shape
+
+
+# ----- the reference photo ---------------------------------------------------------------
+
+
+def test_a_large_reference_photo_is_read_aside(scene, tmp_path):
+    window, _labels = scene
+    window.files.aside_from = 0
+    ref = tmp_path / "ref.png"
+    write_synthetic_photo(ref, 120, 160)
+    assert not window.editing.open_reference(tmp_path / "nowhere.png")
+    assert "does not exist" in window.message_text()
+    assert window.editing.open_reference(ref)
+    assert window.editing.reference is None
+    assert "Opening ref.png" in window.reference_panel.status.text()
+    wait_idle(window)
+    reference = window.editing.reference
+    assert reference is not None and reference.project.source == "ref.png"
+    np.testing.assert_array_equal(reference.image, load_image(ref))
+    assert len(reference.visible_items()) > 1  # its items were found
