@@ -686,10 +686,10 @@ def finetune_project(
     return finetune(model, photos, options, cancel)
 
 
-def store_result(project, result: FinetuneResult) -> None:
+def store_result(project, result: FinetuneResult, write: bool = True) -> None:
     """Keep ``result`` in ``project``: item token strings, the training record and the
-    weights file (saved at once when the project has a folder). On failure the project is
-    as it was."""
+    weights file (saved at once when the project has a folder and ``write``; else at its
+    next save). On failure the project is as it was."""
     before_tokens = [item.tokens for item in project.items]
     before_training = project.training
     meta = result.metadata
@@ -708,7 +708,7 @@ def store_result(project, result: FinetuneResult) -> None:
         for item, tokens in zip(project.items, result.item_tokens):
             item.tokens = tokens
         project.training = training
-        project.store_weights(result.tensors, result.metadata)
+        project.store_weights(result.tensors, result.metadata, write)
     except BaseException:
         for item, tokens in zip(project.items, before_tokens):
             item.tokens = tokens

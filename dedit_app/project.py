@@ -152,13 +152,14 @@ class Project:
 
     # ----- weights ----------------------------------------------------------------
 
-    def store_weights(self, tensors: dict, metadata: dict[str, str]) -> None:
+    def store_weights(self, tensors: dict, metadata: dict[str, str], write: bool = True) -> None:
         """Keep learned tensors (``dict[str, torch.Tensor]``) with the project.
 
-        Written at once when the project has a folder (they can be large; the project
-        file is updated to name them in the same atomic step), else at the next save.
+        Written at once when the project has a folder and ``write`` (they can be large; the
+        project file is updated to name them in the same atomic step), else at the next
+        save (the editor's saves write them off the UI thread: :meth:`write_pictures`).
         """
-        if self.folder is None:
+        if self.folder is None or not write:
             self._pending_weights = (tensors, dict(metadata))
             return
         name = self._write_weights(self.folder, tensors, metadata)
@@ -189,6 +190,27 @@ class Project:
             raise ProjectError(
                 f"The learned weights file {path} is corrupt ({err}); prepare the project again."
             ) from err
+
+    @property
+    def pending_weights(self) -> tuple[dict, dict[str, str]] | None:
+        """``(tensors, metadata)`` stored but not yet written to a file, or None."""
+        return self._pending_weights
+
+    def pending_bytes(self) -> int:
+        """Size of the pending weights' tensors (0 when none): SDXL's cross-attention
+        weights are about a gigabyte, worth writing off the UI thread."""
+        if self._pending_weights is None:
+            return 0
+        return sum(t.numel() * t.element_size() for t in self._pending_weights[0].values())
+
+    def adopt_weights(self, weights: tuple[dict, dict[str, str]], name: str) -> bool:
+        """``weights`` (what :attr:`pending_weights` was) were written ahead as ``name`` by
+        :meth:`write_pictures`: name them, unless other weights were stored since."""
+        if self._pending_weights is not weights:
+            return False
+        self.training = {**(self.training or {}), "weights": name}
+        self._pending_weights = None
+        return True
 
     def forget_weights(self) -> None:
         """Drop the prepared state (for example after the partition changed)."""
@@ -285,16 +307,24 @@ class Project:
         return found
 
     @staticmethod
-    def write_pictures(folder: Path, pictures: list[tuple[str, np.ndarray]]) -> None:
-        """Write ``pictures`` (from :meth:`pictures`) into ``folder`` ahead of :meth:`save`,
-        which then finds them there. This is the slow part of a save (seconds at 24 MP:
-        PNG encoding) and touches nothing but files named for their content, so it may run
-        on any thread while the project moves on; call :meth:`make_folder` first."""
+    def write_pictures(
+        folder: Path,
+        pictures: list[tuple[str, np.ndarray]],
+        weights: tuple[dict, dict[str, str]] | None = None,
+    ) -> str | None:
+        """Write ``pictures`` (from :meth:`pictures`) and the ``weights`` (from
+        :attr:`pending_weights`) into ``folder`` ahead of :meth:`save`. The slow part of a
+        save: seconds at 24 MP for PNG encoding, and SDXL's weights are about a gigabyte.
+        It touches only files of its own (pictures named for their content, weights under
+        a fresh name), so it may run on any thread while the project moves on. Call
+        :meth:`make_folder` first; then :meth:`adopt_weights` with the name returned (None
+        without weights), and :meth:`save`, which finds the pictures written."""
         try:
             for kind, array in pictures:
                 _write_png(folder, kind, array)
         except OSError as err:
             raise ProjectError(_os_sentence(err, folder)) from err
+        return None if weights is None else Project._write_weights(folder, *weights)
 
     def _document(self, folder: Path) -> dict[str, Any]:
         """Write every data file the document names (if absent) and return the document."""

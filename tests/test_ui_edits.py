@@ -4,6 +4,7 @@ drag an item, Delete, swap from a reference, cancel, undo; and the errors on the
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -136,6 +137,31 @@ def test_prepare_shows_progress_and_is_kept_with_the_project(window, tmp_path, q
         assert not other.jobs.jobs  # nothing was queued: no re-training
     finally:
         other.close()
+
+
+def test_preparing_a_saved_project_writes_its_weights_off_the_ui_thread(opened, monkeypatch):
+    import threading
+
+    window = opened
+    doc = window.doc
+    folder = doc.folder
+    before = json.loads((folder / "project.json").read_text())["training"]["weights"]
+    writers = []
+    real_write = Project._write_weights
+
+    def write(folder, tensors, metadata):
+        writers.append(threading.current_thread().name)
+        return real_write(folder, tensors, metadata)
+
+    monkeypatch.setattr(Project, "_write_weights", staticmethod(write))
+    window.files.weights_aside_from = 0  # tiny weights count as heavy here
+    window.prepare_panel.button.click()
+    wait_idle(window, 300)
+    assert writers and all(name.startswith("dedit-files") for name in writers)
+    after = json.loads((folder / "project.json").read_text())["training"]["weights"]
+    assert after != before and (folder / after).is_file() and not (folder / before).exists()
+    assert not doc.dirty and doc.project.pending_weights is None
+    assert Project.load(folder).prepared
 
 
 def test_editing_before_preparing_says_so_and_changes_nothing(window, tmp_path):

@@ -3,6 +3,7 @@ live, the result is the same as done at once, and nothing asked for is lost."""
 
 from __future__ import annotations
 
+import errno
 import json
 
 import image_corpus as corpus
@@ -14,7 +15,6 @@ pytest.importorskip("pytestqt")
 
 from editor_fixtures import NAMES  # noqa: E402
 
-from dedit_app.errors import ProjectError  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
@@ -159,16 +159,16 @@ def test_a_large_save_that_fails_says_why_and_keeps_the_work(scene, tmp_path, mo
     window, _labels = scene
     doc = window.doc
 
-    def disk_full(folder, pictures):
-        raise ProjectError(f"{folder} could not be saved because the disk is full.")
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Project, "write_pictures", staticmethod(disk_full))
+    monkeypatch.setattr("dedit_app.project.atomic_write_bytes", disk_full)
     window.files.aside_from = 0
     doc.rename(2, "handbag")
     target = tmp_path / "full.dedit"
     assert window.save_project(target)
     wait_idle(window)
-    assert "the disk is full" in window.message_text()
+    assert "The disk is full: could not save to" in window.message_text()
     assert window.message_bar.level == "error"
     assert doc.dirty and doc.items[2].name == "handbag" and not window.files.saving
     assert not (target / "project.json").exists()

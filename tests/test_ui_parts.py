@@ -379,11 +379,13 @@ def test_quick_work_is_still_answered_later_and_forgotten_work_never_runs(qtbot,
     gate = threading.Event()
     side.submit("first", lambda: (gate.wait(10), ran.append(1)), answers.append, print)
     second = side.submit("second", lambda: ran.append(2), answers.append, print)
-    side.submit("third", lambda: ran.append(3), answers.append, print)
+    third = side.submit("third", lambda: (ran.append(3), 3)[1], answers.append, print)
     side.forget(second)
     gate.set()
-    side.settle()  # waits for what is left: the first and the third
+    assert side.take(third) == 3  # waits for the first, then the third; answers here
     assert ran == [1, 3]
+    with pytest.raises(LookupError):
+        side.take(second)  # it never ran
     # Closing skips what has not started, unless asked to finish it.
     for finish, expected in ((False, [4]), (True, [4, 5])):
         from ui.side_thread import SideThread

@@ -178,14 +178,11 @@ class EditController(QObject):
         def done(result) -> None:
             if doc is not self.doc:
                 return
-            # Storing the weights saves a saved project: never beside a save under way.
-            self.w.files.finish_saving()
-            engine.store_prepared(doc.project, result, ref.project if ref else None)
+            engine.store_prepared(doc.project, result, ref.project if ref else None, write=False)
             doc.prepared_on(labels_used)
-            if doc.folder is not None:
-                doc.mark_saved()  # storing the weights saved the whole project
-            else:
-                doc.mark_dirty()
+            doc.mark_dirty()
+            if doc.folder is not None:  # a saved project keeps its preparation at once
+                self.w.files.save_project(doc.folder)
             self._last_prepare_losses = list(self.w.jobs.jobs[record.request.id].losses)
             self.w.prepare_panel.plot.set_data(
                 self._last_prepare_losses, max((s for s, _ in self._last_prepare_losses), default=0)

@@ -186,11 +186,13 @@ def prepare_task(project, settings, reference=None) -> PrepareTask:
     )
 
 
-def store_prepared(project, result, reference=None) -> None:
-    """Keep a finished preparation in the project (tokens, training record, weights)."""
+def store_prepared(project, result, reference=None, write: bool = True) -> None:
+    """Keep a finished preparation in the project (tokens, training record, weights). With
+    ``write`` False the weights wait for the project's next save, even when it has a
+    folder: the editor saves off the UI thread (:mod:`ui.files`)."""
     from dedit_app.finetune import store_result
 
-    store_result(project, result)
+    store_result(project, result, write)
 
 
 def _metadata(project) -> dict[str, str]:

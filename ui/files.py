@@ -11,8 +11,9 @@ The files thread is not the previews' side thread (:mod:`ui.side_thread`): an ex
 take seconds, and a drop's preview should never wait behind one.
 
 A save writes its pictures on the files thread (content-named PNGs that nothing else
-touches, :meth:`Project.write_pictures`), then completes on the UI thread, where the
-ordinary save finds them written and only adds the project file. The project file is
+touches, :meth:`Project.write_pictures`), and the learned weights when they are new (for
+SDXL about a gigabyte), then completes on the UI thread, where the ordinary save finds
+them written and only adds the project file. The project file is
 therefore always written from the document as it is at that moment, even if it changed
 while the pictures were being written.
 """
@@ -20,6 +21,7 @@ while the pictures were being written.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ from dedit_app.imageio import image_size, load_image, save_format, save_image
 from dedit_app.project import Project
 from ui.document import Document
 from ui.side_thread import SideThread
+
+log = logging.getLogger(__name__)
 
 PROJECT_SUFFIX = ".dedit"
 
@@ -73,6 +77,7 @@ class _Saving:
     doc: Document
     target: Path
     ticket: int
+    weights: tuple | None  # the pending weights being written with the pictures
 
 
 class FileController(QObject):
@@ -83,6 +88,7 @@ class FileController(QObject):
         self.w = window
         self.thread = SideThread(self, "dedit-files")
         self.aside_from = 4_000_000  # pixels: larger pictures are read and written aside
+        self.weights_aside_from = 64 << 20  # bytes of learned weights written aside
         self._opening: int | None = None  # ticket of a photo or project being read
         self._saving: _Saving | None = None
         self._save_next: Path | None = None  # asked for while a save was under way
@@ -200,10 +206,10 @@ class FileController(QObject):
         return self.save_project(path, wait)
 
     def save_project(self, path: str | Path, wait: bool = False) -> bool:
-        """Save the document as a ``.dedit`` folder. A small picture, or ``wait``: saved
-        when this returns True. A large one: True when the save has started; it completes
-        when its pictures are written (or its error is shown). False, with a message, when
-        refused at once."""
+        """Save the document as a ``.dedit`` folder. A small picture without new learned
+        weights, or ``wait``: saved when this returns True. Otherwise True when the save
+        has started; it completes when its pictures and weights are written (or its error
+        is shown). False, with a message, when refused at once."""
         doc = self.w.doc
         if doc is None:
             return False
@@ -215,22 +221,24 @@ class FileController(QObject):
                 self._save_next = path
                 return True
             self.finish_saving()
-        if wait or not self.is_large(doc.image.shape[1::-1]):
+        project = doc.project
+        heavy = project.pending_bytes() >= self.weights_aside_from
+        if wait or not (heavy or self.is_large(doc.image.shape[1::-1])):
             return self._save_now(doc, path)
         try:
-            doc.project.validate()
-            doc.project.make_folder(path)
+            project.validate()
+            project.make_folder(path)
         except DEditError as err:
             self.w.show_error(str(err))
             return False
-        pictures = doc.project.pictures()
+        pictures, weights = project.pictures(), project.pending_weights
         ticket = self.thread.submit(
             f"Saving {path.name}",
-            lambda: Project.write_pictures(path, pictures),
-            lambda _none: self._pictures_written(),
+            lambda: Project.write_pictures(path, pictures, weights),
+            self._pictures_written,
             self._save_failed,
         )
-        self._saving = _Saving(doc, path, ticket)
+        self._saving = _Saving(doc, path, ticket, weights)
         self.w.status_message.setText(f"Saving {path.name}…")
         return True
 
@@ -240,18 +248,25 @@ class FileController(QObject):
         saving = self._saving
         if saving is None:
             return
-        self.thread.forget(saving.ticket)  # its answer is not waited for; the save is done here
         with wait_cursor():
-            self.thread.settle()
+            try:
+                name = self.thread.take(saving.ticket)
+            except Exception:  # noqa: BLE001 - the save below meets the same trouble and says so
+                log.warning("Writing the pictures of %s ahead failed", saving.target, exc_info=True)
+                name = None
             self._saving = self._save_next = None
             if saving.doc is self.w.doc:
+                if name is not None:
+                    saving.doc.project.adopt_weights(saving.weights, name)
                 self._save_now(saving.doc, saving.target)
 
-    def _pictures_written(self) -> None:
+    def _pictures_written(self, name: str | None) -> None:
         saving, self._saving = self._saving, None
         following, self._save_next = self._save_next, None
         if saving is None or saving.doc is not self.w.doc:
             return  # the document was closed (and its changes discarded) meanwhile
+        if name is not None:
+            saving.doc.project.adopt_weights(saving.weights, name)
         saved = self._save_now(saving.doc, saving.target)
         if saved and following is not None and (saving.doc.dirty or following != saving.target):
             self.save_project(following)

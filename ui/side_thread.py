@@ -74,15 +74,17 @@ class SideThread(QObject):
         self._waiting.pop(ticket, None)
         future = self._futures.get(ticket)
         if future is not None and future.cancel():
-            del self._futures[ticket]  # work under way stays listed: settle() waits for it
+            del self._futures[ticket]  # work under way stays listed until it answers
 
-    def settle(self) -> None:
-        """Block until every piece of work submitted so far has run. Their answers still
-        come later, through the event loop, unless forgotten. For the rare moment the UI
-        must wait anyway: saving before quitting while a save is under way."""
-        for future in list(self._futures.values()):
-            if not future.cancelled():
-                future.exception()  # waits; the error, if any, is answered as usual
+    def take(self, ticket: int) -> Any:
+        """Block until the work of ``ticket`` has run and return its result here (or raise
+        its error); its callbacks are dropped. For the rare moment the UI must wait anyway:
+        completing a save before the window closes."""
+        self._waiting.pop(ticket, None)
+        future = self._futures.get(ticket)
+        if future is None:
+            raise LookupError(f"No work under way has the ticket {ticket}.")
+        return future.result()
 
     @property
     def busy(self) -> bool:
