@@ -263,8 +263,15 @@ class Project:
 
     # ----- saving -------------------------------------------------------------------
 
-    def save(self, folder: str | os.PathLike[str] | None = None) -> Path:
-        """Write the bundle atomically to ``folder`` (default: where it was loaded/saved)."""
+    def save(
+        self, folder: str | os.PathLike[str] | None = None, old_weights: list[Path] | None = None
+    ) -> Path:
+        """Write the bundle atomically to ``folder`` (default: where it was loaded/saved).
+
+        Files the new project file no longer names are deleted, except that with
+        ``old_weights`` given, weights files are added to it instead: unlinking SDXL's
+        gigabyte takes about half a second, which the caller may spend on another thread.
+        Weights names are never reused, so deleting them later is safe."""
         target = Path(folder) if folder is not None else self.folder
         if target is None:
             raise ProjectError("Choose a folder to save the project in.")
@@ -282,7 +289,7 @@ class Project:
         self.training = doc["training"]
         self.history = copy.deepcopy(doc["history"])
         self._pending_weights = None
-        self._collect_garbage(target, doc)
+        self._collect_garbage(target, doc, old_weights)
         return target
 
     def make_folder(self, target: Path) -> None:
@@ -363,7 +370,7 @@ class Project:
         }
 
     @staticmethod
-    def _collect_garbage(folder: Path, doc: dict[str, Any]) -> None:
+    def _collect_garbage(folder: Path, doc: dict[str, Any], later: list[Path] | None) -> None:
         keep = {doc["image"], doc["labels"], PROJECT_FILE}
         if doc.get("training") and "weights" in doc["training"]:
             keep.add(doc["training"]["weights"])
@@ -372,6 +379,9 @@ class Project:
         for path in folder.iterdir():
             stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
             if (_DATA_FILE.match(path.name) and path.name not in keep) or stale_tmp:
+                if later is not None and path.name.startswith("weights-"):
+                    later.append(path)
+                    continue
                 with contextlib.suppress(OSError):
                     path.unlink()
 

@@ -423,8 +423,9 @@ class Document(QObject):
 
     # ----- saving -----------------------------------------------------------------------
 
-    def save(self, folder: str | Path | None = None) -> Path:
-        path = self.project.save(folder)
+    def save(self, folder: str | Path | None = None, old_weights: list[Path] | None = None) -> Path:
+        """Save the project (see :meth:`Project.save`) and mark the document clean."""
+        path = self.project.save(folder, old_weights)
         self._unsaved_work = False
         self.undo.setClean()
         self.dirty_changed.emit(self.dirty)

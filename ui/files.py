@@ -63,6 +63,12 @@ def read_picture(path: Path) -> Project:
     return Project.new(image, np.zeros(image.shape[:2], np.int32), ["picture"], source=path.name)
 
 
+def _delete(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):  # already gone, or will go at the next save
+            path.unlink()
+
+
 @contextlib.contextmanager
 def wait_cursor() -> Iterator[None]:
     QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -277,12 +283,20 @@ class FileController(QObject):
         self.w.show_error(message)
 
     def _save_now(self, doc: Document, path: Path) -> bool:
+        old_weights: list[Path] = []
         try:
             with wait_cursor():
-                saved = doc.save(path)
+                saved = doc.save(path, old_weights)
         except DEditError as err:
             self.w.show_error(str(err))
             return False
+        if old_weights:  # no longer named by any project file: deleted off the UI thread
+            self.thread.submit(
+                f"Deleting the old learned weights of {saved.name}",
+                lambda: _delete(old_weights),
+                lambda _none: None,
+                lambda message: log.warning("%s", message),
+            )
         self.w.remember(saved)
         self.w.status_message.setText(f"Saved {saved.name}.")
         self.w.update_title()

@@ -4,7 +4,7 @@ the reference does it at once on the UI thread, as the editor did before. The me
 the longest gap between the ticks of a 5 ms timer until the work has landed.
 
 Part of ``python scripts/bench.py ui``: 24 MP with --full, 6 MP (1.5 MP for saving and
-exporting) with --quick.
+exporting) with --quick; with --full also a save with new learned weights of SDXL's size.
 """
 
 from __future__ import annotations
@@ -139,9 +139,55 @@ def write_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     return saving + exporting
 
 
+def sdxl_weights() -> dict:
+    """Random tensors of the shapes preparing SDXL learns by default (every cross-attention
+    to_q, to_k, to_v: 443 M values), in bfloat16: 0.83 GiB."""
+    import torch
+
+    shapes = []
+    for width, blocks in ((640, 10), (1280, 60)):  # SDXL's transformer blocks per width
+        shapes += [(width, width), (width, 2048), (width, 2048)] * blocks
+    gen = torch.Generator().manual_seed(0)
+    return {
+        f"unet.{i}": torch.randn(shape, generator=gen).to(torch.bfloat16)
+        for i, shape in enumerate(shapes)
+    }
+
+
+def weights_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
+    """Saving a saved project again with new learned weights of SDXL's size, as when a
+    preparation finishes on a saved project."""
+    bench = _Bench(scratch_folder("dedit-bench-weights-"))
+    w = bench.window
+    w.files.aside_from = 10**12
+    w.open_path(_photo(bench.folder, height, width))
+    bench.settle()
+    folder = bench.folder / "prepared.dedit"
+    w.save_project(folder, wait=True)
+    tensors = sdxl_weights()
+    size = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**30
+
+    def save(wait: bool) -> None:
+        w.doc.project.store_weights(tensors, {"weights_id": "bench"}, write=False)
+        w.save_project(folder, wait=wait)
+
+    rows = bench.rows(
+        f"save with new SDXL weights ({size:.2f} GiB)",
+        lambda: save(False),
+        lambda: save(True),
+        repeats,
+        "longest timer gap until saved; the pictures were saved before",
+        warm=False,
+    )
+    w.close()
+    return rows
+
+
 def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     """``size`` is the ``(height, width)`` the other landing rows use."""
     full = profile == "full"
     yield from guarded("open", lambda: open_rows(*size, repeats=2 if full else 1))
     small = size if full else (1000, 1500)
     yield from guarded("save", lambda: write_rows(*small, repeats=2 if full else 1))
+    if full:
+        yield from guarded("save weights", lambda: weights_rows(*small))
