@@ -561,33 +561,20 @@ class EditController(QObject):
     def open_reference(self, path: str | Path) -> bool:
         """Open a photo or project as the reference; False when refused at once. A large
         one is read on the files thread and shows when it is ready."""
-        from ui.files import picture_size, read_picture, wait_cursor
+        from ui.files import picture_size
 
         path = Path(path)
-        files = self.w.files
         try:
             size = picture_size(path)
+            self._stop_reading_reference()
+            ticket = self.w.files.read(path, size, self._reference_read, self._reference_failed)
         except DEditError as err:
             self.w.show_error(str(err))
             return False
-        self._stop_reading_reference()
-        if files.is_large(size):
-            self._reference_reading = files.thread.submit(
-                f"Opening {path.name}",
-                lambda: read_picture(path),
-                self._reference_read,
-                self._reference_failed,
-            )
+        if ticket is not None:
+            self._reference_reading = ticket
             self.w.reference_panel.status.setText(f"Opening {path.name}…")
             self._show_reference_dock()
-            return True
-        try:
-            with wait_cursor():
-                project = read_picture(path)
-        except DEditError as err:
-            self.w.show_error(str(err))
-            return False
-        self._reference_read(project)
         return True
 
     def _stop_reading_reference(self) -> None:

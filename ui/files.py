@@ -130,32 +130,38 @@ class FileController(QObject):
         path = Path(path)
         if not self.w.maybe_discard():
             return False
+        doc = self.w.doc
+        since = doc.undo.index() if doc is not None else None
         try:
             size = picture_size(path)
-        except DEditError as err:
-            self.w.show_error(str(err))
-            return False
-        self.stop_opening()
-        if self.is_large(size):
-            doc = self.w.doc
-            since = doc.undo.index() if doc is not None else None
-            self._opening = self.thread.submit(
-                f"Opening {path.name}",
-                lambda: read_picture(path),
+            self.stop_opening()  # a newer choice replaces a picture still being read
+            self._opening = self.read(
+                path,
+                size,
                 lambda project: self._opened(path, project, doc, since),
                 self._open_failed,
             )
-            dims = f" ({size[0]}×{size[1]})" if size else ""
-            self.w.status_message.setText(f"Opening {path.name}{dims}…")
-            return True
-        try:
-            with wait_cursor():
-                project = read_picture(path)
         except DEditError as err:
             self.w.show_error(str(err))
             return False
-        self._show(path, project)
+        if self._opening is not None:
+            dims = f" ({size[0]}×{size[1]})" if size else ""
+            self.w.status_message.setText(f"Opening {path.name}{dims}…")
         return True
+
+    def read(self, path: Path, size, on_read, on_failed) -> int | None:
+        """Read the photo or project at ``path`` (``size`` from :func:`picture_size`) into
+        a Project for ``on_read(project)``. Large: on the files thread, returning its
+        ticket; ``on_read`` or ``on_failed(sentence)`` runs later. Small: at once, with
+        ``on_read`` run inside this call and None returned; DEditError if it fails."""
+        if self.is_large(size):
+            return self.thread.submit(
+                f"Opening {path.name}", lambda: read_picture(path), on_read, on_failed
+            )
+        with wait_cursor():
+            project = read_picture(path)
+        on_read(project)
+        return None
 
     def stop_opening(self) -> None:
         if self._opening is not None:
