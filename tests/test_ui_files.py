@@ -145,12 +145,14 @@ def test_opening_a_photo_during_a_save_completes_the_save_first(scene, tmp_path)
     doc.rename(1, "desk")
     target = tmp_path / "before.dedit"
     assert window.save_project(target)
+    assert window.save_project(tmp_path / "also.dedit")  # follows the first
     other = tmp_path / "other.png"
     write_synthetic_photo(other, 120, 160)
     window.files.aside_from = 10**9  # the next photo opens at once
     assert window.open_path(other)
     assert window.doc.project.source == "other.png" and not window.files.saving
     assert Project.load(target).items[1].name == "desk"
+    assert Project.load(tmp_path / "also.dedit").items[1].name == "desk"
     wait_idle(window)  # the save's late answer changes nothing
     assert window.doc.project.source == "other.png"
 

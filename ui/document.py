@@ -130,12 +130,6 @@ class Document(QObject):
     def _on_clean_changed(self, _clean: bool) -> None:
         self.dirty_changed.emit(self.dirty)
 
-    def mark_saved(self) -> None:
-        """The project was written to its folder by something other than :meth:`save`."""
-        self._unsaved_work = False
-        self.undo.setClean()
-        self.dirty_changed.emit(self.dirty)
-
     def mark_dirty(self) -> None:
         """Something that is not an undo step changed (preparing, settings)."""
         self._unsaved_work = True

@@ -255,8 +255,9 @@ class FileController(QObject):
         return True
 
     def finish_saving(self) -> None:
-        """Complete a save under way now, waiting for its pictures: before the document is
-        replaced or the window closes, so that a save asked for is never lost."""
+        """Complete a save under way now, waiting for its pictures, and the save asked for
+        after it: before the document is replaced or the window closes, so that a save
+        asked for is never lost."""
         saving = self._saving
         if saving is None:
             return
@@ -266,13 +267,14 @@ class FileController(QObject):
             except Exception:  # noqa: BLE001 - the save below meets the same trouble and says so
                 log.warning("Writing the pictures of %s ahead failed", saving.target, exc_info=True)
                 name = None
-            self._saving = self._save_next = None
-            if saving.doc is self.w.doc:
-                if name is not None:
-                    saving.doc.project.adopt_weights(saving.weights, name)
-                self._save_now(saving.doc, saving.target)
+            self._complete(name, wait=True)
 
     def _pictures_written(self, name: str | None) -> None:
+        self._complete(name, wait=False)
+
+    def _complete(self, name: str | None, wait: bool) -> None:
+        """The save under way has its pictures (and its weights as ``name``) written: save
+        the project file, then start the save asked for meanwhile, if any."""
         saving, self._saving = self._saving, None
         following, self._save_next = self._save_next, None
         if saving is None or saving.doc is not self.w.doc:
@@ -281,7 +283,7 @@ class FileController(QObject):
             saving.doc.project.adopt_weights(saving.weights, name)
         saved = self._save_now(saving.doc, saving.target)
         if saved and following is not None and (saving.doc.dirty or following != saving.target):
-            self.save_project(following)
+            self.save_project(following, wait)
 
     def _save_failed(self, message: str) -> None:
         self._saving = self._save_next = None

@@ -9,6 +9,7 @@ exporting) with --quick; with --full also a save with new learned weights of SDX
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,9 +51,19 @@ class _Bench:
         w.jobs.cancel_all()  # the items are not what is measured here
         wait_until(lambda: not w.jobs.busy, 600, "the jobs to stop")
 
+    def open_photo(self, height: int, width: int) -> None:
+        """Open a new photo of that size at once: the document the writing rows use."""
+        self._set_aside(False)
+        self.window.open_path(_photo(self.folder, height, width))
+        self.settle()
+
+    def _set_aside(self, everything: bool) -> None:
+        files = self.window.files
+        files.aside_from = files.weights_aside_from = 0 if everything else 10**12
+
     def held(self, act: Callable[[], object]) -> float:
         """Longest UI-thread gap while ``act()`` runs with everything large set aside."""
-        self.window.files.aside_from = 0
+        self._set_aside(True)
         self.meter.start()
         act()
         self.settle()
@@ -60,18 +71,19 @@ class _Bench:
 
     def took(self, act: Callable[[], object]) -> float:
         """Seconds ``act()`` holds the UI thread when done at once."""
-        self.window.files.aside_from = 10**12
+        self._set_aside(False)
         t0 = time.perf_counter()
         act()
         took = time.perf_counter() - t0
         self.settle()
         return took
 
-    def rows(self, case, act_ours, act_before, repeats: int, note: str, warm: bool) -> list[Row]:
+    def rows(self, case: str, act, repeats: int, note: str, warm: bool) -> list[Row]:
+        """``act()`` set aside (ours) and done at once (the reference)."""
         if warm:
-            self.held(act_ours)
-        held = sorted(self.held(act_ours) for _ in range(repeats))[repeats // 2]
-        before = sorted(self.took(act_before) for _ in range(repeats))[repeats // 2]
+            self.held(act)
+        held = sorted(self.held(act) for _ in range(repeats))[repeats // 2]
+        before = sorted(self.took(act) for _ in range(repeats))[repeats // 2]
         return with_ratios(
             Row(case, "UI thread held, files thread (ours)", held, None, note=note),
             Row(case, "on the UI thread", before, None),
@@ -87,7 +99,6 @@ def open_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     opening = bench.rows(
         f"open a PNG, {mp}",
         lambda: bench.window.open_path(path),
-        lambda: bench.window.open_path(path),
         repeats,
         note,
         warm=True,
@@ -96,7 +107,6 @@ def open_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     bench.window.save_project(project, wait=True)
     reopening = bench.rows(
         f"open a project, {mp}",
-        lambda: bench.window.open_path(project),
         lambda: bench.window.open_path(project),
         repeats,
         "longest timer gap until the project shows",
@@ -109,11 +119,9 @@ def open_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
 def write_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     """A project's first save (into a new folder) and a PNG export."""
     bench = _Bench(scratch_folder("dedit-bench-save-"))
-    bench.window.files.aside_from = 10**12
-    bench.window.open_path(_photo(bench.folder, height, width))
-    bench.settle()
+    bench.open_photo(height, width)
     mp = f"{height * width / 1e6:.2g} MP"
-    counter = iter(range(10**6))
+    counter = itertools.count()
 
     def fresh(suffix: str) -> Path:
         return bench.folder / f"out-{next(counter)}{suffix}"
@@ -122,14 +130,12 @@ def write_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     saving = bench.rows(
         f"first save of a project, {mp}",
         lambda: w.save_project(fresh(".dedit")),
-        lambda: w.save_project(fresh(".dedit")),
         repeats,
         "longest timer gap until saved",
         warm=False,
     )
     exporting = bench.rows(
         f"export a PNG, {mp}",
-        lambda: w.export_image(fresh(".png")),
         lambda: w.export_image(fresh(".png")),
         repeats,
         "longest timer gap until written",
@@ -159,22 +165,19 @@ def weights_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     preparation finishes on a saved project."""
     bench = _Bench(scratch_folder("dedit-bench-weights-"))
     w = bench.window
-    w.files.aside_from = 10**12
-    w.open_path(_photo(bench.folder, height, width))
-    bench.settle()
+    bench.open_photo(height, width)
     folder = bench.folder / "prepared.dedit"
     w.save_project(folder, wait=True)
     tensors = sdxl_weights()
     size = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**30
 
-    def save(wait: bool) -> None:
+    def save() -> None:
         w.doc.project.store_weights(tensors, {"weights_id": "bench"}, write=False)
-        w.save_project(folder, wait=wait)
+        w.save_project(folder)
 
     rows = bench.rows(
         f"save with new SDXL weights ({size:.2f} GiB)",
-        lambda: save(False),
-        lambda: save(True),
+        save,
         repeats,
         "longest timer gap until saved; the pictures were saved before",
         warm=False,
