@@ -106,6 +106,42 @@ def test_job_copy_is_independent_of_later_document_changes(tmp_path):
     assert job.image is p.image  # arrays are shared, never copied per job
 
 
+def test_a_copy_with_history_saves_elsewhere_and_leaves_the_project_as_it_was(tmp_path):
+    p = make_project()
+    p.store_weights({"emb.1": torch.ones(4)}, {"base": "tiny-sdxl"})
+    p.save(tmp_path / "home.dedit")
+    before = p.image
+    edited = p.image.copy()
+    edited[:5] = 0
+    p.apply(edited, p.labels.copy(), {"kind": "text", "item": 1, "prompt": "red"})
+    copy = p.job_copy(history=True)
+    copy.save(tmp_path / "elsewhere.dedit")
+    assert p.folder == tmp_path / "home.dedit"
+    assert p.history[0]["_before"][0] is before  # still in memory, not a file name
+    q = Project.load(tmp_path / "elsewhere.dedit")
+    np.testing.assert_array_equal(q.snapshot(q.history[0])[0], before)
+    # the weights are linked, not copied: a gigabyte for SDXL, and never changed in place
+    name = p.training["weights"]
+    linked = (tmp_path / "elsewhere.dedit" / name).stat()
+    assert linked.st_ino == (tmp_path / "home.dedit" / name).stat().st_ino
+    torch.testing.assert_close(q.load_weights()[0]["emb.1"], torch.ones(4))
+
+
+def test_save_as_copies_the_weights_where_links_are_not_possible(tmp_path, monkeypatch):
+    p = make_project()
+    p.store_weights({"emb.1": torch.arange(3.0)}, {"base": "tiny-sdxl"})
+    p.save(tmp_path / "a.dedit")
+
+    def no_links(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    p.save(tmp_path / "b.dedit")
+    name = p.training["weights"]
+    a, b = (tmp_path / "a.dedit" / name), (tmp_path / "b.dedit" / name)
+    assert a.stat().st_ino != b.stat().st_ino and a.read_bytes() == b.read_bytes()
+
+
 def test_unprepared_project_says_so(tmp_path):
     p = make_project()
     p.save(tmp_path / "u.dedit")

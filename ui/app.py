@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.path:
         QTimer.singleShot(0, lambda: window.open_path(args.path))
+    # after the picture asked for, so that its "Opened" line does not hide the offer
+    QTimer.singleShot(0, window.recovery.offer)
     return app.exec()
 
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from dedit_app import partition
-from dedit_app.errors import ItemError
+from dedit_app.errors import ItemError, ProjectError
 from dedit_app.project import Item, Project
 from ui.overlay import compact_labels
 
@@ -90,6 +90,7 @@ class Document(QObject):
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project
+        self._home = project.folder  # where Save writes; see restored()
         frozen(project.image)
         frozen(project.labels)
         self.undo = QUndoStack(self)
@@ -104,6 +105,17 @@ class Document(QObject):
         # Label maps the learned weights fit: the one prepared on and those applied edits
         # made from it. Any other (brush, eraser, merge, new items) means "refined since".
         self.prepared_labels: list[np.ndarray] = [project.labels] if project.prepared else []
+
+    @classmethod
+    def restored(cls, project: Project, home: Path | None, parent: QObject | None = None):
+        """A document brought back from a recovery copy (:mod:`ui.recovery`). It reads its
+        earlier pictures and learned weights from the copy's folder (``project.folder``)
+        but saves to ``home``, the project it came from (None: a photo never saved, so
+        Save asks where). It starts unsaved."""
+        doc = cls(project, parent)
+        doc._home = home
+        doc._unsaved_work = True
+        return doc
 
     # ----- reading ----------------------------------------------------------------------
 
@@ -121,7 +133,9 @@ class Document(QObject):
 
     @property
     def folder(self) -> Path | None:
-        return self.project.folder
+        """Where Save writes (None: Save asks): the project's folder, except for a
+        document restored from a recovery copy (:meth:`restored`)."""
+        return self._home
 
     @property
     def dirty(self) -> bool:
@@ -418,8 +432,13 @@ class Document(QObject):
     # ----- saving -----------------------------------------------------------------------
 
     def save(self, folder: str | Path | None = None, old_weights: list[Path] | None = None) -> Path:
-        """Save the project (see :meth:`Project.save`) and mark the document clean."""
-        path = self.project.save(folder, old_weights)
+        """Save the project (see :meth:`Project.save`) to ``folder`` (default: :attr:`folder`)
+        and mark the document clean."""
+        target = folder if folder is not None else self._home
+        if target is None:
+            raise ProjectError("Choose a folder to save the project in.")
+        path = self.project.save(target, old_weights)
+        self._home = path
         self._unsaved_work = False
         self.undo.setClean()
         self.dirty_changed.emit(self.dirty)

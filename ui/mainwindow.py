@@ -39,6 +39,7 @@ from ui.files import FileController
 from ui.icons import icon
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
+from ui.recovery import Recovery
 from ui.segmenting import SegmentController
 from ui.settings import EditorSettings, SettingsDialog
 from ui.side_panels import PreparePanel, ReferencePanel
@@ -54,7 +55,11 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All
 class MainWindow(QMainWindow):
     """D-Edit Studio's window. ``qsettings`` is where settings and recent files live."""
 
-    def __init__(self, qsettings: QSettings | None = None) -> None:
+    def __init__(
+        self, qsettings: QSettings | None = None, recovery_dir: Path | None = None
+    ) -> None:
+        """``recovery_dir``: where unsaved work is copied (default: the user's data folder;
+        tests give a folder of their own)."""
         super().__init__()
         self.qsettings = qsettings if qsettings is not None else QSettings()
         self.settings = EditorSettings.load(self.qsettings)
@@ -66,6 +71,7 @@ class MainWindow(QMainWindow):
         # whose reading and writing of large pictures has a thread of its own.
         self.side = SideThread(self)
         self.files = FileController(self)
+        self.recovery = Recovery(self, recovery_dir)
         if app is not None:  # a running QThread must never be destroyed: stop it on quit
             app.aboutToQuit.connect(self.jobs.shutdown)
             app.aboutToQuit.connect(self.side.shutdown)
@@ -322,6 +328,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         m.addActions([self.act_open, self.act_open_ref])
         self.recent_menu = m.addMenu("Open &recent")
+        self.restore_menu = m.addMenu("Restore &unsaved work")
         m.addSeparator()
         m.addActions([self.act_save, self.act_save_as, self.act_export])
         m.addSeparator()
@@ -359,6 +366,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
         self._rebuild_recent()
+        self.recovery_changed()
 
     def _build_toolbars(self) -> None:
         main = QToolBar("Main")
@@ -461,9 +469,15 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(text, "error", action=action)
         self.status_message.setText(text)
 
-    def show_info(self, text: str, level: str = "info", timeout_ms: int | None = None) -> None:
+    def show_info(
+        self,
+        text: str,
+        level: str = "info",
+        timeout_ms: int | None = None,
+        action: tuple[str, object] | None = None,
+    ) -> None:
         self._message_holder.setVisible(True)
-        self.message_bar.show_message(text, level, timeout_ms=timeout_ms)
+        self.message_bar.show_message(text, level, timeout_ms=timeout_ms, action=action)
         self.status_message.setText(text)
 
     def dismiss_message(self) -> None:
@@ -484,6 +498,7 @@ class MainWindow(QMainWindow):
             old.selection_changed.disconnect(self._update_actions)
         self.segmenting.clear()
         self.doc = doc
+        self.recovery.watch(doc)
         self.canvas.set_document(doc)
         self.items_panel.set_document(doc)
         self.history_view.setStack(doc.undo if doc else None)
@@ -553,6 +568,15 @@ class MainWindow(QMainWindow):
             a.setToolTip(p)
             a.triggered.connect(lambda _=False, p=p: self.open_path(p))
         self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def recovery_changed(self) -> None:
+        """List the recovery copies that can be restored under File."""
+        self.restore_menu.clear()
+        for copy in self.recovery.found:
+            a = self.restore_menu.addAction(f"{copy.title} ({copy.when})")
+            a.setToolTip(str(copy.folder))
+            a.triggered.connect(lambda _=False, c=copy: self.recovery.restore(c))
+        self.restore_menu.setEnabled(bool(self.recovery.found))
 
     def _on_files_dropped(self, paths: list[str]) -> None:
         if paths:
@@ -814,6 +838,7 @@ class MainWindow(QMainWindow):
         self.jobs.shutdown()
         self.side.shutdown()
         self.files.shutdown()  # waits for exports still being written
+        self.recovery.shutdown()  # the work was saved or discarded: its copy goes
         super().closeEvent(event)
 
     def showEvent(self, event) -> None:

@@ -48,12 +48,13 @@ def private_settings(folder: Path) -> QSettings:
 
 
 def make_window(folder: Path, size: tuple[int, int] = (1280, 820)):
-    """A shown main window with private settings and no "save changes?" questions."""
+    """A shown main window with private settings, recovery copies in ``folder``, and no
+    "save changes?" questions."""
     from ui.app import create_app
     from ui.mainwindow import MainWindow
 
     create_app()
-    window = MainWindow(private_settings(folder))
+    window = MainWindow(private_settings(folder), Path(folder) / "recovery")
     window.ask_to_save = False
     window.resize(*size)
     window.show()

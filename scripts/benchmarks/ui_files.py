@@ -40,6 +40,7 @@ class _Bench:
         self.folder = folder
         self.window = make_window(folder / "settings")
         self.window.ask_to_save = False
+        self.window.recovery.enabled = False
         self.meter = _GapMeter()
 
     def settle(self) -> None:
