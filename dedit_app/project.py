@@ -26,6 +26,7 @@ import os
 import re
 import time
 import uuid
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -448,22 +449,57 @@ class Project:
 # ----- file helpers ------------------------------------------------------------------
 
 
+# Content names of pictures that cannot change: hashing a 24 MP image takes about 0.1 s,
+# and every save and every recovery copy names the same pictures again. Keyed by the
+# array's identity, so only arrays nothing can write to are kept (the editor marks its
+# document's arrays read-only); a wrong name would be a project that fails to load.
+_NAMES: dict[tuple[str, int], tuple[weakref.ref, str]] = {}
+
+
+def _unchangeable(array: np.ndarray) -> bool:
+    """True when neither ``array`` nor any array it views can be written through."""
+    while True:
+        if array.flags.writeable:
+            return False
+        if array.base is None or isinstance(array.base, bytes):  # decoders give bytes
+            return True
+        if not isinstance(array.base, np.ndarray):
+            return False  # a view of some other buffer, which may be writable
+        array = array.base
+
+
+def _stored(kind: str, array: np.ndarray) -> np.ndarray:
+    """The array as its PNG holds it: item maps as 16-bit."""
+    return np.ascontiguousarray(array, dtype=np.uint16) if kind == "labels" else array
+
+
 def _content_name(kind: str, array: np.ndarray) -> str:
+    key = (kind, id(array))
+    known = _NAMES.get(key)
+    if known is not None and known[0]() is array:
+        return known[1]
+    stored = _stored(kind, array)
     h = hashlib.sha256()
-    h.update(f"{kind}:{array.shape}:{array.dtype}".encode())
-    h.update(np.ascontiguousarray(array).data)
-    return f"{kind}-{h.hexdigest()[:16]}.png"
+    h.update(f"{kind}:{stored.shape}:{stored.dtype}".encode())
+    h.update(np.ascontiguousarray(stored).data)
+    name = f"{kind}-{h.hexdigest()[:16]}.png"
+    if _unchangeable(array):
+
+        def forget(ref: weakref.ref, key: tuple[str, int] = key) -> None:
+            if _NAMES.get(key, (None,))[0] is ref:
+                del _NAMES[key]
+
+        _NAMES[key] = (weakref.ref(array, forget), name)
+    return name
 
 
 def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
     """Write ``array`` as ``kind-<hash>.png`` unless that exact content is already there."""
-    if kind == "labels":
-        array = np.ascontiguousarray(array, dtype=np.uint16)
     name = _content_name(kind, array)
     path = folder / name
     if path.is_file():
         return name
-    atomic_write_bytes(path, png_bytes(array))
+    atomic_write_bytes(path, png_bytes(_stored(kind, array)))
     return name
 
 

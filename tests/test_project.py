@@ -142,6 +142,36 @@ def test_save_as_copies_the_weights_where_links_are_not_possible(tmp_path, monke
     assert a.stat().st_ino != b.stat().st_ino and a.read_bytes() == b.read_bytes()
 
 
+def test_content_names_are_remembered_only_for_pictures_nothing_can_change(monkeypatch):
+    from dedit_app import project as project_module
+
+    hashed = []
+    sha256 = project_module.hashlib.sha256
+
+    def counting(*args):
+        hashed.append(1)
+        return sha256(*args)
+
+    monkeypatch.setattr(project_module.hashlib, "sha256", counting)
+    name = project_module._content_name
+    frozen = np.arange(12, dtype=np.int32).reshape(3, 4).copy()
+    frozen.flags.writeable = False
+    first = name("labels", frozen)
+    assert name("labels", frozen) == first and len(hashed) == 1  # remembered
+    assert name("labels", frozen.astype(np.uint16)) == first  # the name is the content's
+
+    writable = np.arange(12, dtype=np.int32).reshape(3, 4)
+    view = writable[:, :]
+    view.flags.writeable = False  # read-only, but its base can still change it
+    before = name("labels", view)
+    writable[0, 0] = 7
+    assert name("labels", view) != before
+    n = len(hashed)
+    name("labels", writable)
+    name("labels", writable)
+    assert len(hashed) == n + 2  # a writable array is hashed every time
+
+
 def test_unprepared_project_says_so(tmp_path):
     p = make_project()
     p.save(tmp_path / "u.dedit")
