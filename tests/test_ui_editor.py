@@ -24,6 +24,7 @@ from ui.testing import (  # noqa: E402
     make_window,
     view_point,
     wait_idle,
+    wait_until,
     write_synthetic_photo,
 )
 
@@ -367,3 +368,38 @@ def test_a_job_notice_stays_above_the_picture_until_dismissed(window):
     assert not window.message_bar._timer.isActive()  # notices that fade would be missed
     window.message_bar.close_button.click()
     assert window.message_text() == ""
+
+
+def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(window, monkeypatch):
+    import threading
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from ui.worker import JobRequest, JobState
+
+    class Hold:
+        def __init__(self) -> None:
+            self.release = threading.Event()
+
+        def run(self, ctx, cancel):
+            while not self.release.wait(0.01):
+                cancel.raise_if_cancelled()
+
+    hold = Hold()
+    record = window.jobs.submit(JobRequest("Prepare scene.png", hold, kind="prepare"))
+    wait_until(lambda: record.state is JobState.RUNNING, 30, "the job to start")
+    asked, answers = [], [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Close]
+
+    def answer(parent, title, text, buttons, default):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    window.ask_to_save = True
+    assert not window.close()
+    assert asked == [
+        "Still running: Prepare scene.png. Closing stops it, and its work so far is lost."
+    ]
+    assert window.isVisible() and record.state is JobState.RUNNING
+    assert window.close()  # the second time the answer is "Close": the job is stopped
+    assert not window.isVisible() and len(asked) == 2

@@ -828,8 +828,28 @@ class MainWindow(QMainWindow):
             self.act_redo.setText(f"&Redo {doc.undo.redoText()}".rstrip())
         self.editing.update_state()
 
+    def may_stop_jobs(self) -> bool:
+        """True when no job the user is waiting for runs, or they agree to stop them:
+        closing ends a preparation that may have run for minutes."""
+        running = [r for r in self.jobs.active() if not r.request.quiet]
+        if not running or not self.ask_to_save:
+            return True
+        names = "; ".join(r.request.title for r in running[:3])
+        if len(running) > 3:
+            names += f"; and {len(running) - 3} more"
+        one = len(running) == 1
+        answer = QMessageBox.question(
+            self,
+            "Stop the running jobs?",
+            f"Still running: {names}. Closing stops {'it' if one else 'them'}, and "
+            f"{'its' if one else 'their'} work so far is lost.",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Close
+
     def closeEvent(self, event) -> None:
-        if not self.maybe_discard():
+        if not (self.may_stop_jobs() and self.maybe_discard()):
             event.ignore()
             return
         self.qsettings.setValue("window/geometry", self.saveGeometry())
