@@ -476,7 +476,7 @@ def _stored(kind: str, array: np.ndarray) -> np.ndarray:
 def _content_name(kind: str, array: np.ndarray) -> str:
     key = (kind, id(array))
     known = _NAMES.get(key)
-    if known is not None and known[0]() is array:
+    if known is not None and known[0]() is array and _unchangeable(array):
         return known[1]
     stored = _stored(kind, array)
     h = hashlib.sha256()
