@@ -38,6 +38,7 @@ from dedit_app.atomic import atomic_write_bytes
 from dedit_app.errors import DEditError
 from dedit_app.project import PROJECT_FILE, Project
 from ui.document import Document
+from ui.files import picture_size
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +272,15 @@ class Recovery(QObject):
         doc = self.w.doc
         if slot is None or (doc is not None and doc.project.folder == slot):
             return  # a restored document not saved yet still reads its pictures there
+        self._remove(slot)
+
+    def _remove(self, slot: Path, then=lambda: None) -> None:
+        """Delete ``slot`` on the files thread, after any copy still being written there;
+        ``then()`` runs on the UI thread when it is gone."""
         self.w.files.thread.submit(
             "Removing the recovery copy",
             lambda: shutil.rmtree(slot, ignore_errors=True),
-            lambda _none: None,
+            lambda _none: then(),
             lambda message: log.warning("%s", message),
         )
 
@@ -315,8 +321,6 @@ class Recovery(QObject):
         """Open ``copy`` as the document (after asking about the current one's changes).
         It saves to the project it came from; this editor keeps copying into its folder.
         False when refused or it could not be read (said above the picture)."""
-        from ui.files import picture_size
-
         if copy not in self.found or not self.w.maybe_discard():
             return False
         try:
@@ -339,12 +343,7 @@ class Recovery(QObject):
         old_slot, old_lock = self._slot, self._lock
         self._slot, self._lock, self._written = copy.folder, copy.lock, None
         if old_slot is not None:  # the document it held was just saved or discarded
-            self.w.files.thread.submit(
-                "Removing the recovery copy",
-                lambda: shutil.rmtree(old_slot, ignore_errors=True),
-                lambda _none: old_lock.unlock(),
-                lambda message: log.warning("%s", message),
-            )
+            self._remove(old_slot, then=old_lock.unlock)
         self.w.set_document(Document.restored(project, copy.home, self.w))
         self.w.recovery_changed()
         self.w.show_info(
