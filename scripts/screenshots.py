@@ -3,8 +3,9 @@
     python scripts/screenshots.py [--out docs/screenshots] [--photo PATH] [--reference PATH]
 
 States: just opened (items found), item selected, job running with progress, candidates
-shown, reference panel open. The D-Edit authors' example is used when it is beside the
-repository (../shared/reference/dedit-example1), else a synthetic scene. With the engine
+shown, reference panel open, and the start page after the picture is closed. The D-Edit
+authors' example is used when it is beside the repository
+(../shared/reference/dedit-example1), else a synthetic scene. With the engine
 installed and a tiny model available, preparing and editing are real (tiny random model:
 the pictures it paints are noise-like, but the editor's states are the real ones);
 otherwise the job and the results are stand-ins made with the instant preview.
@@ -179,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     window.editing.open_reference(reference)
     wait_idle(window)
     _grab(window, args.out / "05-reference-panel.png")
+
+    # Back to the start page (File ▸ Close picture): the photo is now a recent file.
+    window.editing.close_reference()
+    window.close_picture()
+    _grab(window, args.out / "06-start-page.png")
     window.close()
     return 0
 

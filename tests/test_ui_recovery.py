@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
 pytest.importorskip("pytestqt")
 
 import torch  # noqa: E402
@@ -91,13 +93,17 @@ def test_an_editor_that_dies_leaves_its_work_to_the_next_one(qtbot, tmp_path):
     try:
         window.recovery.offer()
         assert "closed before “scene.dedit” was saved" in window.message_text()
-        assert window.restore_menu.isEnabled() and len(window.restore_menu.actions()) == 1
+        menu = [a.text() for a in window.restore_menu.actions() if not a.isSeparator()]
+        assert window.restore_menu.isEnabled() and menu[1:] == ["Discard…"]
+        assert menu[0].startswith("scene.dedit (")
+        assert len(window.start_page.restore_buttons) == 1  # the empty window lists it too
         window.message_bar.action.click()
         wait_idle(window)
         doc = window.doc
         assert doc.items[2].prompt == "a white handbag"
         assert doc.dirty and doc.folder == project
         assert window.windowTitle().startswith("scene.dedit •")
+        assert window.pages.currentWidget() is window.canvas
         slot = window.recovery.slot
         assert doc.project.folder == slot  # it still reads its pictures from the copy
 
@@ -203,3 +209,41 @@ def test_a_slot_without_a_complete_copy_is_cleared(tmp_path):
     (root / "20261123-101010-abcdef.dedit").mkdir(parents=True)
     assert find_copies(root) == []
     assert list(root.iterdir()) == []
+
+
+def test_a_copy_can_be_discarded_without_opening_it_after_a_question(
+    scene, qtbot, tmp_path, monkeypatch
+):
+    window, _labels = scene
+    window.doc.set_prompt(2, "a white handbag")
+    slot = copy_now(window)
+    window.recovery._lock.unlock()  # as if its editor had stopped
+    other = make_window(tmp_path / "settings")
+    qtbot.addWidget(other)
+    asked, answers = [], [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Discard]
+
+    def question(_parent, _title, text, *_buttons):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    try:
+        other.recovery.offer()
+        page = other.start_page
+        assert other.pages.currentWidget() is page and len(page.discard_buttons) == 1
+        other.ask_to_save = True  # the question is the point here
+        page.discard_buttons[0].click()
+        wait_idle(other)
+        assert "“scene.png” kept at" in asked[0] and "for good" in asked[0]
+        assert slot.exists() and len(other.recovery.found) == 1  # Cancel keeps it
+
+        page.discard_buttons[0].click()
+        wait_idle(other)
+        assert len(asked) == 2 and not slot.exists()
+        assert not slot.with_suffix(".lock").exists()
+        assert other.recovery.found == [] and page.discard_buttons == []
+        assert not other.restore_menu.isEnabled()
+        assert "Discarded the unsaved work on “scene.png”" in other.message_text()
+        assert window.doc.items[2].prompt == "a white handbag"  # its own editor's work stays
+    finally:
+        other.close()

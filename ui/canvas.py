@@ -15,9 +15,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
-    QBrush,
     QColor,
-    QFont,
     QImage,
     QPainter,
     QPainterPath,
@@ -40,7 +38,7 @@ from PySide6.QtWidgets import (
 from ui import overlay
 from ui.document import Document
 from ui.imaging import area_shrink, cutout_image, indexed_image, mask_image, rgb_image
-from ui.theme import COLORS, scaled_font
+from ui.theme import COLORS
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
 
@@ -851,31 +849,3 @@ class CanvasView(QGraphicsView):
         if paths:
             self.files_dropped.emit(paths)
             event.acceptProposedAction()
-
-    # ----- empty state ------------------------------------------------------------------
-
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        if self.doc is not None:
-            return
-        painter.save()
-        painter.setTransform(QTransform())
-        r = self.viewport().rect().adjusted(40, 40, -40, -40)
-        pen = QPen(QColor(COLORS["border"]), 2, Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        painter.setBrush(QBrush(Qt.BrushStyle.NoBrush))
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.drawRoundedRect(r, 16, 16)
-        base = QFont(self.font())
-        painter.setFont(scaled_font(base, 1.6))
-        painter.setPen(QColor(COLORS["text"]))
-        painter.drawText(
-            r.adjusted(0, -30, 0, -30), Qt.AlignmentFlag.AlignCenter, "Drop a photo here"
-        )
-        painter.setFont(base)
-        painter.setPen(QColor(COLORS["muted"]))
-        painter.drawText(
-            r.adjusted(0, 30, 0, 30),
-            Qt.AlignmentFlag.AlignCenter,
-            "or open one with Ctrl+O. Every item in it becomes editable by prompt.",
-        )
-        painter.restore()

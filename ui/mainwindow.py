@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSlider,
     QSpinBox,
+    QStackedWidget,
     QTabWidget,
     QToolBar,
     QToolButton,
@@ -44,6 +45,7 @@ from ui.segmenting import SegmentController
 from ui.settings import EditorSettings, SettingsDialog
 from ui.side_panels import PreparePanel, ReferencePanel
 from ui.side_thread import SideThread
+from ui.start_page import StartPage
 from ui.widgets import CandidatesStrip, MessageBar
 from ui.worker import JobQueue
 
@@ -113,9 +115,13 @@ class MainWindow(QMainWindow):
         self._message_holder = holder
         holder.setVisible(False)
         self.canvas = CanvasView()
+        self.start_page = StartPage()
+        self.pages = QStackedWidget()  # the start page until a picture is open
+        self.pages.addWidget(self.start_page)
+        self.pages.addWidget(self.canvas)
         self.candidates = CandidatesStrip()
         lay.addWidget(holder)
-        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.pages, 1)
         lay.addWidget(self.candidates)
         self.setCentralWidget(central)
 
@@ -212,6 +218,9 @@ class MainWindow(QMainWindow):
             "Ctrl+E",
             "Export the picture at full resolution (PNG or JPEG)",
             "export",
+        )
+        self.act_close = A(
+            "&Close picture", self.close_picture, SK.Close, "Close the picture (asks to save)"
         )
         self.act_quit = A("&Quit", self.close, SK.Quit)
         self.act_undo = self._undo_action(True)
@@ -332,7 +341,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_save, self.act_save_as, self.act_export])
         m.addSeparator()
-        m.addAction(self.act_quit)
+        m.addActions([self.act_close, self.act_quit])
         m = mb.addMenu("&Edit")
         m.addActions([self.act_undo, self.act_redo])
         m.addSeparator()
@@ -444,6 +453,12 @@ class MainWindow(QMainWindow):
         c.files_dropped.connect(self._on_files_dropped)
         c.cursor_info.connect(self._on_cursor)
         c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        start = self.start_page
+        start.open_clicked.connect(self.open_dialog)
+        start.recent_clicked.connect(self.open_recent)
+        start.restore_clicked.connect(self.recovery.restore)
+        start.discard_clicked.connect(lambda copy: self.recovery.discard([copy]))
+        start.files_dropped.connect(self._on_files_dropped)
         self.items_panel.prompt_submitted.connect(self.editing.text_edit)
         self.items_panel.merge_requested.connect(self.merge_selected)
         self.items_panel.delete_requested.connect(self.editing.remove_selected)
@@ -499,6 +514,7 @@ class MainWindow(QMainWindow):
         self.segmenting.clear()
         self.doc = doc
         self.recovery.watch(doc)
+        self.pages.setCurrentWidget(self.canvas if doc is not None else self.start_page)
         self.canvas.set_document(doc)
         self.items_panel.set_document(doc)
         self.history_view.setStack(doc.undo if doc else None)
@@ -533,6 +549,19 @@ class MainWindow(QMainWindow):
             return self.files.save(wait=True)
         return answer == QMessageBox.StandardButton.Discard
 
+    def close_picture(self) -> bool:
+        """Back to the start page, after asking about unsaved changes and running jobs.
+        False when the user kept the picture."""
+        if self.doc is None:
+            return True
+        if not (self.may_stop_jobs() and self.maybe_discard()):
+            return False
+        self.set_document(None)
+        self.dismiss_message()  # what it and the status bar said was about that picture
+        for label in (self.status_message, self.zoom_label, self.cursor_label):
+            label.clear()
+        return True
+
     def open_dialog(self) -> None:
         start = self.settings.recent[0] if self.settings.recent else ""
         path, _ = QFileDialog.getOpenFileName(
@@ -561,22 +590,44 @@ class MainWindow(QMainWindow):
         self.settings.save(self.qsettings)
         self._rebuild_recent()
 
+    def open_recent(self, path: str) -> bool:
+        """Open a recent file; one that is no longer there is taken off the list, with a
+        sentence saying so. False when nothing was opened."""
+        p = Path(path)
+        if not p.exists():
+            self.settings.recent = [r for r in self.settings.recent if r != path]
+            self.settings.save(self.qsettings)
+            self._rebuild_recent()
+            self.show_error(
+                f"“{p.name}” is no longer in {p.parent} (moved, renamed or deleted), "
+                "so it was taken off the recent files."
+            )
+            return False
+        return self.open_path(p)
+
     def _rebuild_recent(self) -> None:
         self.recent_menu.clear()
         for p in self.settings.recent:
-            a = self.recent_menu.addAction(Path(p).name)
+            a = self.recent_menu.addAction(Path(p).name.replace("&", "&&"))
             a.setToolTip(p)
-            a.triggered.connect(lambda _=False, p=p: self.open_path(p))
+            a.triggered.connect(lambda _=False, p=p: self.open_recent(p))
         self.recent_menu.setEnabled(bool(self.settings.recent))
+        self.start_page.set_recent(self.settings.recent)
 
     def recovery_changed(self) -> None:
-        """List the recovery copies that can be restored under File."""
+        """List the recovery copies that can be restored under File and on the start page."""
+        found = self.recovery.found
         self.restore_menu.clear()
-        for copy in self.recovery.found:
-            a = self.restore_menu.addAction(f"{copy.title} ({copy.when})")
+        for copy in found:
+            a = self.restore_menu.addAction(f"{copy.title} ({copy.when})".replace("&", "&&"))
             a.setToolTip(str(copy.folder))
             a.triggered.connect(lambda _=False, c=copy: self.recovery.restore(c))
-        self.restore_menu.setEnabled(bool(self.recovery.found))
+        if found:
+            self.restore_menu.addSeparator()
+            a = self.restore_menu.addAction("Discard all…" if len(found) > 1 else "Discard…")
+            a.triggered.connect(lambda: self.recovery.discard(list(self.recovery.found)))
+        self.restore_menu.setEnabled(bool(found))
+        self.start_page.set_copies(found)
 
     def _on_files_dropped(self, paths: list[str]) -> None:
         if paths:
@@ -802,6 +853,7 @@ class MainWindow(QMainWindow):
         has = doc is not None
         sel = bool(has and doc.selection)
         for a in (
+            self.act_close,
             self.act_save,
             self.act_save_as,
             self.act_export,

@@ -18,7 +18,8 @@ learned weights are written once (a saved project's are hard-linked), so a later
 writes only what changed.
 
 The copy is removed when the work is saved, when it is discarded (another picture opened,
-or "Discard" on closing), and when the window closes normally.
+or "Discard" on closing), and when the window closes normally. A copy left by a crash
+stays until it is restored, or discarded from the start page or the File menu.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer
+from PySide6.QtWidgets import QMessageBox
 
 from dedit_app.atomic import atomic_write_bytes
 from dedit_app.errors import DEditError
@@ -349,6 +351,40 @@ class Recovery(QObject):
         self.w.show_info(
             f"Restored “{copy.title}” as it was at {copy.when}. Save it to keep it.", "ok"
         )
+
+    def discard(self, copies: list[Copy]) -> bool:
+        """Delete ``copies`` for good, after asking (unless ``window.ask_to_save`` is off).
+        True when they go."""
+        copies = [c for c in copies if c in self.found]
+        if not copies:
+            return False
+        one = len(copies) == 1
+        if self.w.ask_to_save:
+            what = (
+                f"The work on “{copies[0].title}” kept at {copies[0].when} was never saved."
+                if one
+                else f"The work in these {len(copies)} copies was never saved."
+            )
+            answer = QMessageBox.question(
+                self.w,
+                "Discard unsaved work?",
+                f"{what} Discarding deletes {'it' if one else 'them'} for good.",
+                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Discard:
+                return False
+        for copy in copies:
+            self.found.remove(copy)
+            self._remove(copy.folder, then=copy.lock.unlock)
+        self.w.recovery_changed()
+        self.w.show_info(
+            f"Discarded the unsaved work on “{copies[0].title}”."
+            if one
+            else f"Discarded {len(copies)} copies of unsaved work.",
+            "ok",
+        )
+        return True
 
     def _failed(self, copy: Copy, message: str) -> None:
         # Not offered again this session, and left on disk: the folder may still hold

@@ -54,6 +54,8 @@ QPushButton:disabled {{ color: {muted}; border-color: {raised}; }}
 QPushButton[primary="true"] {{ background: {accent}; border-color: {accent}; color: white;
     font-weight: 600; }}
 QPushButton[primary="true"]:hover {{ background: {accent_hover}; }}
+QPushButton[primary="true"]:disabled {{ background: {raised}; border-color: {raised};
+    color: {muted}; }}
 QPushButton[flat="true"] {{ background: transparent; border: none; padding: 4px 8px; }}
 QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
     background: {window}; border: 1px solid {border}; border-radius: 6px; padding: 5px 8px;
