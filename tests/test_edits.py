@@ -113,6 +113,9 @@ def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):
     assert result.labels is not None and not (result.labels == 3).any()
     assert (result.active == (project.labels == 3)).all()
     assert 3 not in result.prompts
+    np.testing.assert_array_equal(
+        result.areas, np.bincount(result.labels.ravel(), minlength=len(project.items))
+    )
     _check_output(project, result)
 
 
@@ -211,3 +214,15 @@ def test_plan_is_cheap_and_pure(project):
     assert plan.new_labels is not None and not (plan.new_labels == 3).any()
     assert (project.labels == 3).any()
     assert isinstance(plan.metadata, dict)
+
+
+@pytest.mark.parametrize(
+    "request_", [RemoveRequest(3), MoveRequest((Move(3, dx=40, dy=30, scale=0.5),))]
+)
+def test_a_new_item_map_comes_with_its_pixel_counts(project, request_):
+    plan = plan_edit(project, request_)
+    n = len(project.items)
+    expected = np.bincount(plan.new_labels.ravel(), minlength=n)
+    np.testing.assert_array_equal(plan.areas, expected)  # what the editor's list shows
+    assert sorted(plan.prompts) == [int(k) for k in np.flatnonzero(expected)]
+    assert plan_edit(project, TextRequest(1, "a red bag")).areas is None  # map unchanged

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -334,15 +335,25 @@ def test_a_preview_that_breaks_costs_only_the_preview(opened, monkeypatch, caplo
     assert "goes on without it" in caplog.text
 
 
-def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened):
+def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened, monkeypatch):
     window = opened
     doc = window.doc
     image, labels = doc.image, doc.labels
     click(window.canvas, *inner_pixel(labels, 3))
     window.canvas.setFocus()
+    counted = []
+    original = partition.item_areas
+    monkeypatch.setattr(
+        partition,
+        "item_areas",
+        lambda *a: counted.append(threading.current_thread()) or original(*a),
+    )
     QTest.keyClick(window.canvas, Qt.Key.Key_Delete)
     assert window.jobs.active("edit"), window.message_text()
     wait_idle(window, 300)
+    # The item list's pixel counts come with the result: the UI thread counts nothing.
+    assert threading.main_thread() not in counted
+    np.testing.assert_array_equal(doc.counts, np.bincount(doc.labels.ravel(), minlength=4))
     assert not (doc.labels == 3).any()
     assert 3 not in doc.visible_items()
     assert window.items_panel.list.count() == 3

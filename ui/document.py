@@ -13,6 +13,7 @@ are derived from it and cached per version.
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Document(QObject):
         self.labels_version = 0
         self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
         self._cache: dict[tuple, Any] = {}
+        self._known_areas: tuple[weakref.ref, np.ndarray] | None = None  # see know_areas
         # Label maps the learned weights fit: the one prepared on and those applied edits
         # made from it. Any other (brush, eraser, merge, new items) means "refined since".
         self.prepared_labels: list[np.ndarray] = [project.labels] if project.prepared else []
@@ -171,15 +173,27 @@ class Document(QObject):
     @property
     def counts(self) -> np.ndarray:
         """Pixels per item id, ``(len(items),)`` int64."""
-        return self._cached(
-            ("counts", len(self.items)),
-            lambda: partition.item_areas(self.labels, len(self.items)),
-        )
+        return self._cached(("counts", len(self.items)), self._count)
+
+    def _count(self) -> np.ndarray:
+        known = self._known_areas
+        if known is not None and known[0]() is self.labels and len(known[1]) == len(self.items):
+            return known[1]
+        return partition.item_areas(self.labels, len(self.items))
+
+    def know_areas(self, labels: np.ndarray, areas: np.ndarray | None) -> None:
+        """``areas`` are the pixels per item of ``labels`` (``(len(items),)``), counted
+        elsewhere (an edit's job, on its thread): when ``labels`` becomes the item map,
+        :attr:`counts` takes them instead of counting a 24 MP map on the UI thread. Held
+        by a weak reference, so no label map stays alive for it."""
+        if areas is not None:
+            self._known_areas = (weakref.ref(labels), np.asarray(areas))
 
     @property
     def compact_labels(self) -> np.ndarray:
         """The label map in the smallest dtype (what the overlay samples)."""
-        return self._cached(("compact",), lambda: compact_labels(self.labels))
+        # Ids are below the item count (the project's invariant), so no max is needed.
+        return self._cached(("compact",), lambda: compact_labels(self.labels, len(self.items) - 1))
 
     def visible_items(self) -> list[int]:
         """Ids of items that own at least one pixel, in id order."""

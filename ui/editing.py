@@ -473,6 +473,7 @@ class EditController(QObject):
         )
         pending.labels = labels
         pending.entry = {**pending.entry, **engine.result_entry(result, 0)}
+        doc.know_areas(labels, engine.result_areas(result))
         current = doc.state()
         fresh = current.image is pending.base.image and current.labels is pending.base.labels
         cmd = None

@@ -314,6 +314,12 @@ def result_images(result, labels: np.ndarray | None) -> tuple[list[np.ndarray], 
     return list(result.images), new
 
 
+def result_areas(result) -> np.ndarray | None:
+    """Pixels per item of the result's new item map, counted on the worker; None when the
+    edit kept the map."""
+    return result.areas
+
+
 def result_entry(result, candidate: int = 0) -> dict[str, Any]:
     """The history record of candidate ``candidate``."""
     return result.entry(candidate)

@@ -155,7 +155,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     from dedit_app import partition
     from dedit_app.project import Project
     from ui.canvas import CanvasView
-    from ui.document import Document
+    from ui.document import Document, frozen
     from ui.imaging import rgb_image, rgb_pixmap, thumbnail
     from ui.widgets import CandidatesStrip
 
@@ -203,12 +203,38 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     # pixels again.
     at, am = measure(lambda: partition.item_areas(labels, 2), repeats=3)
     bt, bm = measure(lambda: np.bincount(labels.ravel(), minlength=2), repeats=3)
-    return with_ratios(
-        Row(case, f"{candidates} pictures: ours", t, m, note="UI thread; fit view + thumbnails"),
+    # The new item map becoming the document's: the items panel's counts come with the
+    # edit's result (counted on the worker), or are counted here as before.
+    moved = labels.copy()
+    moved[height // 3 : height // 2 + height // 10, width // 3 : width // 2] = 1
+    areas = partition.item_areas(moved, 2)
+    # Each landing brings a map other than the current one (as every move does); equal
+    # copies, so both ways count the same pixels.
+    maps = {handed: [frozen(moved.copy()) for _ in range(2)] for handed in (True, False)}
+    turn = [0]
+
+    def land(handed: bool):
+        turn[0] += 1
+        new = maps[handed][turn[0] % 2]
+        if handed:
+            doc.know_areas(new, areas)
+        doc.apply_result(pictures[0], new, {"kind": "move", "item": 1}, "move")
+        return doc.counts
+
+    ht, hm = measure(lambda: land(True), repeats=3)
+    ct, cm = measure(lambda: land(False), repeats=3)
+    note = "UI thread; fit view + thumbnails"
+    rows = with_ratios(
+        Row(case, f"{candidates} pictures: ours", t, m, note=note),
         Row(case, f"{candidates} pictures: full-size pixmaps", rt, rm),
-    ) + with_ratios(
+    )
+    rows += with_ratios(
         Row(case, "item areas: row bands (ours)", at, am, note="new item map: the items panel"),
         Row(case, "item areas: np.bincount", bt, bm),
+    )
+    return rows + with_ratios(
+        Row(case, "new item map: counts from the job (ours)", ht, hm, note="UI thread"),
+        Row(case, "new item map: counted on the UI thread", ct, cm),
     )
 
 
