@@ -47,6 +47,16 @@ MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
 _DATA_FILE = re.compile(r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$")
 
 
+def _own_temp(name: str) -> bool:
+    """True for a temporary file a save of ours left (``.<target>.<random>.tmp``, see
+    :func:`dedit_app.atomic.make_temp`) whose target is a project file. Others are left
+    alone: an export into the project's folder may be writing one right now."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    target = name[1:-4].rpartition(".")[0]
+    return target == PROJECT_FILE or bool(_DATA_FILE.match(target))
+
+
 @dataclass
 class Item:
     """One item of the partition.
@@ -380,8 +390,7 @@ class Project:
         for record in doc["history"]:
             keep.update(record.get(k) for k in ("image", "labels") if record.get(k))
         for path in folder.iterdir():
-            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
-            if (_DATA_FILE.match(path.name) and path.name not in keep) or stale_tmp:
+            if (_DATA_FILE.match(path.name) and path.name not in keep) or _own_temp(path.name):
                 if later is not None and path.name.startswith("weights-"):
                     later.append(path)
                     continue

@@ -51,6 +51,19 @@ def test_round_trip_is_exact(tmp_path):
     assert doc["version"] == 1 and doc["size"] == [48, 64]
 
 
+def test_a_save_clears_its_own_leftover_temporaries_and_no_others(tmp_path):
+    folder = tmp_path / "a.dedit"
+    p = make_project()
+    p.save(folder)
+    # As an interrupted save leaves them, and as an export into the folder writes its file.
+    picture = Path(atomic.make_temp(folder / "image-0123456789abcdef.png"))
+    document = Path(atomic.make_temp(folder / PROJECT_FILE))
+    export = Path(atomic.make_temp(folder / "poster.png"))
+    p.save(folder)
+    assert not picture.exists() and not document.exists()
+    assert export.exists()  # the export goes on writing; it is not ours to delete
+
+
 def test_many_items_survive_16_bit_labels(tmp_path):
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3000, (40, 40)).astype(np.int32)
