@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
 
 import image_corpus as corpus
 import numpy as np
@@ -15,8 +16,10 @@ pytest.importorskip("pytestqt")
 
 from editor_fixtures import NAMES  # noqa: E402
 
+from dedit_app import partition  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
+from ui import files  # noqa: E402
 from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
 
 
@@ -75,12 +78,21 @@ def test_changes_made_while_a_photo_decodes_are_asked_about_again(scene, tmp_pat
     assert window.doc is doc and "Kept the current picture" in window.status_message.text()
 
 
-def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(scene, tmp_path):
+def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(
+    scene, tmp_path, monkeypatch
+):
     window, labels = scene
     doc = window.doc
     target = tmp_path / "kept.dedit"
     assert window.save_project(target) and not doc.dirty  # small: saved at once
     window.files.aside_from = 0
+    counted, original = [], partition.item_areas
+    monkeypatch.setattr(
+        partition,
+        "item_areas",
+        lambda *a: counted.append(threading.current_thread()) or original(*a),
+    )
+    monkeypatch.setattr(files, "item_areas", partition.item_areas)
     assert window.open_path(target)
     assert window.opening and window.doc is doc
     assert "Opening kept.dedit (320×240)" in window.status_message.text()
@@ -88,6 +100,9 @@ def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(scene,
     opened = window.doc
     assert opened is not doc and opened.folder == target and not opened.dirty
     np.testing.assert_array_equal(opened.labels, labels)
+    # The items list's pixel counts were worked out on the files thread, with the reading.
+    assert counted and threading.main_thread() not in counted
+    np.testing.assert_array_equal(opened.counts, np.bincount(labels.ravel(), minlength=4))
     np.testing.assert_array_equal(opened.image, doc.image)
     assert [i.name for i in opened.items] == NAMES
 

@@ -13,6 +13,7 @@ are derived from it and cached per version.
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +36,38 @@ def frozen(array: np.ndarray) -> np.ndarray:
     if array.flags.writeable:
         array.flags.writeable = False
     return array
+
+
+# Pixels per item of label maps counted off the UI thread (an edit's job, the files thread
+# reading a project), by the map's identity: when one becomes a document's item map, its
+# counts are not worked out again on the UI thread (90 ms for a 24 MP map). Weak
+# references, so no map stays alive for it.
+_AREAS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+_AREAS_LOCK = threading.RLock()  # a map freed while it is held calls back into it
+
+
+def know_areas(labels: np.ndarray, areas: np.ndarray | None) -> None:
+    """Remember ``areas``, the pixels per item of ``labels`` (``(n_items,)`` int64, as
+    :func:`dedit_app.partition.item_areas` counts them); any thread."""
+    if areas is None:
+        return
+    key = id(labels)
+
+    def gone(_ref, key=key) -> None:
+        with _AREAS_LOCK:
+            entry = _AREAS.get(key)
+            if entry is not None and entry[0]() is None:
+                del _AREAS[key]
+
+    with _AREAS_LOCK:
+        _AREAS[key] = (weakref.ref(labels, gone), np.asarray(areas))
+
+
+def known_areas(labels: np.ndarray) -> np.ndarray | None:
+    """The areas remembered for this very array, or None."""
+    with _AREAS_LOCK:
+        entry = _AREAS.get(id(labels))
+    return entry[1] if entry is not None and entry[0]() is labels else None
 
 
 @dataclass(frozen=True)
@@ -103,7 +136,6 @@ class Document(QObject):
         self.labels_version = 0
         self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
         self._cache: dict[tuple, Any] = {}
-        self._known_areas: tuple[weakref.ref, np.ndarray] | None = None  # see know_areas
         # Label maps the learned weights fit: the one prepared on and those applied edits
         # made from it. Any other (brush, eraser, merge, new items) means "refined since".
         self.prepared_labels: list[np.ndarray] = [project.labels] if project.prepared else []
@@ -176,18 +208,10 @@ class Document(QObject):
         return self._cached(("counts", len(self.items)), self._count)
 
     def _count(self) -> np.ndarray:
-        known = self._known_areas
-        if known is not None and known[0]() is self.labels and len(known[1]) == len(self.items):
-            return known[1]
+        known = known_areas(self.labels)
+        if known is not None and len(known) == len(self.items):
+            return known
         return partition.item_areas(self.labels, len(self.items))
-
-    def know_areas(self, labels: np.ndarray, areas: np.ndarray | None) -> None:
-        """``areas`` are the pixels per item of ``labels`` (``(len(items),)``), counted
-        elsewhere (an edit's job, on its thread): when ``labels`` becomes the item map,
-        :attr:`counts` takes them instead of counting a 24 MP map on the UI thread. Held
-        by a weak reference, so no label map stays alive for it."""
-        if areas is not None:
-            self._known_areas = (weakref.ref(labels), np.asarray(areas))
 
     @property
     def compact_labels(self) -> np.ndarray:

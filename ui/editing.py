@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Qt
 from dedit_app.errors import DEditError
 from dedit_app.partition import Move
 from ui import engine
-from ui.document import Document, State, StateCommand
+from ui.document import Document, State, StateCommand, know_areas
 from ui.preview import move_preview, remove_preview
 from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
@@ -473,7 +473,7 @@ class EditController(QObject):
         )
         pending.labels = labels
         pending.entry = {**pending.entry, **engine.result_entry(result, 0)}
-        doc.know_areas(labels, engine.result_areas(result))
+        know_areas(labels, engine.result_areas(result))  # the list need not count them
         current = doc.state()
         fresh = current.image is pending.base.image and current.labels is pending.base.labels
         cmd = None

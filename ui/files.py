@@ -32,8 +32,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from dedit_app.errors import DEditError
 from dedit_app.imageio import image_size, load_image, save_format, save_image
+from dedit_app.partition import item_areas
 from dedit_app.project import Project
-from ui.document import Document
+from ui.document import Document, know_areas
 from ui.side_thread import SideThread
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,17 @@ def picture_size(path: Path) -> tuple[int, int] | None:
 
 
 def read_picture(path: Path) -> Project:
-    """The project at ``path``, or a new one-item project of the photo at ``path``."""
+    """The project at ``path``, or a new one-item project of the photo at ``path``. Its
+    items' pixel counts are worked out here too (:func:`ui.document.know_areas`): this
+    runs on the files thread for a large picture, and the items list needs them."""
     if is_project_path(path):
-        return Project.load(path)
+        project = Project.load(path)
+        know_areas(project.labels, item_areas(project.labels, len(project.items)))
+        return project
     image = load_image(path)
-    return Project.new(image, np.zeros(image.shape[:2], np.int32), ["picture"], source=path.name)
+    labels = np.zeros(image.shape[:2], np.int32)
+    know_areas(labels, np.array([labels.size], np.int64))  # one item: every pixel
+    return Project.new(image, labels, ["picture"], source=path.name)
 
 
 def _delete(paths: list[Path]) -> None:

@@ -155,7 +155,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     from dedit_app import partition
     from dedit_app.project import Project
     from ui.canvas import CanvasView
-    from ui.document import Document, frozen
+    from ui.document import Document, frozen, know_areas
     from ui.imaging import rgb_image, rgb_pixmap, thumbnail
     from ui.widgets import CandidatesStrip
 
@@ -217,7 +217,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
         turn[0] += 1
         new = maps[handed][turn[0] % 2]
         if handed:
-            doc.know_areas(new, areas)
+            know_areas(new, areas)
         doc.apply_result(pictures[0], new, {"kind": "move", "item": 1}, "move")
         return doc.counts
 
