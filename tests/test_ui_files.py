@@ -19,15 +19,29 @@ from editor_fixtures import NAMES  # noqa: E402
 from dedit_app import partition  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
-from ui import files  # noqa: E402
+from ui import files, tasks  # noqa: E402
 from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
 
 
 # ----- opening ---------------------------------------------------------------------------
-def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path):
+def count_where(monkeypatch) -> list[threading.Thread]:
+    """The threads that count items' pixels from now on."""
+    counted, original = [], partition.item_areas
+
+    def item_areas(*args):
+        counted.append(threading.current_thread())
+        return original(*args)
+
+    for module in (partition, files, tasks):
+        monkeypatch.setattr(module, "item_areas", item_areas)
+    return counted
+
+
+def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path, monkeypatch):
     window.files.aside_from = 0  # every photo counts as large
     photo = tmp_path / "large.png"
     write_synthetic_photo(photo)
+    counted = count_where(monkeypatch)
     assert window.open_path(photo)
     assert window.opening and window.doc is None  # it arrives later; the window is live
     assert "Opening large.png (320×240)" in window.status_message.text()
@@ -35,6 +49,12 @@ def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path):
     assert not window.opening and window.doc.project.source == "large.png"
     np.testing.assert_array_equal(window.doc.image, load_image(photo))
     assert len(window.doc.visible_items()) > 1  # its items were found, as for any photo
+    # The items list's pixel counts came with the items found, counted on the worker.
+    assert counted and threading.main_thread() not in counted
+    n = len(window.doc.items)
+    np.testing.assert_array_equal(
+        window.doc.counts, np.bincount(window.doc.labels.ravel(), minlength=n)
+    )
 
 
 def test_a_large_photo_found_damaged_when_decoded_keeps_the_current_picture(scene, tmp_path):
@@ -86,13 +106,7 @@ def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(
     target = tmp_path / "kept.dedit"
     assert window.save_project(target) and not doc.dirty  # small: saved at once
     window.files.aside_from = 0
-    counted, original = [], partition.item_areas
-    monkeypatch.setattr(
-        partition,
-        "item_areas",
-        lambda *a: counted.append(threading.current_thread()) or original(*a),
-    )
-    monkeypatch.setattr(files, "item_areas", partition.item_areas)
+    counted = count_where(monkeypatch)
     assert window.open_path(target)
     assert window.opening and window.doc is doc
     assert "Opening kept.dedit (320×240)" in window.status_message.text()

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from dedit_app.jobs import CancelToken, Progress
+from dedit_app.partition import item_areas
+from ui.document import know_areas
 from ui.worker import WorkerContext
 
 
@@ -69,7 +71,11 @@ class SegmentAuto:
         yield Progress(0, 1, stage="Finding items", message="Loading the segmenter")
         seg = _segmenter(ctx, self.backend, self.options, self.image_key, self.image)
         cancel.raise_if_cancelled()
-        return (yield from seg.segment_auto_job(self.text or None, cancel))
+        found = yield from seg.segment_auto_job(self.text or None, cancel)
+        # The items list shows each item's share: counted here, on the worker, not when
+        # the items land on the UI thread (90 ms for a 24 MP map).
+        know_areas(found.labels, item_areas(found.labels, len(found.names)))
+        return found
 
 
 @dataclass(frozen=True)
