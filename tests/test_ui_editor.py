@@ -320,21 +320,11 @@ def test_the_dragged_ghost_covers_the_moved_item_at_any_zoom(scene, zoom):
 
 
 def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
-    from PySide6.QtCore import QMimeData, QPointF, QUrl
-    from PySide6.QtGui import QDropEvent
+    from ui.testing import drop_files
 
     photo = tmp_path / "dropped.png"
     write_synthetic_photo(photo, 120, 160)
-    md = QMimeData()
-    md.setUrls([QUrl.fromLocalFile(str(photo))])
-    event = QDropEvent(
-        QPointF(50, 50),
-        Qt.DropAction.CopyAction,
-        md,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.canvas.dropEvent(event)
+    drop_files(window.canvas, [photo])
     assert window.doc is not None and window.doc.image.shape == (120, 160, 3)
     assert window.doc.project.source == "dropped.png"
     wait_idle(window)

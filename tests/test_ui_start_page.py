@@ -9,11 +9,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-
 from ui.settings import EditorSettings  # noqa: E402
-from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
+from ui.testing import drop_files, wait_idle, write_synthetic_photo  # noqa: E402
 
 
 def test_recent_files_open_from_the_start_page_and_a_gone_one_leaves_the_list(window, tmp_path):
@@ -41,17 +38,7 @@ def test_recent_files_open_from_the_start_page_and_a_gone_one_leaves_the_list(wi
 def test_a_photo_dropped_on_the_start_page_opens(window, tmp_path):
     photo = tmp_path / "dropped.png"
     write_synthetic_photo(photo)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(photo))])
-    drop = QDropEvent(
-        QPointF(200, 200),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    # Qt delivers a drop only inside a real drag, which offscreen tests cannot start.
-    window.start_page.dropEvent(drop)
+    drop_files(window.start_page, [photo])
     wait_idle(window)
     assert window.doc is not None and window.doc.project.source == "dropped.png"
 

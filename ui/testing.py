@@ -9,7 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -129,3 +130,20 @@ def drag(view, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButt
         QApplication.processEvents()
     QTest.mouseRelease(vp, button, Qt.KeyboardModifier.NoModifier, view_point(view, *points[-1]))
     QApplication.processEvents()
+
+
+def drop_files(widget, paths: list[Path]) -> None:
+    """Hand ``widget``'s drop handler files dropped at its middle. Qt delivers a real drop
+    only inside a drag, which offscreen tests cannot start."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    widget.dropEvent(
+        QDropEvent(
+            centre,
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    )
