@@ -112,6 +112,7 @@ class StartPage(QWidget):
         while grid.count():
             widget = grid.takeAt(0).widget()
             if widget is not None:
+                widget.hide()  # gone from this frame on, not only when it is deleted
                 widget.deleteLater()
 
     def set_recent(self, paths: list[str]) -> None:
