@@ -3,6 +3,8 @@ synthetic photo open and a known partition. Registered in conftest.py."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 NAMES = ["wall", "table", "bag", "ball"]
@@ -30,3 +32,20 @@ def scene(window, tmp_path):
     window.doc.set_partition(labels, list(NAMES), "Known items")
     window.doc.undo.clear()
     return window, labels
+
+
+def count_where(monkeypatch) -> list[threading.Thread]:
+    """The threads that count items' pixels (``partition.item_areas``, wherever it was
+    imported) from now on: the tests that the UI thread is spared the counting read it."""
+    from dedit_app import partition
+    from ui import files, tasks
+
+    counted, original = [], partition.item_areas
+
+    def item_areas(*args):
+        counted.append(threading.current_thread())
+        return original(*args)
+
+    for module in (partition, files, tasks):
+        monkeypatch.setattr(module, "item_areas", item_areas)
+    return counted

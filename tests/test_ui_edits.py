@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from editor_fixtures import count_where  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -341,13 +342,7 @@ def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened, monkey
     image, labels = doc.image, doc.labels
     click(window.canvas, *inner_pixel(labels, 3))
     window.canvas.setFocus()
-    counted = []
-    original = partition.item_areas
-    monkeypatch.setattr(
-        partition,
-        "item_areas",
-        lambda *a: counted.append(threading.current_thread()) or original(*a),
-    )
+    counted = count_where(monkeypatch)
     QTest.keyClick(window.canvas, Qt.Key.Key_Delete)
     assert window.jobs.active("edit"), window.message_text()
     wait_idle(window, 300)

@@ -14,29 +14,14 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import NAMES  # noqa: E402
+from editor_fixtures import NAMES, count_where  # noqa: E402
 
-from dedit_app import partition  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
-from ui import files, tasks  # noqa: E402
 from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
 
 
 # ----- opening ---------------------------------------------------------------------------
-def count_where(monkeypatch) -> list[threading.Thread]:
-    """The threads that count items' pixels from now on."""
-    counted, original = [], partition.item_areas
-
-    def item_areas(*args):
-        counted.append(threading.current_thread())
-        return original(*args)
-
-    for module in (partition, files, tasks):
-        monkeypatch.setattr(module, "item_areas", item_areas)
-    return counted
-
-
 def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path, monkeypatch):
     window.files.aside_from = 0  # every photo counts as large
     photo = tmp_path / "large.png"
