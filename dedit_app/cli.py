@@ -366,6 +366,8 @@ def _cmd_info(args) -> int:
             f"{t.get('emb_steps', '?')} + {t.get('model_steps', '?')} steps)"
             + (" jointly with a reference photo" if t.get("reference_key") else "")
         )
+        if project.refined:
+            print("items changed by hand since preparing; prepare again for the best results")
     else:
         print("not prepared yet (dedit finetune)")
     print(f"{len(project.history)} edits in the history")

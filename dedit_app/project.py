@@ -133,6 +133,22 @@ class Project:
         return self.training is not None and "weights" in self.training
 
     @property
+    def refined(self) -> bool:
+        """True when the items were changed by hand (brush, merge, new items) after the
+        project was prepared: the learned weights fit the earlier partition best. The
+        editor keeps this up to date; a new preparation clears it."""
+        return bool((self.training or {}).get("refined_by_hand"))
+
+    @refined.setter
+    def refined(self, value: bool) -> None:
+        if self.training is None:
+            raise ProjectError("Only a prepared project can be refined since preparing.")
+        if value:
+            self.training["refined_by_hand"] = True
+        else:
+            self.training.pop("refined_by_hand", None)
+
+    @property
     def has_weights(self) -> bool:
         """True when learned weights can be used: saved, or stored and awaiting a save."""
         return self.prepared or self._pending_weights is not None

@@ -131,7 +131,15 @@ def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out
     assert "prepared on tiny-sdxl" in text and "jointly with a reference photo" in text
-    assert "#" in text
+    assert "#" in text and "changed by hand" not in text
+
+
+def test_info_says_when_items_were_refined_after_preparing(prepared, tmp_path, capsys):
+    project = Project.load(prepared / "p.dedit")
+    project.refined = True
+    project.save(tmp_path / "refined.dedit")
+    assert main(["info", str(tmp_path / "refined.dedit")]) == 0
+    assert "items changed by hand since preparing" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

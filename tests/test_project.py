@@ -423,3 +423,10 @@ def test_item_lookup_and_rename():
         p.item(7)
     with pytest.raises(ProjectError, match="cannot be empty"):
         p.rename(1, "   ")
+
+
+def test_only_a_prepared_project_can_be_marked_refined(tmp_path):
+    project = Project.new(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int32), ["all"])
+    assert not project.refined
+    with pytest.raises(ProjectError, match="Only a prepared project"):
+        project.refined = True

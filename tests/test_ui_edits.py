@@ -166,6 +166,25 @@ def test_preparing_a_saved_project_writes_its_weights_off_the_ui_thread(opened, 
     assert Project.load(folder).prepared
 
 
+def test_items_refined_after_preparing_are_still_noted_after_reopening(opened):
+    window = opened
+    doc, folder = window.doc, window.doc.folder
+    note = "changed by hand after preparing"
+    assert note not in window.prepare_panel.status.text()
+    a, b = doc.visible_items()[:2]
+    y, x = np.argwhere(doc.labels == a)[0]
+    doc.paint([(x + 0.5, y + 0.5)], 3, b)
+    assert note in window.prepare_panel.status.text()
+    doc.undo.undo()  # back to the map it was prepared on
+    assert note not in window.prepare_panel.status.text() and not doc.project.refined
+    doc.undo.redo()
+    assert window.save_project(folder, wait=True) and Project.load(folder).refined
+    # The undo steps that told are gone after reopening; the project file still tells.
+    assert window.close_picture() and window.open_path(folder)
+    assert window.editing.prepared()
+    assert note in window.prepare_panel.status.text()
+
+
 def test_editing_before_preparing_says_so_and_changes_nothing(window, tmp_path):
     photo = tmp_path / "scene.png"
     labels = write_synthetic_photo(photo)

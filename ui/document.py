@@ -138,7 +138,11 @@ class Document(QObject):
         self._cache: dict[tuple, Any] = {}
         # Label maps the learned weights fit: the one prepared on and those applied edits
         # made from it. Any other (brush, eraser, merge, new items) means "refined since".
-        self.prepared_labels: list[np.ndarray] = [project.labels] if project.prepared else []
+        # A project saved refined opens with none: the map it was prepared on is not kept.
+        self._prepared = project.prepared
+        self.prepared_labels: list[np.ndarray] = (
+            [project.labels] if project.prepared and not project.refined else []
+        )
 
     @classmethod
     def restored(cls, project: Project, home: Path | None, parent: QObject | None = None):
@@ -193,14 +197,20 @@ class Document(QObject):
 
     def prepared_on(self, labels: np.ndarray) -> None:
         """Preparation finished for the partition ``labels`` (the array it was given)."""
+        self._prepared = True
         self.prepared_labels = [labels]
+        self._keep_refined()
 
     @property
     def refined_since_prepare(self) -> bool:
         """The items were changed by hand after the project was prepared."""
-        return bool(self.prepared_labels) and not any(
-            lab is self.labels for lab in self.prepared_labels
-        )
+        return self._prepared and not any(lab is self.labels for lab in self.prepared_labels)
+
+    def _keep_refined(self) -> None:
+        # The project file carries the answer, so that reopening the project (or its
+        # recovery copy) still says so: the undo steps that tell are not saved.
+        if self.project.training is not None:
+            self.project.refined = self.refined_since_prepare
 
     @property
     def counts(self) -> np.ndarray:
@@ -294,6 +304,7 @@ class Document(QObject):
             for k, it in enumerate(state.items)
         ]
         self.project.history = list(state.history)
+        self._keep_refined()
         if selection is not None:
             self.selection = tuple(i for i in selection if i < len(self.items))
         counts = self.counts
