@@ -181,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     wait_idle(window)
     _grab(window, args.out / "05-reference-panel.png")
 
-    # Back to the start page (File ▸ Close picture): the photo is now a recent file.
+    # Back to the start page (File ▸ Close picture): the photo and the project saved from
+    # it are now recent files, each with a thumbnail.
     window.editing.close_reference()
+    window.save_project(tmp / f"{photo.stem} edited.dedit", wait=True)
     window.close_picture()
+    wait_idle(window)
     _grab(window, args.out / "06-start-page.png")
     window.close()
     return 0

@@ -193,7 +193,7 @@ class FileController(QObject):
     def _show(self, path: Path, project: Project) -> None:
         w = self.w
         w.set_document(Document(project, w))
-        w.remember(path)
+        w.remember(path, project.image)
         w.dismiss_message()
         if project.folder is not None:
             w.status_message.setText(f"Opened the project {path.name}.")
@@ -312,7 +312,7 @@ class FileController(QObject):
                 lambda _none: None,
                 lambda message: log.warning("%s", message),
             )
-        self.w.remember(saved)
+        self.w.remember(saved, doc.image)
         self.w.status_message.setText(f"Saved {saved.name}.")
         self.w.update_title()
         return True

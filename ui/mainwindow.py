@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.errors import DEditError
+from ui import thumbnails
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.editing import EditController
@@ -40,6 +42,7 @@ from ui.files import FileController
 from ui.icons import icon
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
+from ui.recent import RecentFiles
 from ui.recovery import Recovery
 from ui.segmenting import SegmentController
 from ui.settings import EditorSettings, SettingsDialog
@@ -51,6 +54,7 @@ from ui.worker import JobQueue
 
 log = logging.getLogger(__name__)
 
+
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
 
 
@@ -61,7 +65,7 @@ class MainWindow(QMainWindow):
         self, qsettings: QSettings | None = None, recovery_dir: Path | None = None
     ) -> None:
         """``recovery_dir``: where unsaved work is copied (default: the user's data folder;
-        tests give a folder of their own)."""
+        tests give a folder of their own). The recent files' thumbnails are kept beside it."""
         super().__init__()
         self.qsettings = qsettings if qsettings is not None else QSettings()
         self.settings = EditorSettings.load(self.qsettings)
@@ -74,6 +78,12 @@ class MainWindow(QMainWindow):
         self.side = SideThread(self)
         self.files = FileController(self)
         self.recovery = Recovery(self, recovery_dir)
+        self.recent = RecentFiles(
+            self,
+            recovery_dir.parent / "thumbnails"
+            if recovery_dir is not None
+            else thumbnails.default_folder(),
+        )
         if app is not None:  # a running QThread must never be destroyed: stop it on quit
             app.aboutToQuit.connect(self.jobs.shutdown)
             app.aboutToQuit.connect(self.side.shutdown)
@@ -374,7 +384,7 @@ class MainWindow(QMainWindow):
             m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
-        self._rebuild_recent()
+        self.recent.rebuild()
         self.recovery_changed()
 
     def _build_toolbars(self) -> None:
@@ -455,7 +465,7 @@ class MainWindow(QMainWindow):
         c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         start = self.start_page
         start.open_clicked.connect(self.open_dialog)
-        start.recent_clicked.connect(self.open_recent)
+        start.recent_clicked.connect(self.recent.open)
         start.restore_clicked.connect(self.recovery.restore)
         start.discard_clicked.connect(lambda copy: self.recovery.discard([copy]))
         start.files_dropped.connect(self._on_files_dropped)
@@ -584,35 +594,9 @@ class MainWindow(QMainWindow):
         """True while a photo or project is being read on the files thread."""
         return self.files.opening
 
-    def remember(self, path: Path) -> None:
-        """Put ``path`` first among the recent files."""
-        self.settings.add_recent(str(path.resolve()))
-        self.settings.save(self.qsettings)
-        self._rebuild_recent()
-
-    def open_recent(self, path: str) -> bool:
-        """Open a recent file; one that is no longer there is taken off the list, with a
-        sentence saying so. False when nothing was opened."""
-        p = Path(path)
-        if not p.exists():
-            self.settings.recent = [r for r in self.settings.recent if r != path]
-            self.settings.save(self.qsettings)
-            self._rebuild_recent()
-            self.show_error(
-                f"“{p.name}” is no longer in {p.parent} (moved, renamed or deleted), "
-                "so it was taken off the recent files."
-            )
-            return False
-        return self.open_path(p)
-
-    def _rebuild_recent(self) -> None:
-        self.recent_menu.clear()
-        for p in self.settings.recent:
-            a = self.recent_menu.addAction(Path(p).name.replace("&", "&&"))
-            a.setToolTip(p)
-            a.triggered.connect(lambda _=False, p=p: self.open_recent(p))
-        self.recent_menu.setEnabled(bool(self.settings.recent))
-        self.start_page.set_recent(self.settings.recent)
+    def remember(self, path: Path, image: np.ndarray | None = None) -> None:
+        """Put ``path`` first among the recent files; see :meth:`RecentFiles.remember`."""
+        self.recent.remember(path, image)
 
     def recovery_changed(self) -> None:
         """List the recovery copies that can be restored under File and on the start page."""

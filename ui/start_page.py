@@ -4,15 +4,18 @@ photos and projects one click away, and any unsaved work a crash left behind.
 A designer opens the editor to go on with yesterday's project far more often than to start
 a new one, so the recent files are on the page itself, not only under File ▸ Open recent.
 Paths are shown as they were remembered; nothing here touches the disk (a stale network
-folder must not freeze the window). A file that has gone is found when it is clicked.
+folder must not freeze the window). A file that has gone is found when it is clicked. Each
+recent file has a tile with its thumbnail, when one was kept (:mod:`ui.thumbnails`; the
+window reads them on its files thread and hands them to :meth:`StartPage.set_thumbnails`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -22,10 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.imaging import thumbnail
 from ui.theme import COLORS
 
 MAX_SHOWN = 8  # recent files on the page; the File menu has them all
 FOLDER_WIDTH = 340  # pixels: the page stays a calm column however deep a folder is
+TILE = 48  # logical pixels: a recent file's thumbnail tile
 
 
 def _folder_text(path: str) -> str:
@@ -80,11 +85,13 @@ class StartPage(QWidget):
         lay.addLayout(row)
         self.unsaved_box, self._unsaved_grid = self._section("UNSAVED WORK")
         self.recent_box, self._recent_grid = self._section("RECENT")
+        self._recent_grid.setVerticalSpacing(6)  # tiles need air between them
         lay.addWidget(self.unsaved_box)
         lay.addWidget(self.recent_box)
         outer.addWidget(column, 0, Qt.AlignmentFlag.AlignHCenter)
         outer.addStretch(1)
         self.recent_buttons: list[QPushButton] = []
+        self.recent_tiles: dict[str, QPushButton] = {}  # path -> its thumbnail tile
         self.restore_buttons: list[QPushButton] = []
         self.discard_buttons: list[QPushButton] = []
         self.set_recent([])
@@ -118,17 +125,19 @@ class StartPage(QWidget):
     def set_recent(self, paths: list[str]) -> None:
         """Show the first :data:`MAX_SHOWN` of ``paths`` (most recent first)."""
         self._clear(self._recent_grid)
-        self.recent_buttons = []
+        self.recent_buttons, self.recent_tiles = [], {}
         for row, path in enumerate(paths[:MAX_SHOWN]):
             button = QPushButton(Path(path).name.replace("&", "&&"))  # "&" is no mnemonic
             button.setProperty("flat", True)
             button.setToolTip(f"Open {path}")
             button.setCursor(Qt.CursorShape.PointingHandCursor)
             button.setStyleSheet(
-                "QPushButton { text-align: left; font-weight: 600; padding: 4px 0; }"
+                "QPushButton { text-align: left; font-weight: 600; padding: 2px 0; }"
                 f"QPushButton:hover {{ color: {COLORS['accent_hover']}; }}"
             )
             button.clicked.connect(lambda _=False, p=path: self.recent_clicked.emit(p))
+            tile = self._tile(path)
+            tile.clicked.connect(button.click)
             folder = QLabel()
             folder.setText(  # a deep folder keeps its start and its end
                 folder.fontMetrics().elidedText(
@@ -137,10 +146,46 @@ class StartPage(QWidget):
             )
             folder.setProperty("role", "hint")
             folder.setToolTip(path)
-            self._recent_grid.addWidget(button, row, 0)
-            self._recent_grid.addWidget(folder, row, 1)
+            text = QWidget()  # name over folder, beside the tile
+            column = QVBoxLayout(text)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(0)
+            column.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            column.addWidget(folder)
+            self._recent_grid.addWidget(tile, row, 0)
+            self._recent_grid.addWidget(text, row, 1)
             self.recent_buttons.append(button)
+            self.recent_tiles[path] = tile
         self.recent_box.setVisible(bool(self.recent_buttons))
+
+    def _tile(self, path: str) -> QPushButton:
+        """A recent file's tile: its kind in words until a thumbnail comes."""
+        suffix = Path(path).suffix.lower()
+        tile = QPushButton("project" if suffix == ".dedit" else suffix[1:4] or "file")
+        tile.setFixedSize(TILE, TILE)
+        tile.setToolTip(f"Open {path}")
+        tile.setCursor(Qt.CursorShape.PointingHandCursor)
+        tile.setIconSize(QSize(TILE - 4, TILE - 4))
+        tile.setStyleSheet(
+            f"QPushButton {{ background: {COLORS['raised']}; border: 1px solid "
+            f"{COLORS['border']}; border-radius: 6px; padding: 0; font-size: 10px; "
+            f"color: {COLORS['muted']}; }}"
+            f"QPushButton:hover {{ border-color: {COLORS['accent_hover']}; }}"
+        )
+        return tile
+
+    def set_thumbnails(self, found: dict[str, np.ndarray]) -> None:
+        """Show thumbnails (``path -> (h, w, 3)`` uint8 RGB, from
+        :func:`ui.thumbnails.read`) on the tiles of the recent files they belong to."""
+        ratio = self.devicePixelRatioF()
+        for path, image in found.items():
+            tile = self.recent_tiles.get(path)
+            if tile is None:  # the list changed while they were read
+                continue
+            pixmap = thumbnail(image, round((TILE - 4) * ratio))
+            pixmap.setDevicePixelRatio(ratio)
+            tile.setText("")
+            tile.setIcon(QIcon(pixmap))
 
     def set_copies(self, copies: list) -> None:
         """Show the recovery copies that can be restored (:class:`ui.recovery.Copy`)."""
@@ -194,4 +239,4 @@ class StartPage(QWidget):
         painter.drawRoundedRect(QRectF(self.rect().adjusted(40, 40, -40, -40)), 16, 16)
 
 
-__all__ = ["MAX_SHOWN", "StartPage"]
+__all__ = ["MAX_SHOWN", "TILE", "StartPage"]
