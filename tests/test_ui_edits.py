@@ -279,6 +279,51 @@ def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
     assert doc.items[2].prompt == ""
 
 
+def test_more_results_run_the_edit_again_with_new_seeds(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    image, labels = doc.image, doc.labels
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    assert len(strip.buttons) == 2 and strip.more_button.isEnabled()
+    first_two = list(window.editing.candidates.images)
+
+    strip.more_button.click()
+    assert not strip.more_button.isEnabled() and strip.more_button.text() == "Making\nmore…"
+    wait_idle(window, 300)
+    assert len(strip.buttons) == 4 and strip.buttons[0].isChecked()
+    assert strip.more_button.isEnabled()
+    new = window.editing.candidates.images[2:]
+    assert not any(np.array_equal(a, b) for a in new for b in first_two)
+    strip.buttons[3].click()
+    # One undo step, from the picture before the edit, whichever result is chosen.
+    assert doc.undo.count() == 1 and doc.image is new[1]
+    assert doc.project.history[-1]["seed"] == 4 and doc.project.history[-1]["candidate"] == 3
+    keep = outside_edit(doc, labels == 2, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+
+    # Done while more results are being made stops that job: nobody would see them.
+    strip.more_button.click()
+    job = window.editing.candidates.more_job
+    strip.done_button.click()
+    wait_idle(window, 300)
+    assert window.jobs.jobs[job].state is JobState.CANCELLED and not strip.isVisible()
+    assert doc.undo.count() == 1 and doc.image is new[1]
+    window.act_undo.trigger()
+    assert doc.image is image
+
+
+def test_more_results_are_refused_after_preparing_again(opened):
+    window = opened
+    doc = window.doc
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    doc.project.training = {**doc.project.training, "weights_id": "prepared-again"}
+    window.candidates.more_button.click()
+    assert "prepared again after this edit" in window.message_text()
+    assert window.editing.candidates.more_job is None and not window.jobs.active("edit")
+
+
 class HoldTheWorker:
     """A job that keeps the model's worker busy until released, so an edit stays queued."""
 

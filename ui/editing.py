@@ -52,6 +52,8 @@ class PendingEdit:
     items: list | None = None  # the items after the edit, when they change (prompt)
     sketch: int | None = None  # the preview's ticket on the side thread while it is worked out
     refused: str = ""  # why the preview refused the edit (the job is cancelled for it)
+    task: Any = None  # the engine.EditTask queued: More results runs it again, other seeds
+    more_for: Candidates | None = None  # set on a More results job: whose strip it fills
 
 
 @dataclass
@@ -61,9 +63,9 @@ class Candidates:
     images: list[np.ndarray]
     pending: PendingEdit
     command: StateCommand | None
-    result: Any = None  # the engine's EditResult
+    entries: list[dict[str, Any]] = field(default_factory=list)  # each result's record
     active: int = 0
-    states: dict[int, State] = field(default_factory=dict)
+    more_job: int | None = None  # a More results job under way
 
 
 class EditController(QObject):
@@ -370,6 +372,7 @@ class EditController(QObject):
         )
 
     def _submit(self, pending: PendingEdit, task) -> int:
+        pending.task = task
         record = self.w.jobs.submit(
             JobRequest(pending.title, task, kind="edit"),
             on_finished=lambda result: self._landed(record, result),
@@ -454,6 +457,9 @@ class EditController(QObject):
         pending = self._forget(record)
         if pending is None or pending.doc is not self.doc:
             return
+        if pending.more_for is not None:
+            pending.more_for.more_job = None
+            self._show_more()
         if pending.refused:
             return  # its sentence is on show already
         if message:
@@ -468,18 +474,22 @@ class EditController(QObject):
         doc = pending.doc
         if doc is not self.doc:
             return
+        if pending.more_for is not None:
+            self._more_landed(pending.more_for, result)
+            return
         images, labels = engine.result_images(
             result, pending.labels if pending.labels is not None else pending.base.labels
         )
         pending.labels = labels
-        pending.entry = {**pending.entry, **engine.result_entry(result, 0)}
+        entries = [engine.result_entry(result, k) for k in range(len(images))]
+        pending.entry = {**pending.entry, **entries[0]}
         know_areas(labels, engine.result_areas(result))  # the list need not count them
         current = doc.state()
         fresh = current.image is pending.base.image and current.labels is pending.base.labels
         cmd = None
         if fresh:
             cmd = doc.apply_result(images[0], labels, pending.entry, pending.title, pending.items)
-        self.candidates = Candidates(images, pending, cmd, result)
+        self.candidates = Candidates(images, pending, cmd, entries)
         n = len(images)
         title = pending.title if fresh else f"{pending.title} (the picture changed meanwhile)"
         self.w.candidates.set_candidates(images, title, 0 if fresh else -1)
@@ -488,7 +498,54 @@ class EditController(QObject):
             if fresh
             else "Click a result to apply it on top of the current picture."
         )
+        self._show_more()
         self.w.status_message.setText(f"Done: {pending.title}.")
+
+    # ----- more results -----------------------------------------------------------------
+
+    def more_results(self) -> None:
+        """Run the edit whose results are in the strip again, from the same picture, with
+        the seeds after those used so far; the new results join the strip."""
+        c, doc = self.candidates, self.doc
+        if c is None or doc is None or c.more_job is not None or c.pending.task is None:
+            return
+        task = c.pending.task
+        made = (task.project.training or {}).get("weights_id")
+        if made != (doc.project.training or {}).get("weights_id"):
+            self.w.show_error(
+                "The project was prepared again after this edit; make the edit again to get "
+                "results from what it learned."
+            )
+            return
+        if not self._need_prepared():
+            return
+        seed = 1 + max((e.get("seed", 0) for e in c.entries), default=task.request.options.seed)
+        options = replace(task.request.options, seed=int(seed))
+        again = replace(task, request=replace(task.request, options=options))
+        p = c.pending
+        more = replace(p, title=f"More: {p.title}", sketch=None, refused="", more_for=c)
+        c.more_job = self._submit(more, again)
+        self._show_more()
+
+    def _more_landed(self, c: Candidates, result) -> None:
+        c.more_job = None
+        if c is not self.candidates:
+            return  # the strip shows another edit's results by now
+        images, _labels = engine.result_images(result, c.pending.labels)
+        c.entries += [engine.result_entry(result, k) for k in range(len(images))]
+        c.images += images
+        self.w.candidates.set_candidates(
+            c.images, self.w.candidates.title.text(), c.active if c.command else -1
+        )
+        self.w.candidates.hint.setText("Click a result to use it. Hold \\ to see the original.")
+        self._show_more()
+        self.w.status_message.setText(f"{len(images)} more results of {c.pending.title}.")
+
+    def _show_more(self) -> None:
+        c = self.candidates
+        busy = c is not None and c.more_job is not None
+        self.w.candidates.more_button.setEnabled(c is not None and not busy)
+        self.w.candidates.more_button.setText("Making\nmore…" if busy else "More\nresults")
 
     # ----- candidates -------------------------------------------------------------------
 
@@ -509,8 +566,8 @@ class EditController(QObject):
             return
         p = c.pending
         entry = dict(p.entry)
-        if c.result is not None:
-            entry.update(engine.result_entry(c.result, index))
+        if index < len(c.entries):
+            entry.update(c.entries[index])
         entry["candidate"] = index
         if not self._is_latest(c.command):
             # Not (or no longer) the latest step: apply this result on top as a new step.
@@ -551,7 +608,9 @@ class EditController(QObject):
         self.close_candidates()
 
     def close_candidates(self) -> None:
-        self.candidates = None
+        c, self.candidates = self.candidates, None
+        if c is not None and c.more_job is not None:
+            self.w.jobs.cancel(c.more_job)  # nobody will see those results
         self._split = None
         self._compare_held = False
         self.w.candidates.clear()

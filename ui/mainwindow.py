@@ -484,6 +484,7 @@ class MainWindow(QMainWindow):
         self.candidates.split_changed.connect(self.editing.set_split)
         self.candidates.discard.connect(self.editing.discard_result)
         self.candidates.done.connect(self.editing.close_candidates)
+        self.candidates.more.connect(self.editing.more_results)
 
     # ----- messages ---------------------------------------------------------------------
 

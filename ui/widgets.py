@@ -218,6 +218,7 @@ class CandidatesStrip(QFrame):
     split_changed = Signal(object)  # 0..1, or None when the slider is at the right end
     discard = Signal()
     done = Signal()
+    more = Signal()  # run the edit again with other seeds
 
     THUMB = 72
 
@@ -245,6 +246,22 @@ class CandidatesStrip(QFrame):
         self.thumbs = QHBoxLayout(holder)
         self.thumbs.setContentsMargins(0, 0, 0, 0)
         self.thumbs.setSpacing(6)
+        # A tile after the results, like one more of them: the next results appear there.
+        self.more_button = QToolButton()
+        self.more_button.setText("More\nresults")
+        self.more_button.setFixedSize(self.THUMB + 8, self.THUMB + 8)
+        self.more_button.setToolTip(
+            "Run this edit again from the same picture with new seeds; the results join these"
+        )
+        self.more_button.setStyleSheet(
+            f"QToolButton {{ border: 1px dashed {COLORS['border']}; border-radius: 8px; "
+            f"color: {COLORS['muted']}; font-size: 11px; }}"
+            f"QToolButton:hover {{ border-color: {COLORS['accent_hover']}; "
+            f"color: {COLORS['text']}; }}"
+            f"QToolButton:disabled {{ color: {COLORS['border']}; }}"
+        )
+        self.more_button.clicked.connect(self.more)
+        self.thumbs.addWidget(self.more_button)
         self.thumbs.addStretch(1)
         scroller = QScrollArea()
         scroller.setWidget(holder)
@@ -296,7 +313,7 @@ class CandidatesStrip(QFrame):
                 f"QToolButton:checked {{ border-color: {COLORS['accent']}; background: none; }}"
             )
             b.clicked.connect(lambda _=False, i=i: self.chosen.emit(i))
-            self.thumbs.insertWidget(self.thumbs.count() - 1, b)
+            self.thumbs.insertWidget(self.thumbs.count() - 2, b)  # before More and the stretch
             self.buttons.append(b)
         self.title.setText(title)
         self.set_active(active)
