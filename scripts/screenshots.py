@@ -177,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Reference panel.
     window.editing.close_candidates()
-    window.editing.open_reference(reference)
+    window.reference_photo.open(reference)
     wait_idle(window)
     _grab(window, args.out / "05-reference-panel.png")
 
     # Back to the start page (File ▸ Close picture): the photo and the project saved from
     # it are now recent files, each with a thumbnail.
-    window.editing.close_reference()
+    window.reference_photo.close()
     window.save_project(tmp / f"{photo.stem} edited.dedit", wait=True)
     window.close_picture()
     wait_idle(window)

@@ -462,7 +462,7 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     doc.set_partition(labels, list(NAMES), "Known items")
     ref_photo = tmp_path / "reference.png"
     write_synthetic_photo(ref_photo, 200, 260)
-    assert window.editing.open_reference(ref_photo)
+    assert window.reference_photo.open(ref_photo)
     wait_idle(window)
     ref = window.editing.reference
     assert len(ref.visible_items()) >= 2

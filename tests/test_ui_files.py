@@ -220,9 +220,9 @@ def test_a_large_reference_photo_is_read_aside(scene, tmp_path):
     window.files.aside_from = 0
     ref = tmp_path / "ref.png"
     write_synthetic_photo(ref, 120, 160)
-    assert not window.editing.open_reference(tmp_path / "nowhere.png")
+    assert not window.reference_photo.open(tmp_path / "nowhere.png")
     assert "does not exist" in window.message_text()
-    assert window.editing.open_reference(ref)
+    assert window.reference_photo.open(ref)
     assert window.editing.reference is None
     assert "Opening ref.png" in window.reference_panel.status.text()
     wait_idle(window)

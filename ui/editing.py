@@ -9,7 +9,8 @@ into undoable steps.
   drop never freezes the canvas) until the diffusion result lands. The first result is applied
   at once as one undo step ("Project.apply": the edited picture becomes the new base) and
   every result of the edit is offered in the candidates strip, where clicking another swaps
-  it into that same step.
+  it into that same step. More results runs the edit again with the next seeds.
+- The reference photo itself (opening, finding its items) is :mod:`ui.reference`'s.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject
 
 from dedit_app.errors import DEditError
 from dedit_app.partition import Move
@@ -32,7 +32,6 @@ from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
 
 if TYPE_CHECKING:
-    from dedit_app.project import Project
     from ui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
@@ -75,9 +74,6 @@ class EditController(QObject):
         self.pending: dict[int, PendingEdit] = {}
         self.prepare_job: int | None = None
         self.candidates: Candidates | None = None
-        self.reference: Document | None = None
-        self._reference_reading: int | None = None  # ticket of a reference being read
-        self._ref_segment_job: int | None = None
         self._compare_held = False
         self._split: float | None = None
         self._last_prepare_losses: list[tuple[int, float]] = []
@@ -88,6 +84,11 @@ class EditController(QObject):
     @property
     def doc(self) -> Document | None:
         return self.w.doc
+
+    @property
+    def reference(self) -> Document | None:
+        """The reference photo's document, when one is open (:mod:`ui.reference`)."""
+        return self.w.reference_photo.doc
 
     def prepared(self, doc: Document | None = None) -> bool:
         doc = doc or self.doc
@@ -615,93 +616,6 @@ class EditController(QObject):
         self._compare_held = False
         self.w.candidates.clear()
         self.w.canvas.set_compare(None, None)
-
-    # ----- reference photo --------------------------------------------------------------
-
-    def open_reference(self, path: str | Path) -> bool:
-        """Open a photo or project as the reference; False when refused at once. A large
-        one is read on the files thread and shows when it is ready."""
-        from ui.files import picture_size
-
-        path = Path(path)
-        try:
-            size = picture_size(path)
-            self._stop_reading_reference()
-            ticket = self.w.files.read(path, size, self._reference_read, self._reference_failed)
-        except DEditError as err:
-            self.w.show_error(str(err))
-            return False
-        if ticket is not None:
-            self._reference_reading = ticket
-            self.w.reference_panel.status.setText(f"Opening {path.name}…")
-            self._show_reference_dock()
-        return True
-
-    def _stop_reading_reference(self) -> None:
-        if self._reference_reading is not None:
-            self.w.files.thread.forget(self._reference_reading)
-            self._reference_reading = None
-
-    def _reference_failed(self, message: str) -> None:
-        self._reference_reading = None
-        self.w.reference_panel.status.setText("")
-        self.w.show_error(message)
-
-    def _reference_read(self, project: Project) -> None:
-        from ui.tasks import SegmentAuto
-
-        self._reference_reading = None
-        image = project.image if project.folder is None else None
-        ref = Document(project, self)
-        old, self.reference = self.reference, ref
-        self.w.reference_panel.set_document(ref)
-        self._show_reference_dock()
-        if old is not None:
-            old.deleteLater()
-        self.update_state()
-        if image is None:
-            return
-        task = SegmentAuto(
-            readonly(image),
-            ("reference", id(ref)),
-            self.w.settings.segmenter,
-            self.w.segmenting.options(),
-        )
-
-        def done(seg) -> None:
-            if ref is self.reference:
-                ref.set_partition(seg.labels, list(seg.names), "Find items")
-                ref.undo.clear()
-                self.w.reference_panel.status.setText(
-                    f"{len(ref.visible_items())} items. Prepare (Ctrl+P) to learn both photos "
-                    "together, then drag an item onto your photo."
-                )
-                self.update_state()
-
-        def failed(message: str) -> None:
-            if ref is self.reference:
-                self.w.show_error(message)
-
-        self.w.reference_panel.status.setText("Finding items…")
-        self.w.jobs.submit(
-            JobRequest("Find items in the reference", task, kind="segment"),
-            on_finished=done,
-            on_failed=failed,
-        )
-
-    def _show_reference_dock(self) -> None:
-        if not self.w.reference_dock.isVisible():
-            self.w.reference_dock.show()
-            self.w.resizeDocks([self.w.reference_dock], [300], Qt.Orientation.Horizontal)
-        self.w.reference_dock.raise_()
-
-    def close_reference(self) -> None:
-        self._stop_reading_reference()
-        ref, self.reference = self.reference, None
-        self.w.reference_panel.set_document(None)
-        if ref is not None:
-            ref.deleteLater()
-        self.update_state()
 
 
 def _minutes(seconds: float) -> str:

@@ -44,6 +44,7 @@ from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
 from ui.recent import RecentFiles
 from ui.recovery import Recovery
+from ui.reference import ReferenceController
 from ui.segmenting import SegmentController
 from ui.settings import EditorSettings, SettingsDialog
 from ui.side_panels import PreparePanel, ReferencePanel
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
 
         self._build_central()
         self._build_docks()
+        self.reference_photo = ReferenceController(self)
         self.editing = EditController(self)
         self.segmenting = SegmentController(self)
         self._build_actions()
@@ -475,7 +477,7 @@ class MainWindow(QMainWindow):
         self.prepare_panel.prepare_clicked.connect(self.editing.prepare)
         self.prepare_panel.cancel_clicked.connect(self.editing.cancel_prepare)
         self.reference_panel.open_clicked.connect(self.open_reference_dialog)
-        self.reference_panel.close_clicked.connect(self.editing.close_reference)
+        self.reference_panel.close_clicked.connect(self.reference_photo.close)
         self.size_slider.valueChanged.connect(self._set_brush_size)
         self.size_spin.valueChanged.connect(self._set_brush_size)
         self.jobs.changed.connect(lambda _id: self._update_busy())
@@ -784,7 +786,7 @@ class MainWindow(QMainWindow):
     def open_reference_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a reference photo", "", IMAGE_FILTER)
         if path:
-            self.editing.open_reference(path)
+            self.reference_photo.open(path)
 
     def cancel_all_jobs(self) -> None:
         self.jobs.cancel_all()
