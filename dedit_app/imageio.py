@@ -249,6 +249,25 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return ops.get(orientation, ops[1])(image)
 
 
+def from_pixels(pixels: np.ndarray, name: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A picture that arrived as pixels, not as a file (pasted from the clipboard), the way
+    :func:`load_image` reads a file: ``pixels`` ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA
+    with straight alpha, uint8; returns ``(H, W, 3)`` uint8 RGB, transparency composited
+    on white. ``name`` names it in the ImageLoadError raised when it is empty or too large."""
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
+        raise ImageLoadError(f"{name} is not an 8-bit RGB picture.")
+    h, w = pixels.shape[:2]
+    if h == 0 or w == 0:
+        raise ImageLoadError(f"{name} has no pixels.")
+    if h * w > max_pixels:
+        raise ImageLoadError(_too_big(name, (w, h), max_pixels))
+    if pixels.shape[2] == 3:
+        return np.ascontiguousarray(pixels)
+    if (pixels[..., 3] == 255).all():
+        return np.ascontiguousarray(pixels[..., :3])
+    return _composite_on_white(pixels[..., :3], pixels[..., 3], 255)
+
+
 def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray, full: int) -> np.ndarray:
     """``rgb`` over white with ``alpha`` (both integer, 0..full) -> uint8, rounded."""
     a = alpha.astype(np.float32)[..., None] / full

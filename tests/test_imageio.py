@@ -593,3 +593,29 @@ def test_feather_widths_at_the_ends_of_float_range():
     # far wider than the picture: the generated side fades in by next to nothing, no NaN
     huge = feather_weights(keep, 1e300)
     assert np.isfinite(huge).all() and (huge >= 0).all() and (huge < 1e-6).all()
+
+
+def test_pixels_from_the_clipboard_read_like_the_same_picture_from_a_file(tmp_path):
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
+    rgba[0, :, 3] = 0  # fully transparent row: white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "layer.png")
+    read = imageio.from_pixels(rgba, "The pasted picture")
+    assert np.array_equal(read, load_image(tmp_path / "layer.png"))
+    assert (read[0] == 255).all()
+    assert np.array_equal(imageio.from_pixels(rgba[..., :3], "x"), rgba[..., :3])
+
+
+@pytest.mark.parametrize(
+    ("pixels", "words"),
+    [
+        (np.zeros((0, 4, 3), np.uint8), "has no pixels"),
+        (np.zeros((4, 4), np.uint8), "not an 8-bit RGB picture"),
+        (np.zeros((4, 4, 3), np.uint16), "not an 8-bit RGB picture"),
+        (np.zeros((30, 40, 3), np.uint8), "40 × 30 pixels"),
+    ],
+)
+def test_pixels_that_cannot_be_a_photo_are_refused_in_a_sentence(pixels, words):
+    with pytest.raises(ImageLoadError, match=words) as caught:
+        imageio.from_pixels(pixels, "The pasted picture", max_pixels=1000)
+    assert str(caught.value).startswith("The pasted picture")

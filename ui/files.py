@@ -64,10 +64,15 @@ def read_picture(path: Path) -> Project:
         project = Project.load(path)
         know_areas(project.labels, item_areas(project.labels, len(project.items)))
         return project
-    image = load_image(path)
+    return photo_project(load_image(path), path.name)
+
+
+def photo_project(image: np.ndarray, source: str) -> Project:
+    """A new project of ``image`` ``(H, W, 3)`` uint8 RGB with one item, the whole picture,
+    until its items are found; ``source`` is the photo's file name."""
     labels = np.zeros(image.shape[:2], np.int32)
     know_areas(labels, np.array([labels.size], np.int64))  # one item: every pixel
-    return Project.new(image, labels, ["picture"], source=path.name)
+    return Project.new(image, labels, ["picture"], source=source)
 
 
 def _delete(paths: list[Path]) -> None:
@@ -200,6 +205,19 @@ class FileController(QObject):
             return
         height, width = project.size
         w.status_message.setText(f"Opened {path.name} ({width}×{height}).")
+        w.segmenting.segment_auto(first=True)
+
+    def open_pixels(self, image: np.ndarray, source: str) -> None:
+        """Show ``image`` ``(H, W, 3)`` uint8 RGB, which came from no file (pasted), as a new
+        photo named ``source``, and find its items. The caller has asked about the current
+        picture's changes already."""
+        w = self.w
+        self.stop_opening()  # the pasted picture is the newer choice
+        project = photo_project(image, source)
+        w.set_document(Document(project, w))
+        w.dismiss_message()
+        height, width = project.size
+        w.status_message.setText(f"Pasted a picture ({width}×{height}); it is not saved yet.")
         w.segmenting.segment_auto(first=True)
 
     # ----- saving -----------------------------------------------------------------------

@@ -63,10 +63,19 @@ def cutout_image(image: np.ndarray, mask: np.ndarray) -> QImage:
 
 def qimage_rgb(img: QImage) -> np.ndarray:
     """A QImage as an ``(H, W, 3)`` uint8 RGB array (a copy)."""
-    img = img.convertToFormat(QImage.Format.Format_RGB888)
+    return _qimage_pixels(img, QImage.Format.Format_RGB888, 3)
+
+
+def qimage_rgba(img: QImage) -> np.ndarray:
+    """A QImage as an ``(H, W, 4)`` uint8 RGBA array with straight alpha (a copy)."""
+    return _qimage_pixels(img, QImage.Format.Format_RGBA8888, 4)
+
+
+def _qimage_pixels(img: QImage, fmt: QImage.Format, channels: int) -> np.ndarray:
+    img = img.convertToFormat(fmt)
     h, w, bpl = img.height(), img.width(), img.bytesPerLine()
     buf = np.frombuffer(img.constBits(), np.uint8, count=h * bpl).reshape(h, bpl)
-    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+    return buf[:, : channels * w].reshape(h, w, channels).copy()
 
 
 def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

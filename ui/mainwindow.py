@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.errors import DEditError
-from ui import thumbnails
+from ui import clipboard, thumbnails
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.editing import EditController
@@ -237,6 +237,18 @@ class MainWindow(QMainWindow):
         self.act_quit = A("&Quit", self.close, SK.Quit)
         self.act_undo = self._undo_action(True)
         self.act_redo = self._undo_action(False)
+        self.act_copy = A(
+            "&Copy",
+            self.copy_picture,
+            SK.Copy,
+            "Copy the selected items as a cut-out, or the whole picture when none is selected",
+        )
+        self.act_paste = A(
+            "&Paste as new photo",
+            lambda: clipboard.paste(self),
+            SK.Paste,
+            "Open the picture on the clipboard as a new photo",
+        )
         self.act_settings = A("Se&ttings…", self.open_settings, SK.Preferences, "", "settings")
         self.act_settings.setShortcuts([QKeySequence(SK.Preferences), QKeySequence("Ctrl+,")])
 
@@ -356,6 +368,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_close, self.act_quit])
         m = mb.addMenu("&Edit")
         m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions([self.act_copy, self.act_paste])
         m.addSeparator()
         m.addActions(
             [self.act_prepare, self.act_edit_prompt, self.act_remove, self.act_cancel_jobs]
@@ -788,6 +802,12 @@ class MainWindow(QMainWindow):
         if path:
             self.reference_photo.open(path)
 
+    def copy_picture(self) -> None:
+        """Edit ▸ Copy: the selected items as a cut-out, or the picture (:mod:`ui.clipboard`)."""
+        said = clipboard.copy(self)
+        if said:
+            self.status_message.setText(said)
+
     def cancel_all_jobs(self) -> None:
         self.jobs.cancel_all()
 
@@ -841,6 +861,7 @@ class MainWindow(QMainWindow):
         sel = bool(has and doc.selection)
         for a in (
             self.act_close,
+            self.act_copy,
             self.act_save,
             self.act_save_as,
             self.act_export,
