@@ -69,7 +69,11 @@ class StartPage(QWidget):
         title = QLabel("Drop a photo here")
         title.setStyleSheet("font-size: 21px; font-weight: 600;")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = QLabel("or open one with Ctrl+O. Every item in it becomes editable by prompt.")
+        # Two short lines, not one wrapped one: the page's narrowest width is the longest line.
+        hint = QLabel(
+            "or open one (Ctrl+O), or paste one (Ctrl+V).\n"
+            "Every item in it becomes editable by prompt."
+        )
         hint.setProperty("role", "hint")
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_button = QPushButton("Open a photo or project…")
