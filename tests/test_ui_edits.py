@@ -324,6 +324,22 @@ def test_more_results_are_refused_after_preparing_again(opened):
     assert window.editing.candidates.more_job is None and not window.jobs.active("edit")
 
 
+def test_prompts_typed_before_are_suggested_as_you_type(opened):
+    window = opened
+    window.editing.text_edit(2, "a white leather handbag")
+    assert EditorSettings.load(window.qsettings).prompts[0] == "a white leather handbag"
+    wait_idle(window, 300)
+    window.doc.select([3])
+    field = window.items_panel.prompt_edit
+    field.setFocus()
+    field.clear()
+    QTest.keyClicks(field, "LEATHER")  # anywhere in the prompt, any case
+    completer = window.items_panel.prompt_completer
+    assert completer.popup().isVisible()
+    assert completer.completionCount() == 1
+    assert completer.currentCompletion() == "a white leather handbag"
+
+
 class HoldTheWorker:
     """A job that keeps the model's worker busy until released, so an edit stays queued."""
 

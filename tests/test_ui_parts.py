@@ -16,7 +16,7 @@ from dedit_app.errors import EditError  # noqa: E402
 from dedit_app.jobs import JobState, Progress  # noqa: E402
 from ui import overlay  # noqa: E402
 from ui.preview import move_preview, remove_preview  # noqa: E402
-from ui.settings import EditorSettings  # noqa: E402
+from ui.settings import MAX_PROMPTS, EditorSettings  # noqa: E402
 from ui.testing import private_settings, synthetic_scene  # noqa: E402
 from ui.worker import JobQueue, JobRequest  # noqa: E402
 
@@ -411,6 +411,7 @@ def test_settings_round_trip_through_a_private_store(tmp_path):
         segmenter="sam",
         sam_checkpoint="/w/sam.pth",
         recent=["/a.png", "/b.png"],
+        prompts=["a red, shiny bag", "a white handbag"],
         low_memory=True,
         compile=True,
     )
@@ -418,6 +419,22 @@ def test_settings_round_trip_through_a_private_store(tmp_path):
     loaded = EditorSettings.load(private_settings(tmp_path))
     assert loaded == s
     assert (tmp_path / "settings.ini").is_file()
+
+
+@pytest.mark.parametrize("prompts", [["a red, shiny bag"], ["one"], []])
+def test_a_short_list_of_prompts_comes_back_as_it_was(tmp_path, prompts):
+    EditorSettings(prompts=prompts).save(private_settings(tmp_path))
+    assert EditorSettings.load(private_settings(tmp_path)).prompts == prompts
+
+
+def test_prompts_are_remembered_newest_first_once_and_at_most_fifty():
+    s = EditorSettings()
+    for k in range(60):
+        s.add_prompt(f"prompt {k}")
+    s.add_prompt("  prompt 30 ")
+    s.add_prompt("   ")
+    assert s.prompts[:2] == ["prompt 30", "prompt 59"] and len(s.prompts) == MAX_PROMPTS
+    assert s.prompts.count("prompt 30") == 1
 
 
 def test_damaged_or_out_of_range_settings_fall_back_to_sensible_values(tmp_path):

@@ -256,6 +256,7 @@ class EditController(QObject):
             return
         if not self._need_prepared():
             return
+        self.w.remember_prompt(prompt)
         items = [replace(i) for i in doc.items]
         items[item].prompt = prompt
         entry = {"kind": "text", "item": int(item), "prompt": prompt}

@@ -3,10 +3,11 @@ properties (name, prompt); kept in sync with the canvas through the document."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QRect, QSize, QStringListModel, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCompleter,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -158,6 +159,16 @@ class ItemsPanel(QWidget):
         self.prompt_edit.setObjectName("promptEdit")
         self.prompt_edit.setPlaceholderText("New look, e.g. a white handbag")
         self.prompt_edit.setClearButtonEnabled(True)
+        # Prompts typed before, matched anywhere in them ("white" finds "a white handbag"):
+        # a designer tries variations of a few ideas, across photos.
+        self.prompt_completer = QCompleter(QStringListModel(self), self)
+        self.prompt_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.prompt_completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.prompt_completer.setMaxVisibleItems(8)
+        self.prompt_completer.popup().setStyleSheet(
+            f"QListView {{ background: {COLORS['raised']}; border: 1px solid {COLORS['border']}; }}"
+        )
+        self.prompt_edit.setCompleter(self.prompt_completer)
         form.addWidget(self.prompt_edit)
         self.prompt_hint = QLabel("Press Enter to edit the selected item.")
         self.prompt_hint.setProperty("role", "hint")
@@ -290,6 +301,10 @@ class ItemsPanel(QWidget):
         text = self.name_edit.text()
         if text.strip() and text.strip() != doc.items[doc.current].name:
             doc.rename(doc.current, text)
+
+    def set_prompt_suggestions(self, prompts: list[str]) -> None:
+        """The prompts the prompt field suggests as the user types, newest first."""
+        self.prompt_completer.model().setStringList(prompts)
 
     def _submit_prompt(self) -> None:
         doc = self.doc

@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         self.prepare_panel = PreparePanel()
         lay.addWidget(self.prepare_panel)
         self.items_panel = ItemsPanel()
+        self.items_panel.set_prompt_suggestions(self.settings.prompts)
         self.items_panel.layout().setContentsMargins(0, 4, 0, 8)
         lay.addWidget(self.items_panel, 1)
         self.items_dock = self._dock("ITEMS", "itemsDock", items_box, right)
@@ -795,12 +796,19 @@ class MainWindow(QMainWindow):
     def apply_settings(self, settings: EditorSettings) -> None:
         self.settings = settings.clamped()
         self.settings.save(self.qsettings)
+        self.items_panel.set_prompt_suggestions(self.settings.prompts)
         self.editing.settings_changed()
 
     def open_reference_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a reference photo", "", IMAGE_FILTER)
         if path:
             self.reference_photo.open(path)
+
+    def remember_prompt(self, prompt: str) -> None:
+        """Keep ``prompt`` among the prompt field's suggestions (and in the settings)."""
+        self.settings.add_prompt(prompt)
+        self.settings.save(self.qsettings)
+        self.items_panel.set_prompt_suggestions(self.settings.prompts)
 
     def copy_picture(self) -> None:
         """Edit ▸ Copy: the selected items as a cut-out, or the picture (:mod:`ui.clipboard`)."""

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 MAX_RECENT = 10
+MAX_PROMPTS = 50  # prompts remembered for the prompt field's suggestions
 
 
 @dataclass
@@ -58,6 +59,7 @@ class EditorSettings:
     lora_rank: int = 0  # 0 = train to_q/to_k/to_v directly; >0 = LoRA of this rank
     low_memory: bool = False  # preparing: recompute activations, park idle models in RAM
     recent: list[str] = field(default_factory=list)  # recently opened photos and projects
+    prompts: list[str] = field(default_factory=list)  # prompts typed for edits, newest first
 
     @classmethod
     def load(cls, qs: QSettings) -> EditorSettings:
@@ -101,11 +103,19 @@ class EditorSettings:
             model_steps=max(self.model_steps, 0),
             lora_rank=max(self.lora_rank, 0),
             recent=list(dict.fromkeys(self.recent))[:MAX_RECENT],
+            prompts=list(dict.fromkeys(p.strip() for p in self.prompts if p.strip()))[:MAX_PROMPTS],
         )
 
     def add_recent(self, path: str) -> None:
         self.recent = [path] + [p for p in self.recent if p != path]
         self.recent = self.recent[:MAX_RECENT]
+
+    def add_prompt(self, prompt: str) -> None:
+        """Remember ``prompt`` first among the suggestions (once, at most
+        :data:`MAX_PROMPTS`)."""
+        prompt = prompt.strip()
+        if prompt:
+            self.prompts = [prompt, *(p for p in self.prompts if p != prompt)][:MAX_PROMPTS]
 
 
 def backend_names() -> list[tuple[str, str, str]]:
