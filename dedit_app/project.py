@@ -142,7 +142,7 @@ class Project:
     @refined.setter
     def refined(self, value: bool) -> None:
         if self.training is None:
-            raise ProjectError("Only a prepared project can be refined since preparing.")
+            raise ProjectError("Only a prepared project can be marked as changed since preparing.")
         if value:
             self.training["refined_by_hand"] = True
         else:

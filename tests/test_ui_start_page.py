@@ -11,6 +11,7 @@ pytest.importorskip("pytestqt")
 
 from dedit_app.imageio import load_image  # noqa: E402
 from ui import thumbnails  # noqa: E402
+from ui.imaging import shrink_to  # noqa: E402
 from ui.settings import EditorSettings  # noqa: E402
 from ui.testing import drop_files, wait_idle, write_synthetic_photo  # noqa: E402
 
@@ -83,7 +84,7 @@ def test_recent_files_show_a_thumbnail_of_their_picture(window, tmp_path):
     # The photo's own pixels, shrunk; a thumbnail no recent file needs is deleted.
     kept = thumbnails.read(window.recent.thumbnail_dir, [opened])[opened]
     assert max(kept.shape[:2]) == thumbnails.LONGEST
-    assert (kept == thumbnails.shrink(load_image(photo))).all()
+    assert (kept == shrink_to(load_image(photo), thumbnails.LONGEST)).all()
     assert not stray.exists()
 
     tiles[opened].click()  # the tile opens its file, as the name does

@@ -196,29 +196,32 @@ class FileController(QObject):
         self.w.show_error(message)
 
     def _show(self, path: Path, project: Project) -> None:
-        w = self.w
-        w.set_document(Document(project, w))
-        w.remember(path, project.image)
-        w.dismiss_message()
-        if project.folder is not None:
-            w.status_message.setText(f"Opened the project {path.name}.")
-            return
         height, width = project.size
-        w.status_message.setText(f"Opened {path.name} ({width}×{height}).")
-        w.segmenting.segment_auto(first=True)
+        if project.folder is not None:
+            self._present(project, f"Opened the project {path.name}.", path)
+        else:
+            self._present(project, f"Opened {path.name} ({width}×{height}).", path)
 
     def open_pixels(self, image: np.ndarray, source: str) -> None:
         """Show ``image`` ``(H, W, 3)`` uint8 RGB, which came from no file (pasted), as a new
         photo named ``source``, and find its items. The caller has asked about the current
         picture's changes already."""
-        w = self.w
         self.stop_opening()  # the pasted picture is the newer choice
         project = photo_project(image, source)
-        w.set_document(Document(project, w))
-        w.dismiss_message()
         height, width = project.size
-        w.status_message.setText(f"Pasted a picture ({width}×{height}); it is not saved yet.")
-        w.segmenting.segment_auto(first=True)
+        self._present(project, f"Pasted a picture ({width}×{height}); it is not saved yet.")
+
+    def _present(self, project: Project, said: str, path: Path | None = None) -> None:
+        """Make ``project`` the window's document (a recent file when it has a ``path``),
+        say ``said``, and find a new photo's items."""
+        w = self.w
+        w.set_document(Document(project, w))
+        if path is not None:
+            w.remember(path, project.image)
+        w.dismiss_message()
+        w.status_message.setText(said)
+        if project.folder is None:
+            w.segmenting.segment_auto(first=True)
 
     # ----- saving -----------------------------------------------------------------------
 

@@ -95,15 +95,22 @@ def area_shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def shrink_to(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` ``(H, W, C)`` area-averaged to ``side`` pixels on its long edge; one no
+    larger is returned as it is."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    return area_shrink(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+
+
 def thumbnail(image: np.ndarray, side: int) -> QPixmap:
     """A pixmap of ``image`` ``(H, W, 3)`` uint8 RGB fitted to ``side`` on its long edge
     (smooth). A larger picture is shrunk before it becomes a pixmap: converting a
     24-megapixel candidate whole first took about 180 ms per thumbnail on the UI thread."""
-    h, w = image.shape[:2]
-    if max(h, w) > side:
-        scale = side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return rgb_pixmap(area_shrink(image, size))
+    if max(image.shape[:2]) > side:
+        return rgb_pixmap(shrink_to(image, side))
     from PySide6.QtCore import Qt
 
     return rgb_pixmap(image).scaled(

@@ -55,7 +55,6 @@ from ui.worker import JobQueue
 
 log = logging.getLogger(__name__)
 
-
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
 
 

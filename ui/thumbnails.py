@@ -23,7 +23,7 @@ from PySide6.QtCore import QStandardPaths
 
 from dedit_app.atomic import atomic_write_bytes
 from dedit_app.imageio import png_bytes
-from ui.imaging import area_shrink
+from ui.imaging import shrink_to
 
 LONGEST = 128  # pixels kept on the long edge: sharp at 64 logical pixels on a 2x screen
 
@@ -39,21 +39,11 @@ def file_name(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24] + ".png"
 
 
-def shrink(image: np.ndarray, longest: int = LONGEST) -> np.ndarray:
-    """``image`` ``(H, W, 3)`` uint8 RGB area-averaged to ``longest`` pixels on its long
-    edge (a smaller picture is kept as it is)."""
-    h, w = image.shape[:2]
-    if max(h, w) <= longest:
-        return image
-    scale = longest / max(h, w)
-    return area_shrink(image, (max(1, round(w * scale)), max(1, round(h * scale))))
-
-
 def write(folder: Path, path: str, image: np.ndarray) -> None:
     """Keep a thumbnail of ``image`` ``(H, W, 3)`` uint8 RGB for the file at ``path``; any
     thread. Raises OSError when the folder cannot be written."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / file_name(path), png_bytes(shrink(image)))
+    atomic_write_bytes(folder / file_name(path), png_bytes(shrink_to(image, LONGEST)))
 
 
 def read(folder: Path, paths: list[str]) -> dict[str, np.ndarray]:
@@ -77,4 +67,4 @@ def prune(folder: Path, keep: list[str]) -> None:
                     entry.unlink()
 
 
-__all__ = ["LONGEST", "default_folder", "file_name", "prune", "read", "shrink", "write"]
+__all__ = ["LONGEST", "default_folder", "file_name", "prune", "read", "write"]
