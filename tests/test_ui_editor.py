@@ -393,3 +393,45 @@ def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(window,
     assert window.isVisible() and record.state is JobState.RUNNING
     assert window.close()  # the second time the answer is "Close": the job is stopped
     assert not window.isVisible() and len(asked) == 2
+
+
+# ----- keys ------------------------------------------------------------------------------
+
+
+def test_no_two_commands_share_a_key_and_every_documented_key_works(window):
+    import re
+
+    from PySide6.QtGui import QAction
+
+    from ui.actions import shortcut_rows
+
+    # Qt fires neither of two actions that share a key ("ambiguous shortcut"), silently.
+    owner: dict[str, str] = {}
+    for a in window.findChildren(QAction):
+        for seq in a.shortcuts():
+            key = seq.toString()
+            assert key not in owner, f"{key} is both {owner[key]!r} and {a.text()!r}"
+            owner[key] = a.text().replace("&", "")
+    # Every key in the EDITOR.md shortcut table is bound, whatever the desktop's own
+    # bindings are (on some, Close is Ctrl+F4 alone and Quit has no key at all).
+    docs = (Path(__file__).parents[1] / "docs" / "EDITOR.md").read_text(encoding="utf-8")
+    table = docs.split("## Shortcuts", 1)[1].split("\n## ", 1)[0]
+    cells = [row.split("|")[2] for row in table.splitlines() if row.count("|") == 3]
+    key = re.compile(r"(?:(?:Ctrl|Shift|Alt)\+)*(?:F\d+|Tab|Delete|Backspace|Esc|Enter|\S)")
+    documented = set()
+    for token in " ".join(cells).replace("\\\\", "\\").split():
+        token = token.strip("()")
+        if token.endswith(",") and not token.endswith("+,"):
+            token = token[:-1]  # "Esc, or ..."
+        if key.fullmatch(token) and not token.islower() and token not in "/…":
+            documented.add(token.replace("Delete", "Del"))
+    by_hand = {"Esc", "Enter", "\\", "1", "9"}  # the window's keyPressEvent, not actions
+    assert {"Ctrl+W", "Ctrl+Shift+Z", "Ctrl+Y", "Ctrl+,", "M", "Del"} <= documented
+    assert documented - by_hand <= set(owner), sorted(documented - by_hand - set(owner))
+    assert owner["Ctrl+W"] == "Close picture" and owner["Ctrl+Shift+Z"].startswith("Redo")
+    # Help ▸ Keyboard shortcuts names every command that has a key, by its first key.
+    listed = dict(shortcut_rows(window))
+    assert listed["More results"] == "M" and listed["Close picture"] == "Ctrl+W"
+    assert listed["Settings…"] == "Ctrl+,"
+    named = {a.text().replace("&", "") for a in window.findChildren(QAction) if a.shortcuts()}
+    assert named <= set(listed)

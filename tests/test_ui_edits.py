@@ -302,12 +302,16 @@ def test_more_results_run_the_edit_again_with_new_seeds(opened):
     keep = outside_edit(doc, labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
 
-    # Done while more results are being made stops that job: nobody would see them.
-    strip.more_button.click()
+    # Done while more results are being made stops that job: nobody would see them. The
+    # Edit menu's More results (key M) is the same command as the tile.
+    assert window.act_more.isEnabled() and window.act_more.shortcut().toString() == "M"
+    window.act_more.trigger()
     job = window.editing.candidates.more_job
+    assert job is not None and not window.act_more.isEnabled()
     strip.done_button.click()
     wait_idle(window, 300)
     assert window.jobs.jobs[job].state is JobState.CANCELLED and not strip.isVisible()
+    assert not window.act_more.isEnabled()  # no results on show: nothing to run again
     assert doc.undo.count() == 1 and doc.image is new[1]
     window.act_undo.trigger()
     assert doc.image is image

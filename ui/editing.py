@@ -547,6 +547,7 @@ class EditController(QObject):
         c = self.candidates
         busy = c is not None and c.more_job is not None
         self.w.candidates.more_button.setEnabled(c is not None and not busy)
+        self.w.act_more.setEnabled(c is not None and not busy)
         self.w.candidates.more_button.setText("Making\nmore…" if busy else "More\nresults")
 
     # ----- candidates -------------------------------------------------------------------
@@ -617,6 +618,7 @@ class EditController(QObject):
         self._compare_held = False
         self.w.candidates.clear()
         self.w.canvas.set_compare(None, None)
+        self._show_more()
 
 
 def _minutes(seconds: float) -> str:

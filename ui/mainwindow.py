@@ -1,5 +1,6 @@
 """The main window: canvas in the centre, items and preparation on the right, jobs and
-history below them, the reference photo on the left; menus, tool bars, shortcuts, status.
+history below them, the reference photo on the left; status bar. Its actions, menus and
+tool bars are made in :mod:`ui.actions`.
 
 The window turns what the user does into document commands (refining items, undoable) and
 jobs (segmentation, preparing, edits; see :mod:`ui.editing`). Every error a user can cause
@@ -12,8 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -22,24 +22,19 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSlider,
-    QSpinBox,
     QStackedWidget,
     QTabWidget,
-    QToolBar,
-    QToolButton,
     QUndoView,
     QVBoxLayout,
     QWidget,
 )
 
 from dedit_app.errors import DEditError
-from ui import clipboard, thumbnails
+from ui import actions, clipboard, thumbnails
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.editing import EditController
 from ui.files import FileController
-from ui.icons import icon
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
 from ui.recent import RecentFiles
@@ -99,9 +94,9 @@ class MainWindow(QMainWindow):
         self.reference_photo = ReferenceController(self)
         self.editing = EditController(self)
         self.segmenting = SegmentController(self)
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbars()
+        actions.build_actions(self)
+        actions.build_menus(self)
+        actions.build_toolbars(self)
         self._build_status()
         self._connect()
         self.set_tool(Tool.SELECT)
@@ -182,279 +177,6 @@ class MainWindow(QMainWindow):
         )
         self.reference_dock.setMinimumWidth(240)
         self.reference_dock.hide()
-
-    def _action(
-        self,
-        text: str,
-        slot,
-        shortcut=None,
-        tip: str = "",
-        icon_name: str = "",
-        checkable: bool = False,
-    ) -> QAction:
-        a = QAction(text, self)
-        if icon_name:
-            a.setIcon(icon(icon_name))
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                a.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                a.setShortcut(QKeySequence(shortcut))
-        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        a.setToolTip(f"{tip or text.replace('…', '')}" + (f"  ({keys})" if keys else ""))
-        a.setStatusTip(tip or text)
-        a.setCheckable(checkable)
-        if slot is not None:
-            a.triggered.connect(slot)
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        A = self._action
-        SK = QKeySequence.StandardKey
-        self.act_open = A("&Open…", self.open_dialog, SK.Open, "Open a photo or a project", "open")
-        self.act_open_ref = A(
-            "Open &reference photo…",
-            self.open_reference_dialog,
-            "Ctrl+Shift+O",
-            "Open a second photo to swap items from",
-            "reference",
-        )
-        self.act_save = A("&Save", lambda: self.files.save(), SK.Save, "Save the project", "save")
-        self.act_save_as = A(
-            "Save &as…", lambda: self.files.save_as(), SK.SaveAs, "Save the project as…"
-        )
-        self.act_export = A(
-            "&Export image…",
-            lambda: self.files.export_dialog(),
-            "Ctrl+E",
-            "Export the picture at full resolution (PNG or JPEG)",
-            "export",
-        )
-        self.act_close = A(
-            "&Close picture", self.close_picture, SK.Close, "Close the picture (asks to save)"
-        )
-        self.act_quit = A("&Quit", self.close, SK.Quit)
-        self.act_undo = self._undo_action(True)
-        self.act_redo = self._undo_action(False)
-        self.act_copy = A(
-            "&Copy",
-            self.copy_picture,
-            SK.Copy,
-            "Copy the selected items as a cut-out, or the whole picture when none is selected",
-        )
-        self.act_paste = A(
-            "&Paste as new photo",
-            lambda: clipboard.paste(self),
-            SK.Paste,
-            "Open the picture on the clipboard as a new photo",
-        )
-        self.act_settings = A("Se&ttings…", self.open_settings, SK.Preferences, "", "settings")
-        self.act_settings.setShortcuts([QKeySequence(SK.Preferences), QKeySequence("Ctrl+,")])
-
-        self.tool_group = QActionGroup(self)
-        self.act_tools = {}
-        for tool, text, key, tip, name in (
-            (
-                Tool.SELECT,
-                "Select and move",
-                "V",
-                "Click to select, drag to move, corners to resize",
-                "select",
-            ),
-            (Tool.BRUSH, "Brush", "B", "Paint pixels into the selected item", "brush"),
-            (Tool.ERASER, "Eraser", "E", "Take pixels away from the selected item", "eraser"),
-            (
-                Tool.CLICK,
-                "Add item by clicking",
-                "C",
-                "Click on a thing to make it an item (right-click excludes)",
-                "click",
-            ),
-        ):
-            a = A(text, lambda _=False, t=tool: self.set_tool(t), key, tip, name, True)
-            self.tool_group.addAction(a)
-            self.act_tools[tool] = a
-        self.act_segment = A(
-            "&Find items again",
-            lambda: self.segmenting.segment_auto(),
-            "Ctrl+Shift+F",
-            "Split the picture into items automatically (replaces the items)",
-        )
-        self.act_add_item = A(
-            "Add clicked item",
-            lambda: self.segmenting.commit(),
-            None,
-            "Make the highlighted area a new item (Enter)",
-        )
-        self.act_clear_clicks = A(
-            "Clear clicks", lambda: self.segmenting.clear(), None, "Start the new item over (Esc)"
-        )
-        self.act_merge = A(
-            "&Merge items",
-            self.merge_selected,
-            "Ctrl+M",
-            "Merge the selected items into the first one",
-        )
-        self.act_rename = A("&Rename item", self.rename_selected, "F2")
-        self.act_remove = A(
-            "&Remove item",
-            self.editing.remove_selected,
-            [QKeySequence.StandardKey.Delete, "Backspace"],
-            "Remove the selected item from the picture",
-        )
-        self.act_select_none = A("Select &none", self.select_none, "Ctrl+Shift+A")
-        self.act_next_item = A("Next item", lambda: self.step_item(1), "Tab")
-        self.act_prev_item = A("Previous item", lambda: self.step_item(-1), "Shift+Tab")
-        for a in (self.act_next_item, self.act_prev_item):
-            a.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-            self.canvas.addAction(a)
-        self.act_bigger = A("Bigger brush", lambda: self.step_brush(1.25), "]")
-        self.act_smaller = A("Smaller brush", lambda: self.step_brush(0.8), "[")
-        self.act_overlays = A(
-            "Show &items",
-            self.toggle_overlays,
-            "H",
-            "Show or hide the item colours",
-            "overlay",
-            True,
-        )
-        self.act_overlays.setChecked(True)
-
-        self.act_prepare = A(
-            "&Prepare",
-            self.editing.prepare,
-            "Ctrl+P",
-            "Learn a prompt for every item (fine-tuning)",
-            "prepare",
-        )
-        self.act_edit_prompt = A(
-            "Edit &prompt", self.focus_prompt, "Ctrl+L", "Type a new prompt for the selected item"
-        )
-        self.act_cancel_jobs = A("&Cancel all jobs", self.cancel_all_jobs, "Ctrl+.")
-
-        self.act_fit = A("&Fit to window", self.canvas.fit, "Ctrl+0", "", "fit")
-        self.act_actual = A("&Actual size", lambda: self.canvas.set_zoom(1.0), "Ctrl+1")
-        self.act_zoom_in = A(
-            "Zoom &in",
-            lambda: self.canvas.zoom_by(1.25),
-            [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
-        )
-        self.act_zoom_out = A(
-            "Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut
-        )
-        self.act_shortcuts = A("&Keyboard shortcuts", self.show_shortcuts, "F1")
-
-    def _undo_action(self, undo: bool) -> QAction:
-        text = "&Undo" if undo else "&Redo"
-        a = QAction(icon("undo" if undo else "redo"), text, self)
-        if undo:
-            a.setShortcut(QKeySequence.StandardKey.Undo)
-        else:
-            a.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
-        a.triggered.connect(lambda: self._undo_redo(undo))
-        self.addAction(a)
-        return a
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_ref])
-        self.recent_menu = m.addMenu("Open &recent")
-        self.restore_menu = m.addMenu("Restore &unsaved work")
-        m.addSeparator()
-        m.addActions([self.act_save, self.act_save_as, self.act_export])
-        m.addSeparator()
-        m.addActions([self.act_close, self.act_quit])
-        m = mb.addMenu("&Edit")
-        m.addActions([self.act_undo, self.act_redo])
-        m.addSeparator()
-        m.addActions([self.act_copy, self.act_paste])
-        m.addSeparator()
-        m.addActions(
-            [self.act_prepare, self.act_edit_prompt, self.act_remove, self.act_cancel_jobs]
-        )
-        m.addSeparator()
-        m.addAction(self.act_settings)
-        m = mb.addMenu("&Items")
-        m.addActions(list(self.act_tools.values()))
-        m.addSeparator()
-        m.addActions([self.act_add_item, self.act_clear_clicks, self.act_segment])
-        m.addSeparator()
-        m.addActions(
-            [
-                self.act_merge,
-                self.act_rename,
-                self.act_select_none,
-                self.act_next_item,
-                self.act_prev_item,
-            ]
-        )
-        m.addSeparator()
-        m.addActions([self.act_bigger, self.act_smaller])
-        m = mb.addMenu("&View")
-        m.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
-        m.addSeparator()
-        m.addAction(self.act_overlays)
-        for dock in (self.items_dock, self.activity_dock, self.reference_dock):
-            m.addAction(dock.toggleViewAction())
-        m = mb.addMenu("&Help")
-        m.addAction(self.act_shortcuts)
-        self.recent.rebuild()
-        self.recovery_changed()
-
-    def _build_toolbars(self) -> None:
-        main = QToolBar("Main")
-        main.setObjectName("mainToolbar")
-        main.setMovable(False)
-        main.setIconSize(QSize(20, 20))
-        main.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        main.addActions([self.act_open, self.act_save, self.act_export])
-        main.addSeparator()
-        main.addActions([self.act_undo, self.act_redo])
-        main.addSeparator()
-        main.addAction(self.act_open_ref)
-        main.addAction(self.act_overlays)
-        main.addAction(self.act_fit)
-        main.addSeparator()
-        # Tool options: change with the tool.
-        self.opt_label = QLabel()
-        self.opt_label.setProperty("role", "hint")
-        main.addWidget(self.opt_label)
-        self.size_slider = QSlider(Qt.Orientation.Horizontal)
-        self.size_slider.setRange(1, 400)
-        self.size_slider.setFixedWidth(160)
-        self.size_slider.setValue(int(self.canvas.brush_radius))
-        self.size_slider.setToolTip("Brush size in photo pixels ([ and ])")
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(1, 400)
-        self.size_spin.setSuffix(" px")
-        self.size_spin.setValue(int(self.canvas.brush_radius))
-        self._size_actions = [main.addWidget(self.size_slider), main.addWidget(self.size_spin)]
-        add = QToolButton()
-        add.setDefaultAction(self.act_add_item)
-        add.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        clear = QToolButton()
-        clear.setDefaultAction(self.act_clear_clicks)
-        clear.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self._click_actions = [main.addWidget(add), main.addWidget(clear)]
-        spacer = QWidget()
-        spacer.setSizePolicy(
-            spacer.sizePolicy().horizontalPolicy().Expanding,
-            spacer.sizePolicy().verticalPolicy().Preferred,
-        )
-        main.addWidget(spacer)
-        main.addAction(self.act_settings)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, main)
-        self.main_toolbar = main
-
-        tools = QToolBar("Tools")
-        tools.setObjectName("tools")
-        tools.setMovable(False)
-        tools.setIconSize(QSize(22, 22))
-        tools.addActions(list(self.act_tools.values()))
-        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, tools)
-        self.tools_toolbar = tools
 
     def _build_status(self) -> None:
         sb = self.statusBar()
@@ -817,28 +539,6 @@ class MainWindow(QMainWindow):
 
     def cancel_all_jobs(self) -> None:
         self.jobs.cancel_all()
-
-    def show_shortcuts(self) -> None:
-        rows = []
-        for a in self.findChildren(QAction):
-            keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            if keys and a.text():
-                rows.append((a.text().replace("&", ""), keys))
-        rows += [
-            ("Compare with the original (hold)", "\\"),
-            ("Pan", "Space+drag"),
-            ("Add the clicked item", "Enter"),
-            ("Choose result 1–9", "1…9"),
-        ]
-        html = (
-            "<table cellpadding=4>"
-            + "".join(f"<tr><td>{t}</td><td><b>{k}</b></td></tr>" for t, k in sorted(set(rows)))
-            + "</table>"
-        )
-        box = QMessageBox(self)
-        box.setWindowTitle("Keyboard shortcuts")
-        box.setText(html)
-        box.exec()
 
     def _on_cursor(self, info) -> None:
         if info is None or self.doc is None:

@@ -1,0 +1,361 @@
+"""The main window's actions, menus, tool bars and the list of keyboard shortcuts.
+
+Every command a user can give by menu, tool bar or key is a ``QAction`` on the window
+(``window.act_open``, ``window.act_tools[Tool.BRUSH]``, ...): tests and scripts trigger
+those, so a shortcut and its menu entry always do the same thing. What the actions do
+lives in the window and its controllers; this module only wires them up.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QLabel, QMessageBox, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
+
+from ui import clipboard
+from ui.canvas import Tool
+from ui.icons import icon
+
+
+def key_sequences(spec) -> list[QKeySequence]:
+    """Every key sequence ``spec`` names, first the one menus show, without repeats.
+
+    ``spec`` is a key ("Ctrl+W"), a standard key, or a list of them. A standard key brings
+    every binding the platform gives it, and only those: on some Linux desktops Close is
+    Ctrl+F4 alone, Quit and Preferences have none and Redo starts with Ctrl+Y; so the keys
+    the documentation promises are named as well, first.
+    """
+    out: dict[str, QKeySequence] = {}
+    for one in spec if isinstance(spec, (list, tuple)) else [spec]:
+        if isinstance(one, QKeySequence.StandardKey):
+            found = QKeySequence.keyBindings(one)
+        else:
+            found = [QKeySequence(one)]
+        for seq in found:
+            if not seq.isEmpty():
+                out.setdefault(seq.toString(), seq)
+    return list(out.values())
+
+
+def make_action(
+    w,
+    text: str,
+    slot,
+    shortcut=None,
+    tip: str = "",
+    icon_name: str = "",
+    checkable: bool = False,
+) -> QAction:
+    """A window action: ``shortcut`` is a key, a standard key or a list of them; the tool
+    tip names the key so that hovering teaches it."""
+    a = QAction(text, w)
+    if icon_name:
+        a.setIcon(icon(icon_name))
+    if shortcut is not None:
+        a.setShortcuts(key_sequences(shortcut))
+    keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    a.setToolTip(f"{tip or text.replace('…', '')}" + (f"  ({keys})" if keys else ""))
+    a.setStatusTip(tip or text)
+    a.setCheckable(checkable)
+    if slot is not None:
+        a.triggered.connect(slot)
+    w.addAction(a)
+    return a
+
+
+def build_actions(w) -> None:
+    """Make every ``w.act_*`` action (and ``w.tool_group``, ``w.act_tools``)."""
+    A = partial(make_action, w)
+    SK = QKeySequence.StandardKey
+    w.act_open = A("&Open…", w.open_dialog, SK.Open, "Open a photo or a project", "open")
+    w.act_open_ref = A(
+        "Open &reference photo…",
+        w.open_reference_dialog,
+        "Ctrl+Shift+O",
+        "Open a second photo to swap items from",
+        "reference",
+    )
+    w.act_save = A("&Save", lambda: w.files.save(), SK.Save, "Save the project", "save")
+    w.act_save_as = A("Save &as…", lambda: w.files.save_as(), SK.SaveAs, "Save the project as…")
+    w.act_export = A(
+        "&Export image…",
+        lambda: w.files.export_dialog(),
+        "Ctrl+E",
+        "Export the picture at full resolution (PNG or JPEG)",
+        "export",
+    )
+    w.act_close = A(
+        "&Close picture", w.close_picture, ["Ctrl+W", SK.Close], "Close the picture (asks to save)"
+    )
+    w.act_quit = A("&Quit", w.close, ["Ctrl+Q", SK.Quit])
+    w.act_undo = undo_action(w, True)
+    w.act_redo = undo_action(w, False)
+    w.act_copy = A(
+        "&Copy",
+        w.copy_picture,
+        SK.Copy,
+        "Copy the selected items as a cut-out, or the whole picture when none is selected",
+    )
+    w.act_paste = A(
+        "&Paste as new photo",
+        lambda: clipboard.paste(w),
+        SK.Paste,
+        "Open the picture on the clipboard as a new photo",
+    )
+    w.act_settings = A("Se&ttings…", w.open_settings, ["Ctrl+,", SK.Preferences], "", "settings")
+
+    w.tool_group = QActionGroup(w)
+    w.act_tools = {}
+    for tool, text, key, tip, name in (
+        (
+            Tool.SELECT,
+            "Select and move",
+            "V",
+            "Click to select, drag to move, corners to resize",
+            "select",
+        ),
+        (Tool.BRUSH, "Brush", "B", "Paint pixels into the selected item", "brush"),
+        (Tool.ERASER, "Eraser", "E", "Take pixels away from the selected item", "eraser"),
+        (
+            Tool.CLICK,
+            "Add item by clicking",
+            "C",
+            "Click on a thing to make it an item (right-click excludes)",
+            "click",
+        ),
+    ):
+        a = A(text, lambda _=False, t=tool: w.set_tool(t), key, tip, name, True)
+        w.tool_group.addAction(a)
+        w.act_tools[tool] = a
+    w.act_segment = A(
+        "&Find items again",
+        lambda: w.segmenting.segment_auto(),
+        "Ctrl+Shift+F",
+        "Split the picture into items automatically (replaces the items)",
+    )
+    w.act_add_item = A(
+        "Add clicked item",
+        lambda: w.segmenting.commit(),
+        None,
+        "Make the highlighted area a new item (Enter)",
+    )
+    w.act_clear_clicks = A(
+        "Clear clicks", lambda: w.segmenting.clear(), None, "Start the new item over (Esc)"
+    )
+    w.act_merge = A(
+        "&Merge items",
+        w.merge_selected,
+        "Ctrl+M",
+        "Merge the selected items into the first one",
+    )
+    w.act_rename = A("&Rename item", w.rename_selected, "F2")
+    w.act_remove = A(
+        "&Remove item",
+        w.editing.remove_selected,
+        [QKeySequence.StandardKey.Delete, "Backspace"],
+        "Remove the selected item from the picture",
+    )
+    w.act_select_none = A("Select &none", w.select_none, "Ctrl+Shift+A")
+    w.act_next_item = A("Next item", lambda: w.step_item(1), "Tab")
+    w.act_prev_item = A("Previous item", lambda: w.step_item(-1), "Shift+Tab")
+    for a in (w.act_next_item, w.act_prev_item):
+        a.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        w.canvas.addAction(a)
+    w.act_bigger = A("Bigger brush", lambda: w.step_brush(1.25), "]")
+    w.act_smaller = A("Smaller brush", lambda: w.step_brush(0.8), "[")
+    w.act_overlays = A(
+        "Show &items",
+        w.toggle_overlays,
+        "H",
+        "Show or hide the item colours",
+        "overlay",
+        True,
+    )
+    w.act_overlays.setChecked(True)
+
+    w.act_prepare = A(
+        "&Prepare",
+        w.editing.prepare,
+        "Ctrl+P",
+        "Learn a prompt for every item (fine-tuning)",
+        "prepare",
+    )
+    w.act_edit_prompt = A(
+        "Edit &prompt", w.focus_prompt, "Ctrl+L", "Type a new prompt for the selected item"
+    )
+    w.act_more = A(
+        "&More results",
+        lambda: w.editing.more_results(),
+        "M",
+        "Run the latest edit again with new seeds; its results join the strip",
+    )
+    w.act_more.setEnabled(False)  # until an edit's results are on show
+    w.act_cancel_jobs = A("&Cancel all jobs", w.cancel_all_jobs, "Ctrl+.")
+
+    w.act_fit = A("&Fit to window", w.canvas.fit, "Ctrl+0", "", "fit")
+    w.act_actual = A("&Actual size", lambda: w.canvas.set_zoom(1.0), "Ctrl+1")
+    w.act_zoom_in = A(
+        "Zoom &in",
+        lambda: w.canvas.zoom_by(1.25),
+        [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
+    )
+    w.act_zoom_out = A("Zoom &out", lambda: w.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
+    w.act_shortcuts = A("&Keyboard shortcuts", partial(show_shortcuts, w), "F1")
+
+
+def undo_action(w, undo: bool) -> QAction:
+    """Undo or Redo; their text names the step (\"Undo Brush\"), see ``_update_actions``."""
+    text = "&Undo" if undo else "&Redo"
+    a = QAction(icon("undo" if undo else "redo"), text, w)
+    SK = QKeySequence.StandardKey
+    a.setShortcuts(key_sequences(SK.Undo if undo else ["Ctrl+Shift+Z", "Ctrl+Y", SK.Redo]))
+    a.triggered.connect(lambda: w._undo_redo(undo))
+    w.addAction(a)
+    return a
+
+
+def build_menus(w) -> None:
+    """The menu bar; also fills Open recent and Restore unsaved work."""
+    mb = w.menuBar()
+    m = mb.addMenu("&File")
+    m.addActions([w.act_open, w.act_open_ref])
+    w.recent_menu = m.addMenu("Open &recent")
+    w.restore_menu = m.addMenu("Restore &unsaved work")
+    m.addSeparator()
+    m.addActions([w.act_save, w.act_save_as, w.act_export])
+    m.addSeparator()
+    m.addActions([w.act_close, w.act_quit])
+    m = mb.addMenu("&Edit")
+    m.addActions([w.act_undo, w.act_redo])
+    m.addSeparator()
+    m.addActions([w.act_copy, w.act_paste])
+    m.addSeparator()
+    m.addActions([w.act_prepare, w.act_edit_prompt, w.act_more, w.act_remove, w.act_cancel_jobs])
+    m.addSeparator()
+    m.addAction(w.act_settings)
+    m = mb.addMenu("&Items")
+    m.addActions(list(w.act_tools.values()))
+    m.addSeparator()
+    m.addActions([w.act_add_item, w.act_clear_clicks, w.act_segment])
+    m.addSeparator()
+    m.addActions(
+        [
+            w.act_merge,
+            w.act_rename,
+            w.act_select_none,
+            w.act_next_item,
+            w.act_prev_item,
+        ]
+    )
+    m.addSeparator()
+    m.addActions([w.act_bigger, w.act_smaller])
+    m = mb.addMenu("&View")
+    m.addActions([w.act_fit, w.act_actual, w.act_zoom_in, w.act_zoom_out])
+    m.addSeparator()
+    m.addAction(w.act_overlays)
+    for dock in (w.items_dock, w.activity_dock, w.reference_dock):
+        m.addAction(dock.toggleViewAction())
+    m = mb.addMenu("&Help")
+    m.addAction(w.act_shortcuts)
+    w.recent.rebuild()
+    w.recovery_changed()
+
+
+def build_toolbars(w) -> None:
+    """The main tool bar (with the brush size and click-tool buttons that show with their
+    tool) and the tools on the left."""
+    main = QToolBar("Main")
+    main.setObjectName("mainToolbar")
+    main.setMovable(False)
+    main.setIconSize(QSize(20, 20))
+    main.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    main.addActions([w.act_open, w.act_save, w.act_export])
+    main.addSeparator()
+    main.addActions([w.act_undo, w.act_redo])
+    main.addSeparator()
+    main.addAction(w.act_open_ref)
+    main.addAction(w.act_overlays)
+    main.addAction(w.act_fit)
+    main.addSeparator()
+    # Tool options: change with the tool.
+    w.opt_label = QLabel()
+    w.opt_label.setProperty("role", "hint")
+    main.addWidget(w.opt_label)
+    w.size_slider = QSlider(Qt.Orientation.Horizontal)
+    w.size_slider.setRange(1, 400)
+    w.size_slider.setFixedWidth(160)
+    w.size_slider.setValue(int(w.canvas.brush_radius))
+    w.size_slider.setToolTip("Brush size in photo pixels ([ and ])")
+    w.size_spin = QSpinBox()
+    w.size_spin.setRange(1, 400)
+    w.size_spin.setSuffix(" px")
+    w.size_spin.setValue(int(w.canvas.brush_radius))
+    w._size_actions = [main.addWidget(w.size_slider), main.addWidget(w.size_spin)]
+    add = QToolButton()
+    add.setDefaultAction(w.act_add_item)
+    add.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    clear = QToolButton()
+    clear.setDefaultAction(w.act_clear_clicks)
+    clear.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    w._click_actions = [main.addWidget(add), main.addWidget(clear)]
+    spacer = QWidget()
+    spacer.setSizePolicy(
+        spacer.sizePolicy().horizontalPolicy().Expanding,
+        spacer.sizePolicy().verticalPolicy().Preferred,
+    )
+    main.addWidget(spacer)
+    main.addAction(w.act_settings)
+    w.addToolBar(Qt.ToolBarArea.TopToolBarArea, main)
+    w.main_toolbar = main
+
+    tools = QToolBar("Tools")
+    tools.setObjectName("tools")
+    tools.setMovable(False)
+    tools.setIconSize(QSize(22, 22))
+    tools.addActions(list(w.act_tools.values()))
+    w.addToolBar(Qt.ToolBarArea.LeftToolBarArea, tools)
+    w.tools_toolbar = tools
+
+
+def shortcut_rows(w) -> list[tuple[str, str]]:
+    """(what, keys) for every action with a key, and the keys that are not actions;
+    sorted by what they do."""
+    rows = []
+    for a in w.findChildren(QAction):
+        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        if keys and a.text():
+            rows.append((a.text().replace("&", ""), keys))
+    rows += [
+        ("Compare with the original (hold)", "\\"),
+        ("Pan", "Space+drag"),
+        ("Add the clicked item", "Enter"),
+        ("Choose result 1–9", "1…9"),
+    ]
+    return sorted(set(rows))
+
+
+def show_shortcuts(w) -> None:
+    """Help ▸ Keyboard shortcuts: every key in one table."""
+    html = (
+        "<table cellpadding=4>"
+        + "".join(f"<tr><td>{t}</td><td><b>{k}</b></td></tr>" for t, k in shortcut_rows(w))
+        + "</table>"
+    )
+    box = QMessageBox(w)
+    box.setWindowTitle("Keyboard shortcuts")
+    box.setText(html)
+    box.exec()
+
+
+__all__ = [
+    "build_actions",
+    "build_menus",
+    "build_toolbars",
+    "key_sequences",
+    "make_action",
+    "shortcut_rows",
+    "show_shortcuts",
+    "undo_action",
+]
