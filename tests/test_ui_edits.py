@@ -473,6 +473,28 @@ def test_cancel_a_running_edit_is_confirmed_and_changes_nothing(opened):
     assert card.state.text() == "Cancelled"
 
 
+def test_closing_a_picture_stops_its_jobs_and_takes_them_off_the_activity_list(opened):
+    window = opened
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    done = list(window.jobs_panel.cards)
+    assert len(done) == 1 and window.jobs.jobs[done[0]].state is JobState.DONE
+    window.apply_settings(dataclasses.replace(window.settings, steps=400, candidates=1))
+    window.editing.text_edit(2, "a red bag")
+    running = window.jobs.active("edit")[0]
+    cancelled, removed = [], []
+    window.jobs.cancelled.connect(cancelled.append)
+    window.jobs.removed.connect(removed.append)
+    assert window.close_picture()
+    assert removed == done  # the finished edit goes at once
+    assert running.state is JobState.CANCELLING and running.request.id in window.jobs_panel.cards
+    wait_idle(window, 300)
+    # The running edit stopped, then left the list; nothing else is listed.
+    assert cancelled == [running.request.id] and removed == [*done, running.request.id]
+    assert not window.jobs.jobs and not window.jobs_panel.cards
+    assert window.jobs_panel.summary.text() == "No jobs yet"
+
+
 def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     photo = tmp_path / "scene.png"
     labels = write_synthetic_photo(photo)

@@ -140,12 +140,13 @@ class EditController(QObject):
         self.update_state()
 
     def forget_document(self, doc: Document) -> None:
-        """The window is about to drop ``doc``: cancel its jobs, forget its results."""
+        """The window is about to drop ``doc``: stop its jobs (they leave the Activity list
+        once they end) and forget its results."""
         for job_id, p in list(self.pending.items()):
             if p.doc is doc:
-                self.w.jobs.cancel(job_id)
+                self.w.jobs.retire(job_id)
         if self.prepare_job is not None:
-            self.w.jobs.cancel(self.prepare_job)
+            self.w.jobs.retire(self.prepare_job)
         self.close_candidates()
         self._clear_preview()
 

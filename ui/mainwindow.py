@@ -256,7 +256,11 @@ class MainWindow(QMainWindow):
     def set_document(self, doc: Document | None) -> None:
         old = self.doc
         if old is not None:
+            # Its jobs stop and leave the Activity list, with those that ended: they were
+            # about a picture that is no longer open.
             self.editing.forget_document(old)
+            self.segmenting.forget_document()
+            self.jobs.clear_finished()
             old.dirty_changed.disconnect(self.update_title)
             old.changed.disconnect(self._on_doc_changed)
             old.selection_changed.disconnect(self._update_actions)

@@ -155,6 +155,14 @@ class SegmentController(QObject):
         w.items_panel.name_edit.setFocus()
         w.items_panel.name_edit.selectAll()
 
+    def forget_document(self) -> None:
+        """The window is about to drop its picture: stop finding its items (a SAM run can
+        take a while, and the next picture's jobs wait behind it)."""
+        for job_id in (self._segment_job, self._click_job):
+            if job_id is not None:
+                self.w.jobs.retire(job_id)
+        self._segment_job = self._click_job = None
+
     def clear(self) -> None:
         self.click_points = []
         self.click_mask = None

@@ -275,6 +275,7 @@ class JobRecord:
     losses: list[tuple[int, float]] = field(default_factory=list)
     result: Any = None
     callbacks: dict[str, Callable[..., None]] = field(default_factory=dict)
+    retired: bool = False  # taken off the list once it ends: its picture was closed
 
     @property
     def active(self) -> bool:
@@ -338,6 +339,18 @@ class JobQueue(QObject):
         record.cancel.cancel()
         record.state = JobState.CANCELLING
         self.changed.emit(job_id)
+
+    def retire(self, job_id: int) -> None:
+        """Stop a job whose picture was closed and take it off the list once it has ended
+        (at once when it already has): nobody will look at it again."""
+        record = self.jobs.get(job_id)
+        if record is None:
+            return
+        record.retired = True
+        if record.active:
+            self.cancel(job_id)
+        else:
+            self.remove(job_id)
 
     def cancel_all(self, kind: str | None = None) -> None:
         for job_id, record in list(self.jobs.items()):
@@ -409,6 +422,8 @@ class JobQueue(QObject):
             self._call(record, "cancelled")
             self.cancelled.emit(msg.job_id)
         self.changed.emit(msg.job_id)
+        if record.retired and not record.active:
+            self.remove(msg.job_id)
 
     def _call(self, record: JobRecord, name: str, *args: Any) -> None:
         cb = record.callbacks.get(name)
