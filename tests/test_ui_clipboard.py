@@ -94,3 +94,85 @@ def test_pasting_nothing_or_keeping_the_picture_changes_nothing(scene, monkeypat
     monkeypatch.setattr(window, "maybe_discard", lambda: False)  # "Cancel" to "save changes?"
     window.act_paste.trigger()
     assert window.doc is doc
+
+
+def drag_row(items_list, item: int) -> None:
+    """Press on ``item``'s row and move the mouse 60 px to the right, as a hand would (the
+    release goes to the drag, not to the list)."""
+    from PySide6.QtCore import QEvent, QPoint, QPointF
+    from PySide6.QtGui import QMouseEvent
+
+    from ui.items_panel import ITEM_ROLE
+
+    row = next(
+        items_list.item(r)
+        for r in range(items_list.count())
+        if items_list.item(r).data(ITEM_ROLE) == item
+    )
+    viewport, at = items_list.viewport(), items_list.visualItemRect(row).center()
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    steps = [(QEvent.Type.MouseButtonPress, at, left, left)]
+    steps += [(QEvent.Type.MouseMove, at + QPoint(dx, 0), none, left) for dx in (5, 20, 60)]
+    for kind, pos, button, buttons in steps:
+        event = QMouseEvent(
+            kind,
+            QPointF(pos),
+            QPointF(viewport.mapToGlobal(pos)),
+            button,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(viewport, event)
+
+
+def test_dragging_items_out_of_the_list_carries_their_cut_out(scene, tmp_path, monkeypatch):
+    from ui import clipboard
+
+    window, labels = scene
+    doc = window.doc
+    doc.select([2, 3])
+    monkeypatch.setattr(clipboard, "drag_folder", lambda: tmp_path / "drag")
+    seen = {}
+
+    def drop_target(drag, _action):  # QDrag.exec: what another program would ask for
+        mime = drag.mimeData()
+        seen["preview"] = drag.pixmap().size()
+        seen["selection"] = list(doc.selection)
+        seen["made at start"] = mime._image is not None or mime.file.exists()
+        seen["own drop"] = clipboard.dropped_files(mime)
+        seen["png"] = bytes(mime.data("image/png"))
+        seen["files"] = [u.toLocalFile() for u in mime.urls()]
+        return Qt.DropAction.CopyAction
+
+    monkeypatch.setattr(clipboard.QDrag, "exec", drop_target)
+    drag_row(window.items_panel.list, 2)
+    assert seen["selection"] == [2, 3]  # pressing a selected row keeps the selection
+
+    ys, xs = np.nonzero(np.isin(labels, [2, 3]))
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    inside = np.isin(labels[box], [2, 3])
+    want = np.dstack([doc.image[box], np.where(inside, 255, 0).astype(np.uint8)])
+    want[~inside, :3] = 0
+    assert not seen["made at start"]  # made when the drop target asks, not before
+    assert seen["own drop"] == []  # dropped back on the picture it opens nothing
+    assert max(seen["preview"].width(), seen["preview"].height()) <= clipboard.DRAG_PREVIEW
+    for got in (QImage.fromData(seen["png"]), QImage(seen["files"][0])):
+        pixels = qimage_rgba(got)
+        pixels[pixels[..., 3] == 0, :3] = 0
+        assert np.array_equal(pixels, want)
+    name = f"{doc.item_name(2)} + {doc.item_name(3)}.png"
+    assert seen["files"] == [str(tmp_path / "drag" / name)]
+
+
+def test_a_dragged_cut_out_that_cannot_be_written_says_so(scene, tmp_path, monkeypatch):
+    from ui import clipboard
+
+    window, _labels = scene
+    window.doc.select([2])
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    mime = clipboard.CutoutMime(window.doc, [2], blocker / "drag", window.show_error)
+    assert mime.urls() == []
+    assert "Could not write the dragged cut-out" in window.message_text()
+    assert "Ctrl+C copies it instead" in window.message_text()
+    assert not QImage.fromData(bytes(mime.data("image/png"))).isNull()  # the picture still goes

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import overlay
+from ui.clipboard import dropped_files
 from ui.document import Document
 from ui.imaging import area_shrink, cutout_image, indexed_image, mask_image, rgb_image
 from ui.theme import COLORS
@@ -821,7 +822,7 @@ class CanvasView(QGraphicsView):
 
     def dragEnterEvent(self, event) -> None:
         md = event.mimeData()
-        if md.hasUrls() or md.hasFormat(REF_ITEM_MIME):
+        if md.hasFormat(REF_ITEM_MIME) or dropped_files(md):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -845,7 +846,7 @@ class CanvasView(QGraphicsView):
                 self.swap_dropped.emit(item, ref)
                 event.acceptProposedAction()
             return
-        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
+        paths = dropped_files(md)
         if paths:
             self.files_dropped.emit(paths)
             event.acceptProposedAction()

@@ -94,9 +94,11 @@ class ItemDelegate(QStyledItemDelegate):
 
 
 class ItemsList(QListWidget):
-    """The list of items; hovering a row highlights the item on the canvas."""
+    """The list of items; hovering a row highlights the item on the canvas, dragging
+    rows out (``drag_started``) carries the selected items to another program."""
 
     hovered = Signal(object)  # item id or None
+    drag_started = Signal()  # a drag of the selected rows began (see ui.clipboard.drag_out)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +112,13 @@ class ItemsList(QListWidget):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         self.entered.connect(lambda idx: self.hovered.emit(idx.data(ITEM_ROLE)))
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def startDrag(self, _actions) -> None:
+        # Not Qt's drag of list rows: the window drags the items' cut-out (pixels the
+        # panel does not hold).
+        self.drag_started.emit()
 
     def leaveEvent(self, event: QEvent) -> None:
         self.hovered.emit(None)

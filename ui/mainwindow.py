@@ -208,6 +208,9 @@ class MainWindow(QMainWindow):
         start.discard_clicked.connect(lambda copy: self.recovery.discard([copy]))
         start.files_dropped.connect(self._on_files_dropped)
         self.items_panel.prompt_submitted.connect(self.editing.text_edit)
+        self.items_panel.list.drag_started.connect(
+            lambda: clipboard.drag_out(self, self.items_panel.list)
+        )
         self.items_panel.merge_requested.connect(self.merge_selected)
         self.items_panel.delete_requested.connect(self.editing.remove_selected)
         self.prepare_panel.prepare_clicked.connect(self.editing.prepare)
@@ -361,12 +364,11 @@ class MainWindow(QMainWindow):
             self.open_path(paths[0])
 
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
+        if clipboard.dropped_files(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        self._on_files_dropped(paths)
+        self._on_files_dropped(clipboard.dropped_files(event.mimeData()))
 
     def save_project(self, path: str | Path, wait: bool = False) -> bool:
         """Save as a ``.dedit`` folder; see :meth:`FileController.save_project`."""

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.clipboard import dropped_files
 from ui.imaging import thumbnail
 from ui.theme import COLORS
 
@@ -217,7 +218,7 @@ class StartPage(QWidget):
     # ----- dropping a file --------------------------------------------------------------
 
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
+        if dropped_files(event.mimeData()):
             self._hover_drop = True
             self.update()
             event.acceptProposedAction()
@@ -229,7 +230,7 @@ class StartPage(QWidget):
     def dropEvent(self, event) -> None:
         self._hover_drop = False
         self.update()
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = dropped_files(event.mimeData())
         if paths:
             event.acceptProposedAction()
             self.files_dropped.emit(paths)
