@@ -1,0 +1,250 @@
+"""The things drawn on the canvas's scene: the photo (with its before/after split), the
+items' translucent overlay, the resize handles and the click tool's markers.
+
+Scene coordinates are image pixels, as in :mod:`ui.canvas`: pixel ``(i, j)`` covers
+``[i, i+1) x [j, j+1)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from ui import overlay
+from ui.imaging import area_shrink, argb_image, indexed_image, rgb_image
+from ui.theme import COLORS
+
+if TYPE_CHECKING:
+    from ui.canvas import CanvasView
+
+
+class _Mipmap:
+    """A picture's pixmaps at 1, 1/2, 1/4, ... of its size, each made the first time it
+    is drawn: at fit-to-view a 24-megapixel photo needs only a small level, and making
+    the full-size pixmap up front (about 100 MB) held the UI thread for longer than a
+    frame after every edit, undo and compare."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.array = image
+        self.levels: dict[int, QPixmap] = {}
+
+    def level(self, k: int) -> QPixmap:
+        """The picture shrunk by ``2**k`` (area-averaged), as a pixmap."""
+        pm = self.levels.get(k)
+        if pm is None:
+            h, w = self.array.shape[:2]
+            small = area_shrink(self.array, (max(w >> k, 1), max(h >> k, 1)))
+            pm = self.levels[k] = QPixmap.fromImage(rgb_image(small))
+        return pm
+
+
+class PhotoItem(QGraphicsItem):
+    """The photo, drawn from a mipmap so a 4096-px photo at fit-to-view stays cheap and
+    smooth; optionally split with a "before" picture left of a vertical line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._photo: _Mipmap | None = None
+        self._before: _Mipmap | None = None
+        self.split: float | None = None  # 0..1 of the width shows ``before``
+        self._size = (0, 0)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self.prepareGeometryChange()
+        self._photo = None if image is None else _Mipmap(image)
+        self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
+        self.update()
+
+    def set_before(self, image: np.ndarray | None, split: float | None) -> None:
+        self._before = None if image is None else _Mipmap(image)
+        self.split = split
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, *self._size)
+
+    def _level(self, scale: float) -> int:
+        """The smallest mipmap level still at least as large as the screen shows it."""
+        k = 0
+        while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= 64:
+            k += 1
+        return k
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        if self._photo is None:
+            return
+        scale = painter.worldTransform().m11()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
+        target = self.boundingRect()
+        k = self._level(scale)
+        pm = self._photo.level(k)
+        painter.drawPixmap(target, pm, QRectF(pm.rect()))
+        if self._before is not None and self.split is not None:
+            before = self._before.level(k)
+            w = target.width() * self.split
+            painter.drawPixmap(
+                QRectF(0, 0, w, target.height()),
+                before,
+                QRectF(0, 0, before.width() * self.split, before.height()),
+            )
+            pen = QPen(QColor(COLORS["accent"]), 0)
+            pen.setCosmetic(True)
+            pen.setWidthF(2)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(w, 0), QPointF(w, target.height()))
+
+
+class OverlayItem(QGraphicsItem):
+    """Item tints and outlines, rendered per repaint in screen space (see ui.overlay)."""
+
+    def __init__(self, view: CanvasView) -> None:
+        super().__init__()
+        self.view = view
+        self._key: tuple | None = None
+        self._image: QImage | None = None
+        self._pos = (0, 0)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+
+    def boundingRect(self) -> QRectF:
+        labels = self.view.shown_labels()
+        if labels is None:
+            return QRectF()
+        return QRectF(0, 0, labels.shape[1], labels.shape[0])
+
+    def invalidate(self) -> None:
+        self._key = None
+        self.update()
+
+    def reset(self) -> None:
+        """The label map (and so the bounding rectangle) was replaced."""
+        self.prepareGeometryChange()
+        self.invalidate()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        labels = self.view.shown_labels()
+        if labels is None:
+            return
+        # World coordinates of the viewport, not device ones: when the window is grabbed
+        # the device is the whole window and Qt adds the viewport's offset underneath.
+        t = painter.worldTransform()
+        vp = self.view.viewport()
+        size = (vp.width(), vp.height())
+        key = (
+            id(labels),
+            self.view.labels_key(),
+            self.view.tables_key(),
+            t.m11(),
+            t.dx(),
+            t.dy(),
+            size,
+        )
+        if key != self._key:
+            self._render(labels, t.m11(), (t.dx(), t.dy()), size)
+            self._key = key
+        if self._image is None:
+            return
+        painter.save()
+        painter.setTransform(QTransform())
+        painter.drawImage(*self._pos, self._image)
+        painter.restore()
+
+    def _render(self, labels, scale, origin, size) -> None:
+        pos, rows, cols = overlay.view_window(labels.shape, origin=origin, scale=scale, size=size)
+        if rows.size == 0:
+            self._image = None
+            return
+        sampled = overlay.sample_labels(labels, rows, cols)
+        codes, table = overlay.render_codes(sampled, self.view.tables())
+        if codes.dtype == np.uint8:
+            self._image = indexed_image(codes, table)
+        else:
+            self._image = argb_image(np.take(table, codes))
+        self._pos = pos
+
+
+class HandlesItem(QGraphicsItem):
+    """A dashed box round the selected item with four corner handles for resizing."""
+
+    SIZE = 9  # screen pixels
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rect = QRectF()
+        self.setZValue(10)
+
+    def set_rect(self, rect: QRectF | None) -> None:
+        self.prepareGeometryChange()
+        self.rect = rect or QRectF()
+        self.setVisible(rect is not None)
+
+    def boundingRect(self) -> QRectF:
+        pad = 50.0
+        return self.rect.adjusted(-pad, -pad, pad, pad)
+
+    def corners(self) -> list[QPointF]:
+        r = self.rect
+        return [r.topLeft(), r.topRight(), r.bottomRight(), r.bottomLeft()]
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self.rect.isNull():
+            return
+        t = painter.worldTransform()
+        painter.save()
+        painter.setTransform(QTransform())
+        r = t.mapRect(self.rect)
+        pen = QPen(QColor(255, 255, 255, 200), 1, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(r)
+        painter.setPen(QPen(QColor(COLORS["accent"]), 1.5))
+        painter.setBrush(QColor(255, 255, 255))
+        s = self.SIZE
+        for c in (r.topLeft(), r.topRight(), r.bottomRight(), r.bottomLeft()):
+            painter.drawRect(QRectF(c.x() - s / 2, c.y() - s / 2, s, s))
+        painter.restore()
+
+
+class MarkersItem(QGraphicsItem):
+    """The include (+) and exclude (-) clicks of click-to-segment, in screen-size dots."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points: list[tuple[float, float, bool]] = []
+        self.setZValue(11)
+
+    def set_points(self, points: list[tuple[float, float, bool]]) -> None:
+        self.prepareGeometryChange()
+        self.points = list(points)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        if not self.points:
+            return QRectF()
+        xs = [p[0] for p in self.points]
+        ys = [p[1] for p in self.points]
+        return QRectF(
+            min(xs) - 100, min(ys) - 100, max(xs) - min(xs) + 200, max(ys) - min(ys) + 200
+        )
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        t = painter.worldTransform()
+        painter.save()
+        painter.setTransform(QTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for x, y, positive in self.points:
+            c = t.map(QPointF(x, y))
+            painter.setPen(QPen(QColor(255, 255, 255), 2))
+            painter.setBrush(QColor(COLORS["ok"] if positive else COLORS["error"]))
+            painter.drawEllipse(c, 8, 8)
+            painter.setPen(QPen(QColor(255, 255, 255), 2))
+            painter.drawLine(QPointF(c.x() - 4, c.y()), QPointF(c.x() + 4, c.y()))
+            if positive:
+                painter.drawLine(QPointF(c.x(), c.y() - 4), QPointF(c.x(), c.y() + 4))
+        painter.restore()
+
+
+__all__ = ["HandlesItem", "MarkersItem", "OverlayItem", "PhotoItem"]
