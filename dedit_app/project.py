@@ -290,6 +290,21 @@ class Project:
         record["_before"] = previous  # replaced by file names when saved
         self.history.append(record)
 
+    def first_picture(self) -> np.ndarray | Path:
+        """The photo before the first applied edit: its ``(H, W, 3)`` uint8 RGB pixels when
+        they are in memory (the current picture itself when no edit was applied), else
+        the project file that holds them, for :func:`read_picture` (a 24 MP PNG takes a
+        second to read: the caller chooses the thread)."""
+        if not self.history:
+            return self.image
+        first = self.history[0]
+        before = first.get("_before")
+        if before is not None:
+            return before[0]
+        if self.folder is None or "image" not in first:
+            raise ProjectError("This project has no saved picture of the photo before its edits.")
+        return self.folder / first["image"]
+
     # ----- saving -------------------------------------------------------------------
 
     def save(
@@ -548,6 +563,12 @@ def _read_png(path: Path, kind: str) -> np.ndarray:
     if _content_name(kind, array) != path.name:
         raise ProjectError(f"The project file {path} does not match its checksum; it is damaged.")
     return array
+
+
+def read_picture(path: Path) -> np.ndarray:
+    """A project's image file as ``(H, W, 3)`` uint8 RGB, checked against its name;
+    ProjectError with a sentence when it is missing or damaged."""
+    return _read_png(Path(path), "image")
 
 
 def _read_json(folder: Path) -> dict[str, Any]:

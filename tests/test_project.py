@@ -430,3 +430,22 @@ def test_only_a_prepared_project_can_be_marked_refined(tmp_path):
     assert not project.refined
     with pytest.raises(ProjectError, match="Only a prepared project"):
         project.refined = True
+
+
+def test_the_photo_before_the_first_edit_is_in_memory_or_in_its_file(tmp_path):
+    from dedit_app.project import read_picture
+
+    p = make_project()
+    original = p.image
+    assert p.first_picture() is original  # nothing applied: the picture itself
+    for value in (10, 20):
+        p.apply(np.full_like(original, value), p.labels, {"kind": "text", "item": 1})
+    assert p.first_picture() is original  # before every edit, not the last
+    p.save(tmp_path / "p.dedit")
+    loaded = Project.load(tmp_path / "p.dedit")
+    path = loaded.first_picture()
+    assert isinstance(path, Path) and path.parent == tmp_path / "p.dedit"
+    assert np.array_equal(read_picture(path), original)
+    path.write_bytes(path.read_bytes()[:-40])  # cut short: damaged
+    with pytest.raises(ProjectError, match="damaged"):
+        read_picture(path)

@@ -279,6 +279,52 @@ def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
     assert doc.items[2].prompt == ""
 
 
+def test_holding_backslash_with_no_results_shows_the_photo_before_its_first_edit(
+    opened, tmp_path, qtbot
+):
+    from ui.original import SHOWING
+
+    window = opened
+    photo = window.canvas.photo
+    image = window.doc.image
+
+    def hold(on: bool) -> None:
+        (QTest.keyPress if on else QTest.keyRelease)(window, Qt.Key.Key_Backslash)
+
+    hold(True)  # nothing edited yet: nothing to compare
+    assert photo._before is None and "No edits yet" in window.status_message.text()
+    hold(False)
+    for prompt in ("a white handbag", "a red handbag"):
+        window.editing.text_edit(2, prompt)
+        wait_idle(window, 300)
+        window.candidates.done_button.click()
+    assert len(window.doc.project.history) == 2
+    hold(True)  # before both edits, not only the last
+    assert photo._before.array is image and photo.split == 1.0
+    assert window.status_message.text() == SHOWING
+    hold(False)
+    assert photo._before is None and window.status_message.text() == ""
+
+    # Saved and opened again, the photo before the edits is read from the project's file.
+    assert window.save_project(tmp_path / "edited.dedit", wait=True)
+    again = make_window(tmp_path / "settings2")
+    qtbot.addWidget(again)
+    try:
+        again.apply_settings(window.settings)
+        assert again.open_path(tmp_path / "edited.dedit")
+        wait_idle(again)
+        QTest.keyPress(again, Qt.Key.Key_Backslash)
+        assert "Reading the photo" in again.status_message.text()
+        wait_idle(again)  # still held when it lands: it shows
+        assert np.array_equal(again.canvas.photo._before.array, image)
+        QTest.keyRelease(again, Qt.Key.Key_Backslash)
+        assert again.canvas.photo._before is None
+        QTest.keyPress(again, Qt.Key.Key_Backslash)  # kept: no second read
+        assert not again.files.busy and again.canvas.photo._before is not None
+    finally:
+        again.close()
+
+
 def test_more_results_run_the_edit_again_with_new_seeds(opened):
     window = opened
     doc, strip = window.doc, window.candidates

@@ -588,6 +588,12 @@ class EditController(QObject):
         self._show_compare()
 
     def hold_compare(self, on: bool) -> None:
+        """\\ pressed or let go: the picture before the edit on show, or with no edit on
+        show the photo before its first edit (:mod:`ui.original`)."""
+        original = self.w.original
+        if (on and self.candidates is None) or (not on and original.held):
+            original.hold(on)
+            return
         self._compare_held = on
         self._show_compare()
 

@@ -37,6 +37,7 @@ from ui.editing import EditController
 from ui.files import FileController
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
+from ui.original import OriginalPhoto
 from ui.recent import RecentFiles
 from ui.recovery import Recovery
 from ui.reference import ReferenceController
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.reference_photo = ReferenceController(self)
         self.editing = EditController(self)
         self.segmenting = SegmentController(self)
+        self.original = OriginalPhoto(self)
         actions.build_actions(self)
         actions.build_menus(self)
         actions.build_toolbars(self)
@@ -263,6 +265,7 @@ class MainWindow(QMainWindow):
             # about a picture that is no longer open.
             self.editing.forget_document(old)
             self.segmenting.forget_document()
+            self.original.forget()
             self.jobs.clear_finished()
             old.dirty_changed.disconnect(self.update_title)
             old.changed.disconnect(self._on_doc_changed)
