@@ -120,6 +120,7 @@ class CutoutMime(QMimeData):
         self.file = folder / f"{stem}.png"
         self._on_error = on_error
         self._image: QImage | None = None
+        self._png: QByteArray | None = None
         self._written = False
 
     def preview(self) -> QImage:
@@ -144,11 +145,12 @@ class CutoutMime(QMimeData):
         if mime == "application/x-qt-image":
             return self.image()
         if mime == "image/png":
-            data = QByteArray()
-            buffer = QBuffer(data)
-            buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-            self.image().save(buffer, "PNG")
-            return data
+            if self._png is None:  # a drop target may ask more than once; encode once
+                self._png = QByteArray()
+                buffer = QBuffer(self._png)
+                buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+                self.image().save(buffer, "PNG")
+            return self._png
         if mime == "text/uri-list":
             return [QUrl.fromLocalFile(str(self.file))] if self._write() else []
         if mime == CUTOUT_MIME:
