@@ -158,6 +158,8 @@ def test_merge_and_rename_are_undoable(scene):
     name.setText("handbag")
     QTest.keyClick(name, Qt.Key.Key_Return)
     assert doc.items[2].name == "handbag"
+    step = doc.undo.undoText()
+    assert step and window.act_undo.toolTip() == f"Undo {step}  (Ctrl+Z)"
     window.act_undo.trigger()
     assert doc.items[2].name == "bag"
     window.act_undo.trigger()
@@ -433,5 +435,8 @@ def test_no_two_commands_share_a_key_and_every_documented_key_works(window):
     listed = dict(shortcut_rows(window))
     assert listed["More results"] == "M" and listed["Close picture"] == "Ctrl+W"
     assert listed["Settings…"] == "Ctrl+,"
+    # Hovering teaches the key, in words without the menu's mnemonic.
+    assert window.act_rename.toolTip() == "Rename item  (F2)"
+    assert window.act_redo.toolTip() == "Redo  (Ctrl+Shift+Z)"
     named = {a.text().replace("&", "") for a in window.findChildren(QAction) if a.shortcuts()}
     assert named <= set(listed)

@@ -56,8 +56,9 @@ def make_action(
     if shortcut is not None:
         a.setShortcuts(key_sequences(shortcut))
     keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-    a.setToolTip(f"{tip or text.replace('…', '')}" + (f"  ({keys})" if keys else ""))
-    a.setStatusTip(tip or text)
+    plain = text.replace("&", "").replace("…", "")  # menu text without its mnemonic
+    a.setToolTip((tip or plain) + (f"  ({keys})" if keys else ""))
+    a.setStatusTip(tip or plain)
     a.setCheckable(checkable)
     if slot is not None:
         a.triggered.connect(slot)
@@ -206,14 +207,15 @@ def build_actions(w) -> None:
 
 
 def undo_action(w, undo: bool) -> QAction:
-    """Undo or Redo; their text names the step (\"Undo Brush\"), see ``_update_actions``."""
-    text = "&Undo" if undo else "&Redo"
-    a = QAction(icon("undo" if undo else "redo"), text, w)
+    """Undo or Redo; their text names the step ("Undo Brush"), see ``_update_actions``."""
     SK = QKeySequence.StandardKey
-    a.setShortcuts(key_sequences(SK.Undo if undo else ["Ctrl+Shift+Z", "Ctrl+Y", SK.Redo]))
-    a.triggered.connect(lambda: w._undo_redo(undo))
-    w.addAction(a)
-    return a
+    return make_action(
+        w,
+        "&Undo" if undo else "&Redo",
+        lambda: w._undo_redo(undo),
+        SK.Undo if undo else ["Ctrl+Shift+Z", "Ctrl+Y", SK.Redo],
+        icon_name="undo" if undo else "redo",
+    )
 
 
 def build_menus(w) -> None:

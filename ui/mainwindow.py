@@ -599,9 +599,13 @@ class MainWindow(QMainWindow):
         self.act_clear_clicks.setEnabled(bool(seg and seg.click_points))
         self.act_undo.setEnabled(bool(has and doc.undo.canUndo()))
         self.act_redo.setEnabled(bool(has and doc.undo.canRedo()))
-        if has:
-            self.act_undo.setText(f"&Undo {doc.undo.undoText()}".rstrip())
-            self.act_redo.setText(f"&Redo {doc.undo.redoText()}".rstrip())
+        if has:  # the text names the step, and so does the tool bar's tool tip
+            for act, verb, step in (
+                (self.act_undo, "Undo", doc.undo.undoText()),
+                (self.act_redo, "Redo", doc.undo.redoText()),
+            ):
+                act.setText(f"&{verb} {step}".rstrip())
+                act.setToolTip(f"{verb} {step}".rstrip() + f"  ({act.shortcut().toString()})")
         self.editing.update_state()
 
     def may_stop_jobs(self) -> bool:
