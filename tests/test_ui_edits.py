@@ -273,6 +273,15 @@ def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
     strip.slider.setValue(40)
     assert window.canvas.photo.split == pytest.approx(0.4)
     strip.slider.setValue(100)
+    # Enter in a text field is the field's (renaming here); on the picture it is Done,
+    # which keeps the chosen result.
+    chosen = doc.image
+    window.items_panel.name_edit.setFocus()
+    QTest.keyClick(window.items_panel.name_edit, Qt.Key.Key_Return)
+    assert strip.isVisible()
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert not strip.isVisible() and doc.image is chosen and doc.undo.count() == 1
     # Undo: exactly the previous picture, labels and prompt.
     window.act_undo.trigger()
     assert doc.image is image and doc.labels is labels

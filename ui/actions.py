@@ -334,6 +334,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
         ("Pan", "Space+drag"),
         ("Add the clicked item", "Enter"),
         ("Choose result 1–9", "1…9"),
+        ("Keep the chosen result (Done)", "Enter"),
     ]
     return sorted(set(rows))
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QStackedWidget,
@@ -502,6 +504,12 @@ class MainWindow(QMainWindow):
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.canvas.tool is Tool.CLICK:
             self.segmenting.commit()
             return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.candidates.isVisible():
+            # A text field lets its Enter through to the window after using it: the prompt's
+            # Enter starts an edit and must not also close the results of the last one.
+            if not isinstance(QApplication.focusWidget(), (QLineEdit, QAbstractSpinBox)):
+                self.candidates.done_button.click()
+                return
         if key == Qt.Key.Key_Backslash and not event.isAutoRepeat():
             self.editing.hold_compare(True)
             return

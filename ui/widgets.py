@@ -291,6 +291,7 @@ class CandidatesStrip(QFrame):
         self.discard_button.clicked.connect(self.discard)
         self.done_button = QPushButton("Done")
         self.done_button.setProperty("primary", True)
+        self.done_button.setToolTip("Keep the chosen result (Enter)")
         self.done_button.clicked.connect(self.done)
         lay.addWidget(self.discard_button)
         lay.addWidget(self.done_button)
