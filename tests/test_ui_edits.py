@@ -537,6 +537,7 @@ def test_closing_a_picture_stops_its_jobs_and_takes_them_off_the_activity_list(o
     window.apply_settings(dataclasses.replace(window.settings, steps=400, candidates=1))
     window.editing.text_edit(2, "a red bag")
     running = window.jobs.active("edit")[0]
+    assert window.jobs_panel.clear_button.isEnabled()  # the finished edit can go
     cancelled, removed = [], []
     window.jobs.cancelled.connect(cancelled.append)
     window.jobs.removed.connect(removed.append)
@@ -547,7 +548,8 @@ def test_closing_a_picture_stops_its_jobs_and_takes_them_off_the_activity_list(o
     # The running edit stopped, then left the list; nothing else is listed.
     assert cancelled == [running.request.id] and removed == [*done, running.request.id]
     assert not window.jobs.jobs and not window.jobs_panel.cards
-    assert window.jobs_panel.summary.text() == "No jobs yet"
+    assert window.jobs_panel.summary.text() == "No jobs"
+    assert not window.jobs_panel.clear_button.isEnabled()  # nothing left to clear
 
 
 def test_swap_an_item_from_a_reference_photo(window, tmp_path):

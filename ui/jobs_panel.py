@@ -178,11 +178,13 @@ class JobsPanel(QWidget):
         head = QHBoxLayout()
         self.summary = QLabel("No jobs yet")
         self.summary.setProperty("role", "hint")
-        clear = QPushButton("Clear finished")
-        clear.setProperty("flat", True)
-        clear.clicked.connect(queue.clear_finished)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setProperty("flat", True)
+        self.clear_button.setEnabled(False)
+        self.clear_button.clicked.connect(queue.clear_finished)
+        self._listed_any = False  # "No jobs yet" only until the first one
         head.addWidget(self.summary, 1)
-        head.addWidget(clear)
+        head.addWidget(self.clear_button)
         lay.addLayout(head)
         self.area = QScrollArea()
         self.area.setWidgetResizable(True)
@@ -223,8 +225,10 @@ class JobsPanel(QWidget):
 
     def _summary(self) -> None:
         active = sum(1 for c in self.cards.values() if c.record.active)
+        self._listed_any = self._listed_any or bool(self.cards)
+        self.clear_button.setEnabled(active < len(self.cards))
         if not self.cards:
-            self.summary.setText("No jobs yet")
+            self.summary.setText("No jobs" if self._listed_any else "No jobs yet")
         elif active:
             self.summary.setText(f"{active} running or waiting")
         else:
