@@ -13,6 +13,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dedit_app.imageio import load_image  # noqa: E402
 from ui.canvas import Tool  # noqa: E402
@@ -65,6 +66,17 @@ def test_canvas_and_list_selection_stay_in_sync(scene):
     assert doc.selection == (2,) and selected_rows(window) == [2]
     click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
     assert doc.selection == (2, 3) and selected_rows(window) == [2, 3]
+    # A double-click selects the item alone, ready to retype its prompt.
+    field = window.items_panel.prompt_edit
+    assert QApplication.focusWidget() is not field
+    QTest.mouseDClick(
+        window.canvas.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view_point(window.canvas, *inner_pixel(labels, 3)),
+    )
+    assert doc.selection == (3,) and QApplication.focusWidget() is field
+    assert field.selectedText() == field.text()  # typing replaces the old prompt
     # Picking a row in the list selects on the canvas (handles follow a single item).
     lst = window.items_panel.list
     row = next(lst.item(i) for i in range(lst.count()) if lst.item(i).data(ITEM_ROLE) == 1)

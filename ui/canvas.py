@@ -54,6 +54,7 @@ class CanvasView(QGraphicsView):
     """The photo with its items; tools report what the user did through signals."""
 
     item_clicked = Signal(int, object)  # item id, Qt.KeyboardModifier
+    item_double_clicked = Signal(int)  # item id (select tool): type its prompt
     empty_clicked = Signal()
     stroke_finished = Signal(list, float, bool)  # [(x, y) pixel centres], radius, erase
     click_point = Signal(float, float, bool)  # x, y (pixel centres), include?
@@ -434,6 +435,22 @@ class CanvasView(QGraphicsView):
                 "screen": event.position(),
                 "active": False,
             }
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        # QGraphicsView hands a double-click to the scene, which has no use for it: the
+        # second press of a quick brush dab or of two clicked points would be lost.
+        if self.doc is None or self._pan is not None:
+            return
+        item = self._item_at(self._scene(event))
+        if (
+            self.tool is Tool.SELECT
+            and event.button() == Qt.MouseButton.LeftButton
+            and not self._space
+            and item is not None
+        ):
+            self.item_double_clicked.emit(item)
+            return
+        self.mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
         if self._pan is not None:

@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c = self.canvas
         c.item_clicked.connect(self._on_item_clicked)
+        c.item_double_clicked.connect(self._on_item_double_clicked)
         c.empty_clicked.connect(self.select_none)
         c.stroke_finished.connect(self._on_stroke)
         c.click_point.connect(self.segmenting.add_click)
@@ -393,6 +394,13 @@ class MainWindow(QMainWindow):
         else:
             self.doc.select([item])
 
+    def _on_item_double_clicked(self, item: int) -> None:
+        """Double-click an item: it alone is selected and its prompt is ready to retype."""
+        if self.doc is None:
+            return
+        self.doc.select([item])
+        self.focus_prompt()
+
     def _on_stroke(self, points: list, radius: float, erase: bool) -> None:
         if self.doc is None:
             return
@@ -455,7 +463,10 @@ class MainWindow(QMainWindow):
             a.setVisible(tool is Tool.CLICK)
         self.opt_label.setText(
             {
-                Tool.SELECT: "Click an item to select it · drag to move · corners resize",
+                Tool.SELECT: (
+                    "Click an item to select it · double-click to retype its prompt · "
+                    "drag to move · corners resize"
+                ),
                 Tool.BRUSH: "Brush size",
                 Tool.ERASER: "Eraser size",
                 Tool.CLICK: "Left-click includes, right-click excludes",
