@@ -1,4 +1,4 @@
-"""The five D-Edit edits: one immutable request in, candidate pictures and regions out.
+"""The D-Edit edits: one immutable request in, candidate pictures and regions out.
 
     result = run_job(run_edit(model, project, TextRequest(item=0, prompt="a white handbag")))
     result.images[0]            # (H, W, 3) uint8 at the photo's resolution
@@ -15,6 +15,9 @@
   active = their new area plus the pixels they vacated (plus extras).
 - RemoveRequest: the item's pixels go to the nearest other items and the item is left out
   of the prompts; active = its former pixels (plus extras).
+- RedrawRequest: the paper's reshape. Items were reshaped by hand (brush, eraser, merge)
+  after the picture was made; the pixels whose item changed are generated again, each
+  with its new item's tokens; active = those pixels (plus extras).
 
 Every check a user can fail (unknown item, empty prompt, a move off the picture, scale <= 0,
 a reference prepared on another base model or not with this project, a project not prepared
@@ -50,6 +53,7 @@ __all__ = [
     "EditResult",
     "MoveRequest",
     "ReconRequest",
+    "RedrawRequest",
     "RemoveRequest",
     "SwapRequest",
     "TextRequest",
@@ -114,7 +118,23 @@ class RemoveRequest:
     kind = "remove"
 
 
-EditRequest = ReconRequest | TextRequest | SwapRequest | MoveRequest | RemoveRequest
+@dataclass(frozen=True, eq=False)
+class RedrawRequest:
+    """Generate again the pixels whose item differs between ``drawn`` and the project's
+    item map: ``drawn`` is the ``(H, W)`` item map the picture was made with, before the
+    items were reshaped by hand. The item map itself stays as it is."""
+
+    drawn: np.ndarray
+    extra_active: tuple[int, ...] = ()
+    options: SamplingOptions = SamplingOptions()
+    kind = "redraw"
+
+    def changed(self, labels: np.ndarray) -> np.ndarray:
+        """``(H, W)`` bool: the pixels whose item is not the one they were drawn as."""
+        return np.asarray(self.drawn) != labels
+
+
+EditRequest = ReconRequest | TextRequest | SwapRequest | MoveRequest | RemoveRequest | RedrawRequest
 
 
 @dataclass
@@ -154,6 +174,8 @@ class EditResult:
             out["prompt"] = r.prompt
         if isinstance(r, SwapRequest):
             out["reference_item"] = r.reference_item
+        if isinstance(r, RedrawRequest):
+            out["pixels"] = int(np.count_nonzero(self.active))
         if isinstance(r, MoveRequest):
             out["moves"] = [[m.item, m.dx, m.dy, m.scale] for m in r.moves]
             out["order"] = list(r.order) if r.order is not None else None
@@ -226,6 +248,14 @@ def check_edit(
             _check_item(project, mv.item)
     elif isinstance(request, RemoveRequest):
         _check_item(project, request.item)
+    elif isinstance(request, RedrawRequest):
+        if np.shape(request.drawn) != project.labels.shape:
+            raise EditError("The item map to redraw from is not the picture's size.")
+        if not request.changed(project.labels).any():
+            raise EditError(
+                "No item was reshaped since the picture was made: brush or erase an item "
+                "first, then redraw."
+            )
     else:
         raise EditError(f"Unknown edit {type(request).__name__}.")
     return metadata
@@ -258,6 +288,8 @@ def plan_edit(
     elif isinstance(request, RemoveRequest):
         new_labels = remove_item(labels, request.item)
         active = labels == request.item
+    elif isinstance(request, RedrawRequest):
+        active = request.changed(labels)
     if new_labels is not None:
         areas = item_areas(new_labels, len(project.items))
         prompts = {int(k): tokens[int(k)] for k in np.flatnonzero(areas)}

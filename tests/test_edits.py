@@ -1,4 +1,4 @@
-"""The five edits on a prepared tiny project: images, item maps, regions, and refusals."""
+"""The edits on a prepared tiny project: images, item maps, regions, and refusals."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from dedit_app.edits import (
     MoveRequest,
     ReconRequest,
+    RedrawRequest,
     RemoveRequest,
     SwapRequest,
     TextRequest,
@@ -20,7 +21,7 @@ from dedit_app.edits import (
 )
 from dedit_app.errors import Cancelled, EditError, ItemError, ModelLoadError
 from dedit_app.jobs import CancelToken, run_job
-from dedit_app.partition import Move
+from dedit_app.partition import Move, paint, stroke_mask
 from dedit_app.project import Project
 from dedit_app.sampler import SamplingOptions
 
@@ -119,6 +120,26 @@ def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):
     _check_output(project, result)
 
 
+def test_redraw_regenerates_only_the_pixels_whose_item_was_reshaped(tiny_sdxl, project):
+    drawn = project.labels
+    with pytest.raises(EditError, match="No item was reshaped"):
+        check_edit(project, RedrawRequest(drawn.copy()))
+    # A brush stroke from item 3 out over its neighbours, as the editor's brush makes it.
+    ys, xs = np.nonzero(drawn == 3)
+    y, x0 = int(ys.mean()), int(xs.min())
+    project.labels = paint(drawn, stroke_mask(drawn.shape, [(x0 + 2, y), (x0 - 12, y)], 4), 3)
+    changed = drawn != project.labels
+    assert changed.sum() > 50 and (project.labels[changed] == 3).all()
+    before = _snapshot(project)
+    result = edit(tiny_sdxl, project, RedrawRequest(drawn, options=FAST))
+    assert _same(before, _snapshot(project))  # the edit itself applies nothing
+    assert result.labels is None  # the reshaped map is already the project's
+    np.testing.assert_array_equal(result.active, changed)
+    assert set(result.prompts) == set(np.unique(project.labels).tolist())
+    assert result.entry()["kind"] == "redraw" and result.entry()["pixels"] == changed.sum()
+    _check_output(project, result)
+
+
 def test_several_candidates(tiny_sdxl, project):
     result = edit(
         tiny_sdxl, project, RemoveRequest(3, options=SamplingOptions(steps=2, candidates=2, seed=4))
@@ -138,6 +159,7 @@ BAD_REQUESTS = [
     (MoveRequest(()), EditError, "at least one item"),
     (SwapRequest(1, 0), EditError, "needs the reference project"),
     (TextRequest(1, "a cat", options=SamplingOptions(strength=2.0)), EditError, "strength"),
+    (RedrawRequest(np.zeros((3, 3), np.int32)), EditError, "not the picture's size"),
 ]
 
 

@@ -24,7 +24,7 @@ from dedit_app import partition  # noqa: E402
 from dedit_app.jobs import CancelToken, JobState, run_job  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui import engine  # noqa: E402
-from ui.canvas import REF_ITEM_MIME  # noqa: E402
+from ui.canvas import REF_ITEM_MIME, Tool  # noqa: E402
 from ui.settings import EditorSettings  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -503,6 +503,42 @@ def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened, monkey
     window.act_undo.trigger()
     assert doc.image is image and doc.labels is labels
     assert window.items_panel.list.count() == 4
+
+
+def test_redraw_paints_the_pixels_of_reshaped_items_as_their_new_item(opened):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    button = window.items_panel.redraw_button
+    assert not window.act_redraw.isEnabled() and not button.isEnabled()
+    window.editing.redraw()  # nothing reshaped: a sentence, no job
+    assert "No item was reshaped" in window.message_text() and not window.jobs.active()
+    # Brush the bag out over the wall: the items change, the picture does not yet.
+    bx, by = inner_pixel(labels, 2)
+    click(window.canvas, bx, by)
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(4)
+    right = int(np.nonzero(labels[by] == 2)[0].max())
+    drag(window.canvas, [(right - 5, by), (right + 20, by)])
+    brushed = doc.labels
+    changed = brushed != labels
+    assert changed.any() and doc.image is image
+    assert window.act_redraw.isEnabled() and button.isEnabled()
+    assert "Redraw (Ctrl+R)" in window.prepare_panel.status.text()
+    button.click()
+    assert window.jobs.active("edit")
+    wait_idle(window, 300)
+    # The brushed pixels were painted again; the items stay as brushed and every pixel away
+    # from the stroke is the picture's own.
+    assert doc.labels is brushed and (doc.image[changed] != image[changed]).any()
+    keep = outside_edit(doc, changed, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+    assert doc.project.history[-1]["kind"] == "redraw"
+    assert not window.act_redraw.isEnabled() and not button.isEnabled()
+    window.act_undo.trigger()  # the redraw: reshaped again, not yet painted
+    assert doc.image is image and doc.labels is brushed and window.act_redraw.isEnabled()
+    window.act_undo.trigger()  # the stroke
+    assert doc.labels is labels and not window.act_redraw.isEnabled()
 
 
 def test_cancel_a_running_edit_is_confirmed_and_changes_nothing(opened):

@@ -193,6 +193,12 @@ def build_actions(w) -> None:
         "Run the latest edit again with new seeds; its results join the strip",
     )
     w.act_more.setEnabled(False)  # until an edit's results are on show
+    w.act_redraw = A(
+        "Re&draw reshaped items",
+        lambda: w.editing.redraw(),
+        "Ctrl+R",
+        "Paint the picture again where the brush, eraser or a merge gave pixels to another item",
+    )
     w.act_cancel_jobs = A("&Cancel all jobs", w.cancel_all_jobs, "Ctrl+.")
 
     w.act_fit = A("&Fit to window", w.canvas.fit, "Ctrl+0", "", "fit")
@@ -234,7 +240,16 @@ def build_menus(w) -> None:
     m.addSeparator()
     m.addActions([w.act_copy, w.act_paste])
     m.addSeparator()
-    m.addActions([w.act_prepare, w.act_edit_prompt, w.act_more, w.act_remove, w.act_cancel_jobs])
+    m.addActions(
+        [
+            w.act_prepare,
+            w.act_edit_prompt,
+            w.act_more,
+            w.act_redraw,
+            w.act_remove,
+            w.act_cancel_jobs,
+        ]
+    )
     m.addSeparator()
     m.addAction(w.act_settings)
     m = mb.addMenu("&Items")

@@ -201,6 +201,28 @@ class Document(QObject):
         self.prepared_labels = [labels]
         self._keep_refined()
 
+    def drawn_labels(self) -> np.ndarray:
+        """The item map the picture on show was made with: that of the latest undo step
+        that changed the picture (an edit) or replaced every item (finding items), else the
+        map the document opened with. Brush, eraser, merge and new items change the items
+        but not the pixels; :meth:`reshaped` is what they changed, for Redraw to paint.
+        What a saved project was drawn with is not kept: it opens as drawn with its map."""
+        for index in range(self.undo.index() - 1, -1, -1):
+            cmd = self.undo.command(index)
+            if cmd.kind in ("edit", "segment"):
+                return cmd.after.labels
+        if self.undo.index() > 0:
+            return self.undo.command(0).before.labels
+        return self.labels
+
+    @property
+    def reshaped(self) -> bool:
+        """Some pixel's item differs from the one the picture was made with."""
+        # The picture changes what was drawn without changing the items, and a step is
+        # restored (and asked about) before the undo stack counts it: key on all three.
+        key = ("reshaped", self.image_version, self.undo.index())
+        return self._cached(key, lambda: bool((self.drawn_labels() != self.labels).any()))
+
     @property
     def refined_since_prepare(self) -> bool:
         """The items were changed by hand after the project was prepared."""
@@ -434,7 +456,12 @@ class Document(QObject):
         items = tuple(Item(n) for n in names)
         if int(labels.max()) >= len(items):
             raise ItemError("The segmentation names fewer items than its map uses.")
-        self.push(text, replace(self.state(), labels=frozen(labels), items=items), select_after=())
+        self.push(
+            text,
+            replace(self.state(), labels=frozen(labels), items=items),
+            select_after=(),
+            kind="segment",
+        )
 
     def apply_result(
         self,

@@ -4,7 +4,7 @@ into undoable steps.
 - Prepare: one job per project (jointly with the reference photo when one is open);
   progress, loss curve and time left in the preparation card; the learned weights are kept
   with the project and reused until the items or the model change.
-- Edits (text, move/resize, remove, swap) are jobs; move and remove show an instant
+- Edits (text, move/resize, remove, swap, redraw) are jobs; move and remove show an instant
   preview (:mod:`ui.preview`, worked out on the side thread, :mod:`ui.side_thread`, so a
   drop never freezes the canvas) until the diffusion result lands. The first result is applied
   at once as one undo step ("Project.apply": the edited picture becomes the new base) and
@@ -43,9 +43,9 @@ class PendingEdit:
 
     doc: Document
     base: State  # the state the request was made from
-    kind: str  # text | move | remove | swap
+    kind: str  # text | move | remove | swap | redraw
     title: str
-    item: int
+    item: int | None  # the item edited (None: redraw, which paints several)
     entry: dict[str, Any]  # the history record (JSON-serialisable)
     labels: np.ndarray | None = None  # the label map after the edit, when it changes
     items: list | None = None  # the items after the edit, when they change (prompt)
@@ -119,6 +119,11 @@ class EditController(QObject):
         note = ""
         if not prepared and doc.project.prepared:
             note = engine.stale_reason(doc.project, self.w.settings)
+        elif prepared and doc.reshaped:
+            note = (
+                "Items were reshaped by hand: Redraw (Ctrl+R) paints the picture to their new "
+                "shapes; preparing again fits them best."
+            )
         elif prepared and doc.refined_since_prepare:
             note = "Items were changed by hand after preparing; prepare again for the best results."
         elif (
@@ -330,6 +335,24 @@ class EditController(QObject):
         job_id = self._submit(pending, task)
         image, labels = readonly(doc.image), readonly(doc.labels)
         self._sketch(job_id, lambda: remove_preview(image, labels, item))
+
+    def redraw(self) -> None:
+        """Paint again the pixels whose item was changed by hand (brush, eraser, merge)
+        since the picture was made, each as its new item: the paper's reshape."""
+        doc = self.doc
+        if doc is None or not self._need_prepared():
+            return
+        try:
+            task = engine.edit_task(
+                doc.project, self.w.settings, "redraw", drawn=doc.drawn_labels()
+            )
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        pending = PendingEdit(
+            doc, doc.state(), "redraw", "Redraw the reshaped items", None, {"kind": "redraw"}
+        )
+        self._submit(pending, task)
 
     def swap_item(self, target: int, ref_item: int) -> None:
         doc, ref = self.doc, self.reference

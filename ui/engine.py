@@ -280,8 +280,9 @@ class EditTask:
 
 
 def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
-    """An edit job: ``kind`` is text (item, prompt), move (item, dx, dy, scale), remove (item)
-    or swap (item, reference, ref_item). Checked here, on the UI thread: a request the
+    """An edit job: ``kind`` is text (item, prompt), move (item, dx, dy, scale), remove (item),
+    swap (item, reference, ref_item) or redraw (drawn: the ``(H, W)`` item map the picture
+    was made with). Checked here, on the UI thread: a request the
     engine would refuse raises its sentence and nothing is queued."""
     from dedit_app import edits
     from dedit_app.partition import Move
@@ -301,6 +302,8 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     elif kind == "swap":
         request = edits.SwapRequest(int(kw["item"]), int(kw["ref_item"]), options=options)
         reference = snapshot(kw["reference"])
+    elif kind == "redraw":
+        request = edits.RedrawRequest(kw["drawn"], options=options)
     else:
         raise EditError(f"There is no edit called {kind!r}.")
     snap = snapshot(project)

@@ -188,8 +188,17 @@ class ItemsPanel(QWidget):
         self.merge_button.setToolTip("Merge the selected items into the first (Ctrl+M)")
         self.delete_button = QPushButton("Remove")
         self.delete_button.setToolTip("Remove the item from the picture (Delete)")
+        # Enabled by the window (the Redraw action's state), whatever is selected: the
+        # pixels to paint again are wherever items were reshaped.
+        self.redraw_button = QPushButton("Redraw")
+        self.redraw_button.setToolTip(
+            "Paint the picture again where the brush, eraser or a merge changed an item's "
+            "shape (Ctrl+R)"
+        )
+        self.redraw_button.setEnabled(False)
         buttons.addWidget(self.merge_button)
         buttons.addWidget(self.delete_button)
+        buttons.addWidget(self.redraw_button)
         buttons.addStretch(1)
         form.addLayout(buttons)
         lay.addWidget(self.props)

@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
             lambda: clipboard.drag_out(self, self.items_panel.list)
         )
         self.items_panel.merge_requested.connect(self.merge_selected)
+        self.items_panel.redraw_button.clicked.connect(self.act_redraw.trigger)
         self.items_panel.delete_requested.connect(self.editing.remove_selected)
         self.prepare_panel.prepare_clicked.connect(self.editing.prepare)
         self.prepare_panel.cancel_clicked.connect(self.editing.cancel_prepare)
@@ -515,12 +516,13 @@ class MainWindow(QMainWindow):
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.canvas.tool is Tool.CLICK:
             self.segmenting.commit()
             return
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.candidates.isVisible():
-            # A text field lets its Enter through to the window after using it: the prompt's
-            # Enter starts an edit and must not also close the results of the last one.
-            if not isinstance(QApplication.focusWidget(), (QLineEdit, QAbstractSpinBox)):
-                self.candidates.done_button.click()
-                return
+        # A text field lets its Enter through to the window after using it: the prompt's
+        # Enter starts an edit and must not also close the results of the last one.
+        typing = isinstance(QApplication.focusWidget(), (QLineEdit, QAbstractSpinBox))
+        enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and self.candidates.isVisible() and not typing:
+            self.candidates.done_button.click()
+            return
         if key == Qt.Key.Key_Backslash and not event.isAutoRepeat():
             self.editing.hold_compare(True)
             return
@@ -613,6 +615,8 @@ class MainWindow(QMainWindow):
         self.act_rename.setEnabled(sel)
         self.act_remove.setEnabled(sel)
         self.act_edit_prompt.setEnabled(sel)
+        self.act_redraw.setEnabled(bool(has and doc.reshaped))
+        self.items_panel.redraw_button.setEnabled(self.act_redraw.isEnabled())
         seg = getattr(self, "segmenting", None)
         self.act_add_item.setEnabled(bool(seg and seg.click_mask is not None))
         self.act_clear_clicks.setEnabled(bool(seg and seg.click_points))
