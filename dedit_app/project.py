@@ -6,6 +6,8 @@ A project is a folder bundle ``NAME.dedit/``::
                                   record, history, format version; names every file below
     image-<hash>.png              the current base image, 8-bit RGB, full resolution
     labels-<hash>.png             the item partition, 16-bit grayscale (pixel value = item)
+                                  (and, named "drawn", the partition the image was made
+                                  with when items were reshaped by hand since)
     weights-<id>.safetensors      learned token embeddings and UNet tensors (only those)
     (older image-/labels- files)  snapshots that ``history`` entries still refer to
 
@@ -83,6 +85,9 @@ class Project:
     history: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""  # file name of the photo the project was made from
     folder: Path | None = None
+    # The item map the image was made with, when items were reshaped by hand since (brush,
+    # eraser, merge): what a redraw paints again. None: the image matches ``labels``.
+    drawn: np.ndarray | None = None
     _pending_weights: tuple[dict, dict] | None = field(default=None, repr=False)
 
     # ----- construction -------------------------------------------------------------
@@ -121,6 +126,8 @@ class Project:
             raise ProjectError(
                 f"The item map uses item {top} but the project lists only {len(self.items)} items."
             )
+        if self.drawn is not None and np.shape(self.drawn) != self.labels.shape:
+            raise ProjectError("The item map the picture was made with is not the picture's size.")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -279,11 +286,13 @@ class Project:
         the previous image and labels stay reachable from it for the history panel.
         """
         previous = (self.image, self.labels)
+        drawn, self.drawn = self.drawn, None  # the new image is made with the new map
         self.image, self.labels = image, labels
         try:
             self.validate()
         except ProjectError:
             self.image, self.labels = previous
+            self.drawn = drawn
             raise
         record = dict(entry)
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -351,6 +360,8 @@ class Project:
         the earlier pictures that history still holds in memory. The arrays are the
         project's own (never changed in place), so another thread may read them."""
         found = [("image", self.image), ("labels", self.labels)]
+        if self.drawn is not None:
+            found.append(("labels", self.drawn))
         for record in self.history:
             before = record.get("_before")
             if before is not None:
@@ -399,7 +410,7 @@ class Project:
                 for key in ("image", "labels"):
                     if key in record and not (folder / record[key]).exists():
                         _copy_file(self.folder / record[key], folder / record[key])
-        return {
+        doc = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "app_version": __version__,
@@ -412,10 +423,13 @@ class Project:
             "training": training,
             "history": history,
         }
+        if self.drawn is not None:
+            doc["drawn"] = _write_png(folder, "labels", self.drawn)
+        return doc
 
     @staticmethod
     def _collect_garbage(folder: Path, doc: dict[str, Any], later: list[Path] | None) -> None:
-        keep = {doc["image"], doc["labels"], PROJECT_FILE}
+        keep = {doc["image"], doc["labels"], doc.get("drawn"), PROJECT_FILE}
         if doc.get("training") and "weights" in doc["training"]:
             keep.add(doc["training"]["weights"])
         for record in doc["history"]:
@@ -449,6 +463,9 @@ class Project:
             items = [Item(**{k: str(v) for k, v in it.items()}) for it in doc["items"]]
             image = _read_png(folder / doc["image"], "image")
             labels = _read_png(folder / doc["labels"], "labels").astype(np.int32)
+            drawn = doc.get("drawn")
+            if drawn is not None:
+                drawn = _read_png(folder / drawn, "labels").astype(np.int32)
             training = doc.get("training")
             history = list(doc.get("history", []))
             settings = dict(doc.get("settings") or {})
@@ -466,7 +483,7 @@ class Project:
                 f"The learned weights file {folder / training['weights']} is missing; "
                 "prepare the project again."
             )
-        project = cls(image, labels, items, settings, training, history, source, folder)
+        project = cls(image, labels, items, settings, training, history, source, folder, drawn)
         try:
             project.validate()
         except ProjectError as err:

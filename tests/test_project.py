@@ -211,6 +211,39 @@ def test_history_snapshots_survive_save_and_load(tmp_path):
     np.testing.assert_array_equal(r.snapshot(r.history[0])[0], first_image)
 
 
+def test_the_map_a_reshaped_picture_was_made_with_is_kept_until_an_edit(tmp_path):
+    p = make_project()
+    assert p.drawn is None
+    p.save(tmp_path / "r.dedit")
+    assert "drawn" not in json.loads((tmp_path / "r.dedit" / PROJECT_FILE).read_text())
+    # Items reshaped by hand: the picture was made with the old map, which is saved.
+    drawn, p.labels = p.labels, p.labels.copy()
+    p.labels[:8] = 0
+    p.drawn = drawn
+    p.save()
+    q = Project.load(tmp_path / "r.dedit")
+    np.testing.assert_array_equal(q.drawn, drawn)
+    assert q.drawn.dtype == np.int32
+    np.testing.assert_array_equal(q.labels, p.labels)
+    # Applying an edit makes the picture from the current map: nothing left to redraw,
+    # and the next save deletes the file.
+    named = (
+        tmp_path
+        / "r.dedit"
+        / json.loads((tmp_path / "r.dedit" / PROJECT_FILE).read_text())["drawn"]
+    )
+    assert named.is_file()
+    q.apply(q.image.copy(), q.labels, {"kind": "redraw"})
+    assert q.drawn is None
+    q.save()
+    assert "drawn" not in json.loads((tmp_path / "r.dedit" / PROJECT_FILE).read_text())
+    assert not named.exists()
+    # A map of the wrong size is refused as the others are.
+    q.drawn = np.zeros((3, 3), np.int32)
+    with pytest.raises(ProjectError, match="made with is not the picture's size"):
+        q.validate()
+
+
 def test_pictures_written_ahead_are_what_the_save_then_names(tmp_path):
     p = make_project()
     edited = p.image.copy()

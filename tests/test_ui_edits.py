@@ -539,6 +539,19 @@ def test_redraw_paints_the_pixels_of_reshaped_items_as_their_new_item(opened):
     assert doc.image is image and doc.labels is brushed and window.act_redraw.isEnabled()
     window.act_undo.trigger()  # the stroke
     assert doc.labels is labels and not window.act_redraw.isEnabled()
+    # Saved reshaped, closed and opened again: what is left to redraw is remembered.
+    window.act_redo.trigger()
+    assert window.save_project(doc.folder, wait=True) and window.close_picture()
+    assert window.open_path(doc.folder)
+    wait_idle(window)
+    again = window.doc
+    np.testing.assert_array_equal(again.labels, brushed)
+    assert again.project.drawn is not None and window.act_redraw.isEnabled()
+    window.act_redraw.trigger()
+    wait_idle(window, 300)
+    assert (again.image[changed] != image[changed]).any() and again.project.drawn is None
+    assert window.save_project(again.folder, wait=True)
+    assert "drawn" not in json.loads((again.folder / "project.json").read_text())
 
 
 def test_cancel_a_running_edit_is_confirmed_and_changes_nothing(opened):

@@ -130,6 +130,10 @@ class Document(QObject):
         self.undo = QUndoStack(self)
         self.undo.setUndoLimit(UNDO_LIMIT)
         self.undo.cleanChanged.connect(self._on_clean_changed)
+        self.undo.indexChanged.connect(self._keep_drawn)
+        # The state opened with, and the map its picture was made with (a project saved
+        # with items reshaped and not yet redrawn says which).
+        self._opened = (project.image, project.drawn)
         self.selection: tuple[int, ...] = ()
         self.hover: int | None = None
         self.image_version = 0
@@ -204,16 +208,18 @@ class Document(QObject):
     def drawn_labels(self) -> np.ndarray:
         """The item map the picture on show was made with: that of the latest undo step
         that changed the picture (an edit) or replaced every item (finding items), else the
-        map the document opened with. Brush, eraser, merge and new items change the items
-        but not the pixels; :meth:`reshaped` is what they changed, for Redraw to paint.
-        What a saved project was drawn with is not kept: it opens as drawn with its map."""
+        map the document opened with (``Project.drawn`` when it was saved reshaped). Brush,
+        eraser, merge and new items change the items but not the pixels; :meth:`reshaped`
+        is what they changed, for Redraw to paint."""
         for index in range(self.undo.index() - 1, -1, -1):
             cmd = self.undo.command(index)
             if cmd.kind in ("edit", "segment"):
                 return cmd.after.labels
-        if self.undo.index() > 0:
-            return self.undo.command(0).before.labels
-        return self.labels
+        oldest = self.undo.command(0).before if self.undo.count() else self.state()
+        image, drawn = self._opened
+        if oldest.image is image and drawn is not None:
+            return drawn
+        return oldest.labels
 
     @property
     def reshaped(self) -> bool:
@@ -222,6 +228,11 @@ class Document(QObject):
         # restored (and asked about) before the undo stack counts it: key on all three.
         key = ("reshaped", self.image_version, self.undo.index())
         return self._cached(key, lambda: bool((self.drawn_labels() != self.labels).any()))
+
+    def _keep_drawn(self, _index: int = 0) -> None:
+        # Saved with the project, so that a reshape survives closing and reopening (and a
+        # recovery copy); after the undo stack has counted the step, which drawn_labels reads.
+        self.project.drawn = self.drawn_labels() if self.reshaped else None
 
     @property
     def refined_since_prepare(self) -> bool:
