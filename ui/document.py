@@ -227,7 +227,11 @@ class Document(QObject):
         # The picture changes what was drawn without changing the items, and a step is
         # restored (and asked about) before the undo stack counts it: key on all three.
         key = ("reshaped", self.image_version, self.undo.index())
-        return self._cached(key, lambda: bool((self.drawn_labels() != self.labels).any()))
+        def differs() -> bool:
+            drawn = self.drawn_labels()
+            return drawn is not self.labels and bool((drawn != self.labels).any())
+
+        return self._cached(key, differs)
 
     def _keep_drawn(self, _index: int = 0) -> None:
         # Saved with the project, so that a reshape survives closing and reopening (and a
