@@ -32,6 +32,7 @@ examples:
   dedit edit photo.dedit move --item 0 --dx 200 --dy 140 --scale 0.5 -o moved.png
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
+  dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
   dedit info photo.dedit
 """
 
@@ -143,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ed.add_argument("project")
-    ed.add_argument("kind", choices=["recon", "text", "swap", "move", "remove"])
+    ed.add_argument("kind", choices=["recon", "text", "swap", "move", "remove", "redraw"])
     ed.add_argument(
         "-o",
         "--output",
@@ -268,8 +269,15 @@ def _cmd_finetune(args) -> int:
     return 0
 
 
-def _request(args):
-    from dedit_app.edits import MoveRequest, ReconRequest, RemoveRequest, SwapRequest, TextRequest
+def _request(args, project):
+    from dedit_app.edits import (
+        MoveRequest,
+        ReconRequest,
+        RedrawRequest,
+        RemoveRequest,
+        SwapRequest,
+        TextRequest,
+    )
     from dedit_app.partition import Move
     from dedit_app.sampler import SamplingOptions
 
@@ -300,6 +308,10 @@ def _request(args):
         )
     if args.kind == "remove":
         return RemoveRequest(need(args.item, "--item"), extra, opts)
+    if args.kind == "redraw":
+        # What the editor saved as left to redraw; none: the request refuses in words.
+        drawn = project.drawn if project.drawn is not None else project.labels
+        return RedrawRequest(drawn, extra, opts)
     moves = []
     for text in args.move:
         parts = text.split(":")
@@ -330,7 +342,7 @@ def _cmd_edit(args) -> int:
         raise EditError(f"{out} must end in .png, .jpg, .webp or .tiff.")
     project = _load_project(args.project)
     reference = _load_project(args.reference) if args.reference else None
-    request = _request(args)
+    request = _request(args, project)
     plan_edit(project, request, reference)  # every user error before the model loads
     model = _load_model(args, (project.training or {}).get("source"))
     bar = _Bar()
@@ -370,6 +382,8 @@ def _cmd_info(args) -> int:
             print("items changed by hand since preparing; prepare again for the best results")
     else:
         print("not prepared yet (dedit finetune)")
+    if project.drawn is not None:
+        print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
     print(f"{len(project.history)} edits in the history")
     return 0
 

@@ -142,6 +142,31 @@ def test_info_says_when_items_were_refined_after_preparing(prepared, tmp_path, c
     assert "items changed by hand since preparing" in capsys.readouterr().out
 
 
+def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, capsys):
+    from dedit_app.partition import edit_regions, paint
+
+    project = Project.load(prepared / "p.dedit")
+    drawn = project.labels
+    h, w = drawn.shape
+    stripe = np.zeros_like(drawn, bool)
+    stripe[:, :6] = True  # the centre item brushed over the left edge
+    project.labels = paint(drawn, stripe, int(drawn[h // 2, w // 2]))
+    project.drawn = drawn  # as the editor saves items brushed and not yet redrawn
+    project.save(tmp_path / "reshaped.dedit")
+    assert main(["info", str(tmp_path / "reshaped.dedit")]) == 0
+    assert "dedit edit PROJECT redraw" in capsys.readouterr().out
+    out = tmp_path / "redrawn.png"
+    assert main(["edit", str(tmp_path / "reshaped.dedit"), "redraw", "-o", str(out), *STEPS]) == 0
+    changed = drawn != project.labels
+    result = load_image(out)
+    hard = edit_regions(changed, EDGE)[0]
+    assert changed.any() and (result[hard] == project.image[hard]).all()
+    assert (result[changed] != project.image[changed]).any()
+    # A project with nothing reshaped says so, in one line.
+    assert main(["edit", str(prepared / "p.dedit"), "redraw", "-o", str(out), *STEPS]) == 1
+    assert "No item was reshaped" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
