@@ -227,6 +227,7 @@ class Document(QObject):
         # The picture changes what was drawn without changing the items, and a step is
         # restored (and asked about) before the undo stack counts it: key on all three.
         key = ("reshaped", self.image_version, self.undo.index())
+
         def differs() -> bool:
             drawn = self.drawn_labels()
             return drawn is not self.labels and bool((drawn != self.labels).any())
