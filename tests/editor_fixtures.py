@@ -1,21 +1,30 @@
-"""Fixtures for the editor window without models: an empty window, and one with a
-synthetic photo open and a known partition. Registered in conftest.py."""
+"""Fixtures for the editor window: an empty window, one with a synthetic photo open and a
+known partition, and (with the tiny random SDXL) one with that photo prepared and open.
+Registered in conftest.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
 NAMES = ["wall", "table", "bag", "ball"]
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
+def _new_window(qtbot, tmp_path: Path):
     from ui.testing import make_window
 
     w = make_window(tmp_path / "settings")
     qtbot.addWidget(w)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = _new_window(qtbot, tmp_path)
     yield w
     w.close()
 
@@ -49,3 +58,71 @@ def count_where(monkeypatch) -> list[threading.Thread]:
     for module in (partition, files, tasks):
         monkeypatch.setattr(module, "item_areas", item_areas)
     return counted
+
+
+def tiny_settings(model: Path, **changes):
+    """Editor settings for the tiny model: one training step each, two sampling steps,
+    two candidates, on the CPU."""
+    from ui.settings import EditorSettings
+
+    base = EditorSettings(
+        model=str(model),
+        device="cpu",
+        precision="float32",
+        emb_steps=1,
+        model_steps=1,
+        steps=2,
+        candidates=2,
+        seed=1,
+        edge=4,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="session")
+def prepared_bundle(tiny_sdxl_path, tmp_path_factory) -> Path:
+    """A project of the synthetic scene, prepared on the tiny model (through the same task
+    the window queues) and saved: tests copy it instead of training again."""
+    from dedit_app.jobs import CancelToken, run_job
+    from dedit_app.project import Project
+    from ui import engine
+    from ui.testing import synthetic_scene
+    from ui.worker import WorkerContext
+
+    image, labels = synthetic_scene()
+    project = Project.new(image, labels, list(NAMES), source="scene.png")
+    task = engine.prepare_task(project, tiny_settings(tiny_sdxl_path))
+    result = run_job(task.run(WorkerContext(), CancelToken()))
+    engine.store_prepared(project, result)
+    folder = tmp_path_factory.mktemp("bundle") / "scene.dedit"
+    project.save(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_window(qtbot, tmp_path, tiny_sdxl_path):
+    """An empty window set to edit with the tiny model (modules that edit name it
+    ``window``)."""
+    w = _new_window(qtbot, tmp_path)
+    w.apply_settings(tiny_settings(tiny_sdxl_path))
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def opened(tiny_window, prepared_bundle, tmp_path):
+    """The tiny-model window with a copy of the prepared scene open."""
+    copy = tmp_path / "scene.dedit"
+    shutil.copytree(prepared_bundle, copy)
+    assert tiny_window.open_path(copy)
+    assert tiny_window.editing.prepared(), tiny_window.prepare_panel.status.text()
+    return tiny_window
+
+
+def outside_edit(active, edge: int):
+    """The pixels an edit of ``active`` (``(H, W)`` bool) with a soft edge of ``edge``
+    pixels must leave exactly as they were."""
+    from dedit_app import partition
+
+    hard, _soft = partition.edit_regions(active, edge)
+    return hard

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +13,13 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import count_where  # noqa: E402
+from editor_fixtures import NAMES, count_where, outside_edit  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from dedit_app import partition  # noqa: E402
-from dedit_app.jobs import CancelToken, JobState, run_job  # noqa: E402
+from dedit_app.jobs import JobState  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui import engine  # noqa: E402
 from ui.canvas import REF_ITEM_MIME, Tool  # noqa: E402
@@ -31,78 +29,21 @@ from ui.testing import (  # noqa: E402
     drag,
     inner_pixel,
     make_window,
-    synthetic_scene,
     view_point,
     wait_idle,
     wait_until,
     write_synthetic_photo,
 )
-from ui.worker import JobRequest, WorkerContext  # noqa: E402
+from ui.worker import JobRequest  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not engine.tiny_model_available(), reason="the D-Edit engine or its tiny models are missing"
 )
 
-NAMES = ["wall", "table", "bag", "ball"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_sdxl_path) -> Path:
-    """The session's tiny random SDXL folder (tests/engine_fixtures.py)."""
-    return tiny_sdxl_path
-
-
-def tiny_settings(model: Path, **changes) -> EditorSettings:
-    base = EditorSettings(
-        model=str(model),
-        device="cpu",
-        precision="float32",
-        emb_steps=1,
-        model_steps=1,
-        steps=2,
-        candidates=2,
-        seed=1,
-        edge=4,
-    )
-    return dataclasses.replace(base, **changes)
-
-
-@pytest.fixture(scope="module")
-def prepared_bundle(tiny, tmp_path_factory) -> Path:
-    """A project of the synthetic scene, prepared on the tiny model (through the same task
-    the window queues) and saved: tests copy it instead of training again."""
-    image, labels = synthetic_scene()
-    project = Project.new(image, labels, list(NAMES), source="scene.png")
-    task = engine.prepare_task(project, tiny_settings(tiny))
-    result = run_job(task.run(WorkerContext(), CancelToken()))
-    engine.store_prepared(project, result)
-    folder = tmp_path_factory.mktemp("bundle") / "scene.dedit"
-    project.save(folder)
-    return folder
-
 
 @pytest.fixture
-def window(qtbot, tmp_path, tiny):
-    w = make_window(tmp_path / "settings")
-    qtbot.addWidget(w)
-    w.apply_settings(tiny_settings(tiny))
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def opened(window, prepared_bundle, tmp_path):
-    """The window with a copy of the prepared project open."""
-    copy = tmp_path / "scene.dedit"
-    shutil.copytree(prepared_bundle, copy)
-    assert window.open_path(copy)
-    assert window.editing.prepared(), window.prepare_panel.status.text()
-    return window
-
-
-def outside_edit(doc, active: np.ndarray, edge: int) -> np.ndarray:
-    hard, _soft = partition.edit_regions(active, edge)
-    return hard
+def window(tiny_window):
+    return tiny_window
 
 
 # ----- preparing ------------------------------------------------------------------------
@@ -251,7 +192,7 @@ def test_retype_a_prompt_and_press_enter_changes_the_canvas(opened):
     wait_idle(window, 300)
     assert doc.image is not image
     # Only the bag and its soft edge changed; every other pixel is the input's.
-    keep = outside_edit(doc, labels == 2, window.settings.edge)
+    keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
     assert (doc.image[labels == 2] != image[labels == 2]).any()
     assert doc.labels is labels
@@ -332,55 +273,6 @@ def test_holding_backslash_with_no_results_shows_the_photo_before_its_first_edit
         assert not again.files.busy and again.canvas.photo._before is not None
     finally:
         again.close()
-
-
-def test_more_results_run_the_edit_again_with_new_seeds(opened):
-    window = opened
-    doc, strip = window.doc, window.candidates
-    image, labels = doc.image, doc.labels
-    window.editing.text_edit(2, "a white handbag")
-    wait_idle(window, 300)
-    assert len(strip.buttons) == 2 and strip.more_button.isEnabled()
-    first_two = list(window.editing.candidates.images)
-
-    strip.more_button.click()
-    assert not strip.more_button.isEnabled() and strip.more_button.text() == "Making\nmore…"
-    wait_idle(window, 300)
-    assert len(strip.buttons) == 4 and strip.buttons[0].isChecked()
-    assert strip.more_button.isEnabled()
-    new = window.editing.candidates.images[2:]
-    assert not any(np.array_equal(a, b) for a in new for b in first_two)
-    strip.buttons[3].click()
-    # One undo step, from the picture before the edit, whichever result is chosen.
-    assert doc.undo.count() == 1 and doc.image is new[1]
-    assert doc.project.history[-1]["seed"] == 4 and doc.project.history[-1]["candidate"] == 3
-    keep = outside_edit(doc, labels == 2, window.settings.edge)
-    np.testing.assert_array_equal(doc.image[keep], image[keep])
-
-    # Done while more results are being made stops that job: nobody would see them. The
-    # Edit menu's More results (key M) is the same command as the tile.
-    assert window.act_more.isEnabled() and window.act_more.shortcut().toString() == "M"
-    window.act_more.trigger()
-    job = window.editing.candidates.more_job
-    assert job is not None and not window.act_more.isEnabled()
-    strip.done_button.click()
-    wait_idle(window, 300)
-    assert window.jobs.jobs[job].state is JobState.CANCELLED and not strip.isVisible()
-    assert not window.act_more.isEnabled()  # no results on show: nothing to run again
-    assert doc.undo.count() == 1 and doc.image is new[1]
-    window.act_undo.trigger()
-    assert doc.image is image
-
-
-def test_more_results_are_refused_after_preparing_again(opened):
-    window = opened
-    doc = window.doc
-    window.editing.text_edit(2, "a white handbag")
-    wait_idle(window, 300)
-    doc.project.training = {**doc.project.training, "weights_id": "prepared-again"}
-    window.candidates.more_button.click()
-    assert "prepared again after this edit" in window.message_text()
-    assert window.editing.candidates.more_job is None and not window.jobs.active("edit")
 
 
 def test_prompts_typed_before_are_suggested_as_you_type(opened):
@@ -491,7 +383,7 @@ def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened, monkey
     assert not (doc.labels == 3).any()
     assert 3 not in doc.visible_items()
     assert window.items_panel.list.count() == 3
-    keep = outside_edit(doc, labels == 3, window.settings.edge)
+    keep = outside_edit(labels == 3, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
     # Saved with its history: reopening gives the same picture, items and earlier picture.
     assert window.save_project(doc.folder)
@@ -531,7 +423,7 @@ def test_redraw_paints_the_pixels_of_reshaped_items_as_their_new_item(opened):
     # The brushed pixels were painted again; the items stay as brushed and every pixel away
     # from the stroke is the picture's own.
     assert doc.labels is brushed and (doc.image[changed] != image[changed]).any()
-    keep = outside_edit(doc, changed, window.settings.edge)
+    keep = outside_edit(changed, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
     assert doc.project.history[-1]["kind"] == "redraw"
     assert not window.act_redraw.isEnabled() and not button.isEnabled()
@@ -634,5 +526,5 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     wait_idle(window, 300)
     assert doc.image is not image
     assert doc.project.history[-1]["kind"] == "swap"
-    keep = outside_edit(doc, labels == 2, window.settings.edge)
+    keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])

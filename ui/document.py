@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from dedit_app import partition
+from dedit_app import partition, rebase
 from dedit_app.errors import ItemError, ProjectError
 from dedit_app.project import Item, Project
 from ui.overlay import compact_labels
@@ -71,6 +71,18 @@ def known_areas(labels: np.ndarray) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
+class LaidEdit:
+    """An edit's result as it goes into the picture (:meth:`Document.lay_onto`)."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    labels: np.ndarray  # (H, W) int32
+    items: list[Item] | None  # None: the items stay as they are
+    drawn: np.ndarray | None  # the map the picture was made with, when not ``labels``
+    conflicts: int  # pixels of its region changed meanwhile too (dedit_app.rebase)
+    kept: bool  # changes made while it ran were kept (it was laid over them)
+
+
+@dataclass(frozen=True)
 class State:
     """Everything undo can bring back."""
 
@@ -78,6 +90,9 @@ class State:
     labels: np.ndarray  # (H, W) int32
     items: tuple[Item, ...]
     history: tuple[dict[str, Any], ...]
+    # Which finding of items the ids refer to: Find items numbers them afresh, so an edit
+    # asked for before it cannot be laid onto what came after (see Document.lay_onto).
+    finding: int = 0
 
 
 class StateCommand(QUndoCommand):
@@ -99,6 +114,9 @@ class StateCommand(QUndoCommand):
         self.before, self.after = before, after
         self.select_before, self.select_after = select_before, select_after
         self.kind = kind
+        # The map the picture after this step was made with, where it is not the step's
+        # own (an edit laid onto items brushed while it ran); None: ``after.labels``.
+        self.drawn: np.ndarray | None = None
 
     def redo(self) -> None:
         self.doc.restore(self.after, self.select_after)
@@ -138,6 +156,7 @@ class Document(QObject):
         self.hover: int | None = None
         self.image_version = 0
         self.labels_version = 0
+        self._finding, self._findings = 0, 0  # see State.finding
         self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
         self._cache: dict[tuple, Any] = {}
         # Label maps the learned weights fit: the one prepared on and those applied edits
@@ -214,7 +233,7 @@ class Document(QObject):
         for index in range(self.undo.index() - 1, -1, -1):
             cmd = self.undo.command(index)
             if cmd.kind in ("edit", "segment"):
-                return cmd.after.labels
+                return cmd.after.labels if cmd.drawn is None else cmd.drawn
         oldest = self.undo.command(0).before if self.undo.count() else self.state()
         image, drawn = self._opened
         if oldest.image is image and drawn is not None:
@@ -292,6 +311,7 @@ class Document(QObject):
             labels=self.project.labels,
             items=tuple(replace(i) for i in self.project.items),
             history=tuple(self.project.history),
+            finding=self._finding,
         )
 
     # ----- selection --------------------------------------------------------------------
@@ -342,6 +362,7 @@ class Document(QObject):
             for k, it in enumerate(state.items)
         ]
         self.project.history = list(state.history)
+        self._finding = state.finding
         self._keep_refined()
         if selection is not None:
             self.selection = tuple(i for i in selection if i < len(self.items))
@@ -359,8 +380,10 @@ class Document(QObject):
         *,
         select_after: tuple[int, ...] | None = None,
         kind: str = "",
+        drawn: np.ndarray | None = None,
     ) -> StateCommand:
-        """Record and apply a change; ``text`` names it in the history panel."""
+        """Record and apply a change; ``text`` names it in the history panel (``drawn``:
+        :attr:`StateCommand.drawn`)."""
         before = self.state()
         cmd = StateCommand(
             self,
@@ -371,6 +394,7 @@ class Document(QObject):
             select_after=self.selection if select_after is None else select_after,
             kind=kind,
         )
+        cmd.drawn = None if drawn is None else frozen(drawn)
         self.undo.push(cmd)  # calls redo()
         return cmd
 
@@ -472,9 +496,10 @@ class Document(QObject):
         items = tuple(Item(n) for n in names)
         if int(labels.max()) >= len(items):
             raise ItemError("The segmentation names fewer items than its map uses.")
+        self._findings += 1
         self.push(
             text,
-            replace(self.state(), labels=frozen(labels), items=items),
+            replace(self.state(), labels=frozen(labels), items=items, finding=self._findings),
             select_after=(),
             kind="segment",
         )
@@ -486,8 +511,11 @@ class Document(QObject):
         entry: dict[str, Any],
         text: str,
         items: list[Item] | None = None,
+        drawn: np.ndarray | None = None,
     ) -> StateCommand:
-        """Make an edited picture the new base (``Project.apply``), as one undo step."""
+        """Make an edited picture the new base (``Project.apply``), as one undo step;
+        ``drawn``: the map the picture was made with when it is not ``labels``
+        (:attr:`StateCommand.drawn`)."""
         before = self.state()
         self.project.apply(image, labels, entry)  # validates; raises and changes nothing
         if items is not None:
@@ -498,7 +526,8 @@ class Document(QObject):
         self.project.image, self.project.labels = before.image, before.labels
         self.project.items = [replace(i) for i in before.items]
         self.project.history = list(before.history)
-        return self.push(text, replace(after, image=frozen(after.image)), kind="edit")
+        after = replace(after, image=frozen(after.image))
+        return self.push(text, after, kind="edit", drawn=drawn)
 
     def result_state(
         self,
@@ -519,7 +548,53 @@ class Document(QObject):
             labels=labels,
             items=tuple(replace(i) for i in (items if items is not None else base.items)),
             history=(*base.history, record),
+            finding=base.finding,
         )
+
+    def lay_onto(
+        self,
+        onto: State,
+        base: State,
+        made: tuple[np.ndarray, np.ndarray | None],
+        regions: tuple[np.ndarray, np.ndarray, float],
+        items: list[Item] | None = None,
+        onto_drawn: np.ndarray | None = None,
+    ) -> LaidEdit:
+        """An edit asked for at ``base`` as it lands on ``onto``, the state on show now or
+        that of the step it goes into (:func:`dedit_app.rebase.lay_onto`).
+
+        ``made`` is its ``(picture, item map)`` (map None: the edit kept it), ``regions``
+        where it painted (``engine.result_regions``), ``items`` its items (None: kept).
+        On ``base`` itself that is the edit as made. Otherwise what changed meanwhile stays
+        (other edits, brushing, renames) and the edit's pixels, item ids and prompts are laid
+        over it. ``onto_drawn`` is the map ``onto``'s picture was made with (items reshaped
+        by hand and not redrawn yet): they stay to be redrawn where the edit did not paint.
+        Raises ItemError when the ids no longer mean the same items."""
+        image, labels = made
+        if onto.finding != base.finding:
+            raise ItemError(
+                "The items were found again after this edit was asked for; make the edit again."
+            )
+        merged = [replace(i) for i in onto.items]
+        for k, (was, now) in enumerate(zip(base.items, items or base.items, strict=True)):
+            if k < len(merged) and was.prompt != now.prompt:
+                merged[k].prompt = now.prompt
+            if k < len(merged) and was.name != now.name:
+                merged[k].name = now.name
+        kept = onto.items != base.items
+        if onto_drawn is onto.labels:
+            onto_drawn = None  # nothing reshaped by hand: the map is the one drawn
+        if onto.image is base.image and onto.labels is base.labels and onto_drawn is None:
+            # The picture the edit was made from: nothing to lay it over.
+            made_labels = base.labels if labels is None else labels
+            return LaidEdit(image, made_labels, merged if kept else items, None, 0, kept)
+        laid = rebase.lay_onto(
+            (base.image, base.labels), made, regions, (onto.image, onto.labels), onto_drawn
+        )
+        if int(laid.labels.max()) >= len(merged):
+            raise ItemError("An item this edit changes was taken away meanwhile; make it again.")
+        kept = kept or onto.image is not base.image or onto.labels is not base.labels
+        return LaidEdit(laid.image, laid.labels, merged, laid.drawn, laid.conflicts, kept)
 
     # ----- saving -----------------------------------------------------------------------
 

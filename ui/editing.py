@@ -6,10 +6,9 @@ into undoable steps.
   with the project and reused until the items or the model change.
 - Edits (text, move/resize, remove, swap, redraw) are jobs; move and remove show an instant
   preview (:mod:`ui.preview`, worked out on the side thread, :mod:`ui.side_thread`, so a
-  drop never freezes the canvas) until the diffusion result lands. The first result is applied
-  at once as one undo step ("Project.apply": the edited picture becomes the new base) and
-  every result of the edit is offered in the candidates strip, where clicking another swaps
-  it into that same step. More results runs the edit again with the next seeds.
+  drop never freezes the canvas) until the diffusion result lands. What becomes of the
+  results (applied as one undo step, the candidates strip, more results, laid over changes
+  made while the edit ran) is :mod:`ui.results`'.
 - The reference photo itself (opening, finding its items) is :mod:`ui.reference`'s.
 """
 
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,8 +25,9 @@ from PySide6.QtCore import QObject
 from dedit_app.errors import DEditError
 from dedit_app.partition import Move
 from ui import engine
-from ui.document import Document, State, StateCommand, know_areas
+from ui.document import Document, State, know_areas
 from ui.preview import move_preview, remove_preview
+from ui.results import Candidates, ResultsMixin
 from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
 
@@ -49,25 +49,14 @@ class PendingEdit:
     entry: dict[str, Any]  # the history record (JSON-serialisable)
     labels: np.ndarray | None = None  # the label map after the edit, when it changes
     items: list | None = None  # the items after the edit, when they change (prompt)
+    regions: tuple | None = None  # where the result painted (engine.result_regions)
     sketch: int | None = None  # the preview's ticket on the side thread while it is worked out
     refused: str = ""  # why the preview refused the edit (the job is cancelled for it)
     task: Any = None  # the engine.EditTask queued: More results runs it again, other seeds
     more_for: Candidates | None = None  # set on a More results job: whose strip it fills
 
 
-@dataclass
-class Candidates:
-    """The results of the latest edit, in the strip."""
-
-    images: list[np.ndarray]
-    pending: PendingEdit
-    command: StateCommand | None
-    entries: list[dict[str, Any]] = field(default_factory=list)  # each result's record
-    active: int = 0
-    more_job: int | None = None  # a More results job under way
-
-
-class EditController(QObject):
+class EditController(ResultsMixin, QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.w = window
@@ -78,6 +67,7 @@ class EditController(QObject):
         self._split: float | None = None
         self._last_prepare_losses: list[tuple[int, float]] = []
         self._shown_preview: int | None = None  # the job whose preview the canvas shows
+        self._choosing: int | None = None  # the side thread's ticket of a chosen result
 
     # ----- state ------------------------------------------------------------------------
 
@@ -507,148 +497,15 @@ class EditController(QObject):
             result, pending.labels if pending.labels is not None else pending.base.labels
         )
         pending.labels = labels
+        pending.regions = engine.result_regions(result)
         entries = [engine.result_entry(result, k) for k in range(len(images))]
         pending.entry = {**pending.entry, **entries[0]}
         know_areas(labels, engine.result_areas(result))  # the list need not count them
-        current = doc.state()
-        fresh = current.image is pending.base.image and current.labels is pending.base.labels
-        cmd = None
-        if fresh:
-            cmd = doc.apply_result(images[0], labels, pending.entry, pending.title, pending.items)
-        self.candidates = Candidates(images, pending, cmd, entries)
-        n = len(images)
-        title = pending.title if fresh else f"{pending.title} (the picture changed meanwhile)"
-        self.w.candidates.set_candidates(images, title, 0 if fresh else -1)
-        self.w.candidates.hint.setText(
-            ("Click a result to use it. " if n > 1 else "") + "Hold \\ to see the original."
-            if fresh
-            else "Click a result to apply it on top of the current picture."
+        self._lay(
+            pending,
+            images[0],
+            lambda laid, problem: self._show_landed(pending, images, entries, laid, problem),
         )
-        self._show_more()
-        self.w.status_message.setText(f"Done: {pending.title}.")
-
-    # ----- more results -----------------------------------------------------------------
-
-    def more_results(self) -> None:
-        """Run the edit whose results are in the strip again, from the same picture, with
-        the seeds after those used so far; the new results join the strip."""
-        c, doc = self.candidates, self.doc
-        if c is None or doc is None or c.more_job is not None or c.pending.task is None:
-            return
-        task = c.pending.task
-        made = (task.project.training or {}).get("weights_id")
-        if made != (doc.project.training or {}).get("weights_id"):
-            self.w.show_error(
-                "The project was prepared again after this edit; make the edit again to get "
-                "results from what it learned."
-            )
-            return
-        if not self._need_prepared():
-            return
-        seed = 1 + max((e.get("seed", 0) for e in c.entries), default=task.request.options.seed)
-        options = replace(task.request.options, seed=int(seed))
-        again = replace(task, request=replace(task.request, options=options))
-        p = c.pending
-        more = replace(p, title=f"More: {p.title}", sketch=None, refused="", more_for=c)
-        c.more_job = self._submit(more, again)
-        self._show_more()
-
-    def _more_landed(self, c: Candidates, result) -> None:
-        c.more_job = None
-        if c is not self.candidates:
-            return  # the strip shows another edit's results by now
-        images, _labels = engine.result_images(result, c.pending.labels)
-        c.entries += [engine.result_entry(result, k) for k in range(len(images))]
-        c.images += images
-        self.w.candidates.set_candidates(
-            c.images, self.w.candidates.title.text(), c.active if c.command else -1
-        )
-        self.w.candidates.hint.setText("Click a result to use it. Hold \\ to see the original.")
-        self._show_more()
-        self.w.status_message.setText(f"{len(images)} more results of {c.pending.title}.")
-
-    def _show_more(self) -> None:
-        c = self.candidates
-        busy = c is not None and c.more_job is not None
-        self.w.candidates.more_button.setEnabled(c is not None and not busy)
-        self.w.act_more.setEnabled(c is not None and not busy)
-        self.w.candidates.more_button.setText("Making\nmore…" if busy else "More\nresults")
-
-    # ----- candidates -------------------------------------------------------------------
-
-    def _is_latest(self, command: StateCommand | None) -> bool:
-        """True when ``command`` is the step undo would take back next."""
-        doc = self.doc
-        return (
-            command is not None
-            and doc is not None
-            and doc.undo.index() > 0
-            and doc.undo.command(doc.undo.index() - 1) is command
-        )
-
-    def choose_candidate(self, index: int) -> None:
-        c = self.candidates
-        doc = self.doc
-        if c is None or doc is None or not 0 <= index < len(c.images):
-            return
-        p = c.pending
-        entry = dict(p.entry)
-        if index < len(c.entries):
-            entry.update(c.entries[index])
-        entry["candidate"] = index
-        if not self._is_latest(c.command):
-            # Not (or no longer) the latest step: apply this result on top as a new step.
-            c.command = doc.apply_result(c.images[index], p.labels, entry, p.title, p.items)
-        else:
-            state = doc.result_state(c.command.before, c.images[index], p.labels, entry, p.items)
-            c.command.replace_after(state)
-        c.active = index
-        self.w.candidates.set_active(index)
-        self._show_compare()
-
-    def set_split(self, split: float | None) -> None:
-        self._split = split
-        self._show_compare()
-
-    def hold_compare(self, on: bool) -> None:
-        """\\ pressed or let go: the picture before the edit on show, or with no edit on
-        show the photo before its first edit (:mod:`ui.original`)."""
-        original = self.w.original
-        if (on and self.candidates is None) or (not on and original.held):
-            original.hold(on)
-            return
-        self._compare_held = on
-        self._show_compare()
-
-    def _show_compare(self) -> None:
-        c = self.candidates
-        if c is None or c.command is None:
-            self.w.canvas.set_compare(None, None)
-            return
-        before = c.command.before.image
-        if self._compare_held:
-            self.w.canvas.set_compare(before, 1.0)
-        elif self._split is not None:
-            self.w.canvas.set_compare(before, self._split)
-        else:
-            self.w.canvas.set_compare(None, None)
-
-    def discard_result(self) -> None:
-        c = self.candidates
-        doc = self.doc
-        if c is not None and doc is not None and self._is_latest(c.command):
-            doc.undo.undo()
-        self.close_candidates()
-
-    def close_candidates(self) -> None:
-        c, self.candidates = self.candidates, None
-        if c is not None and c.more_job is not None:
-            self.w.jobs.cancel(c.more_job)  # nobody will see those results
-        self._split = None
-        self._compare_held = False
-        self.w.candidates.clear()
-        self.w.canvas.set_compare(None, None)
-        self._show_more()
 
 
 def _minutes(seconds: float) -> str:
@@ -657,4 +514,4 @@ def _minutes(seconds: float) -> str:
     return format_duration(seconds)
 
 
-__all__ = ["Candidates", "EditController", "PendingEdit"]
+__all__ = ["EditController", "PendingEdit"]

@@ -323,6 +323,13 @@ def result_areas(result) -> np.ndarray | None:
     return result.areas
 
 
+def result_regions(result) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(active, soft, edge)``: the ``(H, W)`` bool pixels the edit generated and its soft
+    band, and the band's width; every other pixel it left as it was. For laying it onto a
+    picture changed while it ran (:mod:`dedit_app.rebase`)."""
+    return result.active, result.soft, float(result.request.options.edge)
+
+
 def result_entry(result, candidate: int = 0) -> dict[str, Any]:
     """The history record of candidate ``candidate``."""
     return result.entry(candidate)

@@ -14,7 +14,9 @@
    full-size pixmaps; with --full, how long dropping a moved item there holds the UI
    thread, the preview worked out on the side thread, beside working it out on the UI
    thread.
-4. Opening, saving and exporting a picture of that size (:mod:`benchmarks.ui_files`):
+4. An edit landing after the picture changed while it ran, laid over those changes (6 MP;
+   24 MP with --full): the window around the edit beside the whole frame.
+5. Opening, saving and exporting a picture of that size (:mod:`benchmarks.ui_files`):
    how long each holds the UI thread with the files thread, beside doing it at once.
 
     python scripts/bench.py ui [--quick | --full]
@@ -305,6 +307,47 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     )
 
 
+def late_rows(height: int = 4000, width: int = 6000, edge: float = 24.0) -> list[Row]:
+    """An edit that lands after the picture changed while it ran, laid over the changes
+    (``rebase.lay_onto``, on the side thread): ours works in the window around the edit;
+    the reference applies the same rules over the whole frame with ``np.where``. Both
+    must make the same picture."""
+    from dedit_app import partition
+    from dedit_app.rebase import lay_onto
+
+    rng = np.random.default_rng(5)
+    base = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
+    labels = np.zeros((height, width), np.int32)
+    labels[height // 4 : 3 * height // 4, width // 3 : 3 * width // 4] = 1  # a fifth
+    labels[:, : width // 6] = 2
+    active = labels == 1
+    _hard, soft = partition.edit_regions(active, edge)
+    made = base.copy()
+    made[active | soft] //= 2
+    onto = base.copy()
+    onto[labels == 2] = 255 - onto[labels == 2]  # another edit landed meanwhile
+
+    def ours():
+        return lay_onto((base, labels), (made, None), (active, soft, edge), (onto, labels))
+
+    def full_frame():
+        recoloured = (onto != base).any(axis=-1)
+        paint = active | (soft & ~recoloured)
+        image = np.where(paint[..., None], made, onto)
+        deep = partition.distance_to(~active) > edge
+        return image, int(np.count_nonzero(active & recoloured & deep))
+
+    laid, (image, conflicts) = ours(), full_frame()
+    same = np.array_equal(laid.image, image) and laid.conflicts == conflicts
+    t, m = measure(ours, repeats=3)
+    rt, rm = measure(full_frame, repeats=3)
+    case = f"late edit laid over changes, {height * width / 1e6:.0f} MP"
+    return with_ratios(
+        Row(case, "window around the edit (ours)", t, m, note=f"same picture: {same}"),
+        Row(case, "whole frame, np.where", rt, rm),
+    )
+
+
 # ----- UI stall while a job runs ---------------------------------------------------------
 
 
@@ -426,6 +469,7 @@ def run(profile: str) -> Iterator[Row]:
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
+    yield from guarded("late", lambda: late_rows(*size))
     yield from ui_files.run(profile, size)
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))

@@ -1,0 +1,195 @@
+"""The results of edits in the real window with the tiny random SDXL: more results from
+the next seeds, and edits that land after the picture changed while they ran (queued back
+to back, items brushed meanwhile), which join those changes instead of undoing them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from editor_fixtures import outside_edit  # noqa: E402
+
+from dedit_app.jobs import JobState  # noqa: E402
+from ui import engine  # noqa: E402
+from ui.canvas import Tool  # noqa: E402
+from ui.testing import click, drag, inner_pixel, wait_idle  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not engine.tiny_model_available(), reason="the D-Edit engine or its tiny models are missing"
+)
+
+
+def painted(labels: np.ndarray, item: int, edge: int) -> np.ndarray:
+    """The pixels an edit of ``item`` may change: the item and its soft band."""
+    return ~outside_edit(labels == item, edge)
+
+
+def test_more_results_run_the_edit_again_with_new_seeds(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    image, labels = doc.image, doc.labels
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    assert len(strip.buttons) == 2 and strip.more_button.isEnabled()
+    first_two = list(window.editing.candidates.images)
+
+    strip.more_button.click()
+    assert not strip.more_button.isEnabled() and strip.more_button.text() == "Making\nmore…"
+    wait_idle(window, 300)
+    assert len(strip.buttons) == 4 and strip.buttons[0].isChecked()
+    assert strip.more_button.isEnabled()
+    new = window.editing.candidates.images[2:]
+    assert not any(np.array_equal(a, b) for a in new for b in first_two)
+    strip.buttons[3].click()
+    # One undo step, from the picture before the edit, whichever result is chosen.
+    assert doc.undo.count() == 1 and doc.image is new[1]
+    assert doc.project.history[-1]["seed"] == 4 and doc.project.history[-1]["candidate"] == 3
+    keep = outside_edit(labels == 2, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+
+    # Done while more results are being made stops that job: nobody would see them. The
+    # Edit menu's More results (key M) is the same command as the tile.
+    assert window.act_more.isEnabled() and window.act_more.shortcut().toString() == "M"
+    window.act_more.trigger()
+    job = window.editing.candidates.more_job
+    assert job is not None and not window.act_more.isEnabled()
+    strip.done_button.click()
+    wait_idle(window, 300)
+    assert window.jobs.jobs[job].state is JobState.CANCELLED and not strip.isVisible()
+    assert not window.act_more.isEnabled()  # no results on show: nothing to run again
+    assert doc.undo.count() == 1 and doc.image is new[1]
+    window.act_undo.trigger()
+    assert doc.image is image
+
+
+def test_more_results_are_refused_after_preparing_again(opened):
+    window = opened
+    doc = window.doc
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    doc.project.training = {**doc.project.training, "weights_id": "prepared-again"}
+    window.candidates.more_button.click()
+    assert "prepared again after this edit" in window.message_text()
+    assert window.editing.candidates.more_job is None and not window.jobs.active("edit")
+
+
+# ----- results that land after the picture changed -------------------------------------
+
+
+def test_edits_queued_back_to_back_each_keep_the_one_before(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    image, labels = doc.image, doc.labels
+    edge = window.settings.edge
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(3, "a red ball")  # asked for before the bag's result is in
+    assert len(window.jobs.active("edit")) == 2
+    wait_idle(window, 300)
+    # Two steps: the ball's result was laid over the bag's instead of replacing it.
+    assert doc.undo.count() == 2
+    bag = doc.undo.command(0).after.image
+    assert (bag[labels == 2] != image[labels == 2]).any()
+    np.testing.assert_array_equal(doc.image[labels == 2], bag[labels == 2])
+    assert (doc.image[labels == 3] != image[labels == 3]).any()
+    untouched = ~painted(labels, 2, edge) & ~painted(labels, 3, edge)
+    np.testing.assert_array_equal(doc.image[untouched], image[untouched])
+    assert [i.prompt for i in doc.items] == ["", "", "a white handbag", "a red ball"]
+    assert "laid over the changes made meanwhile" in strip.title.text()
+    assert strip.buttons[0].isChecked()
+    # The other result of the ball goes into the same step, over the bag's picture still.
+    strip.buttons[1].click()
+    wait_idle(window)  # laid on the side thread
+    assert doc.undo.count() == 2 and doc.project.history[-1]["candidate"] == 1
+    np.testing.assert_array_equal(doc.image[labels == 2], bag[labels == 2])
+    # Undo takes back the ball alone.
+    window.act_undo.trigger()
+    assert doc.image is bag and [i.prompt for i in doc.items][2:] == ["a white handbag", ""]
+
+
+def test_items_brushed_while_an_edit_runs_stay_brushed_and_still_to_redraw(opened):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    window.editing.text_edit(3, "a red ball")
+    # Meanwhile the wall is brushed into the bag's right side and the bag is renamed.
+    bx, by = inner_pixel(labels, 2)
+    click(window.canvas, bx, by)
+    doc.rename(2, "handbag")
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(4)
+    click(window.canvas, *inner_pixel(labels, 0))
+    right = int(np.nonzero(labels[by] == 2)[0].max())
+    drag(window.canvas, [(right - 6, by), (right + 1, by)])
+    brushed = doc.labels
+    assert (brushed != labels).any() and window.jobs.active("edit")
+    wait_idle(window, 300)
+    assert doc.project.history[-1]["kind"] == "text"
+    assert (doc.image[labels == 3] != image[labels == 3]).any()
+    np.testing.assert_array_equal(doc.labels, brushed)
+    assert doc.items[2].name == "handbag" and doc.items[3].prompt == "a red ball"
+    # The stroke was not painted by the ball's edit: Redraw still offers to.
+    assert doc.reshaped and window.act_redraw.isEnabled()
+    np.testing.assert_array_equal(doc.drawn_labels(), labels)
+
+
+def test_an_edit_over_pixels_changed_meanwhile_waits_for_a_click(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a black handbag")  # the same item, from the same picture
+    wait_idle(window, 300)
+    white = doc.image
+    assert doc.undo.count() == 1 and doc.items[2].prompt == "a white handbag"
+    assert "changed meanwhile" in strip.title.text()
+    assert "overlaps changes made while it ran" in strip.hint.text()
+    assert not any(b.isChecked() for b in strip.buttons)
+    strip.buttons[1].click()  # lay it over them: a step of its own
+    wait_idle(window)
+    assert doc.undo.count() == 2 and doc.items[2].prompt == "a black handbag"
+    assert doc.undo.command(1).before.image is white
+    strip.buttons[0].click()  # another result replaces it in that step
+    wait_idle(window)
+    assert doc.undo.count() == 2 and doc.project.history[-1]["candidate"] == 0
+    window.act_undo.trigger()
+    assert doc.image is white
+
+
+def test_an_edit_asked_for_before_finding_items_again_is_refused_in_a_sentence(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    labels = doc.labels
+    window.editing.text_edit(2, "a white handbag")
+    doc.set_partition((labels == 3).astype(np.int32), ["rest", "ball"], "Found again")
+    wait_idle(window, 300)
+    assert doc.undo.count() == 1 and len(doc.items) == 2  # nothing was applied
+    assert "found again after this edit" in strip.hint.text()
+    strip.buttons[0].click()
+    wait_idle(window)
+    assert "found again after this edit" in window.message_text()
+    assert doc.undo.count() == 1
+
+
+def test_an_edit_elsewhere_leaves_what_is_still_to_redraw(opened):
+    window = opened
+    doc = window.doc
+    labels = doc.labels
+    bx, by = inner_pixel(labels, 2)
+    click(window.canvas, bx, by)
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(4)
+    right = int(np.nonzero(labels[by] == 2)[0].max())
+    drag(window.canvas, [(right - 5, by), (right + 20, by)])
+    changed = doc.labels != labels
+    assert changed.any() and window.act_redraw.isEnabled()
+    window.editing.text_edit(3, "a red ball")  # the ball is far from the stroke
+    wait_idle(window, 300)
+    assert doc.project.history[-1]["kind"] == "text" and doc.undo.count() == 2
+    # The ball's edit did not paint the stroke: it is still drawn as the wall.
+    assert window.act_redraw.isEnabled() and doc.project.drawn is not None
+    np.testing.assert_array_equal(doc.drawn_labels()[changed], labels[changed])
+    window.act_redraw.trigger()
+    wait_idle(window, 300)
+    assert doc.project.history[-1]["kind"] == "redraw" and not window.act_redraw.isEnabled()

@@ -1,0 +1,287 @@
+"""The results of an edit: applied as one undo step, offered in the candidates strip, more
+of them on request, compared with the picture before.
+
+- The first result is applied at once ("Project.apply": the edited picture becomes the new
+  base); clicking another result in the strip swaps it into that same step. More results
+  runs the edit again with the next seeds and the new results join the strip.
+- An edit that lands after the picture changed while it ran (edits queued back to back,
+  items brushed or renamed meanwhile) is laid over those changes
+  (:mod:`dedit_app.rebase`, on the side thread) instead of undoing them; only when it
+  would paint over something changed meanwhile does it wait for a click in the strip.
+- Before | after: holding \\ or the strip's slider shows the picture before the edit.
+
+:class:`ResultsMixin` is half of :class:`ui.editing.EditController`, which asks for the
+edits; it is kept apart to be read on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dedit_app.errors import DEditError
+from ui import engine
+from ui.document import Document, LaidEdit, StateCommand
+
+if TYPE_CHECKING:
+    from ui.editing import PendingEdit
+    from ui.mainwindow import MainWindow
+
+
+@dataclass
+class Candidates:
+    """The results of the latest edit, in the strip."""
+
+    images: list[np.ndarray]
+    pending: PendingEdit
+    command: StateCommand | None
+    entries: list[dict[str, Any]] = field(default_factory=list)  # each result's record
+    active: int = 0
+    more_job: int | None = None  # a More results job under way
+
+
+class ResultsMixin:
+    """Landing, laying, choosing and comparing the results of edits (see the module)."""
+
+    w: MainWindow
+    candidates: Candidates | None
+    _compare_held: bool
+    _split: float | None
+    _choosing: int | None  # the side thread's ticket of a chosen result being laid
+
+    doc: Document | None  # provided by EditController
+    _submit: Callable[..., int]
+    _need_prepared: Callable[[], bool]
+
+    def _show_landed(
+        self,
+        pending: PendingEdit,
+        images: list[np.ndarray],
+        entries: list[dict[str, Any]],
+        laid: LaidEdit | None,
+        problem: str,
+    ) -> None:
+        doc = pending.doc
+        cmd, title = None, pending.title
+        if laid is not None and laid.conflicts == 0:
+            # Asked for before other changes and clear of them: it joins them (a later
+            # edit, a brushed item, a new name all stay), as if made after them.
+            cmd = doc.apply_result(
+                laid.image, laid.labels, pending.entry, pending.title, laid.items, laid.drawn
+            )
+        self.candidates = Candidates(images, pending, cmd, entries)
+        if laid is not None and laid.kept:
+            title = f"{pending.title} (laid over the changes made meanwhile)"
+        if cmd is None:
+            title = f"{pending.title} (the picture changed meanwhile)"
+        self.w.candidates.set_candidates(images, title, -1 if cmd is None else 0)
+        if problem:
+            hint = problem
+        elif cmd is None:
+            hint = (
+                "It overlaps changes made while it ran. Click a result to lay it over them; "
+                "Undo takes it back."
+            )
+        else:
+            many = "Click a result to use it. " if len(images) > 1 else ""
+            hint = many + "Hold \\ to see the original."
+        self.w.candidates.hint.setText(hint)
+        self._show_more()
+        self.w.status_message.setText(f"Done: {pending.title}.")
+
+    def _lay(
+        self,
+        p: PendingEdit,
+        image: np.ndarray,
+        then: Callable[[LaidEdit | None, str], None],
+        step: StateCommand | None = None,
+    ) -> int | None:
+        """Result ``image`` of edit ``p`` as it goes onto the picture now, or into ``step``
+        (another result of the edit that step applied): ``then(laid, "")``, or
+        ``then(None, sentence)`` when it cannot be laid there. At once when the picture is
+        the one the edit was asked for; else worked out on the side thread (at 24 MP it
+        takes 0.1-0.2 s), and again if the picture changed once more meanwhile; then the
+        side thread's ticket is returned."""
+        doc = p.doc
+        onto = doc.state() if step is None else step.before
+        drawn = doc.drawn_labels() if step is None else None  # a step keeps what it drew
+
+        def work() -> LaidEdit:
+            return doc.lay_onto(onto, p.base, (image, p.labels), p.regions, p.items, drawn)
+
+        same = onto.image is p.base.image and onto.labels is p.base.labels
+        if same and (drawn is None or drawn is onto.labels):
+            try:
+                laid = work()  # nothing to lay over: no pixel is touched
+            except DEditError as err:
+                then(None, str(err))
+                return None
+            then(laid, "")
+            return None
+
+        def done(laid: LaidEdit) -> None:
+            if doc is not self.doc:
+                return
+            now = doc.state() if step is None else step.before
+            if (now.image, now.labels, now.items) != (onto.image, onto.labels, onto.items):
+                self._lay(p, image, then, step)  # changed again while it was laid
+                return
+            then(laid, "")
+
+        def failed(message: str) -> None:
+            if doc is self.doc:
+                then(None, message)
+
+        return self.w.side.submit(f"Laying “{p.title}” over the picture", work, done, failed)
+
+    # ----- more results -----------------------------------------------------------------
+
+    def more_results(self) -> None:
+        """Run the edit whose results are in the strip again, from the same picture, with
+        the seeds after those used so far; the new results join the strip."""
+        c, doc = self.candidates, self.doc
+        if c is None or doc is None or c.more_job is not None or c.pending.task is None:
+            return
+        task = c.pending.task
+        made = (task.project.training or {}).get("weights_id")
+        if made != (doc.project.training or {}).get("weights_id"):
+            self.w.show_error(
+                "The project was prepared again after this edit; make the edit again to get "
+                "results from what it learned."
+            )
+            return
+        if not self._need_prepared():
+            return
+        seed = 1 + max((e.get("seed", 0) for e in c.entries), default=task.request.options.seed)
+        options = replace(task.request.options, seed=int(seed))
+        again = replace(task, request=replace(task.request, options=options))
+        p = c.pending
+        more = replace(p, title=f"More: {p.title}", sketch=None, refused="", more_for=c)
+        c.more_job = self._submit(more, again)
+        self._show_more()
+
+    def _more_landed(self, c: Candidates, result) -> None:
+        c.more_job = None
+        if c is not self.candidates:
+            return  # the strip shows another edit's results by now
+        images, _labels = engine.result_images(result, c.pending.labels)
+        c.entries += [engine.result_entry(result, k) for k in range(len(images))]
+        c.images += images
+        self.w.candidates.set_candidates(
+            c.images, self.w.candidates.title.text(), c.active if c.command else -1
+        )
+        if c.command is not None:  # else the hint says why none was applied
+            self.w.candidates.hint.setText("Click a result to use it. Hold \\ to see the original.")
+        self._show_more()
+        self.w.status_message.setText(f"{len(images)} more results of {c.pending.title}.")
+
+    def _show_more(self) -> None:
+        c = self.candidates
+        busy = c is not None and c.more_job is not None
+        self.w.candidates.more_button.setEnabled(c is not None and not busy)
+        self.w.act_more.setEnabled(c is not None and not busy)
+        self.w.candidates.more_button.setText("Making\nmore…" if busy else "More\nresults")
+
+    # ----- candidates -------------------------------------------------------------------
+
+    def _is_latest(self, command: StateCommand | None) -> bool:
+        """True when ``command`` is the step undo would take back next."""
+        doc = self.doc
+        return (
+            command is not None
+            and doc is not None
+            and doc.undo.index() > 0
+            and doc.undo.command(doc.undo.index() - 1) is command
+        )
+
+    def choose_candidate(self, index: int) -> None:
+        c = self.candidates
+        doc = self.doc
+        if c is None or doc is None or not 0 <= index < len(c.images):
+            return
+        p = c.pending
+        entry = dict(p.entry)
+        if index < len(c.entries):
+            entry.update(c.entries[index])
+        entry["candidate"] = index
+        latest = self._is_latest(c.command)
+        step = c.command if latest else None
+
+        def chosen(laid: LaidEdit | None, problem: str) -> None:
+            self._choosing = None
+            if c is not self.candidates or doc is not self.doc:
+                return  # another edit's results, or another photo, by now
+            if problem:
+                self.w.show_error(problem)
+                return
+            if self._is_latest(c.command) != latest:
+                self.choose_candidate(index)  # undone or redone meanwhile: choose again
+                return
+            if step is None:
+                # Not (or no longer) the latest step: this result, laid over the picture
+                # on show, is a new step.
+                c.command = doc.apply_result(
+                    laid.image, laid.labels, entry, p.title, laid.items, laid.drawn
+                )
+            else:
+                # Another result of the same edit: the same pixels painted, the same map
+                # drawn (``step.drawn`` stays).
+                after = doc.result_state(step.before, laid.image, laid.labels, entry, laid.items)
+                step.replace_after(after)
+            c.active = index
+            self.w.candidates.set_active(index)
+            self._show_compare()
+
+        if self._choosing is not None:
+            self.w.side.forget(self._choosing)  # clicked another result before it was laid
+        self._choosing = self._lay(p, c.images[index], chosen, step)
+
+    def set_split(self, split: float | None) -> None:
+        self._split = split
+        self._show_compare()
+
+    def hold_compare(self, on: bool) -> None:
+        """\\ pressed or let go: the picture before the edit on show, or with no edit on
+        show the photo before its first edit (:mod:`ui.original`)."""
+        original = self.w.original
+        if (on and self.candidates is None) or (not on and original.held):
+            original.hold(on)
+            return
+        self._compare_held = on
+        self._show_compare()
+
+    def _show_compare(self) -> None:
+        c = self.candidates
+        if c is None or c.command is None:
+            self.w.canvas.set_compare(None, None)
+            return
+        before = c.command.before.image
+        if self._compare_held:
+            self.w.canvas.set_compare(before, 1.0)
+        elif self._split is not None:
+            self.w.canvas.set_compare(before, self._split)
+        else:
+            self.w.canvas.set_compare(None, None)
+
+    def discard_result(self) -> None:
+        c = self.candidates
+        doc = self.doc
+        if c is not None and doc is not None and self._is_latest(c.command):
+            doc.undo.undo()
+        self.close_candidates()
+
+    def close_candidates(self) -> None:
+        c, self.candidates = self.candidates, None
+        if c is not None and c.more_job is not None:
+            self.w.jobs.cancel(c.more_job)  # nobody will see those results
+        self._split = None
+        self._compare_held = False
+        self.w.candidates.clear()
+        self.w.canvas.set_compare(None, None)
+        self._show_more()
+
+
+__all__ = ["Candidates", "ResultsMixin"]
