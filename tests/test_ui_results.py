@@ -193,3 +193,20 @@ def test_an_edit_elsewhere_leaves_what_is_still_to_redraw(opened):
     window.act_redraw.trigger()
     wait_idle(window, 300)
     assert doc.project.history[-1]["kind"] == "redraw" and not window.act_redraw.isEnabled()
+
+
+def test_the_same_edit_asked_for_twice_runs_once(opened):
+    window = opened
+    doc = window.doc
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a white handbag")  # Enter pressed twice
+    assert len(window.jobs.active("edit")) == 1
+    assert "Already under way" in window.message_text()
+    window.editing.text_edit(2, "a black handbag")  # another edit is queued as usual
+    assert len(window.jobs.active("edit")) == 2
+    wait_idle(window, 300)
+    assert doc.undo.count() == 1 and doc.items[2].prompt == "a white handbag"
+    # Once the first has landed, asking for it again is a new edit of the new picture.
+    window.editing.text_edit(2, "a white handbag")
+    assert len(window.jobs.active("edit")) == 1
+    wait_idle(window, 300)

@@ -299,6 +299,8 @@ class EditController(ResultsMixin, QObject):
             doc, doc.state(), "move", f"{verb} {doc.item_name(item)}", item, entry
         )
         job_id = self._submit(pending, task)
+        if job_id is None:
+            return
         image, labels = readonly(doc.image), readonly(doc.labels)
         self._sketch(job_id, lambda: move_preview(image, labels, [move]))
 
@@ -323,6 +325,8 @@ class EditController(ResultsMixin, QObject):
         )
         doc.select([])
         job_id = self._submit(pending, task)
+        if job_id is None:
+            return
         image, labels = readonly(doc.image), readonly(doc.labels)
         self._sketch(job_id, lambda: remove_preview(image, labels, item))
 
@@ -387,7 +391,24 @@ class EditController(ResultsMixin, QObject):
             task,
         )
 
-    def _submit(self, pending: PendingEdit, task) -> int:
+    def _submit(self, pending: PendingEdit, task) -> int | None:
+        """Queue ``task`` for ``pending``; its job id, or None when the very same edit of
+        the very same picture is queued or running already (Enter pressed twice, Delete
+        held down): its result would only repeat that one's."""
+        for other in self.pending.values():
+            if (
+                other.doc is pending.doc
+                and other.more_for is None
+                and pending.more_for is None
+                and other.base.image is pending.base.image
+                and other.base.labels is pending.base.labels
+                and other.entry == pending.entry
+            ):
+                self.w.show_info(
+                    f"Already under way: {pending.title}. For other results of it, use "
+                    "More results."
+                )
+                return None
         pending.task = task
         record = self.w.jobs.submit(
             JobRequest(pending.title, task, kind="edit"),
