@@ -143,6 +143,27 @@ def test_brush_and_eraser_change_the_item_and_undo_restores_exactly(scene):
     np.testing.assert_array_equal(doc.labels, painted)
 
 
+def test_what_is_left_to_redraw_outlasts_the_steps_undo_keeps(scene):
+    window, labels = scene
+    doc = window.doc
+    doc.undo.setUndoLimit(3)  # UNDO_LIMIT is 100; the stack is empty, so this takes
+    bx, by = inner_pixel(labels, 2)
+    click(window.canvas, bx, by)
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(3)
+    right = int(np.nonzero(labels[by] == 2)[0].max())
+    for k in range(6):  # six strokes: the first three fall off the undo stack
+        drag(window.canvas, [(right + 2 + 6 * k, by), (right + 6 + 6 * k, by)])
+    assert doc.undo.count() == 3
+    np.testing.assert_array_equal(doc.drawn_labels(), labels)
+    changed = doc.labels != labels
+    assert changed[by, right + 4] and doc.reshaped and window.act_redraw.isEnabled()
+    window.act_undo.trigger()  # the stroke undone leaves the five before it to redraw
+    np.testing.assert_array_equal(doc.drawn_labels(), labels)
+    window.doc.rename(2, "handbag")  # a step that is not a stroke keeps them too
+    np.testing.assert_array_equal(doc.drawn_labels(), labels)
+
+
 def test_brush_without_a_selection_says_what_to_do(scene):
     window, labels = scene
     window.doc.select([])

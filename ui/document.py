@@ -117,6 +117,19 @@ class StateCommand(QUndoCommand):
         # The map the picture after this step was made with, where it is not the step's
         # own (an edit laid onto items brushed while it ran); None: ``after.labels``.
         self.drawn: np.ndarray | None = None
+        # The map the picture before this step was made with (set by Document.push): kept
+        # with the step, so that what is left to redraw does not depend on how many steps
+        # the undo stack still holds.
+        self.drawn_before: np.ndarray | None = None
+
+    @property
+    def drawn_after(self) -> np.ndarray | None:
+        """The map the picture after this step was made with: an edit's or a new set of
+        items' own; any other step (brush, eraser, merge, rename) leaves the picture, and
+        so what it was made with, as it was."""
+        if self.kind in ("edit", "segment"):
+            return self.after.labels if self.drawn is None else self.drawn
+        return self.drawn_before
 
     def redo(self) -> None:
         self.doc.restore(self.after, self.select_after)
@@ -229,16 +242,21 @@ class Document(QObject):
         that changed the picture (an edit) or replaced every item (finding items), else the
         map the document opened with (``Project.drawn`` when it was saved reshaped). Brush,
         eraser, merge and new items change the items but not the pixels; :meth:`reshaped`
-        is what they changed, for Redraw to paint."""
-        for index in range(self.undo.index() - 1, -1, -1):
-            cmd = self.undo.command(index)
-            if cmd.kind in ("edit", "segment"):
-                return cmd.after.labels if cmd.drawn is None else cmd.drawn
-        oldest = self.undo.command(0).before if self.undo.count() else self.state()
-        image, drawn = self._opened
-        if oldest.image is image and drawn is not None:
+        is what they changed, for Redraw to paint. Each step keeps the map before and after
+        it, so the answer holds however many steps the undo stack has let go."""
+        index = self.undo.index()
+        if index > 0:
+            drawn = self.undo.command(index - 1).drawn_after
+        elif self.undo.count():
+            drawn = self.undo.command(0).drawn_before
+        else:
+            drawn = None
+        if drawn is not None:
             return drawn
-        return oldest.labels
+        image, opened = self._opened
+        if self.image is image and opened is not None:
+            return opened
+        return self.labels
 
     @property
     def reshaped(self) -> bool:
@@ -395,6 +413,7 @@ class Document(QObject):
             kind=kind,
         )
         cmd.drawn = None if drawn is None else frozen(drawn)
+        cmd.drawn_before = self.drawn_labels()
         self.undo.push(cmd)  # calls redo()
         return cmd
 
