@@ -9,6 +9,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 NAMES = ["wall", "table", "bag", "ball"]
@@ -126,3 +127,19 @@ def outside_edit(active, edge: int):
 
     hard, _soft = partition.edit_regions(active, edge)
     return hard
+
+
+def brush_at_bag_edge(window, labels, spans, *, item: int = 2, size: int = 4) -> None:
+    """Select ``item`` (a click inside it), take a brush of ``size`` pixels and paint it
+    along the row through the middle of the scene's bag (item 2), one stroke per
+    ``(start, end)`` of ``spans``, in pixels right of the bag's right edge."""
+    from ui.canvas import Tool
+    from ui.testing import click, drag, inner_pixel
+
+    _bx, by = inner_pixel(labels, 2)
+    click(window.canvas, *inner_pixel(labels, item))
+    window.set_tool(Tool.BRUSH)
+    window._set_brush_size(size)
+    right = int(np.nonzero(labels[by] == 2)[0].max())
+    for start, end in spans:
+        drag(window.canvas, [(right + start, by), (right + end, by)])

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from editor_fixtures import brush_at_bag_edge  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -147,17 +148,12 @@ def test_what_is_left_to_redraw_outlasts_the_steps_undo_keeps(scene):
     window, labels = scene
     doc = window.doc
     doc.undo.setUndoLimit(3)  # UNDO_LIMIT is 100; the stack is empty, so this takes
-    bx, by = inner_pixel(labels, 2)
-    click(window.canvas, bx, by)
-    window.set_tool(Tool.BRUSH)
-    window._set_brush_size(3)
-    right = int(np.nonzero(labels[by] == 2)[0].max())
-    for k in range(6):  # six strokes: the first three fall off the undo stack
-        drag(window.canvas, [(right + 2 + 6 * k, by), (right + 6 + 6 * k, by)])
+    # Six strokes: the first three fall off the undo stack.
+    brush_at_bag_edge(window, labels, [(2 + 6 * k, 6 + 6 * k) for k in range(6)], size=3)
     assert doc.undo.count() == 3
     np.testing.assert_array_equal(doc.drawn_labels(), labels)
     changed = doc.labels != labels
-    assert changed[by, right + 4] and doc.reshaped and window.act_redraw.isEnabled()
+    assert changed.any() and doc.reshaped and window.act_redraw.isEnabled()
     window.act_undo.trigger()  # the stroke undone leaves the five before it to redraw
     np.testing.assert_array_equal(doc.drawn_labels(), labels)
     window.doc.rename(2, "handbag")  # a step that is not a stroke keeps them too

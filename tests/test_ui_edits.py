@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import NAMES, count_where, outside_edit  # noqa: E402
+from editor_fixtures import NAMES, brush_at_bag_edge, count_where, outside_edit  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -22,7 +22,7 @@ from dedit_app import partition  # noqa: E402
 from dedit_app.jobs import JobState  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui import engine  # noqa: E402
-from ui.canvas import REF_ITEM_MIME, Tool  # noqa: E402
+from ui.canvas import REF_ITEM_MIME  # noqa: E402
 from ui.settings import EditorSettings  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -406,12 +406,7 @@ def test_redraw_paints_the_pixels_of_reshaped_items_as_their_new_item(opened):
     window.editing.redraw()  # nothing reshaped: a sentence, no job
     assert "No item was reshaped" in window.message_text() and not window.jobs.active()
     # Brush the bag out over the wall: the items change, the picture does not yet.
-    bx, by = inner_pixel(labels, 2)
-    click(window.canvas, bx, by)
-    window.set_tool(Tool.BRUSH)
-    window._set_brush_size(4)
-    right = int(np.nonzero(labels[by] == 2)[0].max())
-    drag(window.canvas, [(right - 5, by), (right + 20, by)])
+    brush_at_bag_edge(window, labels, [(-5, 20)])
     brushed = doc.labels
     changed = brushed != labels
     assert changed.any() and doc.image is image

@@ -10,12 +10,11 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import outside_edit  # noqa: E402
+from editor_fixtures import brush_at_bag_edge, outside_edit  # noqa: E402
 
 from dedit_app.jobs import JobState  # noqa: E402
 from ui import engine  # noqa: E402
-from ui.canvas import Tool  # noqa: E402
-from ui.testing import click, drag, inner_pixel, wait_idle  # noqa: E402
+from ui.testing import wait_idle  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not engine.tiny_model_available(), reason="the D-Edit engine or its tiny models are missing"
@@ -115,14 +114,8 @@ def test_items_brushed_while_an_edit_runs_stay_brushed_and_still_to_redraw(opene
     image, labels = doc.image, doc.labels
     window.editing.text_edit(3, "a red ball")
     # Meanwhile the wall is brushed into the bag's right side and the bag is renamed.
-    bx, by = inner_pixel(labels, 2)
-    click(window.canvas, bx, by)
     doc.rename(2, "handbag")
-    window.set_tool(Tool.BRUSH)
-    window._set_brush_size(4)
-    click(window.canvas, *inner_pixel(labels, 0))
-    right = int(np.nonzero(labels[by] == 2)[0].max())
-    drag(window.canvas, [(right - 6, by), (right + 1, by)])
+    brush_at_bag_edge(window, labels, [(-6, 1)], item=0)
     brushed = doc.labels
     assert (brushed != labels).any() and window.jobs.active("edit")
     wait_idle(window, 300)
@@ -176,12 +169,7 @@ def test_an_edit_elsewhere_leaves_what_is_still_to_redraw(opened):
     window = opened
     doc = window.doc
     labels = doc.labels
-    bx, by = inner_pixel(labels, 2)
-    click(window.canvas, bx, by)
-    window.set_tool(Tool.BRUSH)
-    window._set_brush_size(4)
-    right = int(np.nonzero(labels[by] == 2)[0].max())
-    drag(window.canvas, [(right - 5, by), (right + 20, by)])
+    brush_at_bag_edge(window, labels, [(-5, 20)])
     changed = doc.labels != labels
     assert changed.any() and window.act_redraw.isEnabled()
     window.editing.text_edit(3, "a red ball")  # the ball is far from the stroke
