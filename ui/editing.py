@@ -8,7 +8,7 @@ into undoable steps.
   preview (:mod:`ui.preview`, worked out on the side thread, :mod:`ui.side_thread`, so a
   drop never freezes the canvas) until the diffusion result lands. What becomes of the
   results (applied as one undo step, the candidates strip, more results, laid over changes
-  made while the edit ran) is :mod:`ui.results`'.
+  made while the edit ran) is :mod:`ui.results`'s.
 - The reference photo itself (opening, finding its items) is :mod:`ui.reference`'s.
 """
 
