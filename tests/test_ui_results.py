@@ -198,3 +198,21 @@ def test_the_same_edit_asked_for_twice_runs_once(opened):
     window.editing.text_edit(2, "a white handbag")
     assert len(window.jobs.active("edit")) == 1
     wait_idle(window, 300)
+
+
+def test_a_result_chosen_while_the_picture_changes_again_is_laid_over_the_newest(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    labels = doc.labels
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a black handbag")
+    wait_idle(window, 300)
+    assert doc.undo.count() == 1 and not any(b.isChecked() for b in strip.buttons)
+    strip.buttons[1].click()  # laid on the side thread...
+    doc.paint([(5.0, 5.0)], 3, 1)  # ...while a stroke changes the item map once more
+    stroked = doc.labels
+    wait_idle(window)
+    # Laid again, over the stroke: three steps, and the stroke is still there.
+    assert doc.undo.count() == 3 and doc.undo.command(2).before.labels is stroked
+    np.testing.assert_array_equal(doc.labels, stroked)
+    assert doc.items[2].prompt == "a black handbag" and (stroked != labels).any()

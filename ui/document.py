@@ -95,6 +95,17 @@ class State:
     finding: int = 0
 
 
+def same_picture(now: State, then: State, drawn: np.ndarray | None = None) -> bool:
+    """``now`` shows the very picture and item map of ``then`` (the same arrays) and no
+    item was reshaped by hand since it was drawn (``drawn``: the map it was drawn with, None
+    or ``now.labels`` when none was): an edit made from ``then`` goes in as it was made."""
+    return (
+        now.image is then.image
+        and now.labels is then.labels
+        and (drawn is None or drawn is now.labels)
+    )
+
+
 class StateCommand(QUndoCommand):
     """One undoable step: restores ``before`` on undo and ``after`` on redo."""
 
@@ -603,7 +614,7 @@ class Document(QObject):
         kept = onto.items != base.items
         if onto_drawn is onto.labels:
             onto_drawn = None  # nothing reshaped by hand: the map is the one drawn
-        if onto.image is base.image and onto.labels is base.labels and onto_drawn is None:
+        if same_picture(onto, base, onto_drawn):
             # The picture the edit was made from: nothing to lay it over.
             made_labels = base.labels if labels is None else labels
             return LaidEdit(image, made_labels, merged if kept else items, None, 0, kept)

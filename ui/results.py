@@ -24,7 +24,7 @@ import numpy as np
 
 from dedit_app.errors import DEditError
 from ui import engine
-from ui.document import Document, LaidEdit, StateCommand
+from ui.document import Document, LaidEdit, StateCommand, same_picture
 
 if TYPE_CHECKING:
     from ui.editing import PendingEdit
@@ -112,8 +112,7 @@ class ResultsMixin:
         def work() -> LaidEdit:
             return doc.lay_onto(onto, p.base, (image, p.labels), p.regions, p.items, drawn)
 
-        same = onto.image is p.base.image and onto.labels is p.base.labels
-        if same and (drawn is None or drawn is onto.labels):
+        if same_picture(onto, p.base, drawn):
             try:
                 laid = work()  # nothing to lay over: no pixel is touched
             except DEditError as err:
@@ -126,7 +125,7 @@ class ResultsMixin:
             if doc is not self.doc:
                 return
             now = doc.state() if step is None else step.before
-            if (now.image, now.labels, now.items) != (onto.image, onto.labels, onto.items):
+            if not same_picture(now, onto) or now.items != onto.items:
                 self._lay(p, image, then, step)  # changed again while it was laid
                 return
             then(laid, "")
