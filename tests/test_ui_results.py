@@ -216,3 +216,59 @@ def test_a_result_chosen_while_the_picture_changes_again_is_laid_over_the_newest
     assert doc.undo.count() == 3 and doc.undo.command(2).before.labels is stroked
     np.testing.assert_array_equal(doc.labels, stroked)
     assert doc.items[2].prompt == "a black handbag" and (stroked != labels).any()
+
+
+# ----- results waiting for a click -----------------------------------------------------
+
+
+def test_results_waiting_for_a_click_come_back_when_the_next_edits_strip_closes(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a black handbag")  # overlaps the white one: it will wait
+    window.editing.text_edit(3, "a red ball")  # clear of both: applied when it lands
+    wait_idle(window, 300)
+    # The ball's results are on show; the black bag's wait their turn instead of being lost.
+    assert doc.undo.count() == 2 and doc.items[3].prompt == "a red ball"
+    assert strip.title.text().endswith("· 1 more edit waiting")
+    assert strip.discard_button.text() == "Undo edit"
+    ball = doc.image
+    strip.done_button.click()
+    assert strip.isVisible() and "black handbag" in strip.title.text()
+    assert "changed meanwhile" in strip.title.text() and "waiting" not in strip.title.text()
+    assert "overlaps changes made while it ran" in strip.hint.text()
+    assert strip.discard_button.text() == "Discard" and len(strip.buttons) == 2
+    strip.buttons[0].click()
+    wait_idle(window)
+    # Laid over both: the ball stays red, the bag turns black, a third step.
+    assert doc.undo.count() == 3 and doc.items[2].prompt == "a black handbag"
+    assert doc.items[3].prompt == "a red ball" and doc.undo.command(2).before.image is ball
+    assert "laid over the changes" in strip.title.text()
+    assert strip.discard_button.text() == "Undo edit"
+    strip.discard_button.click()  # now a step: Undo edit takes it back
+    assert doc.image is ball and not strip.isVisible()
+
+
+def test_waiting_results_outlast_undo_and_go_when_discarded_or_another_photo_opens(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a black handbag")
+    wait_idle(window, 300)
+    white = doc.image
+    assert "changed meanwhile" in strip.title.text()
+    window.act_undo.trigger()  # the white bag goes; the black one still waits
+    assert doc.undo.index() == 0 and "black handbag" in strip.title.text()
+    window.act_redo.trigger()
+    assert doc.image is white and "black handbag" in strip.title.text()
+    strip.discard_button.click()  # Discard: the picture stays, nothing comes back
+    assert not strip.isVisible() and doc.image is white and doc.undo.count() == 1
+    assert window.editing.waiting == []
+
+    window.editing.text_edit(3, "a red ball")
+    window.editing.text_edit(3, "a blue ball")
+    window.editing.text_edit(2, "a green handbag")
+    wait_idle(window, 300)
+    assert len(window.editing.waiting) == 1  # the blue ball, behind the green bag
+    window.editing.document_changed()  # what opening another photo does
+    assert window.editing.waiting == [] and not strip.isVisible()

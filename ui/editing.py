@@ -63,6 +63,7 @@ class EditController(ResultsMixin, QObject):
         self.pending: dict[int, PendingEdit] = {}
         self.prepare_job: int | None = None
         self.candidates: Candidates | None = None
+        self.waiting: list[Candidates] = []
         self._compare_held = False
         self._split: float | None = None
         self._last_prepare_losses: list[tuple[int, float]] = []
@@ -131,7 +132,7 @@ class EditController(ResultsMixin, QObject):
         self.update_state()
 
     def document_changed(self) -> None:
-        self.close_candidates()
+        self.forget_results()
         self.update_state()
 
     def forget_document(self, doc: Document) -> None:
@@ -142,12 +143,13 @@ class EditController(ResultsMixin, QObject):
                 self.w.jobs.retire(job_id)
         if self.prepare_job is not None:
             self.w.jobs.retire(self.prepare_job)
-        self.close_candidates()
+        self.forget_results()
         self._clear_preview()
 
     def before_undo(self) -> None:
-        """Undo/redo while a result is on show: the strip no longer matches; close it."""
-        self.close_candidates()
+        """Undo/redo while a result is on show: the strip no longer matches; close it
+        (results waiting for a click keep waiting)."""
+        self.set_results_aside()
 
     # ----- preparing --------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ of them on request, compared with the picture before.
   items brushed or renamed meanwhile) is laid over those changes
   (:mod:`dedit_app.rebase`, on the side thread) instead of undoing them; only when it
   would paint over something changed meanwhile does it wait for a click in the strip.
+  Such results are not lost when the next edit lands: they wait their turn and come back
+  to the strip when it closes (Done, Undo edit, Discard, undo).
 - Before | after: holding \\ or the strip's slider shows the picture before the edit.
 
 :class:`ResultsMixin` is half of :class:`ui.editing.EditController`, which asks for the
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from ui.mainwindow import MainWindow
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: which edit's results
 class Candidates:
     """The results of the latest edit, in the strip."""
 
@@ -41,6 +43,8 @@ class Candidates:
     entries: list[dict[str, Any]] = field(default_factory=list)  # each result's record
     active: int = 0
     more_job: int | None = None  # a More results job under way
+    title: str = ""  # the strip's title
+    note: str = ""  # the hint while none of them is applied: why, and what a click does
 
 
 class ResultsMixin:
@@ -48,6 +52,7 @@ class ResultsMixin:
 
     w: MainWindow
     candidates: Candidates | None
+    waiting: list[Candidates]  # results none of which is applied, oldest first, off the strip
     _compare_held: bool
     _split: float | None
     _choosing: int | None  # the side thread's ticket of a chosen result being laid
@@ -72,25 +77,56 @@ class ResultsMixin:
             cmd = doc.apply_result(
                 laid.image, laid.labels, pending.entry, pending.title, laid.items, laid.drawn
             )
-        self.candidates = Candidates(images, pending, cmd, entries)
         if laid is not None and laid.kept:
             title = f"{pending.title} (laid over the changes made meanwhile)"
+        note = ""
         if cmd is None:
             title = f"{pending.title} (the picture changed meanwhile)"
-        self.w.candidates.set_candidates(images, title, -1 if cmd is None else 0)
-        if problem:
-            hint = problem
-        elif cmd is None:
-            hint = (
+            note = problem or (
                 "It overlaps changes made while it ran. Click a result to lay it over them; "
                 "Undo takes it back."
             )
-        else:
-            many = "Click a result to use it. " if len(images) > 1 else ""
-            hint = many + "Hold \\ to see the original."
-        self.w.candidates.hint.setText(hint)
-        self._show_more()
+        self._set_aside()
+        self._put(Candidates(images, pending, cmd, entries, title=title, note=note))
         self.w.status_message.setText(f"Done: {pending.title}.")
+
+    def _put(self, c: Candidates) -> None:
+        """Show ``c`` in the strip."""
+        self.candidates = c
+        active = -1 if c.command is None else c.active
+        self.w.candidates.set_candidates(c.images, self._title(c), active)
+        self._show_buttons()
+        self._show_more()
+        self._show_compare()
+
+    def _title(self, c: Candidates) -> str:
+        n = len(self.waiting)
+        return c.title + (f" · {n} more edit{'s' if n > 1 else ''} waiting" if n else "")
+
+    def _show_buttons(self) -> None:
+        """The hint and the strip's buttons for the results on show: applied (Undo edit
+        takes the step back) or waiting (Discard drops them; the picture stays)."""
+        c, strip = self.candidates, self.w.candidates
+        if c is None:
+            return
+        if c.command is None:
+            strip.hint.setText(c.note)
+            strip.discard_button.setText("Discard")
+            strip.discard_button.setToolTip("Drop these results; the picture stays as it is")
+        else:
+            many = "Click a result to use it. " if len(c.images) > 1 else ""
+            strip.hint.setText(many + "Hold \\ to see the original.")
+            strip.discard_button.setText("Undo edit")
+            strip.discard_button.setToolTip("Go back to the picture before this edit (Ctrl+Z)")
+
+    def _set_aside(self) -> None:
+        """Take the results on show off the strip: none of them applied, they wait their
+        turn; else they are done with (the step stays in the undo history)."""
+        c, self.candidates = self.candidates, None
+        if c is not None and c.command is None:
+            self.waiting.append(c)
+        elif c is not None and c.more_job is not None:
+            self.w.jobs.cancel(c.more_job)  # nobody will see those results
 
     def _lay(
         self,
@@ -164,17 +200,14 @@ class ResultsMixin:
 
     def _more_landed(self, c: Candidates, result) -> None:
         c.more_job = None
-        if c is not self.candidates:
-            return  # the strip shows another edit's results by now
+        if c is not self.candidates and not any(w is c for w in self.waiting):
+            return  # closed by now
         images, _labels = engine.result_images(result, c.pending.labels)
         c.entries += [engine.result_entry(result, k) for k in range(len(images))]
         c.images += images
-        self.w.candidates.set_candidates(
-            c.images, self.w.candidates.title.text(), c.active if c.command else -1
-        )
-        if c.command is not None:  # else the hint says why none was applied
-            self.w.candidates.hint.setText("Click a result to use it. Hold \\ to see the original.")
-        self._show_more()
+        if c is not self.candidates:
+            return  # waiting: they join the strip when its turn comes
+        self._put(c)
         self.w.status_message.setText(f"{len(images)} more results of {c.pending.title}.")
 
     def _show_more(self) -> None:
@@ -225,6 +258,10 @@ class ResultsMixin:
                 c.command = doc.apply_result(
                     laid.image, laid.labels, entry, p.title, laid.items, laid.drawn
                 )
+                if laid.kept:
+                    c.title = f"{p.title} (laid over the changes made meanwhile)"
+                    self.w.candidates.title.setText(self._title(c))
+                self._show_buttons()
             else:
                 # Another result of the same edit: the same pixels painted, the same map
                 # drawn (``step.drawn`` stays).
@@ -266,6 +303,7 @@ class ResultsMixin:
             self.w.canvas.set_compare(None, None)
 
     def discard_result(self) -> None:
+        """Undo edit (or, for results none of which is applied, Discard)."""
         c = self.candidates
         doc = self.doc
         if c is not None and doc is not None and self._is_latest(c.command):
@@ -273,6 +311,26 @@ class ResultsMixin:
         self.close_candidates()
 
     def close_candidates(self) -> None:
+        """Done with the results on show; results waiting their turn come next."""
+        self._close_strip()
+        if self.waiting:
+            self._put(self.waiting.pop(0))
+
+    def set_results_aside(self) -> None:
+        """Undo or redo: the strip's step is no longer the latest; results waiting for a
+        click still wait (they are laid over whatever picture is on show then)."""
+        self._set_aside()
+        self.close_candidates()
+
+    def forget_results(self) -> None:
+        """Another photo: its results, on show and waiting, go."""
+        waiting, self.waiting = self.waiting, []
+        for c in waiting:
+            if c.more_job is not None:
+                self.w.jobs.cancel(c.more_job)
+        self._close_strip()
+
+    def _close_strip(self) -> None:
         c, self.candidates = self.candidates, None
         if c is not None and c.more_job is not None:
             self.w.jobs.cancel(c.more_job)  # nobody will see those results

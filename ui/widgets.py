@@ -232,15 +232,21 @@ class CandidatesStrip(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(12, 8, 12, 8)
         lay.setSpacing(8)
-        info = QVBoxLayout()
+        # Long titles and hints wrap within a column of their own, so they never squeeze
+        # the thumbnails out of sight.
+        info_box = QWidget()
+        info_box.setMaximumWidth(320)
+        info = QVBoxLayout(info_box)
+        info.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("Results")
         self.title.setStyleSheet("font-weight: 600;")
         self.hint = QLabel("Click one to use it. Hold \\ to see the original.")
         self.hint.setProperty("role", "hint")
-        info.addWidget(self.title)
-        info.addWidget(self.hint)
+        for label in (self.title, self.hint):
+            label.setWordWrap(True)
+            info.addWidget(label)
         info.addStretch(1)
-        lay.addLayout(info)
+        lay.addWidget(info_box)
         # The thumbnails scroll sideways when the window is narrow, instead of widening it.
         holder = QWidget()
         self.thumbs = QHBoxLayout(holder)
@@ -300,9 +306,7 @@ class CandidatesStrip(QFrame):
         self.hide()
 
     def set_candidates(self, images: list[np.ndarray], title: str, active: int = 0) -> None:
-        for b in self.buttons:
-            b.deleteLater()
-        self.buttons = []
+        self._drop_buttons()
         for i, img in enumerate(images):
             b = QToolButton()
             b.setCheckable(True)
@@ -329,9 +333,16 @@ class CandidatesStrip(QFrame):
     def _on_slider(self, value: int) -> None:
         self.split_changed.emit(None if value >= 100 else value / 100.0)
 
-    def clear(self) -> None:
+    def _drop_buttons(self) -> None:
+        # Out of the row at once: deleteLater alone leaves them on show until the event
+        # loop next runs, beside the next edit's results.
         for b in self.buttons:
+            self.thumbs.removeWidget(b)
+            b.hide()
             b.deleteLater()
         self.buttons = []
+
+    def clear(self) -> None:
+        self._drop_buttons()
         self.slider.setValue(100)
         self.hide()
