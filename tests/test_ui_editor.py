@@ -391,11 +391,14 @@ def test_a_job_notice_stays_above_the_picture_until_dismissed(window):
     assert window.message_text() == ""
 
 
-def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(window, monkeypatch):
+def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(
+    window, monkeypatch, tmp_path
+):
     import threading
 
     from PySide6.QtWidgets import QMessageBox
 
+    from ui.testing import write_synthetic_photo
     from ui.worker import JobRequest, JobState
 
     class Hold:
@@ -409,7 +412,8 @@ def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(window,
     hold = Hold()
     record = window.jobs.submit(JobRequest("Prepare scene.png", hold, kind="prepare"))
     wait_until(lambda: record.state is JobState.RUNNING, 30, "the job to start")
-    asked, answers = [], [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Close]
+    Cancel, Close = QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Close
+    asked, answers = [], [Cancel, Cancel, Close]
 
     def answer(parent, title, text, buttons, default):
         asked.append(text)
@@ -417,13 +421,17 @@ def test_closing_while_a_job_runs_asks_first_and_cancel_keeps_it_running(window,
 
     monkeypatch.setattr(QMessageBox, "question", answer)
     window.ask_to_save = True
+    said = "Still running: Prepare scene.png. Closing stops it, and its work so far is lost."
     assert not window.close()
-    assert asked == [
-        "Still running: Prepare scene.png. Closing stops it, and its work so far is lost."
-    ]
+    assert asked == [said]
     assert window.isVisible() and record.state is JobState.RUNNING
-    assert window.close()  # the second time the answer is "Close": the job is stopped
-    assert not window.isVisible() and len(asked) == 2
+    # Opening another photo in its place would stop it as well: asked the same.
+    photo = tmp_path / "other.png"
+    write_synthetic_photo(photo)
+    assert not window.open_path(photo) and asked[1] == said
+    assert record.state is JobState.RUNNING
+    assert window.close()  # the third time the answer is "Close": the job is stopped
+    assert not window.isVisible() and len(asked) == 3
 
 
 # ----- keys ------------------------------------------------------------------------------

@@ -272,3 +272,29 @@ def test_waiting_results_outlast_undo_and_go_when_discarded_or_another_photo_ope
     assert len(window.editing.waiting) == 1  # the blue ball, behind the green bag
     window.editing.document_changed()  # what opening another photo does
     assert window.editing.waiting == [] and not strip.isVisible()
+
+
+def test_closing_with_results_waiting_for_a_click_asks_first(opened, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = opened
+    window.editing.text_edit(2, "a white handbag")
+    window.editing.text_edit(2, "a black handbag")
+    wait_idle(window, 300)
+    asked = []
+
+    def answer(parent, title, text, buttons, default):
+        asked.append((title, text))
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    window.ask_to_save = True
+    assert not window.close_picture()
+    assert asked == [
+        (
+            "Drop the results?",
+            "Waiting for a click: bag → “a black handbag”. Closing drops its results.",
+        )
+    ]
+    assert window.doc is not None and window.editing.unapplied() == ["bag → “a black handbag”"]
+    window.ask_to_save = False

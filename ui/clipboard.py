@@ -94,7 +94,7 @@ def paste(window) -> bool:
     except DEditError as err:
         window.show_error(str(err))
         return False
-    if not window.maybe_discard():
+    if not window.may_replace():
         return False
     window.files.open_pixels(image, PASTED_NAME)
     return True

@@ -140,7 +140,7 @@ class FileController(QObject):
         current picture). A large one arrives later, or its error if it turns out
         damaged; one chosen later wins over one still being read."""
         path = Path(path)
-        if not self.w.maybe_discard():
+        if not self.w.may_replace():
             return False
         doc = self.w.doc
         since = doc.undo.index() if doc is not None else None

@@ -295,6 +295,13 @@ class MainWindow(QMainWindow):
     def _on_doc_changed(self, parts: frozenset) -> None:
         self._update_actions()
 
+    def may_replace(self, quitting: bool = False) -> bool:
+        """True when the picture on show may go (closed, another opened in its place, or
+        the editor ``quitting``): its running jobs and waiting results may be lost
+        (:meth:`may_stop_jobs`) and its changes are saved or may be discarded
+        (:meth:`maybe_discard`)."""
+        return self.may_stop_jobs(quitting) and self.maybe_discard()
+
     def maybe_discard(self) -> bool:
         """True when the current document may be replaced (saved, discarded or clean)."""
         self.files.finish_saving()
@@ -317,7 +324,7 @@ class MainWindow(QMainWindow):
         False when the user kept the picture."""
         if self.doc is None:
             return True
-        if not (self.may_stop_jobs() and self.maybe_discard()):
+        if not self.may_replace():
             return False
         self.set_document(None)
         self.dismiss_message()  # what it and the status bar said was about that picture
@@ -631,28 +638,41 @@ class MainWindow(QMainWindow):
                 act.setToolTip(f"{verb} {step}".rstrip() + f"  ({act.shortcut().toString()})")
         self.editing.update_state()
 
-    def may_stop_jobs(self) -> bool:
-        """True when no job the user is waiting for runs, or they agree to stop them:
-        closing ends a preparation that may have run for minutes."""
-        running = [r for r in self.jobs.active() if not r.request.quiet]
-        if not running or not self.ask_to_save:
+    def may_stop_jobs(self, quitting: bool = True) -> bool:
+        """True when no job the user is waiting for runs and no edit's results wait for a
+        click, or they agree to lose them: closing ends a preparation that may have run
+        for minutes, and drops results that were never applied. Only ``quitting`` stops
+        the reference photo's job too (it stays open when the picture goes)."""
+        spared = None if quitting else self.reference_photo.finding
+        running = [
+            r.request.title
+            for r in self.jobs.active()
+            if not r.request.quiet and r.request.id != spared
+        ]
+        waiting = self.editing.unapplied()
+        if not (running or waiting) or not self.ask_to_save:
             return True
-        names = "; ".join(r.request.title for r in running[:3])
-        if len(running) > 3:
-            names += f"; and {len(running) - 3} more"
-        one = len(running) == 1
+        said = []
+        if running:
+            it, its = ("it", "its") if len(running) == 1 else ("them", "their")
+            said.append(
+                f"Still running: {_some(running)}. Closing stops {it}, and {its} work so far "
+                "is lost."
+            )
+        if waiting:
+            its = "its" if len(waiting) == 1 else "their"
+            said.append(f"Waiting for a click: {_some(waiting)}. Closing drops {its} results.")
         answer = QMessageBox.question(
             self,
-            "Stop the running jobs?",
-            f"Still running: {names}. Closing stops {'it' if one else 'them'}, and "
-            f"{'its' if one else 'their'} work so far is lost.",
+            "Stop the running jobs?" if running else "Drop the results?",
+            " ".join(said),
             QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
         return answer == QMessageBox.StandardButton.Close
 
     def closeEvent(self, event) -> None:
-        if not (self.may_stop_jobs() and self.maybe_discard()):
+        if not self.may_replace(quitting=True):
             event.ignore()
             return
         self.qsettings.setValue("window/geometry", self.saveGeometry())
@@ -667,3 +687,9 @@ class MainWindow(QMainWindow):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         QTimer.singleShot(0, self.canvas.fit if self.canvas._fit else lambda: None)
+
+
+def _some(titles: list[str]) -> str:
+    """Up to three titles, and how many more."""
+    said = "; ".join(titles[:3])
+    return said + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")

@@ -323,7 +323,7 @@ class Recovery(QObject):
         """Open ``copy`` as the document (after asking about the current one's changes).
         It saves to the project it came from; this editor keeps copying into its folder.
         False when refused or it could not be read (said above the picture)."""
-        if copy not in self.found or not self.w.maybe_discard():
+        if copy not in self.found or not self.w.may_replace():
             return False
         try:
             size = picture_size(copy.folder)

@@ -31,6 +31,7 @@ class ReferenceController(QObject):
         super().__init__(window)
         self.w = window
         self.doc: Document | None = None
+        self.finding: int | None = None  # the job finding its items (it outlives the photo)
         self._reading: int | None = None  # ticket of a reference being read
 
     def open(self, path: str | Path) -> bool:
@@ -98,11 +99,12 @@ class ReferenceController(QObject):
                 self.w.show_error(message)
 
         self.w.reference_panel.status.setText("Finding items…")
-        self.w.jobs.submit(
+        record = self.w.jobs.submit(
             JobRequest("Find items in the reference", task, kind="segment"),
             on_finished=done,
             on_failed=failed,
         )
+        self.finding = record.request.id
 
     def _show_dock(self) -> None:
         if not self.w.reference_dock.isVisible():

@@ -302,6 +302,12 @@ class ResultsMixin:
         else:
             self.w.canvas.set_compare(None, None)
 
+    def unapplied(self) -> list[str]:
+        """The titles of the edits whose results wait for a click (none of them applied):
+        closing the picture drops them."""
+        shown = [self.candidates] if self.candidates and self.candidates.command is None else []
+        return [c.pending.title for c in shown + self.waiting]
+
     def discard_result(self) -> None:
         """Undo edit (or, for results none of which is applied, Discard)."""
         c = self.candidates
