@@ -201,8 +201,8 @@ def _resolve(source: str, *, what: str, variant: str | None, local_files_only: b
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
         raise ModelLoadError(
             f"The {what} {source} is not downloaded and the editor is offline; download it once "
-            f"with `hf download {source}` while online, or point the editor to a local diffusers "
-            "folder (for example --model /path/to/stable-diffusion-xl-base-1.0)."
+            f"with `hf download {source}` while online, or use a local diffusers folder as the "
+            "model (Settings, Model in the editor; --model on the command line)."
         ) from err
     except (HfHubHTTPError, OSError, ValueError) as err:
         raise ModelLoadError(

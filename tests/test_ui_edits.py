@@ -152,10 +152,13 @@ def test_editing_before_preparing_says_so_and_changes_nothing(window, tmp_path):
     "change, words",
     [
         ({"model": "/nowhere/sdxl-model"}, "/nowhere/sdxl-model"),
+        ({"model": "nobody-here/not-a-cached-model"}, "not downloaded and the editor is offline"),
         ({"device": "cuda"}, "GPU"),
     ],
 )
-def test_model_problems_end_in_a_sentence_and_an_unchanged_project(window, tmp_path, change, words):
+def test_model_problems_end_in_a_sentence_and_an_unchanged_project(
+    window, tmp_path, change, words, monkeypatch
+):
     import torch
 
     if change.get("device") == "cuda" and torch.cuda.is_available():
@@ -166,6 +169,8 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(window, tmp_p
     wait_idle(window)
     window.doc.set_partition(labels, list(NAMES), "Known items")
     window.apply_settings(dataclasses.replace(window.settings, **change))
+    opened = []
+    monkeypatch.setattr(window, "open_settings", lambda: opened.append(True))
     window.editing.prepare()
     wait_idle(window, 120)
     record = window.jobs.jobs[window.editing.prepare_job]
@@ -173,6 +178,10 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(window, tmp_p
     assert words in record.message and words in window.message_text()
     assert "Traceback" not in window.message_text()
     assert not window.doc.project.prepared and not window.editing.prepared()
+    # The settings mend it: the sentence comes with the way there.
+    assert window.message_bar.action.text() == "Open settings"
+    window.message_bar.action.click()
+    assert opened == [True]
 
 
 # ----- edits ------------------------------------------------------------------------------

@@ -198,7 +198,7 @@ class EditController(ResultsMixin, QObject):
 
         def failed(message: str) -> None:
             if doc is self.doc:
-                self.w.show_error(message)
+                self._show_failure(record, message)
             self.update_state()
 
         def cancelled() -> None:
@@ -502,9 +502,18 @@ class EditController(ResultsMixin, QObject):
         if pending.refused:
             return  # its sentence is on show already
         if message:
-            self.w.show_error(message)
+            self._show_failure(record, message)
         else:
             self.w.show_info(f"Cancelled: {pending.title}. Nothing was changed.")
+
+    def _show_failure(self, record: JobRecord, message: str) -> None:
+        """Job ``record`` failed with ``message``; a missing or broken model (or a device
+        that is not there) is mended in the settings, so the sentence comes with the way
+        there."""
+        if record.error == "ModelLoadError":
+            self.w.show_error(message, action=("Open settings", self.w.open_settings))
+        else:
+            self.w.show_error(message)
 
     def _landed(self, record: JobRecord, result) -> None:
         pending = self._forget(record)

@@ -87,6 +87,7 @@ class JobFailed:
     job_id: int
     message: str  # one sentence for the user
     detail: str = ""  # traceback for the log, empty for expected errors
+    error: str = ""  # the DEditError's class name ("ModelLoadError"): what the UI may offer
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ class Worker(QThread):
             text, detail = user_message(err, request.title, request.kind)
             if detail:
                 log.error("job %r failed:\n%s", request.title, detail)
-            self.message.emit(JobFailed(job_id, text, detail))
+            error = type(err).__name__ if isinstance(err, DEditError) else ""
+            self.message.emit(JobFailed(job_id, text, detail, error))
             return
         self.message.emit(JobFinished(job_id, outcome, time.monotonic() - t0))
 
@@ -270,6 +272,7 @@ class JobRecord:
     state: JobState = JobState.QUEUED
     progress: Progress | None = None
     message: str = ""  # the error sentence when FAILED
+    error: str = ""  # and the engine error's class name (JobFailed.error)
     elapsed: float = 0.0
     started_at: float | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
@@ -411,6 +414,7 @@ class JobQueue(QObject):
         elif isinstance(msg, JobFailed):
             record.state = JobState.FAILED
             record.message = msg.message
+            record.error = msg.error
             self._call(record, "failed", msg.message)
             self.failed.emit(msg.job_id, msg.message)
         elif isinstance(msg, JobNotice):
