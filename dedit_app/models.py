@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from dedit_app.errors import ModelLoadError
+from dedit_app.hub import DEFAULT_MODEL, WEIGHT_SUFFIX, is_hub_id, resolve, short_error
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ __all__ = [
     "pick_dtype",
 ]
 
-DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 _DTYPES = {
     "fp32": torch.float32,
     "float32": torch.float32,
@@ -61,9 +61,6 @@ _DTYPES = {
     "bf16": torch.bfloat16,
     "bfloat16": torch.bfloat16,
 }
-# Files a model download needs; everything else in a hub repository (pickles, ONNX, Flax,
-# single-file checkpoints at the top level) is left alone.
-_WEIGHT_SUFFIX = ".safetensors"
 # Photos whose VAE latents stay cached: the photo being edited and a reference photo.
 _LATENT_CACHE_SIZE = 2
 
@@ -141,79 +138,8 @@ def detect_family(folder: str | os.PathLike[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# Finding the files
+# Checking the files (finding them is dedit_app.hub's)
 # ----------------------------------------------------------------------------------------
-
-
-def _is_hub_id(source: str) -> bool:
-    parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.startswith((".", "~", "/"))
-
-
-def _resolve(source: str, *, what: str, variant: str | None, local_files_only: bool) -> Path:
-    """A local folder for ``source`` (a folder path, or a hub id fetched/read from the cache)."""
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(
-                f"{path} is a file; point the editor to a diffusers model folder (with "
-                "model_index.json, unet/, vae/, text_encoder/ ...), not a single checkpoint."
-            )
-        return path
-    if not _is_hub_id(source):
-        raise ModelLoadError(
-            f"There is no folder {path} and {source!r} is not a Hugging Face model id; give a "
-            f"local diffusers folder or a hub id such as {DEFAULT_MODEL}."
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-    )
-
-    weights = f"*.{variant}{_WEIGHT_SUFFIX}" if variant else f"*{_WEIGHT_SUFFIX}"
-    patterns = ["model_index.json", "*.json", "*.txt", f"*/{weights}"]
-    if what == "vae":
-        patterns += [weights]
-    # Without a variant, skip the half-precision copies that hub repos keep beside the
-    # full ones (SDXL base would otherwise download twice).
-    ignore = None if variant else [f"*.fp16{_WEIGHT_SUFFIX}", f"*.bf16{_WEIGHT_SUFFIX}"]
-    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    try:
-        return Path(
-            snapshot_download(
-                source, allow_patterns=patterns, ignore_patterns=ignore, local_files_only=offline
-            )
-        )
-    except GatedRepoError as err:
-        raise ModelLoadError(
-            f"The model {source} needs you to accept its license on huggingface.co and log in "
-            "(`hf auth login`) before it can be downloaded."
-        ) from err
-    except RepositoryNotFoundError as err:
-        raise ModelLoadError(
-            f"There is no model {source} on the Hugging Face hub (or it is private); check the "
-            f"name, or point the editor to a local diffusers folder."
-        ) from err
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
-        raise ModelLoadError(
-            f"The {what} {source} is not downloaded and the editor is offline; download it once "
-            f"with `hf download {source}` while online, or use a local diffusers folder as the "
-            "model (Settings, Model in the editor; --model on the command line)."
-        ) from err
-    except (HfHubHTTPError, OSError, ValueError) as err:
-        raise ModelLoadError(
-            f"The {what} {source} could not be downloaded ({_short(err)}); check the network, or "
-            "point the editor to a local diffusers folder."
-        ) from err
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text.rstrip(".")[:200]
 
 
 def _require_safetensors(folder: Path, component: str) -> None:
@@ -223,7 +149,7 @@ def _require_safetensors(folder: Path, component: str) -> None:
             f"{folder} is not a complete diffusers model folder: it has no {component}/ "
             "subfolder (expected model_index.json, unet/, vae/, text_encoder/, tokenizer/)."
         )
-    if any(sub.glob(f"*{_WEIGHT_SUFFIX}")):
+    if any(sub.glob(f"*{WEIGHT_SUFFIX}")):
         return
     if any(sub.glob("*.bin")) or any(sub.glob("*.ckpt")) or any(sub.glob("*.pt")):
         raise ModelLoadError(
@@ -557,7 +483,7 @@ def _probe(folder: Path, variant: str | None) -> list[float]:
 
     values: list[float] = []
     for component, keys in _PROBE_KEYS.items():
-        files = sorted((folder / component).glob(f"*{_WEIGHT_SUFFIX}"))
+        files = sorted((folder / component).glob(f"*{WEIGHT_SUFFIX}"))
         if variant:
             files = [f for f in files if f".{variant}." in f.name] or files
         for wanted in keys:
@@ -632,7 +558,7 @@ def load_model(
     _quiet_libraries()
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
-    folder = _resolve(source, what="model", variant=variant, local_files_only=local_files_only)
+    folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
     family = detect_family(folder)
     encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
     for component in ["unet", "vae", *encoders]:
@@ -657,7 +583,7 @@ def load_model(
         ]
         scheduler = _load_scheduler(folder, SchedulerMixin)
         if vae is not None:
-            vae_folder = _resolve(
+            vae_folder = resolve(
                 os.fspath(vae), what="vae", variant=None, local_files_only=local_files_only
             )
             vae_sub = "vae" if (vae_folder / "vae").is_dir() else None
@@ -675,7 +601,7 @@ def load_model(
         raise
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
         raise ModelLoadError(
-            f"The model in {folder} could not be loaded ({_short(err)}); the folder may be "
+            f"The model in {folder} could not be loaded ({short_error(err)}); the folder may be "
             "incomplete or not a Stable Diffusion / SDXL model in diffusers format."
         ) from err
 
@@ -683,7 +609,7 @@ def load_model(
     vae_model.to(dev)
     for enc in text_encoders:
         enc.to(dev)
-    name = source if _is_hub_id(source) and not Path(source).exists() else Path(source).name
+    name = source if is_hub_id(source) and not Path(source).exists() else Path(source).name
     return model_from_components(
         unet, vae_model, text_encoders, tokenizers, scheduler,
         source=source, name=name, probe=_probe(folder, variant),

@@ -178,6 +178,44 @@ def test_worker_runs_a_job_reports_progress_and_returns_its_result(qtbot, jobs):
     assert [s for s, _ in rec.losses] == list(range(1, 21))
 
 
+def test_a_download_then_training_each_say_their_own_time_left(qtbot, jobs):
+    import threading
+
+    from ui.jobs_panel import time_left
+    from ui.side_panels import PreparePanel
+    from ui.worker import JobProgress
+
+    hold = threading.Event()
+
+    class Wait:
+        def run(self, ctx, cancel):
+            hold.wait(10)
+            return 0
+
+    rec = jobs.submit(JobRequest("Prepare", Wait(), kind="prepare"))
+
+    def say(step: int, total: int, stage: str, elapsed: float, message: str = "") -> None:
+        p = Progress(step, total, stage=stage, message=message)
+        jobs._on_message(JobProgress(rec.request.id, p, elapsed=elapsed))
+
+    panel = PreparePanel()
+    qtbot.addWidget(panel)
+    say(1000, 7000, "downloading", 100.0, "Downloading owner/model: 1.0 GB of 7.0 GB")
+    say(2000, 7000, "downloading", 200.0, "Downloading owner/model: 2.0 GB of 7.0 GB")
+    assert time_left(rec) == pytest.approx(500.0)  # 5000 MB left at 10 MB a second
+    panel.show_running(rec)
+    assert panel.status.text() == (
+        "Downloading owner/model: 2.0 GB of 7.0 GB · about 8 min 20 s left"
+    )
+    # Training's time left is its own pace, not the download's minutes over its steps.
+    say(10, 1000, "tokens", 230.0)
+    say(20, 1000, "tokens", 240.0)
+    assert time_left(rec) == pytest.approx(980.0)
+    panel.show_running(rec)
+    assert panel.status.text() == "Learning item prompts · step 20 of 1000 · about 16 min 20 s left"
+    hold.set()
+
+
 class StageThenWait:
     """Announces a stage right after another, then blocks until released."""
 

@@ -99,6 +99,16 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
     return model
 
 
+def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
+    """The first job that loads a hub model downloads what the cache lacks of it, with
+    progress (:func:`dedit_app.hub.fetch`); a model already loaded costs nothing."""
+    from dedit_app.hub import fetch
+
+    loaded = ctx.cache.get(_MODEL_KEY)
+    if loaded is None or loaded[0] != spec.load_key:
+        yield from fetch(spec.source, cancel=cancel)
+
+
 def _telling_compile_failures(model, job):
     """Run ``job``; when the model's compiler failed during it (the job went on uncompiled),
     tell the user once, as a notice."""
@@ -143,6 +153,7 @@ class PrepareTask:
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         from dedit_app.finetune import finetune_project
 
+        yield from _download(ctx, self.spec, cancel)
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
         model = _model(ctx, self.spec, training=True)
         cancel.raise_if_cancelled()
@@ -272,6 +283,7 @@ class EditTask:
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         from dedit_app.edits import run_edit
 
+        yield from _download(ctx, self.spec, cancel)
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
         model = _model(ctx, self.spec)
         cancel.raise_if_cancelled()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dedit_app.jobs import JobState
+from dedit_app.jobs import JobState, Progress
 from ui.imaging import thumbnail
 from ui.theme import COLORS
 from ui.worker import JobQueue, JobRecord
@@ -55,11 +55,27 @@ def format_duration(seconds: float) -> str:
 
 
 def time_left(record: JobRecord) -> float | None:
-    """Seconds left, extrapolated from the time the steps so far took."""
+    """Seconds left, extrapolated from the pace of the steps counted so far (since the
+    current count began: loading or downloading before it says nothing of its pace)."""
     p = record.progress
-    if p is None or not p.total or p.step <= 0 or record.elapsed <= 0:
+    if p is None or not p.total or record.counting is None:
         return None
-    return record.elapsed * (p.total - p.step) / p.step
+    since, first, _total = record.counting
+    steps, seconds = p.step - first, record.elapsed - since
+    if steps <= 0 or seconds <= 0:
+        return None
+    return seconds * (p.total - p.step) / steps
+
+
+def progress_words(p: Progress) -> list[str]:
+    """What the job is doing and how far it got, e.g. ``["Tuning the model", "step 3 of
+    500"]`` (a download says how much of how much in its message)."""
+    if p.stage == "downloading":
+        return [p.message or "Downloading the model"]
+    words = [stage_text(p.stage)] if p.stage else []
+    if p.total:
+        words.append(f"step {p.step} of {p.total}")
+    return words
 
 
 class JobCard(QFrame):
@@ -140,11 +156,7 @@ class JobCard(QFrame):
             self.detail.setText(f"Finished in {format_duration(r.elapsed)}")
             self.detail.setStyleSheet("")
         elif p is not None:
-            parts = []
-            if p.stage:
-                parts.append(stage_text(p.stage))
-            if p.total:
-                parts.append(f"step {p.step} of {p.total}")
+            parts = progress_words(p)
             left = time_left(r)
             if left is not None:
                 parts.append(f"about {format_duration(left)} left")

@@ -20,7 +20,7 @@ from ui.canvas import REF_ITEM_MIME, CanvasView
 from ui.document import Document
 from ui.icons import icon
 from ui.items_panel import ITEM_ROLE, PROMPT_ROLE, SHARE_ROLE, ItemDelegate
-from ui.jobs_panel import format_duration, stage_text, time_left
+from ui.jobs_panel import format_duration, progress_words, time_left
 from ui.overlay import item_colours
 from ui.widgets import LossPlot
 from ui.worker import JobRecord
@@ -110,7 +110,7 @@ class PreparePanel(QFrame):
         self.bar.setRange(0, p.total)
         self.bar.setValue(p.step)
         left = time_left(record)
-        bits = [stage_text(p.stage) or "Training", f"step {p.step} of {p.total}"]
+        bits = progress_words(p) if p.stage else ["Training", f"step {p.step} of {p.total}"]
         if left is not None:
             bits.append(f"about {format_duration(left)} left")
         self.status.setText(" · ".join(bits))

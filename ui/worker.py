@@ -276,6 +276,9 @@ class JobRecord:
     elapsed: float = 0.0
     started_at: float | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
+    # (elapsed, step, total) when the steps of the current count began: a download in
+    # megabytes, then training steps; each one's pace says its own time left.
+    counting: tuple[float, int, int] | None = None
     result: Any = None
     callbacks: dict[str, Callable[..., None]] = field(default_factory=dict)
     retired: bool = False  # taken off the list once it ends: its picture was closed
@@ -400,9 +403,11 @@ class JobQueue(QObject):
             record.started_at = time.monotonic()
             self.started.emit(msg.job_id)
         elif isinstance(msg, JobProgress):
-            record.progress = msg.progress
+            p = record.progress = msg.progress
             record.losses.extend(msg.losses)
             record.elapsed = msg.elapsed
+            if p.total and (record.counting is None or record.counting[2] != p.total):
+                record.counting = (msg.elapsed, p.step, p.total)
             self._call(record, "progress", record)
             self.progressed.emit(msg.job_id)
         elif isinstance(msg, JobFinished):

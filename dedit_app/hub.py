@@ -1,0 +1,220 @@
+"""Where a model's files come from: a local diffusers folder, or the Hugging Face hub
+through its cache, downloaded with progress the first time.
+
+    folder = resolve("stabilityai/stable-diffusion-xl-base-1.0", what="model")
+    for p in fetch(DEFAULT_MODEL, cancel=token): ...  # Progress in megabytes, or nothing
+
+:func:`resolve` turns a source into a folder, or raises :class:`ModelLoadError` with a
+sentence that says what to download or where to point the editor. :func:`fetch` is the
+long first download of a hub model (SDXL base is about 14 GB) as a job: the editor shows
+how much is done and can stop it; a stopped or broken download resumes next time (the hub
+keeps its partial files). Both download the same files: the safetensors weights and the
+configs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dedit_app.errors import Cancelled, ModelLoadError
+from dedit_app.jobs import CancelToken, Job, Progress
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+WEIGHT_SUFFIX = ".safetensors"
+_MB = 1_000_000  # decimal, as the sizes the hub and file managers show
+_POLL_S = 0.25  # how often a download's progress is reported
+
+__all__ = ["DEFAULT_MODEL", "WEIGHT_SUFFIX", "fetch", "is_hub_id", "offline", "resolve"]
+
+
+def is_hub_id(source: str) -> bool:
+    """True when ``source`` reads as ``owner/name`` (not a path)."""
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "~", "/"))
+
+
+def offline(local_files_only: bool = False) -> bool:
+    """True when the network must not be touched (asked for, or ``HF_HUB_OFFLINE``)."""
+    return local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def short_error(err: BaseException) -> str:
+    """The first line of ``err``'s text (its class name when empty), at most 200 chars."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.rstrip(".")[:200]
+
+
+def _patterns(variant: str | None, what: str) -> dict[str, Any]:
+    """``snapshot_download``'s file filters: configs and safetensors weights only;
+    everything else in a hub repository (pickles, ONNX, Flax, single-file checkpoints at
+    the top level) is left alone."""
+    weights = f"*.{variant}{WEIGHT_SUFFIX}" if variant else f"*{WEIGHT_SUFFIX}"
+    allow = ["model_index.json", "*.json", "*.txt", f"*/{weights}"]
+    if what == "vae":
+        allow += [weights]
+    # Without a variant, skip the half-precision copies that hub repos keep beside the
+    # full ones (SDXL base would otherwise download twice).
+    ignore = None if variant else [f"*.fp16{WEIGHT_SUFFIX}", f"*.bf16{WEIGHT_SUFFIX}"]
+    return {"allow_patterns": allow, "ignore_patterns": ignore}
+
+
+def resolve(source: str, *, what: str, variant: str | None, local_files_only: bool) -> Path:
+    """A local folder for ``source``: the folder itself, or a hub id fetched to (or read
+    from) the Hugging Face cache. ``what`` ("model", "vae") names it in sentences."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"{path} is a file; point the editor to a diffusers model folder (with "
+                "model_index.json, unet/, vae/, text_encoder/ ...), not a single checkpoint."
+            )
+        return path
+    if not is_hub_id(source):
+        raise ModelLoadError(
+            f"There is no folder {path} and {source!r} is not a Hugging Face model id; give a "
+            f"local diffusers folder or a hub id such as {DEFAULT_MODEL}."
+        )
+    return Path(_download(source, what, variant, offline(local_files_only)))
+
+
+def _download(source: str, what: str, variant: str | None, local: bool, **more: Any) -> str:
+    """``snapshot_download`` of ``source``, its failures turned into sentences."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        return snapshot_download(source, local_files_only=local, **_patterns(variant, what), **more)
+    except GatedRepoError as err:
+        raise ModelLoadError(
+            f"The model {source} needs you to accept its license on huggingface.co and log in "
+            "(`hf auth login`) before it can be downloaded."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise ModelLoadError(
+            f"There is no model {source} on the Hugging Face hub (or it is private); check the "
+            f"name, or point the editor to a local diffusers folder."
+        ) from err
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+        raise ModelLoadError(
+            f"The {what} {source} is not downloaded and the editor is offline; download it once "
+            f"with `hf download {source}` while online, or use a local diffusers folder as the "
+            "model (Settings, Model in the editor; --model on the command line)."
+        ) from err
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"The {what} {source} could not be downloaded ({short_error(err)}); check the "
+            "network, or point the editor to a local diffusers folder."
+        ) from err
+
+
+# ----- downloading with progress ---------------------------------------------------------
+
+
+class _Tally:
+    """What the download's progress bars said, gathered across the hub's threads."""
+
+    def __init__(self, cancel: CancelToken | None) -> None:
+        self.cancel = cancel
+        self.bars: list[Any] = []
+        self.lock = threading.Lock()
+
+    def done_total(self) -> tuple[int, int, str]:
+        """``(done, total, unit)``: bytes when the hub reports bytes (one bar sums all
+        files), else files; the byte bar with the largest total is the whole download."""
+        with self.lock:
+            bars = [(int(b.n or 0), int(b.total or 0), b.counts) for b in self.bars]
+        sized = [b for b in bars if b[2] == "B" and b[1] > 0]
+        if sized:
+            return max(sized, key=lambda b: b[1])
+        files = [b for b in bars if b[2] != "B" and b[1] > 0]
+        return max(files, key=lambda b: b[1]) if files else (0, 0, "")
+
+
+def _bar_class(tally: _Tally) -> type:
+    """A tqdm class that prints nothing, tells ``tally`` how far it got, and stops the
+    download (inside the hub's own threads) once the job is cancelled."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)  # the hub's own bars take a name; tqdm does not
+            self.counts = kwargs.get("unit", "it")  # a disabled bar keeps no unit...
+            kwargs["disable"] = True  # ...and prints nothing
+            super().__init__(*args, **kwargs)
+            with tally.lock:
+                tally.bars.append(self)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if tally.cancel is not None and tally.cancel.cancelled:
+                raise Cancelled()
+            with tally.lock:  # the hub's threads share one bar
+                self.n += n or 0  # a disabled bar does not count by itself
+            return None
+
+    return Bar
+
+
+def fetch(
+    source: str,
+    *,
+    what: str = "model",
+    variant: str | None = None,
+    cancel: CancelToken | None = None,
+    download: Callable[..., str] | None = None,
+) -> Job[Path | None]:
+    """Download hub model ``source`` into the Hugging Face cache, yielding
+    ``Progress(done, total, stage="downloading")`` in megabytes (or files, with hub
+    versions that report only files) a few times a second, and return its folder.
+
+    A local folder, or any source while offline, returns None at once: there is nothing
+    to download and :func:`resolve` says what is wrong, if anything. A model already in
+    the cache takes one request to the hub. Cancelled stops the download between chunks
+    (raises :class:`Cancelled`); the files so far stay in the cache and the next fetch
+    goes on from them. ``download`` replaces ``snapshot_download``'s wrapper in tests.
+    """
+    if Path(source).expanduser().exists() or not is_hub_id(source) or offline():
+        return None
+    tally = _Tally(cancel)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            run = download or _download
+            outcome["folder"] = run(source, what, variant, False, tqdm_class=_bar_class(tally))
+        except BaseException as err:  # noqa: BLE001 - handed to the job's thread below
+            outcome["error"] = err
+
+    worker = threading.Thread(target=work, name=f"download {source}", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(_POLL_S)
+        done, total, unit = tally.done_total()
+        if unit == "B":
+            yield Progress(
+                done // _MB,
+                max(total // _MB, 1),
+                stage="downloading",
+                message=f"Downloading {source}: {_gb(done)} of {_gb(total)}",
+            )
+        else:
+            yield Progress(done, total, stage="downloading", message=f"Downloading {source}")
+    error = outcome.get("error")
+    if isinstance(error, Cancelled) or (error is not None and cancel and cancel.cancelled):
+        raise Cancelled("The download was stopped; it goes on from there next time.")
+    if error is not None:
+        raise error
+    return Path(outcome["folder"])
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
