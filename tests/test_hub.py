@@ -12,7 +12,7 @@ import pytest
 
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.hub import fetch, is_hub_id, resolve
-from dedit_app.jobs import CancelToken
+from dedit_app.jobs import CancelToken, run_job
 
 MB = 1_000_000
 
@@ -56,11 +56,8 @@ def stand_in(tmp_path, sizes: list[int], chunk: int = MB, pause: float = 0.002, 
 def drain(job):
     """All progress of ``job`` and what it returned."""
     seen = []
-    while True:
-        try:
-            seen.append(next(job))
-        except StopIteration as stop:
-            return seen, stop.value
+    result = run_job(job, seen.append)
+    return seen, result
 
 
 def test_a_first_download_reports_megabytes_and_returns_the_folder(tmp_path, online):

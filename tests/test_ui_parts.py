@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 
 from dedit_app import partition  # noqa: E402
 from dedit_app.errors import EditError  # noqa: E402
-from dedit_app.jobs import JobState, Progress  # noqa: E402
+from dedit_app.jobs import JobState, Progress, run_job  # noqa: E402
 from ui import overlay  # noqa: E402
 from ui.preview import move_preview, remove_preview  # noqa: E402
 from ui.settings import MAX_PROMPTS, EditorSettings  # noqa: E402
@@ -276,11 +276,8 @@ def test_tasks_tell_when_the_compiler_failed_during_their_job():
 
     def drive(j):
         seen = []
-        while True:
-            try:
-                seen.append(next(j))
-            except StopIteration as stop:
-                return seen, stop.value
+        result = run_job(j, seen.append)
+        return seen, result
 
     seen, result = drive(_telling_compile_failures(model, job(False)))
     assert result == "picture" and [p.stage for p in seen] == ["sampling"]
