@@ -206,8 +206,9 @@ def fetch(
                 stage="downloading",
                 message=f"Downloading {source}: {_gb(done)} of {_gb(total)}",
             )
-        else:
-            yield Progress(done, total, stage="downloading", message=f"Downloading {source}")
+        else:  # files only (older hubs), or nothing known yet: still asking the hub
+            said = f"Downloading {source}" if total else f"Checking {source} on the hub"
+            yield Progress(done, total, stage="downloading", message=said)
     error = outcome.get("error")
     if isinstance(error, Cancelled) or (error is not None and cancel and cancel.cancelled):
         raise Cancelled("The download was stopped; it goes on from there next time.")

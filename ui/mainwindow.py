@@ -647,7 +647,8 @@ class MainWindow(QMainWindow):
         running = [
             r.request.title
             for r in self.jobs.active()
-            if not r.request.quiet and r.request.id != spared
+            # a job already being stopped (its picture was closed) is not asked about again
+            if not (r.request.quiet or r.retired or r.request.id == spared)
         ]
         waiting = self.editing.unapplied()
         if not (running or waiting) or not self.ask_to_save:
