@@ -78,7 +78,7 @@ class ResultsMixin:
                 laid.image, laid.labels, pending.entry, pending.title, laid.items, laid.drawn
             )
         if laid is not None and laid.kept:
-            title = f"{pending.title} (laid over the changes made meanwhile)"
+            title = _laid(pending.title)
         note = ""
         if cmd is None:
             title = f"{pending.title} (the picture changed meanwhile)"
@@ -258,9 +258,9 @@ class ResultsMixin:
                 c.command = doc.apply_result(
                     laid.image, laid.labels, entry, p.title, laid.items, laid.drawn
                 )
-                if laid.kept:
-                    c.title = f"{p.title} (laid over the changes made meanwhile)"
-                    self.w.candidates.title.setText(self._title(c))
+                # It waited for this click; now applied, it no longer says so.
+                c.title = _laid(p.title) if laid.kept else p.title
+                self.w.candidates.title.setText(self._title(c))
                 self._show_buttons()
             else:
                 # Another result of the same edit: the same pixels painted, the same map
@@ -345,6 +345,11 @@ class ResultsMixin:
         self.w.candidates.clear()
         self.w.canvas.set_compare(None, None)
         self._show_more()
+
+
+def _laid(title: str) -> str:
+    """The strip's title of an edit laid over changes made while it ran."""
+    return f"{title} (laid over the changes made meanwhile)"
 
 
 __all__ = ["Candidates", "ResultsMixin"]
