@@ -34,6 +34,12 @@ class SegmentationError(DEditError):
     """A segmentation backend is unavailable or was given bad input."""
 
 
+class SegmenterUnavailable(SegmentationError):
+    """The chosen segmentation backend cannot be built: its package, its weights or its
+    device is missing or does not fit. Mended where the backend is chosen (the editor's
+    Settings, the command line's ``--segmenter``/``--option``), not by other input."""
+
+
 class EditError(DEditError):
     """An edit request that cannot run (not prepared, empty prompt, bad parameters)."""
 

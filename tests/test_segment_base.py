@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedit_app.errors import SegmentationError
-from dedit_app.segment.base import check_box, check_points, unique_names
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
+from dedit_app.segment.base import check_box, check_points, pick_device, unique_names
 from dedit_app.segment.masks import (
     partition_from_masks,
     small_fragments,
@@ -133,6 +133,21 @@ def test_clicks_outside_the_picture_are_refused():
         check_points([(1, 1), (2, 2)], [1], (50, 100))
     with pytest.raises(SegmentationError, match="marked 1"):
         check_points([(1, 1)], [2], (50, 100))
+
+
+def test_a_gpu_that_is_not_there_is_a_setup_problem_and_bad_clicks_are_not():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    # The editor offers its settings for the first (the device is chosen there), not for
+    # the second (the user clicks again).
+    with pytest.raises(SegmenterUnavailable, match="no usable CUDA GPU"):
+        pick_device("cuda")
+    with pytest.raises(SegmentationError) as err:
+        check_points([(5.0, 99.0)], None, (10, 10))
+    assert not isinstance(err.value, SegmenterUnavailable)
+    assert pick_device("cpu") == "cpu"
 
 
 def test_boxes_are_ordered_clipped_and_empty_ones_refused():

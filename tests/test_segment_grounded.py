@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.segment import get_backend, list_backends
 from dedit_app.segment.grounded import GroundedSamSegmenter, grounded_status, split_phrases
 from dedit_app.segment.tiny import TINY_SAM, save_tiny_grounding_dino, save_tiny_sam
@@ -122,7 +122,7 @@ def test_no_text_means_sam_automatic_and_clicks_use_sam(tiny_models):
 def test_missing_detector_weights_say_how_to_get_them(tiny_models, tmp_path, monkeypatch):
     _, sam = tiny_models
     missing = tmp_path / "no-such-model"
-    with pytest.raises(SegmentationError) as err:
+    with pytest.raises(SegmenterUnavailable) as err:
         get_backend(
             "grounded-sam",
             model=str(missing),
@@ -138,7 +138,7 @@ def test_missing_detector_weights_say_how_to_get_them(tiny_models, tmp_path, mon
     reason = grounded_status(model="dedit-tests/no-such-grounding-dino")
     assert "not on this machine" in reason
     assert "huggingface-cli download dedit-tests/no-such-grounding-dino" in reason
-    with pytest.raises(SegmentationError, match="not on this machine"):
+    with pytest.raises(SegmenterUnavailable, match="not on this machine"):
         get_backend(
             "grounded-sam",
             model="dedit-tests/no-such-grounding-dino",
@@ -161,7 +161,7 @@ def test_registry_lists_every_backend_and_classical_needs_nothing(monkeypatch, t
     assert not by_name["sam"].available and by_name["sam"].reason
     assert all(b.title and b.needs for b in infos)
     assert get_backend().name == "classical"
-    with pytest.raises(SegmentationError, match="no segmentation backend called 'magic'"):
+    with pytest.raises(SegmenterUnavailable, match="no segmentation backend called 'magic'"):
         get_backend("magic")
     with pytest.raises(SegmentationError, match="no segmentation option colour; the options are"):
         get_backend("classical", colour=3)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.segment import get_backend, list_backends
 from dedit_app.segment.sam import (
     SAM_FILES,
@@ -130,17 +130,19 @@ def test_bad_clicks_and_text_are_refused(tiny_checkpoint):
         seg.segment_click([(-3, 5)])
     with pytest.raises(SegmentationError, match="is empty"):
         seg.segment_click(None, box=(10, 10, 40, 10))
-    with pytest.raises(SegmentationError, match="cannot search for items by text"):
+    with pytest.raises(SegmentationError, match="cannot search for items by text") as err:
         seg.segment_auto("a handbag")
+    # Input the user gives again differently, not a setup the settings must mend.
+    assert not isinstance(err.value, SegmenterUnavailable)
 
 
 def test_checkpoint_that_does_not_fit_its_architecture(tiny_checkpoint, tmp_path):
     other = dataclasses.replace(TINY_SAM, decoder_mlp_dim=48)
-    with pytest.raises(SegmentationError) as err:
+    with pytest.raises(SegmenterUnavailable) as err:
         load_sam(tiny_checkpoint, arch=other)
     assert "tiny_sam.pth does not match the SAM given architecture" in str(err.value)
     # A published type is checked against the file before building the (large) model.
-    with pytest.raises(SegmentationError) as err:
+    with pytest.raises(SegmenterUnavailable) as err:
         load_sam(tiny_checkpoint, model_type="vit_b")
     msg = str(err.value)
     assert "tiny_sam.pth does not match the SAM vit_b architecture" in msg
@@ -148,33 +150,36 @@ def test_checkpoint_that_does_not_fit_its_architecture(tiny_checkpoint, tmp_path
     # A real vit_l-shaped encoder width named as vit_b says which one it looks like.
     fake = {"image_encoder.patch_embed.proj.weight": torch.zeros(1024, 3, 16, 16)}
     torch.save(fake, tmp_path / "sam_vit_l_0b3195.pth")
-    with pytest.raises(SegmentationError, match="it looks like vit_l"):
+    with pytest.raises(SegmenterUnavailable, match="it looks like vit_l"):
         load_sam(tmp_path / "sam_vit_l_0b3195.pth", model_type="vit_b")
 
 
 def test_unsafe_or_broken_checkpoints_are_refused(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(SegmentationError, match="could not be read as safe PyTorch weights"):
+    with pytest.raises(SegmenterUnavailable, match="could not be read as safe PyTorch weights"):
         load_sam(junk)
     # A pickle that would call an arbitrary function is refused by weights_only=True.
     evil = tmp_path / "evil.pth"
     torch.save({"x": functools.partial(print, "this must never run")}, evil)
-    with pytest.raises(SegmentationError, match="could not be read as safe"):
+    with pytest.raises(SegmenterUnavailable, match="could not be read as safe"):
         load_sam(evil)
 
 
 def test_missing_checkpoint_says_what_to_download_and_where(no_sam_anywhere):
-    with pytest.raises(SegmentationError) as err:
+    with pytest.raises(SegmenterUnavailable) as err:
         get_backend("sam")
     msg = str(err.value)
     assert "sam_vit_b_01ec64.pth" in msg and "dl.fbaipublicfiles.com/segment_anything" in msg
     assert str(no_sam_anywhere) in msg and "DEDIT_SAM_CHECKPOINT" in msg
     info = {b.name: b for b in list_backends()}["sam"]
     assert not info.available and "DEDIT_SAM_CHECKPOINT" in info.reason
-    with pytest.raises(SegmentationError, match="does not exist"):
+    with pytest.raises(SegmenterUnavailable, match="does not exist; download sam_vit_b_01ec64"):
         get_backend("sam", checkpoint=no_sam_anywhere / "nope.pth")
-    with pytest.raises(SegmentationError, match="no SAM model type 'vit_x'"):
+    # A published file that moved away: that same file is the one to download again.
+    with pytest.raises(SegmenterUnavailable, match="does not exist; download sam_vit_h_4b8939"):
+        get_backend("sam", checkpoint=no_sam_anywhere / "sam_vit_h_4b8939.pth")
+    with pytest.raises(SegmenterUnavailable, match="no SAM model type 'vit_x'"):
         find_sam_checkpoint(model_type="vit_x")
 
 

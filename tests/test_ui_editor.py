@@ -215,6 +215,63 @@ def test_click_to_segment_adds_a_new_item(scene):
     assert doc.labels is original and len(doc.items) == 4
 
 
+def test_a_segmenter_that_cannot_load_leaves_the_photo_its_items_and_a_way_to_mend_it(
+    window, tmp_path, monkeypatch
+):
+    import dataclasses
+
+    missing = tmp_path / "sam_vit_b_01ec64.pth"  # chosen in Settings, then moved away
+    window.apply_settings(
+        dataclasses.replace(window.settings, segmenter="sam", sam_checkpoint=str(missing))
+    )
+    opened: list[str] = []
+    monkeypatch.setattr(window, "open_settings", lambda tab="": opened.append(tab))
+    photo = tmp_path / "scene.png"
+    write_synthetic_photo(photo)
+    assert window.open_path(photo)
+    wait_idle(window)
+    doc = window.doc
+    # A freshly opened photo is not left as one item: the weights-free default finds them,
+    # and the sentence says why SAM did not, and stays until dismissed.
+    n = len(doc.visible_items())
+    assert n >= 2
+    said = window.message_text()
+    assert "SAM" in said and f"The default segmenter found {n} items instead." in said
+    assert window.message_bar.level != "error" and not window.message_bar._timer.isActive()
+    assert window.message_bar.action.text() == "Open settings"
+    window.message_bar.action.click()
+    assert opened == ["Segmentation"]
+    # Asked for on purpose, the same backend fails in a sentence; the items stay.
+    labels = doc.labels
+    window.segmenting.segment_auto()
+    wait_idle(window)
+    assert "SAM" in window.message_text() and "instead" not in window.message_text()
+    assert window.message_bar.level == "error"
+    assert doc.labels is labels
+    window.message_bar.action.click()
+    # Clicking to add an item needs the same segmenter: the same way to mend it.
+    window.set_tool(Tool.CLICK)
+    click(window.canvas, 20, 20)
+    wait_idle(window)
+    assert "SAM" in window.message_text() and window.segmenting.click_mask is None
+    window.message_bar.action.click()
+    assert opened == ["Segmentation"] * 3
+    # What decides it is the engine's class of error: bad input offers no settings.
+    from ui.segmenting import unavailable
+
+    record = window.jobs.jobs[max(window.jobs.jobs)]
+    assert record.error == "SegmenterUnavailable" and unavailable(record)
+    assert not unavailable(dataclasses.replace(record, error="SegmentationError"))
+    # A reference photo gets its items the same way.
+    other = tmp_path / "reference.png"
+    write_synthetic_photo(other, 200, 260)
+    assert window.reference_photo.open(other)
+    wait_idle(window)
+    n = len(window.reference_photo.doc.visible_items())
+    assert n >= 2 and f"found {n} items in the reference instead." in window.message_text()
+    assert window.reference_panel.status.text().startswith(f"{n} items.")
+
+
 # ----- saving -------------------------------------------------------------------------------
 
 
@@ -365,7 +422,10 @@ def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
 def test_settings_dialog_edits_a_copy_and_returns_the_choice(window):
     from ui.settings import SettingsDialog
 
+    on_segmentation = SettingsDialog(window.settings, window, tab="Segmentation")
+    assert on_segmentation.tabs.tabText(on_segmentation.tabs.currentIndex()) == "Segmentation"
     dialog = SettingsDialog(window.settings, window)
+    assert dialog.tabs.currentIndex() == 0
     dialog.steps.setValue(35)
     dialog.candidates.setValue(4)
     dialog.model.edit.setText("/models/my-sdxl")

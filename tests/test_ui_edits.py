@@ -170,7 +170,7 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(
     window.doc.set_partition(labels, list(NAMES), "Known items")
     window.apply_settings(dataclasses.replace(window.settings, **change))
     opened = []
-    monkeypatch.setattr(window, "open_settings", lambda: opened.append(True))
+    monkeypatch.setattr(window, "open_settings", lambda tab="": opened.append(tab))
     window.editing.prepare()
     wait_idle(window, 120)
     record = window.jobs.jobs[window.editing.prepare_job]
@@ -181,7 +181,7 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(
     # The settings mend it: the sentence comes with the way there.
     assert window.message_bar.action.text() == "Open settings"
     window.message_bar.action.click()
-    assert opened == [True]
+    assert opened == ["Model"]  # the page with the model, the device and the precision
 
 
 # ----- edits ------------------------------------------------------------------------------

@@ -511,7 +511,7 @@ class EditController(ResultsMixin, QObject):
         that is not there) is mended in the settings, so the sentence comes with the way
         there."""
         if record.error == "ModelLoadError":
-            self.w.show_error(message, action=("Open settings", self.w.open_settings))
+            self.w.show_error(message, action=self.w.settings_action("Model"))
         else:
             self.w.show_error(message)
 

@@ -242,6 +242,10 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(text, "error", action=action)
         self.status_message.setText(text)
 
+    def settings_action(self, tab: str) -> tuple[str, object]:
+        """The message bar's button for a problem mended in Settings, on page ``tab``."""
+        return ("Open settings", lambda: self.open_settings(tab=tab))
+
     def show_info(
         self,
         text: str,
@@ -546,8 +550,9 @@ class MainWindow(QMainWindow):
 
     # ----- misc -------------------------------------------------------------------------
 
-    def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+    def open_settings(self, *, tab: str = "") -> None:
+        """The Settings dialog, on page ``tab`` ("Model", "Segmentation") when given."""
+        dialog = SettingsDialog(self.settings, self, tab=tab)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.apply_settings(dialog.result_settings())
 

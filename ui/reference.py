@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 
 from dedit_app.errors import DEditError
+from dedit_app.segment import DEFAULT_BACKEND
 from ui.document import Document
-from ui.tasks import readonly
+from ui.segmenting import unavailable
+from ui.tasks import SegmentAuto, readonly
 from ui.worker import JobRequest
 
 if TYPE_CHECKING:
@@ -64,8 +66,6 @@ class ReferenceController(QObject):
         self.w.show_error(message)
 
     def _read(self, project: Project) -> None:
-        from ui.tasks import SegmentAuto
-
         self._reading = None
         image = project.image if project.folder is None else None
         ref = Document(project, self)
@@ -75,31 +75,50 @@ class ReferenceController(QObject):
         if old is not None:
             old.deleteLater()
         self.w.editing.update_state()
-        if image is None:
-            return
+        if image is not None:
+            self._find_items(ref, image)
+
+    def _find_items(self, ref: Document, image, instead_of: str = "") -> None:
+        """Find the items of reference ``ref``; ``instead_of`` as in
+        :meth:`ui.segmenting.SegmentController.segment_auto` (the default backend finds
+        them, and the sentence says why the chosen one could not)."""
+        w = self.w
         task = SegmentAuto(
             readonly(image),
             ("reference", id(ref)),
-            self.w.settings.segmenter,
-            self.w.segmenting.options(),
+            DEFAULT_BACKEND if instead_of else w.settings.segmenter,
+            () if instead_of else w.segmenting.options(),
         )
 
         def done(seg) -> None:
             if ref is self.doc:
                 ref.set_partition(seg.labels, list(seg.names), "Find items")
                 ref.undo.clear()
-                self.w.reference_panel.status.setText(
-                    f"{len(ref.visible_items())} items. Prepare (Ctrl+P) to learn both photos "
+                n = len(ref.visible_items())
+                w.reference_panel.status.setText(
+                    f"{n} items. Prepare (Ctrl+P) to learn both photos "
                     "together, then drag an item onto your photo."
                 )
-                self.w.editing.update_state()
+                if instead_of:
+                    w.show_info(
+                        f"{instead_of} The default segmenter found {n} items in the "
+                        "reference instead.",
+                        timeout_ms=0,
+                        action=w.settings_action("Segmentation"),
+                    )
+                w.editing.update_state()
 
         def failed(message: str) -> None:
-            if ref is self.doc:
-                self.w.show_error(message)
+            if ref is not self.doc:
+                return
+            if unavailable(record) and not instead_of:
+                self._find_items(ref, image, instead_of=message)
+            else:
+                w.reference_panel.status.setText("")
+                w.show_error(message)
 
-        self.w.reference_panel.status.setText("Finding items…")
-        record = self.w.jobs.submit(
+        w.reference_panel.status.setText("Finding items…")
+        record = w.jobs.submit(
             JobRequest("Find items in the reference", task, kind="segment"),
             on_finished=done,
             on_failed=failed,

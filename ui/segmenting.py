@@ -9,14 +9,21 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog
 
-from dedit_app.errors import DEditError
+from dedit_app.errors import DEditError, SegmenterUnavailable
+from dedit_app.segment import DEFAULT_BACKEND
 from ui.canvas import Tool
 from ui.document import Document
 from ui.tasks import TEXT_BACKENDS, SegmentAuto, SegmentClick, readonly, segmenter_options
-from ui.worker import JobRequest
+from ui.worker import JobRecord, JobRequest
 
 if TYPE_CHECKING:
     from ui.mainwindow import MainWindow
+
+
+def unavailable(record: JobRecord) -> bool:
+    """Job ``record`` failed because the chosen segmenter cannot be built (its package,
+    weights or device): mended in Settings, not by clicking again."""
+    return record.error == SegmenterUnavailable.__name__
 
 
 class SegmentController(QObject):
@@ -41,12 +48,19 @@ class SegmentController(QObject):
 
     # ----- automatic --------------------------------------------------------------------
 
-    def segment_auto(self, first: bool = False, text: str | None = None) -> None:
-        """Find the items of the picture (replaces the items; undoable)."""
+    def segment_auto(
+        self, first: bool = False, text: str | None = None, instead_of: str = ""
+    ) -> None:
+        """Find the items of the picture (replaces the items; undoable).
+
+        ``first``: the find that follows opening a photo. ``instead_of``: the sentence
+        saying why the chosen backend could not be built; the weights-free default then
+        finds the items, and the sentence is shown with them.
+        """
         w, doc = self.w, self.w.doc
         if doc is None:
             return
-        backend = w.settings.segmenter
+        backend = DEFAULT_BACKEND if instead_of else w.settings.segmenter
         if backend in TEXT_BACKENDS and not text:
             text = self.ask_text()
             if not text:
@@ -56,22 +70,37 @@ class SegmentController(QObject):
                 return
         if self._segment_job is not None:
             w.jobs.cancel(self._segment_job)
-        task = SegmentAuto(readonly(doc.image), self.image_key(doc), backend, self.options(), text)
-        title = "Find items" + (f" ({backend})" if backend != "classical" else "")
+        options = () if instead_of else self.options()
+        task = SegmentAuto(readonly(doc.image), self.image_key(doc), backend, options, text)
+        title = "Find items" + (f" ({backend})" if backend != DEFAULT_BACKEND else "")
 
         def done(seg) -> None:
             if doc is not w.doc:
                 return
             doc.set_partition(seg.labels, list(seg.names), title)
             n = len(doc.visible_items())
+            if instead_of:
+                w.show_info(
+                    f"{instead_of} The default segmenter found {n} items instead.",
+                    timeout_ms=0,
+                    action=w.settings_action("Segmentation"),
+                )
+                return
             w.status_message.setText(
                 f"Found {n} items. Click one to select it; Ctrl+P prepares them for editing."
             )
 
         def failed(message: str) -> None:
-            if doc is w.doc:
+            if doc is not w.doc:
+                return
+            if not unavailable(record):
                 extra = " The photo stays one item; add items by clicking (C)." if first else ""
                 w.show_error(message + extra)
+            elif first:
+                # A freshly opened photo still gets its items: the default needs no weights.
+                self.segment_auto(first=True, instead_of=message)
+            else:
+                w.show_error(message, action=w.settings_action("Segmentation"))
 
         record = w.jobs.submit(
             JobRequest(title, task, kind="segment"), on_finished=done, on_failed=failed
@@ -131,7 +160,8 @@ class SegmentController(QObject):
 
         def failed(message: str) -> None:
             if doc is w.doc:
-                w.show_error(message)
+                action = w.settings_action("Segmentation") if unavailable(record) else None
+                w.show_error(message, action=action)
 
         record = w.jobs.submit(
             JobRequest("Select by clicking", task, kind="click", quiet=True),

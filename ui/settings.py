@@ -158,7 +158,10 @@ class _PathField(QWidget):
 class SettingsDialog(QDialog):
     """Edits a copy of the settings; :meth:`result_settings` returns it after OK."""
 
-    def __init__(self, settings: EditorSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: EditorSettings, parent: QWidget | None = None, tab: str = ""
+    ) -> None:
+        """``tab``: the title of the page to open on ("Segmentation"); "" opens the first."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
@@ -239,6 +242,10 @@ class SettingsDialog(QDialog):
             "Turn it on if Prepare runs out of GPU memory.",
         )
         tabs.addTab(prep, "Preparing")
+        self.tabs = tabs
+        titles = [tabs.tabText(k) for k in range(tabs.count())]
+        if tab in titles:
+            tabs.setCurrentIndex(titles.index(tab))
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

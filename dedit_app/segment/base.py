@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.jobs import CancelToken, Job, run_job
 
 T = TypeVar("T")
@@ -218,7 +218,7 @@ def pick_device(device: str | None = None) -> str:
 
     if device not in (None, "", "auto"):
         if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 f"The device {device!r} was asked for but this machine has no usable CUDA GPU."
             )
         return str(device)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.segment.base import Segmentation, Segmenter, check_image
 from dedit_app.segment.masks import partition_from_masks, upsample_labels
@@ -146,7 +146,7 @@ class GroundedSamSegmenter(Segmenter):
         try:
             from transformers import AutoProcessor, GroundingDinoForObjectDetection
         except ImportError as err:
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 "The grounded-sam backend needs transformers with Grounding DINO: "
                 "pip install 'transformers>=4.40'."
             ) from err
@@ -160,14 +160,14 @@ class GroundedSamSegmenter(Segmenter):
         model_id = _model_id(model)
         offline = _offline(local_files_only)
         if offline and not _weights_present(model_id):
-            raise SegmentationError(_missing_weights(model_id))
+            raise SegmenterUnavailable(_missing_weights(model_id))
         try:
             self.processor = AutoProcessor.from_pretrained(model_id, local_files_only=offline)
             self.detector = GroundingDinoForObjectDetection.from_pretrained(
                 model_id, local_files_only=offline, use_safetensors=True
             )
         except (OSError, ValueError) as err:
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 f"The Grounding DINO model {model_id} could not be loaded "
                 f"({str(err).splitlines()[0][:160]}). " + _missing_weights(model_id)
             ) from err

@@ -7,7 +7,7 @@
 ``list_backends()`` never raises and never loads weights: it checks that the Python package
 imports and that the weight files can be found, and says in ``reason`` what is missing.
 ``get_backend(name, **options)`` builds the backend (loading weights) or raises
-:class:`~dedit_app.errors.SegmentationError` naming what to install or download and where.
+:class:`~dedit_app.errors.SegmenterUnavailable` naming what to install or download and where.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmenterUnavailable
 from dedit_app.segment.base import Segmenter
 
 __all__ = ["DEFAULT_BACKEND", "BackendInfo", "get_backend", "list_backends"]
@@ -107,11 +107,11 @@ def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Segmenter:
     """Build the backend called ``name`` ("classical", "sam", "grounded-sam").
 
     Options are passed to the backend (for SAM: ``checkpoint``, ``model_type``, ``device``,
-    ...; see each backend's class). Raises SegmentationError for an unknown name or when the
+    ...; see each backend's class). Raises SegmenterUnavailable for an unknown name or when the
     backend's package or weights are missing, naming what to install or download.
     """
     if name not in _BACKENDS:
-        raise SegmentationError(
+        raise SegmenterUnavailable(
             f"There is no segmentation backend called {name!r}; choose one of "
             f"{', '.join(_BACKENDS)}."
         )

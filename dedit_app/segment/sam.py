@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedit_app.errors import SegmentationError
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.segment.base import (
     Segmentation,
@@ -129,18 +129,21 @@ def find_sam_checkpoint(
 ) -> Path:
     """The checkpoint to load: ``checkpoint`` if given, else ``$DEDIT_SAM_CHECKPOINT``, else
     the first published file present in :func:`model_dir` (of ``model_type`` if given,
-    else vit_h, vit_l, vit_b). Raises SegmentationError naming what to download and where."""
+    else vit_h, vit_l, vit_b). Raises SegmenterUnavailable naming what to download and where."""
     if model_type is not None and model_type not in SAM_ARCHS:
-        raise SegmentationError(
+        raise SegmenterUnavailable(
             f"There is no SAM model type {model_type!r}; choose vit_b, vit_l or vit_h."
         )
     given = checkpoint or os.environ.get("DEDIT_SAM_CHECKPOINT")
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise SegmentationError(
+            # The file to fetch again: the one the missing path was named after, if any.
+            named = next((f for f in SAM_FILES.values() if f == path.name), None)
+            wanted = named or SAM_FILES[model_type or "vit_b"]
+            raise SegmenterUnavailable(
                 f"The SAM checkpoint {path} does not exist; download "
-                f"{SAM_FILES[model_type or 'vit_b']} from {SAM_URL} and point to it."
+                f"{wanted} from {SAM_URL} and point to it."
             )
         return path
     kinds = [model_type] if model_type else list(SAM_FILES)
@@ -148,7 +151,7 @@ def find_sam_checkpoint(
         path = model_dir() / SAM_FILES[kind]
         if path.is_file():
             return path
-    raise SegmentationError(_missing_message(model_type))
+    raise SegmenterUnavailable(_missing_message(model_type))
 
 
 def sam_status(**options: object) -> str:
@@ -230,7 +233,7 @@ def load_sam(
         model_type: "vit_b", "vit_l" or "vit_h"; None = read it from the checkpoint.
         arch: an explicit architecture instead of ``model_type`` (tests use tiny ones).
     Raises:
-        SegmentationError: unreadable file, or a checkpoint that does not fit the
+        SegmenterUnavailable: unreadable file, or a checkpoint that does not fit the
             architecture (both are named).
     """
     import torch
@@ -239,14 +242,14 @@ def load_sam(
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise SegmentationError(
+        raise SegmenterUnavailable(
             f"The SAM checkpoint {path.name} could not be read as safe PyTorch weights "
             f"({type(err).__name__}); download it again from {SAM_URL}."
         ) from err
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SegmentationError(f"The file {path.name} does not hold SAM weights.")
+        raise SegmenterUnavailable(f"The file {path.name} does not hold SAM weights.")
     width = state.get(_ENCODER_WIDTH_KEY)
     width = int(width.shape[0]) if width is not None else None
     if arch is None:
@@ -255,12 +258,12 @@ def load_sam(
                 (k for k, a in SAM_ARCHS.items() if a.encoder_embed_dim == width), None
             )
             if model_type is None:
-                raise SegmentationError(
+                raise SegmenterUnavailable(
                     f"The checkpoint {path.name} is not one of SAM's published models "
                     f"(image encoder width {width}); vit_b, vit_l and vit_h are supported."
                 )
         if model_type not in SAM_ARCHS:
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 f"There is no SAM model type {model_type!r}; choose vit_b, vit_l or vit_h."
             )
         arch = SAM_ARCHS[model_type]
@@ -268,7 +271,7 @@ def load_sam(
         if width is not None and width != expected:
             actual = next((k for k, a in SAM_ARCHS.items() if a.encoder_embed_dim == width), None)
             hint = f" (it looks like {actual})" if actual else ""
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 f"The checkpoint {path.name} does not match the SAM {model_type} architecture"
                 f"{hint}: its image encoder is {width} wide where {model_type} has {expected}."
             )
@@ -279,7 +282,7 @@ def load_sam(
     except RuntimeError as err:
         detail = str(err).splitlines()
         detail = next((ln.strip() for ln in detail[1:] if ln.strip()), detail[0])[:160]
-        raise SegmentationError(
+        raise SegmenterUnavailable(
             f"The checkpoint {path.name} does not match the SAM {what} architecture: {detail}"
         ) from err
     return model
@@ -321,7 +324,7 @@ class SamSegmenter(Segmenter):
         try:
             from segment_anything import SamPredictor
         except ImportError as err:
-            raise SegmentationError(
+            raise SegmenterUnavailable(
                 "The SAM backend needs the segment-anything package: pip install segment-anything."
             ) from err
         self.auto_config: SamAutoConfig = config_from_options(SamAutoConfig, auto)  # type: ignore[assignment]
