@@ -37,7 +37,8 @@ class SegmentationError(DEditError):
 class SegmenterUnavailable(SegmentationError):
     """The chosen segmentation backend cannot be built: its package, its weights or its
     device is missing or does not fit. Mended where the backend is chosen (the editor's
-    Settings, the command line's ``--segmenter``/``--option``), not by other input."""
+    Settings; the command line's ``--backend`` and ``DEDIT_SAM_CHECKPOINT``), not by other
+    input."""
 
 
 class EditError(DEditError):
