@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 
 from dedit_app.errors import DEditError
-from dedit_app.segment import DEFAULT_BACKEND
 from ui.document import Document
 from ui.segmenting import unavailable
 from ui.tasks import SegmentAuto, readonly
@@ -83,12 +82,8 @@ class ReferenceController(QObject):
         :meth:`ui.segmenting.SegmentController.segment_auto` (the default backend finds
         them, and the sentence says why the chosen one could not)."""
         w = self.w
-        task = SegmentAuto(
-            readonly(image),
-            ("reference", id(ref)),
-            DEFAULT_BACKEND if instead_of else w.settings.segmenter,
-            () if instead_of else w.segmenting.options(),
-        )
+        backend = w.segmenting.backend(instead_of)
+        task = SegmentAuto(readonly(image), ("reference", id(ref)), *backend)
 
         def done(seg) -> None:
             if ref is self.doc:
@@ -100,12 +95,7 @@ class ReferenceController(QObject):
                     "together, then drag an item onto your photo."
                 )
                 if instead_of:
-                    w.show_info(
-                        f"{instead_of} The default segmenter found {n} items in the "
-                        "reference instead.",
-                        timeout_ms=0,
-                        action=w.settings_action("Segmentation"),
-                    )
+                    w.segmenting.say_found_instead(instead_of, n, " in the reference")
                 w.editing.update_state()
 
         def failed(message: str) -> None:

@@ -41,6 +41,22 @@ class SegmentController(QObject):
         options = segmenter_options(s.segmenter, s.sam_checkpoint, s.grounding_checkpoint, s.device)
         return tuple(sorted(options.items()))
 
+    def backend(self, instead_of: str = "") -> tuple[str, tuple]:
+        """``(name, options)`` of the backend to find items with: the chosen one, or the
+        weights-free default when ``instead_of`` says why the chosen one cannot load."""
+        if instead_of:
+            return DEFAULT_BACKEND, ()
+        return self.w.settings.segmenter, self.options()
+
+    def say_found_instead(self, instead_of: str, n: int, where: str = "") -> None:
+        """The default backend found ``n`` items because of ``instead_of``: say so until
+        dismissed, with the way to the setting that mends it."""
+        self.w.show_info(
+            f"{instead_of} The default segmenter found {n} items{where} instead.",
+            timeout_ms=0,
+            action=self.w.settings_action("Segmentation"),
+        )
+
     @staticmethod
     def image_key(doc: Document) -> tuple:
         """Names a picture, so the worker's segmenter embeds each picture once."""
@@ -60,7 +76,7 @@ class SegmentController(QObject):
         w, doc = self.w, self.w.doc
         if doc is None:
             return
-        backend = DEFAULT_BACKEND if instead_of else w.settings.segmenter
+        backend, options = self.backend(instead_of)
         if backend in TEXT_BACKENDS and not text:
             text = self.ask_text()
             if not text:
@@ -70,7 +86,6 @@ class SegmentController(QObject):
                 return
         if self._segment_job is not None:
             w.jobs.cancel(self._segment_job)
-        options = () if instead_of else self.options()
         task = SegmentAuto(readonly(doc.image), self.image_key(doc), backend, options, text)
         title = "Find items" + (f" ({backend})" if backend != DEFAULT_BACKEND else "")
 
@@ -80,11 +95,7 @@ class SegmentController(QObject):
             doc.set_partition(seg.labels, list(seg.names), title)
             n = len(doc.visible_items())
             if instead_of:
-                w.show_info(
-                    f"{instead_of} The default segmenter found {n} items instead.",
-                    timeout_ms=0,
-                    action=w.settings_action("Segmentation"),
-                )
+                self.say_found_instead(instead_of, n)
                 return
             w.status_message.setText(
                 f"Found {n} items. Click one to select it; Ctrl+P prepares them for editing."

@@ -139,8 +139,8 @@ def find_sam_checkpoint(
         path = Path(given).expanduser()
         if not path.is_file():
             # The file to fetch again: the one the missing path was named after, if any.
-            named = next((f for f in SAM_FILES.values() if f == path.name), None)
-            wanted = named or SAM_FILES[model_type or "vit_b"]
+            published = path.name in SAM_FILES.values()
+            wanted = path.name if published else SAM_FILES[model_type or "vit_b"]
             raise SegmenterUnavailable(
                 f"The SAM checkpoint {path} does not exist; download "
                 f"{wanted} from {SAM_URL} and point to it."
