@@ -3,6 +3,8 @@ loaded back through the same from_pretrained / checkpoint paths as the published
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 import torch
 
 from dedit_app.errors import SegmentationError, SegmenterUnavailable
-from dedit_app.segment import get_backend, list_backends
+from dedit_app.segment import backend_status, get_backend, list_backends
+from dedit_app.segment.base import installed
 from dedit_app.segment.grounded import GroundedSamSegmenter, grounded_status, split_phrases
 from dedit_app.segment.tiny import TINY_SAM, save_tiny_grounding_dino, save_tiny_sam
 
@@ -165,3 +168,43 @@ def test_registry_lists_every_backend_and_classical_needs_nothing(monkeypatch, t
         get_backend("magic")
     with pytest.raises(SegmentationError, match="no segmentation option colour; the options are"):
         get_backend("classical", colour=3)
+
+
+def test_checking_the_backends_is_quick_it_imports_neither_torch_nor_transformers(tmp_path):
+    # The Settings dialog and Find items ask on the UI thread; importing torch and
+    # transformers' Grounding DINO there froze the editor for 9 s on a 2-core machine.
+    code = (
+        "import sys\n"
+        "from dedit_app.segment import backend_status, list_backends\n"
+        "list_backends()\n"
+        f"backend_status('grounded-sam', model={str(tmp_path)!r}, checkpoint='x.pth')\n"
+        "print(*[m for m in ('torch', 'transformers', 'segment_anything') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    assert installed("transformers", "models", "grounding_dino")
+    assert not installed("transformers", "models", "no_such_model")
+    assert not installed("dedit_no_such_package")
+
+
+def test_backend_status_says_why_in_a_sentence_and_never_raises(monkeypatch, tmp_path):
+    assert backend_status("classical") == ""
+    assert "no segmentation backend called 'magic'" in backend_status("magic")
+    missing = tmp_path / "sam_vit_l_0b3195.pth"
+    reason = backend_status("grounded-sam", model=tmp_path, checkpoint=missing)
+    assert "has no model in it" in reason and str(tmp_path) in reason
+    (tmp_path / "config.json").write_text("{}")  # the Grounding DINO folder now has a model
+    reason = backend_status("grounded-sam", model=tmp_path, checkpoint=missing)
+    assert "does not exist; download sam_vit_l_0b3195" in reason
+
+    def broken(**_options):
+        raise RuntimeError("a half-installed package")
+
+    from dedit_app.segment import registry
+
+    title, needs, _status, build = registry._BACKENDS["sam"]
+    monkeypatch.setitem(registry._BACKENDS, "sam", (title, needs, broken, build))
+    reason = backend_status("sam")
+    assert reason.startswith("Checking whether Segment Anything (SAM) can run failed")
+    assert "a half-installed package" in reason
+    assert not {b.name: b for b in list_backends()}["sam"].available

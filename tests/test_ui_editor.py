@@ -272,6 +272,43 @@ def test_a_segmenter_that_cannot_load_leaves_the_photo_its_items_and_a_way_to_me
     assert window.reference_panel.status.text().startswith(f"{n} items.")
 
 
+def test_a_text_segmenter_that_cannot_load_asks_no_question_first(window, tmp_path, monkeypatch):
+    import dataclasses
+
+    no_dino = tmp_path / "grounding-dino"  # a folder chosen in Settings, with no model saved
+    window.apply_settings(
+        dataclasses.replace(
+            window.settings, segmenter="grounded-sam", grounding_checkpoint=str(no_dino)
+        )
+    )
+    asked: list[str] = []
+    monkeypatch.setattr(
+        "ui.segmenting.QInputDialog.getText",
+        lambda *args, **kwargs: (asked.append(args[1]), ("handbag", True))[1],
+    )
+    photo = tmp_path / "scene.png"
+    write_synthetic_photo(photo)
+    assert window.open_path(photo)
+    wait_idle(window)
+    # What to find is not asked when the answer could not be used: the files say so first.
+    assert asked == []
+    n = len(window.doc.visible_items())
+    said = window.message_text()
+    assert n >= 2 and str(no_dino) in said and f"found {n} items instead." in said
+    labels = window.doc.labels
+    window.segmenting.segment_auto()
+    wait_idle(window)
+    assert asked == [] and window.doc.labels is labels
+    assert window.message_bar.level == "error" and "has no model in it" in window.message_text()
+    assert window.message_bar.action.text() == "Open settings"
+    # Once the backend can be built, Find items asks what to find.
+    window.apply_settings(dataclasses.replace(window.settings, segmenter="classical"))
+    monkeypatch.setattr("ui.segmenting.TEXT_BACKENDS", ("classical",))
+    window.segmenting.segment_auto()
+    wait_idle(window)
+    assert asked == ["Find items"]
+
+
 # ----- saving -------------------------------------------------------------------------------
 
 
@@ -419,11 +456,22 @@ def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
     assert len(window.doc.visible_items()) >= 2
 
 
-def test_settings_dialog_edits_a_copy_and_returns_the_choice(window):
+def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
+    from dedit_app.segment.tiny import save_tiny_sam
     from ui.settings import SettingsDialog
 
     on_segmentation = SettingsDialog(window.settings, window, tab="Segmentation")
     assert on_segmentation.tabs.tabText(on_segmentation.tabs.currentIndex()) == "Segmentation"
+    # The page says whether the chosen backend can load with what is typed there, as typed.
+    state = on_segmentation.segmenter_state
+    assert state.text().startswith("Ready") and state.property("role") == "ready"
+    on_segmentation.segmenter.setCurrentIndex(on_segmentation.segmenter.findData("sam"))
+    on_segmentation.sam.edit.setText(str(tmp_path / "sam_vit_h_4b8939.pth"))
+    assert "does not exist; download sam_vit_h_4b8939" in state.text()
+    assert state.property("role") == "problem"
+    save_tiny_sam(tmp_path / "sam_vit_h_4b8939.pth")
+    on_segmentation.sam.edit.setText(str(tmp_path / "sam_vit_h_4b8939.pth") + " ")  # re-typed
+    assert state.text().startswith("Ready")
     dialog = SettingsDialog(window.settings, window)
     assert dialog.tabs.currentIndex() == 0
     dialog.steps.setValue(35)

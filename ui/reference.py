@@ -82,6 +82,7 @@ class ReferenceController(QObject):
         :meth:`ui.segmenting.SegmentController.segment_auto` (the default backend finds
         them, and the sentence says why the chosen one could not)."""
         w = self.w
+        instead_of = instead_of or w.segmenting.cannot_build()
         backend = w.segmenting.backend(instead_of)
         task = SegmentAuto(readonly(image), ("reference", id(ref)), *backend)
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QInputDialog
 
 from dedit_app.errors import DEditError, SegmenterUnavailable
-from dedit_app.segment import DEFAULT_BACKEND
+from dedit_app.segment import DEFAULT_BACKEND, backend_status
 from ui.canvas import Tool
 from ui.document import Document
 from ui.tasks import TEXT_BACKENDS, SegmentAuto, SegmentClick, readonly, segmenter_options
@@ -48,6 +48,11 @@ class SegmentController(QObject):
             return DEFAULT_BACKEND, ()
         return self.w.settings.segmenter, self.options()
 
+    def cannot_build(self) -> str:
+        """Why the chosen backend cannot be built, as far as its files and packages tell
+        without loading anything, or "" (a job may still find out more)."""
+        return backend_status(self.w.settings.segmenter, **dict(self.options()))
+
     def say_found_instead(self, instead_of: str, n: int, where: str = "") -> None:
         """The default backend found ``n`` items because of ``instead_of``: say so until
         dismissed, with the way to the setting that mends it."""
@@ -75,6 +80,10 @@ class SegmentController(QObject):
         """
         w, doc = self.w, self.w.doc
         if doc is None:
+            return
+        reason = "" if instead_of else self.cannot_build()
+        if reason:  # known before any job starts, and before asking what to find
+            self._cannot_find(reason, first)
             return
         backend, options = self.backend(instead_of)
         if backend in TEXT_BACKENDS and not text:
@@ -104,19 +113,24 @@ class SegmentController(QObject):
         def failed(message: str) -> None:
             if doc is not w.doc:
                 return
-            if not unavailable(record):
-                extra = " The photo stays one item; add items by clicking (C)." if first else ""
-                w.show_error(message + extra)
-            elif first:
-                # A freshly opened photo still gets its items: the default needs no weights.
-                self.segment_auto(first=True, instead_of=message)
-            else:
-                w.show_error(message, action=w.settings_action("Segmentation"))
+            if unavailable(record):
+                self._cannot_find(message, first)
+                return
+            extra = " The photo stays one item; add items by clicking (C)." if first else ""
+            w.show_error(message + extra)
 
         record = w.jobs.submit(
             JobRequest(title, task, kind="segment"), on_finished=done, on_failed=failed
         )
         self._segment_job = record.request.id
+
+    def _cannot_find(self, reason: str, first: bool) -> None:
+        """The chosen backend cannot be built, for ``reason``."""
+        if first:
+            # A freshly opened photo still gets its items: the default needs no weights.
+            self.segment_auto(first=True, instead_of=reason)
+        else:
+            self.w.show_error(reason, action=self.w.settings_action("Segmentation"))
 
     def ask_text(self) -> str:
         """Ask what a text-driven segmenter should look for ("" when the user cancels)."""

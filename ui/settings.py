@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -118,16 +118,25 @@ class EditorSettings:
             self.prompts = [prompt, *(p for p in self.prompts if p != prompt)][:MAX_PROMPTS]
 
 
-def backend_names() -> list[tuple[str, str, str]]:
-    """``(name, title, why unavailable or "")`` of every segmentation backend."""
+def backend_names() -> list[tuple[str, str]]:
+    """``(name, title)`` of every segmentation backend."""
     try:
         from dedit_app.segment import list_backends
 
-        return [(b.name, b.title, b.reason) for b in list_backends()] or [
-            ("classical", "Colour and edges (no download)", "")
+        return [(b.name, b.title) for b in list_backends()] or [
+            ("classical", "Colour and edges (no download)")
         ]
     except Exception:  # the registry is optional for the dialog
-        return [("classical", "Colour and edges (no download)", "")]
+        return [("classical", "Colour and edges (no download)")]
+
+
+def segmenter_readiness(name: str, sam_checkpoint: str, grounding: str, device: str) -> str:
+    """Why backend ``name`` cannot load with these fields of the Segmentation page, or ""
+    when its package and weights are on this machine. Quick: it loads and imports nothing."""
+    from dedit_app.segment import backend_status
+    from ui.tasks import segmenter_options
+
+    return backend_status(name, **segmenter_options(name, sam_checkpoint, grounding, device))
 
 
 class _PathField(QWidget):
@@ -190,12 +199,8 @@ class SettingsDialog(QDialog):
         seg = QWidget()
         form = QFormLayout(seg)
         self.segmenter = QComboBox()
-        for name, title, reason in backend_names():
-            self.segmenter.addItem(title + ("" if not reason else "  (not installed)"), name)
-            if reason:
-                self.segmenter.setItemData(
-                    self.segmenter.count() - 1, reason, Qt.ItemDataRole.ToolTipRole
-                )
+        for name, title in backend_names():
+            self.segmenter.addItem(title, name)
         idx = self.segmenter.findData(settings.segmenter)
         self.segmenter.setCurrentIndex(max(idx, 0))
         form.addRow("Backend", self.segmenter)
@@ -205,6 +210,14 @@ class SettingsDialog(QDialog):
             settings.grounding_checkpoint, "IDEA-Research/grounding-dino-tiny", folder=True
         )
         form.addRow("Grounding DINO", self.grounding)
+        # Whether the chosen backend can load with what is typed here, before OK: the way to
+        # mend a backend that could not load is to watch this line turn ready.
+        self.segmenter_state = _hint("")
+        form.addRow("", self.segmenter_state)
+        self.segmenter.currentIndexChanged.connect(self._show_segmenter_state)
+        self.sam.edit.textChanged.connect(self._show_segmenter_state)
+        self.grounding.edit.textChanged.connect(self._show_segmenter_state)
+        self._show_segmenter_state()
         tabs.addTab(seg, "Segmentation")
 
         edit = QWidget()
@@ -255,6 +268,19 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(tabs)
         lay.addWidget(buttons)
+
+    def _show_segmenter_state(self) -> None:
+        reason = segmenter_readiness(
+            self.segmenter.currentData() or "classical",
+            self.sam.text(),
+            self.grounding.text(),
+            self.device.currentText(),
+        )
+        label = self.segmenter_state
+        label.setText(reason or "Ready: everything it needs is on this machine.")
+        label.setProperty("role", "problem" if reason else "ready")
+        label.style().unpolish(label)  # a changed property restyles only when polished again
+        label.style().polish(label)
 
     def result_settings(self) -> EditorSettings:
         return dataclasses.replace(

@@ -92,6 +92,8 @@ QTabBar::tab {{ background: transparent; color: {muted}; padding: 7px 12px;
 QTabBar::tab:selected {{ color: {text}; border-bottom-color: {accent}; }}
 QLabel[role="heading"] {{ font-size: 11px; font-weight: 600; color: {muted}; }}
 QLabel[role="hint"] {{ color: {muted}; font-size: 12px; }}
+QLabel[role="ready"] {{ color: {ok}; font-size: 12px; }}
+QLabel[role="problem"] {{ color: {warning}; font-size: 12px; }}
 QFrame#messageBar[level="error"] {{ background: #4a2326; border: 1px solid {error};
     border-radius: 8px; }}
 QFrame#messageBar[level="info"] {{ background: #21324f; border: 1px solid {accent};

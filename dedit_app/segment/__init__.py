@@ -11,13 +11,20 @@ for the backends.
 """
 
 from dedit_app.segment.base import Segmentation, Segmenter, pick_device
-from dedit_app.segment.registry import DEFAULT_BACKEND, BackendInfo, get_backend, list_backends
+from dedit_app.segment.registry import (
+    DEFAULT_BACKEND,
+    BackendInfo,
+    backend_status,
+    get_backend,
+    list_backends,
+)
 
 __all__ = [
     "DEFAULT_BACKEND",
     "BackendInfo",
     "Segmentation",
     "Segmenter",
+    "backend_status",
     "get_backend",
     "list_backends",
     "pick_device",

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -34,6 +36,7 @@ __all__ = [
     "check_image",
     "check_points",
     "config_from_options",
+    "installed",
     "pick_device",
     "require_prompt",
     "unique_names",
@@ -210,6 +213,22 @@ def config_from_options(cls: type[T], options: dict[str, object]) -> T:
                 f"The segmentation option {key} must be a {kind.__name__}; got {value!r}."
             ) from err
     return cls(**values)
+
+
+def installed(package: str, *inside: str) -> bool:
+    """Is ``package`` installed, with the folder ``inside`` (e.g. ``"models",
+    "grounding_dino"``) in it? Imports nothing: the status checks behind the Settings dialog
+    run on the UI thread, and importing torch or transformers there freezes it for seconds.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):  # ValueError: a module without a spec
+        return False
+    if spec is None:
+        return False
+    if not inside:
+        return True
+    return any(Path(root, *inside).is_dir() for root in spec.submodule_search_locations or ())
 
 
 def pick_device(device: str | None = None) -> str:

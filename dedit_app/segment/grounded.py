@@ -32,7 +32,7 @@ import numpy as np
 
 from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.jobs import CancelToken, Job, Progress
-from dedit_app.segment.base import Segmentation, Segmenter, check_image
+from dedit_app.segment.base import Segmentation, Segmenter, check_image, installed
 from dedit_app.segment.masks import partition_from_masks, upsample_labels
 from dedit_app.segment.sam import SamArch, SamSegmenter, sam_status
 
@@ -100,10 +100,9 @@ def _missing_weights(model_id: str) -> str:
 
 
 def grounded_status(**options: object) -> str:
-    """Why the grounded-sam backend cannot be built now ("" when it can); loads nothing."""
-    try:
-        from transformers import GroundingDinoForObjectDetection  # noqa: F401
-    except ImportError:
+    """Why the grounded-sam backend cannot be built now ("" when it can); loads and imports
+    nothing (see :func:`~dedit_app.segment.base.installed`)."""
+    if not installed("transformers", "models", "grounding_dino"):
         return (
             "transformers with Grounding DINO is not installed (pip install 'transformers>=4.40')."
         )

@@ -4,8 +4,9 @@
     ['classical', 'sam', 'grounded-sam']
     >>> seg = get_backend("classical")
 
-``list_backends()`` never raises and never loads weights: it checks that the Python package
-imports and that the weight files can be found, and says in ``reason`` what is missing.
+``list_backends()`` and ``backend_status(name, **options)`` never raise, load no weights and
+import no torch: they check that the Python package is installed and that the weight files can
+be found, and say what is missing.
 ``get_backend(name, **options)`` builds the backend (loading weights) or raises
 :class:`~dedit_app.errors.SegmenterUnavailable` naming what to install or download and where.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from dedit_app.errors import SegmenterUnavailable
 from dedit_app.segment.base import Segmenter
 
-__all__ = ["DEFAULT_BACKEND", "BackendInfo", "get_backend", "list_backends"]
+__all__ = ["DEFAULT_BACKEND", "BackendInfo", "backend_status", "get_backend", "list_backends"]
 
 DEFAULT_BACKEND = "classical"
 
@@ -92,15 +93,34 @@ _BACKENDS: dict[str, tuple[str, str, Callable[..., str], Callable[..., Segmenter
 
 
 def list_backends() -> list[BackendInfo]:
-    """Every backend, with whether it can be built right now and, if not, why."""
+    """Every backend, with whether it can be built right now (default options) and, if not,
+    why."""
     out = []
-    for name, (title, needs, status, _) in _BACKENDS.items():
-        try:
-            reason = status()
-        except Exception as err:  # a broken optional install must not break the menu
-            reason = f"checking it failed: {err}"
+    for name, (title, needs, _status, _build) in _BACKENDS.items():
+        reason = backend_status(name)
         out.append(BackendInfo(name, title, needs, not reason, reason))
     return out
+
+
+def backend_status(name: str, **options: object) -> str:
+    """Why ``get_backend(name, **options)`` cannot build the backend, in one sentence, or ""
+    when it may (a checkpoint of the wrong kind is only found out by loading it).
+
+    Never raises, loads no weights and imports neither torch nor transformers, so the UI
+    thread may ask it before it starts a job or asks the user a question.
+    """
+    if name not in _BACKENDS:
+        return _unknown(name)
+    title, _needs, status, _build = _BACKENDS[name]
+    try:
+        return status(**options)
+    except Exception as err:  # a broken optional install must not break the menu
+        return f"Checking whether {title} can run failed: {err}"
+
+
+def _unknown(name: str) -> str:
+    choices = ", ".join(_BACKENDS)
+    return f"There is no segmentation backend called {name!r}; choose one of {choices}."
 
 
 def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Segmenter:
@@ -111,8 +131,5 @@ def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Segmenter:
     backend's package or weights are missing, naming what to install or download.
     """
     if name not in _BACKENDS:
-        raise SegmenterUnavailable(
-            f"There is no segmentation backend called {name!r}; choose one of "
-            f"{', '.join(_BACKENDS)}."
-        )
+        raise SegmenterUnavailable(_unknown(name))
     return _BACKENDS[name][3](**options)

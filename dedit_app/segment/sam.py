@@ -36,6 +36,7 @@ from dedit_app.segment.base import (
     Segmenter,
     check_image,
     config_from_options,
+    installed,
     pick_device,
     unique_names,
 )
@@ -155,10 +156,9 @@ def find_sam_checkpoint(
 
 
 def sam_status(**options: object) -> str:
-    """Why the SAM backend cannot be built now ("" when it can); loads nothing."""
-    try:
-        import segment_anything  # noqa: F401
-    except ImportError:
+    """Why the SAM backend cannot be built now ("" when it can); loads and imports nothing
+    (see :func:`~dedit_app.segment.base.installed`)."""
+    if not installed("segment_anything"):
         return "the segment-anything package is not installed (pip install segment-anything)."
     try:
         find_sam_checkpoint(options.get("checkpoint"), options.get("model_type"))  # type: ignore[arg-type]
