@@ -23,7 +23,6 @@ project bundle and :func:`apply_trained` installs it into a freshly loaded model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -37,10 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from dedit_app.attention import AttentionContext, RowGroup
-from dedit_app.errors import EditError, ModelLoadError, ProjectError
+from dedit_app.errors import EditError, ModelLoadError
 from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel, check_weights_match
+from dedit_app.project import content_key, weights_metadata
 from dedit_app.recompute import EVERY_BLOCK, Recompute, check_plan, use_recompute
 from dedit_app.tokens import (
     add_item_tokens,
@@ -122,16 +122,6 @@ class FinetuneResult:
     item_tokens: list[str]
     reference_tokens: list[str] | None
     losses: list[float] = field(default_factory=list)
-
-
-def content_key(image: np.ndarray, labels: np.ndarray) -> str:
-    """A short hash of a photo and its partition: names the reference a joint preparation
-    used, so a swap can tell whether a reference project is the one prepared with."""
-    h = hashlib.sha256()
-    for a in (np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(labels, np.int32)):
-        h.update(str(a.shape).encode())
-        h.update(a.data)
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------
@@ -644,30 +634,6 @@ def _apply_lora(model: DiffusionModel, lora: dict[str, torch.Tensor], metadata) 
 # ----------------------------------------------------------------------------------------
 # Projects
 # ----------------------------------------------------------------------------------------
-
-
-def weights_metadata(project) -> dict[str, str]:
-    """The metadata of a prepared project's weights, read without loading the tensors.
-
-    Raises EditError when the project has not been prepared.
-    """
-    if not project.has_weights:
-        raise EditError(
-            "This project has not been prepared yet; prepare it first "
-            "(the Prepare button, or `dedit finetune PROJECT --model MODEL`)."
-        )
-    if not project.prepared:  # stored but not saved yet
-        return dict(project.load_weights()[1])
-    from safetensors import safe_open
-
-    path = project.folder / project.training["weights"]
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as err:  # missing or damaged file: the project's own sentence
-        raise ProjectError(
-            f"The learned weights file {path} is missing or damaged; prepare the project again."
-        ) from err
 
 
 def finetune_project(

@@ -38,7 +38,7 @@ import numpy as np
 
 from dedit_app import __version__
 from dedit_app.atomic import FILE_MODE, atomic_write_bytes, fsync_dir, make_temp
-from dedit_app.errors import DEditError, ProjectError
+from dedit_app.errors import DEditError, EditError, ProjectError
 from dedit_app.imageio import png_bytes
 from dedit_app.partition import check_labels
 
@@ -639,3 +639,38 @@ def _os_sentence(err: OSError, path: Path) -> str:
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"No permission to write {path}. The previous save is unchanged."
     return f"Could not save to {path} ({err.strerror or err}). The previous save is unchanged."
+
+
+def content_key(image: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of a photo and its partition: names the reference a joint preparation
+    used, so a swap can tell whether a reference project is the one prepared with."""
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(labels, np.int32)):
+        h.update(str(a.shape).encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
+def weights_metadata(project: Project) -> dict[str, str]:
+    """The metadata of a prepared project's weights, read without loading the tensors
+    (nor importing torch: the editor asks on its UI thread when a project opens).
+
+    Raises EditError when the project has not been prepared.
+    """
+    if not project.has_weights:
+        raise EditError(
+            "This project has not been prepared yet; prepare it first "
+            "(the Prepare button, or `dedit finetune PROJECT --model MODEL`)."
+        )
+    if not project.prepared:  # stored but not saved yet
+        return dict(project.load_weights()[1])
+    from safetensors import safe_open
+
+    path = project.folder / project.training["weights"]
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # missing or damaged file: the project's own sentence
+        raise ProjectError(
+            f"The learned weights file {path} is missing or damaged; prepare the project again."
+        ) from err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import threading
 
 import numpy as np
@@ -532,3 +533,58 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     assert doc.project.history[-1]["kind"] == "swap"
     keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
+
+
+_WATCH_TORCH = """
+import dataclasses, importlib.abc, os, sys, threading
+from pathlib import Path
+
+first_import = {}
+
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        # (dedit_app.finetune's spec is looked up, not imported, on the UI thread)
+        if name in ("torch", "dedit_app.sampler"):
+            first_import.setdefault(name, threading.current_thread().name)
+        return None
+
+
+sys.meta_path.insert(0, Watch())
+from ui import engine
+from ui.testing import make_window
+
+folder, project, model = sys.argv[1:4]
+w = make_window(Path(folder))
+w.apply_settings(dataclasses.replace(w.settings, model=model, device="cpu"))
+assert w.open_path(Path(project))
+assert w.editing.prepared(), w.prepare_panel.status.text()
+engine._loaded()
+task = engine.edit_task(w.doc.project, w.settings, "text", item=1, prompt="a red ball")
+print(first_import.get("torch"), first_import.get("dedit_app.sampler"), type(task).__name__)
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_a_fresh_editor_loads_torch_ahead_on_a_thread_of_its_own(
+    prepared_bundle, tiny_sdxl_path, tmp_path
+):
+    # Reading a prepared project's metadata imported torch on the UI thread (3 s frozen at
+    # open on a 2-core machine), and so did the first Prepare (5 s) and edit (3 s).
+    import os
+    import subprocess
+    import sys
+
+    copy = tmp_path / "scene.dedit"
+    shutil.copytree(prepared_bundle, copy)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run(
+        [sys.executable, "-c", _WATCH_TORCH, str(tmp_path), str(copy), str(tiny_sdxl_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["dedit-engine-import", "dedit-engine-import", "EditTask"]

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app()
+    from ui.engine import load_ahead
     from ui.mainwindow import MainWindow
 
     window = MainWindow(QSettings())
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: window.open_path(args.path))
     # after the picture asked for, so that its "Opened" line does not hide the offer
     QTimer.singleShot(0, window.recovery.offer)
+    # The engine's modules load while the start page waits for a choice: the stall of
+    # loading them (half a second on two cores) lands there, not on a photo being worked on.
+    QTimer.singleShot(300, load_ahead)
     return app.exec()
 
 

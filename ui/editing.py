@@ -134,6 +134,8 @@ class EditController(ResultsMixin, QObject):
     def document_changed(self) -> None:
         self.forget_results()
         self.update_state()
+        if self.doc is not None:
+            engine.load_ahead()  # a photo is open: Prepare and edits will want the engine
 
     def forget_document(self, doc: Document) -> None:
         """The window is about to drop ``doc``: stop its jobs (they leave the Activity list

@@ -14,10 +14,12 @@ while the job runs.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
 import random
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,42 @@ def unavailable() -> str:
                 "refining items, saving and exporting work."
             )
     return ""
+
+
+# ----- the engine's modules, loaded ahead ----------------------------------------------
+
+# What Prepare and the edits import on the UI thread to check a request before queuing it.
+# They import torch and diffusers: 3 to 5 s on a 2-core machine, which froze the window at
+# the first Prepare or the first edit.
+_ENGINE_MODULES = ("dedit_app.finetune", "dedit_app.sampler", "dedit_app.edits")
+_loading: threading.Thread | None = None
+
+
+def load_ahead() -> None:
+    """Start importing the engine's modules on a thread of their own (once per process), so
+    the first Prepare or edit does not wait for them. Called once the window shows, and
+    when a photo opens (for windows made without :func:`ui.app.main`)."""
+    global _loading
+    if _loading is not None or unavailable():
+        return
+
+    def load() -> None:
+        for name in _ENGINE_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the job that needs it says why, in words
+                log.warning("loading %s ahead failed", name, exc_info=True)
+                return
+
+    _loading = threading.Thread(target=load, name="dedit-engine-import", daemon=True)
+    _loading.start()
+
+
+def _loaded() -> None:
+    """Wait until the modules :func:`load_ahead` started are in (at once when they are):
+    one thread at a time imports them, so no two imports can wait on each other."""
+    if _loading is not None:
+        _loading.join()
 
 
 # ----- the model, on the worker thread ----------------------------------------------------
@@ -128,6 +166,7 @@ def snapshot(project):
 
 
 def finetune_options(settings):
+    _loaded()
     from dedit_app.finetune import FinetuneOptions
 
     return FinetuneOptions(
@@ -151,6 +190,7 @@ class PrepareTask:
     sampling: Any = None  # SamplingOptions of the edits to come (a compiled model warms up)
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
+        _loaded()
         from dedit_app.finetune import finetune_project
 
         yield from _download(ctx, self.spec, cancel)
@@ -207,7 +247,7 @@ def store_prepared(project, result, reference=None, write: bool = True) -> None:
 
 
 def _metadata(project) -> dict[str, str]:
-    from dedit_app.finetune import weights_metadata
+    from dedit_app.project import weights_metadata
 
     return weights_metadata(project)
 
@@ -244,7 +284,7 @@ def stale_reason(project, settings=None, reference=None) -> str:
 
 def prepared_with(project, reference) -> bool:
     """True when ``project`` was prepared jointly with exactly this ``reference``."""
-    from dedit_app.finetune import content_key
+    from dedit_app.project import content_key
 
     try:
         meta = _metadata(project)
@@ -257,6 +297,7 @@ def prepared_with(project, reference) -> bool:
 
 
 def sampling_options(settings, seed: int | None = None):
+    _loaded()
     from dedit_app.sampler import SamplingOptions
 
     if seed is None:
@@ -281,6 +322,7 @@ class EditTask:
     reference: Any = field(default=None, repr=False)
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
+        _loaded()
         from dedit_app.edits import run_edit
 
         yield from _download(ctx, self.spec, cancel)
@@ -296,6 +338,7 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     swap (item, reference, ref_item) or redraw (drawn: the ``(H, W)`` item map the picture
     was made with). Checked here, on the UI thread: a request the
     engine would refuse raises its sentence and nothing is queued."""
+    _loaded()
     from dedit_app import edits
     from dedit_app.partition import Move
 

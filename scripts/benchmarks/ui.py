@@ -18,6 +18,8 @@
    24 MP with --full): the window around the edit beside the whole frame.
 5. Opening, saving and exporting a picture of that size (:mod:`benchmarks.ui_files`):
    how long each holds the UI thread with the files thread, beside doing it at once.
+6. A fresh editor's first Prepare and first edit (:mod:`benchmarks.ui_cold`): the engine
+   loaded ahead on a thread of its own, beside nothing loaded ahead.
 
     python scripts/bench.py ui [--quick | --full]
 """
@@ -33,7 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import ui_files  # noqa: E402
+from benchmarks import ui_cold, ui_files  # noqa: E402
 from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios  # noqa: E402
 
 
@@ -471,5 +473,6 @@ def run(profile: str) -> Iterator[Row]:
     yield from guarded("drop", lambda: drop_rows(*size))
     yield from guarded("late", lambda: late_rows(*size))
     yield from ui_files.run(profile, size)
+    yield from ui_cold.run(profile)
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))
