@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedit_app.errors import SegmentationError, SegmenterUnavailable
-from dedit_app.segment.base import check_box, check_points, pick_device, unique_names
+from dedit_app.segment.base import (
+    check_box,
+    check_points,
+    device_problem,
+    pick_device,
+    unique_names,
+)
 from dedit_app.segment.masks import (
     partition_from_masks,
     small_fragments,
@@ -148,6 +154,18 @@ def test_a_gpu_that_is_not_there_is_a_setup_problem_and_bad_clicks_are_not():
         check_points([(5.0, 99.0)], None, (10, 10))
     assert not isinstance(err.value, SegmenterUnavailable)
     assert pick_device("cpu") == "cpu"
+    # With torch loaded (the editor loads it ahead) the quick check knows it too, so the
+    # Settings page can say so before OK.
+    assert "no usable CUDA GPU" in device_problem("cuda:0")
+    assert device_problem("cpu") == device_problem(None) == ""
+
+
+def test_the_quick_device_check_never_imports_torch(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch")  # as in a fresh editor's first second
+    assert device_problem("cuda") == ""  # "" is "may": the job finds out
+    assert "torch" not in sys.modules
 
 
 def test_boxes_are_ordered_clipped_and_empty_ones_refused():

@@ -472,6 +472,13 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     save_tiny_sam(tmp_path / "sam_vit_h_4b8939.pth")
     on_segmentation.sam.edit.setText(str(tmp_path / "sam_vit_h_4b8939.pth") + " ")  # re-typed
     assert state.text().startswith("Ready")
+    import torch
+
+    if not torch.cuda.is_available():  # the device is on the Model page, and counts here
+        on_segmentation.device.setCurrentText("cuda")
+        assert "no usable CUDA GPU" in state.text() and state.property("role") == "problem"
+        on_segmentation.device.setCurrentText("auto")
+        assert state.text().startswith("Ready")
     dialog = SettingsDialog(window.settings, window)
     assert dialog.tabs.currentIndex() == 0
     dialog.steps.setValue(35)

@@ -217,6 +217,7 @@ class SettingsDialog(QDialog):
         self.segmenter.currentIndexChanged.connect(self._show_segmenter_state)
         self.sam.edit.textChanged.connect(self._show_segmenter_state)
         self.grounding.edit.textChanged.connect(self._show_segmenter_state)
+        self.device.currentIndexChanged.connect(self._show_segmenter_state)  # on Model
         self._show_segmenter_state()
         tabs.addTab(seg, "Segmentation")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib.util
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "check_image",
     "check_points",
     "config_from_options",
+    "device_problem",
     "installed",
     "pick_device",
     "require_prompt",
@@ -231,15 +233,23 @@ def installed(package: str, *inside: str) -> bool:
     return any(Path(root, *inside).is_dir() for root in spec.submodule_search_locations or ())
 
 
+def device_problem(device: object) -> str:
+    """Why ``device`` cannot be used, in a sentence, or "" when it may; torch is asked only
+    when it is already imported (the editor loads it ahead), so this stays quick."""
+    if not str(device or "").startswith("cuda") or "torch" not in sys.modules:
+        return ""
+    if sys.modules["torch"].cuda.is_available():
+        return ""
+    return f"The device {device!r} was asked for but this machine has no usable CUDA GPU."
+
+
 def pick_device(device: str | None = None) -> str:
     """The torch device to run on: ``device`` if given, else CUDA, else MPS, else CPU."""
     import torch
 
     if device not in (None, "", "auto"):
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise SegmenterUnavailable(
-                f"The device {device!r} was asked for but this machine has no usable CUDA GPU."
-            )
+        if problem := device_problem(device):
+            raise SegmenterUnavailable(problem)
         return str(device)
     if torch.cuda.is_available():
         return "cuda"

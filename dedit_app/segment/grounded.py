@@ -109,7 +109,8 @@ def grounded_status(**options: object) -> str:
     model_id = _model_id(options.get("model"))  # type: ignore[arg-type]
     if not _weights_present(model_id):
         return _missing_weights(model_id)
-    return sam_status(**{k: v for k, v in options.items() if k in ("checkpoint", "model_type")})
+    sam_options = ("checkpoint", "model_type", "device")
+    return sam_status(**{k: v for k, v in options.items() if k in sam_options})
 
 
 class GroundedSamSegmenter(Segmenter):

@@ -36,6 +36,7 @@ from dedit_app.segment.base import (
     Segmenter,
     check_image,
     config_from_options,
+    device_problem,
     installed,
     pick_device,
     unique_names,
@@ -159,12 +160,12 @@ def sam_status(**options: object) -> str:
     """Why the SAM backend cannot be built now ("" when it can); loads and imports nothing
     (see :func:`~dedit_app.segment.base.installed`)."""
     if not installed("segment_anything"):
-        return "the segment-anything package is not installed (pip install segment-anything)."
+        return "The segment-anything package is not installed (pip install segment-anything)."
     try:
         find_sam_checkpoint(options.get("checkpoint"), options.get("model_type"))  # type: ignore[arg-type]
     except SegmentationError as err:
         return str(err)
-    return ""
+    return device_problem(options.get("device"))
 
 
 def build_sam(arch: SamArch):  # -> segment_anything.modeling.Sam
