@@ -6,10 +6,14 @@ through its cache, downloaded with progress the first time.
 
 :func:`resolve` turns a source into a folder, or raises :class:`ModelLoadError` with a
 sentence that says what to download or where to point the editor. :func:`fetch` is the
-long first download of a hub model (SDXL base is about 14 GB) as a job: the editor shows
-how much is done and can stop it; a stopped or broken download resumes next time (the hub
-keeps its partial files). Both download the same files: the safetensors weights and the
-configs.
+long first download of a hub model as a job: the editor shows how much is done and can
+stop it; a stopped or broken download resumes next time (the hub keeps its partial files).
+Both download the same files: the configs and one precision of the safetensors weights.
+
+With ``any_precision=True`` (what the editor asks for) a model whose weights are already in
+the cache in full, in either precision, is used as it is without asking the hub; otherwise
+the ``variant`` asked for is downloaded (SDXL base's half-precision copy is about 7 GB, its
+full one about 14 GB), or the full files when the repository publishes no such copy.
 """
 
 from __future__ import annotations
@@ -22,13 +26,21 @@ from typing import Any
 
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.jobs import CancelToken, Job, Progress
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, weight_sets
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
-WEIGHT_SUFFIX = ".safetensors"
 _MB = 1_000_000  # decimal, as the sizes the hub and file managers show
 _POLL_S = 0.25  # how often a download's progress is reported
 
-__all__ = ["DEFAULT_MODEL", "WEIGHT_SUFFIX", "fetch", "is_hub_id", "offline", "resolve"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "WEIGHT_SUFFIX",
+    "download_command",
+    "fetch",
+    "is_hub_id",
+    "offline",
+    "resolve",
+]
 
 
 def is_hub_id(source: str) -> bool:
@@ -58,13 +70,32 @@ def _patterns(variant: str | None, what: str) -> dict[str, Any]:
         allow += [weights]
     # Without a variant, skip the half-precision copies that hub repos keep beside the
     # full ones (SDXL base would otherwise download twice).
-    ignore = None if variant else [f"*.fp16{WEIGHT_SUFFIX}", f"*.bf16{WEIGHT_SUFFIX}"]
+    ignore = None if variant else [f"*.{HALF}{WEIGHT_SUFFIX}", f"*.bf16{WEIGHT_SUFFIX}"]
     return {"allow_patterns": allow, "ignore_patterns": ignore}
 
 
-def resolve(source: str, *, what: str, variant: str | None, local_files_only: bool) -> Path:
+def download_command(source: str, variant: str | None, what: str = "model") -> str:
+    """The ``hf download`` line that fetches what the editor would (a bare ``hf download``
+    takes every file of the repository: SDXL base's pickles and ONNX copies too). Double
+    quotes keep the patterns whole in POSIX shells, PowerShell and cmd alike."""
+    patterns = _patterns(variant, what)
+    include = [p for p in patterns["allow_patterns"] if p != "model_index.json"]
+    words = [f'--include "{p}"' for p in include]
+    words += [f'--exclude "{p}"' for p in patterns["ignore_patterns"] or []]
+    return " ".join([f"hf download {source}", *words])
+
+
+def resolve(
+    source: str,
+    *,
+    what: str,
+    variant: str | None,
+    local_files_only: bool,
+    any_precision: bool = False,
+) -> Path:
     """A local folder for ``source``: the folder itself, or a hub id fetched to (or read
-    from) the Hugging Face cache. ``what`` ("model", "vae") names it in sentences."""
+    from) the Hugging Face cache. ``what`` ("model", "vae") names it in sentences;
+    ``variant`` and ``any_precision`` are as in the module's docstring."""
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -78,7 +109,44 @@ def resolve(source: str, *, what: str, variant: str | None, local_files_only: bo
             f"There is no folder {path} and {source!r} is not a Hugging Face model id; give a "
             f"local diffusers folder or a hub id such as {DEFAULT_MODEL}."
         )
-    return Path(_download(source, what, variant, offline(local_files_only)))
+    local = offline(local_files_only)
+    return Path(_hub_folder(source, what, variant, local, any_precision, _download))
+
+
+def _hub_folder(
+    source: str,
+    what: str,
+    variant: str | None,
+    local: bool,
+    any_precision: bool,
+    download: Callable[..., str],
+    **more: Any,
+) -> str:
+    """The cache folder of hub model ``source``, downloading what it lacks with
+    ``download`` (:func:`_download`'s signature; ``more`` goes to it)."""
+    if any_precision:
+        held = _cached_whole(source)
+        if held is not None:
+            return held
+    folder = download(source, what, variant, local, **more)
+    if any_precision and variant is not None and not local and variant not in weight_sets(folder):
+        # The repository publishes no complete copy in that precision: take the full files.
+        folder = download(source, what, None, local, **more)
+    return folder
+
+
+def _cached_whole(source: str) -> str | None:
+    """The cache folder of ``source`` when its weights are there in full (in any
+    precision), found without the network; None when they are not."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(
+            source, local_files_only=True, allow_patterns=["model_index.json"]
+        )
+    except Exception:  # noqa: BLE001 - not cached, or cached in a way the hub cannot read
+        return None
+    return folder if weight_sets(folder) else None
 
 
 def _download(source: str, what: str, variant: str | None, local: bool, **more: Any) -> str:
@@ -107,8 +175,9 @@ def _download(source: str, what: str, variant: str | None, local: bool, **more: 
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
         raise ModelLoadError(
             f"The {what} {source} is not downloaded and the editor is offline; download it once "
-            f"with `hf download {source}` while online, or use a local diffusers folder as the "
-            "model (Settings, Model in the editor; --model on the command line)."
+            f"while online with `{download_command(source, variant, what)}`, or use a local "
+            "diffusers folder as the model (Settings, Model in the editor; --model on the "
+            "command line)."
         ) from err
     except (HfHubHTTPError, OSError, ValueError) as err:
         raise ModelLoadError(
@@ -169,6 +238,7 @@ def fetch(
     *,
     what: str = "model",
     variant: str | None = None,
+    any_precision: bool = False,
     cancel: CancelToken | None = None,
     download: Callable[..., str] | None = None,
 ) -> Job[Path | None]:
@@ -180,17 +250,24 @@ def fetch(
     to download and :func:`resolve` says what is wrong, if anything. A model already in
     the cache takes one request to the hub. Cancelled stops the download between chunks
     (raises :class:`Cancelled`); the files so far stay in the cache and the next fetch
-    goes on from them. ``download`` replaces ``snapshot_download``'s wrapper in tests.
+    goes on from them. ``variant`` and ``any_precision`` are as in the module's
+    docstring (a model whole in the cache then takes no request at all). ``download``
+    replaces ``snapshot_download``'s wrapper in tests.
     """
     if Path(source).expanduser().exists() or not is_hub_id(source) or offline():
         return None
+    if any_precision and (held := _cached_whole(source)) is not None:
+        return Path(held)  # nothing to download: no progress card at all
     tally = _Tally(cancel)
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
             run = download or _download
-            outcome["folder"] = run(source, what, variant, False, tqdm_class=_bar_class(tally))
+            bar = _bar_class(tally)
+            outcome["folder"] = _hub_folder(
+                source, what, variant, False, any_precision, run, tqdm_class=bar
+            )
         except BaseException as err:  # noqa: BLE001 - handed to the job's thread below
             outcome["error"] = err
 

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from dedit_app.errors import ModelLoadError
-from dedit_app.hub import DEFAULT_MODEL, WEIGHT_SUFFIX, is_hub_id, resolve, short_error
+from dedit_app.hub import DEFAULT_MODEL, is_hub_id, resolve, short_error
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, pick_variant, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ __all__ = [
     "check_weights_match",
     "compile_cache_dir",
     "detect_family",
+    "download_variant",
     "load_model",
     "model_from_components",
     "pick_device",
@@ -484,8 +486,7 @@ def _probe(folder: Path, variant: str | None) -> list[float]:
     values: list[float] = []
     for component, keys in _PROBE_KEYS.items():
         files = sorted((folder / component).glob(f"*{WEIGHT_SUFFIX}"))
-        if variant:
-            files = [f for f in files if f".{variant}." in f.name] or files
+        files = [f for f in files if variant_of(f.name) == variant] or files
         for wanted in keys:
             for file in files:
                 try:
@@ -536,7 +537,7 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     vae: str | os.PathLike[str] | None = None,
-    variant: str | None = None,
+    variant: str | None = "auto",
     local_files_only: bool = False,
 ) -> DiffusionModel:
     """Load SDXL or SD 1.5 from a hub id or a local diffusers folder.
@@ -546,7 +547,11 @@ def load_model(
         device, dtype: see :func:`pick_device` and :func:`pick_dtype`.
         vae: optional replacement VAE (hub id or folder), e.g. the fp16-safe
             ``madebyollin/sdxl-vae-fp16-fix`` the paper uses.
-        variant: weight file variant to read (``"fp16"`` halves SDXL's download).
+        variant: weight files to read: ``"auto"`` (the default) takes the half-precision
+            copy (``*.fp16.safetensors``) for a bf16 or fp16 model and the full files for
+            fp32, and whichever of the two is there in full when the other is not, so a
+            GPU downloads SDXL's 7 GB copy and nothing is downloaded twice (see
+            :mod:`dedit_app.hub`); ``None`` or ``"fp16"`` read that set only.
         local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
     Raises:
         ModelLoadError: with a sentence saying what to download or where to point the editor.
@@ -558,7 +563,15 @@ def load_model(
     _quiet_libraries()
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
-    folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
+    if variant == "auto":
+        wanted = _variant_for(dt)
+        folder = resolve(
+            source, what="model", variant=wanted, local_files_only=local_files_only,
+            any_precision=True,
+        )  # fmt: skip
+        variant = pick_variant(folder, wanted)
+    else:
+        folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
     family = detect_family(folder)
     encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
     for component in ["unet", "vae", *encoders]:
@@ -614,6 +627,20 @@ def load_model(
         unet, vae_model, text_encoders, tokenizers, scheduler,
         source=source, name=name, probe=_probe(folder, variant),
     )  # fmt: skip
+
+
+def _variant_for(dtype: torch.dtype) -> str | None:
+    # bf16 keeps fewer mantissa bits than fp16, so either loses nothing to fp16 files.
+    return HALF if dtype in (torch.float16, torch.bfloat16) else None
+
+
+def download_variant(
+    device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+) -> str | None:
+    """The weight files a model run on ``device`` in ``dtype`` (as :func:`load_model`
+    takes them) reads first: ``"fp16"`` for half precision, None (full files) for fp32."""
+    dev = pick_device(device)
+    return _variant_for(pick_dtype(dev, dtype))
 
 
 def model_from_components(

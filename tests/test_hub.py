@@ -1,18 +1,21 @@
 """Where model files come from: the first download of a hub model reports its progress in
-megabytes and stops when cancelled; folders and offline sources download nothing. The hub
+megabytes and stops when cancelled; folders and offline sources download nothing; one
+precision of the weights is downloaded, and none when either is cached in full. The hub
 itself is never reached: a stand-in download drives the progress bars the way
 ``snapshot_download`` does (one byte bar for all files, filled from several threads)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
 from dedit_app.errors import Cancelled, ModelLoadError
-from dedit_app.hub import fetch, is_hub_id, resolve
+from dedit_app.hub import download_command, fetch, is_hub_id, resolve
 from dedit_app.jobs import CancelToken, run_job
+from dedit_app.weight_files import weight_sets
 
 MB = 1_000_000
 
@@ -111,3 +114,144 @@ def test_hub_ids_and_paths_are_told_apart():
     assert is_hub_id("stabilityai/stable-diffusion-xl-base-1.0")
     assert not is_hub_id("/models/sdxl") and not is_hub_id("./sdxl/unet")
     assert not is_hub_id("~/sdxl") and not is_hub_id("sdxl") and not is_hub_id("a/b/c")
+
+
+# ----- which precision is downloaded -----------------------------------------------------
+
+PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
+def write_model(folder, names_by_variant: dict[str | None, list[str]]):
+    """A model folder: ``model_index.json`` and, per variant, empty weight files in the
+    parts listed (every part for ``"all"``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {part: ["diffusers", "Thing"] for part in PARTS}
+    (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    for variant, parts in names_by_variant.items():
+        name = f"w.{variant}.safetensors" if variant else "w.safetensors"
+        for part in PARTS if parts == ["all"] else parts:
+            (folder / part).mkdir(exist_ok=True)
+            (folder / part / name).write_bytes(b"")
+    return folder
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache in ``tmp_path`` (the real one is never read)."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def cached_snapshot(cache, names_by_variant):
+    """``owner/model`` as the hub's cache keeps it: refs/main names a snapshot folder."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / "models--owner--model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    return write_model(repo / "snapshots" / commit, names_by_variant)
+
+
+def recording(folder, published: tuple[str | None, ...], asked: list):
+    """A stand-in download of a repository that publishes the weight sets ``published``:
+    it writes the set asked for, if there is one, and the configs in any case."""
+
+    def download(source, what, variant, local, **more):
+        asked.append(variant)
+        write_model(folder, {variant: ["all"]} if variant in published else {})
+        return str(folder)
+
+    return download
+
+
+def test_a_first_download_takes_the_half_precision_copy(tmp_path, hub_cache, online):
+    asked: list = []
+    download = recording(tmp_path / "m", (None, "fp16"), asked)
+    job = fetch("owner/model", variant="fp16", any_precision=True, download=download)
+    assert drain(job)[1] == tmp_path / "m"
+    assert asked == ["fp16"]  # about 7 GB of SDXL, not 14
+
+
+def test_a_repository_without_a_half_copy_gives_its_full_files(tmp_path, hub_cache, online):
+    asked: list = []
+    download = recording(tmp_path / "m", (None,), asked)
+    drain(fetch("owner/model", variant="fp16", any_precision=True, download=download))
+    assert asked == ["fp16", None]
+    assert weight_sets(tmp_path / "m") == {None}
+
+
+def test_a_model_cached_in_either_precision_is_not_downloaded_again(hub_cache, online):
+    def never(*args, **kwargs):
+        raise AssertionError("nothing should be downloaded")
+
+    folder = cached_snapshot(hub_cache, {None: ["all"]})  # the full files, from long ago
+    assert drain(fetch("owner/model", variant="fp16", any_precision=True, download=never)) == (
+        [],
+        folder,
+    )
+    found = resolve(
+        "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
+    )
+    assert found == folder
+
+
+def test_a_half_finished_cache_download_goes_on(tmp_path, hub_cache, online):
+    cached_snapshot(hub_cache, {"fp16": ["unet", "vae"]})  # stopped before the encoders
+    asked: list = []
+    download = recording(tmp_path / "m", (None, "fp16"), asked)
+    drain(fetch("owner/model", variant="fp16", any_precision=True, download=download))
+    assert asked == ["fp16"]
+
+
+SDXL_BASE_FILES = [  # a part of what stabilityai/stable-diffusion-xl-base-1.0 holds
+    "model_index.json",
+    "sd_xl_base_1.0.safetensors",  # the single-file checkpoint, 7 GB more
+    "scheduler/scheduler_config.json",
+    "tokenizer/merges.txt",
+    "tokenizer/vocab.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "text_encoder/model.fp16.safetensors",
+    "text_encoder/model.onnx",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.bin",
+    "vae_decoder/model.onnx",
+]
+
+
+@pytest.mark.parametrize(
+    ("variant", "weights"),
+    [
+        (
+            "fp16",
+            {
+                "text_encoder/model.fp16.safetensors",
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+            },
+        ),
+        (None, {"text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors"}),
+    ],
+)
+def test_the_offline_sentence_names_a_download_of_only_what_loads(variant, weights):
+    import shlex
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    line = download_command("owner/model", variant)
+    words = shlex.split(line)
+    assert words[:3] == ["hf", "download", "owner/model"]
+    include = [words[i + 1] for i, w in enumerate(words) if w == "--include"]
+    exclude = [words[i + 1] for i, w in enumerate(words) if w == "--exclude"]
+    assert len(include) + len(exclude) == (len(words) - 3) / 2  # nothing else on the line
+    taken = set(
+        filter_repo_objects(
+            SDXL_BASE_FILES, allow_patterns=include, ignore_patterns=exclude or None
+        )
+    )
+    configs = {f for f in SDXL_BASE_FILES if f.endswith((".json", ".txt"))}
+    assert taken == configs | weights

@@ -168,3 +168,61 @@ def test_vae_override_from_a_folder(tiny_sdxl_path, tiny_sd15_path):
     assert m.vae.config.scaling_factor == pytest.approx(0.18215)
     m = load_model(tiny_sdxl_path, device="cpu", vae=tiny_sd15_path)
     assert m.vae.config.scaling_factor == pytest.approx(0.18215)
+
+
+# ----- which precision of weights is read ------------------------------------------------
+
+
+def half_copy(source, target, *, keep_full: bool):
+    """``source``'s weight files as the ``*.fp16.safetensors`` copies hub repositories
+    publish, written into ``target`` (a copy of ``source`` unless it exists), with or
+    without the full files beside them."""
+    from safetensors.torch import load_file, save_file
+
+    if not target.exists():
+        shutil.copytree(source, target)
+    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        for file in sorted((source / part).glob("*.safetensors")):
+            if ".fp16." in file.name:
+                continue
+            tensors = {
+                k: v.half() if v.is_floating_point() else v for k, v in load_file(file).items()
+            }
+            half = file.name.replace(".safetensors", ".fp16.safetensors")
+            save_file(tensors, target / part / half)
+            if not keep_full:
+                (target / part / file.name).unlink()
+    return target
+
+
+def meta_of(model, base: str) -> dict:
+    return {"fingerprint": model.fingerprint, "probe": json.dumps(model.probe), "base_model": base}
+
+
+def test_a_half_precision_only_folder_loads_in_full_precision(tiny_sdxl, tiny_sdxl_path, tmp_path):
+    folder = half_copy(tiny_sdxl_path, tmp_path / "half", keep_full=False)
+    model = load_model(folder, device="cpu")
+    assert model.dtype == torch.float32
+    # the same base model: projects prepared on the full files open with these
+    check_weights_match(model, meta_of(tiny_sdxl, "tiny-sdxl"))
+    ours = dict(model.unet.named_parameters())
+    for name, value in tiny_sdxl.unet.named_parameters():
+        assert torch.allclose(ours[name], value.half().float()), name
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_model(folder, device="cpu", variant=None)  # asked for the full files only
+
+
+def test_the_precision_the_model_runs_in_picks_the_files(
+    tiny_sdxl, tiny_sdxl_path, tiny_sdxl_other_path, tmp_path
+):
+    # Full files of one model with half copies of another's weights beside them, so which
+    # set was read shows in the weights.
+    folder = shutil.copytree(tiny_sdxl_path, tmp_path / "both")
+    half_copy(tiny_sdxl_other_path, folder, keep_full=True)
+    other = load_model(tiny_sdxl_other_path, device="cpu")
+    full = load_model(folder, device="cpu")
+    assert full.probe == tiny_sdxl.probe
+    half = load_model(folder, device="cpu", dtype="bf16")
+    check_weights_match(half, meta_of(other, "tiny-sdxl-other"))
+    with pytest.raises(ModelLoadError, match="prepared on tiny-sdxl"):
+        check_weights_match(half, meta_of(tiny_sdxl, "tiny-sdxl"))

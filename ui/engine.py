@@ -139,12 +139,19 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
 
 def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
     """The first job that loads a hub model downloads what the cache lacks of it, with
-    progress (:func:`dedit_app.hub.fetch`); a model already loaded costs nothing."""
+    progress (:func:`dedit_app.hub.fetch`): the precision the model will run in (7 GB
+    of SDXL for a GPU), or nothing when either precision is cached in full; a model
+    already loaded costs nothing."""
     from dedit_app.hub import fetch
+    from dedit_app.models import download_variant
 
     loaded = ctx.cache.get(_MODEL_KEY)
     if loaded is None or loaded[0] != spec.load_key:
-        yield from fetch(spec.source, cancel=cancel)
+        variant = download_variant(
+            None if spec.device == "auto" else spec.device,
+            None if spec.precision == "auto" else spec.precision,
+        )
+        yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel)
 
 
 def _telling_compile_failures(model, job):

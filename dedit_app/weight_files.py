@@ -1,0 +1,101 @@
+"""Which precisions of weights a diffusers model folder holds in full.
+
+Hub repositories such as SDXL base keep two copies of every weight file: the full one
+(``unet/diffusion_pytorch_model.safetensors``, about 14 GB for SDXL in all) and a
+half-precision one beside it (``unet/diffusion_pytorch_model.fp16.safetensors``, about
+7 GB). diffusers calls the second a *variant*. A model that runs in bf16 or fp16 loses
+nothing by reading the fp16 copy (bf16 keeps fewer mantissa bits than fp16), so the
+editor downloads only that one for a GPU; and whichever copy is already on disk is used
+rather than downloading the other.
+
+    weight_sets(folder)           # {None, "fp16"}: None is the plain (full) files
+    pick_variant(folder, "fp16")  # "fp16" if held in full, else None if that is, ...
+
+Nothing here imports torch: it reads file names only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+WEIGHT_SUFFIX = ".safetensors"
+HALF = "fp16"  # the half-precision variant hub repositories publish
+# The parts of a pipeline that carry weights; tokenizers and schedulers are configs only.
+WEIGHTED = ("unet", "vae", "text_encoder", "text_encoder_2")
+_SHARD = re.compile(r"(.+)-(\d{5})-of-(\d{5})")
+
+__all__ = ["HALF", "WEIGHTED", "WEIGHT_SUFFIX", "pick_variant", "variant_of", "weight_sets"]
+
+
+def variant_of(name: str) -> str | None:
+    """The variant a weight file's name says: ``model.fp16.safetensors`` and the shard
+    ``diffusion_pytorch_model.fp16-00001-of-00002.safetensors`` are "fp16";
+    ``model.safetensors`` is None (the plain, full-precision file)."""
+    stem = name[: -len(WEIGHT_SUFFIX)] if name.endswith(WEIGHT_SUFFIX) else name
+    shard = _SHARD.fullmatch(stem)
+    base = shard.group(1) if shard else stem
+    return base.split(".", 1)[1] if "." in base else None
+
+
+def _complete_in(component: Path) -> set[str | None]:
+    """The variants whose weights ``component`` (a folder such as ``unet/``) holds whole:
+    a single file, or every shard of a sharded set. A dangling link (a hub cache whose
+    blob is gone) does not count."""
+    whole: set[str | None] = set()
+    shards: dict[tuple[str | None, int], set[int]] = defaultdict(set)
+    for file in component.glob(f"*{WEIGHT_SUFFIX}"):
+        if not file.is_file():
+            continue
+        stem = file.name[: -len(WEIGHT_SUFFIX)]
+        shard = _SHARD.fullmatch(stem)
+        if shard is None:
+            whole.add(variant_of(file.name))
+        else:
+            shards[(variant_of(file.name), int(shard.group(3)))].add(int(shard.group(2)))
+    for (variant, total), numbers in shards.items():
+        if numbers >= set(range(1, total + 1)):
+            whole.add(variant)
+    return whole
+
+
+def _components(folder: Path) -> list[str]:
+    """The weighted parts the model has: those ``model_index.json`` names (so a download
+    that has not yet reached a part does not pass for complete), else the folders there."""
+    index = folder / "model_index.json"
+    try:
+        doc = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    if isinstance(doc, dict):
+        named = [c for c in WEIGHTED if isinstance(doc.get(c), list) and doc[c][0] is not None]
+        if named:
+            return named
+    return [c for c in WEIGHTED if (folder / c).is_dir()]
+
+
+def weight_sets(folder: str | Path) -> set[str | None]:
+    """The variants (None: the plain files) held in full by every weighted part of the
+    model in ``folder``; empty when some part has no complete set, or there are no parts."""
+    folder = Path(folder)
+    parts = _components(folder)
+    if not parts:
+        return set()
+    held = _complete_in(folder / parts[0])
+    for part in parts[1:]:
+        held &= _complete_in(folder / part)
+    return held
+
+
+def pick_variant(folder: str | Path, preferred: str | None) -> str | None:
+    """The variant to load from ``folder``: ``preferred`` when it is there in full, else
+    the plain files, else any complete variant; ``preferred`` when nothing is complete
+    (loading then says what is missing)."""
+    held = weight_sets(folder)
+    if preferred in held:
+        return preferred
+    if None in held:
+        return None
+    return min(held) if held else preferred
