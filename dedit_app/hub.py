@@ -11,9 +11,10 @@ stop it; a stopped or broken download resumes next time (the hub keeps its parti
 Both download the same files: the configs and one precision of the safetensors weights.
 
 With ``any_precision=True`` (what the editor asks for) a model whose weights are already in
-the cache in full, in either precision, is used as it is without asking the hub; otherwise
-the ``variant`` asked for is downloaded (SDXL base's half-precision copy is about 7 GB, its
-full one about 14 GB), or the full files when the repository publishes no such copy.
+the cache in full, in either precision, stays in that precision: offline it is used as it
+is, online one request tops up that set only. Otherwise the ``variant`` asked for is
+downloaded (SDXL base's half-precision copy is about 7 GB, its full one about 14 GB), or
+the full files when the repository publishes no such copy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.jobs import CancelToken, Job, Progress
-from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, weight_sets
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, pick_variant, weight_sets
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 _MB = 1_000_000  # decimal, as the sizes the hub and file managers show
@@ -124,10 +125,15 @@ def _hub_folder(
 ) -> str:
     """The cache folder of hub model ``source``, downloading what it lacks with
     ``download`` (:func:`_download`'s signature; ``more`` goes to it)."""
-    if any_precision:
-        held = _cached_whole(source)
-        if held is not None:
+    held = _cached_whole(source) if any_precision else None
+    if held is not None:
+        if local:
             return held
+        # One request for the precision already held, never the other: it brings what an
+        # interrupted download left out beside the weights (a tokenizer file, a config)
+        # and a newer revision's changed files; it falls back to the cache when the hub
+        # cannot be reached.
+        return download(source, what, pick_variant(held, variant), local, **more)
     folder = download(source, what, variant, local, **more)
     if any_precision and variant is not None and not local and variant not in weight_sets(folder):
         # The repository publishes no complete copy in that precision: take the full files.
@@ -251,13 +257,10 @@ def fetch(
     the cache takes one request to the hub. Cancelled stops the download between chunks
     (raises :class:`Cancelled`); the files so far stay in the cache and the next fetch
     goes on from them. ``variant`` and ``any_precision`` are as in the module's
-    docstring (a model whole in the cache then takes no request at all). ``download``
-    replaces ``snapshot_download``'s wrapper in tests.
+    docstring. ``download`` replaces ``snapshot_download``'s wrapper in tests.
     """
     if Path(source).expanduser().exists() or not is_hub_id(source) or offline():
         return None
-    if any_precision and (held := _cached_whole(source)) is not None:
-        return Path(held)  # nothing to download: no progress card at all
     tally = _Tally(cancel)
     outcome: dict[str, Any] = {}
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from dedit_app import hub
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.hub import download_command, fetch, is_hub_id, resolve
 from dedit_app.jobs import CancelToken, run_job
@@ -183,15 +184,19 @@ def test_a_repository_without_a_half_copy_gives_its_full_files(tmp_path, hub_cac
     assert weight_sets(tmp_path / "m") == {None}
 
 
-def test_a_model_cached_in_either_precision_is_not_downloaded_again(hub_cache, online):
-    def never(*args, **kwargs):
-        raise AssertionError("nothing should be downloaded")
-
+def test_a_model_cached_in_either_precision_stays_in_it(tmp_path, hub_cache, online, monkeypatch):
     folder = cached_snapshot(hub_cache, {None: ["all"]})  # the full files, from long ago
-    assert drain(fetch("owner/model", variant="fp16", any_precision=True, download=never)) == (
-        [],
-        folder,
-    )
+    asked: list = []
+    download = recording(tmp_path / "m", (None, "fp16"), asked)
+    drain(fetch("owner/model", variant="fp16", any_precision=True, download=download))
+    # One request tops up the full set (a config an interrupted download left out); the
+    # 7 GB half copy is not fetched beside the 14 GB already there.
+    assert asked == [None]
+
+    def never(*args, **kwargs):
+        raise AssertionError("offline, nothing is asked of the hub")
+
+    monkeypatch.setattr(hub, "_download", never)
     found = resolve(
         "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
     )

@@ -140,8 +140,8 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
 def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
     """The first job that loads a hub model downloads what the cache lacks of it, with
     progress (:func:`dedit_app.hub.fetch`): the precision the model will run in (7 GB
-    of SDXL for a GPU), or nothing when either precision is cached in full; a model
-    already loaded costs nothing."""
+    of SDXL for a GPU), or, when either precision is cached in full, what that one
+    lacks (one request to the hub); a model already loaded costs nothing."""
     from dedit_app.hub import fetch
     from dedit_app.models import download_variant
 
