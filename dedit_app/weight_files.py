@@ -30,35 +30,31 @@ _SHARD = re.compile(r"(.+)-(\d{5})-of-(\d{5})")
 __all__ = ["HALF", "WEIGHTED", "WEIGHT_SUFFIX", "pick_variant", "variant_of", "weight_sets"]
 
 
+def _read_name(name: str) -> tuple[str | None, int, int]:
+    """``(variant, shard, of)`` from a weight file's name; a single file is shard 1 of 1."""
+    stem = name[: -len(WEIGHT_SUFFIX)] if name.endswith(WEIGHT_SUFFIX) else name
+    shard = _SHARD.fullmatch(stem)
+    base, number, total = shard.groups() if shard else (stem, "1", "1")
+    return (base.split(".", 1)[1] if "." in base else None), int(number), int(total)
+
+
 def variant_of(name: str) -> str | None:
     """The variant a weight file's name says: ``model.fp16.safetensors`` and the shard
     ``diffusion_pytorch_model.fp16-00001-of-00002.safetensors`` are "fp16";
     ``model.safetensors`` is None (the plain, full-precision file)."""
-    stem = name[: -len(WEIGHT_SUFFIX)] if name.endswith(WEIGHT_SUFFIX) else name
-    shard = _SHARD.fullmatch(stem)
-    base = shard.group(1) if shard else stem
-    return base.split(".", 1)[1] if "." in base else None
+    return _read_name(name)[0]
 
 
 def _complete_in(component: Path) -> set[str | None]:
     """The variants whose weights ``component`` (a folder such as ``unet/``) holds whole:
     a single file, or every shard of a sharded set. A dangling link (a hub cache whose
     blob is gone) does not count."""
-    whole: set[str | None] = set()
     shards: dict[tuple[str | None, int], set[int]] = defaultdict(set)
     for file in component.glob(f"*{WEIGHT_SUFFIX}"):
-        if not file.is_file():
-            continue
-        stem = file.name[: -len(WEIGHT_SUFFIX)]
-        shard = _SHARD.fullmatch(stem)
-        if shard is None:
-            whole.add(variant_of(file.name))
-        else:
-            shards[(variant_of(file.name), int(shard.group(3)))].add(int(shard.group(2)))
-    for (variant, total), numbers in shards.items():
-        if numbers >= set(range(1, total + 1)):
-            whole.add(variant)
-    return whole
+        if file.is_file():
+            variant, number, total = _read_name(file.name)
+            shards[(variant, total)].add(number)
+    return {v for (v, total), numbers in shards.items() if numbers >= set(range(1, total + 1))}
 
 
 def _components(folder: Path) -> list[str]:
@@ -83,10 +79,7 @@ def weight_sets(folder: str | Path) -> set[str | None]:
     parts = _components(folder)
     if not parts:
         return set()
-    held = _complete_in(folder / parts[0])
-    for part in parts[1:]:
-        held &= _complete_in(folder / part)
-    return held
+    return set.intersection(*(_complete_in(folder / part) for part in parts))
 
 
 def pick_variant(folder: str | Path, preferred: str | None) -> str | None:

@@ -105,6 +105,14 @@ class ModelSpec:
         """What decides which weights are loaded where; switching compile reuses them."""
         return (self.source, self.device, self.precision)
 
+    @property
+    def placement(self) -> dict[str, str | None]:
+        """``device`` and ``dtype`` as :func:`dedit_app.models.load_model` takes them."""
+        return {
+            "device": None if self.device == "auto" else self.device,
+            "dtype": None if self.precision == "auto" else self.precision,
+        }
+
 
 def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
     """The loaded model for ``spec``, loading it (once) when needed.
@@ -121,11 +129,9 @@ def _model(ctx: WorkerContext, spec: ModelSpec, *, training: bool = False):
         seg[1].release()
 
     def make():
-        return load_model(
-            spec.source,
-            device=None if spec.device == "auto" else spec.device,
-            dtype=None if spec.precision == "auto" else spec.precision,
-        )
+        # The job's _download has just brought what the cache lacked: asking the hub
+        # again would only repeat its request.
+        return load_model(spec.source, **spec.placement, local_files_only=True)
 
     model = ctx.get(_MODEL_KEY, make, version=spec.load_key)
     # On a CPU, inductor takes minutes for what it saves in seconds (docs/PERFORMANCE.md).
@@ -147,10 +153,7 @@ def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
 
     loaded = ctx.cache.get(_MODEL_KEY)
     if loaded is None or loaded[0] != spec.load_key:
-        variant = download_variant(
-            None if spec.device == "auto" else spec.device,
-            None if spec.precision == "auto" else spec.precision,
-        )
+        variant = download_variant(**spec.placement)
         yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel)
 
 
