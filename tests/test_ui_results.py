@@ -97,11 +97,16 @@ def test_edits_queued_back_to_back_each_keep_the_one_before(opened):
     np.testing.assert_array_equal(doc.image[untouched], image[untouched])
     assert [i.prompt for i in doc.items] == ["", "", "a white handbag", "a red ball"]
     assert "laid over the changes made meanwhile" in strip.title.text()
+    # The history says the ball's step was laid over the bag's, and the bag's was not.
+    assert "laid over" in doc.undo.text(1) and "laid over" not in doc.undo.text(0)
+    assert doc.project.history[-1]["laid_over"] is True
+    assert "laid_over" not in doc.project.history[-2]
     assert strip.buttons[0].isChecked()
     # The other result of the ball goes into the same step, over the bag's picture still.
     strip.buttons[1].click()
     wait_idle(window)  # laid on the side thread
     assert doc.undo.count() == 2 and doc.project.history[-1]["candidate"] == 1
+    assert doc.project.history[-1]["laid_over"] is True
     np.testing.assert_array_equal(doc.image[labels == 2], bag[labels == 2])
     # Undo takes back the ball alone.
     window.act_undo.trigger()
@@ -244,6 +249,7 @@ def test_results_waiting_for_a_click_come_back_when_the_next_edits_strip_closes(
     assert doc.undo.count() == 3 and doc.items[2].prompt == "a black handbag"
     assert doc.items[3].prompt == "a red ball" and doc.undo.command(2).before.image is ball
     assert "laid over the changes" in strip.title.text()
+    assert "laid over" in doc.undo.text(2) and doc.project.history[-1]["laid_over"] is True
     assert strip.discard_button.text() == "Undo edit"
     strip.discard_button.click()  # now a step: Undo edit takes it back
     assert doc.image is ball and not strip.isVisible()

@@ -71,14 +71,15 @@ class ResultsMixin:
     ) -> None:
         doc = pending.doc
         cmd, title = None, pending.title
-        if laid is not None and laid.conflicts == 0:
-            # Asked for before other changes and clear of them: it joins them (a later
-            # edit, a brushed item, a new name all stay), as if made after them.
-            cmd = doc.apply_result(
-                laid.image, laid.labels, pending.entry, pending.title, laid.items, laid.drawn
-            )
         if laid is not None and laid.kept:
             title = _laid(pending.title)
+        if laid is not None and laid.conflicts == 0:
+            # Asked for before other changes and clear of them: it joins them (a later
+            # edit, a brushed item, a new name all stay), as if made after them. The
+            # history says so: its step did not start from the picture before it.
+            cmd = doc.apply_result(
+                laid.image, laid.labels, _record(pending.entry, laid), title, laid.items, laid.drawn
+            )
         note = ""
         if cmd is None:
             title = f"{pending.title} (the picture changed meanwhile)"
@@ -255,17 +256,19 @@ class ResultsMixin:
             if step is None:
                 # Not (or no longer) the latest step: this result, laid over the picture
                 # on show, is a new step.
-                c.command = doc.apply_result(
-                    laid.image, laid.labels, entry, p.title, laid.items, laid.drawn
-                )
                 # It waited for this click; now applied, it no longer says so.
                 c.title = _laid(p.title) if laid.kept else p.title
+                c.command = doc.apply_result(
+                    laid.image, laid.labels, _record(entry, laid), c.title, laid.items, laid.drawn
+                )
                 self.w.candidates.title.setText(self._title(c))
                 self._show_buttons()
             else:
                 # Another result of the same edit: the same pixels painted, the same map
                 # drawn (``step.drawn`` stays).
-                after = doc.result_state(step.before, laid.image, laid.labels, entry, laid.items)
+                after = doc.result_state(
+                    step.before, laid.image, laid.labels, _record(entry, laid), laid.items
+                )
                 step.replace_after(after)
             c.active = index
             self.w.candidates.set_active(index)
@@ -345,6 +348,12 @@ class ResultsMixin:
         self.w.candidates.clear()
         self.w.canvas.set_compare(None, None)
         self._show_more()
+
+
+def _record(entry: dict[str, Any], laid: LaidEdit) -> dict[str, Any]:
+    """The history record of an applied result: ``laid_over`` when it was laid over
+    changes made while it ran (its pixels were not made from the picture before it)."""
+    return {**entry, "laid_over": True} if laid.kept else entry
 
 
 def _laid(title: str) -> str:
