@@ -592,6 +592,42 @@ def test_a_compile_that_failed_is_not_tried_again_for_the_loaded_model(monkeypat
     assert model.backends == ["inductor"] and not model.compiled
 
 
+def test_a_hub_model_is_asked_of_the_hub_once_per_load(tmp_path, tiny_sdxl_path, monkeypatch):
+    """A job's download step asks the hub once for a cached hub model (to top up what an
+    interrupted download left out); the load right after it reads that cache instead of
+    asking again, and a model already loaded asks nothing."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    from dedit_app import hub
+    from dedit_app.jobs import CancelToken
+    from ui import engine
+    from ui.worker import WorkerContext
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub-cache" / "models--owner--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    snapshot = shutil.copytree(tiny_sdxl_path, repo / "snapshots" / commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the hub itself is the stand-in below
+    asked = []
+
+    def download(source, what, variant, local, **more):
+        asked.append((source, variant, local))
+        return str(snapshot)
+
+    monkeypatch.setattr(hub, "_download", download)
+    ctx, spec = WorkerContext(), engine.ModelSpec("owner/tiny", "cpu", "float32")
+    run_job(engine._download(ctx, spec, CancelToken()))
+    model = engine._model(ctx, spec)
+    assert asked == [("owner/tiny", None, False)]  # the full set it holds, online, once
+    assert model.device.type == "cpu"
+    run_job(engine._download(ctx, spec, CancelToken()))  # the next job: loaded already
+    assert engine._model(ctx, spec) is model and len(asked) == 1
+
+
 def test_low_memory_setting_turns_on_both_memory_savers():
     from ui.engine import finetune_options
 
