@@ -211,10 +211,13 @@ def _load_project(path: str):
 
 def _load_model(args, fallback: str | None = None):
     from dedit_app.models import compile_cache_dir, load_model
+    from dedit_app.slow_device import processor_warning
 
     source = args.model or fallback
     if not source:
         raise EditError("Say which model to use with --model (the project does not name one).")
+    if slow := processor_warning(source, args.device):
+        print(f"note: {slow}", file=sys.stderr, flush=True)
     print(f"loading {source} ...", file=sys.stderr, flush=True)
     model = load_model(source, device=args.device, dtype=args.dtype, vae=args.vae)
     if getattr(args, "compile", False):

@@ -36,6 +36,7 @@ _POLL_S = 0.25  # how often a download's progress is reported
 __all__ = [
     "DEFAULT_MODEL",
     "WEIGHT_SUFFIX",
+    "cached_folder",
     "download_command",
     "fetch",
     "is_hub_id",
@@ -139,6 +140,13 @@ def _hub_folder(
         # The repository publishes no complete copy in that precision: take the full files.
         folder = download(source, what, None, local, **more)
     return folder
+
+
+def cached_folder(source: str) -> Path | None:
+    """The cache folder of hub model ``source`` when its weights are there in full (in
+    either precision), found without the network; None when they are not."""
+    folder = _cached_whole(source)
+    return None if folder is None else Path(folder)
 
 
 def _cached_whole(source: str) -> str | None:

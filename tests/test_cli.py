@@ -127,6 +127,24 @@ def test_candidates_and_apply(prepared, tmp_path):
     assert np.array_equal(after.image, load_image(out))
 
 
+def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
+    prepared, tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from dedit_app import slow_device
+
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)  # the tiny model counts as full size
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "recon.png"
+    assert main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(out), *STEPS]) == 0
+    err = capsys.readouterr().err
+    assert "note: This computer has no GPU that PyTorch can use" in err and out.exists()
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 10**12)
+    assert main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(out), *STEPS]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out

@@ -83,6 +83,56 @@ def test_prepare_shows_progress_and_is_kept_with_the_project(window, tmp_path, q
         other.close()
 
 
+@pytest.fixture
+def on_processor(monkeypatch):
+    """The tiny model counts as full size, on a machine with no GPU."""
+    import torch
+
+    from dedit_app import slow_device
+
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_preparing_on_the_processor_starts_only_when_the_user_says_so(
+    window, tmp_path, on_processor
+):
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    window.prepare_panel.button.click()
+    # Hours of work (and a model download) wait for a yes.
+    assert "preparing a photo takes hours" in window.message_text()
+    assert window.editing.prepare_job is None
+    assert not [r for r in window.jobs.jobs.values() if r.request.kind == "prepare"]
+    assert window.message_bar.action.text() == "Prepare on the processor"
+    window.message_bar.action.click()
+    record = window.jobs.jobs[window.editing.prepare_job]
+    assert record.request.kind == "prepare"
+    wait_idle(window, 300)
+    assert record.state is JobState.DONE and window.editing.prepared()
+    # Said once: preparing again starts at once.
+    window.prepare_panel.button.click()
+    again = window.editing.prepare_job
+    assert again != record.request.id and window.jobs.jobs[again].active
+    assert "takes hours" not in window.message_text()
+    window.editing.cancel_prepare()
+    wait_idle(window, 120)
+
+
+def test_the_first_edit_on_the_processor_says_it_is_slow_and_goes_ahead(opened, on_processor):
+    window = opened
+    window.editing.text_edit(2, "a white handbag")
+    assert window.jobs.active("edit") and "each edit takes minutes" in window.message_text()
+    wait_idle(window, 300)
+    window.dismiss_message()
+    window.editing.text_edit(3, "a red ball")
+    assert window.jobs.active("edit") and "takes minutes" not in window.message_text()
+    wait_idle(window, 300)
+
+
 def test_preparing_a_saved_project_writes_its_weights_off_the_ui_thread(opened, monkeypatch):
     import threading
 

@@ -69,6 +69,9 @@ class EditController(ResultsMixin, QObject):
         self._last_prepare_losses: list[tuple[int, float]] = []
         self._shown_preview: int | None = None  # the job whose preview the canvas shows
         self._choosing: int | None = None  # the side thread's ticket of a chosen result
+        # Models (ModelSpec.load_key) the user has been told run slowly on the processor:
+        # told once a session, and Prepare goes ahead when they say so.
+        self._told_slow: set[tuple[str, str, str]] = set()
 
     # ----- state ------------------------------------------------------------------------
 
@@ -168,6 +171,13 @@ class EditController(ResultsMixin, QObject):
             if rec is not None and rec.active:
                 self.w.show_info("The project is already being prepared.")
                 return
+        key = engine.ModelSpec.from_settings(self.w.settings).load_key
+        if key not in self._told_slow:
+            slow = engine.processor_warning(self.w.settings)
+            if slow:  # hours of work and a big download: only when they say so
+                action = ("Prepare on the processor", lambda: self._prepare_slowly(key))
+                self.w.show_info(slow, timeout_ms=0, action=action)
+                return
         try:
             task = engine.prepare_task(doc.project, self.w.settings, self._ref_project())
         except DEditError as err:
@@ -217,6 +227,21 @@ class EditController(ResultsMixin, QObject):
         )
         self.prepare_job = record.request.id
         self.update_state()
+
+    def _prepare_slowly(self, key: tuple[str, str, str]) -> None:
+        """Prepare although the model runs on the processor: the user has said so."""
+        self._told_slow.add(key)
+        self.prepare()
+
+    def _tell_if_slow(self) -> None:
+        """At the first edit of a model this session, say when it runs on the processor
+        (a project prepared elsewhere, on a GPU); the edit goes ahead either way."""
+        key = engine.ModelSpec.from_settings(self.w.settings).load_key
+        if key not in self._told_slow:
+            self._told_slow.add(key)
+            slow = engine.processor_warning(self.w.settings)
+            if slow:
+                self.w.show_info(slow, timeout_ms=0)
 
     def cancel_prepare(self) -> None:
         if self.prepare_job is not None:
@@ -421,6 +446,7 @@ class EditController(ResultsMixin, QObject):
             on_cancelled=lambda: self._ended(record, None),
         )
         self.pending[record.request.id] = pending
+        self._tell_if_slow()
         self.w.activity.setCurrentWidget(self.w.jobs_panel)
         self.w.status_message.setText(f"Queued: {pending.title}.")
         return record.request.id

@@ -230,6 +230,19 @@ def _warm_up_edits(model, project, options, cancel):
         log.warning("edit warm-up failed; the first edit compiles instead", exc_info=True)
 
 
+def processor_warning(settings) -> str:
+    """A sentence saying that preparing and editing with Settings' model would be slow
+    because it runs on the processor (no GPU found, or chosen), or "" when it would not
+    (:mod:`dedit_app.slow_device`: no model is loaded to find out)."""
+    if unavailable():
+        return ""
+    _loaded()
+    from dedit_app.slow_device import processor_warning as warning
+
+    spec = ModelSpec.from_settings(settings)
+    return warning(spec.source, spec.placement["device"])
+
+
 def prepare_task(project, settings, reference=None) -> PrepareTask:
     """The preparation job for ``project`` (with ``reference`` when a reference photo is
     open); raises a DEditError with a sentence when it cannot start."""

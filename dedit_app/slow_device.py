@@ -1,0 +1,74 @@
+"""Whether a model would run on the processor, where preparing a photo with SDXL takes
+hours instead of minutes: the editor asks before it starts such a preparation and says so
+at the first edit; the command line prints it as a note.
+
+Answered without loading the model, so it is quick enough for a click: the device comes
+from torch's own checks (the editor has loaded torch ahead by then), the model's size
+from its UNet's weight files on disk. By the estimate in docs/PERFORMANCE.md, preparing
+SDXL at 1024 x 1024 is about 30,000 TFLOP and one edit about 290: a minute or two and a
+second or so on a recent GPU, most of a day and several minutes on a fast processor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dedit_app.errors import ModelLoadError
+from dedit_app.hub import cached_folder, is_hub_id, offline
+from dedit_app.weight_files import WEIGHT_SUFFIX
+
+# Smaller UNets are not worth a warning: the tests' tiny ones are a few MB, while SD 1.5's
+# is 1.7 GB (0.9 GB in half precision) and SDXL's 10 GB (5 GB).
+FULL_SIZE_BYTES = 200_000_000
+
+__all__ = ["FULL_SIZE_BYTES", "on_processor", "processor_warning", "unet_bytes"]
+
+
+def unet_bytes(source: str) -> int | None:
+    """Bytes of the UNet weight files of ``source`` (a diffusers folder, or a hub id whose
+    weights are in the Hugging Face cache), or None when they are not on this machine."""
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else cached_folder(source) if is_hub_id(source) else None
+    if folder is None:
+        return None
+    total = 0
+    for file in (folder / "unet").glob(f"*{WEIGHT_SUFFIX}"):
+        try:
+            total += file.stat().st_size  # the cache's links are followed to their blobs
+        except OSError:
+            continue  # a dangling link of an unfinished download
+    return total
+
+
+def on_processor(device: str | None) -> bool:
+    """True when a model asked to run on ``device`` ("auto" or None: the best there is)
+    would run on the CPU. A device that is not there counts as False: loading it says
+    why in its own sentence."""
+    from dedit_app.models import pick_device
+
+    try:
+        return pick_device(None if device in (None, "", "auto") else device).type == "cpu"
+    except ModelLoadError:
+        return False
+
+
+def processor_warning(source: str, device: str | None) -> str:
+    """A sentence saying that preparing and editing with ``source`` on ``device`` would be
+    slow because it runs on the processor, or "" when it would not: a GPU is there, the
+    model is small, or it cannot load here at all (a missing folder; a hub model not
+    downloaded while offline), which its own error says when it is tried."""
+    size = unet_bytes(source)
+    if size is None and (offline() or not is_hub_id(source)):
+        return ""
+    if size is not None and size < FULL_SIZE_BYTES:
+        return ""
+    if not on_processor(device):
+        return ""
+    if device == "cpu":
+        why = "The model is set to run on the processor, not a GPU"
+    else:
+        why = "This computer has no GPU that PyTorch can use, so the model runs on the processor"
+    return (
+        f"{why}: preparing a photo takes hours there (minutes on a recent GPU), and each "
+        "edit takes minutes."
+    )
