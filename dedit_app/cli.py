@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dedit_app.errors import Cancelled, DEditError, EditError, ProjectError, as_out_of_memory
@@ -133,8 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument(
         "--low-memory",
-        action="store_true",
-        help="gradient checkpointing; models a stage does not use wait in RAM",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="gradient checkpointing; models a stage does not use wait in RAM (default: on "
+        "for SDXL on a GPU under 28 GB)",
     )
 
     ed = sub.add_parser(
@@ -245,6 +248,7 @@ def _cmd_segment(args) -> int:
 
 def _cmd_finetune(args) -> int:
     from dedit_app.finetune import FinetuneOptions, finetune_project, store_result
+    from dedit_app.recompute import low_memory_reason
 
     project = _load_project(args.project)
     reference = _load_project(args.reference) if args.reference else None
@@ -258,11 +262,14 @@ def _cmd_finetune(args) -> int:
         n_tokens=args.tokens,
         lora_rank=args.lora,
         seed=args.seed,
-        gradient_checkpointing=args.low_memory,
-        offload_idle=args.low_memory,
+        gradient_checkpointing=bool(args.low_memory),
+        offload_idle=bool(args.low_memory),
     )
     options.check()
     model = _load_model(args)
+    if args.low_memory is None and (why := low_memory_reason(model.family, model.device)):
+        print(f"note: {why} --no-low-memory turns it off.", file=sys.stderr, flush=True)
+        options = replace(options, gradient_checkpointing=True, offload_idle=True)
     bar = _Bar()
     result = run_job(finetune_project(model, project, reference, options), bar)
     bar.done()

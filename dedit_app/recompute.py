@@ -16,7 +16,21 @@ import torch
 
 from dedit_app.errors import EditError
 
-__all__ = ["EVERY_BLOCK", "SDXL_WITHIN_24GB", "Recompute", "check_plan", "use_recompute"]
+__all__ = [
+    "EVERY_BLOCK",
+    "LOW_MEMORY_BELOW",
+    "SDXL_WITHIN_24GB",
+    "Recompute",
+    "check_plan",
+    "low_memory_reason",
+    "use_recompute",
+]
+
+# Full-size SDXL prepares at 1024^2, batch 2, in 23.6 GiB of tensors without low-memory
+# mode (predicted by `scripts/bench.py estimate`); with CUDA's context, cuBLAS's workspace
+# and the allocator's slack that wants a card of about 28 GiB. Below that, a GPU prepares
+# SDXL in low-memory mode (12.4 GiB predicted) unless the user chose otherwise.
+LOW_MEMORY_BELOW = 28 * 2**30
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,23 @@ SDXL_WITHIN_24GB = Recompute(
         "up_blocks.0.attentions.0",
     ),
 )
+
+
+def low_memory_reason(family: str, device: torch.device) -> str:
+    """Why a model of ``family`` ("sdxl", "sd15") preparing on ``device`` should do so in
+    low-memory mode, as sentences for the user (the caller adds where to change it), or
+    "" when it fits without: SDXL on a
+    CUDA GPU with less than :data:`LOW_MEMORY_BELOW` of memory. SD 1.5 fits any such GPU;
+    a CPU or Apple's shared memory is not asked."""
+    if family != "sdxl" or device.type != "cuda":
+        return ""
+    total = torch.cuda.get_device_properties(device).total_memory
+    if total >= LOW_MEMORY_BELOW:
+        return ""
+    return (
+        f"Preparing in low-memory mode: this GPU has {total / 2**30:.0f} GB, and SDXL needs "
+        f"about {LOW_MEMORY_BELOW // 2**30} GB without it. It is slower and learns the same."
+    )
 
 
 def check_plan(unet: torch.nn.Module, plan: Recompute) -> None:

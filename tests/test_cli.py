@@ -145,6 +145,35 @@ def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
     assert "note:" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, low", [([], True), (["--no-low-memory"], False)])
+def test_finetune_turns_low_memory_on_where_the_gpu_is_too_small_unless_told_not_to(
+    prepared, tmp_path, tiny_sdxl_path, monkeypatch, capsys, flag, low
+):
+    import shutil
+
+    import dedit_app.finetune
+    import dedit_app.recompute
+
+    monkeypatch.setattr(  # as on a 24 GB card (here the tiny model runs on the CPU)
+        dedit_app.recompute, "low_memory_reason", lambda family, device: "Preparing in low mode."
+    )
+    real, used = dedit_app.finetune.finetune_project, []
+
+    def recording(model, project, reference, options, cancel=None):
+        used.append((options.gradient_checkpointing, options.offload_idle))
+        return real(model, project, reference, options, cancel)
+
+    monkeypatch.setattr(dedit_app.finetune, "finetune_project", recording)
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    code = main([
+        "finetune", str(copy), "--model", str(tiny_sdxl_path), "--emb-steps", "1",
+        "--model-steps", "1", "--grad-accum", "1", "--device", "cpu", *flag,
+    ])  # fmt: skip
+    assert code == 0 and used == [(low, low)]
+    err = capsys.readouterr().err
+    assert ("note: Preparing in low mode. --no-low-memory turns it off." in err) == low
+
+
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out

@@ -384,3 +384,35 @@ def test_bf16_prepares_and_edits_like_the_gpu_does(tiny_sdxl_path, tiny_photo):
     assert kept.any() and not kept.all()
     assert np.array_equal(edit.images[0][kept], image[kept])
     assert not np.array_equal(edit.images[0][labels == 3], image[labels == 3])
+
+
+@pytest.mark.parametrize(
+    "family, device, gib, on",
+    [
+        ("sdxl", "cuda", 24, True),  # a 24 GB card: the default mode's 23.6 GiB does not fit
+        ("sdxl", "cuda", 16, True),
+        ("sdxl", "cuda", 80, False),
+        ("sd15", "cuda", 16, False),  # SD 1.5 fits without
+        ("sdxl", "cpu", 16, False),  # the processor's memory is not the GPU's
+        ("sdxl", "mps", 16, False),  # Apple's memory is shared with the system
+    ],
+)
+def test_low_memory_is_wanted_for_sdxl_on_a_gpu_too_small_without_it(
+    family, device, gib, on, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from dedit_app.recompute import low_memory_reason
+
+    asked = []
+
+    def properties(dev):
+        asked.append(dev)
+        return SimpleNamespace(total_memory=gib * 2**30 - 2**20)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    why = low_memory_reason(family, torch.device(device))
+    assert bool(why) == on
+    if on:
+        assert f"this GPU has {gib} GB" in why and "learns the same" in why
+    assert bool(asked) == (family == "sdxl" and device == "cuda")  # no CUDA call elsewhere

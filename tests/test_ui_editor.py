@@ -484,17 +484,18 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     dialog.steps.setValue(35)
     dialog.candidates.setValue(4)
     dialog.model.edit.setText("/models/my-sdxl")
-    dialog.low_memory.setChecked(True)
+    assert dialog.low_memory.currentData() == "auto"  # the default
+    dialog.low_memory.setCurrentIndex(dialog.low_memory.findData("on"))
     chosen = dialog.result_settings()
     assert (chosen.steps, chosen.candidates, chosen.model) == (35, 4, "/models/my-sdxl")
-    assert chosen.low_memory and not chosen.compile
+    assert chosen.low_memory == "on" and not chosen.compile
     assert window.settings.steps != 35  # nothing changes until the window applies it
     window.apply_settings(chosen)
     from ui.settings import EditorSettings
     from ui.testing import private_settings
 
     stored = EditorSettings.load(private_settings(Path(window.qsettings.fileName()).parent))
-    assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory
+    assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory == "on"
 
 
 def test_a_job_notice_stays_above_the_picture_until_dismissed(window):

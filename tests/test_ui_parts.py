@@ -333,7 +333,7 @@ def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
         JobRequest("Prepare", Steps(5, fail=RuntimeError("CUDA out of memory.")), kind="prepare")
     )
     qtbot.waitUntil(lambda: prep.state is JobState.FAILED, timeout=10000)
-    assert "turn on Low memory in Settings > Preparing" in prep.message
+    assert "set Low memory to On in Settings > Preparing" in prep.message
 
 
 # ----- side thread (previews off the UI thread) ------------------------------------------
@@ -447,13 +447,23 @@ def test_settings_round_trip_through_a_private_store(tmp_path):
         sam_checkpoint="/w/sam.pth",
         recent=["/a.png", "/b.png"],
         prompts=["a red, shiny bag", "a white handbag"],
-        low_memory=True,
+        low_memory="on",
         compile=True,
     )
     s.save(qs)
     loaded = EditorSettings.load(private_settings(tmp_path))
     assert loaded == s
     assert (tmp_path / "settings.ini").is_file()
+
+
+@pytest.mark.parametrize(
+    "stored, choice", [(True, "on"), (False, "auto"), ("off", "off"), ("maybe", "auto")]
+)
+def test_low_memory_saved_as_a_switch_reads_as_a_choice(tmp_path, stored, choice):
+    qs = private_settings(tmp_path)
+    qs.setValue("low_memory", stored)  # before there was Automatic, it was a check box
+    qs.sync()
+    assert EditorSettings.load(private_settings(tmp_path)).low_memory == choice
 
 
 @pytest.mark.parametrize("prompts", [["a red, shiny bag"], ["one"], []])
@@ -628,13 +638,57 @@ def test_a_hub_model_is_asked_of_the_hub_once_per_load(tmp_path, tiny_sdxl_path,
     assert engine._model(ctx, spec) is model and len(asked) == 1
 
 
-def test_low_memory_setting_turns_on_both_memory_savers():
-    from ui.engine import finetune_options
+def test_low_memory_on_turns_on_both_memory_savers_and_auto_leaves_it_to_the_gpu():
+    from dedit_app.project import Project
+    from ui import engine
 
-    low = finetune_options(EditorSettings(low_memory=True))
+    low = engine.finetune_options(EditorSettings(low_memory="on"))
     assert low.gradient_checkpointing and low.offload_idle
-    plain = finetune_options(EditorSettings())
-    assert not plain.gradient_checkpointing and not plain.offload_idle
+    for choice in ("off", "auto"):
+        plain = engine.finetune_options(EditorSettings(low_memory=choice))
+        assert not plain.gradient_checkpointing and not plain.offload_idle
+    project = Project.new(*synthetic_scene(), ["a", "b", "c", "d"])
+    assert engine.prepare_task(project, EditorSettings()).auto_memory  # the default
+    assert not engine.prepare_task(project, EditorSettings(low_memory="off")).auto_memory
+
+
+def test_automatic_low_memory_is_used_where_the_gpu_is_too_small_and_told_once(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from dedit_app.recompute import LOW_MEMORY_BELOW
+    from ui import engine
+    from ui.settings import LOW_MEMORY_HINT
+    from ui.worker import NOTICE, WorkerContext
+
+    memory = {"total_memory": 24 * 2**30 - 2**20}
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(**memory))
+    task = engine.PrepareTask(
+        engine.ModelSpec("m"), None, options=engine.finetune_options(EditorSettings()),
+        auto_memory=True,
+    )  # fmt: skip
+    sdxl = SimpleNamespace(family="sdxl", device=torch.device("cuda"))
+    ctx = WorkerContext()
+
+    def options_for(task, model):
+        seen = []
+        options = run_job(task._memory_mode(ctx, model), seen.append)
+        return options, [(p.stage, p.message) for p in seen]
+
+    options, told = options_for(task, sdxl)
+    assert options.gradient_checkpointing and options.offload_idle
+    assert len(told) == 1 and told[0][0] == NOTICE and "this GPU has 24 GB" in told[0][1]
+    assert told[0][1].endswith("Change it in Settings > Preparing > Low memory.")
+    assert f"under {LOW_MEMORY_BELOW // 2**30} GB" in LOW_MEMORY_HINT  # the dialog says the line
+    options, told = options_for(task, sdxl)  # the next Prepare: the same, not told again
+    assert options.gradient_checkpointing and told == []
+    sd15 = SimpleNamespace(family="sd15", device=torch.device("cuda"))
+    assert options_for(task, sd15) == (task.options, [])
+    off = dataclasses.replace(task, auto_memory=False)  # Low memory: Off
+    assert options_for(off, sdxl) == (task.options, [])
+    memory["total_memory"] = 80 * 2**30
+    assert options_for(task, sdxl) == (task.options, [])
 
 
 def test_a_cancelled_or_failing_edit_warm_up_keeps_the_preparation(tiny_sdxl, tiny_photo):

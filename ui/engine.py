@@ -183,9 +183,10 @@ def finetune_options(settings):
         emb_steps=settings.emb_steps,
         model_steps=settings.model_steps,
         lora_rank=settings.lora_rank,
-        # same trained tensors, less memory, slower steps (docs/PERFORMANCE.md)
-        gradient_checkpointing=settings.low_memory,
-        offload_idle=settings.low_memory,
+        # same trained tensors, less memory, slower steps (docs/PERFORMANCE.md); "auto" is
+        # decided by PrepareTask once the model is loaded and its GPU known
+        gradient_checkpointing=settings.low_memory == "on",
+        offload_idle=settings.low_memory == "on",
     )
 
 
@@ -198,6 +199,7 @@ class PrepareTask:
     reference: Any = field(default=None, repr=False)  # snapshot or None
     options: Any = None  # FinetuneOptions
     sampling: Any = None  # SamplingOptions of the edits to come (a compiled model warms up)
+    auto_memory: bool = False  # low-memory mode where the model's GPU is too small without
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         _loaded()
@@ -207,11 +209,32 @@ class PrepareTask:
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
         model = _model(ctx, self.spec, training=True)
         cancel.raise_if_cancelled()
-        job = finetune_project(model, self.project, self.reference, self.options, cancel)
+        options = yield from self._memory_mode(ctx, model)
+        job = finetune_project(model, self.project, self.reference, options, cancel)
         result = yield from _telling_compile_failures(model, job)
         if model.compiled and self.sampling is not None:
             yield from _warm_up_edits(model, self.project, self.sampling, cancel)
         return result
+
+    def _memory_mode(self, ctx: WorkerContext, model):
+        """The options to prepare with: low-memory mode when it is automatic and the
+        model's GPU is too small for it without (told once per session, as a notice)."""
+        from dedit_app.recompute import low_memory_reason
+
+        options = self.options
+        if not self.auto_memory or options.gradient_checkpointing:
+            return options
+        why = low_memory_reason(model.family, model.device)
+        if not why:
+            return options
+        if not ctx.cache.get(_TOLD_LOW_MEMORY):
+            ctx.cache[_TOLD_LOW_MEMORY] = True
+            yield Progress(0, 0, stage=NOTICE, message=f"{why} {_LOW_MEMORY_SETTING}")
+        return replace(options, gradient_checkpointing=True, offload_idle=True)
+
+
+_TOLD_LOW_MEMORY = "told: low memory"  # WorkerContext.cache: the notice was given
+_LOW_MEMORY_SETTING = "Change it in Settings > Preparing > Low memory."
 
 
 def _warm_up_edits(model, project, options, cancel):
@@ -257,6 +280,7 @@ def prepare_task(project, settings, reference=None) -> PrepareTask:
         snapshot(reference) if reference is not None else None,
         options,
         sampling_options(settings),
+        auto_memory=settings.low_memory == "auto",
     )
 
 

@@ -57,7 +57,9 @@ class EditorSettings:
     emb_steps: int = 500  # preparing, stage 1 (token embeddings)
     model_steps: int = 500  # preparing, stage 2 (cross-attention weights)
     lora_rank: int = 0  # 0 = train to_q/to_k/to_v directly; >0 = LoRA of this rank
-    low_memory: bool = False  # preparing: recompute activations, park idle models in RAM
+    # preparing: recompute activations, park idle models in RAM. auto: on for SDXL on a
+    # GPU with less memory than it needs without (dedit_app.recompute.low_memory_reason)
+    low_memory: str = "auto"  # auto | on | off
     recent: list[str] = field(default_factory=list)  # recently opened photos and projects
     prompts: list[str] = field(default_factory=list)  # prompts typed for edits, newest first
 
@@ -102,6 +104,7 @@ class EditorSettings:
             emb_steps=max(self.emb_steps, 0),
             model_steps=max(self.model_steps, 0),
             lora_rank=max(self.lora_rank, 0),
+            low_memory=_low_memory_choice(self.low_memory),
             recent=list(dict.fromkeys(self.recent))[:MAX_RECENT],
             prompts=list(dict.fromkeys(p.strip() for p in self.prompts if p.strip()))[:MAX_PROMPTS],
         )
@@ -116,6 +119,29 @@ class EditorSettings:
         prompt = prompt.strip()
         if prompt:
             self.prompts = [prompt, *(p for p in self.prompts if p != prompt)][:MAX_PROMPTS]
+
+
+# Automatic's line is dedit_app.recompute.LOW_MEMORY_BELOW (a test holds them equal; the
+# dialog does not import torch to read it).
+LOW_MEMORY_HINT = (
+    "Prepares SDXL on a GPU with 24 GB or less: slower, and it learns the same. Automatic "
+    "turns it on for GPUs under 28 GB; choose On if Prepare still runs out of GPU memory."
+)
+LOW_MEMORY_CHOICES = {
+    "auto": "Automatic: on for a GPU too small for SDXL without it",
+    "on": "On",
+    "off": "Off",
+}
+
+
+def _low_memory_choice(value: object) -> str:
+    """``value`` as one of :data:`LOW_MEMORY_CHOICES`. Settings saved before there was an
+    automatic choice hold a switch: on stays on; off becomes automatic, which turns low
+    memory on only where preparing would otherwise run out of GPU memory."""
+    text = str(value).strip().lower()
+    if text in LOW_MEMORY_CHOICES:
+        return text
+    return "on" if text in ("1", "true", "yes") else "auto"
 
 
 def backend_names() -> list[tuple[str, str]]:
@@ -248,13 +274,12 @@ class SettingsDialog(QDialog):
         self.lora_rank.setSpecialValueText("off (train attention)")
         form.addRow("LoRA rank", self.lora_rank)
         form.addRow("", _hint("Changing these makes the next Prepare train again."))
-        self.low_memory = _switch(
-            form,
-            "Low memory",
-            settings.low_memory,
-            "Prepares SDXL on a GPU with 24 GB or less: slower, and it learns the same. "
-            "Turn it on if Prepare runs out of GPU memory.",
-        )
+        self.low_memory = QComboBox()
+        for value, title in LOW_MEMORY_CHOICES.items():
+            self.low_memory.addItem(title, value)
+        self.low_memory.setCurrentIndex(max(self.low_memory.findData(settings.low_memory), 0))
+        form.addRow("Low memory", self.low_memory)
+        form.addRow("", _hint(LOW_MEMORY_HINT))
         tabs.addTab(prep, "Preparing")
         self.tabs = tabs
         titles = [tabs.tabText(k) for k in range(tabs.count())]
@@ -302,7 +327,7 @@ class SettingsDialog(QDialog):
             model_steps=self.model_steps.value(),
             lora_rank=self.lora_rank.value(),
             compile=self.compile.isChecked(),
-            low_memory=self.low_memory.isChecked(),
+            low_memory=self.low_memory.currentData() or "auto",
         ).clamped()
 
 

@@ -139,7 +139,7 @@ class WorkerContext:
 
 # What a user can change in Settings when a job of this kind runs out of GPU memory.
 _OOM_REMEDY = {
-    "prepare": "turn on Low memory in Settings > Preparing",
+    "prepare": "set Low memory to On in Settings > Preparing",
     "edit": "ask for fewer results per edit in Settings > Editing",
 }
 
