@@ -271,7 +271,16 @@ def _cmd_finetune(args) -> int:
         print(f"note: {why} --no-low-memory turns it off.", file=sys.stderr, flush=True)
         options = replace(options, gradient_checkpointing=True, offload_idle=True)
     bar = _Bar()
-    result = run_job(finetune_project(model, project, reference, options), bar)
+    try:
+        result = run_job(finetune_project(model, project, reference, options), bar)
+    except (MemoryError, RuntimeError) as err:
+        # low memory is on already: main's advice to add it would not help
+        oom = options.gradient_checkpointing and as_out_of_memory(
+            err, "`dedit finetune` in low-memory mode", "use a smaller --model"
+        )
+        if oom:
+            raise oom from err
+        raise
     bar.done()
     store_result(project, result)
     losses = result.losses

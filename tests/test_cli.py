@@ -299,8 +299,10 @@ def test_usage_errors_exit_2_and_help_has_examples():
             "ran out of GPU memory. Close other programs that use the GPU, or add --low-memory",
         ),
         ("ram", "ran out of memory"),
+        ("cuda --low-memory", "in low-memory mode ran out of GPU memory. Close other programs "
+         "that use the GPU, or use a smaller --model"),
     ],
-)
+)  # fmt: skip
 def test_out_of_memory_is_one_line_and_keeps_the_project(
     prepared, tiny_sdxl_path, monkeypatch, capsys, tmp_path, error, words
 ):
@@ -315,13 +317,14 @@ def test_out_of_memory_is_one_line_and_keeps_the_project(
 
     def exhausted(job, on_progress=None):
         next(job)
-        if error == "cuda":
+        if error.startswith("cuda"):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         raise MemoryError
 
     monkeypatch.setattr(cli, "run_job", exhausted)
     argv = ["finetune", str(copy), "--model", str(tiny_sdxl_path), "--emb-steps", "3"]
-    assert main(argv + ["--model-steps", "0", "--device", "cpu"]) == 1
+    flags = ["--low-memory"] if "--low-memory" in error else []
+    assert main(argv + ["--model-steps", "0", "--device", "cpu", *flags]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dedit: error: `dedit finetune` ") and words in err[-1]
     assert sorted((p.name, p.read_bytes()) for p in copy.iterdir()) == before

@@ -638,6 +638,35 @@ def test_a_hub_model_is_asked_of_the_hub_once_per_load(tmp_path, tiny_sdxl_path,
     assert engine._model(ctx, spec) is model and len(asked) == 1
 
 
+@pytest.mark.parametrize(
+    "low_memory, advice",
+    [("off", "set Low memory to On in Settings > Preparing"),
+     ("on", "choose a smaller model in Settings > Model")],
+)  # fmt: skip
+def test_preparing_out_of_gpu_memory_advises_what_is_not_on_already(
+    monkeypatch, tmp_path, low_memory, advice
+):
+    import dedit_app.finetune
+    from dedit_app.jobs import CancelToken
+    from ui import engine
+    from ui.worker import WorkerContext, user_message
+
+    def out_of_memory(*args, **kwargs):
+        yield Progress(1, 2, stage="tokens")
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(dedit_app.finetune, "finetune_project", out_of_memory)
+    monkeypatch.setattr(engine, "_model", lambda ctx, spec, training=False: _FakeModel("cuda"))
+    settings = EditorSettings(model=str(tmp_path), low_memory=low_memory)
+    task = engine.PrepareTask(engine.ModelSpec(str(tmp_path)), None, None,
+                              engine.finetune_options(settings))  # fmt: skip
+    with pytest.raises(Exception) as caught:
+        run_job(task.run(WorkerContext(), CancelToken()))
+    text, _ = user_message(caught.value, "Prepare project", "prepare")
+    assert "ran out of GPU memory" in text and advice in text
+    assert ("low-memory mode" in text) == (low_memory == "on")
+
+
 def test_low_memory_on_turns_on_both_memory_savers_and_auto_leaves_it_to_the_gpu():
     from dedit_app.project import Project
     from ui import engine

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dedit_app.errors import EditError
+from dedit_app.errors import EditError, as_out_of_memory
 from dedit_app.jobs import CancelToken, Progress
 from ui.worker import NOTICE, WorkerContext
 
@@ -211,7 +211,17 @@ class PrepareTask:
         cancel.raise_if_cancelled()
         options = yield from self._memory_mode(ctx, model)
         job = finetune_project(model, self.project, self.reference, options, cancel)
-        result = yield from _telling_compile_failures(model, job)
+        try:
+            result = yield from _telling_compile_failures(model, job)
+        except Exception as err:
+            # Low memory is on already: advising it, as for other preparations, would
+            # send the user round in a circle.
+            oom = options.gradient_checkpointing and as_out_of_memory(
+                err, "Preparing in low-memory mode", "choose a smaller model in Settings > Model"
+            )
+            if oom:
+                raise oom from err
+            raise
         if model.compiled and self.sampling is not None:
             yield from _warm_up_edits(model, self.project, self.sampling, cancel)
         return result
