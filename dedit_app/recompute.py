@@ -68,9 +68,9 @@ SDXL_WITHIN_24GB = Recompute(
 def low_memory_reason(family: str, device: torch.device) -> str:
     """Why a model of ``family`` ("sdxl", "sd15") preparing on ``device`` should do so in
     low-memory mode, as sentences for the user (the caller adds where to change it), or
-    "" when it fits without: SDXL on a
-    CUDA GPU with less than :data:`LOW_MEMORY_BELOW` of memory. SD 1.5 fits any such GPU;
-    a CPU or Apple's shared memory is not asked."""
+    "" when it fits without. Only SDXL on a CUDA GPU with less than
+    :data:`LOW_MEMORY_BELOW` of memory needs it: SD 1.5 fits any such GPU, and a CPU or
+    Apple's memory (shared with the system) is not asked."""
     if family != "sdxl" or device.type != "cuda":
         return ""
     total = torch.cuda.get_device_properties(device).total_memory
