@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from dedit_app.errors import Cancelled, DEditError, EditError, ProjectError, as_out_of_memory
@@ -262,14 +261,15 @@ def _cmd_finetune(args) -> int:
         n_tokens=args.tokens,
         lora_rank=args.lora,
         seed=args.seed,
-        gradient_checkpointing=bool(args.low_memory),
-        offload_idle=bool(args.low_memory),
     )
     options.check()
     model = _load_model(args)
-    if args.low_memory is None and (why := low_memory_reason(model.family, model.device)):
+    # neither --low-memory nor --no-low-memory: on where the GPU is too small without
+    why = low_memory_reason(model.family, model.device) if args.low_memory is None else ""
+    if why:
         print(f"note: {why} --no-low-memory turns it off.", file=sys.stderr, flush=True)
-        options = replace(options, gradient_checkpointing=True, offload_idle=True)
+    if args.low_memory or why:
+        options = options.with_low_memory()
     bar = _Bar()
     try:
         result = run_job(finetune_project(model, project, reference, options), bar)

@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -92,6 +92,11 @@ class FinetuneOptions:
     gradient_checkpointing: bool = False  # low-memory mode: recompute UNet activations
     recompute: Recompute = EVERY_BLOCK  # with it: which UNet blocks, per stage
     offload_idle: bool = False  # low-memory mode: models a stage does not use wait in RAM
+
+    def with_low_memory(self) -> FinetuneOptions:
+        """The same options in low-memory mode: UNet activations recomputed, and the models
+        a stage does not use parked in RAM (docs/PERFORMANCE.md, "Low-memory mode")."""
+        return replace(self, gradient_checkpointing=True, offload_idle=True)
 
     def check(self) -> None:
         if self.emb_steps < 0 or self.model_steps < 0 or self.emb_steps + self.model_steps == 0:

@@ -126,10 +126,10 @@ def _hub_folder(
 ) -> str:
     """The cache folder of hub model ``source``, downloading what it lacks with
     ``download`` (:func:`_download`'s signature; ``more`` goes to it)."""
-    held = _cached_whole(source) if any_precision else None
+    held = cached_folder(source) if any_precision else None
     if held is not None:
         if local:
-            return held
+            return str(held)
         # One request for the precision already held, never the other: it brings what an
         # interrupted download left out beside the weights (a tokenizer file, a config)
         # and a newer revision's changed files; it falls back to the cache when the hub
@@ -145,13 +145,6 @@ def _hub_folder(
 def cached_folder(source: str) -> Path | None:
     """The cache folder of hub model ``source`` when its weights are there in full (in
     either precision), found without the network; None when they are not."""
-    folder = _cached_whole(source)
-    return None if folder is None else Path(folder)
-
-
-def _cached_whole(source: str) -> str | None:
-    """The cache folder of ``source`` when its weights are there in full (in any
-    precision), found without the network; None when they are not."""
     from huggingface_hub import snapshot_download
 
     try:
@@ -160,7 +153,7 @@ def _cached_whole(source: str) -> str | None:
         )
     except Exception:  # noqa: BLE001 - not cached, or cached in a way the hub cannot read
         return None
-    return folder if weight_sets(folder) else None
+    return Path(folder) if weight_sets(folder) else None
 
 
 def _download(source: str, what: str, variant: str | None, local: bool, **more: Any) -> str:

@@ -179,15 +179,14 @@ def finetune_options(settings):
     _loaded()
     from dedit_app.finetune import FinetuneOptions
 
-    return FinetuneOptions(
+    options = FinetuneOptions(
         emb_steps=settings.emb_steps,
         model_steps=settings.model_steps,
         lora_rank=settings.lora_rank,
-        # same trained tensors, less memory, slower steps (docs/PERFORMANCE.md); "auto" is
-        # decided by PrepareTask once the model is loaded and its GPU known
-        gradient_checkpointing=settings.low_memory == "on",
-        offload_idle=settings.low_memory == "on",
     )
+    # same trained tensors, less memory, slower steps (docs/PERFORMANCE.md); "auto" is
+    # decided by PrepareTask once the model is loaded and its GPU known
+    return options.with_low_memory() if settings.low_memory == "on" else options
 
 
 @dataclass(frozen=True)
@@ -240,7 +239,7 @@ class PrepareTask:
         if not ctx.cache.get(_TOLD_LOW_MEMORY):
             ctx.cache[_TOLD_LOW_MEMORY] = True
             yield Progress(0, 0, stage=NOTICE, message=f"{why} {_LOW_MEMORY_SETTING}")
-        return replace(options, gradient_checkpointing=True, offload_idle=True)
+        return options.with_low_memory()
 
 
 _TOLD_LOW_MEMORY = "told: low memory"  # WorkerContext.cache: the notice was given
