@@ -48,6 +48,7 @@ __all__ = [
     "check_weights_match",
     "compile_cache_dir",
     "detect_family",
+    "fast_bf16",
     "download_variant",
     "load_model",
     "model_from_components",
@@ -107,7 +108,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
     """``dtype`` if given ("fp32", "fp16", "bf16" or a torch dtype); else bf16 on CUDA GPUs
-    that support it (fp16 on older ones), fp16 on MPS, fp32 on CPU."""
+    that compute in it (:func:`fast_bf16`; fp16 on older ones), fp16 on MPS, fp32 on CPU."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is not None:
@@ -118,10 +119,19 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
             )
         return _DTYPES[key]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if fast_bf16(device) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """True when the CUDA GPU ``device`` computes in bfloat16 itself (NVIDIA Ampere and
+    later, and ROCm). ``torch.cuda.is_bf16_supported()`` also says True on older GPUs,
+    where torch emulates it in float32, much slower than float16."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_properties(device).major >= 8
 
 
 def detect_family(folder: str | os.PathLike[str]) -> str:

@@ -498,6 +498,36 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory == "on"
 
 
+def test_settings_says_where_the_model_runs_found_off_the_ui_thread(window, qtbot, monkeypatch):
+    """The Model page names where the model would run (the side thread asks torch, which
+    starts CUDA), asks again when Device, Precision or Low memory changes, and drops an
+    answer that comes after the dialog closed."""
+    import torch
+
+    from ui import engine
+    from ui.settings import SettingsDialog
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    dialog = SettingsDialog(window.settings, window, side=window.side)
+    line = dialog.placement
+    assert not line.isHidden() and line.text() == "Finding where the model runs…"
+    qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=60_000)
+    assert line.text().startswith("Runs on the processor in float32 (no GPU")
+    assert line.property("role") == "problem"
+    dialog.device.setCurrentText("cuda")
+    assert line.property("role") == "hint"  # asked again
+    qtbot.waitUntil(lambda: "no CUDA GPU" in line.text(), timeout=10_000)
+    assert line.property("role") == "problem"
+    dialog.precision.setCurrentText("float16")
+    dialog.reject()  # before the answer: nobody waits for it any more
+    assert not window.side.busy
+    monkeypatch.setattr(engine, "unavailable", lambda: "no engine")
+    no_engine = SettingsDialog(window.settings, window, side=window.side)
+    qtbot.waitUntil(lambda: no_engine.placement.isHidden(), timeout=10_000)
+    assert SettingsDialog(window.settings, window).placement.isHidden()  # no side thread
+
+
 def test_a_job_notice_stays_above_the_picture_until_dismissed(window):
     text = "Compiling the model failed, so it runs uncompiled (ImportError: file too short)."
     window.jobs.noticed.emit(7, text)

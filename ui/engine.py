@@ -275,6 +275,19 @@ def processor_warning(settings) -> str:
     return warning(spec.source, spec.placement["device"])
 
 
+def placement(device: str, precision: str, low_memory: str) -> tuple[str, bool] | None:
+    """Where a model would run with these Settings fields, as ``(sentences, ok)``
+    (:func:`dedit_app.placement.describe_placement`), or None when this installation has
+    no engine. Slow the first time (torch starts CUDA): call it off the UI thread."""
+    if unavailable():
+        return None
+    _loaded()
+    from dedit_app.placement import describe_placement
+
+    said = describe_placement(device, precision, low_memory)
+    return said.text, said.ok
+
+
 def prepare_task(project, settings, reference=None) -> PrepareTask:
     """The preparation job for ``project`` (with ``reference`` when a reference photo is
     open); raises a DEditError with a sentence when it cannot start."""

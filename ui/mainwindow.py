@@ -552,7 +552,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self, *, tab: str = "") -> None:
         """The Settings dialog, on page ``tab`` ("Model", "Segmentation") when given."""
-        dialog = SettingsDialog(self.settings, self, tab=tab)
+        dialog = SettingsDialog(self.settings, self, tab=tab, side=self.side)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.apply_settings(dialog.result_settings())
 

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.side_thread import SideThread
+
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 MAX_RECENT = 10
 MAX_PROMPTS = 50  # prompts remembered for the prompt field's suggestions
@@ -194,10 +196,18 @@ class SettingsDialog(QDialog):
     """Edits a copy of the settings; :meth:`result_settings` returns it after OK."""
 
     def __init__(
-        self, settings: EditorSettings, parent: QWidget | None = None, tab: str = ""
+        self,
+        settings: EditorSettings,
+        parent: QWidget | None = None,
+        tab: str = "",
+        side: SideThread | None = None,
     ) -> None:
-        """``tab``: the title of the page to open on ("Segmentation"); "" opens the first."""
+        """``tab``: the title of the page to open on ("Segmentation"); "" opens the first.
+        ``side``: the thread that finds where the model runs (the window's); without one
+        the Model page does not say."""
         super().__init__(parent)
+        self._side = side
+        self._asking = 0  # the side thread's ticket for the placement line being found
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
         self._settings = dataclasses.replace(settings)
@@ -212,6 +222,10 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
         form.addRow("Precision", self.precision)
+        # Where that is, found off the UI thread: asking torch starts CUDA, a second or more.
+        self.placement = _hint("")
+        self.placement.setVisible(side is not None)
+        form.addRow("", self.placement)
         self.compile = _switch(
             form,
             "Compile the model",
@@ -281,6 +295,9 @@ class SettingsDialog(QDialog):
         form.addRow("Low memory", self.low_memory)
         form.addRow("", _hint(LOW_MEMORY_HINT))
         tabs.addTab(prep, "Preparing")
+        for box in (self.device, self.precision, self.low_memory):
+            box.currentIndexChanged.connect(self._find_placement)
+        self._find_placement()
         self.tabs = tabs
         titles = [tabs.tabText(k) for k in range(tabs.count())]
         if tab in titles:
@@ -295,6 +312,36 @@ class SettingsDialog(QDialog):
         lay.addWidget(tabs)
         lay.addWidget(buttons)
 
+    def _find_placement(self) -> None:
+        if self._side is None:
+            return
+        from ui import engine
+
+        self._side.forget(self._asking)
+        _set_role(self.placement, "Finding where the model runs…", "hint")
+        device, precision = self.device.currentText(), self.precision.currentText()
+        low_memory = self.low_memory.currentData() or "auto"
+        self._asking = self._side.submit(
+            "Finding where the model runs",
+            lambda: engine.placement(device, precision, low_memory),
+            self._placement_found,
+            lambda sentence: _set_role(self.placement, sentence, "problem"),
+        )
+
+    def _placement_found(self, said: tuple[str, bool] | None) -> None:
+        if said is None:  # no engine in this installation: nothing runs anywhere
+            self.placement.setVisible(False)
+            return
+        text, ok = said
+        _set_role(self.placement, text, "ready" if ok else "problem")
+
+    def done(self, result: int) -> None:
+        """Closing (OK or Cancel) drops a placement still being found: its answer would
+        reach a dialog that is gone."""
+        if self._side is not None:
+            self._side.forget(self._asking)
+        super().done(result)
+
     def _show_segmenter_state(self) -> None:
         reason = segmenter_readiness(
             self.segmenter.currentData() or "classical",
@@ -302,11 +349,11 @@ class SettingsDialog(QDialog):
             self.grounding.text(),
             self.device.currentText(),
         )
-        label = self.segmenter_state
-        label.setText(reason or "Ready: everything it needs is on this machine.")
-        label.setProperty("role", "problem" if reason else "ready")
-        label.style().unpolish(label)  # a changed property restyles only when polished again
-        label.style().polish(label)
+        _set_role(
+            self.segmenter_state,
+            reason or "Ready: everything it needs is on this machine.",
+            "problem" if reason else "ready",
+        )
 
     def result_settings(self) -> EditorSettings:
         return dataclasses.replace(
@@ -336,6 +383,14 @@ def _hint(text: str) -> QLabel:
     label.setProperty("role", "hint")
     label.setWordWrap(True)
     return label
+
+
+def _set_role(label: QLabel, text: str, role: str) -> None:
+    """Show ``text`` in ``label`` styled as ``role`` ("hint", "ready", "problem")."""
+    label.setText(text)
+    label.setProperty("role", role)
+    label.style().unpolish(label)  # a changed property restyles only when polished again
+    label.style().polish(label)
 
 
 def _switch(form: QFormLayout, text: str, checked: bool, hint: str) -> QCheckBox:
