@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dedit_app import slow_device
 from dedit_app.errors import ModelLoadError
 from dedit_app.models import fast_bf16, pick_device, pick_dtype
 from dedit_app.recompute import LOW_MEMORY_BELOW
@@ -44,12 +45,13 @@ def describe_placement(
         return Placement(f"{err} Choose auto in Device.", ok=False)
     name = str(dtype).removeprefix("torch.")
     if dev.type == "cpu":
-        why = "" if chosen else " (no GPU that PyTorch can use was found)"
-        return Placement(
+        reason, remedy = ("", "") if chosen else slow_device.no_gpu_reason()
+        why = f" ({reason})" if reason else ""
+        said = (
             f"Runs on the processor in {name}{why}: preparing a photo with SDXL takes hours "
-            "there and each edit minutes.",
-            ok=False,
+            "there and each edit minutes."
         )
+        return Placement(f"{said} {remedy}" if remedy else said, ok=False)
     if dev.type == "mps":
         return Placement(f"Runs on Apple's GPU (MPS) in {name}.", ok=True)
     return _on_cuda(dev, dtype, name, low_memory)

@@ -12,6 +12,8 @@ needs over eight hours and about five minutes.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from dedit_app.errors import ModelLoadError
@@ -22,7 +24,7 @@ from dedit_app.weight_files import WEIGHT_SUFFIX
 # is 1.7 GB (0.9 GB in half precision) and SDXL's 10 GB (5 GB).
 FULL_SIZE_BYTES = 200_000_000
 
-__all__ = ["FULL_SIZE_BYTES", "on_processor", "processor_warning", "unet_bytes"]
+__all__ = ["FULL_SIZE_BYTES", "no_gpu_reason", "on_processor", "processor_warning", "unet_bytes"]
 
 
 def unet_bytes(source: str) -> int | None:
@@ -53,6 +55,39 @@ def on_processor(device: str | None) -> bool:
         return False
 
 
+def no_gpu_reason() -> tuple[str, str]:
+    """Why torch finds no GPU to use here, as ``(reason, remedy)``: a clause to go inside a
+    sentence (its first letter as in mid-sentence) and a sentence, or "" when there is
+    nothing to mend. An NVIDIA driver's
+    ``nvidia-smi`` on the path says a GPU is there: then either this PyTorch is built for
+    the processor only (what pip installs from PyPI on Windows), or CUDA_VISIBLE_DEVICES
+    hides it, or CUDA could not start (most often a driver older than this PyTorch's
+    CUDA)."""
+    import torch
+
+    nvidia = shutil.which("nvidia-smi") is not None
+    if not nvidia:
+        return "this computer has no GPU that PyTorch can use", ""
+    if torch.version.cuda is None and torch.version.hip is None:
+        return (
+            "this computer has an NVIDIA GPU, but this PyTorch is built for the processor only",
+            "To use the GPU, install PyTorch's CUDA build (pytorch.org lists the pip line) "
+            "into the editor's Python environment.",
+        )
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and (hidden.strip() == "" or hidden.strip().startswith("-")):
+        return (
+            f"CUDA_VISIBLE_DEVICES={hidden.strip()!r} hides this computer's NVIDIA GPU from "
+            "PyTorch",
+            "To use the GPU, start the editor without that environment variable.",
+        )
+    return (
+        f"PyTorch {torch.__version__} could not start this computer's NVIDIA GPU",
+        f"Most often its driver is older than this PyTorch's CUDA {torch.version.cuda} "
+        "needs: update the NVIDIA driver.",
+    )
+
+
 def processor_warning(source: str, device: str | None) -> str:
     """A sentence saying that preparing and editing with ``source`` on ``device`` would be
     slow because it runs on the processor, or "" when it would not: a GPU is there, the
@@ -65,11 +100,14 @@ def processor_warning(source: str, device: str | None) -> str:
         return ""
     if not on_processor(device):
         return ""
+    remedy = ""
     if device == "cpu":
         why = "The model is set to run on the processor, not a GPU"
     else:
-        why = "This computer has no GPU that PyTorch can use, so the model runs on the processor"
-    return (
+        reason, remedy = no_gpu_reason()
+        why = f"{reason[0].upper()}{reason[1:]}, so the model runs on the processor"
+    said = (
         f"{why}: preparing a photo takes hours there (minutes on a recent GPU), and each "
         "edit takes minutes."
     )
+    return f"{said} {remedy}" if remedy else said

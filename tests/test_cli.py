@@ -136,6 +136,7 @@ def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
 
     monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)  # the tiny model counts as full size
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(slow_device.shutil, "which", lambda name: None)  # no NVIDIA driver
     out = tmp_path / "recon.png"
     assert main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(out), *STEPS]) == 0
     err = capsys.readouterr().err

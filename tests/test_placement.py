@@ -4,6 +4,7 @@ here. CUDA is faked through torch's own queries, so every case runs on any machi
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +19,7 @@ from dedit_app.recompute import LOW_MEMORY_BELOW
 def no_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no NVIDIA driver either
 
 
 def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:
@@ -32,11 +34,27 @@ def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:
 def test_the_processor_is_named_with_how_slow_it_is(no_gpu):
     found = describe_placement("auto", "auto")
     assert not found.ok
-    assert found.text.startswith("Runs on the processor in float32 (no GPU that PyTorch")
-    assert "takes hours" in found.text
+    assert found.text == (
+        "Runs on the processor in float32 (this computer has no GPU that PyTorch can use): "
+        "preparing a photo with SDXL takes hours there and each edit minutes."
+    )
     chosen = describe_placement("cpu", "float16")
     assert chosen.text.startswith("Runs on the processor in float16:")  # chosen: no "why"
     assert not chosen.ok
+
+
+def test_an_nvidia_gpu_under_a_processor_only_pytorch_says_how_to_use_it(no_gpu, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    found = describe_placement("auto", "auto")
+    assert found.text.startswith(
+        "Runs on the processor in float32 (this computer has an NVIDIA GPU, but this PyTorch "
+        "is built for the processor only): preparing"
+    )
+    assert found.text.endswith("install PyTorch's CUDA build (pytorch.org lists the pip line) "
+                               "into the editor's Python environment.")  # fmt: skip
+    assert not found.ok
 
 
 def test_a_device_that_is_not_there_says_so_and_what_to_choose(no_gpu):

@@ -6,12 +6,13 @@ name only."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from dedit_app import slow_device
-from dedit_app.slow_device import FULL_SIZE_BYTES, processor_warning, unet_bytes
+from dedit_app.slow_device import FULL_SIZE_BYTES, no_gpu_reason, processor_warning, unet_bytes
 
 
 def model(folder, unet_bytes: int):
@@ -25,10 +26,20 @@ def model(folder, unet_bytes: int):
     return folder
 
 
+def driver(monkeypatch, present: bool) -> None:
+    """Whether an NVIDIA driver's ``nvidia-smi`` is on the path, as far as the code asks."""
+    which = shutil.which
+    found = "/usr/bin/nvidia-smi" if present else None
+    monkeypatch.setattr(
+        shutil, "which", lambda name: found if name == "nvidia-smi" else which(name)
+    )
+
+
 @pytest.fixture
 def no_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    driver(monkeypatch, present=False)
 
 
 @pytest.fixture
@@ -82,3 +93,39 @@ def test_hub_models_are_measured_in_the_cache_or_taken_as_full_size(hub_cache, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert unet_bytes("owner/published") is None
     assert "takes hours" in processor_warning("owner/published", "auto")
+
+
+@pytest.mark.parametrize(
+    ("cuda", "hip", "hidden", "reason", "remedy"),
+    [
+        (None, None, None, "built for the processor only", "install PyTorch's CUDA build"),
+        ("13.0", None, "", "CUDA_VISIBLE_DEVICES='' hides", "without that environment variable"),
+        ("13.0", None, "-1", "CUDA_VISIBLE_DEVICES='-1' hides", "without that environment"),
+        ("13.0", None, None, "could not start this computer's NVIDIA GPU", "CUDA 13.0 needs"),
+        ("13.0", None, "0", "could not start", "update the NVIDIA driver"),  # not hidden
+    ],
+)
+def test_an_nvidia_gpu_that_pytorch_cannot_use_says_what_to_mend(
+    cuda, hip, hidden, reason, remedy, tmp_path, monkeypatch, no_gpu
+):
+    """nvidia-smi says a GPU is there; torch finds none: PyPI's processor-only build (on
+    Windows), a hiding CUDA_VISIBLE_DEVICES, or a driver too old for torch's CUDA."""
+    driver(monkeypatch, present=True)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(torch.version, "hip", hip)
+    if hidden is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+    said, mend = no_gpu_reason()
+    assert reason in said and remedy in mend
+    big = str(model(tmp_path / "sdxl", 3 * FULL_SIZE_BYTES))
+    warning = processor_warning(big, "auto")
+    assert warning.startswith(said[0].upper() + said[1:] + ", so the model runs on the processor")
+    assert warning.endswith(mend) and "takes hours" in warning
+    assert not processor_warning(big, "cpu").endswith(mend)  # chosen: nothing to mend
+
+
+def test_no_driver_means_no_gpu_and_nothing_to_mend(monkeypatch, no_gpu):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert no_gpu_reason() == ("this computer has no GPU that PyTorch can use", "")

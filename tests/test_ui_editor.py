@@ -504,16 +504,19 @@ def test_settings_says_where_the_model_runs_found_off_the_ui_thread(window, qtbo
     answer that comes after the dialog closed."""
     import torch
 
+    from dedit_app import slow_device
     from ui import engine
     from ui.settings import SettingsDialog
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(slow_device, "no_gpu_reason", lambda: ("no GPU here", "Mend it."))
     dialog = SettingsDialog(window.settings, window, side=window.side)
     line = dialog.placement
     assert not line.isHidden() and line.text() == "Finding where the model runs…"
     qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=60_000)
-    assert line.text().startswith("Runs on the processor in float32 (no GPU")
+    assert line.text().startswith("Runs on the processor in float32 (no GPU here): preparing")
+    assert line.text().endswith("minutes. Mend it.")
     assert line.property("role") == "problem"
     dialog.device.setCurrentText("cuda")
     assert line.property("role") == "hint"  # asked again

@@ -92,6 +92,7 @@ def on_processor(monkeypatch):
 
     monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(slow_device, "no_gpu_reason", lambda: ("no GPU here", ""))
 
 
 def test_preparing_on_the_processor_starts_only_when_the_user_says_so(
