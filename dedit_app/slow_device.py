@@ -57,12 +57,11 @@ def on_processor(device: str | None) -> bool:
 
 def no_gpu_reason() -> tuple[str, str]:
     """Why torch finds no GPU to use here, as ``(reason, remedy)``: a clause to go inside a
-    sentence (its first letter as in mid-sentence) and a sentence, or "" when there is
-    nothing to mend. An NVIDIA driver's
-    ``nvidia-smi`` on the path says a GPU is there: then either this PyTorch is built for
-    the processor only (what pip installs from PyPI on Windows), or CUDA_VISIBLE_DEVICES
-    hides it, or CUDA could not start (most often a driver older than this PyTorch's
-    CUDA)."""
+    sentence (its first letter as in mid-sentence), and a sentence or "" when there is
+    nothing to mend. An NVIDIA driver's ``nvidia-smi`` on the path says a GPU is there:
+    then this PyTorch is built for the processor only (what pip installs from PyPI on
+    Windows), or CUDA_VISIBLE_DEVICES hides it, or CUDA could not start (most often a
+    driver older than this PyTorch's CUDA)."""
     import torch
 
     nvidia = shutil.which("nvidia-smi") is not None
