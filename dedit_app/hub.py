@@ -42,6 +42,7 @@ __all__ = [
     "is_hub_id",
     "offline",
     "resolve",
+    "size_text",
 ]
 
 
@@ -285,7 +286,7 @@ def fetch(
                 done // _MB,
                 max(total // _MB, 1),
                 stage="downloading",
-                message=f"Downloading {source}: {_gb(done)} of {_gb(total)}",
+                message=f"Downloading {source}: {size_text(done)} of {size_text(total)}",
             )
         else:  # files only (older hubs), or nothing known yet: still asking the hub
             said = f"Downloading {source}" if total else f"Checking {source} on the hub"
@@ -298,5 +299,6 @@ def fetch(
     return Path(outcome["folder"])
 
 
-def _gb(n: int) -> str:
+def size_text(n: int) -> str:
+    """``n`` bytes as people read them: "6.9 GB", or "52 MB" under a tenth of a GB."""
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"

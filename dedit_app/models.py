@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MODEL",
     "DiffusionModel",
+    "check_model_folder",
     "check_weights_match",
     "compile_cache_dir",
     "detect_family",
@@ -152,6 +153,19 @@ def detect_family(folder: str | os.PathLike[str]) -> str:
 # ----------------------------------------------------------------------------------------
 # Checking the files (finding them is dedit_app.hub's)
 # ----------------------------------------------------------------------------------------
+
+
+def check_model_folder(folder: str | os.PathLike[str], own_vae: bool = True) -> str:
+    """The family ("sdxl", "sd15") of the diffusers model in ``folder``, after checking
+    that each part it needs holds safetensors weights (the VAE only when ``own_vae``: a
+    replacement VAE comes from elsewhere); raises ModelLoadError saying what is missing.
+    Reads file names only."""
+    folder = Path(folder)
+    family = detect_family(folder)
+    encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
+    for component in ["unet", *(["vae"] if own_vae else []), *encoders]:
+        _require_safetensors(folder, component)
+    return family
 
 
 def _require_safetensors(folder: Path, component: str) -> None:
@@ -582,12 +596,8 @@ def load_model(
         variant = pick_variant(folder, wanted)
     else:
         folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
-    family = detect_family(folder)
+    family = check_model_folder(folder, own_vae=vae is None)
     encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
-    for component in ["unet", "vae", *encoders]:
-        if component == "vae" and vae is not None:
-            continue
-        _require_safetensors(folder, component)
 
     common = {"use_safetensors": True, "variant": variant, "local_files_only": True}
     try:

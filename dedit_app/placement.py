@@ -1,48 +1,147 @@
-"""Where a model would run with the device and precision chosen in Settings, said before
-anything loads: the GPU's name and memory and the precision ("Runs on NVIDIA GeForce RTX
-4090 (24 GB) in bfloat16"), or that it runs on the processor, or why the choice cannot
-work on this computer (cuda chosen without a CUDA GPU; bfloat16 on a GPU without it).
+"""What Settings ▸ Model says before anything loads: where the model's files are
+(:func:`describe_source`: a local folder, the Hugging Face cache, still to download, or
+why it cannot be found) and where it would run with the device and precision chosen
+(:func:`describe_placement`: the GPU's name, memory and precision, "Runs on NVIDIA GeForce
+RTX 4090 (24 GB) in bfloat16"; the processor; or why the choice cannot work on this
+computer, such as cuda chosen without a CUDA GPU or bfloat16 on a GPU without it).
 
-It asks torch, which starts CUDA on the first call (a second or more), so the editor asks
-it on a side thread; later calls are quick. It loads no model: what SDXL needs comes from
-:mod:`dedit_app.recompute` and the size warnings from :mod:`dedit_app.slow_device`.
+Asking torch starts CUDA on the first call (a second or more), so the editor asks on a
+side thread; later calls are quick. No model is loaded: the files are judged by their
+names and sizes (:mod:`dedit_app.weight_files`), what SDXL needs comes from
+:mod:`dedit_app.recompute`, and why no GPU is found from :mod:`dedit_app.slow_device`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from dedit_app import slow_device
 from dedit_app.errors import ModelLoadError
-from dedit_app.models import fast_bf16, pick_device, pick_dtype
+from dedit_app.hub import DEFAULT_MODEL, cached_folder, is_hub_id, offline, resolve, size_text
+from dedit_app.models import (
+    check_model_folder,
+    download_variant,
+    fast_bf16,
+    pick_device,
+    pick_dtype,
+)
 from dedit_app.recompute import LOW_MEMORY_BELOW
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, weight_sets
 
-__all__ = ["Placement", "describe_placement"]
+__all__ = ["Verdict", "describe_placement", "describe_source"]
 
 
 @dataclass(frozen=True)
-class Placement:
-    """What the user reads about where the model runs."""
+class Verdict:
+    """What the user reads about the model, and how it stands."""
 
     text: str  # one to three sentences
-    ok: bool  # False: it cannot run as chosen, or so slowly that the user should know first
+    # "ready": nothing to do; "note": it works, and something will take time (a download);
+    # "problem": it cannot work as chosen, or so slowly that the user should know first
+    state: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "problem"
+
+
+def describe_source(
+    source: str, device: str | None = None, precision: str | None = None
+) -> Verdict:
+    """Where the files of model ``source`` (a hub id or a local diffusers folder; "" is
+    the default model) are, or why they cannot be used. ``device`` and ``precision`` (as
+    in :func:`describe_placement`) choose which copy of the weights a download fetches,
+    named in the offline sentence's ``hf download`` line. Reads file names and sizes and
+    the Hugging Face cache; never the network."""
+    source = source.strip() or DEFAULT_MODEL
+    if Path(source).expanduser().exists() or not is_hub_id(source):
+        try:
+            folder = resolve(source, what="model", variant=None, local_files_only=True)
+            said = f"A local folder: {_contents(folder)}."
+        except ModelLoadError as err:
+            return Verdict(str(err), "problem")
+        return Verdict(said, "ready")
+    folder = cached_folder(source)
+    variant = _variant(device, precision)
+    if folder is None and not offline():
+        big = ""
+        if source == DEFAULT_MODEL:  # the sizes of the copies SDXL base publishes
+            big = (
+                " (about 7 GB in half precision, what a GPU reads)"
+                if variant == HALF
+                else " (about 14 GB in full precision, what the processor reads)"
+            )
+        return Verdict(
+            f"Not downloaded yet: the first Prepare downloads it from the Hugging Face hub{big}, "
+            "and it stays in the cache.",
+            "note",
+        )
+    try:
+        if folder is None:  # offline: the sentence says how to download it once online
+            folder = resolve(
+                source, what="model", variant=variant,
+                local_files_only=True, any_precision=True,
+            )  # fmt: skip
+        said = f"In the Hugging Face cache: {_contents(folder)}."
+    except ModelLoadError as err:
+        return Verdict(str(err), "problem")
+    return Verdict(said, "ready")
+
+
+def _contents(folder: Path) -> str:
+    """The model in ``folder`` and its complete sets of weights, as in "SDXL, its weights
+    in half precision (6.9 GB)"; raises ModelLoadError when a part lacks weights or no one
+    precision is complete in every part (an unfinished download)."""
+    family = check_model_folder(folder)
+    held = weight_sets(folder)
+    if not held:
+        raise ModelLoadError(
+            f"{folder} has weights, but no one precision of them is complete in every part "
+            "(unet, vae, text encoders); the download may be unfinished."
+        )
+    names = [n for v, n in ((None, "full"), (HALF, "half")) if v in held]
+    names += sorted(str(v) for v in held if v not in (None, HALF))
+    size = 0
+    for part in WEIGHTED:
+        for file in (folder / part).glob(f"*{WEIGHT_SUFFIX}"):
+            try:
+                size += file.stat().st_size  # a cache's link counts as its blob
+            except OSError:
+                continue
+    kind = {"sdxl": "SDXL", "sd15": "Stable Diffusion 1.x"}[family]
+    return f"{kind}, its weights in {' and '.join(names)} precision ({size_text(size)})"
+
+
+def _variant(device: str | None, precision: str | None) -> str | None:
+    """The weights a download for this device and precision fetches; half precision
+    when the device is not there (its own line says so)."""
+    try:
+        return download_variant(_chosen(device), _chosen(precision))
+    except ModelLoadError:
+        return HALF
+
+
+def _chosen(value: str | None) -> str | None:
+    """A Settings choice as the engine takes it: None for "auto" (the best there is)."""
+    return None if value in (None, "", "auto") else value
 
 
 def describe_placement(
     device: str | None, precision: str | None, low_memory: str = "auto"
-) -> Placement:
+) -> Verdict:
     """Where a model run on ``device`` ("auto" or None: the best there is; "cuda", "mps",
     "cpu") in ``precision`` ("auto" or None: the device's best; "bfloat16", "float16",
     "float32") would run, with what preparing SDXL there asks of ``low_memory`` (Settings'
     "auto" | "on" | "off")."""
-    chosen = None if device in (None, "", "auto") else device
+    chosen = _chosen(device)
     try:
         dev = pick_device(chosen)
-        dtype = pick_dtype(dev, None if precision in (None, "", "auto") else precision)
+        dtype = pick_dtype(dev, _chosen(precision))
     except ModelLoadError as err:
-        return Placement(f"{err} Choose auto in Device.", ok=False)
+        return Verdict(f"{err} Choose auto in Device.", "problem")
     name = str(dtype).removeprefix("torch.")
     if dev.type == "cpu":
         reason, remedy = ("", "") if chosen else slow_device.no_gpu_reason()
@@ -51,30 +150,30 @@ def describe_placement(
             f"Runs on the processor in {name}{why}: preparing a photo with SDXL takes hours "
             "there and each edit minutes."
         )
-        return Placement(f"{said} {remedy}" if remedy else said, ok=False)
+        return Verdict(f"{said} {remedy}" if remedy else said, "problem")
     if dev.type == "mps":
-        return Placement(f"Runs on Apple's GPU (MPS) in {name}.", ok=True)
+        return Verdict(f"Runs on Apple's GPU (MPS) in {name}.", "ready")
     return _on_cuda(dev, dtype, name, low_memory)
 
 
-def _on_cuda(dev: torch.device, dtype: torch.dtype, name: str, low_memory: str) -> Placement:
+def _on_cuda(dev: torch.device, dtype: torch.dtype, name: str, low_memory: str) -> Verdict:
     props = torch.cuda.get_device_properties(dev)
     text = f"Runs on {props.name} ({props.total_memory / 2**30:.0f} GB) in {name}."
     if dtype == torch.bfloat16 and not fast_bf16(dev):
         # before Ampere torch emulates it in float32, without the half-precision units
-        return Placement(
+        return Verdict(
             f"{text} This GPU computes bfloat16 only by emulating it, much slower than "
             "float16: choose auto (float16 here) in Precision.",
-            ok=False,
+            "problem",
         )
     if props.total_memory >= LOW_MEMORY_BELOW:
-        return Placement(text, ok=True)
+        return Verdict(text, "ready")
     below = f"Preparing SDXL on a GPU under {LOW_MEMORY_BELOW // 2**30} GB"
     if low_memory == "off":
-        return Placement(
+        return Verdict(
             f"{text} {below} runs out of memory with Low memory off: choose Automatic or On "
             "in Settings > Preparing.",
-            ok=False,
+            "problem",
         )
     said = f"{text} {below} uses low-memory mode: slower, and it learns the same."
-    return Placement(said, ok=True)
+    return Verdict(said, "ready")

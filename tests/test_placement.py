@@ -1,6 +1,8 @@
-"""Settings ▸ Model says where the model would run before anything loads: the GPU's name,
-memory and precision, or the processor, or why the chosen device or precision cannot work
-here. CUDA is faked through torch's own queries, so every case runs on any machine."""
+"""Settings ▸ Model says, before anything loads, where the model's files are (a local
+folder, the Hugging Face cache, still to download, or why they cannot be used) and where
+it would run: the GPU's name, memory and precision, or the processor, or why the chosen
+device or precision cannot work here. CUDA is faked through torch's own queries, so every
+case runs on any machine."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 import torch
 
 from dedit_app.models import pick_dtype
-from dedit_app.placement import describe_placement
+from dedit_app.placement import Verdict, describe_placement, describe_source
 from dedit_app.recompute import LOW_MEMORY_BELOW
 
 
@@ -67,7 +69,7 @@ def test_a_device_that_is_not_there_says_so_and_what_to_choose(no_gpu):
 def test_a_large_gpu_is_named_with_its_memory_and_precision(monkeypatch):
     fake_gpu(monkeypatch, "NVIDIA H200", 141, major=9)
     found = describe_placement("auto", "auto", low_memory="off")
-    assert found == found.__class__("Runs on NVIDIA H200 (141 GB) in bfloat16.", ok=True)
+    assert found == Verdict("Runs on NVIDIA H200 (141 GB) in bfloat16.", "ready")
     assert describe_placement("cuda", "float32").text == "Runs on NVIDIA H200 (141 GB) in float32."
 
 
@@ -97,3 +99,78 @@ def test_a_gpu_before_ampere_runs_float16_and_warns_of_emulated_bfloat16(monkeyp
     assert "only by emulating it" in chosen.text and "choose auto (float16 here)" in chosen.text
     fake_gpu(monkeypatch, "NVIDIA A10", 24, major=8)
     assert pick_dtype(torch.device("cuda")) == torch.bfloat16
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache (the real one is never read), offline."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def cached(cache, repo_id: str, model_folder, half_only: bool = False):
+    """Put a copy of ``model_folder`` in ``cache`` as hub model ``repo_id`` (its weights
+    renamed to the half-precision variant when ``half_only``)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(model_folder, snapshot)
+    if half_only:
+        for file in snapshot.glob("*/*.safetensors"):
+            file.rename(file.with_name(file.name.replace(".safetensors", ".fp16.safetensors")))
+    return snapshot
+
+
+def test_a_local_model_folder_is_named_with_its_family_and_weights(
+    tiny_sdxl_path, tiny_sd15_path, tmp_path
+):
+    found = describe_source(str(tiny_sdxl_path))
+    assert found.state == "ready"
+    assert found.text.startswith("A local folder: SDXL, its weights in full precision (")
+    assert found.text.endswith(" MB).")
+    assert "Stable Diffusion 1.x" in describe_source(f"  {tiny_sd15_path} ").text  # as typed
+    broken = shutil.copytree(tiny_sdxl_path, tmp_path / "broken")
+    shutil.rmtree(broken / "text_encoder_2")
+    said = describe_source(str(broken))
+    assert said.state == "problem" and "it has no text_encoder_2/ subfolder" in said.text
+    for file in (broken / "unet").glob("*.safetensors"):
+        file.rename(file.with_suffix(".bin"))  # only pickles: refused, and said why
+    (broken / "text_encoder_2").mkdir()
+    assert "loads safetensors only" in describe_source(str(broken)).text
+
+
+def test_a_path_that_is_not_a_model_says_what_to_point_at(tmp_path, tiny_sdxl_path):
+    nowhere = describe_source(str(tmp_path / "no-such-folder"))
+    assert nowhere.state == "problem" and "There is no folder" in nowhere.text
+    a_file = describe_source(str(tiny_sdxl_path / "model_index.json"))
+    assert a_file.state == "problem" and "is a file; point the editor" in a_file.text
+
+
+def test_a_hub_model_is_found_in_the_cache_or_said_to_download(
+    hub_cache, tiny_sdxl_path, monkeypatch
+):
+    cached(hub_cache, "owner/half", tiny_sdxl_path, half_only=True)
+    found = describe_source("owner/half")
+    assert found.state == "ready"
+    assert found.text.startswith("In the Hugging Face cache: SDXL, its weights in half precision")
+    both = cached(hub_cache, "owner/both", tiny_sdxl_path)
+    for file in both.glob("*/*.safetensors"):
+        shutil.copy(file, file.with_name(file.name.replace(".safetensors", ".fp16.safetensors")))
+    assert "its weights in full and half precision" in describe_source("owner/both").text
+    offline = describe_source("owner/elsewhere", "cpu", "auto")
+    assert offline.state == "problem" and "not downloaded and the editor is offline" in offline.text
+    assert '--exclude "*.fp16.safetensors"' in offline.text  # the processor reads full weights
+    half = describe_source("owner/elsewhere", "cpu", "float16").text
+    assert '--include "*/*.fp16.safetensors"' in half
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    online = describe_source("owner/elsewhere")
+    assert online.state == "note" and online.text.startswith("Not downloaded yet: the first")
+    assert "about 14 GB in full precision" in describe_source("", "cpu", "auto").text  # default
+    assert "about 7 GB in half precision" in describe_source("", "cpu", "float16").text

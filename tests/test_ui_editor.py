@@ -498,10 +498,13 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory == "on"
 
 
-def test_settings_says_where_the_model_runs_found_off_the_ui_thread(window, qtbot, monkeypatch):
-    """The Model page names where the model would run (the side thread asks torch, which
-    starts CUDA), asks again when Device, Precision or Low memory changes, and drops an
-    answer that comes after the dialog closed."""
+def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
+    window, qtbot, monkeypatch, tiny_sdxl_path, tmp_path
+):
+    """The Model page says whether the model's files are here and where it would run (the
+    side thread reads the disk and asks torch, which starts CUDA); it asks again as the
+    model is typed and when Device, Precision or Low memory changes, and drops answers
+    that come after the dialog closed."""
     import torch
 
     from dedit_app import slow_device
@@ -515,6 +518,14 @@ def test_settings_says_where_the_model_runs_found_off_the_ui_thread(window, qtbo
     line = dialog.placement
     assert not line.isHidden() and line.text() == "Finding where the model runs…"
     qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=60_000)
+    source = dialog.source_state
+    dialog.model.edit.setText(str(tmp_path / "my-sdxl"))
+    assert source.text() == "Looking for the model…"
+    qtbot.waitUntil(lambda: "There is no folder" in source.text(), timeout=10_000)
+    assert source.property("role") == "problem"
+    dialog.model.edit.setText(str(tiny_sdxl_path))  # the line turns ready as it is typed
+    qtbot.waitUntil(lambda: source.property("role") == "ready", timeout=10_000)
+    assert source.text().startswith("A local folder: SDXL, its weights in full precision")
     assert line.text().startswith("Runs on the processor in float32 (no GPU here): preparing")
     assert line.text().endswith("minutes. Mend it.")
     assert line.property("role") == "problem"
@@ -528,7 +539,9 @@ def test_settings_says_where_the_model_runs_found_off_the_ui_thread(window, qtbo
     monkeypatch.setattr(engine, "unavailable", lambda: "no engine")
     no_engine = SettingsDialog(window.settings, window, side=window.side)
     qtbot.waitUntil(lambda: no_engine.placement.isHidden(), timeout=10_000)
-    assert SettingsDialog(window.settings, window).placement.isHidden()  # no side thread
+    assert no_engine.source_state.isHidden()
+    plain = SettingsDialog(window.settings, window)  # no side thread: neither line
+    assert plain.placement.isHidden() and plain.source_state.isHidden()
 
 
 def test_a_job_notice_stays_above_the_picture_until_dismissed(window):

@@ -275,17 +275,31 @@ def processor_warning(settings) -> str:
     return warning(spec.source, spec.placement["device"])
 
 
-def placement(device: str, precision: str, low_memory: str) -> tuple[str, bool] | None:
-    """Where a model would run with these Settings fields, as ``(sentences, ok)``
-    (:func:`dedit_app.placement.describe_placement`), or None when this installation has
-    no engine. Slow the first time (torch starts CUDA): call it off the UI thread."""
+def placement(device: str, precision: str, low_memory: str) -> tuple[str, str] | None:
+    """Where a model would run with these Settings fields, as ``(sentences, state)``
+    (:func:`dedit_app.placement.describe_placement`; state "ready", "note" or "problem"),
+    or None when this installation has no engine. Slow the first time (torch starts
+    CUDA): call it off the UI thread."""
     if unavailable():
         return None
     _loaded()
     from dedit_app.placement import describe_placement
 
     said = describe_placement(device, precision, low_memory)
-    return said.text, said.ok
+    return said.text, said.state
+
+
+def model_source(model: str, device: str, precision: str) -> tuple[str, str] | None:
+    """Where the files of Settings' model are, or why they cannot be used, as
+    ``(sentences, state)`` (:func:`dedit_app.placement.describe_source`), or None without
+    an engine. Reads the disk and the Hugging Face cache: call it off the UI thread."""
+    if unavailable():
+        return None
+    _loaded()
+    from dedit_app.placement import describe_source
+
+    said = describe_source(model, device, precision)
+    return said.text, said.state
 
 
 def prepare_task(project, settings, reference=None) -> PrepareTask:

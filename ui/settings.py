@@ -9,6 +9,7 @@ touches a settings store it was not given.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -207,7 +208,7 @@ class SettingsDialog(QDialog):
         the Model page does not say."""
         super().__init__(parent)
         self._side = side
-        self._asking = 0  # the side thread's ticket for the placement line being found
+        self._asking: dict[QLabel, int] = {}  # the side thread's tickets, by line being found
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
         self._settings = dataclasses.replace(settings)
@@ -218,6 +219,11 @@ class SettingsDialog(QDialog):
         self.model = _PathField(settings.model, DEFAULT_MODEL, folder=True)
         form.addRow("Model", self.model)
         form.addRow("", _hint("A Hugging Face id (downloaded once) or a local diffusers folder."))
+        # Whether it is here, found off the UI thread (the disk and the hub's cache): the
+        # way to mend a model that cannot load is to watch this line turn ready as it is typed
+        self.source_state = _hint("")
+        self.source_state.setVisible(side is not None)
+        form.addRow("", self.source_state)
         self.device = _combo(["auto", "cuda", "mps", "cpu"], settings.device)
         form.addRow("Device", self.device)
         self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
@@ -297,6 +303,13 @@ class SettingsDialog(QDialog):
         tabs.addTab(prep, "Preparing")
         for box in (self.device, self.precision, self.low_memory):
             box.currentIndexChanged.connect(self._find_placement)
+        for changed in (
+            self.model.edit.textChanged,
+            self.device.currentIndexChanged,
+            self.precision.currentIndexChanged,  # which copy of the weights to download
+        ):
+            changed.connect(self._find_source)
+        self._find_source()
         self._find_placement()
         self.tabs = tabs
         titles = [tabs.tabText(k) for k in range(tabs.count())]
@@ -312,34 +325,53 @@ class SettingsDialog(QDialog):
         lay.addWidget(tabs)
         lay.addWidget(buttons)
 
-    def _find_placement(self) -> None:
-        if self._side is None:
-            return
+    def _find_source(self) -> None:
         from ui import engine
 
-        self._side.forget(self._asking)
-        _set_role(self.placement, "Finding where the model runs…", "hint")
-        device, precision = self.device.currentText(), self.precision.currentText()
-        low_memory = self.low_memory.currentData() or "auto"
-        self._asking = self._side.submit(
-            "Finding where the model runs",
-            lambda: engine.placement(device, precision, low_memory),
-            self._placement_found,
-            lambda sentence: _set_role(self.placement, sentence, "problem"),
+        model, device = self.model.text(), self.device.currentText()
+        precision = self.precision.currentText()
+        self._ask(
+            self.source_state,
+            "Looking for the model",
+            lambda: engine.model_source(model, device, precision),
         )
 
-    def _placement_found(self, said: tuple[str, bool] | None) -> None:
-        if said is None:  # no engine in this installation: nothing runs anywhere
-            self.placement.setVisible(False)
+    def _find_placement(self) -> None:
+        from ui import engine
+
+        device, precision = self.device.currentText(), self.precision.currentText()
+        low_memory = self.low_memory.currentData() or "auto"
+        self._ask(
+            self.placement,
+            "Finding where the model runs",
+            lambda: engine.placement(device, precision, low_memory),
+        )
+
+    def _ask(self, line: QLabel, title: str, work: Callable[[], tuple[str, str] | None]) -> None:
+        """Fill ``line`` with what ``work`` (run on the side thread) says, replacing an
+        answer still to come for it."""
+        if self._side is None:
             return
-        text, ok = said
-        _set_role(self.placement, text, "ready" if ok else "problem")
+        self._side.forget(self._asking.get(line, 0))
+        _set_role(line, f"{title}…", "hint")
+
+        def found(said: tuple[str, str] | None) -> None:
+            if said is None:  # no engine in this installation: nothing to say
+                line.setVisible(False)
+                return
+            text, state = said
+            _set_role(line, text, {"note": "hint"}.get(state, state))
+
+        self._asking[line] = self._side.submit(
+            title, work, found, lambda sentence: _set_role(line, sentence, "problem")
+        )
 
     def done(self, result: int) -> None:
-        """Closing (OK or Cancel) drops a placement still being found: its answer would
-        reach a dialog that is gone."""
+        """Closing (OK or Cancel) drops the answers still being found: they would reach
+        a dialog that is gone."""
         if self._side is not None:
-            self._side.forget(self._asking)
+            for ticket in self._asking.values():
+                self._side.forget(ticket)
         super().done(result)
 
     def _show_segmenter_state(self) -> None:
