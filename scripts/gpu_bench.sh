@@ -46,6 +46,9 @@ run() {
     python3 -c 'import sys, torch, diffusers, transformers, peft
 print(sys.version.split()[0], "torch", torch.__version__, "diffusers", diffusers.__version__,
       "transformers", transformers.__version__, "peft", peft.__version__)' | tee -a "$out/machine.txt"
+    # what Settings > Model says on this machine: the editor's own reading of the GPU
+    python3 -c 'from dedit_app.placement import describe_placement as d
+for low in ("auto", "off"): print("placement:", d("auto", "auto", low))' | tee -a "$out/machine.txt"
     local status=0 only=()
     if [ -n "${ONLY:-}" ]; then only=(--only "$ONLY"); fi
     for mode in "$@"; do
