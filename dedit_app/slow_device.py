@@ -61,10 +61,17 @@ def no_gpu_reason() -> tuple[str, str]:
     nothing to mend. An NVIDIA driver's ``nvidia-smi`` on the path says a GPU is there:
     then this PyTorch is built for the processor only (what pip installs from PyPI on
     Windows), or CUDA_VISIBLE_DEVICES hides it, or CUDA could not start (most often a
-    driver older than this PyTorch's CUDA)."""
+    driver older than this PyTorch's CUDA). AMD's ``rocm-smi`` with a PyTorch not built
+    for ROCm asks for that build."""
     import torch
 
     nvidia = shutil.which("nvidia-smi") is not None
+    if not nvidia and shutil.which("rocm-smi") is not None and torch.version.hip is None:
+        return (
+            "this computer has an AMD GPU, but this PyTorch is not built for ROCm",
+            "To use the GPU, install PyTorch's ROCm build (pytorch.org lists the pip line) "
+            "into the editor's Python environment.",
+        )
     if not nvidia:
         return "this computer has no GPU that PyTorch can use", ""
     if torch.version.cuda is None and torch.version.hip is None:

@@ -21,7 +21,7 @@ from dedit_app.recompute import LOW_MEMORY_BELOW
 def no_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr(shutil, "which", lambda name: None)  # no NVIDIA driver either
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no NVIDIA or AMD driver either
 
 
 def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:

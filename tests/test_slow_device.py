@@ -26,13 +26,15 @@ def model(folder, unet_bytes: int):
     return folder
 
 
-def driver(monkeypatch, present: bool) -> None:
-    """Whether an NVIDIA driver's ``nvidia-smi`` is on the path, as far as the code asks."""
+def driver(monkeypatch, present: bool, amd: bool = False) -> None:
+    """Whether an NVIDIA driver's ``nvidia-smi`` (and AMD's ``rocm-smi``, with ``amd``) is
+    on the path, as far as the code asks."""
     which = shutil.which
-    found = "/usr/bin/nvidia-smi" if present else None
-    monkeypatch.setattr(
-        shutil, "which", lambda name: found if name == "nvidia-smi" else which(name)
-    )
+    tools = {
+        "nvidia-smi": "/usr/bin/nvidia-smi" if present else None,
+        "rocm-smi": "/opt/rocm/bin/rocm-smi" if amd else None,
+    }
+    monkeypatch.setattr(shutil, "which", lambda name: tools[name] if name in tools else which(name))
 
 
 @pytest.fixture
@@ -124,6 +126,16 @@ def test_an_nvidia_gpu_that_pytorch_cannot_use_says_what_to_mend(
     assert warning.startswith(said[0].upper() + said[1:] + ", so the model runs on the processor")
     assert warning.endswith(mend) and "takes hours" in warning
     assert not processor_warning(big, "cpu").endswith(mend)  # chosen: nothing to mend
+
+
+def test_an_amd_gpu_under_a_pytorch_without_rocm_asks_for_that_build(monkeypatch, no_gpu):
+    driver(monkeypatch, present=False, amd=True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    reason, remedy = no_gpu_reason()
+    assert "an AMD GPU, but this PyTorch is not built for ROCm" in reason
+    assert "install PyTorch's ROCm build" in remedy
+    monkeypatch.setattr(torch.version, "hip", "6.4")  # a ROCm build that found nothing
+    assert no_gpu_reason() == ("this computer has no GPU that PyTorch can use", "")
 
 
 def test_no_driver_means_no_gpu_and_nothing_to_mend(monkeypatch, no_gpu):
