@@ -11,23 +11,34 @@ stop it; a stopped or broken download resumes next time (the hub keeps its parti
 Both download the same files: the configs and one precision of the safetensors weights.
 
 With ``any_precision=True`` (what the editor asks for) a model whose weights are already in
-the cache in full, in either precision, stays in that precision: offline it is used as it
-is, online one request tops up that set only. Otherwise the ``variant`` asked for is
-downloaded (SDXL base's half-precision copy is about 7 GB, its full one about 14 GB), or
-the full files when the repository publishes no such copy.
+the cache in full, each part in either precision, stays as it is: offline it is used as it
+is, online one request tops up those sets only. Otherwise the ``variant`` asked for is
+downloaded (SDXL base's half-precision copy is about 7 GB, its full one about 14 GB), and
+the full files of the parts the repository publishes no such copy of.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.jobs import CancelToken, Job, Progress
-from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, pick_variant, weight_sets
+from dedit_app.weight_files import (
+    HALF,
+    WEIGHT_SUFFIX,
+    held_whole,
+    one_variant,
+    part_sets,
+    pick_variants,
+)
+
+# Which weight files to fetch: one variant for every part (None: the plain, full files),
+# or a variant per part, where a repository publishes half copies of only some parts.
+Variant = str | None | Mapping[str, str | None]
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 _MB = 1_000_000  # decimal, as the sizes the hub and file managers show
@@ -63,10 +74,19 @@ def short_error(err: BaseException) -> str:
     return text.rstrip(".")[:200]
 
 
-def _patterns(variant: str | None, what: str) -> dict[str, Any]:
+def _patterns(variant: Variant, what: str) -> dict[str, Any]:
     """``snapshot_download``'s file filters: configs and safetensors weights only;
     everything else in a hub repository (pickles, ONNX, Flax, single-file checkpoints at
-    the top level) is left alone."""
+    the top level) is left alone. A per-part ``variant`` fetches only those parts'
+    weights (and every config)."""
+    if isinstance(variant, Mapping):
+        allow = ["model_index.json", "*.json", "*.txt"]
+        ignore = []
+        for part, v in variant.items():
+            allow.append(f"{part}/*.{v}{WEIGHT_SUFFIX}" if v else f"{part}/*{WEIGHT_SUFFIX}")
+            if not v:  # the plain files only, not the half copies beside them
+                ignore += [f"{part}/*.{HALF}{WEIGHT_SUFFIX}", f"{part}/*.bf16{WEIGHT_SUFFIX}"]
+        return {"allow_patterns": allow, "ignore_patterns": ignore or None}
     weights = f"*.{variant}{WEIGHT_SUFFIX}" if variant else f"*{WEIGHT_SUFFIX}"
     allow = ["model_index.json", "*.json", "*.txt", f"*/{weights}"]
     if what == "vae":
@@ -77,7 +97,7 @@ def _patterns(variant: str | None, what: str) -> dict[str, Any]:
     return {"allow_patterns": allow, "ignore_patterns": ignore}
 
 
-def download_command(source: str, variant: str | None, what: str = "model") -> str:
+def download_command(source: str, variant: Variant, what: str = "model") -> str:
     """The ``hf download`` line that fetches what the editor would (a bare ``hf download``
     takes every file of the repository: SDXL base's pickles and ONNX copies too). Double
     quotes keep the patterns whole in POSIX shells, PowerShell and cmd alike."""
@@ -135,17 +155,23 @@ def _hub_folder(
         # interrupted download left out beside the weights (a tokenizer file, a config)
         # and a newer revision's changed files; it falls back to the cache when the hub
         # cannot be reached.
-        return download(source, what, pick_variant(held, variant), local, **more)
+        picked = one_variant(pick_variants(held, variant), variant)
+        return download(source, what, picked, local, **more)
     folder = download(source, what, variant, local, **more)
-    if any_precision and variant is not None and not local and variant not in weight_sets(folder):
-        # The repository publishes no complete copy in that precision: take the full files.
-        folder = download(source, what, None, local, **more)
+    if any_precision and variant is not None and not local:
+        # Parts the repository publishes no complete copy of in that precision: their full
+        # files, and only theirs (SDXL with a swapped-in VAE: 0.3 GB more, not 14).
+        sets = part_sets(folder)
+        lacking = {part: None for part, held in sets.items() if variant not in held}
+        if lacking:
+            every = len(lacking) == len(sets)
+            folder = download(source, what, None if every else lacking, local, **more)
     return folder
 
 
 def cached_folder(source: str) -> Path | None:
-    """The cache folder of hub model ``source`` when its weights are there in full (in
-    either precision), found without the network; None when they are not."""
+    """The cache folder of hub model ``source`` when its weights are there in full (each
+    part in either precision), found without the network; None when they are not."""
     from huggingface_hub import snapshot_download
 
     try:
@@ -154,10 +180,10 @@ def cached_folder(source: str) -> Path | None:
         )
     except Exception:  # noqa: BLE001 - not cached, or cached in a way the hub cannot read
         return None
-    return Path(folder) if weight_sets(folder) else None
+    return Path(folder) if held_whole(folder) else None
 
 
-def _download(source: str, what: str, variant: str | None, local: bool, **more: Any) -> str:
+def _download(source: str, what: str, variant: Variant, local: bool, **more: Any) -> str:
     """``snapshot_download`` of ``source``, its failures turned into sentences."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (

@@ -38,7 +38,7 @@ import torch
 
 from dedit_app.errors import ModelLoadError
 from dedit_app.hub import DEFAULT_MODEL, is_hub_id, resolve, short_error
-from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, pick_variant, variant_of
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, pick_variants, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -502,15 +502,16 @@ def _config_hash(parts: Mapping[str, Mapping[str, Any]]) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _probe(folder: Path, variant: str | None) -> list[float]:
+def _probe(folder: Path, variants: Mapping[str, str | None]) -> list[float]:
     """A few weight values read straight from the files (independent of the load dtype),
-    so two models with the same architecture but different weights are told apart."""
+    so two models with the same architecture but different weights are told apart;
+    ``variants``: the weight files read of each part."""
     from safetensors import safe_open
 
     values: list[float] = []
     for component, keys in _PROBE_KEYS.items():
         files = sorted((folder / component).glob(f"*{WEIGHT_SUFFIX}"))
-        files = [f for f in files if variant_of(f.name) == variant] or files
+        files = [f for f in files if variant_of(f.name) == variants.get(component)] or files
         for wanted in keys:
             for file in files:
                 try:
@@ -573,9 +574,9 @@ def load_model(
             ``madebyollin/sdxl-vae-fp16-fix`` the paper uses.
         variant: weight files to read: ``"auto"`` (the default) takes the half-precision
             copy (``*.fp16.safetensors``) for a bf16 or fp16 model and the full files for
-            fp32, and whichever of the two is there in full when the other is not, so a
-            GPU downloads SDXL's 7 GB copy and nothing is downloaded twice (see
-            :mod:`dedit_app.hub`); ``None`` or ``"fp16"`` read that set only.
+            fp32, and whichever of the two is there in full when the other is not, part
+            by part, so a GPU downloads SDXL's 7 GB copy and nothing is downloaded twice
+            (see :mod:`dedit_app.hub`); ``None`` or ``"fp16"`` read that set only.
         local_files_only: never touch the network (also implied by ``HF_HUB_OFFLINE=1``).
     Raises:
         ModelLoadError: with a sentence saying what to download or where to point the editor.
@@ -593,21 +594,26 @@ def load_model(
             source, what="model", variant=wanted, local_files_only=local_files_only,
             any_precision=True,
         )  # fmt: skip
-        variant = pick_variant(folder, wanted)
+        variants = pick_variants(folder, wanted)  # each part from its best copy here
     else:
         folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
+        variants = dict.fromkeys(WEIGHTED, variant)
     family = check_model_folder(folder, own_vae=vae is None)
     encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
 
-    common = {"use_safetensors": True, "variant": variant, "local_files_only": True}
+    def common(part: str) -> dict[str, Any]:
+        return {"use_safetensors": True, "variant": variants.get(part), "local_files_only": True}
+
     try:
         unet = UNet2DConditionModel.from_pretrained(
-            folder, subfolder="unet", torch_dtype=dt, **common
+            folder, subfolder="unet", torch_dtype=dt, **common("unet")
         )
         text_encoders = []
         for i, sub in enumerate(encoders):
             cls = CLIPTextModelWithProjection if i == 1 else CLIPTextModel
-            text_encoders.append(cls.from_pretrained(folder, subfolder=sub, dtype=dt, **common))
+            text_encoders.append(
+                cls.from_pretrained(folder, subfolder=sub, dtype=dt, **common(sub))
+            )
         tokenizers = [
             CLIPTokenizer.from_pretrained(
                 folder, subfolder=sub.replace("text_encoder", "tokenizer")
@@ -622,7 +628,7 @@ def load_model(
             vae_sub = "vae" if (vae_folder / "vae").is_dir() else None
             vae_kwargs = {"use_safetensors": True, "local_files_only": True}
         else:
-            vae_folder, vae_sub, vae_kwargs = folder, "vae", common
+            vae_folder, vae_sub, vae_kwargs = folder, "vae", common("vae")
         vae_config = AutoencoderKL.load_config(vae_folder, subfolder=vae_sub, local_files_only=True)
         # SDXL's VAE overflows in fp16: it runs in fp32 then, unless it is a fp16-safe one.
         force_upcast = bool(vae_config.get("force_upcast", False))
@@ -645,7 +651,7 @@ def load_model(
     name = source if is_hub_id(source) and not Path(source).exists() else Path(source).name
     return model_from_components(
         unet, vae_model, text_encoders, tokenizers, scheduler,
-        source=source, name=name, probe=_probe(folder, variant),
+        source=source, name=name, probe=_probe(folder, variants),
     )  # fmt: skip
 
 

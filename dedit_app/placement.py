@@ -29,7 +29,7 @@ from dedit_app.models import (
     pick_dtype,
 )
 from dedit_app.recompute import LOW_MEMORY_BELOW
-from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, weight_sets
+from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, part_sets
 
 __all__ = ["Verdict", "describe_placement", "describe_source"]
 
@@ -96,14 +96,19 @@ def _contents(folder: Path) -> str:
     in half precision (6.9 GB)"; raises ModelLoadError when a part lacks weights or no one
     precision is complete in every part (an unfinished download)."""
     family = check_model_folder(folder)
-    held = weight_sets(folder)
-    if not held:
+    sets = part_sets(folder)
+    unfinished = [part for part, held in sets.items() if not held]
+    if unfinished:
         raise ModelLoadError(
-            f"{folder} has weights, but no one precision of them is complete in every part "
-            "(unet, vae, text encoders); the download may be unfinished."
+            f"{folder} has weights, but not all of those of {', '.join(unfinished)}; the "
+            "download may be unfinished."
         )
-    names = [n for v, n in ((None, "full"), (HALF, "half")) if v in held]
-    names += sorted(str(v) for v in held if v not in (None, HALF))
+    common = set.intersection(*sets.values())
+    if common:
+        precision = " and ".join(_precision(v) for v in sorted(common, key=str)) + " precision"
+    else:  # half copies of only some parts: each part is read in its own
+        precision = ", ".join(f"{p} {_precision(min(h, key=str))}" for p, h in sets.items())
+        precision = f"mixed precision ({precision})"
     size = 0
     for part in WEIGHTED:
         for file in (folder / part).glob(f"*{WEIGHT_SUFFIX}"):
@@ -112,7 +117,11 @@ def _contents(folder: Path) -> str:
             except OSError:
                 continue
     kind = {"sdxl": "SDXL", "sd15": "Stable Diffusion 1.x"}[family]
-    return f"{kind}, its weights in {' and '.join(names)} precision ({size_text(size)})"
+    return f"{kind}, its weights in {precision} ({size_text(size)})"
+
+
+def _precision(variant: str | None) -> str:
+    return {None: "full", HALF: "half"}.get(variant, str(variant))
 
 
 def _variant(device: str | None, precision: str | None) -> str | None:

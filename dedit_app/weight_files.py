@@ -6,10 +6,13 @@ half-precision one beside it (``unet/diffusion_pytorch_model.fp16.safetensors``,
 7 GB). diffusers calls the second a *variant*. A model that runs in bf16 or fp16 loses
 nothing by reading the fp16 copy (bf16 keeps fewer mantissa bits than fp16), so the
 editor downloads only that one for a GPU; and whichever copy is already on disk is used
-rather than downloading the other.
+rather than downloading the other. Some repositories publish half-precision copies of only
+some parts (a VAE swapped in with its full file alone): each part is then read from its own
+best copy, and a download fetches full files only for the parts that lack a half one.
 
-    weight_sets(folder)           # {None, "fp16"}: None is the plain (full) files
-    pick_variant(folder, "fp16")  # "fp16" if held in full, else None if that is, ...
+    weight_sets(folder)            # {None, "fp16"}: None is the plain (full) files
+    pick_variants(folder, "fp16")  # {"unet": "fp16", "vae": None, ...}: per part, "fp16"
+                                   # where it is held in full, else None where that is
 
 Nothing here imports torch: it reads file names only.
 """
@@ -27,7 +30,17 @@ HALF = "fp16"  # the half-precision variant hub repositories publish
 WEIGHTED = ("unet", "vae", "text_encoder", "text_encoder_2")
 _SHARD = re.compile(r"(.+)-(\d{5})-of-(\d{5})")
 
-__all__ = ["HALF", "WEIGHTED", "WEIGHT_SUFFIX", "pick_variant", "variant_of", "weight_sets"]
+__all__ = [
+    "HALF",
+    "WEIGHTED",
+    "WEIGHT_SUFFIX",
+    "held_whole",
+    "one_variant",
+    "part_sets",
+    "pick_variants",
+    "variant_of",
+    "weight_sets",
+]
 
 
 def _read_name(name: str) -> tuple[str | None, int, int]:
@@ -72,21 +85,45 @@ def _components(folder: Path) -> list[str]:
     return [c for c in WEIGHTED if (folder / c).is_dir()]
 
 
+def part_sets(folder: str | Path) -> dict[str, set[str | None]]:
+    """Each weighted part of the model in ``folder`` (``unet``, ``vae``, ...) and the
+    variants it holds whole; empty when there are no parts."""
+    folder = Path(folder)
+    return {part: _complete_in(folder / part) for part in _components(folder)}
+
+
 def weight_sets(folder: str | Path) -> set[str | None]:
     """The variants (None: the plain files) held in full by every weighted part of the
     model in ``folder``; empty when some part has no complete set, or there are no parts."""
-    folder = Path(folder)
-    parts = _components(folder)
-    if not parts:
-        return set()
-    return set.intersection(*(_complete_in(folder / part) for part in parts))
+    sets = list(part_sets(folder).values())
+    return set.intersection(*sets) if sets else set()
 
 
-def pick_variant(folder: str | Path, preferred: str | None) -> str | None:
-    """The variant to load from ``folder``: ``preferred`` when it is there in full, else
-    the plain files, else any complete variant; ``preferred`` when nothing is complete
-    (loading then says what is missing)."""
-    held = weight_sets(folder)
+def held_whole(folder: str | Path) -> bool:
+    """True when every weighted part of the model in ``folder`` holds some variant whole
+    (not necessarily the same one: a repository may publish half-precision copies of only
+    some parts), so it loads without a download."""
+    sets = part_sets(folder)
+    return bool(sets) and all(sets.values())
+
+
+def pick_variants(folder: str | Path, preferred: str | None) -> dict[str, str | None]:
+    """The variant to load of each weighted part of ``folder``: ``preferred`` where it is
+    there in full, else the plain files, else any complete variant; ``preferred`` where
+    nothing is complete (loading then says what is missing)."""
+    return {part: _pick(held, preferred) for part, held in part_sets(folder).items()}
+
+
+def one_variant(variants: dict[str, str | None], default: str | None) -> str | None | dict:
+    """``variants`` as one variant when every part takes the same (``default`` when there
+    are no parts), else as they are: what a download asks for."""
+    kinds = set(variants.values())
+    if not kinds:
+        return default
+    return kinds.pop() if len(kinds) == 1 else dict(variants)
+
+
+def _pick(held: set[str | None], preferred: str | None) -> str | None:
     if preferred in held:
         return preferred
     if None in held:

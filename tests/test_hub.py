@@ -16,7 +16,7 @@ from dedit_app import hub
 from dedit_app.errors import Cancelled, ModelLoadError
 from dedit_app.hub import download_command, fetch, is_hub_id, resolve
 from dedit_app.jobs import CancelToken, run_job
-from dedit_app.weight_files import weight_sets
+from dedit_app.weight_files import part_sets, weight_sets
 
 MB = 1_000_000
 
@@ -209,6 +209,68 @@ def test_a_half_finished_cache_download_goes_on(tmp_path, hub_cache, online):
     download = recording(tmp_path / "m", (None, "fp16"), asked)
     drain(fetch("owner/model", variant="fp16", any_precision=True, download=download))
     assert asked == ["fp16"]
+
+
+def publishing(folder, published: dict[str, set], asked: list):
+    """A stand-in download of a repository whose parts publish the weight sets
+    ``published[part]``: it writes what is asked for (one variant for every part, or a
+    variant per part), where the repository has it, and the configs in any case."""
+
+    def download(source, what, variant, local, **more):
+        asked.append(variant)
+        wanted = variant if isinstance(variant, dict) else dict.fromkeys(PARTS, variant)
+        write_model(folder, {})
+        for part, v in wanted.items():
+            if v in published[part]:
+                write_model(folder, {v: [part]})
+        return str(folder)
+
+    return download
+
+
+def test_a_part_without_a_half_copy_alone_takes_its_full_files(tmp_path, hub_cache, online):
+    """SDXL with a swapped-in VAE that has only its full file: the half copies of the rest
+    and the VAE's full file, not the whole 14 GB full set beside the 7 GB half one."""
+    published = {**dict.fromkeys(PARTS, {None, "fp16"}), "vae": {None}}
+    asked: list = []
+    download = publishing(tmp_path / "m", published, asked)
+    folder = drain(fetch("owner/model", variant="fp16", any_precision=True, download=download))[1]
+    assert asked == ["fp16", {"vae": None}]
+    assert part_sets(folder) == {**dict.fromkeys(PARTS, {"fp16"}), "vae": {None}}
+    assert not (folder / "unet" / "w.safetensors").exists()
+
+
+def test_a_model_cached_part_by_part_is_used_and_topped_up_as_it_is(
+    tmp_path, hub_cache, online, monkeypatch
+):
+    folder = cached_snapshot(hub_cache, {"fp16": ["unet", "text_encoder", "text_encoder_2"]})
+    write_model(folder, {None: ["vae"]})
+    asked: list = []
+    published = dict.fromkeys(PARTS, {None, "fp16"})
+    drain(fetch("owner/model", variant="fp16", any_precision=True,
+                download=publishing(tmp_path / "m", published, asked)))  # fmt: skip
+    assert asked == [{**dict.fromkeys(PARTS, "fp16"), "vae": None}]  # nothing new fetched
+
+    def never(*args, **kwargs):
+        raise AssertionError("offline, nothing is asked of the hub")
+
+    monkeypatch.setattr(hub, "_download", never)
+    found = resolve(
+        "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
+    )
+    assert found == folder
+
+
+def test_a_download_part_by_part_takes_only_those_parts_weights():
+    from huggingface_hub.utils import filter_repo_objects
+
+    patterns = hub._patterns({"unet": None, "text_encoder": "fp16"}, "model")
+    taken = set(filter_repo_objects(SDXL_BASE_FILES, **patterns))
+    assert {f for f in taken if f.endswith(".safetensors")} == {
+        "unet/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.fp16.safetensors",
+    }
+    assert "model_index.json" in taken and "unet/config.json" in taken  # configs: all
 
 
 SDXL_BASE_FILES = [  # a part of what stabilityai/stable-diffusion-xl-base-1.0 holds

@@ -173,15 +173,17 @@ def test_vae_override_from_a_folder(tiny_sdxl_path, tiny_sd15_path):
 # ----- which precision of weights is read ------------------------------------------------
 
 
-def half_copy(source, target, *, keep_full: bool):
-    """``source``'s weight files as the ``*.fp16.safetensors`` copies hub repositories
-    publish, written into ``target`` (a copy of ``source`` unless it exists), with or
-    without the full files beside them."""
+def half_copy(
+    source, target, *, keep_full: bool, parts=("unet", "vae", "text_encoder", "text_encoder_2")
+):
+    """``source``'s weight files of ``parts`` as the ``*.fp16.safetensors`` copies hub
+    repositories publish, written into ``target`` (a copy of ``source`` unless it
+    exists), with or without the full files beside them."""
     from safetensors.torch import load_file, save_file
 
     if not target.exists():
         shutil.copytree(source, target)
-    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+    for part in parts:
         for file in sorted((source / part).glob("*.safetensors")):
             if ".fp16." in file.name:
                 continue
@@ -210,6 +212,24 @@ def test_a_half_precision_only_folder_loads_in_full_precision(tiny_sdxl, tiny_sd
         assert torch.allclose(ours[name], value.half().float()), name
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         load_model(folder, device="cpu", variant=None)  # asked for the full files only
+
+
+def test_a_model_with_half_copies_of_some_parts_reads_each_part_from_its_own(
+    tiny_sdxl, tiny_sdxl_path, tmp_path
+):
+    """A half-precision UNet beside full encoders and VAE (a repository that publishes
+    half copies of some parts only) loads in either precision without a second set."""
+    folder = half_copy(tiny_sdxl_path, tmp_path / "mixed", keep_full=False, parts=("unet",))
+    for dtype in (None, "bf16"):
+        model = load_model(folder, device="cpu", dtype=dtype)
+        check_weights_match(model, meta_of(tiny_sdxl, "tiny-sdxl"))  # the same base model
+    full = load_model(folder, device="cpu")
+    ours = dict(full.unet.named_parameters())
+    for name, value in tiny_sdxl.unet.named_parameters():
+        assert torch.allclose(ours[name], value.half().float()), name  # the half file, widened
+    encoder = dict(full.text_encoders[0].named_parameters())
+    for name, value in tiny_sdxl.text_encoders[0].named_parameters():
+        assert torch.equal(encoder[name], value), name  # the full file, as it is
 
 
 def test_the_precision_the_model_runs_in_picks_the_files(

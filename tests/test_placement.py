@@ -136,6 +136,13 @@ def test_a_local_model_folder_is_named_with_its_family_and_weights(
     assert found.text.startswith("A local folder: SDXL, its weights in full precision (")
     assert found.text.endswith(" MB).")
     assert "Stable Diffusion 1.x" in describe_source(f"  {tiny_sd15_path} ").text  # as typed
+    mixed = shutil.copytree(tiny_sdxl_path, tmp_path / "mixed")
+    for file in (mixed / "unet").glob("*.safetensors"):  # a half copy of the UNet only
+        file.rename(file.with_name(file.name.replace(".safetensors", ".fp16.safetensors")))
+    assert describe_source(str(mixed)).text.startswith(
+        "A local folder: SDXL, its weights in mixed precision (unet half, vae full, "
+        "text_encoder full, text_encoder_2 full) ("
+    )
     broken = shutil.copytree(tiny_sdxl_path, tmp_path / "broken")
     shutil.rmtree(broken / "text_encoder_2")
     said = describe_source(str(broken))

@@ -9,7 +9,14 @@ import os
 
 import pytest
 
-from dedit_app.weight_files import pick_variant, variant_of, weight_sets
+from dedit_app.weight_files import (
+    held_whole,
+    one_variant,
+    part_sets,
+    pick_variants,
+    variant_of,
+    weight_sets,
+)
 
 PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
@@ -29,6 +36,11 @@ def every_part(*names: str) -> dict[str, list[str]]:
     return {part: list(names) for part in PARTS}
 
 
+def each(variant) -> dict:
+    """``pick_variants``' answer when every part takes ``variant``."""
+    return dict.fromkeys(PARTS, variant)
+
+
 def test_file_names_say_their_variant():
     assert variant_of("model.safetensors") is None
     assert variant_of("diffusion_pytorch_model.safetensors") is None
@@ -40,30 +52,45 @@ def test_file_names_say_their_variant():
 def test_both_precisions_held_in_full_are_both_usable(tmp_path):
     folder = model_folder(tmp_path, every_part("m.safetensors", "m.fp16.safetensors"))
     assert weight_sets(folder) == {None, "fp16"}
-    assert pick_variant(folder, "fp16") == "fp16"
-    assert pick_variant(folder, None) is None
+    assert pick_variants(folder, "fp16") == each("fp16")
+    assert pick_variants(folder, None) == each(None)
+    assert held_whole(folder)
 
 
 def test_a_half_precision_only_folder_is_used_for_full_precision_too(tmp_path):
     folder = model_folder(tmp_path, every_part("m.fp16.safetensors"))
     assert weight_sets(folder) == {"fp16"}
-    assert pick_variant(folder, None) == "fp16"  # read and widened, not downloaded again
+    assert pick_variants(folder, None) == each("fp16")  # read and widened, not downloaded
 
 
-def test_a_precision_counts_only_when_every_part_has_it(tmp_path):
+def test_a_half_copy_of_only_some_parts_is_read_where_it_is(tmp_path):
     files = every_part("m.safetensors")
     files["unet"].append("m.fp16.safetensors")  # only the UNet has a half copy
     folder = model_folder(tmp_path, files)
-    assert weight_sets(folder) == {None}
-    assert pick_variant(folder, "fp16") is None
+    assert weight_sets(folder) == {None}  # no one precision in every part...
+    assert held_whole(folder)  # ...and yet every part is whole: it loads as it is
+    picked = pick_variants(folder, "fp16")
+    assert picked == {**each(None), "unet": "fp16"}
+    assert one_variant(picked, "fp16") == picked  # a download asks part by part
+    assert one_variant(pick_variants(folder, None), "fp16") is None  # one for all
+    assert one_variant({}, "fp16") == "fp16"
+
+
+def test_a_swapped_in_vae_with_only_its_full_file_keeps_the_half_copies(tmp_path):
+    files = every_part("m.fp16.safetensors")
+    files["vae"] = ["m.safetensors"]
+    folder = model_folder(tmp_path, files)
+    assert part_sets(folder) == {**dict.fromkeys(PARTS, {"fp16"}), "vae": {None}}
+    assert pick_variants(folder, "fp16") == {**each("fp16"), "vae": None}
+    assert pick_variants(folder, None) == {**each("fp16"), "vae": None}  # none full: widened
 
 
 def test_a_part_the_download_has_not_reached_leaves_the_set_incomplete(tmp_path):
     files = every_part("m.fp16.safetensors")
     del files["text_encoder_2"]  # named by model_index.json, no folder yet
     folder = model_folder(tmp_path, files)
-    assert weight_sets(folder) == set()
-    assert pick_variant(folder, "fp16") == "fp16"  # loading then says what is missing
+    assert weight_sets(folder) == set() and not held_whole(folder)
+    assert pick_variants(folder, "fp16") == each("fp16")  # loading then says what is missing
 
 
 def test_sharded_sets_count_only_with_every_shard(tmp_path):
@@ -92,4 +119,4 @@ def test_without_an_index_the_folders_present_are_the_parts(tmp_path):
     folder = model_folder(tmp_path, {"unet": ["m.safetensors"], "vae": ["m.safetensors"]})
     (folder / "model_index.json").unlink()
     assert weight_sets(folder) == {None}
-    assert weight_sets(tmp_path / "nowhere") == set()
+    assert weight_sets(tmp_path / "nowhere") == set() and not held_whole(tmp_path / "nowhere")
