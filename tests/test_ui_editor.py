@@ -498,6 +498,44 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     assert stored.steps == 35 and stored.model == "/models/my-sdxl" and stored.low_memory == "on"
 
 
+def test_settings_shows_every_field_as_given_and_restores_only_the_page_shown(window):
+    from dataclasses import replace
+
+    from ui.settings import DEFAULT_MODEL, EditorSettings, SettingsDialog
+
+    custom = replace(
+        EditorSettings(), model="/models/mine", device="cpu", precision="float16",
+        compile=True, sam_checkpoint="/w/sam.pth", grounding_checkpoint="/w/dino",
+        steps=35, guidance=7.5, strength=0.45, edge=40, candidates=4, seed=1234,
+        emb_steps=10, model_steps=20, lora_rank=8, low_memory="on",
+        recent=["/photos/a.png"], prompts=["a white handbag"],
+    )  # fmt: skip
+    dialog = SettingsDialog(custom, window, tab="Editing")
+    assert dialog.result_settings() == custom  # every field shows what it was given
+    dialog.restore.click()  # the Editing page only
+    defaults = EditorSettings()
+    restored = dialog.result_settings()
+    assert (restored.steps, restored.guidance, restored.strength, restored.seed) == (
+        defaults.steps,
+        defaults.guidance,
+        defaults.strength,
+        defaults.seed,
+    )
+    assert restored.candidates == defaults.candidates and restored.edge == defaults.edge
+    assert replace(restored, steps=35, guidance=7.5, strength=0.45, edge=40, candidates=4,
+                   seed=1234) == custom  # fmt: skip
+    dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(dialog.model.parentWidget()))
+    dialog.restore.click()
+    model_page = dialog.result_settings()
+    assert (model_page.model, model_page.device, model_page.compile) == (
+        DEFAULT_MODEL,
+        "auto",
+        False,
+    )
+    assert model_page.emb_steps == 10 and model_page.recent == ["/photos/a.png"]
+    assert model_page.prompts == ["a white handbag"]
+
+
 def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     window, qtbot, monkeypatch, tiny_sdxl_path, tmp_path
 ):

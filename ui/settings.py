@@ -216,7 +216,7 @@ class SettingsDialog(QDialog):
 
         model = QWidget()
         form = QFormLayout(model)
-        self.model = _PathField(settings.model, DEFAULT_MODEL, folder=True)
+        self.model = _PathField("", DEFAULT_MODEL, folder=True)
         form.addRow("Model", self.model)
         form.addRow("", _hint("A Hugging Face id (downloaded once) or a local diffusers folder."))
         # Whether it is here, found off the UI thread (the disk and the hub's cache): the
@@ -224,9 +224,9 @@ class SettingsDialog(QDialog):
         self.source_state = _hint("")
         self.source_state.setVisible(side is not None)
         form.addRow("", self.source_state)
-        self.device = _combo(["auto", "cuda", "mps", "cpu"], settings.device)
+        self.device = _combo(["auto", "cuda", "mps", "cpu"])
         form.addRow("Device", self.device)
-        self.precision = _combo(["auto", "bfloat16", "float16", "float32"], settings.precision)
+        self.precision = _combo(["auto", "bfloat16", "float16", "float32"])
         form.addRow("Precision", self.precision)
         # Where that is, found off the UI thread: asking torch starts CUDA, a second or more.
         self.placement = _hint("")
@@ -235,7 +235,6 @@ class SettingsDialog(QDialog):
         self.compile = _switch(
             form,
             "Compile the model",
-            settings.compile,
             "NVIDIA GPUs only. Prepare waits once per photo size while the model compiles "
             "(a photo prepared earlier waits at its first edit instead); edits after that "
             "are faster.",
@@ -247,14 +246,10 @@ class SettingsDialog(QDialog):
         self.segmenter = QComboBox()
         for name, title in backend_names():
             self.segmenter.addItem(title, name)
-        idx = self.segmenter.findData(settings.segmenter)
-        self.segmenter.setCurrentIndex(max(idx, 0))
         form.addRow("Backend", self.segmenter)
-        self.sam = _PathField(settings.sam_checkpoint, "sam_vit_h_4b8939.pth", folder=False)
+        self.sam = _PathField("", "sam_vit_h_4b8939.pth", folder=False)
         form.addRow("SAM checkpoint", self.sam)
-        self.grounding = _PathField(
-            settings.grounding_checkpoint, "IDEA-Research/grounding-dino-tiny", folder=True
-        )
+        self.grounding = _PathField("", "IDEA-Research/grounding-dino-tiny", folder=True)
         form.addRow("Grounding DINO", self.grounding)
         # Whether the chosen backend can load with what is typed here, before OK: the way to
         # mend a backend that could not load is to watch this line turn ready.
@@ -264,40 +259,38 @@ class SettingsDialog(QDialog):
         self.sam.edit.textChanged.connect(self._show_segmenter_state)
         self.grounding.edit.textChanged.connect(self._show_segmenter_state)
         self.device.currentIndexChanged.connect(self._show_segmenter_state)  # on Model
-        self._show_segmenter_state()
         tabs.addTab(seg, "Segmentation")
 
         edit = QWidget()
         form = QFormLayout(edit)
-        self.steps = _spin(1, 200, settings.steps)
+        self.steps = _spin(1, 200)
         form.addRow("Steps", self.steps)
-        self.guidance = _dspin(0.0, 30.0, settings.guidance, 0.5)
+        self.guidance = _dspin(0.0, 30.0, 0.5)
         form.addRow("Guidance", self.guidance)
-        self.strength = _dspin(0.0, 1.0, settings.strength, 0.05)
+        self.strength = _dspin(0.0, 1.0, 0.05)
         form.addRow("Strength", self.strength)
-        self.edge = _spin(0, 512, settings.edge, " px")
+        self.edge = _spin(0, 512, " px")
         form.addRow("Soft edge", self.edge)
-        self.candidates = _spin(1, 8, settings.candidates)
+        self.candidates = _spin(1, 8)
         form.addRow("Candidates", self.candidates)
-        self.seed = _spin(-1, 2**31 - 1, settings.seed)
+        self.seed = _spin(-1, 2**31 - 1)
         self.seed.setSpecialValueText("random")
         form.addRow("Seed", self.seed)
         tabs.addTab(edit, "Editing")
 
         prep = QWidget()
         form = QFormLayout(prep)
-        self.emb_steps = _spin(0, 100000, settings.emb_steps)
+        self.emb_steps = _spin(0, 100000)
         form.addRow("Token steps", self.emb_steps)
-        self.model_steps = _spin(0, 100000, settings.model_steps)
+        self.model_steps = _spin(0, 100000)
         form.addRow("Model steps", self.model_steps)
-        self.lora_rank = _spin(0, 256, settings.lora_rank)
+        self.lora_rank = _spin(0, 256)
         self.lora_rank.setSpecialValueText("off (train attention)")
         form.addRow("LoRA rank", self.lora_rank)
         form.addRow("", _hint("Changing these makes the next Prepare train again."))
         self.low_memory = QComboBox()
         for value, title in LOW_MEMORY_CHOICES.items():
             self.low_memory.addItem(title, value)
-        self.low_memory.setCurrentIndex(max(self.low_memory.findData(settings.low_memory), 0))
         form.addRow("Low memory", self.low_memory)
         form.addRow("", _hint(LOW_MEMORY_HINT))
         tabs.addTab(prep, "Preparing")
@@ -309,21 +302,58 @@ class SettingsDialog(QDialog):
             self.precision.currentIndexChanged,  # which copy of the weights to download
         ):
             changed.connect(self._find_source)
+        self.tabs = tabs
+        for page in range(tabs.count()):
+            self._fill_page(tabs.tabText(page), settings)
+        self._show_segmenter_state()
         self._find_source()
         self._find_placement()
-        self.tabs = tabs
         titles = [tabs.tabText(k) for k in range(tabs.count())]
         if tab in titles:
             tabs.setCurrentIndex(titles.index(tab))
 
         buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.restore.setToolTip("This page's settings as they first were; OK keeps them")
+        self.restore.clicked.connect(self.restore_page)
         lay = QVBoxLayout(self)
         lay.addWidget(tabs)
         lay.addWidget(buttons)
+
+    def restore_page(self) -> None:
+        """The page shown back at its defaults (recent files and prompts stay); nothing
+        changes until OK."""
+        self._fill_page(self.tabs.tabText(self.tabs.currentIndex()), EditorSettings())
+
+    def _fill_page(self, page: str, s: EditorSettings) -> None:
+        """Show ``s`` in the fields of page ``page`` (:meth:`result_settings` reads them)."""
+        if page == "Model":
+            self.model.edit.setText(s.model)
+            _choose(self.device, s.device)
+            _choose(self.precision, s.precision)
+            self.compile.setChecked(s.compile)
+        elif page == "Segmentation":
+            self.segmenter.setCurrentIndex(max(self.segmenter.findData(s.segmenter), 0))
+            self.sam.edit.setText(s.sam_checkpoint)
+            self.grounding.edit.setText(s.grounding_checkpoint)
+        elif page == "Editing":
+            self.steps.setValue(s.steps)
+            self.guidance.setValue(s.guidance)
+            self.strength.setValue(s.strength)
+            self.edge.setValue(s.edge)
+            self.candidates.setValue(s.candidates)
+            self.seed.setValue(s.seed)
+        elif page == "Preparing":
+            self.emb_steps.setValue(s.emb_steps)
+            self.model_steps.setValue(s.model_steps)
+            self.lora_rank.setValue(s.lora_rank)
+            self.low_memory.setCurrentIndex(max(self.low_memory.findData(s.low_memory), 0))
 
     def _find_source(self) -> None:
         from ui import engine
@@ -425,34 +455,35 @@ def _set_role(label: QLabel, text: str, role: str) -> None:
     label.style().polish(label)
 
 
-def _switch(form: QFormLayout, text: str, checked: bool, hint: str) -> QCheckBox:
+def _switch(form: QFormLayout, text: str, hint: str) -> QCheckBox:
     """A check box with its explanation underneath, added to ``form``."""
     box = QCheckBox(text)
-    box.setChecked(checked)
     form.addRow("", box)
     form.addRow("", _hint(hint))
     return box
 
 
-def _combo(options: list[str], current: str) -> QComboBox:
+def _combo(options: list[str]) -> QComboBox:
     box = QComboBox()
     box.addItems(options)
-    box.setCurrentIndex(max(box.findText(current), 0))
     return box
 
 
-def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+def _choose(box: QComboBox, text: str) -> None:
+    """Select ``text`` in ``box``; its first choice when it has no such one."""
+    box.setCurrentIndex(max(box.findText(text), 0))
+
+
+def _spin(lo: int, hi: int, suffix: str = "") -> QSpinBox:
     box = QSpinBox()
     box.setRange(lo, hi)
-    box.setValue(value)
     box.setSuffix(suffix)
     return box
 
 
-def _dspin(lo: float, hi: float, value: float, step: float) -> QDoubleSpinBox:
+def _dspin(lo: float, hi: float, step: float) -> QDoubleSpinBox:
     box = QDoubleSpinBox()
     box.setRange(lo, hi)
     box.setSingleStep(step)
     box.setDecimals(2)
-    box.setValue(value)
     return box
