@@ -19,7 +19,9 @@ the full files of the parts the repository publishes no such copy of.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -157,7 +159,7 @@ def _hub_folder(
         # cannot be reached.
         picked = one_variant(pick_variants(held, variant), variant)
         return download(source, what, picked, local, **more)
-    folder = download(source, what, variant, local, **more)
+    folder = download(source, what, variant, local, room=True, **more)
     if any_precision and variant is not None and not local:
         # Parts the repository publishes no complete copy of in that precision: their full
         # files, and only theirs (SDXL with a swapped-in VAE: 0.3 GB more, not 14).
@@ -165,7 +167,7 @@ def _hub_folder(
         lacking = {part: None for part, held in sets.items() if variant not in held}
         if lacking:
             every = len(lacking) == len(sets)
-            folder = download(source, what, None if every else lacking, local, **more)
+            folder = download(source, what, None if every else lacking, local, room=True, **more)
     return folder
 
 
@@ -183,8 +185,12 @@ def cached_folder(source: str) -> Path | None:
     return Path(folder) if held_whole(folder) else None
 
 
-def _download(source: str, what: str, variant: Variant, local: bool, **more: Any) -> str:
-    """``snapshot_download`` of ``source``, its failures turned into sentences."""
+def _download(
+    source: str, what: str, variant: Variant, local: bool, room: bool = False, **more: Any
+) -> str:
+    """``snapshot_download`` of ``source``, its failures turned into sentences. With
+    ``room`` (a download that may be gigabytes) it first makes sure the disk holding the
+    cache has room for what is still to come."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -195,6 +201,8 @@ def _download(source: str, what: str, variant: Variant, local: bool, **more: Any
     )
 
     try:
+        if room and not local:
+            _check_room(source, _patterns(variant, what), more.get("tqdm_class"))
         return snapshot_download(source, local_files_only=local, **_patterns(variant, what), **more)
     except GatedRepoError as err:
         raise ModelLoadError(
@@ -213,11 +221,60 @@ def _download(source: str, what: str, variant: Variant, local: bool, **more: Any
             "diffusers folder as the model (Settings, Model in the editor; --model on the "
             "command line)."
         ) from err
-    except (HfHubHTTPError, OSError, ValueError) as err:
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise ModelLoadError(
+                f"The disk filled up while downloading {source} into {_cache_dir()}; "
+                f"{_MAKE_ROOM} The part downloaded so far is kept."
+            ) from err
+        raise _unreachable(what, source, err) from err
+    except (HfHubHTTPError, ValueError) as err:
+        raise _unreachable(what, source, err) from err
+
+
+_MAKE_ROOM = (
+    "free some space there, or start the editor with HF_HOME set to a folder on a larger disk."
+)
+_SLACK = 500 * _MB  # a disk filled to the last megabyte fails in other ways too
+
+
+def _unreachable(what: str, source: str, err: BaseException) -> ModelLoadError:
+    return ModelLoadError(
+        f"The {what} {source} could not be downloaded ({short_error(err)}); check the "
+        "network, or point the editor to a local diffusers folder."
+    )
+
+
+def _cache_dir() -> Path:
+    import huggingface_hub.constants
+
+    return Path(huggingface_hub.constants.HF_HUB_CACHE)
+
+
+def _check_room(source: str, patterns: dict[str, Any], bar: type | None) -> None:
+    """Raise ModelLoadError when the files of ``source`` still to download (asked of the
+    hub without downloading them) do not fit on the disk that holds the cache. Says
+    nothing when the hub cannot say: the download itself then tells what is wrong.
+    ``bar``: the download's tqdm class, so the question prints nothing and can be stopped."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        plan = snapshot_download(source, dry_run=True, tqdm_class=bar, **patterns)
+        need = sum(f.file_size or 0 for f in plan if f.will_download)
+    except Cancelled:
+        raise
+    except Exception:  # noqa: BLE001 - an older hub without dry runs, or no answer
+        return
+    cache = _cache_dir()
+    there = next((p for p in (cache, *cache.parents) if p.exists()), None)
+    if there is None or need == 0:
+        return
+    free = shutil.disk_usage(there).free
+    if need + _SLACK > free:
         raise ModelLoadError(
-            f"The {what} {source} could not be downloaded ({short_error(err)}); check the "
-            "network, or point the editor to a local diffusers folder."
-        ) from err
+            f"Downloading {source} needs {size_text(need)} on disk, and the disk holding the "
+            f"Hugging Face cache ({cache}) has {size_text(free)} free; {_MAKE_ROOM}"
+        )
 
 
 # ----- downloading with progress ---------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,8 +31,9 @@ def online(monkeypatch):
 def stand_in(tmp_path, sizes: list[int], chunk: int = MB, pause: float = 0.002, seen=None):
     """A download of files of ``sizes`` bytes, two threads at a time, into ``tmp_path``."""
 
-    def download(source, what, variant, local, tqdm_class):
+    def download(source, what, variant, local, tqdm_class, room=False):
         assert not local and what == "model" and variant is None
+        assert room  # a first download makes sure it fits on the disk
         files = tqdm_class(total=len(sizes), desc=f"Fetching {len(sizes)} files")
         data = tqdm_class(total=sum(sizes), unit="B", unit_scale=True, name="hub-only-kwarg")
 
@@ -271,6 +273,93 @@ def test_a_download_part_by_part_takes_only_those_parts_weights():
         "text_encoder/model.fp16.safetensors",
     }
     assert "model_index.json" in taken and "unet/config.json" in taken  # configs: all
+
+
+def a_hub(tmp_path, monkeypatch, calls: list, planned=None, fails=None):
+    """``snapshot_download`` as a stand-in: a dry run answers ``planned`` (or raises
+    TypeError, as a hub without dry runs does, when None); a download raises ``fails``
+    or returns a folder. ``calls`` records whether each call was a dry run."""
+    import huggingface_hub
+
+    def snapshot_download(repo_id, *, dry_run=False, local_files_only=False, **kw):
+        calls.append(dry_run)
+        if dry_run:
+            if planned is None:
+                raise TypeError("snapshot_download() got an unexpected keyword 'dry_run'")
+            if isinstance(planned, BaseException):
+                raise planned
+            return planned
+        if fails is not None:
+            raise fails
+        return str(tmp_path / "m")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+def free_space(monkeypatch, gb: float) -> None:
+    monkeypatch.setattr(hub.shutil, "disk_usage", lambda path: SimpleNamespace(free=int(gb * 1e9)))
+
+
+def test_a_download_that_would_not_fit_on_the_disk_is_refused_before_it_starts(
+    tmp_path, hub_cache, online, monkeypatch
+):
+    calls: list = []
+    planned = [
+        SimpleNamespace(file_size=6_900_000_000, will_download=True),
+        SimpleNamespace(file_size=10**9, will_download=False),  # in the cache already
+    ]
+    a_hub(tmp_path, monkeypatch, calls, planned)
+    free_space(monkeypatch, 2.0)
+    with pytest.raises(ModelLoadError) as said:
+        hub._download("owner/model", "model", "fp16", False, room=True)
+    assert str(said.value) == (
+        "Downloading owner/model needs 6.9 GB on disk, and the disk holding the Hugging Face "
+        f"cache ({hub_cache}) has 2.0 GB free; free some space there, or start the editor "
+        "with HF_HOME set to a folder on a larger disk."
+    )
+    assert calls == [True]  # nothing was downloaded
+    free_space(monkeypatch, 50)
+    assert hub._download("owner/model", "model", "fp16", False, room=True) == str(tmp_path / "m")
+    assert calls == [True, True, False]
+    calls.clear()
+    hub._download("owner/model", "model", "fp16", False)  # a top-up of a cached model
+    hub._download("owner/model", "model", "fp16", True, room=True)  # offline: from the cache
+    assert calls == [False, False]
+
+
+def test_a_hub_that_cannot_plan_a_download_goes_on_without_the_check(
+    tmp_path, hub_cache, online, monkeypatch
+):
+    calls: list = []
+    a_hub(tmp_path, monkeypatch, calls, planned=None)
+    free_space(monkeypatch, 0.001)
+    assert hub._download("owner/model", "model", None, False, room=True) == str(tmp_path / "m")
+    assert calls == [True, False]
+    calls.clear()
+    a_hub(tmp_path, monkeypatch, calls, planned=Cancelled())  # stopped while it asks
+    with pytest.raises(Cancelled):
+        hub._download("owner/model", "model", None, False, room=True)
+    assert calls == [True]
+
+
+def test_a_disk_that_fills_up_during_a_download_is_named_with_the_remedy(
+    tmp_path, hub_cache, online, monkeypatch
+):
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    a_hub(tmp_path, monkeypatch, [], planned=[], fails=full)
+    with pytest.raises(ModelLoadError) as said:
+        hub._download("owner/model", "model", "fp16", False, room=True)
+    assert str(said.value).startswith(
+        f"The disk filled up while downloading owner/model into {hub_cache}; free some space"
+    )
+    assert str(said.value).endswith("The part downloaded so far is kept.")
+    a_hub(tmp_path, monkeypatch, [], planned=[], fails=OSError(errno.ECONNRESET, "reset"))
+    with pytest.raises(
+        ModelLoadError, match=r"could not be downloaded \(\[Errno \d+\] reset\); check"
+    ):
+        hub._download("owner/model", "model", "fp16", False, room=True)
 
 
 SDXL_BASE_FILES = [  # a part of what stabilityai/stable-diffusion-xl-base-1.0 holds
