@@ -23,15 +23,20 @@ from dedit_app.errors import ModelLoadError
 from dedit_app.hub import DEFAULT_MODEL, cached_folder, is_hub_id, offline, resolve, size_text
 from dedit_app.models import (
     check_model_folder,
+    detect_family,
     download_variant,
     fast_bf16,
     pick_device,
     pick_dtype,
 )
-from dedit_app.recompute import LOW_MEMORY_BELOW
+from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
 from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, part_sets
 
-__all__ = ["Verdict", "describe_placement", "describe_source"]
+__all__ = ["SD15_MODEL", "Verdict", "describe_placement", "describe_source", "model_family"]
+
+# A Stable Diffusion 1.5 in diffusers format with safetensors weights, for GPUs too small
+# for SDXL
+SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,10 @@ def _contents(folder: Path) -> str:
     return f"{kind}, its weights in {precision} ({size_text(size)})"
 
 
+def _gb(n: int) -> str:
+    return f"{n / 2**30:g} GB"
+
+
 def _precision(variant: str | None) -> str:
     return {None: "full", HALF: "half"}.get(variant, str(variant))
 
@@ -138,13 +147,32 @@ def _chosen(value: str | None) -> str | None:
     return None if value in (None, "", "auto") else value
 
 
+def model_family(source: str) -> str | None:
+    """The family of model ``source``, "sdxl" or "sd15", when its files say so without
+    the network (a local folder, the Hugging Face cache; the default model is SDXL), else
+    None."""
+    source = source.strip() or DEFAULT_MODEL
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else cached_folder(source) if is_hub_id(source) else None
+    if folder is None:
+        return "sdxl" if source == DEFAULT_MODEL else None
+    try:
+        return detect_family(folder)
+    except ModelLoadError:
+        return None
+
+
 def describe_placement(
-    device: str | None, precision: str | None, low_memory: str = "auto"
+    device: str | None,
+    precision: str | None,
+    low_memory: str = "auto",
+    family: str | None = None,
 ) -> Verdict:
     """Where a model run on ``device`` ("auto" or None: the best there is; "cuda", "mps",
     "cpu") in ``precision`` ("auto" or None: the device's best; "bfloat16", "float16",
     "float32") would run, with what preparing SDXL there asks of ``low_memory`` (Settings'
-    "auto" | "on" | "off")."""
+    "auto" | "on" | "off") and whether SDXL fits that GPU at all. ``family`` ("sdxl",
+    "sd15", None: not known, taken as SDXL) drops what SDXL alone needs for SD 1.5."""
     chosen = _chosen(device)
     try:
         dev = pick_device(chosen)
@@ -162,10 +190,12 @@ def describe_placement(
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
     if dev.type == "mps":
         return Verdict(f"Runs on Apple's GPU (MPS) in {name}.", "ready")
-    return _on_cuda(dev, dtype, name, low_memory)
+    return _on_cuda(dev, dtype, name, low_memory, family)
 
 
-def _on_cuda(dev: torch.device, dtype: torch.dtype, name: str, low_memory: str) -> Verdict:
+def _on_cuda(
+    dev: torch.device, dtype: torch.dtype, name: str, low_memory: str, family: str | None
+) -> Verdict:
     props = torch.cuda.get_device_properties(dev)
     text = f"Runs on {props.name} ({props.total_memory / 2**30:.0f} GB) in {name}."
     if dtype == torch.bfloat16 and not fast_bf16(dev):
@@ -175,8 +205,18 @@ def _on_cuda(dev: torch.device, dtype: torch.dtype, name: str, low_memory: str) 
             "float16: choose auto (float16 here) in Precision.",
             "problem",
         )
-    if props.total_memory >= LOW_MEMORY_BELOW:
+    total = props.total_memory
+    if family == "sd15" or total >= LOW_MEMORY_BELOW:
         return Verdict(text, "ready")
+    if total < SDXL_PREPARE_NEEDS:
+        edits = "" if total >= SDXL_EDIT_NEEDS else f", and each edit about {_gb(SDXL_EDIT_NEEDS)}"
+        return Verdict(
+            f"{text} Preparing a photo with SDXL is predicted to need about "
+            f"{_gb(SDXL_PREPARE_NEEDS)} of GPU memory even in low-memory mode{edits}, so it "
+            "will most likely run out of memory here: choose a Stable Diffusion 1.5 model in "
+            f"Model (such as {SD15_MODEL}).",
+            "problem",
+        )
     below = f"Preparing SDXL on a GPU under {LOW_MEMORY_BELOW // 2**30} GB"
     if low_memory == "off":
         return Verdict(

@@ -19,6 +19,8 @@ from dedit_app.errors import EditError
 __all__ = [
     "EVERY_BLOCK",
     "LOW_MEMORY_BELOW",
+    "SDXL_EDIT_NEEDS",
+    "SDXL_PREPARE_NEEDS",
     "SDXL_WITHIN_24GB",
     "Recompute",
     "check_plan",
@@ -31,6 +33,12 @@ __all__ = [
 # and the allocator's slack that wants a card of about 28 GiB. Below that, a GPU prepares
 # SDXL in low-memory mode (12.4 GiB predicted) unless the user chose otherwise.
 LOW_MEMORY_BELOW = 28 * 2**30
+# Under these, SDXL at 1024^2 is predicted not to fit a CUDA GPU at all: preparing in
+# low-memory mode peaks at 12.4 GiB of tensors and an edit at 8.0 (its VAE decode), in
+# bf16, and CUDA's context and the allocator's slack add about 1.5 GiB. The GPU run
+# should confirm these with LOW_MEMORY_BELOW.
+SDXL_PREPARE_NEEDS = 14 * 2**30
+SDXL_EDIT_NEEDS = int(9.5 * 2**30)
 
 
 @dataclass(frozen=True)

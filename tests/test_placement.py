@@ -13,8 +13,14 @@ import pytest
 import torch
 
 from dedit_app.models import pick_dtype
-from dedit_app.placement import Verdict, describe_placement, describe_source
-from dedit_app.recompute import LOW_MEMORY_BELOW
+from dedit_app.placement import (
+    SD15_MODEL,
+    Verdict,
+    describe_placement,
+    describe_source,
+    model_family,
+)
+from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
 
 
 @pytest.fixture
@@ -84,6 +90,40 @@ def test_a_gpu_under_the_low_memory_line_says_what_preparing_sdxl_needs(monkeypa
     off = describe_placement("auto", "auto", "off")
     assert not off.ok
     assert "runs out of memory with Low memory off: choose Automatic or On" in off.text
+
+
+def test_a_gpu_too_small_for_sdxl_even_in_low_memory_mode_names_a_model_that_fits(monkeypatch):
+    assert SDXL_EDIT_NEEDS < 12 * 2**30 < SDXL_PREPARE_NEEDS < LOW_MEMORY_BELOW
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4060", 8, major=8)
+    small = describe_placement("auto", "auto")
+    assert small.state == "problem"
+    assert small.text.startswith("Runs on NVIDIA GeForce RTX 4060 (8 GB) in bfloat16. Preparing")
+    assert "about 14 GB of GPU memory even in low-memory mode, and each edit about 9.5 GB" in (
+        small.text
+    )
+    assert small.text.endswith(
+        f"choose a Stable Diffusion 1.5 model in Model (such as {SD15_MODEL})."
+    )
+    sd15 = describe_placement("auto", "auto", family="sd15")  # SD 1.5 fits
+    assert sd15 == Verdict("Runs on NVIDIA GeForce RTX 4060 (8 GB) in bfloat16.", "ready")
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 3060", 12, major=8)
+    edits_fit = describe_placement("auto", "auto", family="sdxl")
+    assert edits_fit.state == "problem" and "even in low-memory mode, so it" in edits_fit.text
+    assert "each edit" not in edits_fit.text
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4090", 24, major=8)
+    assert describe_placement("auto", "auto", family="sd15").text.endswith("in bfloat16.")
+
+
+def test_the_family_of_a_model_is_read_from_its_files(
+    tiny_sdxl_path, tiny_sd15_path, tmp_path, hub_cache
+):
+    assert model_family(str(tiny_sdxl_path)) == "sdxl"
+    assert model_family(f" {tiny_sd15_path} ") == "sd15"
+    assert model_family("") == "sdxl"  # the default model, downloaded or not
+    assert model_family("owner/not-downloaded") is None
+    assert model_family(str(tmp_path / "nowhere")) is None
+    cached(hub_cache, "owner/small", tiny_sd15_path)
+    assert model_family("owner/small") == "sd15"
 
 
 def test_a_gpu_before_ampere_runs_float16_and_warns_of_emulated_bfloat16(monkeypatch):

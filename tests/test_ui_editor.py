@@ -551,8 +551,10 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr(slow_device, "no_gpu_reason", lambda: ("no GPU here", "Mend it."))
+    mend = " ".join(["Mend it."] * 40)  # many lines: more than the dialog opened with
+    monkeypatch.setattr(slow_device, "no_gpu_reason", lambda: ("no GPU here", mend))
     dialog = SettingsDialog(window.settings, window, side=window.side)
+    dialog.show()
     line = dialog.placement
     assert not line.isHidden() and line.text() == "Finding where the model runs…"
     qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=60_000)
@@ -564,8 +566,12 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     dialog.model.edit.setText(str(tiny_sdxl_path))  # the line turns ready as it is typed
     qtbot.waitUntil(lambda: source.property("role") == "ready", timeout=10_000)
     assert source.text().startswith("A local folder: SDXL, its weights in full precision")
+    qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=10_000)  # asked again
+    QApplication.processEvents()  # the dialog grows for lines longer than when it opened
+    for grown in (line, source):
+        assert grown.height() >= grown.heightForWidth(grown.width()), grown.text()
     assert line.text().startswith("Runs on the processor in float32 (no GPU here): preparing")
-    assert line.text().endswith("minutes. Mend it.")
+    assert line.text().endswith(f"minutes. {mend}")
     assert line.property("role") == "problem"
     dialog.device.setCurrentText("cuda")
     assert line.property("role") == "hint"  # asked again

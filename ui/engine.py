@@ -275,17 +275,17 @@ def processor_warning(settings) -> str:
     return warning(spec.source, spec.placement["device"])
 
 
-def placement(device: str, precision: str, low_memory: str) -> tuple[str, str] | None:
-    """Where a model would run with these Settings fields, as ``(sentences, state)``
+def placement(model: str, device: str, precision: str, low_memory: str) -> tuple[str, str] | None:
+    """Where ``model`` would run with these Settings fields, as ``(sentences, state)``
     (:func:`dedit_app.placement.describe_placement`; state "ready", "note" or "problem"),
     or None when this installation has no engine. Slow the first time (torch starts
     CUDA): call it off the UI thread."""
     if unavailable():
         return None
     _loaded()
-    from dedit_app.placement import describe_placement
+    from dedit_app.placement import describe_placement, model_family
 
-    said = describe_placement(device, precision, low_memory)
+    said = describe_placement(device, precision, low_memory, model_family(model))
     return said.text, said.state
 
 

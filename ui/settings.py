@@ -214,8 +214,7 @@ class SettingsDialog(QDialog):
         self._settings = dataclasses.replace(settings)
         tabs = QTabWidget()
 
-        model = QWidget()
-        form = QFormLayout(model)
+        model, form = _page()
         self.model = _PathField("", DEFAULT_MODEL, folder=True)
         form.addRow("Model", self.model)
         form.addRow("", _hint("A Hugging Face id (downloaded once) or a local diffusers folder."))
@@ -241,8 +240,7 @@ class SettingsDialog(QDialog):
         )
         tabs.addTab(model, "Model")
 
-        seg = QWidget()
-        form = QFormLayout(seg)
+        seg, form = _page()
         self.segmenter = QComboBox()
         for name, title in backend_names():
             self.segmenter.addItem(title, name)
@@ -261,8 +259,7 @@ class SettingsDialog(QDialog):
         self.device.currentIndexChanged.connect(self._show_segmenter_state)  # on Model
         tabs.addTab(seg, "Segmentation")
 
-        edit = QWidget()
-        form = QFormLayout(edit)
+        edit, form = _page()
         self.steps = _spin(1, 200)
         form.addRow("Steps", self.steps)
         self.guidance = _dspin(0.0, 30.0, 0.5)
@@ -278,8 +275,7 @@ class SettingsDialog(QDialog):
         form.addRow("Seed", self.seed)
         tabs.addTab(edit, "Editing")
 
-        prep = QWidget()
-        form = QFormLayout(prep)
+        prep, form = _page()
         self.emb_steps = _spin(0, 100000)
         form.addRow("Token steps", self.emb_steps)
         self.model_steps = _spin(0, 100000)
@@ -296,6 +292,7 @@ class SettingsDialog(QDialog):
         tabs.addTab(prep, "Preparing")
         for box in (self.device, self.precision, self.low_memory):
             box.currentIndexChanged.connect(self._find_placement)
+        self.model.edit.textChanged.connect(self._find_placement)  # SDXL or SD 1.5
         for changed in (
             self.model.edit.textChanged,
             self.device.currentIndexChanged,
@@ -369,12 +366,13 @@ class SettingsDialog(QDialog):
     def _find_placement(self) -> None:
         from ui import engine
 
-        device, precision = self.device.currentText(), self.precision.currentText()
+        model, device = self.model.text(), self.device.currentText()
+        precision = self.precision.currentText()
         low_memory = self.low_memory.currentData() or "auto"
         self._ask(
             self.placement,
             "Finding where the model runs",
-            lambda: engine.placement(device, precision, low_memory),
+            lambda: engine.placement(model, device, precision, low_memory),
         )
 
     def _ask(self, line: QLabel, title: str, work: Callable[[], tuple[str, str] | None]) -> None:
@@ -391,10 +389,23 @@ class SettingsDialog(QDialog):
                 return
             text, state = said
             _set_role(line, text, {"note": "hint"}.get(state, state))
+            self._grow_to_fit()
 
-        self._asking[line] = self._side.submit(
-            title, work, found, lambda sentence: _set_role(line, sentence, "problem")
+        def failed(sentence: str) -> None:
+            _set_role(line, sentence, "problem")
+            self._grow_to_fit()
+
+        self._asking[line] = self._side.submit(title, work, found, failed)
+
+    def _grow_to_fit(self) -> None:
+        """Make the dialog taller by what the lines found after it was shown lack: a
+        layout squeezes wrapped labels rather than growing the window by itself."""
+        lines = [line for line in self._asking if line.isVisible()]
+        short = max(
+            (line.heightForWidth(line.width()) - line.height() for line in lines), default=0
         )
+        if short > 0:
+            self.resize(self.width(), self.height() + short)
 
     def done(self, result: int) -> None:
         """Closing (OK or Cancel) drops the answers still being found: they would reach
@@ -438,6 +449,17 @@ class SettingsDialog(QDialog):
             compile=self.compile.isChecked(),
             low_memory=self.low_memory.currentData() or "auto",
         ).clamped()
+
+
+def _page() -> tuple[QWidget, QFormLayout]:
+    """A Settings page and its form, whose rows stay together at the top when a taller
+    page (or a line that grew) makes the dialog taller than this page needs."""
+    page = QWidget()
+    column = QVBoxLayout(page)
+    form = QFormLayout()
+    column.addLayout(form)
+    column.addStretch(1)
+    return page, form
 
 
 def _hint(text: str) -> QLabel:
