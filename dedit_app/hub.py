@@ -32,6 +32,7 @@ from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.weight_files import (
     HALF,
     WEIGHT_SUFFIX,
+    WEIGHTED,
     held_whole,
     one_variant,
     part_sets,
@@ -77,10 +78,10 @@ def short_error(err: BaseException) -> str:
 
 
 def _patterns(variant: Variant, what: str) -> dict[str, Any]:
-    """``snapshot_download``'s file filters: configs and safetensors weights only;
-    everything else in a hub repository (pickles, ONNX, Flax, single-file checkpoints at
-    the top level) is left alone. A per-part ``variant`` fetches only those parts'
-    weights (and every config)."""
+    """``snapshot_download``'s file filters: configs and the safetensors weights of the
+    parts the editor loads only; everything else in a hub repository (pickles, ONNX, Flax,
+    single-file checkpoints at the top level, SD 1.5's safety checker) is left alone. A
+    per-part ``variant`` fetches only those parts' weights (and every config)."""
     if isinstance(variant, Mapping):
         allow = ["model_index.json", "*.json", "*.txt"]
         ignore = []
@@ -90,7 +91,8 @@ def _patterns(variant: Variant, what: str) -> dict[str, Any]:
                 ignore += [f"{part}/*.{HALF}{WEIGHT_SUFFIX}", f"{part}/*.bf16{WEIGHT_SUFFIX}"]
         return {"allow_patterns": allow, "ignore_patterns": ignore or None}
     weights = f"*.{variant}{WEIGHT_SUFFIX}" if variant else f"*{WEIGHT_SUFFIX}"
-    allow = ["model_index.json", "*.json", "*.txt", f"*/{weights}"]
+    # the parts the editor loads: not SD 1.5's safety checker (1.2 GB) or other extras
+    allow = ["model_index.json", "*.json", "*.txt", *(f"{part}/{weights}" for part in WEIGHTED)]
     if what == "vae":
         allow += [weights]
     # Without a variant, skip the half-precision copies that hub repos keep beside the

@@ -377,6 +377,9 @@ SDXL_BASE_FILES = [  # a part of what stabilityai/stable-diffusion-xl-base-1.0 h
     "unet/diffusion_pytorch_model.fp16.safetensors",
     "unet/diffusion_pytorch_model.bin",
     "vae_decoder/model.onnx",
+    "safety_checker/config.json",  # SD 1.5's, which the editor never loads
+    "safety_checker/model.safetensors",
+    "safety_checker/model.fp16.safetensors",
 ]
 
 

@@ -215,7 +215,7 @@ def test_a_hub_model_is_found_in_the_cache_or_said_to_download(
     assert offline.state == "problem" and "not downloaded and the editor is offline" in offline.text
     assert '--exclude "*.fp16.safetensors"' in offline.text  # the processor reads full weights
     half = describe_source("owner/elsewhere", "cpu", "float16").text
-    assert '--include "*/*.fp16.safetensors"' in half
+    assert '--include "unet/*.fp16.safetensors"' in half
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     online = describe_source("owner/elsewhere")
     assert online.state == "note" and online.text.startswith("Not downloaded yet: the first")
