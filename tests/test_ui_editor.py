@@ -567,9 +567,11 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     qtbot.waitUntil(lambda: source.property("role") == "ready", timeout=10_000)
     assert source.text().startswith("A local folder: SDXL, its weights in full precision")
     qtbot.waitUntil(lambda: line.property("role") != "hint", timeout=10_000)  # asked again
-    QApplication.processEvents()  # the dialog grows for lines longer than when it opened
-    for grown in (line, source):
-        assert grown.height() >= grown.heightForWidth(grown.width()), grown.text()
+    # the dialog grows for lines longer than when it opened, none left squeezed
+    qtbot.waitUntil(
+        lambda: all(g.height() >= g.heightForWidth(g.width()) for g in (line, source)),
+        timeout=5_000,
+    )
     assert line.text().startswith("Runs on the processor in float32 (no GPU here): preparing")
     assert line.text().endswith(f"minutes. {mend}")
     assert line.property("role") == "problem"
@@ -586,6 +588,63 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     assert no_engine.source_state.isHidden()
     plain = SettingsDialog(window.settings, window)  # no side thread: neither line
     assert plain.placement.isHidden() and plain.source_state.isHidden()
+
+
+def test_download_now_fetches_a_hub_model_beside_the_work_and_says_how_it_went(
+    window, qtbot, monkeypatch, tmp_path
+):
+    from dedit_app import hub
+    from dedit_app.errors import ModelLoadError
+    from dedit_app.jobs import Progress
+    from ui import engine
+    from ui.settings import SettingsDialog
+
+    said = {"owner/model": ("Not downloaded yet: the first Prepare downloads it.", "note")}
+    monkeypatch.setattr(
+        engine, "model_source", lambda m, d, p: said.get(m, ("A local folder: SDXL.", "ready"))
+    )
+    fetched = []
+
+    def fetch(source, *, variant=None, any_precision=False, cancel=None):
+        fetched.append((source, variant, any_precision))
+        if source == "owner/gone":
+            raise ModelLoadError(f"There is no model {source} on the Hugging Face hub.")
+        yield Progress(1, 2, stage="downloading", message=f"Downloading {source}")
+        return tmp_path
+
+    monkeypatch.setattr(hub, "fetch", fetch)
+    dialog = SettingsDialog(
+        window.settings, window, side=window.side, download=window.downloads.start
+    )
+    dialog.device.setCurrentText("cpu")
+    dialog.model.edit.setText("owner/model")
+    qtbot.waitUntil(lambda: dialog.download_now.isVisibleTo(dialog), timeout=30_000)
+    dialog.download_now.click()
+    assert dialog.source_state.text().startswith("Downloading in the background")
+    assert not dialog.download_now.isVisibleTo(dialog)
+    again = window.downloads.start("owner/model", "cpu", "auto")  # one download per model
+    assert again.startswith("Downloading already")
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=30_000)
+    assert fetched == [("owner/model", None, True)]  # the processor reads the full files
+    assert window.message_text() == "owner/model is downloaded: Prepare no longer waits for it."
+    dialog.model.edit.setText(str(tmp_path))  # a local folder: nothing to download
+    qtbot.waitUntil(lambda: dialog.source_state.text() == "A local folder: SDXL.", timeout=10_000)
+    assert not dialog.download_now.isVisibleTo(dialog)
+    dialog.reject()
+    window.downloads.start("owner/gone", "cpu", "auto")
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=30_000)
+    assert window.message_text().startswith("There is no model owner/gone")
+    assert window.message_bar.action.text() == "Open settings"
+    plain = SettingsDialog(window.settings, window, side=window.side)  # no download to start
+    plain.model.edit.setText("owner/model")
+    qtbot.waitUntil(
+        lambda: (
+            plain.source_state.property("role") == "hint" and "Not" in plain.source_state.text()
+        ),
+        timeout=10_000,
+    )
+    assert not plain.download_now.isVisibleTo(plain)
+    plain.reject()
 
 
 def test_a_job_notice_stays_above_the_picture_until_dismissed(window):

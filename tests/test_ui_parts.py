@@ -311,6 +311,29 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(qtbot, jobs):
     assert ran == []
 
 
+def test_a_download_runs_beside_other_jobs_not_in_front_of_them(qtbot, jobs):
+    """A model download (kind "download") takes minutes and needs no model: it runs on a
+    worker of its own, so the jobs queued after it (finding items) do not wait for it."""
+    import threading
+
+    hold = threading.Event()
+
+    class Download:
+        def run(self, ctx, cancel):
+            while not hold.wait(0.01):
+                cancel.raise_if_cancelled()
+            return "downloaded"
+
+    download = jobs.submit(JobRequest("Download owner/model", Download(), kind="download"))
+    found = jobs.submit(JobRequest("Find items", Steps(3), kind="segment"))
+    qtbot.waitUntil(lambda: found.state is JobState.DONE, timeout=10000)
+    assert download.state is JobState.RUNNING  # still going, beside it
+    hold.set()
+    qtbot.waitUntil(lambda: download.state is JobState.DONE, timeout=10000)
+    jobs.shutdown()  # closing the window stops both workers
+    assert not jobs.worker.isRunning() and not jobs.downloads.isRunning()
+
+
 def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
     errors = []
     rec = jobs.submit(

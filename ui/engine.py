@@ -157,6 +157,24 @@ def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
         yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel)
 
 
+@dataclass(frozen=True)
+class DownloadTask:
+    """Download a hub model's files before the first Prepare needs them (a job of kind
+    "download", on a worker of its own); returns the cache folder, or None when there was
+    nothing to download (a local folder; offline)."""
+
+    spec: ModelSpec
+
+    def run(self, ctx: WorkerContext, cancel: CancelToken):
+        _loaded()
+        from dedit_app.hub import fetch
+        from dedit_app.models import download_variant
+
+        variant = download_variant(**self.spec.placement)
+        job = fetch(self.spec.source, variant=variant, any_precision=True, cancel=cancel)
+        return (yield from job)
+
+
 def _telling_compile_failures(model, job):
     """Run ``job``; when the model's compiler failed during it (the job went on uncompiled),
     tell the user once, as a notice."""

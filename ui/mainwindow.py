@@ -35,6 +35,7 @@ from dedit_app.errors import DEditError
 from ui import actions, clipboard, thumbnails
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
+from ui.downloads import ModelDownloads
 from ui.editing import EditController
 from ui.files import FileController
 from ui.items_panel import ItemsPanel
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         # whose reading and writing of large pictures has a thread of its own.
         self.side = SideThread(self)
         self.files = FileController(self)
+        self.downloads = ModelDownloads(self)  # a model's files, before Prepare needs them
         self.recovery = Recovery(self, recovery_dir)
         self.recent = RecentFiles(
             self,
@@ -552,7 +554,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self, *, tab: str = "") -> None:
         """The Settings dialog, on page ``tab`` ("Model", "Segmentation") when given."""
-        dialog = SettingsDialog(self.settings, self, tab=tab, side=self.side)
+        dialog = SettingsDialog(
+            self.settings, self, tab=tab, side=self.side, download=self.downloads.start
+        )
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.apply_settings(dialog.result_settings())
 

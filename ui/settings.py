@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -202,12 +202,17 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         tab: str = "",
         side: SideThread | None = None,
+        download: Callable[[str, str, str], str] | None = None,
     ) -> None:
         """``tab``: the title of the page to open on ("Segmentation"); "" opens the first.
-        ``side``: the thread that finds where the model runs (the window's); without one
-        the Model page does not say."""
+        ``side``: the thread that finds where the model is and runs (the window's);
+        without one the Model page does not say. ``download(model, device, precision)``
+        starts downloading a hub model not downloaded yet and returns what to say
+        instead (:meth:`ui.downloads.ModelDownloads.start`); without it there is no
+        Download now button."""
         super().__init__(parent)
         self._side = side
+        self._download = download
         self._asking: dict[QLabel, int] = {}  # the side thread's tickets, by line being found
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
@@ -223,6 +228,18 @@ class SettingsDialog(QDialog):
         self.source_state = _hint("")
         self.source_state.setVisible(side is not None)
         form.addRow("", self.source_state)
+        self.download_now = QPushButton("Download now")
+        self.download_now.setToolTip(
+            "Download the model's files now, while you work: Prepare then starts at once"
+        )
+        self.download_now.clicked.connect(self._download_now)
+        self._download_row = QWidget()  # the button at its own size, under the line
+        row = QHBoxLayout(self._download_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.download_now)
+        row.addStretch(1)
+        self._download_row.setVisible(False)  # only for a hub model not downloaded yet
+        form.addRow("", self._download_row)
         self.device = _combo(["auto", "cuda", "mps", "cpu"])
         form.addRow("Device", self.device)
         self.precision = _combo(["auto", "bfloat16", "float16", "float32"])
@@ -357,11 +374,25 @@ class SettingsDialog(QDialog):
 
         model, device = self.model.text(), self.device.currentText()
         precision = self.precision.currentText()
+        self._download_row.setVisible(False)
         self._ask(
             self.source_state,
             "Looking for the model",
             lambda: engine.model_source(model, device, precision),
+            then=lambda state: self._download_row.setVisible(
+                self._download is not None and state == "note"
+            ),
         )
+
+    def _download_now(self) -> None:
+        if self._download is None:
+            return
+        said = self._download(
+            self.model.text(), self.device.currentText(), self.precision.currentText()
+        )
+        self._download_row.setVisible(False)
+        _set_role(self.source_state, said, "hint")
+        self._grow_soon()
 
     def _find_placement(self) -> None:
         from ui import engine
@@ -375,9 +406,16 @@ class SettingsDialog(QDialog):
             lambda: engine.placement(model, device, precision, low_memory),
         )
 
-    def _ask(self, line: QLabel, title: str, work: Callable[[], tuple[str, str] | None]) -> None:
+    def _ask(
+        self,
+        line: QLabel,
+        title: str,
+        work: Callable[[], tuple[str, str] | None],
+        then: Callable[[str], None] | None = None,
+    ) -> None:
         """Fill ``line`` with what ``work`` (run on the side thread) says, replacing an
-        answer still to come for it."""
+        answer still to come for it; ``then(state)`` follows ("ready", "note",
+        "problem"; "" when nothing was found)."""
         if self._side is None:
             return
         self._side.forget(self._asking.get(line, 0))
@@ -386,26 +424,37 @@ class SettingsDialog(QDialog):
         def found(said: tuple[str, str] | None) -> None:
             if said is None:  # no engine in this installation: nothing to say
                 line.setVisible(False)
-                return
-            text, state = said
-            _set_role(line, text, {"note": "hint"}.get(state, state))
-            self._grow_to_fit()
+                state = ""
+            else:
+                text, state = said
+                _set_role(line, text, {"note": "hint"}.get(state, state))
+            if then is not None:
+                then(state)
+            self._grow_soon()
 
         def failed(sentence: str) -> None:
             _set_role(line, sentence, "problem")
-            self._grow_to_fit()
+            if then is not None:
+                then("")
+            self._grow_soon()
 
         self._asking[line] = self._side.submit(title, work, found, failed)
 
-    def _grow_to_fit(self) -> None:
-        """Make the dialog taller by what the lines found after it was shown lack: a
-        layout squeezes wrapped labels rather than growing the window by itself."""
+    def _grow_soon(self, tries: int = 3) -> None:
+        """Make the dialog taller by what the lines found after it was shown lack, once
+        the pages have laid out what changed (the next turn of the event loop): a layout
+        squeezes wrapped labels rather than growing the window by itself."""
+        QTimer.singleShot(0, self, lambda: self._grow(tries))
+
+    def _grow(self, tries: int) -> None:
         lines = [line for line in self._asking if line.isVisible()]
         short = max(
             (line.heightForWidth(line.width()) - line.height() for line in lines), default=0
         )
         if short > 0:
             self.resize(self.width(), self.height() + short)
+            if tries > 1:  # the rows laid out again may still squeeze another line
+                self._grow_soon(tries - 1)
 
     def done(self, result: int) -> None:
         """Closing (OK or Cancel) drops the answers still being found: they would reach

@@ -11,6 +11,10 @@ returns the result, or a generator in the :mod:`dedit_app.jobs` protocol (yields
 ``Progress``, returns the result). Only the worker thread calls ``run``, so tasks may keep
 loaded models in the :class:`WorkerContext` between jobs.
 
+Downloads of model files (``kind="download"``) run on a second worker of their own: they
+take minutes and need no model, and on the first worker they would hold up finding items
+and every other job behind them.
+
 Cancelling is cooperative and acknowledged: :meth:`JobQueue.cancel` sets the job's
 :class:`~dedit_app.jobs.CancelToken` and moves it to ``CANCELLING``; it is ``CANCELLED`` only
 when the worker confirms (the engine raised ``Cancelled`` at a step boundary, or the job was
@@ -166,9 +170,9 @@ class Worker(QThread):
 
     message = Signal(object)  # one of the Message types
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name: str = "dedit-worker") -> None:
         super().__init__(parent)
-        self.setObjectName("dedit-worker")
+        self.setObjectName(name)
         self._queue: queue.Queue[tuple[JobRequest, CancelToken] | None] = queue.Queue()
         self.context = WorkerContext()
 
@@ -309,8 +313,10 @@ class JobQueue(QObject):
         super().__init__(parent)
         self.jobs: dict[int, JobRecord] = {}
         self.worker = Worker()
-        self.worker.message.connect(self._on_message)
-        self.worker.start()
+        self.downloads = Worker(name="dedit-downloads")  # kind "download": no model needed
+        for worker in (self.worker, self.downloads):
+            worker.message.connect(self._on_message)
+            worker.start()
 
     # ----- asking -----------------------------------------------------------------------
 
@@ -334,7 +340,8 @@ class JobQueue(QObject):
                 record.callbacks[name] = cb
         self.jobs[request.id] = record
         self.added.emit(request.id)
-        self.worker.submit(request, record.cancel)
+        worker = self.downloads if request.kind == "download" else self.worker
+        worker.submit(request, record.cancel)
         return record
 
     def cancel(self, job_id: int) -> None:
@@ -385,11 +392,13 @@ class JobQueue(QObject):
 
     def shutdown(self) -> None:
         """Cancel everything and stop the thread (window closing); idempotent."""
-        if not self.worker.isRunning():
+        running = [w for w in (self.worker, self.downloads) if w.isRunning()]
+        if not running:
             return
         for record in self.jobs.values():
             record.cancel.cancel()
-        self.worker.stop()
+        for worker in running:
+            worker.stop()
 
     # ----- hearing ------------------------------------------------------------------------
 
