@@ -624,7 +624,10 @@ def test_download_now_fetches_a_hub_model_beside_the_work_and_says_how_it_went(
     assert not dialog.download_now.isVisibleTo(dialog)
     again = window.downloads.start("owner/model", "cpu", "auto")  # one download per model
     assert again.startswith("Downloading already")
+    ended = window.downloads.waiting_for("owner/model")  # what a Prepare meanwhile waits for
+    assert ended is not None and window.downloads.waiting_for("owner/other") is None
     qtbot.waitUntil(lambda: not window.jobs.busy, timeout=30_000)
+    assert ended.is_set() and window.downloads.waiting_for("owner/model") is None
     assert fetched == [("owner/model", None, True)]  # the processor reads the full files
     assert window.message_text() == "owner/model is downloaded: Prepare no longer waits for it."
     dialog.model.edit.setText(str(tmp_path))  # a local folder: nothing to download

@@ -123,6 +123,23 @@ def test_preparing_on_the_processor_starts_only_when_the_user_says_so(
     wait_idle(window, 120)
 
 
+def test_prepare_during_a_download_of_its_model_waits_for_that_download(opened, monkeypatch):
+    import threading
+
+    window = opened
+    ended = threading.Event()
+    model = window.settings.model
+    monkeypatch.setattr(
+        window.downloads, "waiting_for", lambda source: ended if source == model else None
+    )
+    window.prepare_panel.button.click()  # prepare again
+    record = window.jobs.jobs[window.editing.prepare_job]
+    assert record.request.task.after is ended
+    window.editing.cancel_prepare()  # the wait stops at once
+    wait_idle(window, 60)
+    assert record.state is JobState.CANCELLED
+
+
 def test_the_first_edit_on_the_processor_says_it_is_slow_and_goes_ahead(opened, on_processor):
     window = opened
     window.editing.text_edit(2, "a white handbag")

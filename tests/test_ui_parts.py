@@ -334,6 +334,44 @@ def test_a_download_runs_beside_other_jobs_not_in_front_of_them(qtbot, jobs):
     assert not jobs.worker.isRunning() and not jobs.downloads.isRunning()
 
 
+def test_a_prepare_waits_for_the_download_of_its_model_under_way(monkeypatch):
+    """Prepare clicked while Settings' Download now fetches the same model waits for that
+    job (told in its progress) instead of fetching the same files beside it; then its own
+    quick check runs, and cancelling stops the wait."""
+    import threading
+
+    from dedit_app import hub
+    from dedit_app.errors import Cancelled
+    from dedit_app.jobs import CancelToken
+    from ui import engine
+    from ui.worker import WorkerContext
+
+    fetched = []
+
+    def fetch(source, **kw):
+        fetched.append(source)
+        return None
+        yield  # a job, as hub.fetch is
+
+    monkeypatch.setattr(hub, "fetch", fetch)
+    ended = threading.Event()
+    job = engine.PrepareTask(engine.ModelSpec("owner/model"), None, after=ended).run(
+        WorkerContext(), CancelToken()
+    )
+    assert next(job).message == "Waiting for the download of owner/model (in the Jobs panel)"
+    assert next(job).stage == "downloading" and fetched == []  # still waiting
+    ended.set()
+    assert next(job).stage == "Loading the model" and fetched == ["owner/model"]
+    job.close()
+    cancel = CancelToken()
+    waiting = engine.PrepareTask(engine.ModelSpec("owner/model"), None, after=threading.Event())
+    steps = waiting.run(WorkerContext(), cancel)
+    next(steps)
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        next(steps)
+
+
 def test_failures_reach_the_ui_as_sentences(qtbot, jobs):
     errors = []
     rec = jobs.submit(

@@ -183,6 +183,7 @@ class EditController(ResultsMixin, QObject):
         except DEditError as err:
             self.w.show_error(str(err))
             return
+        task = replace(task, after=self.w.downloads.waiting_for(task.spec.source))
         title = "Prepare project" + (" with reference" if self.reference is not None else "")
         ref = self.reference
         started = time.monotonic()

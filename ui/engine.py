@@ -157,6 +157,15 @@ def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
         yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel)
 
 
+def _wait_for_download(done: threading.Event, source: str, cancel: CancelToken):
+    """Yield a waiting progress until ``done`` is set (the download of ``source`` running
+    as its own job has ended, however it ended); Cancelled when the job is cancelled."""
+    said = f"Waiting for the download of {source} (in the Jobs panel)"
+    while not done.wait(0.25):
+        cancel.raise_if_cancelled()
+        yield Progress(0, 0, stage="downloading", message=said)
+
+
 @dataclass(frozen=True)
 class DownloadTask:
     """Download a hub model's files before the first Prepare needs them (a job of kind
@@ -217,11 +226,16 @@ class PrepareTask:
     options: Any = None  # FinetuneOptions
     sampling: Any = None  # SamplingOptions of the edits to come (a compiled model warms up)
     auto_memory: bool = False  # low-memory mode where the model's GPU is too small without
+    # set when a download of the model started from Settings has ended (ui.downloads):
+    # until then this job waits for it rather than downloading the same files beside it
+    after: threading.Event | None = field(default=None, compare=False, repr=False)
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         _loaded()
         from dedit_app.finetune import finetune_project
 
+        if self.after is not None:
+            yield from _wait_for_download(self.after, self.spec.source, cancel)
         yield from _download(ctx, self.spec, cancel)
         yield Progress(0, 0, stage="Loading the model", message=f"Loading {self.spec.source}")
         model = _model(ctx, self.spec, training=True)
