@@ -458,7 +458,7 @@ def test_dropping_a_photo_file_on_the_canvas_opens_it(window, tmp_path):
 
 def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
     from dedit_app.segment.tiny import save_tiny_sam
-    from ui.settings import SettingsDialog
+    from ui.settings_dialog import SettingsDialog
 
     on_segmentation = SettingsDialog(window.settings, window, tab="Segmentation")
     assert on_segmentation.tabs.tabText(on_segmentation.tabs.currentIndex()) == "Segmentation"
@@ -501,7 +501,8 @@ def test_settings_dialog_edits_a_copy_and_returns_the_choice(window, tmp_path):
 def test_settings_shows_every_field_as_given_and_restores_only_the_page_shown(window):
     from dataclasses import replace
 
-    from ui.settings import DEFAULT_MODEL, EditorSettings, SettingsDialog
+    from ui.settings import DEFAULT_MODEL, EditorSettings
+    from ui.settings_dialog import SettingsDialog
 
     custom = replace(
         EditorSettings(), model="/models/mine", device="cpu", precision="float16",
@@ -547,7 +548,7 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
 
     from dedit_app import slow_device
     from ui import engine
-    from ui.settings import SettingsDialog
+    from ui.settings_dialog import SettingsDialog
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -597,7 +598,7 @@ def test_download_now_fetches_a_hub_model_beside_the_work_and_says_how_it_went(
     from dedit_app.errors import ModelLoadError
     from dedit_app.jobs import Progress
     from ui import engine
-    from ui.settings import SettingsDialog
+    from ui.settings_dialog import SettingsDialog
 
     said = {"owner/model": ("Not downloaded yet: the first Prepare downloads it.", "note")}
     monkeypatch.setattr(

@@ -45,7 +45,8 @@ from ui.recent import RecentFiles
 from ui.recovery import Recovery
 from ui.reference import ReferenceController
 from ui.segmenting import SegmentController
-from ui.settings import EditorSettings, SettingsDialog
+from ui.settings import EditorSettings
+from ui.settings_dialog import SettingsDialog
 from ui.side_panels import PreparePanel, ReferencePanel
 from ui.side_thread import SideThread
 from ui.start_page import StartPage
