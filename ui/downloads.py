@@ -67,7 +67,7 @@ class ModelDownloads:
             )
 
         record = self.w.jobs.submit(
-            JobRequest(f"Download {source}", engine.DownloadTask(spec), kind="download"),
+            JobRequest("Download the model", engine.DownloadTask(spec), kind="download"),
             on_finished=done,
             on_failed=failed,
             on_cancelled=cancelled,
