@@ -202,10 +202,11 @@ def _download(
         RepositoryNotFoundError,
     )
 
+    patterns = _patterns(variant, what)
     try:
         if room and not local:
-            _check_room(source, _patterns(variant, what), more.get("tqdm_class"))
-        return snapshot_download(source, local_files_only=local, **_patterns(variant, what), **more)
+            _check_room(source, patterns, more.get("tqdm_class"))
+        return snapshot_download(source, local_files_only=local, **patterns, **more)
     except GatedRepoError as err:
         raise ModelLoadError(
             f"The model {source} needs you to accept its license on huggingface.co and log in "

@@ -162,10 +162,14 @@ def check_model_folder(folder: str | os.PathLike[str], own_vae: bool = True) -> 
     Reads file names only."""
     folder = Path(folder)
     family = detect_family(folder)
-    encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
-    for component in ["unet", *(["vae"] if own_vae else []), *encoders]:
+    for component in ["unet", *(["vae"] if own_vae else []), *_encoders(family)]:
         _require_safetensors(folder, component)
     return family
+
+
+def _encoders(family: str) -> list[str]:
+    """The text encoders' subfolders of a model of ``family``: SDXL has two."""
+    return ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
 
 
 def _require_safetensors(folder: Path, component: str) -> None:
@@ -598,8 +602,7 @@ def load_model(
     else:
         folder = resolve(source, what="model", variant=variant, local_files_only=local_files_only)
         variants = dict.fromkeys(WEIGHTED, variant)
-    family = check_model_folder(folder, own_vae=vae is None)
-    encoders = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
+    encoders = _encoders(check_model_folder(folder, own_vae=vae is None))
 
     def common(part: str) -> dict[str, Any]:
         return {"use_safetensors": True, "variant": variants.get(part), "local_files_only": True}

@@ -30,7 +30,7 @@ from dedit_app.models import (
     pick_dtype,
 )
 from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
-from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, part_sets
+from dedit_app.weight_files import HALF, part_sets, weight_bytes, weight_sets
 
 __all__ = ["SD15_MODEL", "Verdict", "describe_placement", "describe_source", "model_family"]
 
@@ -108,21 +108,14 @@ def _contents(folder: Path) -> str:
             f"{folder} has weights, but not all of those of {', '.join(unfinished)}; the "
             "download may be unfinished."
         )
-    common = set.intersection(*sets.values())
+    common = weight_sets(folder)
     if common:
         precision = " and ".join(_precision(v) for v in sorted(common, key=str)) + " precision"
     else:  # half copies of only some parts: each part is read in its own
         precision = ", ".join(f"{p} {_precision(min(h, key=str))}" for p, h in sets.items())
         precision = f"mixed precision ({precision})"
-    size = 0
-    for part in WEIGHTED:
-        for file in (folder / part).glob(f"*{WEIGHT_SUFFIX}"):
-            try:
-                size += file.stat().st_size  # a cache's link counts as its blob
-            except OSError:
-                continue
     kind = {"sdxl": "SDXL", "sd15": "Stable Diffusion 1.x"}[family]
-    return f"{kind}, its weights in {precision} ({size_text(size)})"
+    return f"{kind}, its weights in {precision} ({size_text(weight_bytes(folder))})"
 
 
 def _gb(n: int) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dedit_app.errors import ModelLoadError
 from dedit_app.hub import cached_folder, is_hub_id, offline
-from dedit_app.weight_files import WEIGHT_SUFFIX
+from dedit_app.weight_files import weight_bytes
 
 # Smaller UNets are not worth a warning: the tests' tiny ones are a few MB, while SD 1.5's
 # is 1.7 GB (0.9 GB in half precision) and SDXL's 10 GB (5 GB).
@@ -32,15 +32,7 @@ def unet_bytes(source: str) -> int | None:
     weights are in the Hugging Face cache), or None when they are not on this machine."""
     path = Path(source).expanduser()
     folder = path if path.is_dir() else cached_folder(source) if is_hub_id(source) else None
-    if folder is None:
-        return None
-    total = 0
-    for file in (folder / "unet").glob(f"*{WEIGHT_SUFFIX}"):
-        try:
-            total += file.stat().st_size  # the cache's links are followed to their blobs
-        except OSError:
-            continue  # a dangling link of an unfinished download
-    return total
+    return None if folder is None else weight_bytes(folder, ("unet",))
 
 
 def on_processor(device: str | None) -> bool:

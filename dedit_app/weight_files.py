@@ -39,6 +39,7 @@ __all__ = [
     "part_sets",
     "pick_variants",
     "variant_of",
+    "weight_bytes",
     "weight_sets",
 ]
 
@@ -121,6 +122,19 @@ def one_variant(variants: dict[str, str | None], default: str | None) -> str | N
     if not kinds:
         return default
     return kinds.pop() if len(kinds) == 1 else dict(variants)
+
+
+def weight_bytes(folder: str | Path, parts: tuple[str, ...] = WEIGHTED) -> int:
+    """Bytes on disk of the weight files of ``parts`` of the model in ``folder`` (a hub
+    cache's links count as their blobs; a dangling one, of an unfinished download, as 0)."""
+    total = 0
+    for part in parts:
+        for file in (Path(folder) / part).glob(f"*{WEIGHT_SUFFIX}"):
+            try:
+                total += file.stat().st_size
+            except OSError:
+                continue
+    return total
 
 
 def _pick(held: set[str | None], preferred: str | None) -> str | None:

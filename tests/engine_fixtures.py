@@ -14,6 +14,29 @@ import numpy as np
 import pytest
 
 
+def hub_snapshot(cache: Path, repo_id: str) -> Path:
+    """Where the Hugging Face cache ``cache`` keeps the files of hub model ``repo_id``, as
+    the hub lays it out: ``refs/main`` names a commit, whose snapshot folder (returned,
+    not made) holds them."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    return repo / "snapshots" / commit
+
+
+@pytest.fixture
+def offline_hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache in ``tmp_path`` (the real one is never read), offline."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session folder holding the tiny models (built lazily by the fixtures below)."""

@@ -12,6 +12,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from engine_fixtures import hub_snapshot
 
 from dedit_app import hub
 from dedit_app.errors import Cancelled, ModelLoadError
@@ -150,12 +151,8 @@ def hub_cache(tmp_path, monkeypatch):
 
 
 def cached_snapshot(cache, names_by_variant):
-    """``owner/model`` as the hub's cache keeps it: refs/main names a snapshot folder."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / "models--owner--model"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
-    return write_model(repo / "snapshots" / commit, names_by_variant)
+    """``owner/model`` as the hub's cache keeps it, its snapshot holding those weights."""
+    return write_model(hub_snapshot(cache, "owner/model"), names_by_variant)
 
 
 def recording(folder, published: tuple[str | None, ...], asked: list):
@@ -168,6 +165,18 @@ def recording(folder, published: tuple[str | None, ...], asked: list):
         return str(folder)
 
     return download
+
+
+def offline_finds(monkeypatch):
+    """What ``owner/model`` resolves to offline, asking the hub nothing."""
+
+    def never(*args, **kwargs):
+        raise AssertionError("offline, nothing is asked of the hub")
+
+    monkeypatch.setattr(hub, "_download", never)
+    return resolve(
+        "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
+    )
 
 
 def test_a_first_download_takes_the_half_precision_copy(tmp_path, hub_cache, online):
@@ -194,15 +203,7 @@ def test_a_model_cached_in_either_precision_stays_in_it(tmp_path, hub_cache, onl
     # One request tops up the full set (a config an interrupted download left out); the
     # 7 GB half copy is not fetched beside the 14 GB already there.
     assert asked == [None]
-
-    def never(*args, **kwargs):
-        raise AssertionError("offline, nothing is asked of the hub")
-
-    monkeypatch.setattr(hub, "_download", never)
-    found = resolve(
-        "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
-    )
-    assert found == folder
+    assert offline_finds(monkeypatch) == folder
 
 
 def test_a_half_finished_cache_download_goes_on(tmp_path, hub_cache, online):
@@ -252,15 +253,7 @@ def test_a_model_cached_part_by_part_is_used_and_topped_up_as_it_is(
     drain(fetch("owner/model", variant="fp16", any_precision=True,
                 download=publishing(tmp_path / "m", published, asked)))  # fmt: skip
     assert asked == [{**dict.fromkeys(PARTS, "fp16"), "vae": None}]  # nothing new fetched
-
-    def never(*args, **kwargs):
-        raise AssertionError("offline, nothing is asked of the hub")
-
-    monkeypatch.setattr(hub, "_download", never)
-    found = resolve(
-        "owner/model", what="model", variant="fp16", local_files_only=True, any_precision=True
-    )
-    assert found == folder
+    assert offline_finds(monkeypatch) == folder
 
 
 def test_a_download_part_by_part_takes_only_those_parts_weights():

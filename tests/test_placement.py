@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from engine_fixtures import hub_snapshot
 
 from dedit_app.models import pick_dtype
 from dedit_app.placement import (
@@ -115,14 +116,14 @@ def test_a_gpu_too_small_for_sdxl_even_in_low_memory_mode_names_a_model_that_fit
 
 
 def test_the_family_of_a_model_is_read_from_its_files(
-    tiny_sdxl_path, tiny_sd15_path, tmp_path, hub_cache
+    tiny_sdxl_path, tiny_sd15_path, tmp_path, offline_hub_cache
 ):
     assert model_family(str(tiny_sdxl_path)) == "sdxl"
     assert model_family(f" {tiny_sd15_path} ") == "sd15"
     assert model_family("") == "sdxl"  # the default model, downloaded or not
     assert model_family("owner/not-downloaded") is None
     assert model_family(str(tmp_path / "nowhere")) is None
-    cached(hub_cache, "owner/small", tiny_sd15_path)
+    cached(offline_hub_cache, "owner/small", tiny_sd15_path)
     assert model_family("owner/small") == "sd15"
 
 
@@ -141,27 +142,10 @@ def test_a_gpu_before_ampere_runs_float16_and_warns_of_emulated_bfloat16(monkeyp
     assert pick_dtype(torch.device("cuda")) == torch.bfloat16
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face cache (the real one is never read), offline."""
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
-
-
 def cached(cache, repo_id: str, model_folder, half_only: bool = False):
     """Put a copy of ``model_folder`` in ``cache`` as hub model ``repo_id`` (its weights
     renamed to the half-precision variant when ``half_only``)."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
-    snapshot = repo / "snapshots" / commit
-    shutil.copytree(model_folder, snapshot)
+    snapshot = shutil.copytree(model_folder, hub_snapshot(cache, repo_id))
     if half_only:
         for file in snapshot.glob("*/*.safetensors"):
             file.rename(file.with_name(file.name.replace(".safetensors", ".fp16.safetensors")))
@@ -201,13 +185,13 @@ def test_a_path_that_is_not_a_model_says_what_to_point_at(tmp_path, tiny_sdxl_pa
 
 
 def test_a_hub_model_is_found_in_the_cache_or_said_to_download(
-    hub_cache, tiny_sdxl_path, monkeypatch
+    offline_hub_cache, tiny_sdxl_path, monkeypatch
 ):
-    cached(hub_cache, "owner/half", tiny_sdxl_path, half_only=True)
+    cached(offline_hub_cache, "owner/half", tiny_sdxl_path, half_only=True)
     found = describe_source("owner/half")
     assert found.state == "ready"
     assert found.text.startswith("In the Hugging Face cache: SDXL, its weights in half precision")
-    both = cached(hub_cache, "owner/both", tiny_sdxl_path)
+    both = cached(offline_hub_cache, "owner/both", tiny_sdxl_path)
     for file in both.glob("*/*.safetensors"):
         shutil.copy(file, file.with_name(file.name.replace(".safetensors", ".fp16.safetensors")))
     assert "its weights in full and half precision" in describe_source("owner/both").text

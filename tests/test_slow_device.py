@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from engine_fixtures import hub_snapshot
 
 from dedit_app import slow_device
 from dedit_app.slow_device import FULL_SIZE_BYTES, no_gpu_reason, processor_warning, unet_bytes
@@ -44,18 +45,6 @@ def no_gpu(monkeypatch):
     driver(monkeypatch, present=False)
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty Hugging Face cache (the real one is never read), offline."""
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
-
-
 def test_a_full_size_model_on_the_processor_takes_hours(tmp_path, no_gpu):
     big = str(model(tmp_path / "sdxl", 3 * FULL_SIZE_BYTES))
     assert unet_bytes(big) == 3 * FULL_SIZE_BYTES
@@ -74,19 +63,19 @@ def test_a_gpu_or_a_small_model_gives_no_warning(tmp_path, monkeypatch, no_gpu):
     assert processor_warning(big, "cpu") != ""  # chosen by hand, still the processor
 
 
-def test_a_model_that_cannot_load_here_is_left_to_its_own_error(tmp_path, no_gpu, hub_cache):
+def test_a_model_that_cannot_load_here_is_left_to_its_own_error(
+    tmp_path, no_gpu, offline_hub_cache
+):
     big = str(model(tmp_path / "sdxl", 3 * FULL_SIZE_BYTES))
     assert processor_warning(big, "cuda") == ""  # no CUDA: loading says so
     assert processor_warning(str(tmp_path / "nowhere"), "auto") == ""
     assert processor_warning("owner/not-cached", "auto") == ""  # offline: not downloaded
 
 
-def test_hub_models_are_measured_in_the_cache_or_taken_as_full_size(hub_cache, monkeypatch, no_gpu):
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = hub_cache / "models--owner--small"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
-    model(repo / "snapshots" / commit, FULL_SIZE_BYTES // 100)
+def test_hub_models_are_measured_in_the_cache_or_taken_as_full_size(
+    offline_hub_cache, monkeypatch, no_gpu
+):
+    model(hub_snapshot(offline_hub_cache, "owner/small"), FULL_SIZE_BYTES // 100)
     assert unet_bytes("owner/small") == FULL_SIZE_BYTES // 100
     assert processor_warning("owner/small", "auto") == ""
     monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", FULL_SIZE_BYTES // 1000)

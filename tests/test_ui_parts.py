@@ -670,17 +670,14 @@ def test_a_hub_model_is_asked_of_the_hub_once_per_load(tmp_path, tiny_sdxl_path,
     import shutil
 
     import huggingface_hub.constants
+    from engine_fixtures import hub_snapshot
 
     from dedit_app import hub
     from dedit_app.jobs import CancelToken
     from ui import engine
     from ui.worker import WorkerContext
 
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub-cache" / "models--owner--tiny"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
-    snapshot = shutil.copytree(tiny_sdxl_path, repo / "snapshots" / commit)
+    snapshot = shutil.copytree(tiny_sdxl_path, hub_snapshot(tmp_path / "hub-cache", "owner/tiny"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the hub itself is the stand-in below
     asked = []

@@ -147,14 +147,17 @@ def _download(ctx: WorkerContext, spec: ModelSpec, cancel: CancelToken):
     """The first job that loads a hub model downloads what the cache lacks of it, with
     progress (:func:`dedit_app.hub.fetch`): the precision the model will run in (7 GB
     of SDXL for a GPU), or, when either precision is cached in full, what that one
-    lacks (one request to the hub); a model already loaded costs nothing."""
+    lacks (one request to the hub); a model already loaded costs nothing. Returns the
+    cache folder, or None when nothing was asked (loaded already, a local folder,
+    offline)."""
     from dedit_app.hub import fetch
     from dedit_app.models import download_variant
 
     loaded = ctx.cache.get(_MODEL_KEY)
-    if loaded is None or loaded[0] != spec.load_key:
-        variant = download_variant(**spec.placement)
-        yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel)
+    if loaded is not None and loaded[0] == spec.load_key:
+        return None
+    variant = download_variant(**spec.placement)
+    return (yield from fetch(spec.source, variant=variant, any_precision=True, cancel=cancel))
 
 
 def _wait_for_download(done: threading.Event, source: str, cancel: CancelToken):
@@ -176,12 +179,7 @@ class DownloadTask:
 
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         _loaded()
-        from dedit_app.hub import fetch
-        from dedit_app.models import download_variant
-
-        variant = download_variant(**self.spec.placement)
-        job = fetch(self.spec.source, variant=variant, any_precision=True, cancel=cancel)
-        return (yield from job)
+        return (yield from _download(ctx, self.spec, cancel))
 
 
 def _telling_compile_failures(model, job):
@@ -312,25 +310,27 @@ def placement(model: str, device: str, precision: str, low_memory: str) -> tuple
     (:func:`dedit_app.placement.describe_placement`; state "ready", "note" or "problem"),
     or None when this installation has no engine. Slow the first time (torch starts
     CUDA): call it off the UI thread."""
-    if unavailable():
-        return None
-    _loaded()
-    from dedit_app.placement import describe_placement, model_family
-
-    said = describe_placement(device, precision, low_memory, model_family(model))
-    return said.text, said.state
+    return _verdict(
+        lambda p: p.describe_placement(device, precision, low_memory, p.model_family(model))
+    )
 
 
 def model_source(model: str, device: str, precision: str) -> tuple[str, str] | None:
     """Where the files of Settings' model are, or why they cannot be used, as
     ``(sentences, state)`` (:func:`dedit_app.placement.describe_source`), or None without
     an engine. Reads the disk and the Hugging Face cache: call it off the UI thread."""
+    return _verdict(lambda p: p.describe_source(model, device, precision))
+
+
+def _verdict(ask) -> tuple[str, str] | None:
+    """``ask(dedit_app.placement)``'s Verdict as ``(sentences, state)``; None without an
+    engine."""
     if unavailable():
         return None
     _loaded()
-    from dedit_app.placement import describe_source
+    from dedit_app import placement
 
-    said = describe_source(model, device, precision)
+    said = ask(placement)
     return said.text, said.state
 
 
