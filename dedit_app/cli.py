@@ -1,8 +1,9 @@
-"""The ``dedit`` command (also ``python -m dedit_app``): segment, prepare, edit, inspect.
+"""The ``dedit`` command (also ``python -m dedit_app``): segment, prepare, edit, inspect,
+and check whether a model will work on this computer.
 
 Exit codes: 0 done; 1 a problem with the input, printed as one line
-``dedit: error: <sentence>``; 2 a usage error (argparse); 130 cancelled with Ctrl-C (the
-project is left as it was).
+``dedit: error: <sentence>`` (``check``: the model cannot work as chosen, said above it);
+2 a usage error (argparse); 130 cancelled with Ctrl-C (the project is left as it was).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ examples:
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
   dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
   dedit info photo.dedit
+  dedit check --model stabilityai/stable-diffusion-xl-base-1.0   # here? where it runs?
 """
 
 
@@ -185,6 +187,29 @@ def _parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="describe a project")
     info.add_argument("project")
+
+    check = sub.add_parser(
+        "check",
+        help="say whether a model is here and where it would run, before anything loads",
+        description="Say where the model's files are (a local folder, the Hugging Face "
+        "cache, still to download) and where it would run (the GPU's name, memory and "
+        "precision, or the processor, and why), as the editor's Settings > Model does. "
+        "Loads nothing and never uses the network. Exit code 1 when the model cannot work "
+        "as chosen.",
+    )
+    check.add_argument("project", nargs="?", help="check the model this project was prepared with")
+    check.add_argument(
+        "--model",
+        help="hub id or local diffusers folder (default: the project's, else SDXL base)",
+    )
+    check.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    check.add_argument("--dtype", help="fp32, fp16, bf16 (default: the device's best)")
+    check.add_argument(
+        "--low-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="as for `dedit finetune` (default: on for SDXL on a GPU under 28 GB)",
+    )
     return parser
 
 
@@ -196,7 +221,11 @@ def _model_args(p: argparse.ArgumentParser, required: bool) -> None:
         + ("" if required else " (default: the one the project was prepared with)"),
     )
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
-    p.add_argument("--dtype", help="fp32, fp16, bf16 (default: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument(
+        "--dtype",
+        help="fp32, fp16, bf16 (default: bf16 on NVIDIA GPUs since Ampere, fp16 on older "
+        "ones and Apple's, fp32 on the processor)",
+    )
     p.add_argument("--vae", help="a replacement VAE (hub id or folder)")
     p.add_argument(
         "--compile",
@@ -407,6 +436,35 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from dedit_app.hub import DEFAULT_MODEL
+    from dedit_app.placement import (
+        COMMAND_LINE,
+        describe_placement,
+        describe_source,
+        model_family,
+    )
+
+    model = args.model
+    if model is None and args.project:
+        project = _load_project(args.project)
+        model = (project.training or {}).get("source")
+        if not model:
+            why = "is not prepared yet, so it names no model"
+            if project.prepared:  # prepared before projects kept the model's source
+                why = "does not say which model prepared it"
+            raise EditError(f"{args.project} {why}: say which with --model.")
+    model = model or DEFAULT_MODEL
+    low_memory = {None: "auto", True: "on", False: "off"}[args.low_memory]
+    found = describe_source(model, args.device, args.dtype, COMMAND_LINE)
+    family = model_family(model)
+    runs = describe_placement(args.device, args.dtype, low_memory, family, COMMAND_LINE)
+    # one line each, unwrapped: a wrapped `hf download` line would not paste into a shell
+    print(f"model: {model}\n  {found.text}")
+    print(f"runs:\n  {runs.text}")
+    return 0 if found.ok and runs.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
@@ -419,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": _cmd_finetune,
         "edit": _cmd_edit,
         "info": _cmd_info,
+        "check": _cmd_check,
     }
     try:
         return commands[args.command](args)

@@ -32,7 +32,16 @@ from dedit_app.models import (
 from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
 from dedit_app.weight_files import HALF, part_sets, weight_bytes, weight_sets
 
-__all__ = ["SD15_MODEL", "Verdict", "describe_placement", "describe_source", "model_family"]
+__all__ = [
+    "COMMAND_LINE",
+    "EDITOR",
+    "SD15_MODEL",
+    "Verdict",
+    "Wording",
+    "describe_placement",
+    "describe_source",
+    "model_family",
+]
 
 # A Stable Diffusion 1.5 in diffusers format with safetensors weights, for GPUs too small
 # for SDXL
@@ -53,8 +62,45 @@ class Verdict:
         return self.state != "problem"
 
 
+@dataclass(frozen=True)
+class Wording:
+    """How a verdict names what the user changes: the editor's Settings fields
+    (:data:`EDITOR`) or the ``dedit`` command's options (:data:`COMMAND_LINE`)."""
+
+    any_device: str  # a sentence: go back to the best device there is
+    any_precision: str  # a sentence: go back to the device's best precision
+    auto_precision: str  # a clause, "{}" for the precision auto picks there
+    low_memory_off: str  # how Low memory was turned off, after "with"
+    low_memory_on: str  # a clause: turn it back on
+    small_model: str  # a clause: choose a Stable Diffusion 1.5 model
+    first_prepare: str  # what downloads a model not downloaded yet
+
+
+EDITOR = Wording(
+    any_device="Choose auto in Device.",
+    any_precision="Choose auto in Precision.",
+    auto_precision="choose auto ({} here) in Precision",
+    low_memory_off="Low memory off",
+    low_memory_on="choose Automatic or On in Settings > Preparing",
+    small_model="choose a Stable Diffusion 1.5 model in Model",
+    first_prepare="the first Prepare",
+)
+COMMAND_LINE = Wording(
+    any_device="Leave out --device to use the best there is.",
+    any_precision="Leave out --dtype to use the device's best.",
+    auto_precision="leave out --dtype ({} here)",
+    low_memory_off="--no-low-memory",
+    low_memory_on="leave out --no-low-memory",
+    small_model="use a Stable Diffusion 1.5 model with --model",
+    first_prepare="the first `dedit finetune`",
+)
+
+
 def describe_source(
-    source: str, device: str | None = None, precision: str | None = None
+    source: str,
+    device: str | None = None,
+    precision: str | None = None,
+    wording: Wording = EDITOR,
 ) -> Verdict:
     """Where the files of model ``source`` (a hub id or a local diffusers folder; "" is
     the default model) are, or why they cannot be used. ``device`` and ``precision`` (as
@@ -80,7 +126,8 @@ def describe_source(
                 else " (about 14 GB in full precision, what the processor reads)"
             )
         return Verdict(
-            f"Not downloaded yet: the first Prepare downloads it from the Hugging Face hub{big}, "
+            f"Not downloaded yet: {wording.first_prepare} downloads it from the Hugging Face "
+            f"hub{big}, "
             "and it stays in the cache.",
             "note",
         )
@@ -160,18 +207,23 @@ def describe_placement(
     precision: str | None,
     low_memory: str = "auto",
     family: str | None = None,
+    wording: Wording = EDITOR,
 ) -> Verdict:
     """Where a model run on ``device`` ("auto" or None: the best there is; "cuda", "mps",
     "cpu") in ``precision`` ("auto" or None: the device's best; "bfloat16", "float16",
     "float32") would run, with what preparing SDXL there asks of ``low_memory`` (Settings'
     "auto" | "on" | "off") and whether SDXL fits that GPU at all. ``family`` ("sdxl",
-    "sd15", None: not known, taken as SDXL) drops what SDXL alone needs for SD 1.5."""
+    "sd15", None: not known, taken as SDXL) drops what SDXL alone needs for SD 1.5.
+    ``wording`` names the remedies in the editor's fields or the command line's options."""
     chosen = _chosen(device)
     try:
         dev = pick_device(chosen)
-        dtype = pick_dtype(dev, _chosen(precision))
     except ModelLoadError as err:
-        return Verdict(f"{err} Choose auto in Device.", "problem")
+        return Verdict(f"{err} {wording.any_device}", "problem")
+    try:
+        dtype = pick_dtype(dev, _chosen(precision))
+    except ModelLoadError as err:  # a precision typed on the command line
+        return Verdict(f"{err} {wording.any_precision}", "problem")
     name = str(dtype).removeprefix("torch.")
     if dev.type == "cpu":
         reason, remedy = ("", "") if chosen else slow_device.no_gpu_reason()
@@ -183,11 +235,16 @@ def describe_placement(
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
     if dev.type == "mps":
         return Verdict(f"Runs on Apple's GPU (MPS) in {name}.", "ready")
-    return _on_cuda(dev, dtype, name, low_memory, family)
+    return _on_cuda(dev, dtype, name, low_memory, family, wording)
 
 
 def _on_cuda(
-    dev: torch.device, dtype: torch.dtype, name: str, low_memory: str, family: str | None
+    dev: torch.device,
+    dtype: torch.dtype,
+    name: str,
+    low_memory: str,
+    family: str | None,
+    wording: Wording,
 ) -> Verdict:
     props = torch.cuda.get_device_properties(dev)
     text = f"Runs on {props.name} ({props.total_memory / 2**30:.0f} GB) in {name}."
@@ -195,7 +252,7 @@ def _on_cuda(
         # before Ampere torch emulates it in float32, without the half-precision units
         return Verdict(
             f"{text} This GPU computes bfloat16 only by emulating it, much slower than "
-            "float16: choose auto (float16 here) in Precision.",
+            f"float16: {wording.auto_precision.format('float16')}.",
             "problem",
         )
     total = props.total_memory
@@ -206,15 +263,15 @@ def _on_cuda(
         return Verdict(
             f"{text} Preparing a photo with SDXL is predicted to need about "
             f"{_gb(SDXL_PREPARE_NEEDS)} of GPU memory even in low-memory mode{edits}, so it "
-            "will most likely run out of memory here: choose a Stable Diffusion 1.5 model in "
-            f"Model (such as {SD15_MODEL}).",
+            f"will most likely run out of memory here: {wording.small_model} (such as "
+            f"{SD15_MODEL}).",
             "problem",
         )
     below = f"Preparing SDXL on a GPU under {LOW_MEMORY_BELOW // 2**30} GB"
     if low_memory == "off":
         return Verdict(
-            f"{text} {below} runs out of memory with Low memory off: choose Automatic or On "
-            "in Settings > Preparing.",
+            f"{text} {below} runs out of memory with {wording.low_memory_off}: "
+            f"{wording.low_memory_on}.",
             "problem",
         )
     said = f"{text} {below} uses low-memory mode: slower, and it learns the same."

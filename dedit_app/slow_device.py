@@ -77,7 +77,7 @@ def no_gpu_reason() -> tuple[str, str]:
         return (
             f"CUDA_VISIBLE_DEVICES={hidden.strip()!r} hides this computer's NVIDIA GPU from "
             "PyTorch",
-            "To use the GPU, start the editor without that environment variable.",
+            "To use the GPU, unset that environment variable before starting the editor.",
         )
     return (
         f"PyTorch {torch.__version__} could not start this computer's NVIDIA GPU",

@@ -37,6 +37,31 @@ def offline_hub_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """torch sees no CUDA or MPS device, and no NVIDIA or AMD driver is on the path."""
+    import shutil
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+
+
+def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:
+    """Make torch see one CUDA GPU ``name`` of ``gib`` GiB and compute capability
+    ``major``.x (8: Ampere, with bfloat16 of its own)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    props = SimpleNamespace(name=name, total_memory=gib * 2**30 - 2**20, major=major)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session folder holding the tiny models (built lazily by the fixtures below)."""

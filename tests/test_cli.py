@@ -175,6 +175,37 @@ def test_finetune_turns_low_memory_on_where_the_gpu_is_too_small_unless_told_not
     assert ("note: Preparing in low mode. --no-low-memory turns it off." in err) == low
 
 
+def test_check_says_where_the_model_is_and_where_it_runs(
+    prepared, tiny_sdxl_path, photos, tmp_path, monkeypatch, capsys
+):
+    from engine_fixtures import fake_gpu
+
+    fake_gpu(monkeypatch, "NVIDIA H200", 141, major=9)
+    assert main(["check", "--model", str(tiny_sdxl_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"model: {tiny_sdxl_path}"
+    assert out[1].startswith("  A local folder: SDXL, its weights in full precision (")
+    assert out[2:] == ["runs:", "  Runs on NVIDIA H200 (141 GB) in bfloat16."]
+    # a project checks the model it was prepared with
+    assert main(["check", str(prepared / "p.dedit"), "--dtype", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert f"model: {tiny_sdxl_path}" in out and "in float32." in out
+    # what cannot work exits 1, with the option to change
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4090", 24, major=8)
+    assert main(["check", "--model", str(tiny_sdxl_path), "--no-low-memory"]) == 1
+    assert "with --no-low-memory: leave out --no-low-memory." in capsys.readouterr().out
+    assert main(["check", "--model", str(tmp_path / "nowhere")]) == 1
+    assert "There is no folder" in capsys.readouterr().out
+    assert main(["segment", str(photos[0]), "-o", str(tmp_path / "n.dedit")]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "n.dedit")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"dedit: error: {tmp_path / 'n.dedit'} is not prepared yet, so it names no model: "
+        "say which with --model."
+    )
+
+
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out

@@ -7,14 +7,14 @@ case runs on any machine."""
 from __future__ import annotations
 
 import shutil
-from types import SimpleNamespace
 
-import pytest
 import torch
-from engine_fixtures import hub_snapshot
+from engine_fixtures import fake_gpu, hub_snapshot
 
 from dedit_app.models import pick_dtype
 from dedit_app.placement import (
+    COMMAND_LINE,
+    EDITOR,
     SD15_MODEL,
     Verdict,
     describe_placement,
@@ -22,22 +22,6 @@ from dedit_app.placement import (
     model_family,
 )
 from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
-
-
-@pytest.fixture
-def no_gpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr(shutil, "which", lambda name: None)  # no NVIDIA or AMD driver either
-
-
-def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:
-    """Make torch see one CUDA GPU ``name`` of ``gib`` GiB and compute capability
-    ``major``.x (8: Ampere, with bfloat16 of its own)."""
-    props = SimpleNamespace(name=name, total_memory=gib * 2**30 - 2**20, major=major)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
-    monkeypatch.setattr(torch.version, "hip", None)
 
 
 def test_the_processor_is_named_with_how_slow_it_is(no_gpu):
@@ -205,3 +189,43 @@ def test_a_hub_model_is_found_in_the_cache_or_said_to_download(
     assert online.state == "note" and online.text.startswith("Not downloaded yet: the first")
     assert "about 14 GB in full precision" in describe_source("", "cpu", "auto").text  # default
     assert "about 7 GB in half precision" in describe_source("", "cpu", "float16").text
+
+
+def test_the_command_line_names_its_options_and_the_editor_its_fields(no_gpu, monkeypatch):
+    """Each remedy in both wordings: the command line's names only options, the editor's
+    only fields, and both say the same thing otherwise."""
+
+    def both(machine, *args) -> tuple[str, str]:
+        machine()  # the computer it is said on
+        return tuple(describe_placement(*args, wording=w).text for w in (EDITOR, COMMAND_LINE))
+
+    cases = {
+        "--device": both(lambda: None, "cuda", "auto"),
+        "--dtype": both(lambda: None, "cpu", "fp8"),
+        "--dtype (float16 here)": both(
+            lambda: fake_gpu(monkeypatch, "Tesla T4", 16, major=7), "auto", "bf16"
+        ),
+        "--no-low-memory": both(
+            lambda: fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4090", 24, major=8),
+            "auto",
+            "auto",
+            "off",
+        ),
+        "--model": both(
+            lambda: fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4060", 8, major=8), "auto", "auto"
+        ),
+    }
+    for option, (editor, command_line) in cases.items():
+        assert option in command_line, command_line
+        assert "--" not in editor and editor != command_line
+        for field in ("Settings", "in Device", "in Precision", "in Model", "Choose auto"):
+            assert field not in command_line, command_line
+    assert "'fp8' is not a precision" in cases["--dtype"][1]
+    assert cases["--dtype"][0].endswith("Choose auto in Precision.")  # not "in Device"
+
+
+def test_the_command_line_says_which_command_downloads_a_model(offline_hub_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # no network is used: only the cache is read
+    said = describe_source("owner/elsewhere", wording=COMMAND_LINE).text
+    assert said.startswith("Not downloaded yet: the first `dedit finetune` downloads it")
+    assert "Prepare" not in said

@@ -38,13 +38,6 @@ def driver(monkeypatch, present: bool, amd: bool = False) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: tools[name] if name in tools else which(name))
 
 
-@pytest.fixture
-def no_gpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    driver(monkeypatch, present=False)
-
-
 def test_a_full_size_model_on_the_processor_takes_hours(tmp_path, no_gpu):
     big = str(model(tmp_path / "sdxl", 3 * FULL_SIZE_BYTES))
     assert unet_bytes(big) == 3 * FULL_SIZE_BYTES
@@ -90,8 +83,8 @@ def test_hub_models_are_measured_in_the_cache_or_taken_as_full_size(
     ("cuda", "hip", "hidden", "reason", "remedy"),
     [
         (None, None, None, "built for the processor only", "install PyTorch's CUDA build"),
-        ("13.0", None, "", "CUDA_VISIBLE_DEVICES='' hides", "without that environment variable"),
-        ("13.0", None, "-1", "CUDA_VISIBLE_DEVICES='-1' hides", "without that environment"),
+        ("13.0", None, "", "CUDA_VISIBLE_DEVICES='' hides", "unset that environment variable"),
+        ("13.0", None, "-1", "CUDA_VISIBLE_DEVICES='-1' hides", "unset that environment"),
         ("13.0", None, None, "could not start this computer's NVIDIA GPU", "CUDA 13.0 needs"),
         ("13.0", None, "0", "could not start", "update the NVIDIA driver"),  # not hidden
     ],
