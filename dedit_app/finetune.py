@@ -187,21 +187,30 @@ def _photo(model: DiffusionModel, img: TrainImage, strings: list[str]) -> _Photo
 
 
 def _train_step(
-    model, noise_sched, photo: _Photo, cond, batch: int, gen: torch.Generator, accum: int
+    model,
+    noise_sched,
+    photo: _Photo,
+    cond,
+    batch: int,
+    gen: torch.Generator,
+    accum: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> torch.Tensor:
-    """Forward and backward of one photo's micro-step (gradients scaled by ``1/accum``);
-    returns the loss (0-dim, on the device). A compiled UNet whose backward fails to
-    compile (it compiles at the first ``backward()``, past :meth:`DiffusionModel.run_unet`'s
-    fallback) costs the job nothing: the step runs again on the plain UNet from the same
-    random state, so the result is the plain UNet's, and once that succeeds the model goes
-    plain. No gradient has landed by then: the failing node is the UNet's, which every
-    trained tensor's gradient passes through. An error the plain rerun raises too is not
-    the compiler's: it ends the job, and the model stays compiled."""
+    """Forward and backward of one photo's micro-step (gradients scaled by ``1/accum``, and by
+    ``scaler``'s loss scale when given); returns the loss (0-dim, on the device). A compiled
+    UNet whose backward fails to compile (it compiles at the first ``backward()``, past
+    :meth:`DiffusionModel.run_unet`'s fallback) costs the job nothing: the step runs again
+    on the plain UNet from the same random state, so the result is the plain UNet's, and
+    once that succeeds the model goes plain. No gradient has landed by then: the failing
+    node is the UNet's, which every trained tensor's gradient passes through. An error the
+    plain rerun raises too is not the compiler's: it ends the job, and the model stays
+    compiled."""
+    step = partial(_forward_backward, model, noise_sched, photo, cond, batch, gen, accum, scaler)
     if not model.compiled:
-        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+        return step()
     state = gen.get_state()
     try:
-        return _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+        return step()
     except torch.OutOfMemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - the plain run below re-raises a real error
@@ -209,13 +218,20 @@ def _train_step(
             raise
         gen.set_state(state)
         with model.plain_unet():
-            loss = _forward_backward(model, noise_sched, photo, cond, batch, gen, accum)
+            loss = step()
         model.stop_compiling(err)
         return loss
 
 
 def _forward_backward(
-    model, noise_sched, photo: _Photo, cond, batch: int, gen: torch.Generator, accum: int
+    model,
+    noise_sched,
+    photo: _Photo,
+    cond,
+    batch: int,
+    gen: torch.Generator,
+    accum: int,
+    scaler: torch.amp.GradScaler | None,
 ) -> torch.Tensor:
     """The micro-step itself. Both passes run inside the attention context, so
     recomputation under gradient checkpointing sees the same grouping as the forward."""
@@ -257,20 +273,21 @@ def _forward_backward(
                 return_dict=False,
             )[0]
         loss = F.mse_loss(pred.float(), target.float())
-        (loss / accum).backward()
+        share = loss / accum
+        (scaler.scale(share) if scaler is not None else share).backward()
     return loss.detach()
 
 
-def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
-    """``steps`` micro-steps of ``micro_step()`` (returns the summed loss, on the device),
-    an optimizer step every ``grad_accum`` and at the end. ``job``: ``(ready photos,
-    options, cancel)``; in low-memory mode the stage's blocks of ``options.recompute``
-    recompute. Yields Progress of ``stage`` from ``at = (step, total)`` on (first
-    "compiling" when the stage's graph is new) and returns the step count after it.
-    Losses are read back a step late (``TrailingReads``) so reading one never stalls the
-    GPU's queue: ``losses`` gets every value, and each Progress the newest one read with
-    the step it was measured at (none before the first on CUDA; the stage's last loss
-    comes in one more Progress after its last step)."""
+def _stage(model, stage, micro_step, updates, steps, job, at, losses) -> Job[int]:
+    """``steps`` micro-steps of ``micro_step()`` (returns the summed loss, on the device), an
+    optimizer step of ``updates`` (:class:`_Updates`) every ``grad_accum`` and at the end.
+    ``job``: ``(ready photos, options, cancel)``; in low-memory mode the stage's blocks of
+    ``options.recompute`` recompute. Yields Progress of ``stage`` from ``at = (step,
+    total)`` on (first "compiling" when the stage's graph is new) and returns the step count
+    after it. Losses are read back a step late (``TrailingReads``) so reading one never
+    stalls the GPU's queue: ``losses`` gets every value, and each Progress the newest one
+    read with the step it was measured at (none before the first on CUDA; the stage's last
+    loss comes in one more Progress after its last step)."""
     ready, options, cancel = job
     accum = options.grad_accum
     step, total = at
@@ -284,8 +301,7 @@ def _stage(model, stage, micro_step, opt, steps, job, at, losses) -> Job[int]:
         cancel.raise_if_cancelled()
         shown = reads.push(micro_step())
         if (micro + 1) % accum == 0 or micro + 1 == steps:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            updates.step()
         step += 1
         unread.append(step)
         if shown is None:
@@ -332,9 +348,27 @@ def _compiles_next(model, stage: str, ready: list[_Photo], options: FinetuneOpti
     return any(new)
 
 
-def _optimizer(params: list[torch.Tensor], lr: float, device: torch.device):
-    fused = device.type == "cuda"  # one kernel for all parameters (issue 6)
-    return torch.optim.AdamW(params, lr=lr, fused=fused or None)
+class _Updates:
+    """A stage's AdamW, and in float16 the loss scaling its gradients need. Autocast runs
+    the UNet's backward pass in the model's precision; in float16 (GPUs before Ampere,
+    Apple's) the gradients of full-size SDXL's loss, about 1e-5 per latent element at
+    1024² before dividing by ``grad_accum``, fall under float16's smallest normal number
+    (6e-5) and deeper layers' flush to zero: on the tiny model, with gradients shrunk to
+    that size, two thirds of stage 2's were zero and the rest 80 % off float32's. The
+    scaler multiplies the loss before the backward pass and divides the gradients before
+    the step, lowering the scale and skipping the step when one overflows. bfloat16 has
+    float32's range and needs none, so there it does nothing."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, model: DiffusionModel) -> None:
+        fused = model.device.type == "cuda"  # one kernel for all parameters (issue 6)
+        self.opt = torch.optim.AdamW(params, lr=lr, fused=fused or None)
+        half = model.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(model.device.type, enabled=half)
+
+    def step(self) -> None:
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
 
 
 def _unet_targets(model: DiffusionModel) -> list[str]:
@@ -401,22 +435,23 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
         losses: list[float] = []
         step = 0
 
-        def micro_step(encode: bool) -> torch.Tensor:
+        def micro_step(encode: bool, updates: _Updates) -> torch.Tensor:
             """One micro-step over every photo; the summed loss. ``encode``: the prompts
             are encoded anew (stage 1 trains the token rows), else each photo's fixed
             embeddings serve (stage 2)."""
             return sum(
                 _train_step(model, noise_sched, p, encode_items(model, p.prompts) if encode
-                            else p.cond, options.batch_size, gen, options.grad_accum)
+                            else p.cond, options.batch_size, gen, options.grad_accum,
+                            updates.scaler)
                 for p in ready
             )  # fmt: skip
 
         # ---- stage 1: the new token rows only -------------------------------------
         if options.emb_steps:
             rows = _splice_token_rows(model, tokens, spliced)
-            opt = _optimizer(rows, options.emb_lr, model.device)
+            updates = _Updates(rows, options.emb_lr, model)
             step = yield from _stage(
-                model, "tokens", partial(micro_step, True), opt, options.emb_steps,
+                model, "tokens", partial(micro_step, True, updates), updates, options.emb_steps,
                 (ready, options, cancel), (step, total), losses,
             )  # fmt: skip
             learned = [r.detach().float().cpu() for r in rows]
@@ -424,7 +459,7 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
                 encoder.set_input_embeddings(base)
             spliced.clear()
             set_token_rows(model, tokens, learned)
-            del opt
+            del updates
 
         # ---- stage 2: UNet cross-attention q/k/v, or a LoRA --------------------------
         unet_tensors: dict[str, torch.Tensor] = {}
@@ -436,12 +471,12 @@ def _finetune(model, photos, options, cancel) -> Job[FinetuneResult]:
             if options.offload_idle:  # stage 2 reuses these embeddings
                 offloaded += _offload(model, model.text_encoders)
             params = _stage2_params(model, options, alpha)
-            opt = _optimizer(params, options.unet_lr, model.device)
+            updates = _Updates(params, options.unet_lr, model)
             step = yield from _stage(
-                model, "unet", partial(micro_step, False), opt, options.model_steps,
+                model, "unet", partial(micro_step, False, updates), updates, options.model_steps,
                 (ready, options, cancel), (step, total), losses,
             )  # fmt: skip
-            del opt
+            del updates
             unet_tensors = _finish_stage2(model, options)
 
         result = _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses)

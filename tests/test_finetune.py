@@ -293,6 +293,33 @@ def test_gradient_checkpointing_trains_the_same(tiny_sdxl, tiny_photo):
         torch.testing.assert_close(checkpointed.tensors[key], value, rtol=1e-4, atol=1e-6)
 
 
+def test_float16_gradients_as_small_as_full_size_sdxls_are_not_lost(
+    tiny_sdxl, tiny_sdxl_path, tiny_photo, monkeypatch
+):
+    """In float16 the UNet's backward runs in float16, where gradients as small as a
+    full-size SDXL preparation's flush to zero without loss scaling. A large grad_accum
+    shrinks the tiny model's gradients below that line; each stage's first update must
+    still see float32's gradients."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    step = torch.optim.AdamW.step
+
+    def recording(opt, *args, **kwargs):
+        grads = [p.grad.detach().float().clone() for g in opt.param_groups for p in g["params"]]
+        seen.setdefault(recording.run, []).append(torch.cat([g.ravel() for g in grads]))
+        return step(opt, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    options = FinetuneOptions(emb_steps=1, model_steps=1, grad_accum=10_000, seed=0)
+    half = load_model(tiny_sdxl_path, device="cpu", dtype="fp16")
+    for recording.run, model in [("float32", tiny_sdxl), ("float16", half)]:
+        run_job(finetune(model, [_photo(tiny_photo)], options))
+    assert [len(seen[k]) for k in ("float32", "float16")] == [2, 2]  # tokens, unet
+    for full, halved in zip(seen["float32"], seen["float16"]):
+        assert full.abs().max() < 1e-5  # below float16's smallest normal number, 6e-5
+        assert (halved == 0).float().mean() < 0.01
+        assert (halved - full).norm() / full.norm() < 0.02
+
+
 def _recomputing(unet) -> list[str]:
     return [n for n, m in unet.named_modules() if getattr(m, "gradient_checkpointing", False)]
 
