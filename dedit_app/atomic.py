@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +21,12 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 
+# On Windows a virus scanner or the search indexer opens a file just written, without
+# sharing it, for a moment: renaming it, or over a file it is reading, then fails with
+# PermissionError. pip and Mercurial retry for the same reason. Seconds between tries
+# (about a second in all); elsewhere a PermissionError is a real one, so no retry.
+BUSY_RETRIES: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25, 0.6) if os.name == "nt" else ()
+
 
 def make_temp(path: Path) -> str:
     """Create an empty temp file beside ``path`` with normal file permissions; its name."""
@@ -28,6 +35,27 @@ def make_temp(path: Path) -> str:
     with contextlib.suppress(OSError):  # file systems without modes (FAT, some mounts)
         os.chmod(tmp, FILE_MODE)
     return tmp
+
+
+def held_by_another_program(err: OSError) -> bool:
+    """Whether ``err`` is Windows' sharing violation: another program has the file open
+    (an image viewer, a sync client, a virus scanner that took longer than the retries)."""
+    return getattr(err, "winerror", None) == _SHARING_VIOLATION
+
+
+_SHARING_VIOLATION = 32  # ERROR_SHARING_VIOLATION
+
+
+def replace_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """``os.replace(src, dst)``, tried again after :data:`BUSY_RETRIES` pauses while it
+    fails with PermissionError (a file another program holds for a moment)."""
+    for pause in BUSY_RETRIES:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            time.sleep(pause)
+    os.replace(src, dst)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -58,7 +86,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
-from dedit_app.atomic import atomic_writer
+from dedit_app.atomic import atomic_writer, held_by_another_program
 from dedit_app.errors import ImageLoadError, ImageSaveError
 from dedit_app.partition import bounding_window
 
@@ -441,6 +441,11 @@ def _save_failure(name: str, e: OSError) -> str:
     kept = "any existing file there is unchanged"
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{name} could not be saved because the disk is full; {kept}."
+    if held_by_another_program(e):
+        return (
+            f"{name} could not be saved because another program has it open; close it there "
+            f"and try again; {kept}."
+        )
     if isinstance(e, PermissionError) or e.errno == errno.EROFS:
         return f"{name} could not be saved: permission denied; {kept}."
     if isinstance(e, IsADirectoryError):

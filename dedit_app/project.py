@@ -37,7 +37,14 @@ import cv2
 import numpy as np
 
 from dedit_app import __version__
-from dedit_app.atomic import FILE_MODE, atomic_write_bytes, fsync_dir, make_temp
+from dedit_app.atomic import (
+    FILE_MODE,
+    atomic_write_bytes,
+    fsync_dir,
+    held_by_another_program,
+    make_temp,
+    replace_file,
+)
 from dedit_app.errors import DEditError, EditError, ProjectError
 from dedit_app.imageio import png_bytes
 from dedit_app.partition import check_labels
@@ -267,7 +274,7 @@ class Project:
                 os.chmod(tmp, FILE_MODE)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, folder / name)
+            replace_file(tmp, folder / name)
         except BaseException as err:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -636,6 +643,11 @@ def _os_sentence(err: OSError, path: Path) -> str:
 
     if err.errno == errno.ENOSPC:
         return f"The disk is full: could not save to {path}. The previous save is unchanged."
+    if held_by_another_program(err):
+        return (
+            f"Another program has {path} open, so it could not be saved; close it there and "
+            "save again. The previous save is unchanged."
+        )
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"No permission to write {path}. The previous save is unchanged."
     return f"Could not save to {path} ({err.strerror or err}). The previous save is unchanged."

@@ -62,6 +62,30 @@ def fake_gpu(monkeypatch, name: str, gib: int, major: int) -> None:
     monkeypatch.setattr(torch.version, "hip", None)
 
 
+def held_for(times: int, monkeypatch, winerror: int | None = None) -> list[str]:
+    """Make the next ``times`` renames over or of a file fail as on Windows while another
+    program holds it (PermissionError, with ``winerror`` when given); returns the targets
+    of the failed tries."""
+    import errno
+    import os
+
+    from dedit_app import atomic
+
+    real, failed = os.replace, []
+
+    def busy(src, dst, *args, **kwargs):
+        if len(failed) < times:
+            failed.append(str(dst))
+            err = PermissionError(errno.EACCES, "The process cannot access the file")
+            if winerror is not None:
+                err.winerror = winerror
+            raise err
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "replace", busy)
+    return failed
+
+
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session folder holding the tiny models (built lazily by the fixtures below)."""

@@ -345,6 +345,26 @@ def test_disk_full_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]  # no temp file left
 
 
+def test_an_export_over_a_file_another_program_keeps_open_says_so(tmp_path, monkeypatch):
+    from engine_fixtures import held_for
+
+    from dedit_app import atomic
+
+    monkeypatch.setattr(atomic, "BUSY_RETRIES", (0.0,))
+    path = tmp_path / "result.png"
+    save_image(path, smooth_image())
+    before = path.read_bytes()
+    held_for(2, monkeypatch, winerror=32)
+    with pytest.raises(ImageSaveError) as info:
+        save_image(path, corpus.noise(48, 64))
+    assert str(info.value) == (
+        f"{path} could not be saved because another program has it open; close it there and "
+        "try again; any existing file there is unchanged."
+    )
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]  # no temp file left
+
+
 def test_saving_into_a_missing_folder_says_so(tmp_path):
     with pytest.raises(ImageSaveError, match="does not exist"):
         save_image(tmp_path / "no" / "such" / "x.png", smooth_image())

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import held_for
 
 from dedit_app import atomic
 from dedit_app.errors import ProjectError
@@ -344,6 +345,42 @@ def test_invalid_documents_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "x.dedit" / PROJECT_FILE).exists()
     with pytest.raises(ProjectError, match="uses item 5"):
         Project.new(np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 5), ["a"])
+
+
+def test_a_file_another_program_holds_for_a_moment_is_saved_after_a_retry(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "BUSY_RETRIES", (0.0, 0.0, 0.0))  # as on Windows, no pauses
+    folder = tmp_path / "f.dedit"
+    p = make_project()
+    p.save(folder)
+    p.items[0].name = "renamed"
+    failed = held_for(2, monkeypatch)
+    p.save()
+    assert len(failed) == 2 and Project.load(folder).items[0].name == "renamed"
+
+
+def test_a_file_another_program_keeps_open_says_so_and_keeps_the_previous_save(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(atomic, "BUSY_RETRIES", (0.0, 0.0))
+    folder = tmp_path / "f.dedit"
+    p = make_project()
+    p.save(folder)
+    p.items[0].name = "renamed"
+    failed = held_for(99, monkeypatch, winerror=32)
+    with pytest.raises(ProjectError) as info:
+        p.save()
+    assert len(failed) == 3  # the first try and two retries
+    assert str(info.value).startswith("Another program has ")
+    assert str(info.value).endswith(" open, so it could not be saved; close it there and save "
+                                    "again. The previous save is unchanged.")  # fmt: skip
+    monkeypatch.undo()
+    assert Project.load(folder).items[0].name == "thing 0"
+    assert not [f for f in folder.iterdir() if f.name.endswith(".tmp")]
+    # without retries (not Windows) a PermissionError is a real one, said as such
+    monkeypatch.setattr(atomic, "BUSY_RETRIES", ())
+    held_for(1, monkeypatch)
+    with pytest.raises(ProjectError, match="No permission to write .*unchanged"):
+        p.save()
 
 
 def test_full_disk_keeps_previous_save(tmp_path, monkeypatch):
