@@ -29,7 +29,12 @@ from dedit_app.models import (
     pick_device,
     pick_dtype,
 )
-from dedit_app.recompute import LOW_MEMORY_BELOW, SDXL_EDIT_NEEDS, SDXL_PREPARE_NEEDS
+from dedit_app.recompute import (
+    LOW_MEMORY_BELOW,
+    SDXL_EDIT_NEEDS,
+    SDXL_PREPARE_NEEDS,
+    gpu_memory,
+)
 from dedit_app.weight_files import HALF, part_sets, weight_bytes, weight_sets
 
 __all__ = [
@@ -233,21 +238,17 @@ def describe_placement(
             "there and each edit minutes."
         )
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
+    total = gpu_memory(dev)
     if dev.type == "mps":
-        return Verdict(f"Runs on Apple's GPU (MPS) in {name}.", "ready")
-    return _on_cuda(dev, dtype, name, low_memory, family, wording)
-
-
-def _on_cuda(
-    dev: torch.device,
-    dtype: torch.dtype,
-    name: str,
-    low_memory: str,
-    family: str | None,
-    wording: Wording,
-) -> Verdict:
+        if total is None:  # a torch that cannot say how much Apple's GPU may use
+            return Verdict(f"Runs on Apple's GPU (MPS) in {name}.", "ready")
+        text = (
+            f"Runs on Apple's GPU (MPS, about {total / 2**30:.0f} GB of the memory it shares "
+            f"with the processor) in {name}."
+        )
+        return _fits(text, total, low_memory, family, wording)
     props = torch.cuda.get_device_properties(dev)
-    text = f"Runs on {props.name} ({props.total_memory / 2**30:.0f} GB) in {name}."
+    text = f"Runs on {props.name} ({total / 2**30:.0f} GB) in {name}."
     if dtype == torch.bfloat16 and not fast_bf16(dev):
         # before Ampere torch emulates it in float32, without the half-precision units
         return Verdict(
@@ -255,7 +256,12 @@ def _on_cuda(
             f"float16: {wording.auto_precision.format('float16')}.",
             "problem",
         )
-    total = props.total_memory
+    return _fits(text, total, low_memory, family, wording)
+
+
+def _fits(text: str, total: int, low_memory: str, family: str | None, wording: Wording) -> Verdict:
+    """``text`` (where it runs), and what preparing SDXL asks of a GPU that can hold
+    ``total`` bytes of tensors: low-memory mode, or a smaller model."""
     if family == "sd15" or total >= LOW_MEMORY_BELOW:
         return Verdict(text, "ready")
     if total < SDXL_PREPARE_NEEDS:

@@ -24,6 +24,7 @@ __all__ = [
     "SDXL_WITHIN_24GB",
     "Recompute",
     "check_plan",
+    "gpu_memory",
     "low_memory_reason",
     "use_recompute",
 ]
@@ -73,20 +74,37 @@ SDXL_WITHIN_24GB = Recompute(
 )
 
 
+def gpu_memory(device: torch.device) -> int | None:
+    """Bytes the GPU ``device`` can hold tensors in: a CUDA GPU's own memory, or for
+    Apple's GPU the share of the memory it shares with the processor that Metal
+    recommends it keep in use (``torch.mps.recommended_max_memory``, about two thirds to
+    three quarters of it; past that macOS starts to swap). None for the processor, and for
+    Apple's GPU under a torch without that query."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
+        return int(torch.mps.recommended_max_memory())
+    return None
+
+
 def low_memory_reason(family: str, device: torch.device) -> str:
     """Why a model of ``family`` ("sdxl", "sd15") preparing on ``device`` should do so in
     low-memory mode, as sentences for the user (the caller adds where to change it), or
-    "" when it fits without. Only SDXL on a CUDA GPU with less than
-    :data:`LOW_MEMORY_BELOW` of memory needs it: SD 1.5 fits any such GPU, and a CPU or
-    Apple's memory (shared with the system) is not asked."""
-    if family != "sdxl" or device.type != "cuda":
+    "" when it fits without. Only SDXL on a GPU with less than :data:`LOW_MEMORY_BELOW`
+    of memory (:func:`gpu_memory`) needs it: SD 1.5 fits any such GPU, and the
+    processor's memory is not asked. The tensors are the same size on Apple's GPU, so
+    the same line holds there."""
+    total = gpu_memory(device) if family == "sdxl" else None
+    if total is None or total >= LOW_MEMORY_BELOW:
         return ""
-    total = torch.cuda.get_device_properties(device).total_memory
-    if total >= LOW_MEMORY_BELOW:
-        return ""
+    has = (
+        f"Apple's GPU can use about {total / 2**30:.0f} GB"
+        if device.type == "mps"
+        else f"this GPU has {total / 2**30:.0f} GB"
+    )
     return (
-        f"Preparing in low-memory mode: this GPU has {total / 2**30:.0f} GB, and SDXL needs "
-        f"about {LOW_MEMORY_BELOW // 2**30} GB without it. It is slower and learns the same."
+        f"Preparing in low-memory mode: {has}, and SDXL needs about "
+        f"{LOW_MEMORY_BELOW // 2**30} GB without it. It is slower and learns the same."
     )
 
 

@@ -57,6 +57,24 @@ def test_a_device_that_is_not_there_says_so_and_what_to_choose(no_gpu):
         assert not found.ok
 
 
+def test_apples_gpu_is_named_with_the_memory_it_may_use(no_gpu, monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 21 * 2**30)  # a 32 GB Mac
+    said = "Runs on Apple's GPU (MPS, about 21 GB of the memory it shares with the processor)"
+    found = describe_placement("auto", "auto")
+    assert found.ok and found.text.startswith(f"{said} in float16. Preparing SDXL on a GPU")
+    assert "under 28 GB uses low-memory mode" in found.text
+    assert not describe_placement("auto", "auto", "off").ok
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 10 * 2**30)  # 16 GB
+    small = describe_placement("mps", "auto")
+    assert small.state == "problem" and small.text.endswith(f"(such as {SD15_MODEL}).")
+    assert describe_placement("mps", "auto", family="sd15").ok
+    monkeypatch.delattr(torch.mps, "recommended_max_memory")  # a torch that cannot say
+    assert describe_placement("mps", "auto") == Verdict(
+        "Runs on Apple's GPU (MPS) in float16.", "ready"
+    )
+
+
 def test_a_large_gpu_is_named_with_its_memory_and_precision(monkeypatch):
     fake_gpu(monkeypatch, "NVIDIA H200", 141, major=9)
     found = describe_placement("auto", "auto", low_memory="off")

@@ -394,7 +394,9 @@ def test_bf16_prepares_and_edits_like_the_gpu_does(tiny_sdxl_path, tiny_photo):
         ("sdxl", "cuda", 80, False),
         ("sd15", "cuda", 16, False),  # SD 1.5 fits without
         ("sdxl", "cpu", 16, False),  # the processor's memory is not the GPU's
-        ("sdxl", "mps", 16, False),  # Apple's memory is shared with the system
+        ("sdxl", "mps", 21, True),  # a 32 GB Mac: Metal recommends about two thirds of it
+        ("sdxl", "mps", 48, False),  # a 64 GB Mac
+        ("sd15", "mps", 10, False),
     ],
 )
 def test_low_memory_is_wanted_for_sdxl_on_a_gpu_too_small_without_it(
@@ -411,8 +413,10 @@ def test_low_memory_is_wanted_for_sdxl_on_a_gpu_too_small_without_it(
         return SimpleNamespace(total_memory=gib * 2**30 - 2**20)
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: gib * 2**30 - 2**20)
     why = low_memory_reason(family, torch.device(device))
     assert bool(why) == on
     if on:
-        assert f"this GPU has {gib} GB" in why and "learns the same" in why
+        has = "Apple's GPU can use about" if device == "mps" else "this GPU has"
+        assert f"{has} {gib} GB" in why and "learns the same" in why
     assert bool(asked) == (family == "sdxl" and device == "cuda")  # no CUDA call elsewhere
