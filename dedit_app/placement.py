@@ -51,6 +51,9 @@ __all__ = [
 # A Stable Diffusion 1.5 in diffusers format with safetensors weights, for GPUs too small
 # for SDXL
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# What the models the editor names are, before they are downloaded: family, and the GB of
+# the weights it loads in half and in full precision as the hub publishes them
+_KNOWN = {DEFAULT_MODEL: ("sdxl", 7, 14), SD15_MODEL: ("sd15", 2, 4)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Verdict:
     # "ready": nothing to do; "note": it works, and something will take time (a download);
     # "problem": it cannot work as chosen, or so slowly that the user should know first
     state: str
+    model: str = ""  # a model to choose instead (a hub id), when that is the remedy
 
     @property
     def ok(self) -> bool:
@@ -124,11 +128,12 @@ def describe_source(
     variant = _variant(device, precision)
     if folder is None and not offline():
         big = ""
-        if source == DEFAULT_MODEL:  # the sizes of the copies SDXL base publishes
+        if source in _KNOWN:
+            _, half, full = _KNOWN[source]
             big = (
-                " (about 7 GB in half precision, what a GPU reads)"
+                f" (about {half} GB in half precision, what a GPU reads)"
                 if variant == HALF
-                else " (about 14 GB in full precision, what the processor reads)"
+                else f" (about {full} GB in full precision, what the processor reads)"
             )
         return Verdict(
             f"Not downloaded yet: {wording.first_prepare} downloads it from the Hugging Face "
@@ -194,13 +199,13 @@ def _chosen(value: str | None) -> str | None:
 
 def model_family(source: str) -> str | None:
     """The family of model ``source``, "sdxl" or "sd15", when its files say so without
-    the network (a local folder, the Hugging Face cache; the default model is SDXL), else
-    None."""
+    the network (a local folder, the Hugging Face cache; the default model is SDXL, and
+    :data:`SD15_MODEL` SD 1.5, downloaded or not), else None."""
     source = source.strip() or DEFAULT_MODEL
     path = Path(source).expanduser()
     folder = path if path.is_dir() else cached_folder(source) if is_hub_id(source) else None
     if folder is None:
-        return "sdxl" if source == DEFAULT_MODEL else None
+        return _KNOWN[source][0] if source in _KNOWN else None
     try:
         return detect_family(folder)
     except ModelLoadError:
@@ -233,9 +238,10 @@ def describe_placement(
     if dev.type == "cpu":
         reason, remedy = ("", "") if chosen else slow_device.no_gpu_reason()
         why = f" ({reason})" if reason else ""
+        kind = "Stable Diffusion 1.5" if family == "sd15" else "SDXL"
         said = (
-            f"Runs on the processor in {name}{why}: preparing a photo with SDXL takes hours "
-            "there and each edit minutes."
+            f"Runs on the processor in {name}{why}: preparing a photo with {kind} takes "
+            "hours there and each edit minutes."
         )
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
     total = gpu_memory(dev)
@@ -272,6 +278,7 @@ def _fits(text: str, total: int, low_memory: str, family: str | None, wording: W
             f"will most likely run out of memory here: {wording.small_model} (such as "
             f"{SD15_MODEL}).",
             "problem",
+            model=SD15_MODEL,
         )
     below = f"Preparing SDXL on a GPU under {LOW_MEMORY_BELOW // 2**30} GB"
     if low_memory == "off":

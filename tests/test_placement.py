@@ -31,6 +31,10 @@ def test_the_processor_is_named_with_how_slow_it_is(no_gpu):
         "Runs on the processor in float32 (this computer has no GPU that PyTorch can use): "
         "preparing a photo with SDXL takes hours there and each edit minutes."
     )
+    assert (
+        "with Stable Diffusion 1.5 takes hours"
+        in describe_placement("cpu", "auto", family="sd15").text
+    )
     chosen = describe_placement("cpu", "float16")
     assert chosen.text.startswith("Runs on the processor in float16:")  # chosen: no "why"
     assert not chosen.ok
@@ -107,6 +111,8 @@ def test_a_gpu_too_small_for_sdxl_even_in_low_memory_mode_names_a_model_that_fit
     assert small.text.endswith(
         f"choose a Stable Diffusion 1.5 model in Model (such as {SD15_MODEL})."
     )
+    assert small.model == SD15_MODEL  # the model to offer instead
+    assert describe_placement("auto", "auto", family=model_family(SD15_MODEL)).model == ""
     sd15 = describe_placement("auto", "auto", family="sd15")  # SD 1.5 fits
     assert sd15 == Verdict("Runs on NVIDIA GeForce RTX 4060 (8 GB) in bfloat16.", "ready")
     fake_gpu(monkeypatch, "NVIDIA GeForce RTX 3060", 12, major=8)
@@ -123,6 +129,7 @@ def test_the_family_of_a_model_is_read_from_its_files(
     assert model_family(str(tiny_sdxl_path)) == "sdxl"
     assert model_family(f" {tiny_sd15_path} ") == "sd15"
     assert model_family("") == "sdxl"  # the default model, downloaded or not
+    assert model_family(SD15_MODEL) == "sd15"  # the one offered for small GPUs, too
     assert model_family("owner/not-downloaded") is None
     assert model_family(str(tmp_path / "nowhere")) is None
     cached(offline_hub_cache, "owner/small", tiny_sd15_path)
@@ -207,6 +214,7 @@ def test_a_hub_model_is_found_in_the_cache_or_said_to_download(
     assert online.state == "note" and online.text.startswith("Not downloaded yet: the first")
     assert "about 14 GB in full precision" in describe_source("", "cpu", "auto").text  # default
     assert "about 7 GB in half precision" in describe_source("", "cpu", "float16").text
+    assert "about 2 GB in half precision" in describe_source(SD15_MODEL, "cpu", "float16").text
 
 
 def test_the_command_line_names_its_options_and_the_editor_its_fields(no_gpu, monkeypatch):

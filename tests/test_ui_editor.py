@@ -591,6 +591,30 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     assert plain.placement.isHidden() and plain.source_state.isHidden()
 
 
+def test_a_gpu_too_small_for_the_model_offers_one_that_fits_in_a_click(
+    window, qtbot, monkeypatch, offline_hub_cache
+):
+    from engine_fixtures import fake_gpu
+
+    from dedit_app.placement import SD15_MODEL
+    from ui.settings_dialog import SettingsDialog
+
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4060", 8, major=8)
+    dialog = SettingsDialog(window.settings, window, side=window.side)
+    dialog.model.edit.setText("")  # the default model, SDXL
+    qtbot.waitUntil(lambda: dialog.placement.property("role") == "problem", timeout=60_000)
+    assert dialog.use_instead.isVisibleTo(dialog)
+    assert dialog.use_instead.text() == "Use stable-diffusion-v1-5"
+    dialog.use_instead.click()
+    assert dialog.model.text() == SD15_MODEL
+    assert not dialog.use_instead.isVisibleTo(dialog)  # found again for the new model
+    qtbot.waitUntil(lambda: dialog.placement.property("role") == "ready", timeout=10_000)
+    assert dialog.placement.text() == "Runs on NVIDIA GeForce RTX 4060 (8 GB) in bfloat16."
+    assert not dialog.use_instead.isVisibleTo(dialog)
+    assert dialog.result_settings().model == SD15_MODEL
+    dialog.reject()
+
+
 def test_download_now_fetches_a_hub_model_beside_the_work_and_says_how_it_went(
     window, qtbot, monkeypatch, tmp_path
 ):
@@ -600,9 +624,9 @@ def test_download_now_fetches_a_hub_model_beside_the_work_and_says_how_it_went(
     from ui import engine
     from ui.settings_dialog import SettingsDialog
 
-    said = {"owner/model": ("Not downloaded yet: the first Prepare downloads it.", "note")}
+    said = {"owner/model": ("Not downloaded yet: the first Prepare downloads it.", "note", "")}
     monkeypatch.setattr(
-        engine, "model_source", lambda m, d, p: said.get(m, ("A local folder: SDXL.", "ready"))
+        engine, "model_source", lambda m, d, p: said.get(m, ("A local folder: SDXL.", "ready", ""))
     )
     fetched = []
 

@@ -305,33 +305,37 @@ def processor_warning(settings) -> str:
     return warning(spec.source, spec.placement["device"])
 
 
-def placement(model: str, device: str, precision: str, low_memory: str) -> tuple[str, str] | None:
-    """Where ``model`` would run with these Settings fields, as ``(sentences, state)``
-    (:func:`dedit_app.placement.describe_placement`; state "ready", "note" or "problem"),
-    or None when this installation has no engine. Slow the first time (torch starts
-    CUDA): call it off the UI thread."""
+Said = tuple[str, str, str]  # a Verdict for the UI thread: (text, state, model instead)
+
+
+def placement(model: str, device: str, precision: str, low_memory: str) -> Said | None:
+    """Where ``model`` would run with these Settings fields, as ``(sentences, state,
+    model to choose instead)`` (:func:`dedit_app.placement.describe_placement`; state
+    "ready", "note" or "problem"; the model "" unless a smaller one is the remedy), or
+    None when this installation has no engine. Slow the first time (torch starts CUDA):
+    call it off the UI thread."""
     return _verdict(
         lambda p: p.describe_placement(device, precision, low_memory, p.model_family(model))
     )
 
 
-def model_source(model: str, device: str, precision: str) -> tuple[str, str] | None:
+def model_source(model: str, device: str, precision: str) -> Said | None:
     """Where the files of Settings' model are, or why they cannot be used, as
-    ``(sentences, state)`` (:func:`dedit_app.placement.describe_source`), or None without
-    an engine. Reads the disk and the Hugging Face cache: call it off the UI thread."""
+    ``(sentences, state, "")`` (:func:`dedit_app.placement.describe_source`), or None
+    without an engine. Reads the disk and the Hugging Face cache: call it off the UI
+    thread."""
     return _verdict(lambda p: p.describe_source(model, device, precision))
 
 
-def _verdict(ask) -> tuple[str, str] | None:
-    """``ask(dedit_app.placement)``'s Verdict as ``(sentences, state)``; None without an
-    engine."""
+def _verdict(ask) -> Said | None:
+    """``ask(dedit_app.placement)``'s Verdict as :data:`Said`; None without an engine."""
     if unavailable():
         return None
     _loaded()
     from dedit_app import placement
 
     said = ask(placement)
-    return said.text, said.state
+    return said.text, said.state, said.model
 
 
 def prepare_task(project, settings, reference=None) -> PrepareTask:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
@@ -34,6 +35,9 @@ from ui.settings import (
     EditorSettings,
 )
 from ui.side_thread import SideThread
+
+if TYPE_CHECKING:
+    from ui.engine import Said
 
 
 def backend_names() -> list[tuple[str, str]]:
@@ -122,12 +126,7 @@ class SettingsDialog(QDialog):
             "Download the model's files now, while you work, so Prepare does not wait for them"
         )
         self.download_now.clicked.connect(self._download_now)
-        self._download_row = QWidget()  # the button at its own size, under the line
-        row = QHBoxLayout(self._download_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.download_now)
-        row.addStretch(1)
-        self._download_row.setVisible(False)  # only for a hub model not downloaded yet
+        self._download_row = _button_row(self.download_now)  # for a hub model not downloaded
         form.addRow("", self._download_row)
         self.device = _combo(["auto", "cuda", "mps", "cpu"])
         form.addRow("Device", self.device)
@@ -137,6 +136,11 @@ class SettingsDialog(QDialog):
         self.placement = _hint("")
         self.placement.setVisible(side is not None)
         form.addRow("", self.placement)
+        # when the GPU is too small for the model, the one to choose instead, in a click
+        self.use_instead = QPushButton("")
+        self.use_instead.clicked.connect(self._use_instead)
+        self._instead_row = _button_row(self.use_instead)
+        form.addRow("", self._instead_row)
         self.compile = _switch(
             form,
             "Compile the model",
@@ -268,7 +272,7 @@ class SettingsDialog(QDialog):
             self.source_state,
             "Looking for the model",
             lambda: engine.model_source(model, device, precision),
-            then=lambda state: self._download_row.setVisible(
+            then=lambda state, _: self._download_row.setVisible(
                 self._download is not None and state == "note"
             ),
         )
@@ -289,42 +293,55 @@ class SettingsDialog(QDialog):
         model, device = self.model.text(), self.device.currentText()
         precision = self.precision.currentText()
         low_memory = self.low_memory.currentData() or "auto"
+        self._instead_row.setVisible(False)
         self._ask(
             self.placement,
             "Finding where the model runs",
             lambda: engine.placement(model, device, precision, low_memory),
+            then=self._offer_instead,
         )
+
+    def _offer_instead(self, state: str, model: str) -> None:
+        self._instead_row.setVisible(bool(model))
+        if model:
+            self.use_instead.setText(f"Use {model.rsplit('/', 1)[-1]}")
+            self.use_instead.setToolTip(f"Set Model to {model}, which fits this GPU")
+            self.use_instead.setProperty("model", model)
+
+    def _use_instead(self) -> None:
+        """Put the model offered in Model; both lines are found again for it."""
+        self.model.edit.setText(self.use_instead.property("model") or "")
 
     def _ask(
         self,
         line: QLabel,
         title: str,
-        work: Callable[[], tuple[str, str] | None],
-        then: Callable[[str], None] | None = None,
+        work: Callable[[], Said | None],
+        then: Callable[[str, str], None] | None = None,
     ) -> None:
         """Fill ``line`` with what ``work`` (run on the side thread) says, replacing an
-        answer still to come for it; ``then(state)`` follows ("ready", "note",
-        "problem"; "" when nothing was found)."""
+        answer still to come for it; ``then(state, model instead)`` follows (state
+        "ready", "note", "problem", or "" when nothing was found)."""
         if self._side is None:
             return
         self._side.forget(self._asking.get(line, 0))
         _set_role(line, f"{title}…", "hint")
 
-        def found(said: tuple[str, str] | None) -> None:
+        def found(said: Said | None) -> None:
             if said is None:  # no engine in this installation: nothing to say
                 line.setVisible(False)
-                state = ""
+                state, instead = "", ""
             else:
-                text, state = said
+                text, state, instead = said
                 _set_role(line, text, {"note": "hint"}.get(state, state))
             if then is not None:
-                then(state)
+                then(state, instead)
             self._grow_soon()
 
         def failed(sentence: str) -> None:
             _set_role(line, sentence, "problem")
             if then is not None:
-                then("")
+                then("", "")
             self._grow_soon()
 
         self._asking[line] = self._side.submit(title, work, found, failed)
@@ -398,6 +415,17 @@ def _page() -> tuple[QWidget, QFormLayout]:
     column.addLayout(form)
     column.addStretch(1)
     return page, form
+
+
+def _button_row(button: QPushButton) -> QWidget:
+    """``button`` at its own size under a line, hidden until it is offered."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(button)
+    layout.addStretch(1)
+    row.setVisible(False)
+    return row
 
 
 def _hint(text: str) -> QLabel:
