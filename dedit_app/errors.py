@@ -56,6 +56,28 @@ class OutOfMemory(DEditError):
     """The GPU (or RAM) ran out of memory during a job."""
 
 
+class Overflowed(EditError):
+    """The model's numbers overflowed (NaN or infinity) during a job, so its result would
+    be blank or broken; nothing was kept."""
+
+
+def overflowed(what: str, dtype: object, otherwise: str) -> Overflowed:
+    """The sentence for numbers that stopped being numbers while ``what`` ran ("Preparing",
+    "The edit") in ``dtype`` (a torch dtype): in half precision another precision mends
+    it; in float32 ``otherwise`` says what to change ("prepare again with lower learning
+    rates")."""
+    name = str(dtype).removeprefix("torch.")
+    remedy = (
+        f"{otherwise[0].upper()}{otherwise[1:]}."
+        if name == "float32"
+        else "Choose float32 as the precision (or bfloat16 on a GPU that has it) and try again."
+    )
+    return Overflowed(
+        f"{what} went wrong: the model's numbers overflowed in {name} and are no longer "
+        f"numbers, so nothing was kept. {remedy}"
+    )
+
+
 def as_out_of_memory(
     err: BaseException,
     what: str = "The job",

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from dedit_app.attention import AttentionContext, RowGroup
-from dedit_app.errors import EditError, ModelLoadError
+from dedit_app.errors import EditError, ModelLoadError, overflowed
 from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel, check_weights_match
@@ -564,6 +564,10 @@ def _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses
     for i, rows in enumerate(get_token_rows(model, tokens)):
         tensors[f"text_encoder{'' if i == 0 else '_2'}.rows"] = rows.contiguous()
     tensors.update(unet_tensors)
+    # A loss that overflowed once spreads through AdamW into every later step: a result
+    # of NaNs would draw blank edits from then on, so it is refused before it is kept
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+        raise overflowed("Preparing", model.dtype, "prepare again with lower learning rates")
     metadata = {
         "format": FORMAT,
         "version": str(FORMAT_VERSION),

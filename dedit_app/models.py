@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dedit_app.errors import ModelLoadError
+from dedit_app.errors import ModelLoadError, overflowed
 from dedit_app.hub import DEFAULT_MODEL, is_hub_id, resolve, short_error
 from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, pick_variants, variant_of
 
@@ -418,12 +418,16 @@ class DiffusionModel:
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """Latents ``[B, 4, h, w]`` -> images ``(B, 8h, 8w, 3)`` uint8, decoded in the VAE's
-        safe precision, rounded as diffusers' image processor does."""
+        safe precision, rounded as diffusers' image processor does. Raises
+        :class:`~dedit_app.errors.Overflowed` when the decode is not numbers (a VAE that
+        overflows in half precision) rather than handing back a blank picture."""
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         z = latents.to(self.vae_dtype) / self.vae.config.scaling_factor + shift
         x = self.vae.decode(z, return_dict=False)[0]
         x = (x.float() / 2 + 0.5).clamp(0, 1)
         x = x.permute(0, 2, 3, 1).cpu().numpy()
+        if not np.isfinite(x).all():  # a VAE not safe in half precision: a blank picture
+            raise overflowed("Drawing the picture", self.vae_dtype, "prepare the photo again")
         return (x * 255).round().astype(np.uint8)
 
     def latent_rgb(self) -> torch.Tensor:

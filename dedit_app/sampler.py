@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from dedit_app.attention import AttentionContext, RowGroup
-from dedit_app.errors import EditError
+from dedit_app.errors import EditError, overflowed
 from dedit_app.hostreads import TrailingReads
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel
@@ -281,6 +281,8 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
 
     cancel.raise_if_cancelled()
     latents = torch.cat(finals)
+    if not bool(torch.isfinite(latents).all()):  # decoded, they would be a blank picture
+        raise overflowed("The edit", model.dtype, "prepare the photo again")
     images = []
     feather = feather_weights(hard, opts.edge) if (opts.feather and hard.any()) else None
     for i in range(0, latents.shape[0], opts.batch):

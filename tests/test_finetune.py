@@ -320,6 +320,28 @@ def test_float16_gradients_as_small_as_full_size_sdxls_are_not_lost(
         assert (halved - full).norm() / full.norm() < 0.02
 
 
+def test_a_preparation_whose_numbers_overflow_keeps_nothing_and_says_so(
+    tiny_sdxl, tiny_photo, monkeypatch
+):
+    """One loss that is not a number spreads through AdamW into every trained tensor: such
+    a result would draw blank edits, so it is refused and the model stays the base."""
+    from dedit_app import finetune as ft
+    from dedit_app.errors import Overflowed
+
+    qkv = {n: p.detach().clone() for n, p in tiny_sdxl.unet.named_parameters() if QKV.search(n)}
+    real = ft.F.mse_loss
+    monkeypatch.setattr(ft.F, "mse_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(Overflowed) as info:
+        run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
+    assert str(info.value) == (
+        "Preparing went wrong: the model's numbers overflowed in float32 and are no longer "
+        "numbers, so nothing was kept. Prepare again with lower learning rates."
+    )
+    assert tiny_sdxl.applied == "" and len(tiny_sdxl.tokenizers[0]) == tiny_sdxl.base_vocab[0]
+    after = dict(tiny_sdxl.unet.named_parameters())
+    assert all(torch.equal(after[n], value) for n, value in qkv.items())
+
+
 def _recomputing(unet) -> list[str]:
     return [n for n, m in unet.named_modules() if getattr(m, "gradient_checkpointing", False)]
 

@@ -148,6 +148,41 @@ def test_cancel_stops_before_decoding(tiny_sdxl, tiny_photo, monkeypatch):
     assert steps == [1]
 
 
+def test_numbers_that_overflow_are_a_sentence_not_a_blank_picture(
+    tiny_sdxl, tiny_photo, monkeypatch
+):
+    """A UNet or a VAE whose numbers overflow (NaN in half precision) would hand back a
+    blank or black region as if it were the edit; it is refused in words instead."""
+    from dedit_app.errors import Overflowed, overflowed
+
+    image, labels, _ = tiny_photo
+    request = SampleRequest(labels, PROMPTS, image, labels == 3, SamplingOptions(steps=2))
+    real_unet = tiny_sdxl.run_unet
+    monkeypatch.setattr(
+        tiny_sdxl, "run_unet", lambda *a, **k: [real_unet(*a, **k)[0] * float("nan")]
+    )
+    with pytest.raises(Overflowed) as info:
+        run_job(sample(tiny_sdxl, request))
+    assert str(info.value) == (
+        "The edit went wrong: the model's numbers overflowed in float32 and are no longer "
+        "numbers, so nothing was kept. Prepare the photo again."
+    )
+    monkeypatch.setattr(tiny_sdxl, "run_unet", real_unet)
+    real_decode = tiny_sdxl.vae.decode
+
+    def overflowing(z, **kwargs):  # a VAE whose decode overflows
+        return [real_decode(z.float(), **kwargs)[0] * float("nan")]
+
+    monkeypatch.setattr(tiny_sdxl.vae, "decode", overflowing)
+    with pytest.raises(Overflowed, match="^Drawing the picture went wrong: .* in float32"):
+        run_job(sample(tiny_sdxl, request))
+    # in half precision the remedy is another precision
+    said = str(overflowed("The edit", torch.float16, "prepare the photo again"))
+    assert "overflowed in float16" in said
+    assert said.endswith("Choose float32 as the precision (or bfloat16 on a GPU that has it) "
+                         "and try again.")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [

@@ -253,6 +253,29 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(
     assert opened == ["Model"]  # the page with the model, the device and the precision
 
 
+def test_a_preparation_whose_numbers_overflow_says_so_with_the_way_to_the_precision(
+    window, tmp_path, monkeypatch
+):
+    from dedit_app import finetune
+
+    real = finetune.F.mse_loss
+    monkeypatch.setattr(finetune.F, "mse_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    opened = []
+    monkeypatch.setattr(window, "open_settings", lambda tab="": opened.append(tab))
+    window.editing.prepare()
+    wait_idle(window, 120)
+    assert window.jobs.jobs[window.editing.prepare_job].state is JobState.FAILED
+    assert window.message_text().startswith("Preparing went wrong: the model's numbers")
+    assert not window.doc.project.prepared and not window.editing.prepared()
+    window.message_bar.action.click()
+    assert opened == ["Model"]  # where Precision is
+
+
 # ----- edits ------------------------------------------------------------------------------
 
 

@@ -537,9 +537,9 @@ class EditController(ResultsMixin, QObject):
 
     def _show_failure(self, record: JobRecord, message: str) -> None:
         """Job ``record`` failed with ``message``; a missing or broken model (or a device
-        that is not there) is mended in the settings, so the sentence comes with the way
-        there."""
-        if record.error == "ModelLoadError":
+        that is not there, or numbers that overflowed in its precision) is mended in the
+        settings, so the sentence comes with the way there."""
+        if record.error in ("ModelLoadError", "Overflowed"):
             self.w.show_error(message, action=self.w.settings_action("Model"))
         else:
             self.w.show_error(message)
