@@ -64,11 +64,11 @@ class Overflowed(EditError):
 def overflowed(what: str, dtype: object, otherwise: str) -> Overflowed:
     """The sentence for numbers that stopped being numbers while ``what`` ran ("Preparing",
     "The edit") in ``dtype`` (a torch dtype): in half precision another precision mends
-    it; in float32 ``otherwise`` says what to change ("prepare again with lower learning
-    rates")."""
+    it; in float32 the sentence ``otherwise`` says what to change ("Prepare again with
+    lower learning rates.")."""
     name = str(dtype).removeprefix("torch.")
     remedy = (
-        f"{otherwise[0].upper()}{otherwise[1:]}."
+        otherwise
         if name == "float32"
         else "Choose float32 as the precision (or bfloat16 on a GPU that has it) and try again."
     )

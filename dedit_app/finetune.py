@@ -567,7 +567,7 @@ def _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses
     # A loss that overflowed once spreads through AdamW into every later step: a result
     # of NaNs would draw blank edits from then on, so it is refused before it is kept
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
-        raise overflowed("Preparing", model.dtype, "prepare again with lower learning rates")
+        raise overflowed("Preparing", model.dtype, "Prepare again with lower learning rates.")
     metadata = {
         "format": FORMAT,
         "version": str(FORMAT_VERSION),

@@ -424,10 +424,10 @@ class DiffusionModel:
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         z = latents.to(self.vae_dtype) / self.vae.config.scaling_factor + shift
         x = self.vae.decode(z, return_dict=False)[0]
-        x = (x.float() / 2 + 0.5).clamp(0, 1)
-        x = x.permute(0, 2, 3, 1).cpu().numpy()
-        if not np.isfinite(x).all():  # a VAE not safe in half precision: a blank picture
-            raise overflowed("Drawing the picture", self.vae_dtype, "prepare the photo again")
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):  # a VAE not safe in half precision
+            raise overflowed("Drawing the picture", self.vae_dtype, "Prepare the photo again.")
+        x = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
         return (x * 255).round().astype(np.uint8)
 
     def latent_rgb(self) -> torch.Tensor:

@@ -282,7 +282,7 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
     cancel.raise_if_cancelled()
     latents = torch.cat(finals)
     if not bool(torch.isfinite(latents).all()):  # decoded, they would be a blank picture
-        raise overflowed("The edit", model.dtype, "prepare the photo again")
+        raise overflowed("The edit", model.dtype, "Prepare the photo again.")
     images = []
     feather = feather_weights(hard, opts.edge) if (opts.feather and hard.any()) else None
     for i in range(0, latents.shape[0], opts.batch):

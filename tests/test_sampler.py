@@ -177,7 +177,7 @@ def test_numbers_that_overflow_are_a_sentence_not_a_blank_picture(
     with pytest.raises(Overflowed, match="^Drawing the picture went wrong: .* in float32"):
         run_job(sample(tiny_sdxl, request))
     # in half precision the remedy is another precision
-    said = str(overflowed("The edit", torch.float16, "prepare the photo again"))
+    said = str(overflowed("The edit", torch.float16, "Prepare the photo again."))
     assert "overflowed in float16" in said
     assert said.endswith("Choose float32 as the precision (or bfloat16 on a GPU that has it) "
                          "and try again.")  # fmt: skip
