@@ -39,7 +39,7 @@ from dedit_app.attention import AttentionContext, RowGroup
 from dedit_app.errors import EditError, ModelLoadError, overflowed
 from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
-from dedit_app.models import DiffusionModel, check_weights_match
+from dedit_app.models import DiffusionModel, check_weights_match, no_mixed_precision
 from dedit_app.project import content_key, weights_metadata
 from dedit_app.recompute import EVERY_BLOCK, Recompute, check_plan, use_recompute
 from dedit_app.tokens import (
@@ -405,6 +405,12 @@ def finetune(
             raise EditError("The item map uses more items than the project names.")
     if options.gradient_checkpointing:
         check_plan(model.unet, options.recompute)
+    missing = no_mixed_precision(model.device, model.dtype)
+    if missing:
+        raise ModelLoadError(
+            f"{missing} Update PyTorch (`python -m pip install -U torch` in the editor's "
+            "environment), or choose float32 as the precision."
+        )
     cancel = cancel or CancelToken()
     return _finetune(model, list(photos), options, cancel)
 

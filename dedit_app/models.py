@@ -126,6 +126,21 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
     return torch.float32
 
 
+def no_mixed_precision(device: torch.device, dtype: torch.dtype) -> str:
+    """Why preparing in ``dtype`` on ``device`` cannot run with this PyTorch (a sentence),
+    or "" when it can. Half-precision preparing keeps float32 master weights and runs the
+    layers under autocast; a PyTorch without autocast on the device (MPS before 2.5)
+    would fail at the first layer with a dtype mismatch that names no remedy."""
+    available = getattr(torch.amp, "is_autocast_available", None)  # PyTorch 2.4 on
+    if dtype == torch.float32 or (available is not None and available(device.type)):
+        return ""
+    name = str(dtype).removeprefix("torch.")
+    return (
+        f"This PyTorch ({torch.__version__}) cannot prepare a photo in {name} on "
+        f"{device.type}: it has no mixed precision there."
+    )
+
+
 def fast_bf16(device: torch.device) -> bool:
     """True when the CUDA GPU ``device`` computes in bfloat16 itself (NVIDIA Ampere and
     later, and ROCm). ``torch.cuda.is_bf16_supported()`` also says True on older GPUs,

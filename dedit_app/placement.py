@@ -26,6 +26,7 @@ from dedit_app.models import (
     detect_family,
     download_variant,
     fast_bf16,
+    no_mixed_precision,
     pick_device,
     pick_dtype,
 )
@@ -82,6 +83,7 @@ class Wording:
     low_memory_off: str  # how Low memory was turned off, after "with"
     low_memory_on: str  # a clause: turn it back on
     small_model: str  # a clause: choose a Stable Diffusion 1.5 model
+    full_precision: str  # a clause: choose float32
     first_prepare: str  # what downloads a model not downloaded yet
 
 
@@ -92,6 +94,7 @@ EDITOR = Wording(
     low_memory_off="Low memory off",
     low_memory_on="choose Automatic or On in Settings > Preparing",
     small_model="choose a Stable Diffusion 1.5 model in Model",
+    full_precision="choose float32 in Precision",
     first_prepare="the first Prepare",
 )
 COMMAND_LINE = Wording(
@@ -101,6 +104,7 @@ COMMAND_LINE = Wording(
     low_memory_off="--no-low-memory",
     low_memory_on="leave out --no-low-memory",
     small_model="use a Stable Diffusion 1.5 model with --model",
+    full_precision="use --dtype fp32",
     first_prepare="the first `dedit finetune`",
 )
 
@@ -244,6 +248,13 @@ def describe_placement(
             "hours there and each edit minutes."
         )
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
+    missing = no_mixed_precision(dev, dtype)
+    if missing:  # editing would run, but preparing fails at its first layer
+        return Verdict(
+            f"{missing} Update PyTorch (`python -m pip install -U torch`), or "
+            f"{wording.full_precision}.",
+            "problem",
+        )
     total = gpu_memory(dev)
     if dev.type == "mps":
         if total is None:  # a torch that cannot say how much Apple's GPU may use

@@ -320,6 +320,25 @@ def test_float16_gradients_as_small_as_full_size_sdxls_are_not_lost(
         assert (halved - full).norm() / full.norm() < 0.02
 
 
+def test_half_precision_without_autocast_on_the_device_is_refused_before_anything_runs(
+    tiny_sdxl_path, tiny_photo, monkeypatch
+):
+    """A PyTorch without autocast on the device (MPS before 2.5) would fail preparing in
+    half precision at the first layer with a dtype mismatch; it is refused up front with
+    the remedy, and float32 still prepares."""
+    half = load_model(tiny_sdxl_path, device="cpu", dtype="fp16")
+    monkeypatch.setattr(torch.amp, "is_autocast_available", lambda kind: kind != "cpu")
+    options = FinetuneOptions(emb_steps=1, model_steps=1, seed=0)
+    with pytest.raises(ModelLoadError) as err:
+        finetune(half, [_photo(tiny_photo)], options)
+    message = str(err.value)
+    assert "cannot prepare a photo in float16 on cpu" in message
+    assert "pip install -U torch" in message and "float32" in message
+    assert half.applied == ""
+    full = load_model(tiny_sdxl_path, device="cpu", dtype="fp32")
+    assert run_job(finetune(full, [_photo(tiny_photo)], options)).tensors
+
+
 def test_a_preparation_whose_numbers_overflow_keeps_nothing_and_says_so(
     tiny_sdxl, tiny_photo, monkeypatch
 ):

@@ -79,6 +79,27 @@ def test_apples_gpu_is_named_with_the_memory_it_may_use(no_gpu, monkeypatch):
     )
 
 
+def _old_torch_on_a_mac(monkeypatch) -> None:
+    """A Mac whose PyTorch predates autocast on Apple's GPU (before 2.5)."""
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 21 * 2**30)
+    monkeypatch.setattr(torch.amp, "is_autocast_available", lambda kind: kind != "mps")
+
+
+def test_a_pytorch_that_cannot_prepare_in_half_precision_says_what_to_update(no_gpu, monkeypatch):
+    _old_torch_on_a_mac(monkeypatch)
+    found = describe_placement("auto", "auto")
+    assert found.state == "problem"
+    assert found.text == (
+        f"This PyTorch ({torch.__version__}) cannot prepare a photo in float16 on mps: it has "
+        "no mixed precision there. Update PyTorch (`python -m pip install -U torch`), or "
+        "choose float32 in Precision."
+    )
+    assert describe_placement("auto", "float32").ok  # float32 needs no autocast
+    monkeypatch.delattr(torch.amp, "is_autocast_available")  # older still: cannot ask
+    assert "cannot prepare a photo in float16" in describe_placement("mps", "auto").text
+
+
 def test_a_large_gpu_is_named_with_its_memory_and_precision(monkeypatch):
     fake_gpu(monkeypatch, "NVIDIA H200", 141, major=9)
     found = describe_placement("auto", "auto", low_memory="off")
@@ -240,6 +261,7 @@ def test_the_command_line_names_its_options_and_the_editor_its_fields(no_gpu, mo
         "--model": both(
             lambda: fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4060", 8, major=8), "auto", "auto"
         ),
+        "--dtype fp32": both(lambda: _old_torch_on_a_mac(monkeypatch), "mps", "auto"),
     }
     for option, (editor, command_line) in cases.items():
         assert option in command_line, command_line
