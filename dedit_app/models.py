@@ -135,9 +135,10 @@ def no_mixed_precision(device: torch.device, dtype: torch.dtype) -> str:
     if dtype == torch.float32 or (available is not None and available(device.type)):
         return ""
     name = str(dtype).removeprefix("torch.")
+    where = {"mps": "Apple's GPU (MPS)", "cpu": "the processor"}.get(device.type, "this GPU")
     return (
-        f"This PyTorch ({torch.__version__}) cannot prepare a photo in {name} on "
-        f"{device.type}: it has no mixed precision there."
+        f"This PyTorch ({torch.__version__}) cannot prepare a photo in {name} on {where}: "
+        "it has no mixed precision there."
     )
 
 

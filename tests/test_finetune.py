@@ -332,7 +332,7 @@ def test_half_precision_without_autocast_on_the_device_is_refused_before_anythin
     with pytest.raises(ModelLoadError) as err:
         finetune(half, [_photo(tiny_photo)], options)
     message = str(err.value)
-    assert "cannot prepare a photo in float16 on cpu" in message
+    assert "cannot prepare a photo in float16 on the processor" in message
     assert "pip install -U torch" in message and "float32" in message
     assert half.applied == ""
     full = load_model(tiny_sdxl_path, device="cpu", dtype="fp32")

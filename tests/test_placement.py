@@ -91,9 +91,9 @@ def test_a_pytorch_that_cannot_prepare_in_half_precision_says_what_to_update(no_
     found = describe_placement("auto", "auto")
     assert found.state == "problem"
     assert found.text == (
-        f"This PyTorch ({torch.__version__}) cannot prepare a photo in float16 on mps: it has "
-        "no mixed precision there. Update PyTorch (`python -m pip install -U torch`), or "
-        "choose float32 in Precision."
+        f"This PyTorch ({torch.__version__}) cannot prepare a photo in float16 on Apple's GPU "
+        "(MPS): it has no mixed precision there. Update PyTorch (`python -m pip install -U "
+        "torch`), or choose float32 in Precision."
     )
     assert describe_placement("auto", "float32").ok  # float32 needs no autocast
     monkeypatch.delattr(torch.amp, "is_autocast_available")  # older still: cannot ask
