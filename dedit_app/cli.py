@@ -426,7 +426,9 @@ def _cmd_info(args) -> int:
             f"{t.get('emb_steps', '?')} + {t.get('model_steps', '?')} steps)"
             + (" jointly with a reference photo" if t.get("reference_key") else "")
         )
-        if project.refined:
+        if not (project.folder / t["weights"]).is_file():
+            print(f"its learned weights file {t['weights']} is missing: prepare it again")
+        elif project.refined:
             print("items changed by hand since preparing; prepare again for the best results")
     else:
         print("not prepared yet (dedit finetune)")

@@ -410,7 +410,10 @@ class Project:
             training = dict(training or {})
             training["weights"] = self._write_weights(folder, *self._pending_weights)
         elif training and "weights" in training and self.folder not in (None, folder):
-            _copy_file(self.folder / training["weights"], folder / training["weights"])
+            if (self.folder / training["weights"]).is_file():
+                _copy_file(self.folder / training["weights"], folder / training["weights"])
+            else:  # gone since it was prepared: the copy is saved as not prepared
+                training = None
         # Snapshot references carry over so a "save as" keeps the whole history.
         if self.folder not in (None, folder):
             for record in history:
@@ -481,15 +484,8 @@ class Project:
             raise ProjectError(
                 f"{folder / PROJECT_FILE} is missing a required entry ({err}); the file is damaged."
             ) from err
-        if (
-            training is not None
-            and "weights" in training
-            and not ((folder / training["weights"]).is_file())
-        ):
-            raise ProjectError(
-                f"The learned weights file {folder / training['weights']} is missing; "
-                "prepare the project again."
-            )
+        # A missing weights file does not keep the photo, items and history from opening:
+        # the project opens and says, where it would be used, to prepare it again.
         project = cls(image, labels, items, settings, training, history, source, folder, drawn)
         try:
             project.validate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,21 @@ def test_info_says_when_items_were_refined_after_preparing(prepared, tmp_path, c
     project.save(tmp_path / "refined.dedit")
     assert main(["info", str(tmp_path / "refined.dedit")]) == 0
     assert "items changed by hand since preparing" in capsys.readouterr().out
+
+
+def test_a_project_whose_weights_file_is_gone_is_described_and_refused_in_words(
+    prepared, tmp_path, capsys
+):
+    shutil.copytree(prepared / "p.dedit", tmp_path / "gone.dedit")
+    project = Project.load(tmp_path / "gone.dedit")
+    (project.folder / project.training["weights"]).unlink()
+    assert main(["info", str(project.folder)]) == 0
+    assert f"weights file {project.training['weights']} is missing" in capsys.readouterr().out
+    out = tmp_path / "never.png"
+    assert main(["edit", str(project.folder), "remove", "--item", "0", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "is missing or damaged; prepare the project again" in err and "\n" not in err
+    assert not out.exists()
 
 
 def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, capsys):

@@ -186,6 +186,27 @@ def test_content_names_are_remembered_only_for_pictures_nothing_can_change(monke
     assert len(hashed) == n + 2  # a writable array is hashed every time
 
 
+def test_a_project_whose_weights_file_is_gone_opens_and_saves_elsewhere_unprepared(tmp_path):
+    """The photo, items and history are the user's work: a deleted weights file must not
+    lock them away. The project opens, says to prepare again where the weights are
+    needed, and a save elsewhere keeps everything but the preparation."""
+    p = make_project()
+    p.rename(1, "bag")
+    p.store_weights({"emb.1": torch.ones(4)}, {"base": "tiny-sdxl"})
+    p.save(tmp_path / "w.dedit")
+    (tmp_path / "w.dedit" / p.training["weights"]).unlink()
+    q = Project.load(tmp_path / "w.dedit")
+    assert q.items[1].name == "bag"
+    np.testing.assert_array_equal(q.image, p.image)
+    with pytest.raises(ProjectError, match="weights file .* is missing; prepare the project again"):
+        q.load_weights()
+    q.save(tmp_path / "elsewhere.dedit")
+    assert not q.prepared
+    r = Project.load(tmp_path / "elsewhere.dedit")
+    assert not r.prepared and r.items[1].name == "bag"
+    np.testing.assert_array_equal(r.labels, p.labels)
+
+
 def test_unprepared_project_says_so(tmp_path):
     p = make_project()
     p.save(tmp_path / "u.dedit")

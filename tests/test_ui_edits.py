@@ -195,6 +195,21 @@ def test_items_refined_after_preparing_are_still_noted_after_reopening(opened):
     assert note in window.prepare_panel.status.text()
 
 
+def test_a_project_whose_weights_file_is_gone_opens_and_offers_to_prepare_again(
+    window, prepared_bundle, tmp_path
+):
+    copy = tmp_path / "scene.dedit"
+    shutil.copytree(prepared_bundle, copy)
+    weights = json.loads((copy / "project.json").read_text())["training"]["weights"]
+    (copy / weights).unlink()
+    assert window.open_path(copy)  # the photo, items and history are still there
+    assert [item.name for item in window.doc.items] == list(NAMES)
+    assert not window.editing.prepared()
+    status = window.prepare_panel.status.text()
+    assert weights in status and "prepare the project again" in status
+    assert window.prepare_panel.button.isEnabled()
+
+
 def test_editing_before_preparing_says_so_and_changes_nothing(window, tmp_path):
     photo = tmp_path / "scene.png"
     labels = write_synthetic_photo(photo)
