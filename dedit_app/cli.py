@@ -155,7 +155,9 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="image to write; more candidates go to NAME-2.png, NAME-3.png, ...",
     )
-    ed.add_argument("--item", type=int, help="the item to edit")
+    ed.add_argument(
+        "--item", type=int, nargs="+", help="the item to edit (remove: one or more items)"
+    )
     ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
     ed.add_argument("--dx", type=float, default=0.0, help="move: pixels to the right")
     ed.add_argument("--dy", type=float, default=0.0, help="move: pixels down")
@@ -343,6 +345,10 @@ def _request(args, project):
     def need(value, flag: str):
         if value is None:
             raise EditError(f"The {args.kind} edit needs {flag}.")
+        if flag.startswith("--item") and args.kind != "remove":
+            if len(value) > 1:
+                raise EditError(f"The {args.kind} edit takes one --item; remove takes several.")
+            return value[0]
         return value
 
     if args.kind == "recon":
@@ -355,7 +361,8 @@ def _request(args, project):
             need(args.item, "--item"), need(args.ref_item, "--ref-item"), extra, opts
         )
     if args.kind == "remove":
-        return RemoveRequest(need(args.item, "--item"), extra, opts)
+        first, *also = need(args.item, "--item")
+        return RemoveRequest(first, extra, opts, also=tuple(also))
     if args.kind == "redraw":
         # What the editor saved as left to redraw; none: the request refuses in words.
         drawn = project.drawn if project.drawn is not None else project.labels

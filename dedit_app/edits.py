@@ -13,8 +13,9 @@
 - MoveRequest: items are scaled about their bounding-box centres, shifted and laid on top
   in the given stacking order; vacated pixels go to the nearest item that did not move;
   active = their new area plus the pixels they vacated (plus extras).
-- RemoveRequest: the item's pixels go to the nearest other items and the item is left out
-  of the prompts; active = its former pixels (plus extras).
+- RemoveRequest: the item's pixels (and those of the items ``also`` names) go to the
+  nearest items that stay, and the removed items are left out of the prompts; active =
+  their former pixels (plus extras).
 - RedrawRequest: the paper's reshape. Items were reshaped by hand (brush, eraser, merge)
   after the picture was made; the pixels whose item changed are generated again, each
   with its new item's tokens; active = those pixels (plus extras).
@@ -44,7 +45,7 @@ from dedit_app.partition import (
     item_areas,
     move_items,
     present_items,
-    remove_item,
+    remove_items,
 )
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
 
@@ -110,12 +111,18 @@ class MoveRequest:
 
 @dataclass(frozen=True)
 class RemoveRequest:
-    """Delete item ``item``; its pixels go to the nearest other item and are regenerated."""
+    """Delete item ``item`` (and the items of ``also`` with it); their pixels go to the
+    nearest item that stays and are regenerated."""
 
     item: int
     extra_active: tuple[int, ...] = ()
     options: SamplingOptions = SamplingOptions()
+    also: tuple[int, ...] = ()  # more items deleted in the same edit
     kind = "remove"
+
+    @property
+    def removed(self) -> tuple[int, ...]:
+        return (self.item, *(i for i in self.also if i != self.item))
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,6 +181,8 @@ class EditResult:
             out["prompt"] = r.prompt
         if isinstance(r, SwapRequest):
             out["reference_item"] = r.reference_item
+        if isinstance(r, RemoveRequest) and r.also:
+            out["also"] = list(r.removed[1:])
         if isinstance(r, RedrawRequest):
             out["pixels"] = int(np.count_nonzero(self.active))
         if isinstance(r, MoveRequest):
@@ -247,7 +256,14 @@ def check_edit(
         for mv in request.moves:
             _check_item(project, mv.item)
     elif isinstance(request, RemoveRequest):
-        _check_item(project, request.item)
+        for item in request.removed:
+            _check_item(project, item)
+        if holds_any(project.labels, request.removed).all():
+            names = " and ".join(project.items[i].name for i in request.removed)
+            raise ItemError(
+                f"{names} cover{'s' if len(request.removed) == 1 else ''} the whole picture, "
+                "so no other item is left to fill the place."
+            )
     elif isinstance(request, RedrawRequest):
         if np.shape(request.drawn) != project.labels.shape:
             raise EditError("The item map to redraw from is not the picture's size.")
@@ -286,8 +302,8 @@ def plan_edit(
         moved = [mv.item for mv in request.moves]
         active = holds_any(new_labels, moved) | holds_any(labels, moved)
     elif isinstance(request, RemoveRequest):
-        new_labels = remove_item(labels, request.item)
-        active = labels == request.item
+        new_labels = remove_items(labels, request.removed)
+        active = holds_any(labels, request.removed)
     elif isinstance(request, RedrawRequest):
         active = request.changed(labels)
     if new_labels is not None:

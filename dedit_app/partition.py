@@ -44,6 +44,7 @@ __all__ = [
     "present_items",
     "relabel_compact",
     "remove_item",
+    "remove_items",
     "stroke_mask",
 ]
 
@@ -224,11 +225,21 @@ def remove_item(labels: np.ndarray, item: int) -> np.ndarray:
 
     The id ``item`` stays reserved (it simply owns no pixels afterwards).
     """
+    return remove_items(labels, [item])
+
+
+def remove_items(labels: np.ndarray, items: Sequence[int]) -> np.ndarray:
+    """Delete every item of ``items`` at once: each of their pixels goes to the nearest
+    pixel of an item not among them (so one removed item never fills another's place).
+    The ids stay reserved."""
     labels = check_labels(labels)
-    _check_item(labels, item)
-    holes = labels == item
+    for item in items:
+        _check_item(labels, item)
+    holes = holds_any(labels, items)
     if holes.all():
-        raise ItemError(f"Item {item} covers the whole picture; there is nothing to fill it with.")
+        which = f"Item {items[0]} covers" if len(items) == 1 else "Those items cover"
+        them = "it" if len(items) == 1 else "them"
+        raise ItemError(f"{which} the whole picture; there is nothing to fill {them} with.")
     return fill_from_nearest(labels, holes)
 
 

@@ -82,10 +82,12 @@ def test_five_edits_end_to_end(prepared, capsys):
             MoveRequest((Move(small, 20, -10, 0.8),)),
         ),
         "remove": (["--item", str(small)], RemoveRequest(small)),
+        "remove two": (["--item", str(small), str(big)], RemoveRequest(small, also=(big,))),
     }
-    assert small != big
-    for kind, (args, request) in runs.items():
-        out = prepared / f"{kind}.png"
+    assert small != big and len(project.items) > 2
+    for name, (args, request) in runs.items():
+        kind = name.split()[0]
+        out = prepared / f"{name.replace(' ', '-')}.png"
         code = main(["edit", str(prepared / "p.dedit"), kind, "-o", str(out), *STEPS, *args])
         assert code == 0, capsys.readouterr().err
         result = load_image(out)
@@ -267,6 +269,7 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
     [
         (["edit", "{p}", "text", "--item", "0", "-o", "{o}"], "needs --prompt"),
         (["edit", "{p}", "text", "--item", "99", "--prompt", "x", "-o", "{o}"], "no item 99"),
+        (["edit", "{p}", "text", "--item", "0", "1", "--prompt", "x", "-o", "{o}"], "one --item"),
         (["edit", "{p}", "move", "--item", "0", "--scale", "0", "-o", "{o}"], "above zero"),
         (["edit", "{p}", "move", "--move", "0:1", "-o", "{o}"], "ITEM:DX:DY"),
         (["edit", "{p}", "recon", "-o", "{d}/out.gif"], "must end in .png"),

@@ -120,6 +120,19 @@ def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):
     _check_output(project, result)
 
 
+def test_remove_several_items_in_one_edit(tiny_sdxl, project):
+    result = edit(tiny_sdxl, project, RemoveRequest(3, options=FAST, also=(1,)))
+    gone = np.isin(project.labels, [1, 3])
+    assert result.labels is not None and not np.isin(result.labels, [1, 3]).any()
+    assert (result.active == gone).all()
+    assert 1 not in result.prompts and 3 not in result.prompts
+    assert result.entry()["item"] == 3 and result.entry()["also"] == [1]
+    _check_output(project, result)
+    everything = tuple(range(len(project.items)))
+    with pytest.raises(ItemError, match="cover the whole picture, so no other item"):
+        check_edit(project, RemoveRequest(0, also=everything[1:]))
+
+
 def test_redraw_regenerates_only_the_pixels_whose_item_was_reshaped(tiny_sdxl, project):
     drawn = project.labels
     with pytest.raises(EditError, match="No item was reshaped"):

@@ -27,6 +27,7 @@ from dedit_app.partition import (
     present_items,
     relabel_compact,
     remove_item,
+    remove_items,
     stroke_mask,
 )
 
@@ -166,9 +167,27 @@ def test_unknown_item_is_refused_with_range():
         move_item(labels, -1, 1, 1)
 
 
+@SETTINGS
+@given(label_maps(), st.data())
+def test_removing_several_items_gives_their_pixels_only_to_items_that_stay(labels, data):
+    present = np.unique(labels).tolist()
+    if len(present) < 3:
+        return
+    items = data.draw(st.lists(st.sampled_from(present), min_size=2, max_size=len(present) - 1,
+                               unique=True))  # fmt: skip
+    out = remove_items(labels, items)
+    holes = np.isin(labels, items)
+    assert not np.isin(out, items).any()
+    np.testing.assert_array_equal(out[~holes], labels[~holes])
+    assert_nearest_rule(labels, out, holes, ~holes)
+
+
 def test_removing_the_only_item_is_refused():
     with pytest.raises(ItemError, match="whole picture"):
         remove_item(np.zeros((5, 5), np.int32), 0)
+    halves = np.repeat([[0, 1]], 5, axis=0).repeat(3, axis=1).astype(np.int32)
+    with pytest.raises(ItemError, match="Those items cover the whole picture"):
+        remove_items(halves, [0, 1])
 
 
 @SETTINGS

@@ -513,6 +513,44 @@ def test_delete_removes_the_selected_item_and_undo_brings_it_back(opened, monkey
     assert window.items_panel.list.count() == 4
 
 
+def test_with_several_items_selected_enter_regenerates_them_all_and_delete_removes_them_all(
+    opened,
+):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    assert doc.selection == (2, 3)
+    hint = window.items_panel.prompt_hint.text()
+    assert "regenerates the others" in hint and "Delete removes them all" in hint
+    field = window.items_panel.prompt_edit
+    field.setFocus()
+    field.clear()
+    QTest.keyClicks(field, "a red bag")
+    QTest.keyClick(field, Qt.Key.Key_Return)
+    wait_idle(window, 300)
+    both = np.isin(labels, [2, 3])
+    keep = outside_edit(both, window.settings.edge)
+    np.testing.assert_array_equal(doc.image[keep], image[keep])
+    for item in (2, 3):  # the ball was regenerated with the bag, not left as it was
+        assert (doc.image[labels == item] != image[labels == item]).any(), NAMES[item]
+    assert doc.items[2].prompt == "a red bag" and doc.items[3].prompt == ""
+    assert doc.project.history[-1]["extra_active"] == [3]
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)  # Done
+    edited = doc.image
+    doc.select((3, 2))
+    QTest.keyClick(window.canvas, Qt.Key.Key_Delete)
+    assert window.jobs.active("edit"), window.message_text()
+    assert "Remove ball and bag" in [r.request.title for r in window.jobs.jobs.values()]
+    wait_idle(window, 300)
+    assert not np.isin(doc.labels, [2, 3]).any()
+    assert doc.project.history[-1]["also"] == [2]
+    window.act_undo.trigger()
+    assert doc.image is edited and doc.labels is labels
+
+
 def test_redraw_paints_the_pixels_of_reshaped_items_as_their_new_item(opened):
     window = opened
     doc = window.doc

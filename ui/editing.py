@@ -285,19 +285,21 @@ class EditController(ResultsMixin, QObject):
         self.w.remember_prompt(prompt)
         items = [replace(i) for i in doc.items]
         items[item].prompt = prompt
+        # the other selected items are regenerated with it, each from its own tokens, so
+        # that they fit what it becomes (the paper's extra active items)
+        extra = tuple(i for i in doc.selection if i != item) if item in doc.selection else ()
         entry = {"kind": "text", "item": int(item), "prompt": prompt}
-        self._submit(
-            PendingEdit(
-                doc,
-                doc.state(),
-                "text",
-                f"{doc.item_name(item)} → “{prompt}”",
-                item,
-                entry,
-                items=items,
-            ),
-            engine.edit_task(doc.project, self.w.settings, "text", item=item, prompt=prompt),
-        )
+        if extra:
+            entry["extra_active"] = list(extra)
+        try:
+            task = engine.edit_task(
+                doc.project, self.w.settings, "text", item=item, prompt=prompt, extra=extra
+            )
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        title = f"{doc.item_name(item)} → “{prompt}”"
+        self._submit(PendingEdit(doc, doc.state(), "text", title, item, entry, items=items), task)
 
     def move_item(self, item: int, dx: float, dy: float, scale: float) -> None:
         doc = self.doc
@@ -343,22 +345,23 @@ class EditController(ResultsMixin, QObject):
             return
         if not self._need_prepared():
             return
-        item = doc.current
+        item, also = doc.current, doc.selection[1:]  # Delete removes every selected item
         try:
-            task = engine.edit_task(doc.project, self.w.settings, "remove", item=item)
+            task = engine.edit_task(doc.project, self.w.settings, "remove", item=item, also=also)
         except DEditError as err:
             self.w.show_error(str(err))
             return
         entry = {"kind": "remove", "item": int(item)}
-        pending = PendingEdit(
-            doc, doc.state(), "remove", f"Remove {doc.item_name(item)}", item, entry
-        )
+        if also:
+            entry["also"] = list(also)
+        names = _names([doc.item_name(i) for i in (item, *also)])
+        pending = PendingEdit(doc, doc.state(), "remove", f"Remove {names}", item, entry)
         doc.select([])
         job_id = self._submit(pending, task)
         if job_id is None:
             return
         image, labels = readonly(doc.image), readonly(doc.labels)
-        self._sketch(job_id, lambda: remove_preview(image, labels, item))
+        self._sketch(job_id, lambda: remove_preview(image, labels, (item, *also)))
 
     def redraw(self) -> None:
         """Paint again the pixels whose item was changed by hand (brush, eraser, merge)
@@ -567,6 +570,13 @@ class EditController(ResultsMixin, QObject):
             images[0],
             lambda laid, problem: self._show_landed(pending, images, entries, laid, problem),
         )
+
+
+def _names(names: list[str]) -> str:
+    """ "bag", "bag and ball", "bag, ball and cup"; past four, how many ("6 items")."""
+    if len(names) > 4:
+        return f"{len(names)} items"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _minutes(seconds: float) -> str:

@@ -453,9 +453,10 @@ class EditTask:
 
 
 def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
-    """An edit job: ``kind`` is text (item, prompt), move (item, dx, dy, scale), remove (item),
-    swap (item, reference, ref_item) or redraw (drawn: the ``(H, W)`` item map the picture
-    was made with). Checked here, on the UI thread: a request the
+    """An edit job: ``kind`` is text (item, prompt; extra: more items regenerated with it),
+    move (item, dx, dy, scale), remove (item; also: more items removed with it), swap
+    (item, reference, ref_item) or redraw (drawn: the ``(H, W)`` item map the picture was
+    made with). Checked here, on the UI thread: a request the
     engine would refuse raises its sentence and nothing is queued."""
     _loaded()
     from dedit_app import edits
@@ -465,14 +466,16 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     if why:
         raise EditError(why)
     options = sampling_options(settings)
+    extra = tuple(int(i) for i in kw.get("extra", ()))  # regenerated with the edit
     reference = None
     if kind == "text":
-        request = edits.TextRequest(int(kw["item"]), str(kw["prompt"]), options=options)
+        request = edits.TextRequest(int(kw["item"]), str(kw["prompt"]), extra, options)
     elif kind == "move":
         move = Move(int(kw["item"]), float(kw["dx"]), float(kw["dy"]), float(kw["scale"]))
         request = edits.MoveRequest((move,), options=options)
     elif kind == "remove":
-        request = edits.RemoveRequest(int(kw["item"]), options=options)
+        also = tuple(int(i) for i in kw.get("also", ()))
+        request = edits.RemoveRequest(int(kw["item"]), options=options, also=also)
     elif kind == "swap":
         request = edits.SwapRequest(int(kw["item"]), int(kw["ref_item"]), options=options)
         reference = snapshot(kw["reference"])

@@ -302,8 +302,8 @@ class ItemsPanel(QWidget):
                 self.prompt_edit.setText(it.prompt)
             if len(doc.selection) > 1:
                 self.prompt_hint.setText(
-                    f"{len(doc.selection)} items selected; Enter edits {it.name}, the others "
-                    "change with it."
+                    f"{len(doc.selection)} items selected: Enter gives {it.name} this prompt "
+                    "and regenerates the others to fit; Delete removes them all."
                 )
             else:
                 self.prompt_hint.setText(f"Press Enter to regenerate {it.name} from this prompt.")

@@ -92,8 +92,10 @@ def move_preview(
 
 
 def remove_preview(
-    image: np.ndarray, labels: np.ndarray, item: int
+    image: np.ndarray, labels: np.ndarray, items: int | tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The picture and label map after removing ``item``, as a quick sketch."""
-    new_labels = partition.remove_item(labels, item)
-    return inpaint_holes(image, labels == item), new_labels
+    """The picture and label map after removing ``items`` (one item or several), as a
+    quick sketch."""
+    items = (items,) if isinstance(items, (int, np.integer)) else tuple(items)
+    new_labels = partition.remove_items(labels, items)
+    return inpaint_holes(image, partition.holds_any(labels, items)), new_labels
