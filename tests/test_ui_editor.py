@@ -17,7 +17,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dedit_app.imageio import load_image  # noqa: E402
-from ui.canvas import Tool  # noqa: E402
+from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
 from ui.items_panel import ITEM_ROLE  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -390,6 +390,20 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
     # The top-left corner stays put: the centre moves a quarter of the box towards it.
     assert dx == pytest.approx(-(x1 - x0 + 1) / 4, abs=2)
     assert dy == pytest.approx(-(y1 - y0 + 1) / 4, abs=2)
+
+
+def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    click(window.canvas, *inner_pixel(labels, 2))
+    x0, y0, x1, y1 = window.doc.bbox(2)
+    start, past = (x1 + 0.5, y1 + 0.5), (x0 - 20.5, y0 - 20.5)
+    drag(window.canvas, [start, ((x0 + x1) / 2, (y0 + y1) / 2), past])
+    ((item, _, _, scale),) = moves
+    side = min(x1 - x0, y1 - y0) + 1
+    assert item == 2 and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
+    assert scale * side >= MIN_RESIZED_SIDE - 1e-6
 
 
 def test_escape_cancels_a_drag(scene):

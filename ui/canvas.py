@@ -41,6 +41,7 @@ from ui.imaging import area_shrink, cutout_image, mask_image
 from ui.theme import COLORS
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
+MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
 
 
 class Tool(enum.Enum):
@@ -600,7 +601,11 @@ class CanvasView(QGraphicsView):
         # Project the pointer on the box diagonal: the scale a designer expects from a corner.
         ux, uy = (hx - ox) / d0, (hy - oy) / d0
         proj = (p.x() - ox) * ux + (p.y() - oy) * uy
-        s = min(max(proj / d0, 0.05), 8.0)
+        # A handle dragged to (or past) the opposite corner stops at a size that can still
+        # be seen and grabbed: a tenth of the item, and at least MIN_RESIZED_SIDE pixels.
+        side = max(min(x1 - x0, y1 - y0), 1)  # the box ends past its last pixel
+        least = min(1.0, max(0.1, MIN_RESIZED_SIDE / side))
+        s = min(max(proj / d0, least), 8.0)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         # New centre = opposite corner + s * (centre - opposite corner).
         g["scale"] = s
