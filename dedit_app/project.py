@@ -470,7 +470,7 @@ class Project:
         folder = Path(folder)
         doc = _read_json(folder)
         try:
-            items = [Item(**{k: str(v) for k, v in it.items()}) for it in doc["items"]]
+            items = [_item(i, it) for i, it in enumerate(doc["items"])]
             image = _read_png(folder / doc["image"], "image")
             labels = _read_png(folder / doc["labels"], "labels").astype(np.int32)
             drawn = doc.get("drawn")
@@ -514,6 +514,15 @@ class Project:
 # array's identity, so only arrays nothing can write to are kept (the editor marks its
 # document's arrays read-only); a wrong name would be a project that fails to load.
 _NAMES: dict[tuple[str, int], tuple[weakref.ref, str]] = {}
+
+
+def _item(index: int, entry: dict[str, Any]) -> Item:
+    """An item of ``project.json``: a missing (null) text is empty, and an item without a
+    name is called after its place, as the editor names new items."""
+    item = Item(**{k: "" if v is None else str(v) for k, v in entry.items()})
+    if not item.name.strip():
+        item.name = f"item {index}"
+    return item
 
 
 def _unchangeable(array: np.ndarray) -> bool:

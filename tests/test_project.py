@@ -207,6 +207,16 @@ def test_a_project_whose_weights_file_is_gone_opens_and_saves_elsewhere_unprepar
     np.testing.assert_array_equal(r.labels, p.labels)
 
 
+def test_items_with_null_or_empty_texts_open_with_sensible_names(tmp_path):
+    folder = make_project().save(tmp_path / "n.dedit")
+    doc = json.loads((folder / PROJECT_FILE).read_text())
+    doc["items"][0] = {"name": None, "prompt": None}
+    doc["items"][1]["name"] = "  "
+    (folder / PROJECT_FILE).write_text(json.dumps(doc))
+    items = Project.load(folder).items
+    assert [i.name for i in items[:2]] == ["item 0", "item 1"] and items[0].prompt == ""
+
+
 def test_unprepared_project_says_so(tmp_path):
     p = make_project()
     p.save(tmp_path / "u.dedit")

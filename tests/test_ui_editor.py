@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
 from ui.items_panel import ITEM_ROLE  # noqa: E402
@@ -142,6 +143,15 @@ def test_brush_and_eraser_change_the_item_and_undo_restores_exactly(scene):
     assert doc.labels is original
     window.act_redo.trigger()
     np.testing.assert_array_equal(doc.labels, painted)
+
+
+def test_erasing_an_item_that_covers_the_whole_picture_is_refused_by_name(scene):
+    window, labels = scene
+    doc = window.doc
+    doc.set_partition(np.zeros_like(labels), ["backdrop"], "One item")
+    with pytest.raises(ItemError, match="^backdrop covers the whole picture"):
+        doc.erase([(5.5, 5.5)], 3, 0)
+    assert not doc.labels.any()
 
 
 def test_what_is_left_to_redraw_outlasts_the_steps_undo_keeps(scene):

@@ -453,6 +453,11 @@ class Document(QObject):
     def erase(self, points: list[tuple[float, float]], radius: float, item: int | None) -> None:
         """Eraser: ``item``'s pixels under the stroke go to the nearest other item."""
         item = self._need_item(item)
+        if self.counts[item] == self.counts.sum():
+            raise ItemError(
+                f"{self.item_name(item)} covers the whole picture, so there is no other item "
+                "to give its pixels to."
+            )
         stroke = partition.stroke_mask(self.labels.shape, points, radius)
         labels = partition.erase(self.labels, stroke, item)
         if np.array_equal(labels, self.labels):
