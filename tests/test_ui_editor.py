@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
-from ui.items_panel import ITEM_ROLE  # noqa: E402
+from ui.items_panel import ITEM_ROLE, LIST_MIN_ROWS, ItemDelegate  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
     drag,
@@ -414,6 +414,21 @@ def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_siz
     side = min(x1 - x0, y1 - y0) + 1
     assert item == 2 and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
     assert scale * side >= MIN_RESIZED_SIDE - 1e-6
+
+
+@pytest.mark.parametrize("size", [(1024, 640), (908, 480)])
+def test_a_short_window_scrolls_the_items_panel_instead_of_squashing_its_fields(scene, size):
+    window, labels = scene
+    click(window.canvas, *inner_pixel(labels, 2))
+    window.resize(*size)
+    QApplication.processEvents()
+    panel = window.items_panel
+    for widget in (panel.name_edit, panel.prompt_edit, panel.delete_button):
+        assert widget.height() >= widget.sizeHint().height(), widget
+    assert panel.list.height() >= LIST_MIN_ROWS * ItemDelegate.ROW
+    window.resize(1440, 900)
+    QApplication.processEvents()
+    assert panel.list.height() > LIST_MIN_ROWS * ItemDelegate.ROW + ItemDelegate.ROW  # it grows
 
 
 def test_escape_cancels_a_drag(scene):

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
+# Characters of a prompt that an edit's title shows (the Jobs card, the results strip, the
+# history list); the whole prompt stays in the item's field and the project's history.
+TITLE_PROMPT = 48
 
 
 @dataclass
@@ -298,7 +301,7 @@ class EditController(ResultsMixin, QObject):
         except DEditError as err:
             self.w.show_error(str(err))
             return
-        title = f"{doc.item_name(item)} → “{prompt}”"
+        title = f"{doc.item_name(item)} → “{_clipped(prompt, TITLE_PROMPT)}”"
         self._submit(PendingEdit(doc, doc.state(), "text", title, item, entry, items=items), task)
 
     def move_item(self, item: int, dx: float, dy: float, scale: float) -> None:
@@ -570,6 +573,11 @@ class EditController(ResultsMixin, QObject):
             images[0],
             lambda laid, problem: self._show_landed(pending, images, entries, laid, problem),
         )
+
+
+def _clipped(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _names(names: list[str]) -> str:

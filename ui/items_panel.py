@@ -28,6 +28,7 @@ from ui.theme import COLORS, scaled_font
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 PROMPT_ROLE = Qt.ItemDataRole.UserRole + 1
 SHARE_ROLE = Qt.ItemDataRole.UserRole + 2
+LIST_MIN_ROWS = 2  # rows the item list keeps however short the window
 
 
 class ItemDelegate(QStyledItemDelegate):
@@ -106,6 +107,7 @@ class ItemsList(QListWidget):
         self.setItemDelegate(ItemDelegate(self))
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setMouseTracking(True)
+        self.setMinimumHeight(self.sizeHint().height())
         self.setUniformItemSizes(True)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerItem)
@@ -114,6 +116,11 @@ class ItemsList(QListWidget):
         self.entered.connect(lambda idx: self.hovered.emit(idx.data(ITEM_ROLE)))
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def sizeHint(self) -> QSize:
+        # The list takes what the panel has left (it stretches); asking only for a few
+        # rows lets a short dock show the name and prompt fields below it unscrolled.
+        return QSize(super().sizeHint().width(), LIST_MIN_ROWS * ItemDelegate.ROW + 4)
 
     def startDrag(self, _actions) -> None:
         # Not Qt's drag of list rows: the window drags the items' cut-out (pixels the

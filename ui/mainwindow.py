@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QStackedWidget,
     QTabWidget,
     QUndoView,
@@ -56,6 +58,7 @@ from ui.worker import JobQueue
 log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
+ITEMS_DOCK_MIN_HEIGHT = 320  # px of the Items dock's scrolled content always in view
 
 
 class MainWindow(QMainWindow):
@@ -162,7 +165,18 @@ class MainWindow(QMainWindow):
         self.items_panel.set_prompt_suggestions(self.settings.prompts)
         self.items_panel.layout().setContentsMargins(0, 4, 0, 8)
         lay.addWidget(self.items_panel, 1)
-        self.items_dock = self._dock("ITEMS", "itemsDock", items_box, right)
+        # On a short window (a laptop at 1024 x 640) the dock is given less than its
+        # fields need: it scrolls then, where Qt would squash the fields until their text
+        # is cut in half.
+        scroller = QScrollArea()
+        scroller.setWidget(items_box)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QFrame.Shape.NoFrame)
+        scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # ...but never so short that the activity below takes the room: the card, a few
+        # rows and the name field stay in view.
+        scroller.setMinimumHeight(ITEMS_DOCK_MIN_HEIGHT)
+        self.items_dock = self._dock("ITEMS", "itemsDock", scroller, right)
         self.items_dock.setMinimumWidth(300)
 
         self.jobs_panel = JobsPanel(self.jobs)
