@@ -78,6 +78,13 @@ def test_more_results_are_refused_after_preparing_again(opened):
 # ----- results that land after the picture changed -------------------------------------
 
 
+def _thumb(image: np.ndarray):
+    from ui.imaging import thumbnail
+    from ui.widgets import CandidatesStrip
+
+    return thumbnail(image, CandidatesStrip.THUMB * 2).toImage()
+
+
 def test_edits_queued_back_to_back_each_keep_the_one_before(opened):
     window = opened
     doc, strip = window.doc, window.candidates
@@ -102,9 +109,17 @@ def test_edits_queued_back_to_back_each_keep_the_one_before(opened):
     assert doc.project.history[-1]["laid_over"] is True
     assert "laid_over" not in doc.project.history[-2]
     assert strip.buttons[0].isChecked()
+    # Each thumbnail shows its result laid over the bag's edit, as clicking it applies it
+    # (laid on the side thread), not the picture the ball's edit started from.
+    wait_idle(window)
+    thumbs = window.editing.candidates.thumbs
+    assert set(thumbs) == {0, 1}
+    assert thumbs[0].toImage() == _thumb(doc.image)
     # The other result of the ball goes into the same step, over the bag's picture still.
     strip.buttons[1].click()
     wait_idle(window)  # laid on the side thread
+    assert thumbs[1].toImage() == _thumb(doc.image)
+    assert strip.buttons[1].icon().cacheKey() != strip.buttons[0].icon().cacheKey()
     assert doc.undo.count() == 2 and doc.project.history[-1]["candidate"] == 1
     assert doc.project.history[-1]["laid_over"] is True
     np.testing.assert_array_equal(doc.image[labels == 2], bag[labels == 2])

@@ -45,6 +45,10 @@ class Candidates:
     more_job: int | None = None  # a More results job under way
     title: str = ""  # the strip's title
     note: str = ""  # the hint while none of them is applied: why, and what a click does
+    # Laid over changes made while the edit ran: each thumbnail then shows its result
+    # laid over them, as a click would apply it, not the picture the edit started from.
+    laid_over: bool = False
+    thumbs: dict[int, Any] = field(default_factory=dict)  # result -> its laid thumbnail
 
 
 class ResultsMixin:
@@ -88,14 +92,34 @@ class ResultsMixin:
                 "Undo takes it back."
             )
         self._set_aside()
-        self._put(Candidates(images, pending, cmd, entries, title=title, note=note))
+        c = Candidates(images, pending, cmd, entries, title=title, note=note)
+        c.laid_over = cmd is not None and laid.kept
+        self._put(c)
+        if c.laid_over:
+            c.thumbs[0] = self.w.candidates.set_thumbnail(0, laid.image)
+            self._lay_thumbnails(c, 1)
         self.w.status_message.setText(f"Done: {pending.title}.")
+
+    def _lay_thumbnails(self, c: Candidates, start: int) -> None:
+        """Thumbnails ``start`` on of results laid over changes made while their edit ran:
+        each result laid into the edit's step on the side thread, as choosing it would."""
+        if not c.laid_over:
+            return
+        for k in range(start, len(c.images)):
+
+            def show(laid: LaidEdit | None, _problem: str, k: int = k) -> None:
+                if laid is not None and c is self.candidates:
+                    c.thumbs[k] = self.w.candidates.set_thumbnail(k, laid.image)
+
+            self._lay(c.pending, c.images[k], show, c.command)
 
     def _put(self, c: Candidates) -> None:
         """Show ``c`` in the strip."""
         self.candidates = c
         active = -1 if c.command is None else c.active
         self.w.candidates.set_candidates(c.images, self._title(c), active)
+        for k, small in c.thumbs.items():
+            self.w.candidates.set_thumbnail(k, small)
         self._show_buttons()
         self._show_more()
         self._show_compare()
@@ -209,6 +233,7 @@ class ResultsMixin:
         if c is not self.candidates:
             return  # waiting: they join the strip when its turn comes
         self._put(c)
+        self._lay_thumbnails(c, len(c.images) - len(images))
         self.w.status_message.setText(f"{len(images)} more results of {c.pending.title}.")
 
     def _show_more(self) -> None:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -324,6 +324,14 @@ class CandidatesStrip(QFrame):
         self.set_active(active)
         self.slider.setValue(100)
         self.show()
+
+    def set_thumbnail(self, index: int, image: np.ndarray | QPixmap) -> QPixmap:
+        """Show ``image`` (``(H, W, 3)`` uint8, or a thumbnail this returned before) as
+        result ``index``'s thumbnail; returns the thumbnail."""
+        small = image if isinstance(image, QPixmap) else thumbnail(image, self.THUMB * 2)
+        if 0 <= index < len(self.buttons):
+            self.buttons[index].setIcon(QIcon(small))
+        return small
 
     def set_active(self, index: int) -> None:
         self.active = index
