@@ -390,12 +390,13 @@ def _outputs(path: Path, n: int) -> list[Path]:
 
 def _cmd_edit(args) -> int:
     from dedit_app.edits import plan_edit, run_edit
-    from dedit_app.imageio import SAVE_FORMATS, save_image
+    from dedit_app.imageio import SAVE_FORMATS, save_format, save_image
 
     out = Path(args.output)
     if out.suffix.lower() not in SAVE_FORMATS:
         raise EditError(f"{out} must end in .png, .jpg, .webp or .tiff.")
     project = _load_project(args.project)
+    save_format(out, project.size)  # a picture too large for that format: before the edit
     reference = _load_project(args.reference) if args.reference else None
     request = _request(args, project)
     plan_edit(project, request, reference)  # every user error before the model loads

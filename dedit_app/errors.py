@@ -104,3 +104,10 @@ def as_out_of_memory(
             f"{remedy}, then try again."
         )
     return None
+
+
+def short_error(err: BaseException) -> str:
+    """The first line of ``err``'s text (its class name when empty), at most 200 chars:
+    what a library said, to quote inside one of our sentences."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.rstrip(".")[:200]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dedit_app.errors import Cancelled, ModelLoadError
+from dedit_app.errors import Cancelled, ModelLoadError, short_error
 from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.weight_files import (
     HALF,
@@ -69,12 +69,6 @@ def is_hub_id(source: str) -> bool:
 def offline(local_files_only: bool = False) -> bool:
     """True when the network must not be touched (asked for, or ``HF_HUB_OFFLINE``)."""
     return local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-
-
-def short_error(err: BaseException) -> str:
-    """The first line of ``err``'s text (its class name when empty), at most 200 chars."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text.rstrip(".")[:200]
 
 
 def _patterns(variant: Variant, what: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from dedit_app.atomic import atomic_writer, held_by_another_program
-from dedit_app.errors import ImageLoadError, ImageSaveError
+from dedit_app.errors import ImageLoadError, ImageSaveError, short_error
 from dedit_app.partition import bounding_window
 
 # Our own limit, checked on the header before any pixel is decoded. 100 MP covers every
@@ -44,6 +44,9 @@ SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+# The longest side each format's encoder can write (libjpeg's JPEG_MAX_DIMENSION; WebP's
+# 14-bit sizes); PNG and TIFF hold any picture the editor opens.
+SAVE_SIDE_LIMITS = {"JPEG": 65500, "WEBP": 16383}
 
 _ORIENTATION_TAG = 0x0112
 _WHITE = 255
@@ -300,7 +303,12 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     if mode.startswith("I;16") or mode == "I":
         # 'I' (32-bit int) comes from 16-bit sources in older Pillow and some TIFF writers;
         # we read it on the 16-bit scale.
-        return _gray3(_to_8bit(np.asarray(im).astype(np.int64)))
+        raw = np.asarray(im).astype(np.int64)
+        gray = _to_8bit(raw)
+        key = im.info.get("transparency")  # a tRNS grey value: that value is transparent
+        if isinstance(key, int):
+            gray[raw == key] = 255  # over white, as every transparent pixel
+        return _gray3(gray)
     if mode == "F":
         f = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
         return _gray3(np.clip(np.rint(np.clip(f, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8))
@@ -379,8 +387,8 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
     and raises ImageSaveError with a sentence naming the file.
     """
     name = os.fspath(path)
-    fmt = save_format(name)
     image = np.asarray(image)
+    fmt = save_format(name, image.shape[:2])
     if image.dtype != np.uint8 or not (
         image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
     ):
@@ -390,7 +398,13 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
 
-    data = png_bytes(image) if fmt == "PNG" else _pil_bytes(image, fmt, int(quality))
+    try:
+        data = png_bytes(image) if fmt == "PNG" else _pil_bytes(image, fmt, int(quality))
+    except (OSError, ValueError) as e:  # an encoder's own limit: nothing was written
+        raise ImageSaveError(
+            f"{name} could not be encoded as {fmt} ({short_error(e)}); save it as .png or "
+            ".tif, and any existing file there is unchanged."
+        ) from e
     try:
         with atomic_writer(name) as f:
             f.write(data)
@@ -398,9 +412,10 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         raise ImageSaveError(_save_failure(name, e)) from e
 
 
-def save_format(path: str | os.PathLike[str]) -> str:
+def save_format(path: str | os.PathLike[str], size: tuple[int, int] | None = None) -> str:
     """The format :func:`save_image` writes ``path`` in ("PNG", "JPEG", "WEBP", "TIFF"),
-    from its extension; ImageSaveError with a sentence for any other extension."""
+    from its extension; ImageSaveError with a sentence for any other extension, or when a
+    picture of ``size`` ``(height, width)`` is larger than that format can hold."""
     name = os.fspath(path)
     suffix = Path(name).suffix.lower()
     fmt = SAVE_FORMATS.get(suffix)
@@ -408,6 +423,14 @@ def save_format(path: str | os.PathLike[str]) -> str:
         what = f"the extension '{suffix}'" if suffix else "no extension"
         raise ImageSaveError(
             f"{name} has {what}; images are saved as .png, .jpg, .jpeg, .webp, .tif or .tiff."
+        )
+    limit = SAVE_SIDE_LIMITS.get(fmt)
+    if size is not None and limit is not None and max(size) > limit:
+        h, w = size
+        kind = {"JPEG": "JPEG", "WEBP": "WebP"}[fmt]
+        raise ImageSaveError(
+            f"{name} cannot be saved: a {w} x {h} picture is larger than {kind} allows "
+            f"({limit} pixels on a side); save it as .png or .tif."
         )
     return fmt
 

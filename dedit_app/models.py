@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dedit_app.errors import ModelLoadError, overflowed
-from dedit_app.hub import DEFAULT_MODEL, is_hub_id, resolve, short_error
+from dedit_app.errors import ModelLoadError, overflowed, short_error
+from dedit_app.hub import DEFAULT_MODEL, is_hub_id, resolve
 from dedit_app.weight_files import HALF, WEIGHT_SUFFIX, WEIGHTED, pick_variants, variant_of
 
 log = logging.getLogger(__name__)

@@ -292,6 +292,19 @@ def test_user_errors_are_one_line_and_exit_1(prepared, photos, capsys, argv, wor
     assert (prepared / "p.dedit" / "project.json").read_bytes() == before
 
 
+def test_an_output_too_large_for_its_format_is_refused_before_the_edit_runs(
+    prepared, monkeypatch, capsys
+):
+    from dedit_app import imageio, models
+
+    monkeypatch.setitem(imageio.SAVE_SIDE_LIMITS, "WEBP", 10)  # smaller than the photo
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
+    out = prepared / "too-large.webp"
+    assert main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(out)]) == 1
+    assert "larger than WebP allows (10 pixels on a side)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_not_prepared_project(tmp_path, photos, capsys):
     assert main(["segment", str(photos[0]), "-o", str(tmp_path / "n.dedit")]) == 0
     assert main(["edit", str(tmp_path / "n.dedit"), "recon", "-o", str(tmp_path / "o.png")]) == 1

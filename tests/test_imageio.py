@@ -29,6 +29,7 @@ from dedit_app.imageio import (
     load_image,
     resize_image,
     resize_labels,
+    save_format,
     save_image,
 )
 
@@ -233,6 +234,15 @@ def test_16_bit_rgba_is_composited_on_white(tmp_path):
     np.testing.assert_array_equal(image, [[[255, 0, 0], [127, 127, 127]]])
 
 
+def test_a_16_bit_grey_png_with_a_transparent_value_gets_a_white_background(tmp_path):
+    grey = np.zeros((4, 6), np.uint16)
+    grey[1:3, 2:5] = 40000  # round(40000 / 257) = 156; the value 0 is transparent
+    Image.fromarray(grey).save(tmp_path / "g16.png", transparency=0)
+    image = load_image(tmp_path / "g16.png")
+    np.testing.assert_array_equal(image[..., 0], np.where(grey == 0, 255, 156))
+    assert (image == image[..., :1]).all()
+
+
 def test_palette_with_transparency_gets_a_white_background(tmp_path):
     image = load_image(corpus.make_palette_png(tmp_path, transparent=True))
     np.testing.assert_array_equal(
@@ -316,6 +326,30 @@ def test_unknown_extension_is_refused_and_writes_nothing(tmp_path):
             save_image(tmp_path / name, smooth_image())
         assert str(tmp_path / name) in str(info.value)
         assert isinstance(info.value, DEditError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_panorama_too_wide_for_webp_or_jpeg_is_refused_in_words_and_png_holds_it(tmp_path):
+    wide = np.zeros((2, 16384, 3), np.uint8)  # WebP's sides stop at 16383
+    (tmp_path / "old.webp").write_bytes(b"kept")
+    with pytest.raises(ImageSaveError, match=r"16384 x 2 picture is larger than WebP allows"):
+        save_image(tmp_path / "old.webp", wide)
+    assert (tmp_path / "old.webp").read_bytes() == b"kept"
+    with pytest.raises(ImageSaveError, match=r"larger than JPEG allows \(65500 pixels"):
+        save_format(tmp_path / "tall.jpg", (65501, 3))
+    save_image(tmp_path / "wide.png", wide)
+    assert load_image(tmp_path / "wide.png").shape == wide.shape
+
+
+def test_an_encoder_that_fails_raises_a_sentence_not_its_own_error(tmp_path, monkeypatch):
+    from dedit_app import imageio
+
+    def broken(*_args):
+        raise OSError("broken data stream when writing image file")
+
+    monkeypatch.setattr(imageio, "_pil_bytes", broken)
+    with pytest.raises(ImageSaveError, match="could not be encoded as JPEG .broken data stream"):
+        save_image(tmp_path / "x.jpg", smooth_image())
     assert list(tmp_path.iterdir()) == []
 
 

@@ -364,7 +364,7 @@ class FileController(QObject):
         path = Path(path)
         image = doc.image
         try:
-            save_format(path)
+            save_format(path, image.shape[:2])
         except DEditError as err:
             self.w.show_error(str(err))
             return False
