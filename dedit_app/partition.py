@@ -260,13 +260,19 @@ def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
     x0, y0, x1, y1 = item_bbox(labels, move.item)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     s = float(move.scale)
+    # An item shrunk below a pixel across keeps one pixel there (a thin line stays a
+    # line, a speck a pixel) rather than vanishing between the pixel centres.
+    sx, sy = max(s, 1.0 / (x1 - x0 + 1)), max(s, 1.0 / (y1 - y0 + 1))
     # x' = s * (x - cx) + cx + dx, with pixel centres at integer coordinates.
-    m = np.array([[s, 0.0, (1 - s) * cx + move.dx], [0.0, s, (1 - s) * cy + move.dy]])
+    m = np.array([[sx, 0.0, (1 - sx) * cx + move.dx], [0.0, sy, (1 - sy) * cy + move.dy]])
     h, w = labels.shape
     src = (labels == move.item).astype(np.uint8)
     moved = cv2.warpAffine(
         src, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     ).astype(bool)
+    tx, ty = round(cx + move.dx), round(cy + move.dy)
+    if not moved.any() and 0 <= tx < w and 0 <= ty < h:
+        moved[ty, tx] = True  # a pixel-sized target that fell between the sampled centres
     if not moved.any():
         raise ItemError(
             f"Moving item {move.item} by ({move.dx:g}, {move.dy:g}) at scale {s:g} "

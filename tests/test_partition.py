@@ -182,6 +182,21 @@ def test_removing_several_items_gives_their_pixels_only_to_items_that_stay(label
     assert_nearest_rule(labels, out, holes, ~holes)
 
 
+def test_an_item_shrunk_below_a_pixel_across_keeps_one_pixel_there():
+    labels = np.zeros((40, 400), np.int32)
+    labels[6:8, 252:348] = 1  # a 96 x 2 line: at scale 0.1 it is 9.6 x 0.2 pixels
+    line = move_item(labels, 1, 0, 0, 0.1)
+    x0, y0, x1, y1 = item_bbox(line, 1)
+    assert (y1 - y0 + 1, x1 - x0 + 1) in {(1, 9), (1, 10), (1, 11)}
+    assert abs((x0 + x1) / 2 - 299.5) <= 1 and y0 in (6, 7)
+    speck = np.zeros((30, 30), np.int32)
+    speck[10:13, 10:12] = 1  # 2 x 3 at scale 0.3333, shifted half a pixel
+    moved = move_item(speck, 1, 0.5, 0.5, 0.3333)
+    assert (moved == 1).sum() == 1
+    with pytest.raises(ItemError, match="entirely outside the picture"):
+        move_item(speck, 1, 100, 0, 0.3333)
+
+
 def test_removing_the_only_item_is_refused():
     with pytest.raises(ItemError, match="whole picture"):
         remove_item(np.zeros((5, 5), np.int32), 0)
