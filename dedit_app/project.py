@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dedit_app import __version__
+from dedit_app import __version__, folder_lock
 from dedit_app.atomic import (
     FILE_MODE,
     atomic_write_bytes,
@@ -96,6 +96,9 @@ class Project:
     # eraser, merge): what a redraw paints again. None: the image matches ``labels``.
     drawn: np.ndarray | None = None
     _pending_weights: tuple[dict, dict] | None = field(default=None, repr=False)
+    # The project.json this project last read from or wrote to ``folder``: a save into
+    # that folder finding another there knows someone else saved it meanwhile.
+    _on_disk: bytes | None = field(default=None, repr=False)
 
     # ----- construction -------------------------------------------------------------
 
@@ -337,19 +340,30 @@ class Project:
             raise ProjectError("Choose a folder to save the project in.")
         self.validate()
         self.make_folder(target)
-        try:
-            doc = self._document(target)
-            payload = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
-            atomic_write_bytes(target / PROJECT_FILE, payload)
-        except OSError as err:
-            raise ProjectError(_os_sentence(err, target)) from err
-        # Only now, with the new document in place, does the in-memory state follow it:
-        # history snapshots are dropped from memory (they are files now).
-        self.folder = target
-        self.training = doc["training"]
-        self.history = copy.deepcopy(doc["history"])
-        self._pending_weights = None
-        self._collect_garbage(target, doc, old_weights)
+        with folder_lock.saving(target, _os_sentence):
+            there = _project_bytes(target)
+            if target == self.folder and None not in (there, self._on_disk) and (
+                there != self._on_disk
+            ):
+                raise ProjectError(
+                    f"{target} was changed by another program (another dedit command or "
+                    "D-Edit Studio window) since it was opened here, so it was not saved "
+                    "over; save under another name to keep both versions."
+                )
+            try:
+                doc = self._document(target)
+                payload = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+                atomic_write_bytes(target / PROJECT_FILE, payload)
+            except OSError as err:
+                raise ProjectError(_os_sentence(err, target)) from err
+            # Only now, with the new document in place, does the in-memory state follow
+            # it: history snapshots are dropped from memory (they are files now).
+            self.folder = target
+            self.training = doc["training"]
+            self.history = copy.deepcopy(doc["history"])
+            self._pending_weights = None
+            self._on_disk = payload
+            self._collect_garbage(target, doc, old_weights, _named_in(there))
         return target
 
     def make_folder(self, target: Path) -> None:
@@ -438,14 +452,17 @@ class Project:
         return doc
 
     @staticmethod
-    def _collect_garbage(folder: Path, doc: dict[str, Any], later: list[Path] | None) -> None:
-        keep = {doc["image"], doc["labels"], doc.get("drawn"), PROJECT_FILE}
-        if doc.get("training") and "weights" in doc["training"]:
-            keep.add(doc["training"]["weights"])
-        for record in doc["history"]:
-            keep.update(record.get(k) for k in ("image", "labels") if record.get(k))
+    def _collect_garbage(
+        folder: Path, doc: dict[str, Any], later: list[Path] | None, replaced: set[str]
+    ) -> None:
+        """Delete the data files ``doc`` does not name: those the replaced project.json
+        named (``replaced``), and older leftovers of saves that died. A file written in
+        the last minutes and never named may be another process's save under way."""
+        keep = _named(doc) | {PROJECT_FILE}
         for path in folder.iterdir():
-            if (_DATA_FILE.match(path.name) and path.name not in keep) or _own_temp(path.name):
+            name = path.name
+            ours = name in replaced or not folder_lock.young(path)
+            if ((_DATA_FILE.match(name) and name not in keep) or _own_temp(name)) and ours:
                 if later is not None and path.name.startswith("weights-"):
                     later.append(path)
                     continue
@@ -468,7 +485,8 @@ class Project:
     def load(cls, folder: str | os.PathLike[str]) -> Project:
         """Open a bundle; ProjectError with a sentence naming the file if anything is off."""
         folder = Path(folder)
-        doc = _read_json(folder)
+        raw = _project_bytes(folder)
+        doc = _read_json(folder, raw)
         try:
             items = [_item(i, it) for i, it in enumerate(doc["items"])]
             image = _read_png(folder / doc["image"], "image")
@@ -487,6 +505,7 @@ class Project:
         # A missing weights file does not keep the photo, items and history from opening:
         # the project opens and says, where it would be used, to prepare it again.
         project = cls(image, labels, items, settings, training, history, source, folder, drawn)
+        project._on_disk = raw
         try:
             project.validate()
         except ProjectError as err:
@@ -600,18 +619,49 @@ def read_picture(path: Path) -> np.ndarray:
     return _read_png(Path(path), "image")
 
 
-def _read_json(folder: Path) -> dict[str, Any]:
+def _named(doc: dict[str, Any]) -> set[str]:
+    """The data files a project document names."""
+    named = {doc.get("image"), doc.get("labels"), doc.get("drawn")}
+    training = doc.get("training")
+    if isinstance(training, dict) and training.get("weights"):
+        named.add(training["weights"])
+    for record in doc.get("history") or []:
+        if isinstance(record, dict):
+            named.update(record.get(k) for k in ("image", "labels"))
+    return {n for n in named if isinstance(n, str)}
+
+
+def _project_bytes(folder: Path) -> bytes | None:
+    """``folder``'s project.json as it is on disk, or None when there is none."""
+    try:
+        return (folder / PROJECT_FILE).read_bytes()
+    except OSError:
+        return None
+
+
+def _named_in(raw: bytes | None) -> set[str]:
+    """The data files a project.json's bytes name (none when it is not one)."""
+    try:
+        doc = json.loads(raw.decode("utf-8-sig")) if raw else {}
+    except ValueError:
+        return set()
+    return _named(doc) if isinstance(doc, dict) else set()
+
+
+def _read_json(folder: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """``folder``'s project document (from ``raw``, its bytes, when already read)."""
     path = folder / PROJECT_FILE
     if not folder.exists():
         raise ProjectError(f"There is no project at {folder}.")
-    if not path.is_file():
+    if raw is None and not path.is_file():
         raise ProjectError(f"{folder} is not a D-Edit project: it has no {PROJECT_FILE}.")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes() if raw is None else raw
+        doc = json.loads(raw.decode("utf-8-sig"))  # a BOM, as Notepad writes, is fine
     except UnicodeDecodeError as err:
         raise ProjectError(f"{path} is not a text file; it is damaged.") from err
     except json.JSONDecodeError as err:
-        raise ProjectError(f"{path} is damaged: {err.msg} at line {err.lineno}.") from err
+        raise ProjectError(f"{path} is damaged: {err.msg} (line {err.lineno}).") from err
     except OSError as err:
         raise ProjectError(_os_sentence(err, path)) from err
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

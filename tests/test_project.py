@@ -17,7 +17,7 @@ import pytest
 import torch
 from engine_fixtures import held_for
 
-from dedit_app import atomic
+from dedit_app import atomic, folder_lock
 from dedit_app.errors import ProjectError
 from dedit_app.project import PROJECT_FILE, Item, Project
 
@@ -60,9 +60,49 @@ def test_a_save_clears_its_own_leftover_temporaries_and_no_others(tmp_path):
     picture = Path(atomic.make_temp(folder / "image-0123456789abcdef.png"))
     document = Path(atomic.make_temp(folder / PROJECT_FILE))
     export = Path(atomic.make_temp(folder / "poster.png"))
+    running = Path(atomic.make_temp(folder / "labels-0123456789abcdef.png"))
+    died = time.time() - 2 * folder_lock.STALE  # left by a save that died a while ago
+    for path in (picture, document, export):
+        os.utime(path, (died, died))
     p.save(folder)
     assert not picture.exists() and not document.exists()
     assert export.exists()  # the export goes on writing; it is not ours to delete
+    assert running.exists()  # just written: another program's save may be under way
+
+
+def test_two_programs_saving_one_project_lose_nothing_and_the_second_is_told(tmp_path):
+    """The editor and ``dedit edit --apply`` on one project: the second save finds a
+    project.json it did not read and refuses in words instead of overwriting it, and
+    neither save deletes the files the other names."""
+    folder = make_project().save(tmp_path / "shared.dedit")
+    editor, command = Project.load(folder), Project.load(folder)
+    edited = command.image.copy()
+    edited[:4] = 0
+    command.apply(edited, command.labels, {"kind": "recon"})
+    command.save()
+    editor.rename(0, "renamed in the editor")
+    with pytest.raises(ProjectError, match="changed by another program .* save under another"):
+        editor.save()
+    after = Project.load(folder)  # the command's edit, whole
+    np.testing.assert_array_equal(after.image, edited)
+    assert len(after.history) == 1 and after.items[0].name == "thing 0"
+    editor.save(tmp_path / "both.dedit")  # the editor's version is kept elsewhere
+    assert Project.load(tmp_path / "both.dedit").items[0].name == "renamed in the editor"
+
+
+def test_a_save_waits_for_another_save_of_the_folder_and_then_says_so(tmp_path, monkeypatch):
+    folder = make_project().save(tmp_path / "busy.dedit")
+    p = Project.load(folder)
+    (folder / folder_lock.LOCK_FILE).write_text("4242\n")  # another save, under way
+    monkeypatch.setattr(folder_lock, "WAIT", 0.2)
+    with pytest.raises(ProjectError, match="being saved by another program"):
+        p.save()
+    old = time.time() - 2 * folder_lock.STALE  # left by a save that died
+    os.utime(folder / folder_lock.LOCK_FILE, (old, old))
+    p.rename(0, "saved")
+    p.save()
+    assert Project.load(folder).items[0].name == "saved"
+    assert not (folder / folder_lock.LOCK_FILE).exists()
 
 
 def test_many_items_survive_16_bit_labels(tmp_path):
