@@ -281,6 +281,7 @@ def _cmd_finetune(args) -> int:
     from dedit_app.recompute import low_memory_reason
 
     project = _load_project(args.project)
+    project.check_writable()  # the weights are written there after the training
     reference = _load_project(args.reference) if args.reference else None
     options = FinetuneOptions(
         emb_steps=args.emb_steps,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import json
 import os
@@ -237,6 +238,16 @@ class Project:
                 f"The learned weights file {path} is corrupt ({err}); prepare the project again."
             ) from err
 
+    def check_writable(self) -> None:
+        """ProjectError with a sentence when the project's folder cannot take a new file
+        (read-only, no permission): asked before hours of preparing, not after."""
+        if self.folder is None:
+            return
+        try:
+            os.unlink(make_temp(self.folder / PROJECT_FILE))
+        except OSError as err:
+            raise ProjectError(_os_sentence(err, self.folder)) from err
+
     @property
     def pending_weights(self) -> tuple[dict, dict[str, str]] | None:
         """``(tensors, metadata)`` stored but not yet written to a file, or None."""
@@ -265,11 +276,13 @@ class Project:
 
     @staticmethod
     def _write_weights(folder: Path, tensors: dict, metadata: dict[str, str]) -> str:
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         name = f"weights-{uuid.uuid4().hex[:16]}.safetensors"
-        tmp = make_temp(folder / name)
+        tmp = None
         try:
+            tmp = make_temp(folder / name)
             tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
             save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
             # save_file recreates the file with owner-only permissions.
@@ -279,10 +292,13 @@ class Project:
                 os.fsync(f.fileno())
             replace_file(tmp, folder / name)
         except BaseException as err:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             if isinstance(err, OSError):
                 raise ProjectError(_os_sentence(err, folder / name)) from err
+            if isinstance(err, SafetensorError):  # its writer's I/O errors, in its own type
+                raise ProjectError(_os_sentence(_as_os_error(err), folder / name)) from err
             raise
         fsync_dir(folder)
         return name
@@ -342,8 +358,10 @@ class Project:
         self.make_folder(target)
         with folder_lock.saving(target, _os_sentence):
             there = _project_bytes(target)
-            if target == self.folder and None not in (there, self._on_disk) and (
-                there != self._on_disk
+            if (
+                target == self.folder
+                and None not in (there, self._on_disk)
+                and (there != self._on_disk)
             ):
                 raise ProjectError(
                     f"{target} was changed by another program (another dedit command or "
@@ -693,9 +711,15 @@ def _copy_file(src: Path, dst: Path) -> None:
     atomic_write_bytes(dst, src.read_bytes())
 
 
-def _os_sentence(err: OSError, path: Path) -> str:
-    import errno
+def _as_os_error(err: Exception) -> OSError:
+    """The OSError a library's own error type stands for, from its text ("No space left
+    on device (os error 28)"), so that it gets the same sentence."""
+    found = re.search(r"os error (\d+)", str(err))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code))
 
+
+def _os_sentence(err: OSError, path: Path) -> str:
     if err.errno == errno.ENOSPC:
         return f"The disk is full: could not save to {path}. The previous save is unchanged."
     if held_by_another_program(err):

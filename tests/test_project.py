@@ -151,6 +151,40 @@ def test_saved_files_get_normal_permissions(tmp_path):
         assert os.stat(f).st_mode & 0o777 == FILE_MODE, f.name
 
 
+def test_weights_that_cannot_be_written_are_a_sentence_and_the_project_stays(tmp_path, monkeypatch):
+    """safetensors reports a full disk in its own error type, not an OSError."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    p = make_project()
+    folder = p.save(tmp_path / "full.dedit")
+    before = (folder / PROJECT_FILE).read_bytes()
+
+    def full_disk(*_args, **_kwargs):
+        raise SafetensorError("Error while serializing: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(ProjectError, match="^The disk is full: could not save to .*weights-"):
+        p.store_weights({"emb.1": torch.zeros(2)}, {"base": "tiny-sdxl"})
+    assert (folder / PROJECT_FILE).read_bytes() == before
+    assert not [f for f in folder.iterdir() if "weights" in f.name]
+
+
+def test_a_read_only_project_folder_is_told_before_preparing(tmp_path, monkeypatch):
+    from dedit_app import project as project_module
+
+    p = Project.load(make_project().save(tmp_path / "ro.dedit"))
+    p.check_writable()  # writable: says nothing, leaves nothing
+
+    def read_only(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(project_module, "make_temp", read_only)
+    with pytest.raises(ProjectError, match="^No permission to write .*ro.dedit"):
+        p.check_writable()
+    assert sorted(f.name for f in p.folder.iterdir() if f.name.startswith(".")) == []
+
+
 def test_job_copy_is_independent_of_later_document_changes(tmp_path):
     p = make_project()
     job = p.job_copy()
