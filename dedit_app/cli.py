@@ -391,14 +391,21 @@ def _outputs(path: Path, n: int) -> list[Path]:
 
 def _cmd_edit(args) -> int:
     from dedit_app.edits import plan_edit, run_edit
-    from dedit_app.imageio import SAVE_FORMATS, save_format, save_image
+    from dedit_app.imageio import SAVE_FORMATS, check_save_target, save_image
 
     out = Path(args.output)
     if out.suffix.lower() not in SAVE_FORMATS:
         raise EditError(f"{out} must end in .png, .jpg, .webp or .tiff.")
     project = _load_project(args.project)
-    save_format(out, project.size)  # a picture too large for that format: before the edit
     reference = _load_project(args.reference) if args.reference else None
+    for bundle in (project, reference):
+        if bundle is not None and out.resolve().is_relative_to(bundle.folder.resolve()):
+            raise EditError(
+                f"{out} is inside the project {bundle.folder}, whose files only the project "
+                "writes; choose a place outside it for the picture."
+            )
+    # where the picture goes, and whether it fits its format: before minutes of work
+    check_save_target(out, project.size)
     request = _request(args, project)
     plan_edit(project, request, reference)  # every user error before the model loads
     model = _load_model(args, (project.training or {}).get("source"))
@@ -483,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    for what in ("output", "project", "image", "reference"):
+        if getattr(args, what, None) is not None and not str(getattr(args, what)).strip():
+            print(f"dedit: error: the {what} name is empty; give a file name.", file=sys.stderr)
+            return 1
     commands = {
         "segment": _cmd_segment,
         "finetune": _cmd_finetune,

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
-from dedit_app.atomic import atomic_writer, held_by_another_program
+from dedit_app.atomic import atomic_writer, held_by_another_program, make_temp
 from dedit_app.errors import ImageLoadError, ImageSaveError, short_error
 from dedit_app.partition import bounding_window
 
@@ -409,6 +409,26 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         with atomic_writer(name) as f:
             f.write(data)
     except OSError as e:
+        raise ImageSaveError(_save_failure(name, e)) from e
+
+
+def check_save_target(path: str | os.PathLike[str], size: tuple[int, int] | None = None) -> None:
+    """Raise ImageSaveError with the sentence :func:`save_image` would give for ``path``
+    (a picture of ``size`` ``(height, width)``), asked before the work that makes the
+    picture: an unknown extension, a picture too large for the format, a folder that is
+    missing or cannot be written into, or a name that is a folder. Writes nothing."""
+    name = os.fspath(path)
+    save_format(name, size)
+    target = Path(name)
+    if target.is_dir():
+        raise ImageSaveError(_save_failure(name, IsADirectoryError(errno.EISDIR, "a folder")))
+    if not target.parent.is_dir():
+        raise ImageSaveError(_save_failure(name, FileNotFoundError(errno.ENOENT, "no folder")))
+    try:
+        os.unlink(make_temp(target))
+    except OSError as e:  # a folder that exists but takes no files (/proc, read-only)
+        if isinstance(e, FileNotFoundError):
+            e = PermissionError(errno.EACCES, "permission denied")
         raise ImageSaveError(_save_failure(name, e)) from e
 
 

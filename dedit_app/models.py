@@ -609,6 +609,8 @@ def load_model(
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     source = os.fspath(source)
+    if Path(source).expanduser().is_dir():  # recorded with what it prepares: from anywhere
+        source = str(Path(source).expanduser().resolve())
     _quiet_libraries()
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)

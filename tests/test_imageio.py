@@ -23,6 +23,7 @@ from dedit_app.atomic import atomic_writer
 from dedit_app.errors import DEditError, ImageLoadError
 from dedit_app.imageio import (
     ImageSaveError,
+    check_save_target,
     choose_bucket,
     composite,
     feather_weights,
@@ -339,6 +340,20 @@ def test_a_panorama_too_wide_for_webp_or_jpeg_is_refused_in_words_and_png_holds_
         save_format(tmp_path / "tall.jpg", (65501, 3))
     save_image(tmp_path / "wide.png", wide)
     assert load_image(tmp_path / "wide.png").shape == wide.shape
+
+
+def test_where_a_picture_goes_is_checked_before_it_is_made(tmp_path):
+    (tmp_path / "taken.png").mkdir()
+    cases = {
+        tmp_path / "taken.png": "because it is a folder",
+        tmp_path / "missing" / "x.png": "the folder .*missing does not exist",
+        tmp_path / "wide.webp": "larger than WebP allows",
+    }
+    for path, words in cases.items():
+        with pytest.raises(ImageSaveError, match=words):
+            check_save_target(path, (10, 20000))
+    check_save_target(tmp_path / "fine.png", (10, 20000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"]  # wrote nothing
 
 
 def test_an_encoder_that_fails_raises_a_sentence_not_its_own_error(tmp_path, monkeypatch):

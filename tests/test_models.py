@@ -41,6 +41,15 @@ def test_tiny_sd15_loads_as_sd15(tiny_sd15_path):
     assert m.bucket(300, 200) == (320, 192)  # ~256^2 pixels, multiples of 64, 3:2
 
 
+def test_a_model_folder_named_relative_to_here_is_recorded_from_anywhere(
+    tiny_sdxl_path, monkeypatch
+):
+    """A project prepared with ``--model models/tiny-sdxl`` must edit from another folder."""
+    monkeypatch.chdir(tiny_sdxl_path.parent)
+    model = load_model(tiny_sdxl_path.name, device="cpu")
+    assert model.source == str(tiny_sdxl_path.resolve())
+
+
 def test_encode_decode_shapes(tiny_sdxl):
     image = np.full((256, 192, 3), 120, np.uint8)
     z = tiny_sdxl.encode_image(image)
