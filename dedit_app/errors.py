@@ -85,13 +85,16 @@ def as_out_of_memory(
 ) -> OutOfMemory | None:
     """The user's sentence for a memory failure, or None when ``err`` is something else.
 
-    Recognises ``MemoryError`` (RAM) and torch's ``OutOfMemoryError`` / the "out of memory"
-    RuntimeErrors of the CUDA and MPS back ends without importing torch. ``remedy`` is what
+    Recognises ``MemoryError`` and torch's "can't allocate memory" (RAM), and torch's
+    ``OutOfMemoryError`` / the "out of memory" RuntimeErrors of the CUDA and MPS back ends,
+    without importing torch. ``remedy`` is what
     the user can change for a GPU failure, in the words of the place they change it.
     """
     if isinstance(err, OutOfMemory):
         return err
-    if isinstance(err, MemoryError):
+    # torch's processor allocator says "can't allocate memory" in a RuntimeError
+    ram = isinstance(err, RuntimeError) and "can't allocate memory" in str(err).lower()
+    if isinstance(err, MemoryError) or ram:
         return OutOfMemory(
             f"{what} ran out of memory. Close other programs or use a smaller photo, "
             "then try again."

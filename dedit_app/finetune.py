@@ -24,6 +24,7 @@ project bundle and :func:`apply_trained` installs it into a freshly loaded model
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -42,7 +43,9 @@ from dedit_app.jobs import CancelToken, Job, Progress
 from dedit_app.models import DiffusionModel, check_weights_match, no_mixed_precision
 from dedit_app.project import content_key, weights_metadata
 from dedit_app.recompute import EVERY_BLOCK, Recompute, check_plan, use_recompute
+from dedit_app.sampler import MAX_SEED
 from dedit_app.tokens import (
+    TOKEN_LENGTH,
     add_item_tokens,
     encode_items,
     get_token_rows,
@@ -75,6 +78,11 @@ _IDLE_DEVICE = "cpu"  # where the low-memory mode parks models a stage does not 
 _QKV = re.compile(r"attn2\.to_[qkv]\.(weight|bias)$")
 
 
+MAX_TOKENS = 32  # tokens per item: its prompt is TOKEN_LENGTH (40) long, words included
+MAX_LORA_RANK = 256  # past this a LoRA is as large as the layers it adapts (640, 1280 wide)
+MAX_BATCH = 32  # noisy copies per micro-step; the paper's is 2
+
+
 @dataclass(frozen=True)
 class FinetuneOptions:
     """How to prepare a photo. Defaults are the paper's SDXL schedule."""
@@ -99,12 +107,32 @@ class FinetuneOptions:
         return replace(self, gradient_checkpointing=True, offload_idle=True)
 
     def check(self) -> None:
-        if self.emb_steps < 0 or self.model_steps < 0 or self.emb_steps + self.model_steps == 0:
+        if self.emb_steps < 0 or self.model_steps < 0:
+            raise EditError("The number of training steps cannot be negative.")
+        if self.emb_steps + self.model_steps == 0:
             raise EditError("Preparing needs at least one training step.")
         if self.batch_size < 1 or self.grad_accum < 1 or self.n_tokens < 1:
             raise EditError("Batch size, gradient accumulation and tokens per item must be >= 1.")
-        if self.lora_rank < 0:
-            raise EditError(f"The LoRA rank must be 0 (off) or more; got {self.lora_rank}.")
+        if self.batch_size > MAX_BATCH:
+            raise EditError(f"The batch size must be at most {MAX_BATCH}; got {self.batch_size}.")
+        if self.n_tokens > MAX_TOKENS:
+            raise EditError(
+                f"An item can learn at most {MAX_TOKENS} tokens (its prompt is {TOKEN_LENGTH} "
+                f"tokens long, with room for words); got {self.n_tokens}."
+            )
+        if not 0 <= self.lora_rank <= MAX_LORA_RANK:
+            raise EditError(
+                f"The LoRA rank must be 0 (off) to {MAX_LORA_RANK}; got {self.lora_rank}."
+            )
+        for name, rate in (("token", self.emb_lr), ("model", self.unet_lr)):
+            if not (math.isfinite(rate) and 0 < rate <= 1):
+                raise EditError(
+                    f"The {name} learning rate must be a number above 0 and at most 1; got {rate}."
+                )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise EditError(
+                f"The seed must be a whole number from 0 to {MAX_SEED}; got {self.seed}."
+            )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 
+MAX_GUIDANCE = 50.0  # far past any useful scale; larger ones only overflow
+MAX_SEED = 2**32 - 1  # a seed (plus one per candidate) as torch's generators take it
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """How an edit is rendered. Defaults follow the paper's recommendations."""
@@ -68,8 +72,15 @@ class SamplingOptions:
     def check(self) -> None:
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
             raise EditError(f"The number of steps must be between 1 and 1000; got {self.steps}.")
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise EditError(f"The guidance must be zero or more; got {self.guidance}.")
+        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= MAX_GUIDANCE:
+            raise EditError(
+                f"The guidance must be between 0 and {MAX_GUIDANCE:g} (3 to 8 is usual); "
+                f"got {self.guidance}."
+            )
+        if not 0 <= self.seed <= MAX_SEED - self.candidates:
+            raise EditError(
+                f"The seed must be a whole number from 0 to {MAX_SEED}; got {self.seed}."
+            )
         if not 0.0 <= self.strength <= 1.0:
             raise EditError(f"The strength must be between 0 and 1; got {self.strength}.")
         if not math.isfinite(self.edge) or self.edge < 0:

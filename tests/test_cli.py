@@ -276,6 +276,15 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "recon", "-o", "{d}/nowhere/out.png"], "nowhere does not exist"),
         (["edit", "{p}", "recon", "-o", "{p}/image-0123456789abcdef.png"], "inside the project"),
         (["edit", "{p}", "recon", "-o", ""], "output name is empty"),
+        (["edit", "{p}", "recon", "--seed", "99999999999999999999", "-o", "{o}"], "seed must"),
+        (["edit", "{p}", "recon", "--guidance", "1e308", "-o", "{o}"], "between 0 and 50"),
+        (["finetune", "{p}", "--model", "x", "--emb-lr", "nan"], "token learning rate must"),
+        (["finetune", "{p}", "--model", "x", "--unet-lr", "-1"], "model learning rate must"),
+        (["finetune", "{p}", "--model", "x", "--tokens", "100"], "at most 32 tokens"),
+        (["finetune", "{p}", "--model", "x", "--lora", "100000"], "LoRA rank must be 0"),
+        (["finetune", "{p}", "--model", "x", "--batch-size", "100000"], "at most 32"),
+        (["finetune", "{p}", "--model", "x", "--emb-steps", "-1"], "cannot be negative"),
+        (["finetune", "{p}", "--model", "x", "--seed", "99999999999999999999"], "seed must"),
         (["edit", "{d}/missing.dedit", "recon", "-o", "{o}"], "no project"),
         (["segment", "{d}/missing.png", "-o", "{d}/x.dedit"], "does not exist"),
         (["segment", "{i}", "-o", "{p}"], "already exists"),
@@ -366,6 +375,7 @@ def test_usage_errors_exit_2_and_help_has_examples():
             "ran out of GPU memory. Close other programs that use the GPU, or add --low-memory",
         ),
         ("ram", "ran out of memory"),
+        ("torch ram", "ran out of memory. Close other programs"),
         ("cuda --low-memory", "in low-memory mode ran out of GPU memory. Close other programs "
          "that use the GPU, or use a smaller --model"),
     ],
@@ -386,6 +396,11 @@ def test_out_of_memory_is_one_line_and_keeps_the_project(
         next(job)
         if error.startswith("cuda"):
             oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        elif error == "torch ram":  # the processor's allocator, as torch words it
+            oom = RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                "can't allocate memory: you tried to allocate 41943040000 bytes"
+            )
         else:
             oom = MemoryError()
         # raised inside the job, as a real failure is: its cleanup runs now, not whenever
