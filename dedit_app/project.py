@@ -505,6 +505,7 @@ class Project:
         folder = Path(folder)
         raw = _project_bytes(folder)
         doc = _read_json(folder, raw)
+        _check_shape(folder / PROJECT_FILE, doc)
         try:
             items = [_item(i, it) for i, it in enumerate(doc["items"])]
             image = _read_png(folder / doc["image"], "image")
@@ -647,6 +648,36 @@ def _named(doc: dict[str, Any]) -> set[str]:
         if isinstance(record, dict):
             named.update(record.get(k) for k in ("image", "labels"))
     return {n for n in named if isinstance(n, str)}
+
+
+# What each entry of project.json holds, for a sentence that names the entry (not
+# Python's words) when a hand-edited or damaged file holds something else.
+_SHAPE = {
+    "items": (list, "a list"),
+    "image": (str, "a file name"),
+    "labels": (str, "a file name"),
+    "drawn": ((str, type(None)), "a file name"),
+    "training": ((dict, type(None)), "a set of named values"),
+    "history": (list, "a list"),
+    "settings": ((dict, type(None)), "a set of named values"),
+}
+
+
+def _check_shape(path: Path, doc: dict[str, Any]) -> None:
+    """ProjectError naming the entry of ``doc`` (read from ``path``) that holds the wrong
+    kind of value, and any file it names that is not a file of this bundle (a path out
+    of the folder, ``../other.dedit/image-….png``)."""
+    for key, (kind, words) in _SHAPE.items():
+        if key in doc and not isinstance(doc[key], kind):
+            raise ProjectError(f"{path} is damaged: its entry {key!r} is not {words}.")
+    for key in ("items", "history"):
+        if not all(isinstance(entry, dict) for entry in doc.get(key) or []):
+            raise ProjectError(f"{path} is damaged: an entry of {key!r} is not a record.")
+    for name in sorted(_named(doc)):
+        if not _DATA_FILE.match(name):
+            raise ProjectError(
+                f"{path} names {name!r}, which is not a file name of a project; it is damaged."
+            )
 
 
 def _project_bytes(folder: Path) -> bytes | None:

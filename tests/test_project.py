@@ -407,6 +407,12 @@ def test_newer_version_is_refused_with_a_sentence(tmp_path):
         (lambda f: _swap_png(f), "checksum"),
         (lambda f: _drop_items(f), "does not match its files"),
         (lambda f: _point_outside(f), "not a file name of a project"),
+        (lambda f: _point_outside(f, "../other.dedit/image-0123456789abcdef.png"), "not a file"),
+        (lambda f: _set(f, "history", {"a": 1}), "entry 'history' is not a list"),
+        (lambda f: _set(f, "items", "x"), "entry 'items' is not a list"),
+        (lambda f: _set(f, "settings", [1]), "entry 'settings' is not a set of named values"),
+        (lambda f: _set(f, "items", [1, 2]), "an entry of 'items' is not a record"),
+        (lambda f: (f / PROJECT_FILE).write_text('{"a": "b'), r"damaged: Unterminated .* \(line"),
     ],
 )
 def test_damaged_bundles_fail_naming_the_file(tmp_path, damage, message):
@@ -429,10 +435,21 @@ def _drop_items(folder: Path) -> None:
     (folder / PROJECT_FILE).write_text(json.dumps(doc))
 
 
-def _point_outside(folder: Path) -> None:
+def _point_outside(folder: Path, name: str = "../../secret.png") -> None:
+    _set(folder, "image", name)
+
+
+def _set(folder: Path, key: str, value) -> None:
     doc = json.loads((folder / PROJECT_FILE).read_text())
-    doc["image"] = "../../secret.png"
+    doc[key] = value
     (folder / PROJECT_FILE).write_text(json.dumps(doc))
+
+
+def test_a_project_file_with_a_bom_as_notepad_saves_it_opens(tmp_path):
+    folder = make_project().save(tmp_path / "bom.dedit")
+    text = (folder / PROJECT_FILE).read_text(encoding="utf-8")
+    (folder / PROJECT_FILE).write_text(text, encoding="utf-8-sig")
+    assert Project.load(folder).items[1].prompt == "a white handbag ✓"
 
 
 def test_missing_folder_and_unsaved_project(tmp_path):
