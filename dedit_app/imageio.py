@@ -156,21 +156,15 @@ def _load_from(f: io.BufferedReader, name: str, max_pixels: int) -> np.ndarray:
     return np.ascontiguousarray(apply_orientation(rgb, orientation))
 
 
-def _open(f: io.BufferedReader, name: str, max_pixels: int, quiet: bool = False) -> Image.Image:
+def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
     """Parse the header (no pixels yet), mapping every failure to ImageLoadError."""
     try:
         f.seek(0)
-        if not quiet:
-            return Image.open(f, formats=READ_FORMATS)
+        # Pillow warns from ~89 MP on; the editor's own limit (checked from the header by
+        # the caller) rules, and a photo under it opens without a warning printed.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(f, formats=READ_FORMATS)
-    except Image.DecompressionBombWarning as e:
-        # Pillow warns above ~89 MP and someone turned warnings into errors: our limit rules.
-        size = _header_size(f)
-        if quiet or size is None or size[0] * size[1] > max_pixels:
-            raise ImageLoadError(_too_big(name, size, max_pixels, e)) from None
-        return _open(f, name, max_pixels, quiet=True)
     except Image.DecompressionBombError as e:
         # Pillow refused on the header alone (its limit is ~179 MP). Re-read the header
         # without its check only to say how big the image is.
