@@ -266,13 +266,22 @@ def _cmd_segment(args) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise ProjectError(f"{out} already exists; choose another name or add --force.")
+    if (
+        out.exists()
+        and not (out / "project.json").is_file()
+        and (not out.is_dir() or any(out.iterdir()))
+    ):  # --force replaces a project, never a file or a folder of other things
+        raise ProjectError(
+            f"{out} is not a D-Edit project, so --force does not replace it; choose another name."
+        )
     image = load_image(args.image)
     segmenter = get_backend(args.backend)
     segmenter.set_image(image)
     seg = segmenter.segment_auto(text=args.text)
     project = Project.new(image, seg.labels, list(seg.names), source=Path(args.image).name)
     project.save(out)
-    print(f"{out}: {len(seg.names)} items: {', '.join(seg.names)}")
+    count = f"{len(seg.names)} item{'s' if len(seg.names) != 1 else ''}"
+    print(f"{out}: {count}: {'; '.join(seg.names)}")  # names hold commas ("red, top")
     return 0
 
 
@@ -425,6 +434,7 @@ def _cmd_edit(args) -> int:
 
 def _cmd_info(args) -> int:
     from dedit_app.partition import item_areas
+    from dedit_app.project import weights_metadata
 
     project = _load_project(args.project)
     h, w = project.size
@@ -442,8 +452,13 @@ def _cmd_info(args) -> int:
             f"{t.get('emb_steps', '?')} + {t.get('model_steps', '?')} steps)"
             + (" jointly with a reference photo" if t.get("reference_key") else "")
         )
-        if not (project.folder / t["weights"]).is_file():
-            print(f"its learned weights file {t['weights']} is missing: prepare it again")
+        try:
+            weights_metadata(project)
+            usable = ""
+        except DEditError as err:
+            usable = str(err)
+        if usable:  # a weights file missing or damaged since
+            print(f"but its learned weights cannot be used: {usable}")
         elif project.refined:
             print("items changed by hand since preparing; prepare again for the best results")
     else:

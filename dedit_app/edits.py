@@ -243,9 +243,13 @@ def check_edit(
     elif isinstance(request, TextRequest):
         _check_item(project, request.item)
         text = (request.prompt or "").strip()
-        if not text or text == "*":
+        if not text:
             raise EditError(
                 f"Type a prompt for item {request.item} ({project.items[request.item].name})."
+            )
+        if text == "*":
+            raise EditError(
+                "“*” alone is the item as it already is; add words around it, as in “a white *”."
             )
     elif isinstance(request, SwapRequest):
         _check_item(project, request.item)

@@ -254,7 +254,9 @@ def item_bbox(labels: np.ndarray, item: int) -> tuple[int, int, int, int]:
 def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
     """The item's mask after scaling about its bbox centre and shifting, clipped to the image."""
     if not np.isfinite(move.scale) or move.scale <= 0:
-        raise ItemError(f"The scale for item {move.item} must be above zero; got {move.scale}.")
+        raise ItemError(
+            f"The scale for item {move.item} must be a number above zero; got {move.scale}."
+        )
     if not (np.isfinite(move.dx) and np.isfinite(move.dy)):
         raise ItemError(f"The shift for item {move.item} must be a finite number of pixels.")
     x0, y0, x1, y1 = item_bbox(labels, move.item)

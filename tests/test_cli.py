@@ -231,12 +231,21 @@ def test_a_project_whose_weights_file_is_gone_is_described_and_refused_in_words(
     project = Project.load(tmp_path / "gone.dedit")
     (project.folder / project.training["weights"]).unlink()
     assert main(["info", str(project.folder)]) == 0
-    assert f"weights file {project.training['weights']} is missing" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "learned weights cannot be used" in said and project.training["weights"] in said
     out = tmp_path / "never.png"
     assert main(["edit", str(project.folder), "remove", "--item", "0", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "is missing or damaged; prepare the project again" in err and "\n" not in err
     assert not out.exists()
+
+
+def test_info_says_when_the_weights_file_is_damaged(prepared, tmp_path, capsys):
+    shutil.copytree(prepared / "p.dedit", tmp_path / "bad.dedit")
+    project = Project.load(tmp_path / "bad.dedit")
+    (project.folder / project.training["weights"]).write_bytes(b"not weights")
+    assert main(["info", str(project.folder)]) == 0
+    assert "learned weights cannot be used" in capsys.readouterr().out
 
 
 def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, capsys):
@@ -276,6 +285,9 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "recon", "-o", "{d}/nowhere/out.png"], "nowhere does not exist"),
         (["edit", "{p}", "recon", "-o", "{p}/image-0123456789abcdef.png"], "inside the project"),
         (["edit", "{p}", "recon", "-o", ""], "output name is empty"),
+        (["edit", "{p}", "text", "--item", "0", "--prompt", "*", "-o", "{o}"], "alone is the"),
+        (["edit", "{p}", "move", "--item", "0", "--scale", "inf", "-o", "{o}"], "number above"),
+        (["segment", "{i}", "-o", "{d}", "--force"], "not a D-Edit project, so --force"),
         (["edit", "{p}", "recon", "--seed", "99999999999999999999", "-o", "{o}"], "seed must"),
         (["edit", "{p}", "recon", "--guidance", "1e308", "-o", "{o}"], "between 0 and 50"),
         (["finetune", "{p}", "--model", "x", "--emb-lr", "nan"], "token learning rate must"),
