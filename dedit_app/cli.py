@@ -388,6 +388,11 @@ def _request(args, project):
             raise EditError(
                 f"--move {text!r} must look like ITEM:DX:DY or ITEM:DX:DY:SCALE."
             ) from None
+    single = (args.item, args.dx, args.dy, args.scale) != (None, 0.0, 0.0, 1.0)
+    if moves and single:  # one of the two would be dropped without a word
+        raise EditError(
+            "Give the moves with --move, or one item with --item --dx --dy --scale, not both."
+        )
     if not moves:
         moves = [Move(need(args.item, "--item or --move"), args.dx, args.dy, args.scale)]
     order = tuple(args.order) if args.order else None

@@ -281,6 +281,7 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "text", "--item", "0", "1", "--prompt", "x", "-o", "{o}"], "one --item"),
         (["edit", "{p}", "move", "--item", "0", "--scale", "0", "-o", "{o}"], "above zero"),
         (["edit", "{p}", "move", "--move", "0:1", "-o", "{o}"], "ITEM:DX:DY"),
+        (["edit", "{p}", "move", "--move", "0:1:2", "--dx", "4", "-o", "{o}"], "not both"),
         (["edit", "{p}", "recon", "-o", "{d}/out.gif"], "must end in .png"),
         (["edit", "{p}", "recon", "-o", "{d}/nowhere/out.png"], "nowhere does not exist"),
         (["edit", "{p}", "recon", "-o", "{p}/image-0123456789abcdef.png"], "inside the project"),
