@@ -431,6 +431,28 @@ def test_a_short_window_scrolls_the_items_panel_instead_of_squashing_its_fields(
     assert panel.list.height() > LIST_MIN_ROWS * ItemDelegate.ROW + ItemDelegate.ROW  # it grows
 
 
+def test_an_item_picked_among_many_shows_its_whole_row_and_the_start_of_its_name(scene):
+    window, labels = scene
+    doc = window.doc
+    h, w = labels.shape
+    rows, cols = np.arange(h)[:, None] // 2, np.arange(w)[None, :] // 4
+    many = ((rows * (w // 4) + cols) % 1200).astype(np.int32)
+    names = [f"a long item name number {i} that goes on past the field" for i in range(1200)]
+    doc.set_partition(many, names, "Many items")
+    panel = window.items_panel
+    for item in (700, 3, 1150):
+        doc.select((item,))
+        QApplication.processEvents()
+        row = next(
+            panel.list.item(r)
+            for r in range(panel.list.count())
+            if panel.list.item(r).data(ITEM_ROLE) == item
+        )
+        rect, view = panel.list.visualItemRect(row), panel.list.viewport().rect()
+        assert view.top() <= rect.top() and rect.bottom() <= view.bottom(), item
+        assert panel.name_edit.cursorPosition() == 0  # "a long item…", not "…the field"
+
+
 def test_escape_cancels_a_drag(scene):
     window, labels = scene
     moves = []

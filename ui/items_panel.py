@@ -274,7 +274,10 @@ class ItemsPanel(QWidget):
             if doc and row.data(ITEM_ROLE) == doc.current:
                 current = row
         if current is not None:
-            self.list.scrollToItem(current)
+            # a row picked on the canvas comes into full view, not half of it at an edge
+            row, view = self.list.visualItemRect(current), self.list.viewport().rect()
+            if row.top() < view.top() or row.bottom() > view.bottom():
+                self.list.scrollToItem(current, QAbstractItemView.ScrollHint.PositionAtCenter)
         self._syncing = False
         self._update_props()
 
@@ -303,10 +306,14 @@ class ItemsPanel(QWidget):
         self.merge_button.setEnabled(bool(doc and len(doc.selection) > 1))
         if one:
             it = doc.items[k]
+            # a long name or prompt shows its start, not its end (where setText leaves
+            # the cursor)
             if not self.name_edit.hasFocus():
                 self.name_edit.setText(it.name)
+                self.name_edit.setCursorPosition(0)
             if not self.prompt_edit.hasFocus():
                 self.prompt_edit.setText(it.prompt)
+                self.prompt_edit.setCursorPosition(0)
             if len(doc.selection) > 1:
                 self.prompt_hint.setText(
                     f"{len(doc.selection)} items selected: Enter gives {it.name} this prompt "
