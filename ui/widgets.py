@@ -235,7 +235,7 @@ class CandidatesStrip(QFrame):
         # Long titles and hints wrap within a column of their own, so they never squeeze
         # the thumbnails out of sight.
         info_box = QWidget()
-        info_box.setMaximumWidth(320)
+        info_box.setMaximumWidth(280)
         info = QVBoxLayout(info_box)
         info.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("Results")
@@ -286,7 +286,7 @@ class CandidatesStrip(QFrame):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(100)
-        self.slider.setFixedWidth(160)
+        self.slider.setFixedWidth(120)
         self.slider.setToolTip("Drag left to compare with the picture before this edit")
         self.slider.valueChanged.connect(self._on_slider)
         split_box.addWidget(split_label)
