@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 import weakref
@@ -42,19 +40,27 @@ from dedit_app.atomic import (
     FILE_MODE,
     atomic_write_bytes,
     fsync_dir,
-    held_by_another_program,
     make_temp,
     replace_file,
 )
 from dedit_app.errors import DEditError, EditError, ProjectError
 from dedit_app.imageio import png_bytes
 from dedit_app.partition import check_labels
+from dedit_app.project_file import (
+    DATA_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    PROJECT_FILE,
+    as_os_error,
+    check_shape,
+    named,
+    named_in,
+    os_sentence,
+    project_bytes,
+    read_document,
+)
 
-FORMAT = "dedit-project"
-FORMAT_VERSION = 1
-PROJECT_FILE = "project.json"
 MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
-_DATA_FILE = re.compile(r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$")
 
 
 def _own_temp(name: str) -> bool:
@@ -64,7 +70,7 @@ def _own_temp(name: str) -> bool:
     if not (name.startswith(".") and name.endswith(".tmp")):
         return False
     target = name[1:-4].rpartition(".")[0]
-    return target == PROJECT_FILE or bool(_DATA_FILE.match(target))
+    return target == PROJECT_FILE or bool(DATA_FILE.match(target))
 
 
 @dataclass
@@ -246,7 +252,7 @@ class Project:
         try:
             os.unlink(make_temp(self.folder / PROJECT_FILE))
         except OSError as err:
-            raise ProjectError(_os_sentence(err, self.folder)) from err
+            raise ProjectError(os_sentence(err, self.folder)) from err
 
     @property
     def pending_weights(self) -> tuple[dict, dict[str, str]] | None:
@@ -296,9 +302,9 @@ class Project:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
             if isinstance(err, OSError):
-                raise ProjectError(_os_sentence(err, folder / name)) from err
+                raise ProjectError(os_sentence(err, folder / name)) from err
             if isinstance(err, SafetensorError):  # its writer's I/O errors, in its own type
-                raise ProjectError(_os_sentence(_as_os_error(err), folder / name)) from err
+                raise ProjectError(os_sentence(as_os_error(err), folder / name)) from err
             raise
         fsync_dir(folder)
         return name
@@ -356,8 +362,8 @@ class Project:
             raise ProjectError("Choose a folder to save the project in.")
         self.validate()
         self.make_folder(target)
-        with folder_lock.saving(target, _os_sentence):
-            there = _project_bytes(target)
+        with folder_lock.saving(target, os_sentence):
+            there = project_bytes(target)
             if (
                 target == self.folder
                 and None not in (there, self._on_disk)
@@ -373,7 +379,7 @@ class Project:
                 payload = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
                 atomic_write_bytes(target / PROJECT_FILE, payload)
             except OSError as err:
-                raise ProjectError(_os_sentence(err, target)) from err
+                raise ProjectError(os_sentence(err, target)) from err
             # Only now, with the new document in place, does the in-memory state follow
             # it: history snapshots are dropped from memory (they are files now).
             self.folder = target
@@ -381,7 +387,7 @@ class Project:
             self.history = copy.deepcopy(doc["history"])
             self._pending_weights = None
             self._on_disk = payload
-            self._collect_garbage(target, doc, old_weights, _named_in(there))
+            self._collect_garbage(target, doc, old_weights, named_in(there))
         return target
 
     def make_folder(self, target: Path) -> None:
@@ -390,9 +396,9 @@ class Project:
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ProjectError(_os_sentence(err, target)) from err
+            raise ProjectError(os_sentence(err, target)) from err
         if (target / PROJECT_FILE).exists() and target != self.folder:
-            _read_json(target)  # refuse to overwrite something that is not a project of ours
+            read_document(target)  # refuse to overwrite something that is not a project of ours
 
     def pictures(self) -> list[tuple[str, np.ndarray]]:
         """``(kind, array)`` for every picture a save writes: the image, the item map and
@@ -424,7 +430,7 @@ class Project:
             for kind, array in pictures:
                 _write_png(folder, kind, array)
         except OSError as err:
-            raise ProjectError(_os_sentence(err, folder)) from err
+            raise ProjectError(os_sentence(err, folder)) from err
         return None if weights is None else Project._write_weights(folder, *weights)
 
     def _document(self, folder: Path) -> dict[str, Any]:
@@ -476,11 +482,11 @@ class Project:
         """Delete the data files ``doc`` does not name: those the replaced project.json
         named (``replaced``), and older leftovers of saves that died. A file written in
         the last minutes and never named may be another process's save under way."""
-        keep = _named(doc) | {PROJECT_FILE}
+        keep = named(doc) | {PROJECT_FILE}
         for path in folder.iterdir():
             name = path.name
             ours = name in replaced or not folder_lock.young(path)
-            if ((_DATA_FILE.match(name) and name not in keep) or _own_temp(name)) and ours:
+            if ((DATA_FILE.match(name) and name not in keep) or _own_temp(name)) and ours:
                 if later is not None and path.name.startswith("weights-"):
                     later.append(path)
                     continue
@@ -494,7 +500,7 @@ class Project:
         """``(height, width)`` of the project's photo from ``project.json`` alone (no
         pictures read), or None when the file does not say. Raises ProjectError as
         :meth:`load` does when there is no project there or it is from a newer version."""
-        size = _read_json(Path(folder)).get("size")
+        size = read_document(Path(folder)).get("size")
         if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size):
             return size[0], size[1]
         return None
@@ -503,9 +509,9 @@ class Project:
     def load(cls, folder: str | os.PathLike[str]) -> Project:
         """Open a bundle; ProjectError with a sentence naming the file if anything is off."""
         folder = Path(folder)
-        raw = _project_bytes(folder)
-        doc = _read_json(folder, raw)
-        _check_shape(folder / PROJECT_FILE, doc)
+        raw = project_bytes(folder)
+        doc = read_document(folder, raw)
+        check_shape(folder / PROJECT_FILE, doc)
         try:
             items = [_item(i, it) for i, it in enumerate(doc["items"])]
             image = _read_png(folder / doc["image"], "image")
@@ -611,7 +617,7 @@ def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
 
 
 def _read_png(path: Path, kind: str) -> np.ndarray:
-    if not _DATA_FILE.match(path.name) or not path.name.startswith(kind):
+    if not DATA_FILE.match(path.name) or not path.name.startswith(kind):
         raise ProjectError(f"{path.name!r} is not a file name of a project {kind}; it is damaged.")
     if not path.is_file():
         raise ProjectError(f"The project file {path} is missing.")
@@ -638,94 +644,6 @@ def read_picture(path: Path) -> np.ndarray:
     return _read_png(Path(path), "image")
 
 
-def _named(doc: dict[str, Any]) -> set[str]:
-    """The data files a project document names."""
-    named = {doc.get("image"), doc.get("labels"), doc.get("drawn")}
-    training = doc.get("training")
-    if isinstance(training, dict) and training.get("weights"):
-        named.add(training["weights"])
-    for record in doc.get("history") or []:
-        if isinstance(record, dict):
-            named.update(record.get(k) for k in ("image", "labels"))
-    return {n for n in named if isinstance(n, str)}
-
-
-# What each entry of project.json holds, for a sentence that names the entry (not
-# Python's words) when a hand-edited or damaged file holds something else.
-_SHAPE = {
-    "items": (list, "a list"),
-    "image": (str, "a file name"),
-    "labels": (str, "a file name"),
-    "drawn": ((str, type(None)), "a file name"),
-    "training": ((dict, type(None)), "a set of named values"),
-    "history": (list, "a list"),
-    "settings": ((dict, type(None)), "a set of named values"),
-}
-
-
-def _check_shape(path: Path, doc: dict[str, Any]) -> None:
-    """ProjectError naming the entry of ``doc`` (read from ``path``) that holds the wrong
-    kind of value, and any file it names that is not a file of this bundle (a path out
-    of the folder, ``../other.dedit/image-….png``)."""
-    for key, (kind, words) in _SHAPE.items():
-        if key in doc and not isinstance(doc[key], kind):
-            raise ProjectError(f"{path} is damaged: its entry {key!r} is not {words}.")
-    for key in ("items", "history"):
-        if not all(isinstance(entry, dict) for entry in doc.get(key) or []):
-            raise ProjectError(f"{path} is damaged: an entry of {key!r} is not a record.")
-    for name in sorted(_named(doc)):
-        if not _DATA_FILE.match(name):
-            raise ProjectError(
-                f"{path} names {name!r}, which is not a file name of a project; it is damaged."
-            )
-
-
-def _project_bytes(folder: Path) -> bytes | None:
-    """``folder``'s project.json as it is on disk, or None when there is none."""
-    try:
-        return (folder / PROJECT_FILE).read_bytes()
-    except OSError:
-        return None
-
-
-def _named_in(raw: bytes | None) -> set[str]:
-    """The data files a project.json's bytes name (none when it is not one)."""
-    try:
-        doc = json.loads(raw.decode("utf-8-sig")) if raw else {}
-    except ValueError:
-        return set()
-    return _named(doc) if isinstance(doc, dict) else set()
-
-
-def _read_json(folder: Path, raw: bytes | None = None) -> dict[str, Any]:
-    """``folder``'s project document (from ``raw``, its bytes, when already read)."""
-    path = folder / PROJECT_FILE
-    if not folder.exists():
-        raise ProjectError(f"There is no project at {folder}.")
-    if raw is None and not path.is_file():
-        raise ProjectError(f"{folder} is not a D-Edit project: it has no {PROJECT_FILE}.")
-    try:
-        raw = path.read_bytes() if raw is None else raw
-        doc = json.loads(raw.decode("utf-8-sig"))  # a BOM, as Notepad writes, is fine
-    except UnicodeDecodeError as err:
-        raise ProjectError(f"{path} is not a text file; it is damaged.") from err
-    except json.JSONDecodeError as err:
-        raise ProjectError(f"{path} is damaged: {err.msg} (line {err.lineno}).") from err
-    except OSError as err:
-        raise ProjectError(_os_sentence(err, path)) from err
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ProjectError(f"{path} is not a D-Edit project file.")
-    version = doc.get("version")
-    if not isinstance(version, int):
-        raise ProjectError(f"{path} has no valid format version; it is damaged.")
-    if version > FORMAT_VERSION:
-        raise ProjectError(
-            f"{folder} was saved by a newer D-Edit Studio (format {version}; this version "
-            f"reads up to {FORMAT_VERSION}). Update D-Edit Studio to open it."
-        )
-    return doc
-
-
 def _copy_file(src: Path, dst: Path) -> None:
     """Give ``dst`` the content of ``src``: a hard link where the file system allows it
     (instant for a gigabyte of weights, and safe: data files are never changed in place,
@@ -740,27 +658,6 @@ def _copy_file(src: Path, dst: Path) -> None:
     except OSError:  # another file system, or one without links
         pass
     atomic_write_bytes(dst, src.read_bytes())
-
-
-def _as_os_error(err: Exception) -> OSError:
-    """The OSError a library's own error type stands for, from its text ("No space left
-    on device (os error 28)"), so that it gets the same sentence."""
-    found = re.search(r"os error (\d+)", str(err))
-    code = int(found.group(1)) if found else errno.EIO
-    return OSError(code, os.strerror(code))
-
-
-def _os_sentence(err: OSError, path: Path) -> str:
-    if err.errno == errno.ENOSPC:
-        return f"The disk is full: could not save to {path}. The previous save is unchanged."
-    if held_by_another_program(err):
-        return (
-            f"Another program has {path} open, so it could not be saved; close it there and "
-            "save again. The previous save is unchanged."
-        )
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"No permission to write {path}. The previous save is unchanged."
-    return f"Could not save to {path} ({err.strerror or err}). The previous save is unchanged."
 
 
 def content_key(image: np.ndarray, labels: np.ndarray) -> str:
