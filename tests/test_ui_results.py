@@ -75,6 +75,25 @@ def test_more_results_are_refused_after_preparing_again(opened):
     assert window.editing.candidates.more_job is None and not window.jobs.active("edit")
 
 
+def test_a_click_on_an_earlier_step_in_history_closes_the_results_as_undo_does(opened):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window = opened
+    doc, strip, view = window.doc, window.candidates, window.history_view
+    image = doc.image
+    window.editing.text_edit(2, "a white handbag")
+    wait_idle(window, 300)
+    assert strip.isVisible() and doc.undo.index() == 1
+    window.activity.setCurrentWidget(view)
+    opened_row = view.visualRect(view.model().index(0, 0)).center()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=opened_row)
+    assert doc.undo.index() == 0 and doc.image is image
+    assert not strip.isVisible()  # its tiles would have put the edit back
+    QTest.keyClick(view, Qt.Key.Key_Down)  # back to the edit, from the keyboard
+    assert doc.undo.index() == 1 and doc.image is not image
+
+
 # ----- results that land after the picture changed -------------------------------------
 
 

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QStackedWidget,
     QTabWidget,
-    QUndoView,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +39,7 @@ from ui.document import Document
 from ui.downloads import ModelDownloads
 from ui.editing import EditController
 from ui.files import FileController
+from ui.history_view import HistoryView
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
 from ui.original import OriginalPhoto
@@ -180,8 +180,7 @@ class MainWindow(QMainWindow):
         self.items_dock.setMinimumWidth(300)
 
         self.jobs_panel = JobsPanel(self.jobs)
-        self.history_view = QUndoView()
-        self.history_view.setEmptyLabel("Opened")
+        self.history_view = HistoryView(self._before_history_jump)
         self.activity = QTabWidget()
         self.activity.addTab(self.jobs_panel, "Jobs")
         self.activity.addTab(self.history_view, "History")
@@ -522,12 +521,17 @@ class MainWindow(QMainWindow):
         self.canvas.set_overlays_visible(self.act_overlays.isChecked())
 
     def _undo_redo(self, undo: bool) -> None:
-        if self.doc is None:
-            return
-        if self.canvas._press is not None:
-            return
+        if self._before_history_jump():
+            (self.doc.undo.undo if undo else self.doc.undo.redo)()
+
+    def _before_history_jump(self) -> bool:
+        """Undo, redo or a click in History is about to change the step on show: False
+        while a stroke or drag is in progress; else the results strip of an edit that
+        stops being the latest closes first."""
+        if self.doc is None or self.canvas._press is not None:
+            return False
         self.editing.before_undo()
-        (self.doc.undo.undo if undo else self.doc.undo.redo)()
+        return True
 
     # ----- keys -------------------------------------------------------------------------
 
