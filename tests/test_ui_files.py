@@ -193,6 +193,26 @@ def test_a_large_save_that_fails_says_why_and_keeps_the_work(scene, tmp_path, mo
 # ----- exporting -------------------------------------------------------------------------
 
 
+def test_the_export_dialogs_type_gives_the_name_its_extension(scene, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from ui.files import export_name
+
+    offered = "scene-edited.png"
+    jpeg, webp, png = "JPEG (*.jpg *.jpeg)", "WebP (*.webp)", "PNG (*.png)"
+    assert export_name("/x/final", jpeg, offered).name == "final.jpg"
+    assert export_name("/x/final.v2", webp, offered).name == "final.v2.webp"
+    assert export_name("/x/scene-edited.png", jpeg, offered).name == "scene-edited.jpg"
+    assert export_name("/x/mine.png", jpeg, offered).name == "mine.png"  # typed: kept
+    assert export_name("/x/a.tiff", png, offered).name == "a.tiff"
+    window, _labels = scene
+    answer = (str(tmp_path / "final"), webp)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: answer)
+    window.files.export_dialog()
+    wait_idle(window)
+    assert load_image(tmp_path / "final.webp").shape == window.doc.image.shape
+
+
 def test_a_large_export_is_written_aside_and_one_still_queued_survives_closing(scene, tmp_path):
     window, _labels = scene
     image = window.doc.image

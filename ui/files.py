@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from dedit_app.errors import DEditError
-from dedit_app.imageio import image_size, load_image, save_format, save_image
+from dedit_app.imageio import SAVE_FORMATS, image_size, load_image, save_format, save_image
 from dedit_app.partition import item_areas
 from dedit_app.project import Project
 from ui.document import Document, know_areas
@@ -345,14 +346,12 @@ class FileController(QObject):
         if doc is None:
             return
         stem = Path(doc.project.source or "picture").stem
-        path, _ = QFileDialog.getSaveFileName(
-            self.w,
-            "Export the picture",
-            f"{stem}-edited.png",
-            "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)",
+        offered = f"{stem}-edited.png"
+        path, chosen = QFileDialog.getSaveFileName(
+            self.w, "Export the picture", offered, ";;".join(EXPORT_FILTERS)
         )
         if path:
-            self.export_image(path)
+            self.export_image(export_name(path, chosen, offered))
 
     def export_image(self, path: str | Path, wait: bool = False) -> bool:
         """Write the current picture at its full resolution. A large one is written on the
@@ -390,6 +389,32 @@ class FileController(QObject):
     def _exported(self, path: Path, shape: tuple[int, ...]) -> None:
         self.w.status_message.setText("")
         self.w.show_info(f"Exported {path.name} ({shape[1]}×{shape[0]}).", "ok")
+
+
+# The Export dialog's types; the first extension of each is what a name without one gets
+EXPORT_FILTERS = (
+    "PNG (*.png)",
+    "JPEG (*.jpg *.jpeg)",
+    "WebP (*.webp)",
+    "TIFF (*.tif *.tiff)",
+)
+
+
+def export_name(path: str, chosen: str, offered: str) -> Path:
+    """The file the Export dialog's answer means: ``path`` as typed, with the extension
+    of the type ``chosen`` in the dialog when it has none the editor writes, or when
+    it is still the ``offered`` name and only the type was changed (Qt's own dialog
+    does not change the name's extension with the type, as the native ones do)."""
+    target = Path(path)
+    found = re.search(r"\*(\.\w+)", chosen or "")
+    if found is None:
+        return target
+    suffix = found.group(1)
+    if target.suffix.lower() not in SAVE_FORMATS:
+        return target.with_name(target.name + suffix)
+    if target.name == offered and SAVE_FORMATS[target.suffix.lower()] != SAVE_FORMATS[suffix]:
+        return target.with_suffix(suffix)
+    return target
 
 
 __all__ = ["FileController", "PROJECT_SUFFIX", "is_project_path", "picture_size", "read_picture"]
