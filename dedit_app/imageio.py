@@ -426,6 +426,14 @@ def check_save_target(path: str | os.PathLike[str], size: tuple[int, int] | None
         raise ImageSaveError(_save_failure(name, e)) from e
 
 
+def readable_suffixes() -> frozenset[str]:
+    """The file extensions of the formats :func:`load_image` reads (".png", ".jpg",
+    ".tif", ...), as Pillow registers them: for picking a picture among dropped files."""
+    return frozenset(
+        ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in READ_FORMATS
+    )
+
+
 def save_format(path: str | os.PathLike[str], size: tuple[int, int] | None = None) -> str:
     """The format :func:`save_image` writes ``path`` in ("PNG", "JPEG", "WEBP", "TIFF"),
     from its extension; ImageSaveError with a sentence for any other extension, or when a

@@ -213,6 +213,32 @@ def test_the_export_dialogs_type_gives_the_name_its_extension(scene, tmp_path, m
     assert load_image(tmp_path / "final.webp").shape == window.doc.image.shape
 
 
+def test_files_dropped_on_the_reference_panel_open_as_the_reference(scene, tmp_path):
+    """Of several files, the first photo the editor reads opens; on the reference panel
+    it is the reference, and the photo being edited stays."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window, _labels = scene
+    doc = window.doc
+    notes, photo = tmp_path / "notes.txt", tmp_path / "other.png"
+    notes.write_text("not a picture")
+    write_synthetic_photo(photo)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(notes)), QUrl.fromLocalFile(str(photo))])
+    window.reference_dock.show()
+    panel = window.reference_panel
+    drop = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    panel.dropEvent(drop)
+    wait_idle(window)
+    assert window.doc is doc
+    assert window.reference_photo.doc is not None
+    assert window.reference_photo.doc.project.source == "other.png"
+
+
 def test_a_large_export_is_written_aside_and_one_still_queued_survives_closing(scene, tmp_path):
     window, _labels = scene
     image = window.doc.image

@@ -239,6 +239,7 @@ class MainWindow(QMainWindow):
         self.prepare_panel.cancel_clicked.connect(self.editing.cancel_prepare)
         self.reference_panel.open_clicked.connect(self.open_reference_dialog)
         self.reference_panel.close_clicked.connect(self.reference_photo.close)
+        self.reference_panel.files_dropped.connect(self._on_reference_dropped)
         self.size_slider.valueChanged.connect(self._set_brush_size)
         self.size_spin.valueChanged.connect(self._set_brush_size)
         self.jobs.changed.connect(lambda _id: self._update_busy())
@@ -394,8 +395,14 @@ class MainWindow(QMainWindow):
         self.start_page.set_copies(found)
 
     def _on_files_dropped(self, paths: list[str]) -> None:
-        if paths:
-            self.open_path(paths[0])
+        path = clipboard.first_openable(paths)
+        if path is not None:
+            self.open_path(path)
+
+    def _on_reference_dropped(self, paths: list[str]) -> None:
+        path = clipboard.first_openable(paths)
+        if path is not None:
+            self.reference_photo.open(path)
 
     def dragEnterEvent(self, event) -> None:
         if clipboard.dropped_files(event.mimeData()):

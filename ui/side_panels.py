@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.canvas import REF_ITEM_MIME, CanvasView
+from ui.clipboard import dropped_files
 from ui.document import Document
 from ui.icons import icon
 from ui.items_panel import ITEM_ROLE, PROMPT_ROLE, SHARE_ROLE, ItemDelegate
@@ -145,10 +146,12 @@ class ReferencePanel(QWidget):
 
     open_clicked = Signal()
     close_clicked = Signal()
+    files_dropped = Signal(list)  # [path]: photos dropped here open as the reference
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc: Document | None = None
+        self.setAcceptDrops(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 8, 8)
         lay.setSpacing(8)
@@ -182,6 +185,13 @@ class ReferencePanel(QWidget):
         lay.addWidget(self.items, 2)
         lay.addStretch(0)
         self.canvas.item_clicked.connect(lambda k, _m: self.doc and self.doc.select([k]))
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        self.files_dropped.emit(dropped_files(event.mimeData()))
 
     def set_document(self, doc: Document | None) -> None:
         if self.doc is not None:
