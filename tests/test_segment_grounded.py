@@ -135,12 +135,16 @@ def test_missing_detector_weights_say_how_to_get_them(tiny_models, tmp_path, mon
             local_files_only=True,
         )
     assert "has no model in it" in str(err.value) and str(missing) in str(err.value)
-    assert "huggingface-cli download" in str(err.value)
+    assert 'hf download IDEA-Research/grounding-dino-tiny --exclude "*.bin"' in str(err.value)
     # A hub id that is not in the cache, offline.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     reason = grounded_status(model="dedit-tests/no-such-grounding-dino")
     assert "not on this machine" in reason
-    assert "huggingface-cli download dedit-tests/no-such-grounding-dino" in reason
+    assert "hf download dedit-tests/no-such-grounding-dino" in reason
+    assert "Settings > Segmentation > Grounding DINO" in reason
+    # With the SAM checkpoint missing too, both are said at once.
+    both = grounded_status(model="dedit-tests/no-such-grounding-dino", checkpoint="/nope/sam.pth")
+    assert "not on this machine" in both and "/nope/sam.pth" in both
     with pytest.raises(SegmenterUnavailable, match="not on this machine"):
         get_backend(
             "grounded-sam",

@@ -83,19 +83,25 @@ def _weights_present(model_id: str) -> bool:
     return isinstance(found, str)
 
 
+def _download(model_id: str) -> str:
+    # only the safetensors weights are read; double quotes keep the pattern whole in
+    # POSIX shells, PowerShell and cmd alike (as hub.download_command)
+    return f'hf download {model_id} --exclude "*.bin"'
+
+
 def _missing_weights(model_id: str) -> str:
     if _looks_like_folder(model_id):
         return (
             f"The Grounding DINO folder {model_id} has no model in it (config.json is "
             f"missing); save one there with save_pretrained, or download "
-            f"{DEFAULT_GROUNDING_MODEL} once with network access (huggingface-cli download "
-            f"{DEFAULT_GROUNDING_MODEL} --exclude '*.bin')."
+            f"{DEFAULT_GROUNDING_MODEL} once with network access "
+            f"(`{_download(DEFAULT_GROUNDING_MODEL)}`)."
         )
     return (
         f"The Grounding DINO weights {model_id} are not on this machine; download them once "
-        f"with network access (huggingface-cli download {model_id} --exclude '*.bin'; only "
-        "the safetensors weights are used) or pass a folder saved "
-        "with save_pretrained as the model option (or DEDIT_GROUNDING_DINO)."
+        f"with network access (`{_download(model_id)}`), or choose a folder saved with "
+        "save_pretrained (Settings > Segmentation > Grounding DINO in the editor; "
+        "DEDIT_GROUNDING_DINO on the command line)."
     )
 
 
@@ -107,10 +113,11 @@ def grounded_status(**options: object) -> str:
             "transformers with Grounding DINO is not installed (pip install 'transformers>=4.40')."
         )
     model_id = _model_id(options.get("model"))  # type: ignore[arg-type]
-    if not _weights_present(model_id):
-        return _missing_weights(model_id)
     sam_options = ("checkpoint", "model_type", "device")
-    return sam_status(**{k: v for k, v in options.items() if k in sam_options})
+    sam = sam_status(**{k: v for k, v in options.items() if k in sam_options})
+    if not _weights_present(model_id):  # both, when both are missing: one trip to mend
+        return f"{_missing_weights(model_id)} {sam}".strip()
+    return sam
 
 
 class GroundedSamSegmenter(Segmenter):
