@@ -431,7 +431,8 @@ def _cmd_edit(args) -> int:
         save_image(path, image)
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
-        project.apply(result.images[0], labels, result.entry())
+        # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
+        project.apply(result.images[0], labels, result.entry(), result.active | result.soft)
         project.save()
     print(", ".join(str(p) for p in paths))
     return 0

@@ -311,14 +311,27 @@ class Project:
 
     # ----- history ------------------------------------------------------------------
 
-    def apply(self, image: np.ndarray, labels: np.ndarray, entry: dict[str, Any]) -> None:
+    def apply(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        entry: dict[str, Any],
+        painted: np.ndarray | None = None,
+    ) -> None:
         """Make an edited image the new base (multi-turn editing) and record it.
 
         ``entry`` describes the edit (JSON-serialisable: kind, item, prompt, seed, ...);
         the previous image and labels stay reachable from it for the history panel.
+        ``painted`` ``(H, W)`` bool: the pixels the edit made (its active region and soft
+        band); items reshaped by hand and not yet redrawn elsewhere stay to redraw
+        (:attr:`drawn`). None: the whole picture is made with ``labels``.
         """
         previous = (self.image, self.labels)
-        drawn, self.drawn = self.drawn, None  # the new image is made with the new map
+        drawn = self.drawn
+        self.drawn = None
+        if drawn is not None and painted is not None:
+            left = np.where(painted, labels, drawn).astype(np.int32)
+            self.drawn = None if np.array_equal(left, labels) else left
         self.image, self.labels = image, labels
         try:
             self.validate()

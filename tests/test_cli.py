@@ -248,6 +248,29 @@ def test_info_says_when_the_weights_file_is_damaged(prepared, tmp_path, capsys):
     assert "learned weights cannot be used" in capsys.readouterr().out
 
 
+def test_an_applied_edit_keeps_a_reshape_elsewhere_to_redraw(prepared, tmp_path, capsys):
+    from dedit_app.partition import paint
+
+    project = Project.load(prepared / "p.dedit")
+    drawn = project.labels
+    h, w = drawn.shape
+    corner = np.zeros_like(drawn, bool)
+    corner[:8, :8] = True
+    brushed = int(drawn[h // 2, w // 2])  # the centre item brushed into the top-left corner
+    project.labels = paint(drawn, corner, brushed)
+    project.drawn = drawn
+    folder = project.save(tmp_path / "pending.dedit")
+    far = int(project.labels[h - 1, w - 1])  # an item away from the corner
+    assert far != brushed and not (project.labels[:16, :16] == far).any()
+    out = tmp_path / "far.png"
+    argv = ["edit", str(folder), "text", "--item", str(far), "--prompt", "a blue *"]
+    assert main([*argv, "-o", str(out), "--apply", "--edge", "2", *STEPS]) == 0
+    after = Project.load(folder)
+    assert after.drawn is not None  # the corner is still to redraw
+    assert (after.drawn[corner] != after.labels[corner]).all()
+    assert main(["edit", str(folder), "redraw", "-o", str(tmp_path / "r.png"), *STEPS]) == 0
+
+
 def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, capsys):
     from dedit_app.partition import edit_regions, paint
 
