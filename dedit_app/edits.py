@@ -48,6 +48,7 @@ from dedit_app.partition import (
     remove_items,
 )
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
+from dedit_app.tokens import TOKEN_LENGTH
 
 __all__ = [
     "EditRequest",
@@ -295,6 +296,8 @@ def plan_edit(
     active = None
 
     if isinstance(request, TextRequest):
+        if model is not None:
+            _check_fits(model, project, request, tokens[request.item])
         prompts[request.item] = request.prompt.strip().replace("*", tokens[request.item])
         active = labels == request.item
     elif isinstance(request, SwapRequest):
@@ -326,6 +329,25 @@ def plan_edit(
         metadata,
         areas,
     )
+
+
+def _check_fits(model: DiffusionModel, project, request: TextRequest, tokens: str) -> None:
+    """EditError when a prompt holding ``*`` is too long for the item's learned tokens
+    (``tokens``, one id each) to fit in the TOKEN_LENGTH a learned prompt is encoded at:
+    CLIP would cut them off, and the edit would lose what the item looks like."""
+    text = request.prompt.strip()
+    stars = text.count("*")
+    if not stars:
+        return  # typed text alone: encoded at CLIP's full length
+    learned = len(tokens.split())
+    words = len(model.tokenizers[0](text.replace("*", " ")).input_ids)  # with start, end
+    if words + stars * learned > TOKEN_LENGTH:
+        room = TOKEN_LENGTH - 2 - stars * learned
+        name = project.items[request.item].name
+        raise EditError(
+            f"The prompt is too long to hold {name}'s learned look: with “*” in it, it may "
+            f"have about {max(room, 0)} words and signs; shorten it, or leave out “*”."
+        )
 
 
 def _check_reference(project, reference, metadata: dict[str, str], item: int) -> list[str]:

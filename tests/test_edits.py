@@ -203,6 +203,20 @@ def test_the_ui_threads_check_refuses_all_but_what_the_new_item_map_refuses(
             check_edit(project, request_)
 
 
+def test_a_prompt_too_long_for_the_items_learned_tokens_is_refused_by_the_job(tiny_sdxl, project):
+    """CLIP would cut a learned prompt's tokens off at 40: the item's look would be lost.
+    The tokenizer is the model's, so the job refuses (before any work), not the UI's
+    check."""
+    long = TextRequest(1, "red " * 36 + "*", options=FAST)
+    check_edit(project, long)
+    before = _snapshot(project)
+    tiny_sdxl.reset()
+    with pytest.raises(EditError, match="too long to hold .* learned look: .* about \\d+ words"):
+        run_edit(tiny_sdxl, project, long)
+    assert _same(before, _snapshot(project)) and tiny_sdxl.applied == ""
+    assert edit(tiny_sdxl, project, TextRequest(1, "red " * 20 + "*", options=FAST)).images
+
+
 def test_project_not_prepared(tiny_sdxl, tiny_photo):
     image, labels, names = tiny_photo
     fresh = Project.new(image, labels, list(names))
