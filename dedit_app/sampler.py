@@ -247,9 +247,11 @@ def _sample(model, request, labels, active, cancel) -> Job[SampleResult]:
         if model.compiled:  # prompts of any length reuse the compiled graph
             ctx.mark_dynamic_keys()
             torch._dynamo.mark_dynamic(embeds, 1)
-        # stochastic schedulers draw from the batch's first generator (PNDM takes none)
+        # stochastic schedulers (DDPM, ancestral) draw each candidate's step noise from its
+        # own generator, so a candidate's recorded seed makes it again alone (PNDM takes
+        # none)
         accepts = inspect.signature(scheduler.step).parameters
-        step_kwargs = {"generator": gens[0]} if "generator" in accepts else {}
+        step_kwargs = {"generator": gens} if "generator" in accepts else {}
 
         # what picks the compiled graph: batch rows and latent size (layout and prompts
         # are tensor data under the masked strategy)

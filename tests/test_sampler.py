@@ -112,6 +112,16 @@ def test_candidates_are_batched_reproducible_and_different(tiny_sdxl, tiny_photo
     assert all(np.array_equal(a, b) for a, b in zip(again.images, both.images))
 
 
+@pytest.mark.parametrize("scheduler", ["ddpm", "euler"])
+def test_each_candidate_of_a_batch_is_what_its_seed_makes_alone(tiny_sdxl, tiny_photo, scheduler):
+    """A history entry records the applied candidate's seed: with a stochastic scheduler
+    (DDPM draws noise at every step) that seed alone must make the same picture."""
+    three = _masked(tiny_sdxl, tiny_photo, candidates=3, seed=7, batch=3, scheduler=scheduler)
+    for k, seed in enumerate(three.seeds):
+        alone = _masked(tiny_sdxl, tiny_photo, candidates=1, seed=seed, scheduler=scheduler)
+        torch.testing.assert_close(three.latents[k : k + 1], alone.latents, rtol=1e-4, atol=1e-4)
+
+
 def test_previews_every_step(tiny_sdxl, tiny_photo):
     image, labels, _ = tiny_photo
     seen = []
