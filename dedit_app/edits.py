@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedit_app.errors import EditError, ItemError, ModelLoadError
+from dedit_app.errors import EditError, ItemError
 from dedit_app.finetune import apply_trained, content_key, weights_metadata
 from dedit_app.jobs import CancelToken, Job, Progress, run_job
 from dedit_app.models import DiffusionModel, check_weights_match
@@ -360,14 +360,8 @@ def _check_reference(project, reference, metadata: dict[str, str], item: int) ->
         )
     if not (reference.labels == item).any():
         raise ItemError(f"Item {item} of the reference photo has no pixels to take.")
-    theirs = (reference.training or {}).get("fingerprint")
-    if theirs and theirs != metadata.get("fingerprint"):
-        their_base = reference.training.get("base_model", "another model")
-        raise ModelLoadError(
-            f"The reference project was prepared on {their_base} but this project on "
-            f"{metadata.get('base_model', 'another model')}; prepare the two "
-            "photos together on one base model (`dedit finetune PROJECT --reference REFERENCE`)."
-        )
+    # The reference's own preparation does not matter: this project's weights hold the
+    # tokens learned from it when the two were prepared together, which the key tells.
     if metadata.get("reference_key") != content_key(reference.image, reference.labels):
         raise EditError(
             "This project was not prepared together with that reference photo; prepare the two "
