@@ -10,7 +10,9 @@ What an edit painted is known exactly: its region (``active``), generated freely
 soft band of ``edge`` pixels around it, blended; the engine keeps every other pixel
 byte-identical. Over ``onto``:
 
-- the region takes the edit's pixels, and the edit's item ids where it changed them;
+- the region takes the edit's pixels, and the edit's item ids where it changed them; an
+  edit that changes the map (a move, a removal) gives its whole region its ids, so a
+  moved item's new shape stays whole where a change made meanwhile touched it;
 - the soft band takes the edit's pixels where ``onto`` still shows ``base``'s colours, and
   keeps ``onto``'s where they changed meanwhile (a neighbour edited since: the band blended the
   neighbour as it was);
@@ -99,6 +101,8 @@ def lay_onto(
     region, band = active[window], soft[window]
     made_map = base_labels[window] if made_labels is None else made_labels[window]
     relabel = made_map != base_labels[window]
+    if made_labels is not None:  # a move or removal owns the map of its whole region
+        relabel |= region & (made_map != onto_labels[window])
     recoloured = (onto_image[window] != base_image[window]).any(axis=-1)
     reassigned = onto_labels[window] != base_labels[window]
     paint = region | (band & ~recoloured)

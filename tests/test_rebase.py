@@ -133,3 +133,17 @@ def test_an_edit_that_painted_nothing_leaves_the_current_picture():
     laid = lay_onto((image, labels), (image.copy(), None), (nothing, nothing, EDGE), (onto, labels))
     np.testing.assert_array_equal(laid.image, onto)
     assert laid.conflicts == 0 and laid.image is not onto
+
+
+def test_a_late_move_of_an_item_removed_meanwhile_keeps_its_whole_new_shape():
+    """The move's new place overlaps its old one, which the removal gave to neighbours:
+    there too the late move's map wins, as its pixels do."""
+    image, labels = scene()
+    moved = partition.move_item(labels, 1, -8, 4)  # item 1, the top-right quarter
+    made, regions = repaint(image, (moved == 1) | (labels == 1), 8)
+    removed = partition.remove_item(labels, 1)  # landed meanwhile
+    onto, _ = repaint(image, labels == 1, 200)
+    laid = lay_onto((image, labels), (made, moved), regions, (onto, removed))
+    np.testing.assert_array_equal(laid.labels == 1, moved == 1)
+    assert laid.drawn is None  # the picture is drawn with the map as it is
+    assert laid.conflicts > 0  # changed meanwhile: the editor asks first
