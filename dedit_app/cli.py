@@ -432,7 +432,10 @@ def _cmd_edit(args) -> int:
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
         # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
-        project.apply(result.images[0], labels, result.entry(), result.active | result.soft)
+        entry = result.entry()
+        if reference is not None:  # which photo a swap took its item from, as the editor
+            entry["reference"] = reference.source
+        project.apply(result.images[0], labels, entry, result.active | result.soft)
         project.save()
     print(", ".join(str(p) for p in paths))
     return 0

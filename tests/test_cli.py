@@ -128,6 +128,16 @@ def test_candidates_and_apply(prepared, tmp_path):
     assert len(after.history) == 1 and after.history[0]["kind"] == "remove"
     assert not (after.labels == item).any()
     assert np.array_equal(after.image, load_image(out))
+    # A swap applied says which photo its item came from, as the editor's history does.
+    other = int(np.argmax(np.bincount(after.labels.ravel())))
+    swap = ["edit", str(copy), "swap", "--item", str(other), "--reference"]
+    swap += [str(tmp_path / "r.dedit"), "--ref-item", "0", "--apply", "-o", str(out), *STEPS]
+    assert main(swap) == 0
+    record = Project.load(copy).history[-1]
+    assert (
+        record["kind"] == "swap"
+        and record["reference"] == Project.load(tmp_path / "r.dedit").source
+    )
 
 
 def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
