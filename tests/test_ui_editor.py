@@ -383,16 +383,23 @@ def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
     assert window.doc.selection == (3,)
 
 
-def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene):
+def _drag_bags_corner(scene, to) -> tuple[list, tuple[int, int, int, int]]:
+    """Select the bag and drag its bottom-right handle to ``to(box)`` (image pixels),
+    through the box's centre; the move requests it made, and the bag's box."""
     window, labels = scene
     moves = []
     window.canvas.move_requested.connect(lambda *a: moves.append(a))
     click(window.canvas, *inner_pixel(labels, 2))
-    x0, y0, x1, y1 = window.doc.bbox(2)
+    box = x0, y0, x1, y1 = window.doc.bbox(2)
+    drag(window.canvas, [(x1 + 0.5, y1 + 0.5), ((x0 + x1) / 2, (y0 + y1) / 2), to(box)])
+    return moves, box
+
+
+def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene):
     # Drag the bottom-right corner half-way to the top-left one: half size.
-    start = (x1 + 0.5, y1 + 0.5)
-    end = ((x0 + x1) / 2 + 0.5, (y0 + y1) / 2 + 0.5)
-    drag(window.canvas, [start, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), end])
+    moves, (x0, y0, x1, y1) = _drag_bags_corner(
+        scene, lambda b: ((b[0] + b[2]) / 2 + 0.5, (b[1] + b[3]) / 2 + 0.5)
+    )
     assert len(moves) == 1
     item, dx, dy, scale = moves[0]
     assert item == 2
@@ -403,13 +410,7 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
 
 
 def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):
-    window, labels = scene
-    moves = []
-    window.canvas.move_requested.connect(lambda *a: moves.append(a))
-    click(window.canvas, *inner_pixel(labels, 2))
-    x0, y0, x1, y1 = window.doc.bbox(2)
-    start, past = (x1 + 0.5, y1 + 0.5), (x0 - 20.5, y0 - 20.5)
-    drag(window.canvas, [start, ((x0 + x1) / 2, (y0 + y1) / 2), past])
+    moves, (x0, y0, x1, y1) = _drag_bags_corner(scene, lambda b: (b[0] - 20.5, b[1] - 20.5))
     ((item, _, _, scale),) = moves
     side = min(x1 - x0, y1 - y0) + 1
     assert item == 2 and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
