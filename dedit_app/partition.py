@@ -273,8 +273,9 @@ def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
         src, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     ).astype(bool)
     tx, ty = round(cx + move.dx), round(cy + move.dy)
-    if not moved.any() and 0 <= tx < w and 0 <= ty < h:
-        moved[ty, tx] = True  # a pixel-sized target that fell between the sampled centres
+    shrunk = (sx, sy) != (s, s)  # below a pixel across: its target fits between centres
+    if not moved.any() and shrunk and 0 <= tx < w and 0 <= ty < h:
+        moved[ty, tx] = True
     if not moved.any():
         raise ItemError(
             f"Moving item {move.item} by ({move.dx:g}, {move.dy:g}) at scale {s:g} "
