@@ -260,7 +260,7 @@ def _load_model(args, fallback: str | None = None):
 
 def _cmd_segment(args) -> int:
     from dedit_app.imageio import load_image
-    from dedit_app.project import Project
+    from dedit_app.project import PROJECT_FILE, Project
     from dedit_app.segment import get_backend
 
     out = Path(args.output)
@@ -268,7 +268,7 @@ def _cmd_segment(args) -> int:
         raise ProjectError(f"{out} already exists; choose another name or add --force.")
     if (
         out.exists()
-        and not (out / "project.json").is_file()
+        and not (out / PROJECT_FILE).is_file()
         and (not out.is_dir() or any(out.iterdir()))
     ):  # --force replaces a project, never a file or a folder of other things
         raise ProjectError(
@@ -431,10 +431,10 @@ def _cmd_edit(args) -> int:
         save_image(path, image)
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
-        # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
         entry = result.entry()
         if reference is not None:  # which photo a swap took its item from, as the editor
             entry["reference"] = reference.source
+        # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
         project.apply(result.images[0], labels, entry, result.active | result.soft)
         project.save()
     print(", ".join(str(p) for p in paths))
@@ -463,13 +463,11 @@ def _cmd_info(args) -> int:
         )
         try:
             weights_metadata(project)
-            usable = ""
-        except DEditError as err:
-            usable = str(err)
-        if usable:  # a weights file missing or damaged since
-            print(f"but its learned weights cannot be used: {usable}")
-        elif project.refined:
-            print("items changed by hand since preparing; prepare again for the best results")
+        except DEditError as err:  # a weights file missing or damaged since
+            print(f"but its learned weights cannot be used: {err}")
+        else:
+            if project.refined:
+                print("items changed by hand since preparing; prepare again for the best results")
     else:
         print("not prepared yet (dedit finetune)")
     if project.drawn is not None:

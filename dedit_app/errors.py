@@ -87,8 +87,8 @@ def as_out_of_memory(
 
     Recognises ``MemoryError`` and torch's "can't allocate memory" (RAM), and torch's
     ``OutOfMemoryError`` / the "out of memory" RuntimeErrors of the CUDA and MPS back ends,
-    without importing torch. ``remedy`` is what
-    the user can change for a GPU failure, in the words of the place they change it.
+    without importing torch. ``remedy`` is what the user can change for a GPU failure, in
+    the words of the place they change it.
     """
     if isinstance(err, OutOfMemory):
         return err

@@ -435,10 +435,7 @@ def finetune(
         check_plan(model.unet, options.recompute)
     missing = no_mixed_precision(model.device, model.dtype)
     if missing:
-        raise ModelLoadError(
-            f"{missing} Update PyTorch (`python -m pip install -U torch` in the editor's "
-            "environment), or choose float32 as the precision."
-        )
+        raise ModelLoadError(missing)
     cancel = cancel or CancelToken()
     return _finetune(model, list(photos), options, cancel)
 

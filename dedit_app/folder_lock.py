@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dedit_app.errors import ProjectError
+from dedit_app.project_file import os_sentence
 
 LOCK_FILE = ".saving.lock"
 WAIT = 15.0  # seconds a save waits for another save of the same folder
@@ -29,10 +30,10 @@ _POLL = 0.05
 
 
 @contextlib.contextmanager
-def saving(folder: Path, on_error) -> Iterator[None]:
-    """Hold ``folder``'s save lock for the ``with`` block. ``on_error(err, path)`` turns
-    an OSError (a read-only folder, a full disk) into the sentence to raise as
-    ProjectError."""
+def saving(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s save lock for the ``with`` block; ProjectError with a sentence
+    when the lock cannot be made (a read-only folder, a full disk) or another save holds
+    it too long."""
     lock = Path(folder) / LOCK_FILE
     deadline = time.monotonic() + WAIT
     while True:
@@ -51,7 +52,7 @@ def saving(folder: Path, on_error) -> Iterator[None]:
                 ) from None
             time.sleep(_POLL)
         except OSError as err:
-            raise ProjectError(on_error(err, Path(folder))) from err
+            raise ProjectError(os_sentence(err, Path(folder))) from err
     try:
         with contextlib.suppress(OSError):
             os.write(fd, f"{os.getpid()}\n".encode())

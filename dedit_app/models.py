@@ -126,10 +126,15 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
     return torch.float32
 
 
-def no_mixed_precision(device: torch.device, dtype: torch.dtype) -> str:
-    """Why preparing in ``dtype`` on ``device`` cannot run with this PyTorch (a sentence),
-    or "" when it can. Half-precision preparing keeps float32 master weights and runs the
-    layers under autocast; a PyTorch without autocast on the device (MPS before 2.5)
+def no_mixed_precision(
+    device: torch.device,
+    dtype: torch.dtype,
+    full_precision: str = "choose float32 as the precision",
+) -> str:
+    """Why preparing in ``dtype`` on ``device`` cannot run with this PyTorch, and what to
+    do (sentences; ``full_precision`` is the clause that chooses float32 where the user
+    is), or "" when it can. Half-precision preparing keeps float32 master weights and runs
+    the layers under autocast; a PyTorch without autocast on the device (MPS before 2.5)
     would fail at the first layer with a dtype mismatch that names no remedy."""
     available = getattr(torch.amp, "is_autocast_available", None)  # PyTorch 2.4 on
     if dtype == torch.float32 or (available is not None and available(device.type)):
@@ -138,7 +143,8 @@ def no_mixed_precision(device: torch.device, dtype: torch.dtype) -> str:
     where = {"mps": "Apple's GPU (MPS)", "cpu": "the processor"}.get(device.type, "this GPU")
     return (
         f"This PyTorch ({torch.__version__}) cannot prepare a photo in {name} on {where}: "
-        "it has no mixed precision there."
+        "it has no mixed precision there. Update PyTorch (`python -m pip install -U torch`), "
+        f"or {full_precision}."
     )
 
 

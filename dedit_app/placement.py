@@ -248,13 +248,9 @@ def describe_placement(
             "hours there and each edit minutes."
         )
         return Verdict(f"{said} {remedy}" if remedy else said, "problem")
-    missing = no_mixed_precision(dev, dtype)
+    missing = no_mixed_precision(dev, dtype, wording.full_precision)
     if missing:  # editing would run, but preparing fails at its first layer
-        return Verdict(
-            f"{missing} Update PyTorch (`python -m pip install -U torch`), or "
-            f"{wording.full_precision}.",
-            "problem",
-        )
+        return Verdict(missing, "problem")
     total = gpu_memory(dev)
     if dev.type == "mps":
         if total is None:  # a torch that cannot say how much Apple's GPU may use

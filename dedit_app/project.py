@@ -375,7 +375,7 @@ class Project:
             raise ProjectError("Choose a folder to save the project in.")
         self.validate()
         self.make_folder(target)
-        with folder_lock.saving(target, os_sentence):
+        with folder_lock.saving(target):
             there = project_bytes(target)
             if (
                 target == self.folder
@@ -498,8 +498,8 @@ class Project:
         keep = named(doc) | {PROJECT_FILE}
         for path in folder.iterdir():
             name = path.name
-            ours = name in replaced or not folder_lock.young(path)
-            if ((DATA_FILE.match(name) and name not in keep) or _own_temp(name)) and ours:
+            unnamed = (DATA_FILE.match(name) and name not in keep) or _own_temp(name)
+            if unnamed and (name in replaced or not folder_lock.young(path)):
                 if later is not None and path.name.startswith("weights-"):
                     later.append(path)
                     continue

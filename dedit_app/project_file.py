@@ -1,5 +1,5 @@
 """Reading and checking a bundle's ``project.json``, and the sentences for file-system
-failures that :mod:`dedit_app.project` and :mod:`dedit_app.folder_lock` share.
+failures while saving (:func:`os_sentence`, shared with :mod:`dedit_app.folder_lock`).
 
 What a document names, what kind of value each entry holds, and which names are the
 bundle's own files (``image-<hash>.png``, ``labels-<hash>.png``,

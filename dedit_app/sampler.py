@@ -79,7 +79,8 @@ class SamplingOptions:
             )
         if not 0 <= self.seed <= MAX_SEED - self.candidates:
             raise EditError(
-                f"The seed must be a whole number from 0 to {MAX_SEED}; got {self.seed}."
+                f"The seed must be a whole number from 0 to {MAX_SEED - self.candidates}; "
+                f"got {self.seed}."
             )
         if not 0.0 <= self.strength <= 1.0:
             raise EditError(f"The strength must be between 0 and 1; got {self.strength}.")

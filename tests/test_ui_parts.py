@@ -122,7 +122,7 @@ def test_move_preview_warps_only_the_new_place_and_matches_a_whole_frame_warp():
 
 def test_remove_preview_fills_the_item_from_its_surroundings():
     image, labels = synthetic_scene(120, 160)
-    preview, new_labels = remove_preview(image, labels, 3)
+    preview, new_labels = remove_preview(image, labels, (3,))
     assert not (new_labels == 3).any()
     hole = labels == 3
     np.testing.assert_array_equal(preview[~hole], image[~hole])

@@ -204,19 +204,6 @@ def dropped_files(mime: QMimeData) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
 
 
-def first_openable(paths: list[str]) -> str | None:
-    """Of several dropped files, the first photo or project the editor opens (the first
-    file when none is, so that its sentence says why); None for none."""
-    from dedit_app.imageio import readable_suffixes
-
-    readable = readable_suffixes()
-    for p in paths:
-        path = Path(p)
-        if (path / "project.json").is_file() or path.suffix.lower() in readable:
-            return p
-    return paths[0] if paths else None
-
-
 __all__ = [
     "CUTOUT_MIME",
     "PASTED_NAME",
@@ -225,7 +212,6 @@ __all__ = [
     "drag_folder",
     "drag_out",
     "dropped_files",
-    "first_openable",
     "items_box",
     "items_cutout",
     "paste",

@@ -32,7 +32,14 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from dedit_app.errors import DEditError
-from dedit_app.imageio import SAVE_FORMATS, image_size, load_image, save_format, save_image
+from dedit_app.imageio import (
+    SAVE_FORMATS,
+    image_size,
+    load_image,
+    readable_suffixes,
+    save_format,
+    save_image,
+)
 from dedit_app.partition import item_areas
 from dedit_app.project import Project
 from ui.document import Document, know_areas
@@ -45,6 +52,16 @@ PROJECT_SUFFIX = ".dedit"
 
 def is_project_path(path: Path) -> bool:
     return path.suffix.lower() == PROJECT_SUFFIX or (path / "project.json").is_file()
+
+
+def first_openable(paths: list[str]) -> str | None:
+    """Of several dropped files, the first photo or project the editor opens (the first
+    file when none is, so that its sentence says why); None for none."""
+    readable = readable_suffixes()
+    for p in paths:
+        if is_project_path(Path(p)) or Path(p).suffix.lower() in readable:
+            return p
+    return paths[0] if paths else None
 
 
 def picture_size(path: Path) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.downloads import ModelDownloads
 from ui.editing import EditController
-from ui.files import FileController
+from ui.files import FileController, first_openable
 from ui.history_view import HistoryView
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
@@ -239,7 +239,9 @@ class MainWindow(QMainWindow):
         self.prepare_panel.cancel_clicked.connect(self.editing.cancel_prepare)
         self.reference_panel.open_clicked.connect(self.open_reference_dialog)
         self.reference_panel.close_clicked.connect(self.reference_photo.close)
-        self.reference_panel.files_dropped.connect(self._on_reference_dropped)
+        self.reference_panel.files_dropped.connect(
+            lambda paths: self._on_files_dropped(paths, reference=True)
+        )
         self.size_slider.valueChanged.connect(self._set_brush_size)
         self.size_spin.valueChanged.connect(self._set_brush_size)
         self.jobs.changed.connect(lambda _id: self._update_busy())
@@ -394,15 +396,11 @@ class MainWindow(QMainWindow):
         self.restore_menu.setEnabled(bool(found))
         self.start_page.set_copies(found)
 
-    def _on_files_dropped(self, paths: list[str]) -> None:
-        path = clipboard.first_openable(paths)
+    def _on_files_dropped(self, paths: list[str], reference: bool = False) -> None:
+        """Open the first of ``paths`` that opens: as the photo, or as the reference."""
+        path = first_openable(paths)
         if path is not None:
-            self.open_path(path)
-
-    def _on_reference_dropped(self, paths: list[str]) -> None:
-        path = clipboard.first_openable(paths)
-        if path is not None:
-            self.reference_photo.open(path)
+            (self.reference_photo.open if reference else self.open_path)(path)
 
     def dragEnterEvent(self, event) -> None:
         if clipboard.dropped_files(event.mimeData()):

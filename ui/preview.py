@@ -92,10 +92,8 @@ def move_preview(
 
 
 def remove_preview(
-    image: np.ndarray, labels: np.ndarray, items: int | tuple[int, ...]
+    image: np.ndarray, labels: np.ndarray, items: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The picture and label map after removing ``items`` (one item or several), as a
-    quick sketch."""
-    items = (items,) if isinstance(items, (int, np.integer)) else tuple(items)
+    """The picture and label map after removing ``items``, as a quick sketch."""
     new_labels = partition.remove_items(labels, items)
     return inpaint_holes(image, partition.holds_any(labels, items)), new_labels
