@@ -484,6 +484,7 @@ def _cmd_check(args) -> int:
         describe_source,
         model_family,
     )
+    from dedit_app.slow_device import is_small
 
     model = args.model
     if model is None and args.project:
@@ -498,7 +499,8 @@ def _cmd_check(args) -> int:
     low_memory = {None: "auto", True: "on", False: "off"}[args.low_memory]
     found = describe_source(model, args.device, args.dtype, COMMAND_LINE)
     family = model_family(model)
-    runs = describe_placement(args.device, args.dtype, low_memory, family, COMMAND_LINE)
+    small = is_small(model)
+    runs = describe_placement(args.device, args.dtype, low_memory, family, COMMAND_LINE, small)
     # one line each, unwrapped: a wrapped `hf download` line would not paste into a shell
     print(f"model: {model}\n  {found.text}")
     print(f"runs:\n  {runs.text}")

@@ -222,13 +222,16 @@ def describe_placement(
     low_memory: str = "auto",
     family: str | None = None,
     wording: Wording = EDITOR,
+    small: bool = False,
 ) -> Verdict:
     """Where a model run on ``device`` ("auto" or None: the best there is; "cuda", "mps",
     "cpu") in ``precision`` ("auto" or None: the device's best; "bfloat16", "float16",
     "float32") would run, with what preparing SDXL there asks of ``low_memory`` (Settings'
     "auto" | "on" | "off") and whether SDXL fits that GPU at all. ``family`` ("sdxl",
     "sd15", None: not known, taken as SDXL) drops what SDXL alone needs for SD 1.5.
-    ``wording`` names the remedies in the editor's fields or the command line's options."""
+    ``wording`` names the remedies in the editor's fields or the command line's options.
+    ``small`` (:func:`dedit_app.slow_device.is_small`: a tiny model, such as the tests')
+    drops what full-size models need of speed and memory: it runs quickly anywhere."""
     chosen = _chosen(device)
     try:
         dev = pick_device(chosen)
@@ -239,6 +242,10 @@ def describe_placement(
     except ModelLoadError as err:  # a precision typed on the command line
         return Verdict(f"{err} {wording.any_precision}", "problem")
     name = str(dtype).removeprefix("torch.")
+    if dev.type == "cpu" and small:
+        return Verdict(
+            f"Runs on the processor in {name}; this model is small, so that is quick.", "ready"
+        )
     if dev.type == "cpu":
         reason, remedy = ("", "") if chosen else slow_device.no_gpu_reason()
         why = f" ({reason})" if reason else ""
@@ -259,23 +266,25 @@ def describe_placement(
             f"Runs on Apple's GPU (MPS, about {total / 2**30:.0f} GB of the memory it shares "
             f"with the processor) in {name}."
         )
-        return _fits(text, total, low_memory, family, wording)
+        return _fits(text, total, low_memory, family, wording, small)
     props = torch.cuda.get_device_properties(dev)
     text = f"Runs on {props.name} ({total / 2**30:.0f} GB) in {name}."
-    if dtype == torch.bfloat16 and not fast_bf16(dev):
+    if dtype == torch.bfloat16 and not fast_bf16(dev) and not small:
         # before Ampere torch emulates it in float32, without the half-precision units
         return Verdict(
             f"{text} This GPU computes bfloat16 only by emulating it, much slower than "
             f"float16: {wording.auto_precision.format('float16')}.",
             "problem",
         )
-    return _fits(text, total, low_memory, family, wording)
+    return _fits(text, total, low_memory, family, wording, small)
 
 
-def _fits(text: str, total: int, low_memory: str, family: str | None, wording: Wording) -> Verdict:
+def _fits(
+    text: str, total: int, low_memory: str, family: str | None, wording: Wording, small: bool
+) -> Verdict:
     """``text`` (where it runs), and what preparing SDXL asks of a GPU that can hold
     ``total`` bytes of tensors: low-memory mode, or a smaller model."""
-    if family == "sd15" or total >= LOW_MEMORY_BELOW:
+    if family == "sd15" or small or total >= LOW_MEMORY_BELOW:
         return Verdict(text, "ready")
     if total < SDXL_PREPARE_NEEDS:
         edits = "" if total >= SDXL_EDIT_NEEDS else f", and each edit about {_gb(SDXL_EDIT_NEEDS)}"

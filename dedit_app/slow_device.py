@@ -24,7 +24,14 @@ from dedit_app.weight_files import weight_bytes
 # is 1.7 GB (0.9 GB in half precision) and SDXL's 10 GB (5 GB).
 FULL_SIZE_BYTES = 200_000_000
 
-__all__ = ["FULL_SIZE_BYTES", "no_gpu_reason", "on_processor", "processor_warning", "unet_bytes"]
+__all__ = [
+    "FULL_SIZE_BYTES",
+    "is_small",
+    "no_gpu_reason",
+    "on_processor",
+    "processor_warning",
+    "unet_bytes",
+]
 
 
 def unet_bytes(source: str) -> int | None:
@@ -33,6 +40,13 @@ def unet_bytes(source: str) -> int | None:
     path = Path(source).expanduser()
     folder = path if path.is_dir() else cached_folder(source) if is_hub_id(source) else None
     return None if folder is None else weight_bytes(folder, ("unet",))
+
+
+def is_small(source: str) -> bool:
+    """True when the UNet of ``source`` is on this machine and far below SD 1.5's size
+    (a test's tiny model): quick anywhere, so no speed or memory rule applies to it."""
+    size = unet_bytes(source.strip()) if source.strip() else None
+    return size is not None and size < FULL_SIZE_BYTES
 
 
 def on_processor(device: str | None) -> bool:

@@ -193,6 +193,8 @@ def test_check_says_where_the_model_is_and_where_it_runs(
 ):
     from engine_fixtures import fake_gpu
 
+    from dedit_app import slow_device
+
     fake_gpu(monkeypatch, "NVIDIA H200", 141, major=9)
     assert main(["check", "--model", str(tiny_sdxl_path)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -203,8 +205,14 @@ def test_check_says_where_the_model_is_and_where_it_runs(
     assert main(["check", str(prepared / "p.dedit"), "--dtype", "fp32"]) == 0
     out = capsys.readouterr().out
     assert f"model: {tiny_sdxl_path}" in out and "in float32." in out
-    # what cannot work exits 1, with the option to change
+    # what cannot work exits 1, with the option to change; the rules of full-size SDXL
+    # apply once the tiny model counts as full-size
     fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4090", 24, major=8)
+    assert main(["check", "--model", str(tiny_sdxl_path), "--no-low-memory"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "Runs on NVIDIA GeForce RTX 4090 (24 GB) in bfloat16.\n"
+    )
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)
     assert main(["check", "--model", str(tiny_sdxl_path), "--no-low-memory"]) == 1
     assert "with --no-low-memory: leave out --no-low-memory." in capsys.readouterr().out
     assert main(["check", "--model", str(tmp_path / "nowhere")]) == 1

@@ -40,6 +40,28 @@ def test_the_processor_is_named_with_how_slow_it_is(no_gpu):
     assert not chosen.ok
 
 
+def test_a_small_model_is_quick_on_the_processor_and_fits_any_gpu(no_gpu, monkeypatch):
+    small = describe_placement("auto", "auto", family="sdxl", small=True)
+    assert small == Verdict(
+        "Runs on the processor in float32; this model is small, so that is quick.", "ready"
+    )
+    fake_gpu(monkeypatch, "NVIDIA GeForce RTX 4060", 8, major=8)
+    assert describe_placement("auto", "auto", "off", "sdxl", small=True) == Verdict(
+        "Runs on NVIDIA GeForce RTX 4060 (8 GB) in bfloat16.", "ready"
+    )
+    assert not describe_placement("auto", "auto", "off", "sdxl").ok  # full-size SDXL
+
+
+def test_a_tiny_model_on_disk_counts_as_small(tiny_sdxl_path, tmp_path, monkeypatch):
+    from dedit_app import slow_device
+
+    assert slow_device.is_small(str(tiny_sdxl_path))
+    assert not slow_device.is_small(str(tmp_path / "nowhere"))  # size not known
+    assert not slow_device.is_small("")  # the default model, not downloaded
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)
+    assert not slow_device.is_small(str(tiny_sdxl_path))
+
+
 def test_an_nvidia_gpu_under_a_processor_only_pytorch_says_how_to_use_it(no_gpu, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(torch.version, "cuda", None)

@@ -616,6 +616,7 @@ def test_settings_says_where_the_model_is_and_runs_found_off_the_ui_thread(
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     mend = " ".join(["Mend it."] * 40)  # many lines: more than the dialog opened with
     monkeypatch.setattr(slow_device, "no_gpu_reason", lambda: ("no GPU here", mend))
+    monkeypatch.setattr(slow_device, "FULL_SIZE_BYTES", 1)  # the tiny model as full-size
     dialog = SettingsDialog(window.settings, window, side=window.side)
     dialog.show()
     line = dialog.placement
