@@ -48,7 +48,7 @@ from dedit_app.partition import (
     remove_items,
 )
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
-from dedit_app.tokens import TOKEN_LENGTH
+from dedit_app.tokens import PLAIN_LENGTH, TOKEN_LENGTH
 
 __all__ = [
     "EditRequest",
@@ -332,15 +332,22 @@ def plan_edit(
 
 
 def _check_fits(model: DiffusionModel, project, request: TextRequest, tokens: str) -> None:
-    """EditError when a prompt holding ``*`` is too long for the item's learned tokens
-    (``tokens``, one id each) to fit in the TOKEN_LENGTH a learned prompt is encoded at:
-    CLIP would cut them off, and the edit would lose what the item looks like."""
+    """EditError when the prompt is longer than CLIP reads: a prompt holding ``*`` past
+    the TOKEN_LENGTH a learned prompt is encoded at, with the item's learned tokens
+    (``tokens``, one id each), where CLIP would cut them off and the edit would lose what
+    the item looks like; typed text alone past CLIP's PLAIN_LENGTH, whose end CLIP would
+    silently leave out."""
     text = request.prompt.strip()
     stars = text.count("*")
-    if not stars:
-        return  # typed text alone: encoded at CLIP's full length
-    learned = len(tokens.split())
     words = len(model.tokenizers[0](text.replace("*", " ")).input_ids)  # with start, end
+    if not stars:
+        if words > PLAIN_LENGTH:
+            raise EditError(
+                f"The prompt is too long: the model reads about {PLAIN_LENGTH - 2} words and "
+                f"signs, and this one has {words - 2}, so its end would be left out; shorten it."
+            )
+        return
+    learned = len(tokens.split())
     if words + stars * learned > TOKEN_LENGTH:
         room = TOKEN_LENGTH - 2 - stars * learned
         name = project.items[request.item].name

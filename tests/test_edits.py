@@ -215,6 +215,14 @@ def test_a_prompt_too_long_for_the_items_learned_tokens_is_refused_by_the_job(ti
         run_edit(tiny_sdxl, project, long)
     assert _same(before, _snapshot(project)) and tiny_sdxl.applied == ""
     assert edit(tiny_sdxl, project, TextRequest(1, "red " * 20 + "*", options=FAST)).images
+    # typed text alone is read to CLIP's full length, and refused past it, not cut
+    before = _snapshot(project)
+    with pytest.raises(
+        EditError, match="too long: .* about 75 words and signs, and this one has 80"
+    ):
+        run_edit(tiny_sdxl, project, TextRequest(1, "red " * 80, options=FAST))
+    assert _same(before, _snapshot(project))
+    assert edit(tiny_sdxl, project, TextRequest(1, "red " * 75, options=FAST)).images
 
 
 def test_project_not_prepared(tiny_sdxl, tiny_photo):
