@@ -432,6 +432,26 @@ def test_a_short_window_scrolls_the_items_panel_instead_of_squashing_its_fields(
     assert panel.list.height() > LIST_MIN_ROWS * ItemDelegate.ROW + ItemDelegate.ROW  # it grows
 
 
+def test_a_narrow_window_shows_two_results_whole_beside_the_title_and_buttons(scene):
+    window, _ = scene
+    window.resize(1024, 640)
+    strip = window.candidates
+    images = [np.full((*window.doc.labels.shape, 3), 60 * k, np.uint8) for k in range(4)]
+    strip.set_candidates(images, "Bag → “a white handbag with a long golden chain”")
+    QApplication.processEvents()
+    view = strip.buttons[0].parentWidget().parentWidget()  # the scroll area's viewport
+    whole = [
+        b
+        for b in strip.buttons
+        if view.rect().contains(b.geometry().translated(b.parentWidget().pos()))
+    ]
+    assert len(whole) >= 2, [b.geometry() for b in strip.buttons]
+    # the viewport ends where the sideways scroll bar begins: it covers no tile's edge
+    assert view.parentWidget().horizontalScrollBar().isVisible()
+    for button in (strip.discard_button, strip.done_button, strip.slider):
+        assert button.isVisible() and strip.rect().contains(button.geometry()), button
+
+
 def test_an_item_picked_among_many_shows_its_whole_row_and_the_start_of_its_name(scene):
     window, labels = scene
     doc = window.doc

@@ -236,6 +236,9 @@ class CandidatesStrip(QFrame):
         # the thumbnails out of sight.
         info_box = QWidget()
         info_box.setMaximumWidth(280)
+        # it yields width to the thumbnails first: two results and More stay in sight in
+        # the narrowest window (the central area of a 1024 px wide screen)
+        info_box.setMinimumWidth(140)
         info = QVBoxLayout(info_box)
         info.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("Results")
@@ -274,24 +277,31 @@ class CandidatesStrip(QFrame):
         scroller.setWidgetResizable(True)
         scroller.setFrameShape(QFrame.Shape.NoFrame)
         scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroller.setFixedHeight(self.THUMB + 14)
-        scroller.setMinimumWidth(self.THUMB + 12)
+        # room below the tiles for the sideways scroll bar, which would hide their lower edge
+        bar = scroller.horizontalScrollBar().sizeHint().height()
+        scroller.setFixedHeight(self.THUMB + 10 + bar)
+        tile = self.THUMB + 8
+        scroller.setMinimumWidth(3 * tile + 2 * self.thumbs.spacing())
         scroller.setStyleSheet(
             "QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }"
         )
         lay.addWidget(scroller, 1)
-        split_box = QVBoxLayout()
+        # The buttons over the before | after slider, in one column: the row stays narrow
+        # enough for the thumbnails.
+        column = QVBoxLayout()
+        column.setSpacing(4)
+        buttons = QHBoxLayout()
         split_label = QLabel("Before | after")
         split_label.setProperty("role", "hint")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(100)
-        self.slider.setFixedWidth(120)
         self.slider.setToolTip("Drag left to compare with the picture before this edit")
         self.slider.valueChanged.connect(self._on_slider)
-        split_box.addWidget(split_label)
-        split_box.addWidget(self.slider)
-        lay.addLayout(split_box)
+        column.addLayout(buttons)
+        column.addWidget(split_label)
+        column.addWidget(self.slider)
+        lay.addLayout(column)
         self.discard_button = QPushButton("Undo edit")
         self.discard_button.setToolTip("Go back to the picture before this edit (Ctrl+Z)")
         self.discard_button.clicked.connect(self.discard)
@@ -299,8 +309,8 @@ class CandidatesStrip(QFrame):
         self.done_button.setProperty("primary", True)
         self.done_button.setToolTip("Keep the chosen result (Enter)")
         self.done_button.clicked.connect(self.done)
-        lay.addWidget(self.discard_button)
-        lay.addWidget(self.done_button)
+        buttons.addWidget(self.discard_button)
+        buttons.addWidget(self.done_button)
         self.buttons: list[QToolButton] = []
         self.active = 0
         self.hide()
@@ -312,6 +322,7 @@ class CandidatesStrip(QFrame):
             b.setCheckable(True)
             b.setIcon(QIcon(thumbnail(img, self.THUMB * 2)))
             b.setIconSize(QSize(self.THUMB, self.THUMB))
+            b.setFixedSize(self.THUMB + 8, self.THUMB + 8)  # its padding and border: 2 + 2
             b.setToolTip(f"Result {i + 1} (press {i + 1})")
             b.setStyleSheet(
                 "QToolButton { padding: 2px; border: 2px solid transparent; border-radius: 8px; }"
