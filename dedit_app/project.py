@@ -50,9 +50,12 @@ from dedit_app.project_file import (
     DATA_FILE,
     FORMAT,
     FORMAT_VERSION,
+    OWN,
     PROJECT_FILE,
+    Expect,
     as_os_error,
     check_shape,
+    digest,
     named,
     named_in,
     os_sentence,
@@ -362,26 +365,32 @@ class Project:
     # ----- saving -------------------------------------------------------------------
 
     def save(
-        self, folder: str | os.PathLike[str] | None = None, old_weights: list[Path] | None = None
+        self,
+        folder: str | os.PathLike[str] | None = None,
+        old_weights: list[Path] | None = None,
+        expect: str | Expect | None = OWN,
     ) -> Path:
         """Write the bundle atomically to ``folder`` (default: where it was loaded/saved).
 
         Files the new project file no longer names are deleted, except that with
         ``old_weights`` given, weights files are added to it instead: unlinking SDXL's
         gigabyte takes about half a second, which the caller may spend on another thread.
-        Weights names are never reused, so deleting them later is safe."""
+        Weights names are never reused, so deleting them later is safe.
+
+        A save is refused when ``folder`` holds a project.json other than ``expect``, the
+        :func:`digest` of the one the caller last saw there: another program saved it
+        meanwhile. By default (:data:`OWN`) that is this project's own when ``folder`` is
+        the one it was read from or saved to; None saves over whatever is there."""
         target = Path(folder) if folder is not None else self.folder
         if target is None:
             raise ProjectError("Choose a folder to save the project in.")
+        if expect is OWN:
+            expect = self.digest_on_disk if target == self.folder else None
         self.validate()
         self.make_folder(target)
         with folder_lock.saving(target):
             there = project_bytes(target)
-            if (
-                target == self.folder
-                and None not in (there, self._on_disk)
-                and (there != self._on_disk)
-            ):
+            if None not in (there, expect) and digest(there) != expect:
                 raise ProjectError(
                     f"{target} was changed by another program (another dedit command or "
                     "D-Edit Studio window) since it was opened here, so it was not saved "
@@ -402,6 +411,12 @@ class Project:
             self._on_disk = payload
             self._collect_garbage(target, doc, old_weights, named_in(there))
         return target
+
+    @property
+    def digest_on_disk(self) -> str | None:
+        """The :func:`digest` of the project.json this project last read from or wrote to
+        :attr:`folder`; None when it has not been there."""
+        return None if self._on_disk is None else digest(self._on_disk)
 
     def make_folder(self, target: Path) -> None:
         """Create ``target`` for a save; ProjectError if it cannot be made, or if it holds

@@ -9,7 +9,9 @@ a hand-edited or damaged file is refused in a sentence that names the entry.
 
 from __future__ import annotations
 
+import enum
 import errno
+import hashlib
 import json
 import os
 import re
@@ -73,6 +75,21 @@ def project_bytes(folder: Path) -> bytes | None:
         return (folder / PROJECT_FILE).read_bytes()
     except OSError:
         return None
+
+
+class Expect(enum.Enum):
+    """What :meth:`dedit_app.project.Project.save` expects in the folder it saves to."""
+
+    OWN = "the project.json this project last read or wrote there"
+
+
+OWN = Expect.OWN
+
+
+def digest(raw: bytes) -> str:
+    """A project.json's bytes as a short fingerprint (sha256, hex) a save compares with
+    what is on disk, and a recovery copy remembers of the project it belongs to."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 def named_in(raw: bytes | None) -> set[str]:

@@ -65,9 +65,11 @@ def test_unsaved_work_is_copied_and_the_copy_goes_when_it_is_saved(scene, tmp_pa
     assert not doc.dirty and not slot.exists()
 
 
-def test_an_editor_that_dies_leaves_its_work_to_the_next_one(qtbot, tmp_path):
-    """The first editor runs in a process of its own that exits without closing its
-    window (as a crash would), so its lock is left by a process that is gone."""
+def crash_with_a_prompt_unsaved(tmp_path) -> tuple[Path, Path]:
+    """Run an editor in a process of its own that saves ``scene.dedit``, retypes the bag's
+    prompt, keeps a recovery copy and exits without closing its window (as a crash
+    would), so its lock is left by a process that is gone. Returns (the editors' settings
+    folder, the project)."""
     shared = tmp_path / "editor"
     photo, project = tmp_path / "scene.png", tmp_path / "scene.dedit"
     crashing = textwrap.dedent(
@@ -87,7 +89,11 @@ def test_an_editor_that_dies_leaves_its_work_to_the_next_one(qtbot, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen")
     subprocess.run([sys.executable, "-c", crashing], cwd=REPO, env=env, check=True, timeout=300)
     assert Project.load(project).items[2].prompt == ""  # the prompt was never saved
+    return shared, project
 
+
+def test_an_editor_that_dies_leaves_its_work_to_the_next_one(qtbot, tmp_path):
+    shared, project = crash_with_a_prompt_unsaved(tmp_path)
     window = make_window(shared)
     qtbot.addWidget(window)
     try:
@@ -106,12 +112,41 @@ def test_an_editor_that_dies_leaves_its_work_to_the_next_one(qtbot, tmp_path):
         assert window.pages.currentWidget() is window.canvas
         slot = window.recovery.slot
         assert doc.project.folder == slot  # it still reads its pictures from the copy
+        # the restored work goes on being copied there, every copy, for a second crash
+        for item, prompt in ((1, "a marble table"), (3, "a tennis ball")):
+            doc.set_prompt(item, prompt)
+            copy_now(window)
+            assert Project.load(slot).items[item].prompt == prompt
+        assert window.message_text().startswith("Restored")  # no failed copy said
 
         assert window.files.save()  # Save goes to the project the work came from
         wait_idle(window)
         assert Project.load(project).items[2].prompt == "a white handbag"
         assert doc.project.folder == project and not doc.dirty
         assert not slot.exists() and not window.restore_menu.isEnabled()
+    finally:
+        window.close()
+
+
+def test_restored_work_is_not_saved_over_a_project_saved_since_by_another_program(qtbot, tmp_path):
+    shared, project = crash_with_a_prompt_unsaved(tmp_path)
+    other = Project.load(project)  # `dedit edit --apply`, or another window, saves it
+    other.items[3].prompt = "a tennis ball"
+    other.save()
+    window = make_window(shared)
+    qtbot.addWidget(window)
+    try:
+        window.recovery.offer()
+        window.message_bar.action.click()
+        wait_idle(window)
+        assert not window.files.save()
+        wait_idle(window)
+        assert "was changed by another program" in window.message_text()
+        assert Project.load(project).items[3].prompt == "a tennis ball"  # its work stays
+        assert window.doc.dirty and window.recovery.slot.exists()  # and so does this
+        assert window.files.save_project(tmp_path / "both.dedit")  # another name keeps both
+        wait_idle(window)
+        assert Project.load(tmp_path / "both.dedit").items[2].prompt == "a white handbag"
     finally:
         window.close()
 

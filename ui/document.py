@@ -26,6 +26,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from dedit_app import partition, rebase
 from dedit_app.errors import ItemError, ProjectError
 from dedit_app.project import Item, Project
+from dedit_app.project_file import OWN
 from ui.overlay import compact_labels
 
 UNDO_LIMIT = 100
@@ -167,6 +168,7 @@ class Document(QObject):
         super().__init__(parent)
         self.project = project
         self._home = project.folder  # where Save writes; see restored()
+        self._home_digest: str | None = None  # what a restored document expects there
         frozen(project.image)
         frozen(project.labels)
         self.undo = QUndoStack(self)
@@ -192,13 +194,23 @@ class Document(QObject):
         )
 
     @classmethod
-    def restored(cls, project: Project, home: Path | None, parent: QObject | None = None):
+    def restored(
+        cls,
+        project: Project,
+        home: Path | None,
+        parent: QObject | None = None,
+        home_digest: str | None = None,
+    ):
         """A document brought back from a recovery copy (:mod:`ui.recovery`). It reads its
         earlier pictures and learned weights from the copy's folder (``project.folder``)
         but saves to ``home``, the project it came from (None: a photo never saved, so
-        Save asks where). It starts unsaved."""
+        Save asks where). It starts unsaved. ``home_digest``: the
+        :func:`~dedit_app.project_file.digest` of home's project.json as the editor that
+        kept the copy last saw it; a save finding another there (saved since by another
+        program) is refused, as any save is, instead of wiping that work."""
         doc = cls(project, parent)
         doc._home = home
+        doc._home_digest = home_digest if home is not None else None
         doc._unsaved_work = True
         return doc
 
@@ -221,6 +233,14 @@ class Document(QObject):
         """Where Save writes (None: Save asks): the project's folder, except for a
         document restored from a recovery copy (:meth:`restored`)."""
         return self._home
+
+    @property
+    def home_digest(self) -> str | None:
+        """The digest of :attr:`folder`'s project.json as this document last saw it, for a
+        recovery copy to remember; None when it has none to compare with."""
+        if self._home is not None and self.project.folder == self._home:
+            return self.project.digest_on_disk
+        return self._home_digest
 
     @property
     def dirty(self) -> bool:
@@ -636,11 +656,14 @@ class Document(QObject):
     def save(self, folder: str | Path | None = None, old_weights: list[Path] | None = None) -> Path:
         """Save the project (see :meth:`Project.save`) to ``folder`` (default: :attr:`folder`)
         and mark the document clean."""
-        target = folder if folder is not None else self._home
+        target = Path(folder) if folder is not None else self._home
         if target is None:
             raise ProjectError("Choose a folder to save the project in.")
-        path = self.project.save(target, old_weights)
-        self._home = path
+        expect = OWN
+        if target == self._home and self._home != self.project.folder:
+            expect = self._home_digest  # restored: home as the crashed editor saw it
+        path = self.project.save(target, old_weights, expect)
+        self._home, self._home_digest = path, None  # from here the project's own
         self._unsaved_work = False
         self.undo.setClean()
         self.dirty_changed.emit(self.dirty)

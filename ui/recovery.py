@@ -60,6 +60,7 @@ class Copy:
 
     folder: Path
     home: Path | None  # the project the work belongs to; None for a photo never saved
+    home_digest: str | None  # the digest of home's project.json the work was made from
     source: str  # the photo's file name
     saved: float  # when it was copied (seconds since the epoch)
     lock: QLockFile  # held by this editor from the moment it is found
@@ -102,6 +103,9 @@ def find_copies(root: Path, exclude: Path | None = None) -> list[Copy]:
             Copy(
                 folder=folder,
                 home=Path(home) if isinstance(home, str) and home else None,
+                home_digest=meta["home_digest"]
+                if isinstance(meta.get("home_digest"), str)
+                else None,
                 source=str(meta.get("source") or ""),
                 saved=float(meta.get("saved") or (folder / PROJECT_FILE).stat().st_mtime),
                 lock=lock,
@@ -140,7 +144,7 @@ def write_copy(slot: Path, project: Project, meta: dict, written: Written | None
             name = Project.write_pictures(slot, [], pending)
         project.adopt_weights(pending, name)
         mark = (weakref.ref(first), name) if first is not None else None
-    project.save(slot)
+    project.save(slot, expect=None)  # the slot is this editor's alone: it holds its lock
     atomic_write_bytes(slot / RECOVERY_FILE, json.dumps(meta, indent=1).encode("utf-8"))
     return mark
 
@@ -222,6 +226,9 @@ class Recovery(QObject):
         meta = {
             "format": FORMAT,
             "home": str(home.resolve()) if home is not None else None,
+            # home's project.json as this editor last saw it: saving the restored work
+            # there is refused if another program saved it since
+            "home_digest": doc.home_digest,
             "source": doc.project.source,
             "saved": time.time(),
         }
@@ -346,7 +353,7 @@ class Recovery(QObject):
         self._slot, self._lock, self._written = copy.folder, copy.lock, None
         if old_slot is not None:  # the document it held was just saved or discarded
             self._remove(old_slot, then=old_lock.unlock)
-        self.w.set_document(Document.restored(project, copy.home, self.w))
+        self.w.set_document(Document.restored(project, copy.home, self.w, copy.home_digest))
         self.w.recovery_changed()
         self.w.show_info(
             f"Restored “{copy.title}” as it was at {copy.when}. Save it to keep it.", "ok"
