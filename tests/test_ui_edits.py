@@ -176,6 +176,33 @@ def test_preparing_a_saved_project_writes_its_weights_off_the_ui_thread(opened, 
     assert Project.load(folder).prepared
 
 
+def test_a_preparation_saves_itself_only_when_nothing_else_is_unsaved(opened):
+    """Other unsaved changes are the designer's to keep or discard: the preparation waits
+    with them for Save. A save refused as it lands stays on show, not "Prepared"."""
+    window = opened
+    doc, folder = window.doc, window.doc.folder
+    on_disk = (folder / "project.json").read_bytes()
+    doc.set_prompt(1, "a marble table")  # unsaved
+    window.prepare_panel.button.click()
+    wait_idle(window, 300)
+    assert (folder / "project.json").read_bytes() == on_disk  # nothing saved behind them
+    assert doc.dirty and doc.project.pending_weights is not None
+    assert "Save keeps it with the project." in window.message_text()
+    assert window.files.save()
+    wait_idle(window)
+    kept = Project.load(folder)
+    assert kept.items[1].prompt == "a marble table" and kept.prepared
+    # another program saves the project while it is prepared again: the save is refused
+    other = Project.load(folder)
+    window.prepare_panel.button.click()
+    other.items[3].prompt = "a tennis ball"
+    other.save()
+    wait_idle(window, 300)
+    assert "was changed by another program" in window.message_text()
+    assert Project.load(folder).items[3].prompt == "a tennis ball"
+    assert doc.dirty and doc.project.pending_weights is not None  # kept in memory
+
+
 def test_items_refined_after_preparing_are_still_noted_after_reopening(opened):
     window = opened
     doc, folder = window.doc, window.doc.folder

@@ -195,21 +195,26 @@ class EditController(ResultsMixin, QObject):
         def done(result) -> None:
             if doc is not self.doc:
                 return
+            # A saved project with nothing else unsaved keeps its preparation at once.
+            # Other unsaved changes are the designer's to save or discard, so the
+            # preparation waits with them (a recovery copy holds it within a second).
+            keep = doc.folder is not None and not doc.dirty
             engine.store_prepared(doc.project, result, ref.project if ref else None, write=False)
             doc.prepared_on(labels_used)
             doc.mark_dirty()
-            if doc.folder is not None:  # a saved project keeps its preparation at once
-                self.w.files.save_project(doc.folder)
+            saved = keep and self.w.files.save_project(doc.folder)
             self._last_prepare_losses = list(self.w.jobs.jobs[record.request.id].losses)
             self.w.prepare_panel.plot.set_data(
                 self._last_prepare_losses, max((s for s, _ in self._last_prepare_losses), default=0)
             )
             self.w.items_panel.rebuild()
-            self.w.show_info(
-                f"Prepared in {_minutes(time.monotonic() - started)}. Type a prompt for an "
-                "item and press Enter, drag an item, or press Delete.",
-                "ok",
-            )
+            if not keep or saved:  # else the save's refusal stays on show: it is not kept
+                kept = "" if saved else " Save keeps it with the project."
+                self.w.show_info(
+                    f"Prepared in {_minutes(time.monotonic() - started)}.{kept} Type a prompt "
+                    "for an item and press Enter, drag an item, or press Delete.",
+                    "ok",
+                )
             self.update_state()
 
         def failed(message: str) -> None:
