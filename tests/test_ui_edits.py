@@ -203,6 +203,44 @@ def test_a_preparation_saves_itself_only_when_nothing_else_is_unsaved(opened):
     assert doc.dirty and doc.project.pending_weights is not None  # kept in memory
 
 
+def test_a_result_that_cannot_be_taken_in_is_said_and_changes_nothing(opened, monkeypatch):
+    """A bug, or a full disk, while a finished job's result is taken in on the UI thread
+    is the job's failure, said in words; the cards never go on saying "Done" or
+    "Preparing…" over a dropped result."""
+    window = opened
+    doc = window.doc
+    image, real = doc.image, engine.result_images
+
+    def broken(*args):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(engine, "result_images", broken)
+    window.editing.text_edit(2, "a red bag")
+    wait_idle(window, 300)
+    record = window.jobs.jobs[max(window.jobs.jobs)]
+    assert record.state is JobState.FAILED
+    said = window.message_text()
+    assert "could not be taken in (IndexError: list index out of range)" in said
+    assert said == window.status_message.text() == record.message
+    assert doc.image is image and doc.undo.count() == 0 and not window.editing.pending
+    monkeypatch.setattr(engine, "result_images", real)  # the next edit lands as ever
+    window.editing.text_edit(2, "a red bag")
+    wait_idle(window, 300)
+    assert doc.image is not image and doc.undo.count() == 1
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "store_prepared", disk_full)
+    window.prepare_panel.button.click()
+    wait_idle(window, 300)
+    assert "could not be taken in (OSError: [Errno 28] No space left on device)" in (
+        window.message_text()
+    )
+    assert window.prepare_panel.title.text() == "Prepared"  # the earlier preparation stands
+    assert "step" not in window.prepare_panel.status.text()
+
+
 def test_items_refined_after_preparing_are_still_noted_after_reopening(opened):
     window = opened
     doc, folder = window.doc, window.doc.folder

@@ -556,14 +556,15 @@ class EditController(ResultsMixin, QObject):
             self.w.show_error(message)
 
     def _landed(self, record: JobRecord, result) -> None:
-        pending = self._forget(record)
-        if pending is None:
+        pending = self.pending.get(record.request.id)
+        if pending is None or pending.doc is not self.doc:
+            self._forget(record)
             return
-        doc = pending.doc
-        if doc is not self.doc:
-            return
+        # Forgotten only once taken in: a failure here is the job's, and _ended (which
+        # forgets it then) says so over the picture.
         if pending.more_for is not None:
             self._more_landed(pending.more_for, result)
+            self._forget(record)
             return
         images, labels = engine.result_images(
             result, pending.labels if pending.labels is not None else pending.base.labels
@@ -573,6 +574,7 @@ class EditController(ResultsMixin, QObject):
         entries = [engine.result_entry(result, k) for k in range(len(images))]
         pending.entry = {**pending.entry, **entries[0]}
         know_areas(labels, engine.result_areas(result))  # the list need not count them
+        self._forget(record)
         self._lay(
             pending,
             images[0],

@@ -449,10 +449,19 @@ class JobQueue(QObject):
             return
         try:
             cb(*args)
-        except DEditError as err:
-            # A result that cannot be applied is the job's failure, told in words.
+        except Exception as err:
+            # A result that cannot be applied is the job's failure, told in words; a bug or
+            # a full disk while taking it in too, so the panels never go on saying "Done"
+            # or "Preparing…" over a result that was dropped.
+            message = str(err)
+            if not isinstance(err, DEditError):
+                log.exception("Taking in what %r sent failed", record.request.title)
+                message = (
+                    f"{record.request.title} finished, but its result could not be taken in "
+                    f"({type(err).__name__}: {err}); the details are in the log."
+                )
             record.state = JobState.FAILED
-            record.message = str(err)
+            record.message = message
             if name != "failed" and "failed" in record.callbacks:
-                record.callbacks["failed"](str(err))
-            self.failed.emit(record.request.id, str(err))
+                record.callbacks["failed"](message)
+            self.failed.emit(record.request.id, message)
