@@ -241,6 +241,24 @@ def test_a_result_that_cannot_be_taken_in_is_said_and_changes_nothing(opened, mo
     assert "step" not in window.prepare_panel.status.text()
 
 
+def test_a_preparation_is_not_given_to_items_found_again_while_it_ran(tiny_window, tmp_path):
+    """Find items numbers the items afresh: the tokens learned for item 3 would go to
+    whatever item is 3 now (the wall's look to the ball)."""
+    window = tiny_window
+    photo = tmp_path / "scene.png"
+    labels = write_synthetic_photo(photo)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    window.prepare_panel.button.click()
+    # lands only through the event loop: this comes first, whatever the job's speed
+    window.doc.set_partition(3 - labels, list(reversed(NAMES)), "Found again")
+    wait_idle(window, 300)
+    assert not window.editing.prepared()
+    assert [i.tokens for i in window.doc.items] == [""] * len(NAMES)
+    assert "found again while the photo was being prepared" in window.message_text()
+
+
 def test_items_refined_after_preparing_are_still_noted_after_reopening(opened):
     window = opened
     doc, folder = window.doc, window.doc.folder

@@ -190,10 +190,19 @@ class EditController(ResultsMixin, QObject):
         title = "Prepare project" + (" with reference" if self.reference is not None else "")
         ref = self.reference
         started = time.monotonic()
-        labels_used = doc.labels
+        labels_used, finding = doc.labels, doc.state().finding
 
         def done(result) -> None:
             if doc is not self.doc:
+                return
+            if doc.state().finding != finding:
+                # Find items numbers the items afresh: tokens learned for item 3 would go
+                # to whatever item is 3 now.
+                self.w.show_error(
+                    "The items were found again while the photo was being prepared, so what "
+                    "it learned no longer fits them; prepare again."
+                )
+                self.update_state()
                 return
             # A saved project with nothing else unsaved keeps its preparation at once.
             # Other unsaved changes are the designer's to save or discard, so the
