@@ -452,6 +452,30 @@ def test_a_narrow_window_shows_two_results_whole_beside_the_title_and_buttons(sc
         assert button.isVisible() and strip.rect().contains(button.geometry()), button
 
 
+def test_ctrl_c_in_the_terminal_closes_the_window_the_normal_way(scene, monkeypatch, qtbot):
+    import os
+    import signal
+
+    from ui.app import close_on_interrupt
+
+    window, _ = scene
+    window.show()
+    asked = []
+    monkeypatch.setattr(
+        window, "may_replace", lambda quitting=False: asked.append(quitting) or len(asked) > 1
+    )
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        close_on_interrupt(window)
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the window is asked
+        qtbot.waitUntil(lambda: asked == [True], timeout=5_000)
+        assert window.isVisible()  # "Cancel": the picture stays
+        os.kill(os.getpid(), signal.SIGINT)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_an_item_picked_among_many_shows_its_whole_row_and_the_start_of_its_name(scene):
     window, labels = scene
     doc = window.doc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 # Before torch loads: OpenMP threads that busy-wait between the worker's kernels would take
@@ -29,6 +30,20 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def close_on_interrupt(window) -> QTimer:
+    """Ctrl+C in the terminal that started the editor closes ``window`` the normal way
+    (asking about running jobs and unsaved changes), instead of raising
+    KeyboardInterrupt inside whichever slot happens to run, which could drop a job's
+    result half taken in. Python runs its signal handlers only between its own
+    bytecodes, so the returned timer (keep it) lets it in four times a second while Qt
+    waits for events."""
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+    return timer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dedit-studio",
@@ -43,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow(QSettings())
     window.show()
+    close_on_interrupt(window)
     if args.path:
         QTimer.singleShot(0, lambda: window.open_path(args.path))
     # after the picture asked for, so that its "Opened" line does not hide the offer
