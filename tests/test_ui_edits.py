@@ -227,6 +227,7 @@ def test_a_result_that_cannot_be_taken_in_is_said_and_changes_nothing(opened, mo
     window.editing.text_edit(2, "a red bag")
     wait_idle(window, 300)
     assert doc.image is not image and doc.undo.count() == 1
+    assert "could not be taken in" not in window.message_text()  # it was the other edit's
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -75,6 +75,7 @@ class EditController(ResultsMixin, QObject):
         # Models (ModelSpec.load_key) the user has been told run slowly on the processor:
         # told once a session, and Prepare goes ahead when they say so.
         self._told_slow: set[tuple[str, str, str]] = set()
+        self._failure = ""  # the last job failure said over the picture
 
     # ----- state ------------------------------------------------------------------------
 
@@ -563,6 +564,14 @@ class EditController(ResultsMixin, QObject):
             self.w.show_error(message, action=self.w.settings_action("Model"))
         else:
             self.w.show_error(message)
+        self._failure = message
+
+    def _past_failure(self) -> None:
+        """A job succeeded: an earlier job's failure still over the picture would read as
+        this one's, so it goes (any other message stays)."""
+        if self._failure and self.w.message_text() == self._failure:
+            self.w.dismiss_message()
+        self._failure = ""
 
     def _landed(self, record: JobRecord, result) -> None:
         pending = self.pending.get(record.request.id)

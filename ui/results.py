@@ -64,6 +64,7 @@ class ResultsMixin:
     doc: Document | None  # provided by EditController
     _submit: Callable[..., int]
     _need_prepared: Callable[[], bool]
+    _past_failure: Callable[[], None]
 
     def _show_landed(
         self,
@@ -74,6 +75,7 @@ class ResultsMixin:
         problem: str,
     ) -> None:
         doc = pending.doc
+        self._past_failure()
         cmd, title = None, pending.title
         if laid is not None and laid.kept:
             title = _laid(pending.title)
