@@ -132,10 +132,13 @@ def test_image_size_reads_the_header_only(tmp_path):
         width, height = Image.open(path).size
         assert imageio.image_size(path) == (width, height)
         assert "truncated or corrupt" in load_error(path)
-    # The size as stored: an EXIF rotation by 90 degrees swaps it only once decoded.
-    path = corpus.make_oriented(tmp_path, 6)
-    width, height = imageio.image_size(path)
-    assert load_image(path).shape[:2] == (width, height) and width != height
+    # The size as shown: an EXIF rotation by a quarter swaps the stored sides.
+    for orientation in (6, 3):
+        path = corpus.make_oriented(tmp_path, orientation)
+        width, height = imageio.image_size(path)
+        stored = Image.open(path).size
+        assert load_image(path).shape[:2] == (height, width) and width != height
+        assert (width, height) == (stored[::-1] if orientation == 6 else stored)
 
 
 def test_permission_denied_is_reported(tmp_path, monkeypatch):
@@ -320,10 +323,20 @@ def test_lossy_round_trips_stay_close(tmp_path, name):
     assert np.abs(back.astype(int) - image).mean() < 3
 
 
-def test_gray_array_saves_as_gray(tmp_path):
+@pytest.mark.parametrize("name", ["g.png", "g.tif"])
+def test_gray_array_saves_as_gray(tmp_path, name):
     gray = corpus.noise(10, 12)[..., 0]
-    save_image(tmp_path / "g.png", gray)
-    np.testing.assert_array_equal(load_image(tmp_path / "g.png"), np.repeat(gray[..., None], 3, 2))
+    save_image(tmp_path / name, gray)
+    assert Image.open(tmp_path / name).mode == "L"
+    np.testing.assert_array_equal(load_image(tmp_path / name), np.repeat(gray[..., None], 3, 2))
+
+
+def test_a_tiff_is_written_deflate_compressed_in_rgb(tmp_path):
+    image = smooth_image(300, 400)
+    save_image(tmp_path / "out.tiff", image)
+    written = Image.open(tmp_path / "out.tiff")
+    assert written.mode == "RGB" and written.info["compression"] == "tiff_adobe_deflate"
+    assert (tmp_path / "out.tiff").stat().st_size < image.nbytes / 4  # compressed
 
 
 def test_unknown_extension_is_refused_and_writes_nothing(tmp_path):

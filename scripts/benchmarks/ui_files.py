@@ -146,6 +146,44 @@ def write_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     return saving + exporting
 
 
+def tiff_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
+    """A TIFF export on the files thread: OpenCV's encoder (ours) lets go of Python's lock
+    while it works; Pillow's, used before, holds it for the whole encode."""
+    import io
+
+    from PIL import Image
+
+    from dedit_app import imageio
+
+    def pillow(image: np.ndarray) -> memoryview:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, "TIFF", compression="tiff_deflate")
+        return buf.getbuffer()
+
+    bench = _Bench(scratch_folder("dedit-bench-tiff-"))
+    bench.open_photo(height, width)
+    counter = itertools.count()
+    w = bench.window
+
+    def export() -> None:
+        w.export_image(bench.folder / f"out-{next(counter)}.tif")
+
+    ours = sorted(bench.held(export) for _ in range(repeats))[repeats // 2]
+    real = imageio.tiff_bytes
+    imageio.tiff_bytes = pillow
+    try:
+        before = sorted(bench.held(export) for _ in range(repeats))[repeats // 2]
+    finally:
+        imageio.tiff_bytes = real
+    w.close()
+    case = f"export a TIFF, {height * width / 1e6:.2g} MP"
+    return with_ratios(
+        Row(case, "UI thread held, OpenCV's encoder (ours)", ours, None,
+            note="longest timer gap until written, both on the files thread"),
+        Row(case, "UI thread held, Pillow's encoder", before, None),
+    )  # fmt: skip
+
+
 def sdxl_weights() -> dict:
     """Random tensors of the shapes preparing SDXL learns by default (every cross-attention
     to_q, to_k, to_v: 443 M values), in bfloat16: 0.83 GiB."""
@@ -193,5 +231,6 @@ def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     yield from guarded("open", lambda: open_rows(*size, repeats=2 if full else 1))
     small = size if full else (1000, 1500)
     yield from guarded("save", lambda: write_rows(*small, repeats=2 if full else 1))
+    yield from guarded("tiff", lambda: tiff_rows(*small, repeats=2 if full else 1))
     if full:
         yield from guarded("save weights", lambda: weights_rows(*small))
