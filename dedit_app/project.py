@@ -324,7 +324,8 @@ class Project:
         """Make an edited image the new base (multi-turn editing) and record it.
 
         ``entry`` describes the edit (JSON-serialisable: kind, item, prompt, seed, ...);
-        the previous image and labels stay reachable from it for the history panel.
+        the previous image and labels stay reachable from it for the history panel. A text
+        edit's prompt becomes its item's.
         ``painted`` ``(H, W)`` bool: the pixels the edit made (its active region and soft
         band); items reshaped by hand and not yet redrawn elsewhere stay to redraw
         (:attr:`drawn`). None: the whole picture is made with ``labels``.
@@ -346,6 +347,10 @@ class Project:
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
         record["_before"] = previous  # replaced by file names when saved
         self.history.append(record)
+        item = record.get("item")
+        if record.get("kind") == "text" and isinstance(item, int) and 0 <= item < len(self.items):
+            # the item now looks as typed: its field shows that prompt, as in the editor
+            self.items[item].prompt = str(record.get("prompt", ""))
 
     def first_picture(self) -> np.ndarray | Path:
         """The photo before the first applied edit: its ``(H, W, 3)`` uint8 RGB pixels when

@@ -308,6 +308,10 @@ def test_history_snapshots_survive_save_and_load(tmp_path):
     q = Project.load(tmp_path / "h.dedit")
     np.testing.assert_array_equal(q.image, edited)
     assert q.history[0]["kind"] == "text"
+    assert q.items[1].prompt == "red"  # the item looks as typed (`dedit edit --apply`)
+    assert [i.prompt for i in q.items if i is not q.items[1]] == [
+        i.prompt for i in make_project().items if i.name != q.items[1].name
+    ]
     img, lab = q.snapshot(q.history[0])
     np.testing.assert_array_equal(img, first_image)
     np.testing.assert_array_equal(lab, first_labels)
