@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import threading
+from pathlib import Path
 
 import image_corpus as corpus
 import numpy as np
@@ -14,11 +15,24 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+import shiboken6  # noqa: E402
 from editor_fixtures import NAMES, count_where  # noqa: E402
+from PySide6.QtCore import QSettings, QStandardPaths, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractItemView,
+    QApplication,
+    QDialogButtonBox,
+    QFileDialog,
+    QFileSystemModel,
+    QLineEdit,
+    QTreeView,
+)
 
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
-from ui.testing import wait_idle, write_synthetic_photo  # noqa: E402
+from ui.open_dialog import OPEN_FILTERS, OpenDialog  # noqa: E402
+from ui.testing import wait_idle, wait_until, write_synthetic_photo  # noqa: E402
 
 
 # ----- opening ---------------------------------------------------------------------------
@@ -112,6 +126,148 @@ def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(
     assert not window.open_path(newer)
     assert "newer D-Edit Studio" in window.message_text()
     assert window.doc is opened and not window.opening
+
+
+# ----- the Open dialog -------------------------------------------------------------------
+def _folder_of_photo_and_project(folder):
+    """``folder`` with photo.png, a saved-looking a.dedit/, a plain folder and a text file."""
+    write_synthetic_photo(folder / "photo.png")
+    (folder / "a.dedit").mkdir()
+    (folder / "a.dedit" / "project.json").write_text("{}")
+    (folder / "plain").mkdir()
+    (folder / "notes.txt").write_text("not a picture")
+    return folder / "a.dedit"
+
+
+def _listed(dialog, timeout=10.0):
+    """The view on show (list or details, as the user last left Qt's dialog) and the names
+    it lists, once the dialog has read its folder."""
+    views = [dialog.findChild(QAbstractItemView, n) for n in ("listView", "treeView")]
+    view = next(v for v in views if v.isVisible())
+
+    def names():
+        model, root = view.model(), view.rootIndex()
+        return [model.index(i, 0, root).data() for i in range(model.rowCount(root))]
+
+    wait_until(lambda: "photo.png" in names(), timeout, "the dialog lists the folder")
+    return view, names()
+
+
+def _row(view, name):
+    model, root = view.model(), view.rootIndex()
+    return next(
+        model.index(i, 0, root)
+        for i in range(model.rowCount(root))
+        if model.index(i, 0, root).data() == name
+    )
+
+
+def _open_button(dialog):
+    return dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Open)
+
+
+def _click(view, name):
+    centre = view.visualRect(_row(view, name)).center()
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    return centre
+
+
+def _double_click(view, name):
+    centre = _click(view, name)
+    QTest.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    QApplication.processEvents()
+
+
+def _dialogs_on_show(window):
+    return [d for d in window.findChildren(OpenDialog) if d.isVisible()]
+
+
+@pytest.fixture
+def opening(window, tmp_path, monkeypatch):
+    """The window with a folder of a photo and a project, and what Open asked to open.
+    Qt's dialog keeps its history and view in the user's Qt settings: here, in tmp_path."""
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    user_config = QStandardPaths.writableLocation(
+        QStandardPaths.StandardLocation.GenericConfigLocation
+    )
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    bundle = _folder_of_photo_and_project(folder)
+    asked = []
+    monkeypatch.setattr(window, "open_path", lambda path: bool(asked.append(Path(path))))
+    yield window, folder, bundle, asked
+    for dialog in window.findChildren(OpenDialog):
+        shiboken6.delete(dialog)  # it saves its state as it goes, still in tmp_path
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, user_config)
+
+
+def test_the_open_dialog_lists_a_project_among_the_photos_and_open_chooses_it(opening, tmp_path):
+    window, folder, bundle, asked = opening
+    window.remember(folder / "photo.png")  # it starts in the most recent file's folder
+    dialog = window.open_dialog()
+    assert dialog.isVisible() and Path(dialog.directory().absolutePath()) == folder
+    assert dialog.selectedNameFilter().startswith("Photos and projects (")
+    view, names = _listed(dialog)
+    assert "a.dedit" in names and "photo.png" in names and "notes.txt" not in names
+    chosen = []
+    dialog.fileSelected.connect(chosen.append)
+    _click(view, "a.dedit")  # select the project, then Open
+    assert dialog.findChild(QLineEdit, "fileNameEdit").text() == "a.dedit"  # as for a photo
+    assert _open_button(dialog).isEnabled()
+    QTest.mouseClick(_open_button(dialog), Qt.MouseButton.LeftButton)
+    assert chosen == [str(bundle)] and asked == [bundle]  # the project, not a look inside
+    assert not _dialogs_on_show(window)
+
+
+@pytest.mark.parametrize("mode", ["List", "Detail"])
+def test_double_clicking_a_project_in_the_open_dialog_opens_it(opening, mode):
+    window, folder, bundle, asked = opening
+    dialog = window.open_dialog()
+    dialog.setViewMode(QFileDialog.ViewMode[mode])
+    dialog.setDirectory(str(folder))
+    view, _names = _listed(dialog)
+    _double_click(view, "plain")  # an ordinary folder is still entered
+    assert dialog.isVisible() and Path(dialog.directory().absolutePath()) == folder / "plain"
+    assert asked == []
+    dialog.setDirectory(str(folder))
+    view, _names = _listed(dialog)
+    _double_click(view, "a.dedit")
+    assert asked == [bundle] and not _dialogs_on_show(window)
+
+
+def test_the_open_dialog_opens_a_typed_project_a_photo_or_a_project_json(opening):
+    window, folder, bundle, asked = opening
+    dialog = window.open_dialog()
+    dialog.setDirectory(str(folder))
+    dialog.selectFile("a.dedit")  # typed in the name box, then Enter
+    dialog.accept()
+    dialog = window.open_dialog()
+    dialog.setDirectory(str(folder))
+    dialog.selectFile("photo.png")
+    dialog.accept()
+    dialog = window.open_dialog()
+    dialog.setDirectory(str(bundle))  # inside a project, as before
+    dialog.selectNameFilter(next(f for f in OPEN_FILTERS if "project.json" in f))
+    dialog.selectFile("project.json")
+    dialog.accept()
+    assert asked == [bundle, folder / "photo.png", bundle]
+
+
+def test_the_open_dialog_shows_a_project_as_a_project_not_a_folder(opening):
+    window, folder, bundle, _asked = opening
+    dialog = window.open_dialog()
+    dialog.setDirectory(str(folder))
+    _listed(dialog)
+    model = dialog.findChild(QFileSystemModel)
+    project, plain = model.index(str(bundle)), model.index(str(folder / "plain"))
+    wait_until(lambda: model.type(project) == "D-Edit project", 10, "the project's type")
+    assert model.type(plain) != "D-Edit project"
+    assert model.fileIcon(project).cacheKey() == dialog.icons.project.cacheKey()
+    assert model.fileIcon(plain).cacheKey() != dialog.icons.project.cacheKey()
+    details = dialog.findChild(QTreeView, "treeView")  # its Type column reads it whole
+    said = details.fontMetrics().horizontalAdvance("D-Edit project")
+    assert details.header().sectionSize(2) > said
+    dialog.reject()
 
 
 # ----- saving ----------------------------------------------------------------------------

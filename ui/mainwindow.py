@@ -42,6 +42,7 @@ from ui.files import FileController, first_openable
 from ui.history_view import HistoryView
 from ui.items_panel import ItemsPanel
 from ui.jobs_panel import JobsPanel
+from ui.open_dialog import PHOTO_PATTERNS, OpenDialog
 from ui.original import OriginalPhoto
 from ui.recent import RecentFiles
 from ui.recovery import Recovery
@@ -57,7 +58,7 @@ from ui.worker import JobQueue
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.gif);;All files (*)"
+IMAGE_FILTER = f"Images ({PHOTO_PATTERNS});;All files (*)"
 ITEMS_DOCK_MIN_HEIGHT = 320  # px of the Items dock's scrolled content always in view
 
 
@@ -355,17 +356,15 @@ class MainWindow(QMainWindow):
             label.clear()
         return True
 
-    def open_dialog(self) -> None:
+    def open_dialog(self) -> OpenDialog:
+        """File ▸ Open: a window-modal dialog, in the folder of the most recent file, that
+        opens the photo or ``.dedit`` project chosen in it. Returned at once (for tests)."""
         start = self.settings.recent[0] if self.settings.recent else ""
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a photo or a project",
-            str(Path(start).parent) if start else "",
-            IMAGE_FILTER + ";;D-Edit projects (project.json)",
-        )
-        if path:
-            p = Path(path)
-            self.open_path(p.parent if p.name == "project.json" else p)
+        dialog = OpenDialog(self, str(Path(start).parent) if start else "")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.open_path(dialog.chosen()))
+        dialog.open()
+        return dialog
 
     def open_path(self, path: str | Path) -> bool:
         """Open a photo (and find its items) or a ``.dedit`` project; see
