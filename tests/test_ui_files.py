@@ -97,6 +97,24 @@ def test_changes_made_while_a_photo_decodes_are_asked_about_again(scene, tmp_pat
     assert window.doc is doc and "Kept the current picture" in window.status_message.text()
 
 
+def test_a_save_of_many_earlier_pictures_is_written_aside(scene, tmp_path):
+    """Each edit's earlier picture is encoded at the save too: many of a small photo are
+    as much work as one large one, and go to the files thread like it."""
+    window, labels = scene
+    doc = window.doc
+    h, w = labels.shape
+    window.files.aside_from = 3 * h * w
+    assert window.save_project(tmp_path / "a.dedit") and not doc.dirty  # saved at once
+    for k in range(3):
+        edited = doc.image.copy()
+        edited[k] = 255
+        doc.apply_result(edited, doc.labels, {"kind": "recon"}, f"Edit {k}")
+    assert window.save_project(tmp_path / "b.dedit")
+    assert window.files.saving and doc.dirty  # under way on the files thread
+    wait_idle(window)
+    assert not doc.dirty and len(Project.load(tmp_path / "b.dedit").history) == 3
+
+
 def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(
     scene, tmp_path, monkeypatch
 ):
