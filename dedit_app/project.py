@@ -241,11 +241,23 @@ class Project:
         try:
             with safe_open(str(path), framework="pt") as f:
                 metadata = dict(f.metadata() or {})
+            self.check_weights(path, metadata)
             return load_file(str(path)), metadata
         except (SafetensorError, OSError, ValueError) as err:
             raise ProjectError(
                 f"The learned weights file {path} is corrupt ({err}); prepare the project again."
             ) from err
+
+    def check_weights(self, path: Path, metadata: dict[str, str]) -> None:
+        """ProjectError when the weights file at ``path`` (its ``metadata``) is not the one
+        this project's preparation wrote: a file copied in from another project or another
+        preparation would edit every item with the wrong learned look, without a word."""
+        expected = (self.training or {}).get("weights_id")
+        if expected and metadata.get("weights_id") != expected:
+            raise ProjectError(
+                f"The learned weights file {path} is not this project's (it comes from another "
+                "preparation); prepare the project again."
+            )
 
     def check_writable(self) -> None:
         """ProjectError with a sentence when the project's folder cannot take a new file
@@ -721,8 +733,10 @@ def weights_metadata(project: Project) -> dict[str, str]:
     path = project.folder / project.training["weights"]
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return dict(f.metadata() or {})
+            metadata = dict(f.metadata() or {})
     except Exception as err:  # missing or damaged file: the project's own sentence
         raise ProjectError(
             f"The learned weights file {path} is missing or damaged; prepare the project again."
         ) from err
+    project.check_weights(path, metadata)
+    return metadata

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,25 @@ def test_weights_round_trip_and_pending_until_first_save(tmp_path):
     q.store_weights({"emb.1": torch.zeros(1)}, {"base": "tiny-sdxl"})
     assert not (tmp_path / "w.dedit" / old).exists()
     assert Project.load(tmp_path / "w.dedit").load_weights()[0]["emb.1"].shape == (1,)
+
+
+def test_a_weights_file_from_another_preparation_is_refused_in_a_sentence(tmp_path):
+    from dedit_app.project import weights_metadata
+
+    made = []
+    for name, weights_id in (("a.dedit", "aaaa"), ("b.dedit", "bbbb")):
+        p = make_project()
+        p.training = {"weights_id": weights_id}
+        p.store_weights({"emb.1": torch.randn(3, 8)}, {"weights_id": weights_id})
+        p.save(tmp_path / name)
+        made.append(tmp_path / name / p.training["weights"])
+    a = Project.load(tmp_path / "a.dedit")
+    assert a.load_weights()[1]["weights_id"] == "aaaa"
+    shutil.copyfile(made[1], made[0])  # b's weights under a's name
+    a = Project.load(tmp_path / "a.dedit")
+    for read in (a.load_weights, lambda: weights_metadata(a)):
+        with pytest.raises(ProjectError, match="is not this project's .*another preparation"):
+            read()
 
 
 def test_saved_files_get_normal_permissions(tmp_path):
