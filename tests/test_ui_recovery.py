@@ -151,6 +151,20 @@ def test_restored_work_is_not_saved_over_a_project_saved_since_by_another_progra
         window.close()
 
 
+def test_an_edit_that_lands_is_copied_within_seconds(scene):
+    window, _labels = scene
+    doc = window.doc
+    doc.set_prompt(1, "a marble table")
+    timer = window.recovery._timer
+    assert timer.isActive() and timer.remainingTime() > recovery.EDIT_DELAY_MS  # a minute
+    edited = doc.image.copy()
+    edited[0] = 255
+    doc.apply_result(edited, doc.labels, {"kind": "recon"}, "Edit")
+    assert 0 < timer.remainingTime() <= recovery.EDIT_DELAY_MS
+    slot = copy_now(window)
+    np.testing.assert_array_equal(Project.load(slot).image, edited)
+
+
 def test_a_running_editors_copy_is_not_offered(scene, qtbot, tmp_path):
     window, _labels = scene
     window.doc.set_prompt(1, "a marble table")

@@ -2,8 +2,9 @@
 
 A designer may spend minutes preparing a photo and many edits after it; none of that is in
 the project until they save. So while the open picture has unsaved changes, the editor
-keeps a copy of it beside itself, a minute after the first change since the last copy,
-and brings it back at the next start if the editor did not close normally.
+keeps a copy of it beside itself, a minute after the first change since the last copy
+(five seconds after an edit lands, one after a preparation does), and brings it back at
+the next start if the editor did not close normally.
 
 Where: ``<data folder>/recovery/<slot>.dedit``, an ordinary project bundle
 (:mod:`dedit_app.project`, so it is written atomically and read with every check a project
@@ -45,6 +46,7 @@ from ui.files import picture_size
 log = logging.getLogger(__name__)
 
 RECOVERY_FILE = "recovery.json"
+EDIT_DELAY_MS = 5000  # a landed edit is copied this soon; other changes within delay_ms
 FORMAT = "dedit-recovery"
 
 
@@ -197,8 +199,12 @@ class Recovery(QObject):
             self._clear()  # saved (or undone back to the saved state)
             return
         self._stale = True
+        parts = _args[0] if _args and isinstance(_args[0], frozenset) else frozenset()
         if self._new_weights(doc):  # minutes of preparing: copied within a second
             self._timer.start(min(self.delay_ms, 1000))
+        elif "image" in parts:  # an edit landed (GPU time, a result chosen): within seconds
+            remaining = self._timer.remainingTime() if self._timer.isActive() else self.delay_ms
+            self._timer.start(min(remaining, self.delay_ms, EDIT_DELAY_MS))
         elif not self._timer.isActive():
             self._timer.start(self.delay_ms)
 
