@@ -160,7 +160,8 @@ def test_an_edit_that_lands_is_copied_within_seconds(scene):
     edited = doc.image.copy()
     edited[0] = 255
     doc.apply_result(edited, doc.labels, {"kind": "recon"}, "Edit")
-    assert 0 < timer.remainingTime() <= recovery.EDIT_DELAY_MS
+    # Qt's coarse timers may fire (and report) up to 5 % late
+    assert 0 < timer.remainingTime() <= recovery.EDIT_DELAY_MS * 1.1
     slot = copy_now(window)
     np.testing.assert_array_equal(Project.load(slot).image, edited)
 
