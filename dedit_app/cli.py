@@ -478,13 +478,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_check(args) -> int:
     from dedit_app.hub import DEFAULT_MODEL
-    from dedit_app.placement import (
-        COMMAND_LINE,
-        describe_placement,
-        describe_source,
-        model_family,
-    )
-    from dedit_app.slow_device import is_small
+    from dedit_app.placement import COMMAND_LINE, describe_runs, describe_source
 
     model = args.model
     if model is None and args.project:
@@ -498,9 +492,7 @@ def _cmd_check(args) -> int:
     model = model or DEFAULT_MODEL
     low_memory = {None: "auto", True: "on", False: "off"}[args.low_memory]
     found = describe_source(model, args.device, args.dtype, COMMAND_LINE)
-    family = model_family(model)
-    small = is_small(model)
-    runs = describe_placement(args.device, args.dtype, low_memory, family, COMMAND_LINE, small)
+    runs = describe_runs(model, args.device, args.dtype, low_memory, COMMAND_LINE)
     # one line each, unwrapped: a wrapped `hf download` line would not paste into a shell
     print(f"model: {model}\n  {found.text}")
     print(f"runs:\n  {runs.text}")

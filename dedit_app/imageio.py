@@ -397,10 +397,8 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         raise ValueError(f"quality must be 1..100, got {quality}")
 
     try:
-        if fmt in ("PNG", "TIFF"):
-            data = png_bytes(image) if fmt == "PNG" else tiff_bytes(image)
-        else:
-            data = _pil_bytes(image, fmt, int(quality))
+        lossless = {"PNG": png_bytes, "TIFF": tiff_bytes}.get(fmt)
+        data = lossless(image) if lossless else _pil_bytes(image, fmt, int(quality))
     except (OSError, ValueError) as e:  # an encoder's own limit: nothing was written
         raise ImageSaveError(
             f"{name} could not be encoded as {fmt} ({short_error(e)}); save it as .png or "
@@ -477,6 +475,9 @@ def png_bytes(image: np.ndarray) -> memoryview:
     return memoryview(buf)
 
 
+_TIFF_DEFLATE = 8  # libtiff's COMPRESSION_ADOBE_DEFLATE, what Pillow's tiff_deflate writes
+
+
 def tiff_bytes(image: np.ndarray) -> memoryview:
     """``image`` ((H, W, 3) uint8 RGB, or (H, W) uint8 gray) as deflate-compressed TIFF
     file bytes. OpenCV's encoder lets go of Python's lock while it works, so an export
@@ -487,9 +488,6 @@ def tiff_bytes(image: np.ndarray) -> memoryview:
     if not ok:
         raise ImageSaveError("The picture could not be encoded as TIFF.")
     return memoryview(buf)
-
-
-_TIFF_DEFLATE = 8  # libtiff's COMPRESSION_ADOBE_DEFLATE, what Pillow's tiff_deflate writes
 
 
 def _pil_bytes(image: np.ndarray, fmt: str, quality: int) -> memoryview:

@@ -45,6 +45,7 @@ __all__ = [
     "Verdict",
     "Wording",
     "describe_placement",
+    "describe_runs",
     "describe_source",
     "model_family",
 ]
@@ -214,6 +215,20 @@ def model_family(source: str) -> str | None:
         return detect_family(folder)
     except ModelLoadError:
         return None
+
+
+def describe_runs(
+    source: str,
+    device: str | None,
+    precision: str | None,
+    low_memory: str = "auto",
+    wording: Wording = EDITOR,
+) -> Verdict:
+    """:func:`describe_placement` for model ``source`` (a hub id or a local folder), with
+    its family and whether it is small read from its files (:func:`model_family`,
+    :func:`dedit_app.slow_device.is_small`)."""
+    family, small = model_family(source), slow_device.is_small(source)
+    return describe_placement(device, precision, low_memory, family, wording, small)
 
 
 def describe_placement(

@@ -30,9 +30,9 @@ def window(qtbot, tmp_path):
     w.close()
 
 
-@pytest.fixture
-def scene(window, tmp_path):
-    """The window with a synthetic photo open and a known partition (ids 0..3)."""
+def open_scene(window, tmp_path: Path) -> np.ndarray:
+    """Open a synthetic photo in ``window`` and give it a known partition (ids 0..3, named
+    NAMES); returns that ``(H, W)`` item map."""
     from ui.testing import wait_idle, write_synthetic_photo
 
     photo = tmp_path / "scene.png"
@@ -40,6 +40,13 @@ def scene(window, tmp_path):
     assert window.open_path(photo)
     wait_idle(window)
     window.doc.set_partition(labels, list(NAMES), "Known items")
+    return labels
+
+
+@pytest.fixture
+def scene(window, tmp_path):
+    """The window with a synthetic photo open and a known partition (ids 0..3)."""
+    labels = open_scene(window, tmp_path)
     window.doc.undo.clear()
     return window, labels
 

@@ -14,7 +14,13 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import NAMES, brush_at_bag_edge, count_where, outside_edit  # noqa: E402
+from editor_fixtures import (  # noqa: E402
+    NAMES,
+    brush_at_bag_edge,
+    count_where,
+    open_scene,
+    outside_edit,
+)
 from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -51,11 +57,7 @@ def window(tiny_window):
 
 
 def test_prepare_shows_progress_and_is_kept_with_the_project(window, tmp_path, qtbot):
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
+    open_scene(window, tmp_path)
     assert not window.editing.prepared()
     assert window.prepare_panel.title.text() == "Not prepared"
     seen = []
@@ -98,11 +100,7 @@ def on_processor(monkeypatch):
 def test_preparing_on_the_processor_starts_only_when_the_user_says_so(
     window, tmp_path, on_processor
 ):
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
+    open_scene(window, tmp_path)
     window.prepare_panel.button.click()
     # Hours of work (and a model download) wait for a yes.
     assert "preparing a photo takes hours" in window.message_text()
@@ -246,11 +244,7 @@ def test_a_preparation_is_not_given_to_items_found_again_while_it_ran(tiny_windo
     """Find items numbers the items afresh: the tokens learned for item 3 would go to
     whatever item is 3 now (the wall's look to the ball)."""
     window = tiny_window
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
+    labels = open_scene(window, tmp_path)
     window.prepare_panel.button.click()
     # lands only through the event loop: this comes first, whatever the job's speed
     window.doc.set_partition(3 - labels, list(reversed(NAMES)), "Found again")
@@ -331,11 +325,7 @@ def test_model_problems_end_in_a_sentence_and_an_unchanged_project(
 
     if change.get("device") == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
+    open_scene(window, tmp_path)
     window.apply_settings(dataclasses.replace(window.settings, **change))
     opened = []
     monkeypatch.setattr(window, "open_settings", lambda tab="": opened.append(tab))
@@ -359,11 +349,7 @@ def test_a_preparation_whose_numbers_overflow_says_so_with_the_way_to_the_precis
 
     real = finetune.F.mse_loss
     monkeypatch.setattr(finetune.F, "mse_loss", lambda *a, **k: real(*a, **k) * float("nan"))
-    photo = tmp_path / "scene.png"
-    labels = write_synthetic_photo(photo)
-    window.open_path(photo)
-    wait_idle(window)
-    window.doc.set_partition(labels, list(NAMES), "Known items")
+    open_scene(window, tmp_path)
     opened = []
     monkeypatch.setattr(window, "open_settings", lambda tab="": opened.append(tab))
     window.editing.prepare()

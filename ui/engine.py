@@ -314,14 +314,7 @@ def placement(model: str, device: str, precision: str, low_memory: str) -> Said 
     "ready", "note" or "problem"; the model "" unless a smaller one is the remedy), or
     None when this installation has no engine. Slow the first time (torch starts CUDA):
     call it off the UI thread."""
-
-    def ask(p):
-        from dedit_app.slow_device import is_small
-
-        family, small = p.model_family(model), is_small(model)
-        return p.describe_placement(device, precision, low_memory, family, small=small)
-
-    return _verdict(ask)
+    return _verdict(lambda p: p.describe_runs(model, device, precision, low_memory))
 
 
 def model_source(model: str, device: str, precision: str) -> Said | None:

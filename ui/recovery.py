@@ -100,14 +100,12 @@ def find_copies(root: Path, exclude: Path | None = None) -> list[Copy]:
             lock.unlock()
             continue
         meta = _read_meta(folder)
-        home = meta.get("home")
+        home, digest = meta.get("home"), meta.get("home_digest")
         found.append(
             Copy(
                 folder=folder,
                 home=Path(home) if isinstance(home, str) and home else None,
-                home_digest=meta["home_digest"]
-                if isinstance(meta.get("home_digest"), str)
-                else None,
+                home_digest=digest if isinstance(digest, str) else None,
                 source=str(meta.get("source") or ""),
                 saved=float(meta.get("saved") or (folder / PROJECT_FILE).stat().st_mtime),
                 lock=lock,
@@ -204,7 +202,7 @@ class Recovery(QObject):
             self._timer.start(min(self.delay_ms, 1000))
         elif "image" in parts:  # an edit landed (GPU time, a result chosen): within seconds
             remaining = self._timer.remainingTime() if self._timer.isActive() else self.delay_ms
-            self._timer.start(min(remaining, self.delay_ms, EDIT_DELAY_MS))
+            self._timer.start(min(remaining, EDIT_DELAY_MS))
         elif not self._timer.isActive():
             self._timer.start(self.delay_ms)
 

@@ -221,6 +221,7 @@ class CandidatesStrip(QFrame):
     more = Signal()  # run the edit again with other seeds
 
     THUMB = 72
+    TILE = THUMB + 8  # a result's button: the thumbnail in its padding and border (2 + 2)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -258,7 +259,7 @@ class CandidatesStrip(QFrame):
         # A tile after the results, like one more of them: the next results appear there.
         self.more_button = QToolButton()
         self.more_button.setText("More\nresults")
-        self.more_button.setFixedSize(self.THUMB + 8, self.THUMB + 8)
+        self.more_button.setFixedSize(self.TILE, self.TILE)
         self.more_button.setToolTip(
             "Run this edit again from the same picture with new seeds; the results join these"
         )
@@ -279,9 +280,8 @@ class CandidatesStrip(QFrame):
         scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # room below the tiles for the sideways scroll bar, which would hide their lower edge
         bar = scroller.horizontalScrollBar().sizeHint().height()
-        scroller.setFixedHeight(self.THUMB + 10 + bar)
-        tile = self.THUMB + 8
-        scroller.setMinimumWidth(3 * tile + 2 * self.thumbs.spacing())
+        scroller.setFixedHeight(self.TILE + 2 + bar)
+        scroller.setMinimumWidth(3 * self.TILE + 2 * self.thumbs.spacing())
         scroller.setStyleSheet(
             "QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }"
         )
@@ -322,7 +322,7 @@ class CandidatesStrip(QFrame):
             b.setCheckable(True)
             b.setIcon(QIcon(thumbnail(img, self.THUMB * 2)))
             b.setIconSize(QSize(self.THUMB, self.THUMB))
-            b.setFixedSize(self.THUMB + 8, self.THUMB + 8)  # its padding and border: 2 + 2
+            b.setFixedSize(self.TILE, self.TILE)
             b.setToolTip(f"Result {i + 1} (press {i + 1})")
             b.setStyleSheet(
                 "QToolButton { padding: 2px; border: 2px solid transparent; border-radius: 8px; }"
