@@ -17,7 +17,7 @@ the dense hole-by-donor distance matrix of the reference code.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +38,7 @@ __all__ = [
     "item_areas",
     "item_bbox",
     "merge_items",
+    "merge_many",
     "move_item",
     "move_items",
     "paint",
@@ -46,6 +47,7 @@ __all__ = [
     "remove_item",
     "remove_items",
     "stroke_mask",
+    "stroke_window",
 ]
 
 
@@ -146,7 +148,8 @@ def bounding_window(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
+    # only the rows between the first and the last that hold any can hold a column's pixel
+    cols = np.flatnonzero(mask[int(rows[0]) : int(rows[-1]) + 1].any(axis=0))
     h, w = mask.shape
     return (
         slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
@@ -189,30 +192,84 @@ def fill_from_nearest(
 
 def _fill_in_place(out: np.ndarray, holes: np.ndarray, donors: np.ndarray) -> np.ndarray:
     """:func:`fill_from_nearest` on ``out`` itself (int32; ``donors`` outside ``holes``)."""
-    if not holes.any():
+    box = bounding_window(holes, 0)
+    if box is None:
         return out
-    if not donors.any():
-        raise ItemError("There is no other item to fill the emptied pixels from.")
+    _fill_near(
+        out,
+        box,
+        lambda window: holes[window],
+        lambda window: donors[window],
+        "There is no other item to fill the emptied pixels from.",
+    )
+    return out
+
+
+def _fill_near(
+    out: np.ndarray,
+    box: tuple[slice, slice],
+    holes_at: Callable[[tuple[slice, slice]], np.ndarray],
+    donors_at: Callable[[tuple[slice, slice]], np.ndarray],
+    none_left: str,
+) -> None:
+    """Give every hole of ``out`` the label of its nearest donor pixel, in place.
+
+    ``box`` is the holes' bounding box (:func:`bounding_window` with margin 0, never None);
+    ``holes_at(window)`` and ``donors_at(window)`` are the hole and donor masks (disjoint)
+    inside a window of the picture. Only windows around the holes are ever asked for, so
+    a caller that knows the holes lie in a small part of a large map (an eraser stroke)
+    need not build whole-picture masks. ItemError(``none_left``) when there is no donor.
+    """
     # The nearest donor of a hole pixel p lies within dist(p) of p, so a crop around the
     # holes grown by the largest hole distance contains every donor that can win. This keeps
     # the transforms to the neighbourhood of the edit. The distances are measured in a
     # window around the holes, grown until its farthest hole is no farther from a donor
-    # than the window reaches: then every hole's nearest donor lies inside it.
+    # than the window reaches: then every hole's nearest donor lies inside it. A window
+    # that holds donors gives every hole one at most ``reach`` away, so grown to that
+    # margin it holds every hole's nearest donor and the next pass is the last (growing
+    # four times instead made the windows up to 16 times larger than needed).
     margin = 64
     while True:
-        window = bounding_window(holes, margin)
-        near = donors[window]  # the whole picture holds one, so the loop ends
+        window = _grown(box, margin, out.shape)
+        near = donors_at(window)
         if near.any():
-            reach = float(distance_to(near)[holes[window]].max())
+            reach = float(distance_to(near)[holes_at(window)].max())
             if reach <= margin or _whole(window, out.shape):
                 break
-        margin *= 4
-    crop = bounding_window(holes, int(np.ceil(reach)) + 1)
-    idx = ndimage.distance_transform_edt(~donors[crop], return_distances=False, return_indices=True)
-    crop_holes = holes[crop]
+            margin = max(math.ceil(reach), margin + 1)
+        elif _whole(window, out.shape):
+            raise ItemError(none_left)
+        else:
+            margin *= 4
+    crop = _grown(box, int(np.ceil(reach)) + 1, out.shape)
+    idx = ndimage.distance_transform_edt(
+        ~donors_at(crop), return_distances=False, return_indices=True
+    )
+    crop_holes = holes_at(crop)
     # every hole reads a donor, never another hole, so filling in place reads old labels
     nearest = out[crop][idx[0][crop_holes], idx[1][crop_holes]]
     out[crop][crop_holes] = nearest
+
+
+def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """``box`` grown by ``margin`` on every side, clipped to ``shape`` (as
+    :func:`bounding_window` grows the box of a mask)."""
+    rows, cols = box
+    return (
+        slice(max(0, rows.start - margin), min(shape[0], rows.stop + margin)),
+        slice(max(0, cols.start - margin), min(shape[1], cols.stop + margin)),
+    )
+
+
+def _embed(part: np.ndarray, at: tuple[slice, slice], window: tuple[slice, slice]) -> np.ndarray:
+    """``window`` of a picture-sized bool mask that is ``part`` at ``at`` and False elsewhere."""
+    out = np.zeros((window[0].stop - window[0].start, window[1].stop - window[1].start), bool)
+    r0, r1 = max(at[0].start, window[0].start), min(at[0].stop, window[0].stop)
+    c0, c1 = max(at[1].start, window[1].start), min(at[1].stop, window[1].stop)
+    if r0 < r1 and c0 < c1:
+        out[
+            r0 - window[0].start : r1 - window[0].start, c0 - window[1].start : c1 - window[1].start
+        ] = part[r0 - at[0].start : r1 - at[0].start, c0 - at[1].start : c1 - at[1].start]
     return out
 
 
@@ -243,11 +300,19 @@ def remove_items(labels: np.ndarray, items: Sequence[int]) -> np.ndarray:
     return fill_from_nearest(labels, holes)
 
 
-def item_bbox(labels: np.ndarray, item: int) -> tuple[int, int, int, int]:
-    """Bounding box ``(x0, y0, x1, y1)`` of item ``item``, inclusive pixel indices."""
-    labels = check_labels(labels)
-    _check_item(labels, item)
-    rows, cols = bounding_window(labels == item, 0)
+def item_bbox(labels: np.ndarray, item: int, *, checked: bool = False) -> tuple[int, int, int, int]:
+    """Bounding box ``(x0, y0, x1, y1)`` of item ``item``, inclusive pixel indices.
+
+    ``checked=True``: ``labels`` is a map :func:`check_labels` already accepted (the
+    editor's frozen maps), so the whole-map checks are skipped; an item with no pixels is
+    still refused with the same message."""
+    if not checked:
+        labels = check_labels(labels)
+        _check_item(labels, item)
+    window = bounding_window(labels == item, 0)
+    if window is None:  # only when checked: say why as the checks would have
+        _check_item(check_labels(labels), item)
+    rows, cols = window
     return int(cols.start), int(rows.start), int(cols.stop) - 1, int(rows.stop) - 1
 
 
@@ -364,8 +429,68 @@ def edit_regions(active: np.ndarray, edge: float) -> tuple[np.ndarray, np.ndarra
     return hard, soft
 
 
-def stroke_mask(
+# Coordinates of a stroke in fixed point, 4 fractional bits, so sub-pixel positions count.
+_SHIFT = 4
+
+
+def _stroke_points(points: Sequence[tuple[float, float]], radius: float) -> list[tuple[int, int]]:
+    if radius <= 0:
+        raise ItemError(f"The brush size must be above zero; got {radius}.")
+    return [(round(x * (1 << _SHIFT)), round(y * (1 << _SHIFT))) for x, y in points]
+
+
+def _stroke_reach(radius: float) -> int:
+    """Pixels beyond its points that a stroke of ``radius`` may reach, with room to spare:
+    its dabs reach ``radius`` (to the nearest sixteenth) and its lines half their width,
+    ``round(2 * radius) / 2``, each plus a pixel of rounding at most."""
+    return math.ceil(radius) + 3
+
+
+def stroke_window(
     shape: tuple[int, int], points: Sequence[tuple[float, float]], radius: float
+) -> tuple[slice, slice] | None:
+    """``(rows, cols)`` slices of a window of the picture that holds every pixel of
+    :func:`stroke_mask`: the points' bounding box grown by the brush radius and a margin,
+    clipped to the picture. None when there are no points or the window misses the
+    picture (the stroke then covers no pixel). Raises as :func:`stroke_mask` does."""
+    pts = _stroke_points(points, radius)
+    if not pts:
+        return None
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    reach = _stroke_reach(radius)
+    h, w = shape
+    one = 1 << _SHIFT
+    rows = slice(max(0, min(ys) // one - reach), min(h, -(-max(ys) // one) + reach + 1))
+    cols = slice(max(0, min(xs) // one - reach), min(w, -(-max(xs) // one) + reach + 1))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return None
+    return rows, cols
+
+
+def _draw_stroke(
+    size: tuple[int, int], pts: list[tuple[int, int]], radius: float, origin: tuple[int, int]
+) -> np.ndarray:
+    """The stroke drawn on a ``size`` canvas whose pixel (0, 0) is the picture's pixel
+    ``origin`` ``(row, col)``: every shape is moved by whole pixels, which OpenCV's integer
+    rasteriser draws exactly as it would at its place on the whole picture, as long as
+    the canvas clips it only where the picture does (see :func:`stroke_window`)."""
+    canvas = np.zeros(size, dtype=np.uint8)
+    oy, ox = origin[0] << _SHIFT, origin[1] << _SHIFT
+    pts = [(x - ox, y - oy) for x, y in pts]
+    r = max(round(radius * (1 << _SHIFT)), 1)
+    for p in pts:
+        cv2.circle(canvas, p, r, 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
+    for a, b in zip(pts, pts[1:]):
+        thick = max(int(round(2 * radius)), 1)
+        cv2.line(canvas, a, b, 1, thickness=thick, lineType=cv2.LINE_8, shift=_SHIFT)
+    return canvas.astype(bool)
+
+
+def stroke_mask(
+    shape: tuple[int, int],
+    points: Sequence[tuple[float, float]],
+    radius: float,
+    window: tuple[slice, slice] | None = None,
 ) -> np.ndarray:
     """The pixels under a brush stroke: round caps along the polyline through ``points``.
 
@@ -373,50 +498,109 @@ def stroke_mask(
         shape: ``(H, W)``.
         points: ``(x, y)`` pixel positions of the stroke, in order (one point = a dab).
         radius: brush radius in pixels (``> 0``).
+        window: ``(rows, cols)`` slices of the picture (e.g. :func:`stroke_window`'s):
+            only that part of the mask, ``stroke_mask(shape, points, radius)[window]``,
+            worked out there alone (a large photo's full-size canvas took most of a
+            stroke's time).
     """
-    if radius <= 0:
-        raise ItemError(f"The brush size must be above zero; got {radius}.")
-    if len(points) == 0:
-        return np.zeros(shape, dtype=bool)
-    canvas = np.zeros(shape, dtype=np.uint8)
-    # Fixed-point coordinates (4 fractional bits) so sub-pixel positions are honoured.
-    shift = 4
-    pts = [(round(x * (1 << shift)), round(y * (1 << shift))) for x, y in points]
-    r = max(round(radius * (1 << shift)), 1)
-    for p in pts:
-        cv2.circle(canvas, p, r, 1, thickness=-1, lineType=cv2.LINE_8, shift=shift)
-    for a, b in zip(pts, pts[1:]):
-        thick = max(int(round(2 * radius)), 1)
-        cv2.line(canvas, a, b, 1, thickness=thick, lineType=cv2.LINE_8, shift=shift)
-    return canvas.astype(bool)
+    pts = _stroke_points(points, radius)
+    h, w = shape
+    if window is None:
+        window = (slice(0, h), slice(0, w))
+    rows, cols = (slice(*sl.indices(n)[:2]) for sl, n in zip(window, shape))
+    size = (max(rows.stop - rows.start, 0), max(cols.stop - cols.start, 0))
+    where = stroke_window(shape, points, radius)
+    if where is None:
+        return np.zeros(size, dtype=bool)
+    if where == (slice(0, h), slice(0, w)):  # the whole picture: as it always was drawn
+        return _draw_stroke((h, w), pts, radius, (0, 0))[rows, cols]
+    drawn = _draw_stroke(
+        (where[0].stop - where[0].start, where[1].stop - where[1].start),
+        pts,
+        radius,
+        (where[0].start, where[1].start),
+    )
+    return _embed(drawn, where, (rows, cols))
 
 
-def paint(labels: np.ndarray, stroke: np.ndarray, item: int) -> np.ndarray:
+def _check_window(
+    labels: np.ndarray, stroke: np.ndarray, window: tuple[slice, slice] | None, what: str
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """``window`` (default: the whole picture) as clipped slices and ``stroke`` checked
+    to be its mask."""
+    h, w = labels.shape
+    if window is None:
+        return (slice(0, h), slice(0, w)), _check_mask(stroke, labels.shape, what)
+    rows, cols = (slice(*sl.indices(n)[:2]) for sl, n in zip(window, labels.shape))
+    size = (max(rows.stop - rows.start, 0), max(cols.stop - cols.start, 0))
+    return (rows, cols), _check_mask(stroke, size, what)
+
+
+def paint(
+    labels: np.ndarray,
+    stroke: np.ndarray,
+    item: int,
+    *,
+    window: tuple[slice, slice] | None = None,
+    checked: bool = False,
+) -> np.ndarray:
     """Brush: the pixels of ``stroke`` (bool ``(H, W)``) now belong to ``item``.
 
-    ``item`` may be one past the largest id, which creates a new item.
+    ``item`` may be one past the largest id, which creates a new item. ``window``:
+    ``stroke`` is only that window of the picture's mask (:func:`stroke_mask`'s with the
+    same window) and the map outside it stays. ``checked=True``: ``labels`` is a map
+    :func:`check_labels` already accepted and ``item`` an id it may take, so the
+    whole-map checks are skipped.
     """
-    labels = check_labels(labels)
-    stroke = _check_mask(stroke, labels.shape, "brush stroke")
-    n = int(labels.max()) + 1
-    if not isinstance(item, (int, np.integer)) or item < 0 or item > n:
-        raise ItemError(f"There is no item {item}; this picture has items 0 to {n - 1}.")
+    if not checked:
+        labels = check_labels(labels)
+    window, stroke = _check_window(labels, stroke, window, "brush stroke")
+    if not checked:
+        n = int(labels.max()) + 1
+        if not isinstance(item, (int, np.integer)) or item < 0 or item > n:
+            raise ItemError(f"There is no item {item}; this picture has items 0 to {n - 1}.")
     out = labels.copy()
-    out[stroke] = item
+    out[window][stroke] = item
     return out
 
 
-def erase(labels: np.ndarray, stroke: np.ndarray, item: int) -> np.ndarray:
-    """Eraser: the pixels of ``item`` under ``stroke`` go to the nearest pixel of another item."""
-    labels = check_labels(labels)
-    stroke = _check_mask(stroke, labels.shape, "eraser stroke")
-    _check_item(labels, item)
-    holes = stroke & (labels == item)
-    if holes.any() and not (labels != item).any():
-        raise ItemError(
-            f"Item {item} covers the whole picture; there is nothing to give pixels to."
-        )
-    return fill_from_nearest(labels, holes, labels != item)
+def erase(
+    labels: np.ndarray,
+    stroke: np.ndarray,
+    item: int,
+    *,
+    window: tuple[slice, slice] | None = None,
+    checked: bool = False,
+) -> np.ndarray:
+    """Eraser: the pixels of ``item`` under ``stroke`` go to the nearest pixel of another item.
+
+    ``window`` and ``checked`` as for :func:`paint`. The nearest pixel is looked for in
+    windows around the erased pixels only (grown until they must hold it), so the work
+    follows the stroke, not the picture; the result is the whole-picture answer.
+    """
+    if not checked:
+        labels = check_labels(labels)
+    window, stroke = _check_window(labels, stroke, window, "eraser stroke")
+    if not checked:
+        _check_item(labels, item)
+    holes = stroke & (labels[window] == item)
+    out = labels.copy()
+    box = bounding_window(holes, 0)
+    if box is None:
+        return out
+    rows, cols = window
+    box = (
+        slice(box[0].start + rows.start, box[0].stop + rows.start),
+        slice(box[1].start + cols.start, box[1].stop + cols.start),
+    )
+    _fill_near(
+        out,
+        box,
+        lambda at: _embed(holes, window, at),
+        lambda at: labels[at] != item,  # the holes are item's own pixels: never donors
+        f"Item {item} covers the whole picture; there is nothing to give pixels to.",
+    )
+    return out
 
 
 def merge_items(labels: np.ndarray, keep: int, other: int) -> np.ndarray:
@@ -428,6 +612,51 @@ def merge_items(labels: np.ndarray, keep: int, other: int) -> np.ndarray:
         raise ItemError(f"Item {keep} cannot be merged with itself.")
     out = labels.copy()
     out[labels == other] = keep
+    return out
+
+
+def _check_counted(areas: np.ndarray, item: int) -> None:
+    """:func:`_check_item` on the map whose pixels per id are ``areas``."""
+    held = np.flatnonzero(areas)
+    n = int(held[-1]) + 1 if held.size else 0
+    if not isinstance(item, (int, np.integer)) or item < 0 or item >= n:
+        raise ItemError(f"There is no item {item}; this picture has items 0 to {n - 1}.")
+    if areas[item] == 0:
+        raise ItemError(f"Item {item} has no pixels left, so there is nothing to edit.")
+
+
+# Pixels of the map relabelled at a time by merge_many (a few hundred kB: stays in cache)
+_LUT_PIXELS = 1 << 16
+
+
+def merge_many(
+    labels: np.ndarray, keep: int, others: Sequence[int], areas: np.ndarray | None = None
+) -> np.ndarray:
+    """Merge every item of ``others`` into ``keep``: :func:`merge_items` once per item, in
+    order (the same result and the same refusals), in one pass over the map.
+
+    ``areas``: the map's pixels per id (:func:`item_areas`, at least ``labels.max() + 1``
+    of them), when the caller has them: ``labels`` is then taken as a map
+    :func:`check_labels` already accepted, and nothing is counted again.
+    """
+    if areas is None:
+        labels = check_labels(labels)
+        areas = item_areas(labels)
+    left = np.array(areas, dtype=np.int64)
+    for other in others:  # the checks merge_items makes, on the pixel counts as they go
+        _check_counted(left, keep)
+        _check_counted(left, other)
+        if keep == other:
+            raise ItemError(f"Item {keep} cannot be merged with itself.")
+        left[keep] += left[other]
+        left[other] = 0
+    lut = np.arange(len(left), dtype=np.int32)
+    lut[list(others)] = keep
+    out = np.empty(labels.shape, np.int32)
+    flat, into = np.asarray(labels).reshape(-1), out.reshape(-1)
+    for start in range(0, flat.size, _LUT_PIXELS):
+        part = slice(start, start + _LUT_PIXELS)
+        np.take(lut, flat[part], out=into[part], mode="clip")
     return out
 
 

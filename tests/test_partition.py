@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy import ndimage
 
 from dedit_app import partition
 from dedit_app.errors import ItemError
@@ -21,6 +23,7 @@ from dedit_app.partition import (
     item_areas,
     item_bbox,
     merge_items,
+    merge_many,
     move_item,
     move_items,
     paint,
@@ -29,6 +32,7 @@ from dedit_app.partition import (
     remove_item,
     remove_items,
     stroke_mask,
+    stroke_window,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -365,3 +369,240 @@ def test_move_matches_published_result(reference_labels):
     out = move_item(edited, 0, 200 - 0.5 * cx, 140 - 0.5 * cy, scale=0.5)
     agree = (out == reference_labels["moved_item0"]).mean()
     assert agree >= 0.995, agree
+
+
+# ----- the stroke's window, one-pass merge: the same answers as the whole-map formulation ---
+
+
+def _whole_canvas_stroke(shape, points, radius):
+    """stroke_mask as it was: every stroke drawn on a canvas the size of the picture."""
+    canvas = np.zeros(shape, dtype=np.uint8)
+    pts = [(round(x * 16), round(y * 16)) for x, y in points]
+    r = max(round(radius * 16), 1)
+    for p in pts:
+        cv2.circle(canvas, p, r, 1, thickness=-1, lineType=cv2.LINE_8, shift=4)
+    for a, b in zip(pts, pts[1:]):
+        thick = max(int(round(2 * radius)), 1)
+        cv2.line(canvas, a, b, 1, thickness=thick, lineType=cv2.LINE_8, shift=4)
+    return canvas.astype(bool)
+
+
+def _whole_map_fill(labels, holes, donors):
+    """fill_from_nearest as it was: the masks of the whole picture."""
+    out = labels.astype(np.int32).copy()
+    if not holes.any():
+        return out
+    margin = 64
+    while True:
+        window = bounding_window(holes, margin)
+        near = donors[window]
+        if near.any():
+            reach = float(distance_to(near)[holes[window]].max())
+            if reach <= margin or near.shape == labels.shape:
+                break
+        margin *= 4
+    crop = bounding_window(holes, int(np.ceil(reach)) + 1)
+    idx = ndimage.distance_transform_edt(~donors[crop], return_distances=False, return_indices=True)
+    crop_holes = holes[crop]
+    out[crop][crop_holes] = out[crop][idx[0][crop_holes], idx[1][crop_holes]]
+    return out
+
+
+def _blocky_map(rng, h, w, k):
+    """Items as blocks (so they touch the borders and each other along long edges)."""
+    small = rng.integers(0, k, (int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+
+
+def _random_stroke(rng, h, w):
+    n = int(rng.integers(0, 6))  # none: an empty stroke
+    # around and past the picture's edges, sometimes on exact quarter pixels
+    pts = [(float(rng.uniform(-25, w + 25)), float(rng.uniform(-25, h + 25))) for _ in range(n)]
+    if rng.random() < 0.3:
+        pts = [(round(x * 4) / 4, round(y * 4) / 4) for x, y in pts]
+    radius = float(
+        rng.choice([0.3, 0.5, 0.74, 1.0, 1.5, 2.5, 3.0, 7.3, 12.0, rng.uniform(0.05, 30)])
+    )
+    return pts, radius
+
+
+def _whole(shape, window, part):
+    out = np.zeros(shape, bool)
+    if window is not None:
+        out[window] = part
+    return out
+
+
+def test_stroke_window_holds_every_pixel_of_the_stroke_and_drawing_there_is_exact():
+    rng = np.random.default_rng(7)
+    for _ in range(600):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        pts, radius = _random_stroke(rng, h, w)
+        expected = _whole_canvas_stroke((h, w), pts, radius)
+        window = stroke_window((h, w), pts, radius)
+        if window is None:
+            assert not expected.any()
+            continue
+        np.testing.assert_array_equal(
+            _whole((h, w), window, stroke_mask((h, w), pts, radius, window)), expected
+        )
+        np.testing.assert_array_equal(stroke_mask((h, w), pts, radius), expected)
+        # any other window is that part of the whole mask too
+        other = (slice(h // 3, h), slice(0, max(w // 2, 1)))
+        np.testing.assert_array_equal(stroke_mask((h, w), pts, radius, other), expected[other])
+
+
+def test_a_stroke_drawn_in_its_window_of_a_large_picture_is_exact():
+    # Far from the origin, sub-pixel points: the moved shapes rasterise exactly the same.
+    rng = np.random.default_rng(8)
+    h, w = 1500, 3000
+    for _ in range(40):
+        start = rng.uniform([-40, -40], [w + 40, h + 40])
+        pts = [tuple(map(float, start + rng.normal(0, 50, 2).cumsum())) for _ in range(8)]
+        radius = float(rng.uniform(0.1, 50))
+        window = stroke_window((h, w), pts, radius)
+        got = _whole((h, w), window, stroke_mask((h, w), pts, radius, window))
+        np.testing.assert_array_equal(got, _whole_canvas_stroke((h, w), pts, radius))
+
+
+def test_no_point_or_a_stroke_off_the_picture_has_no_window():
+    assert stroke_window((10, 10), [], 3) is None
+    assert stroke_window((10, 10), [(-30.0, 5.0)], 3) is None
+    assert stroke_window((10, 10), [(5.0, 40.0), (9.0, 40.0)], 3) is None
+    assert stroke_mask((10, 10), [], 3, (slice(0, 4), slice(2, 5))).shape == (4, 3)
+    with pytest.raises(ItemError, match="brush size"):
+        stroke_window((10, 10), [], 0)
+
+
+def test_windowed_paint_and_erase_give_the_whole_map_answer():
+    rng = np.random.default_rng(9)
+    for _ in range(800):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        labels = _blocky_map(rng, h, w, int(rng.integers(1, 5)))
+        pts, radius = _random_stroke(rng, h, w)
+        whole = _whole_canvas_stroke((h, w), pts, radius)
+        window = stroke_window((h, w), pts, radius)
+        part = whole[window] if window is not None else np.zeros((0, 0), bool)
+        window = window or (slice(0, 0), slice(0, 0))
+        item = int(rng.integers(0, labels.max() + 2))
+        expected = labels.copy()
+        expected[whole] = item
+        for checked in (False, True):
+            got = paint(labels, part, item, window=window, checked=checked)
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(paint(labels, whole, item), expected)
+        item = int(rng.choice(np.unique(labels)))
+        holes = whole & (labels == item)
+        if holes.any() and (labels == item).all():
+            for checked in (False, True):
+                with pytest.raises(ItemError, match="covers the whole picture"):
+                    erase(labels, part, item, window=window, checked=checked)
+            continue
+        expected = _whole_map_fill(labels, holes, labels != item)
+        for checked in (False, True):
+            got = erase(labels, part, item, window=window, checked=checked)
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(erase(labels, whole, item), expected)
+        np.testing.assert_array_equal(fill_from_nearest(labels, holes, labels != item), expected)
+
+
+def test_a_windowed_erase_finds_the_nearest_item_far_outside_its_window():
+    # Erasing inside a large item: the nearest other item lies hundreds of pixels away,
+    # past several growths of the window the fill looks in; ties between two items too.
+    labels = np.zeros((500, 700), np.int32)
+    labels[:, :20] = 1
+    labels[:, 680:] = 2
+    labels[:15, 300:400] = 3
+    pts = [(350.0, 400.0), (352.5, 250.0)]
+    window = stroke_window(labels.shape, pts, 9.5)
+    part = stroke_mask(labels.shape, pts, 9.5, window)
+    whole = _whole(labels.shape, window, part)
+    expected = _whole_map_fill(labels, whole, labels != 0)
+    np.testing.assert_array_equal(erase(labels, part, 0, window=window, checked=True), expected)
+    np.testing.assert_array_equal(erase(labels, whole, 0), expected)
+
+
+def test_the_fill_grown_to_its_reach_gives_the_fill_grown_four_times_over():
+    # A large item with a few small others about it, holes deep inside it: the windows
+    # grow, to the reach found, where they grew four times before; the same answer.
+    rng = np.random.default_rng(13)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(150, 500, 2))
+        labels = np.zeros((h, w), np.int32)
+        for k in range(1, int(rng.integers(2, 5))):
+            y, x = int(rng.integers(0, h - 10)), int(rng.integers(0, w - 10))
+            labels[y : y + int(rng.integers(2, 30)), x : x + int(rng.integers(2, 30))] = k
+        holes = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.circle(holes, centre, int(rng.integers(1, 120)), 1, -1)
+        holes = holes.astype(bool) & (labels == 0)
+        donors = labels != 0
+        expected = _whole_map_fill(labels, holes, donors)
+        np.testing.assert_array_equal(fill_from_nearest(labels, holes, donors), expected)
+
+
+def test_merge_many_is_merge_items_in_turn_refusals_included():
+    rng = np.random.default_rng(10)
+    for _ in range(1500):
+        k = int(rng.integers(1, 8))
+        labels = rng.integers(0, k, tuple(int(v) for v in rng.integers(1, 12, 2))).astype(np.int32)
+        keep = int(rng.integers(-1, k + 1))
+        others = [int(v) for v in rng.integers(-1, k + 2, int(rng.integers(0, 5)))]
+        try:
+            expected = labels
+            for other in others:
+                expected = merge_items(expected, keep, other)
+        except ItemError as err:
+            expected = str(err)
+        spare = int(rng.integers(0, 3))  # a document counts its empty last items too
+        for areas in (None, item_areas(labels, int(labels.max()) + 1 + spare)):
+            try:
+                got = merge_many(labels, keep, others, areas)
+            except ItemError as err:
+                got = str(err)
+            if isinstance(expected, str) or isinstance(got, str):
+                assert got == expected
+            else:
+                np.testing.assert_array_equal(got, expected)
+                assert got.dtype == np.int32 and got is not labels
+
+
+def test_merge_many_relabels_band_by_band_like_a_lookup_over_the_whole_map(monkeypatch):
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 300, (37, 41)).astype(np.int32)  # past uint8's ids
+    monkeypatch.setattr(partition, "_LUT_PIXELS", 100)  # bands that split rows
+    others = [5, 299, 17, 200]
+    lut = np.arange(300, dtype=np.int32)
+    lut[others] = 3
+    np.testing.assert_array_equal(merge_many(labels, 3, others), lut[labels])
+
+
+def test_item_bbox_without_the_checks_gives_the_same_box_and_refusals():
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        labels = rng.integers(0, 4, tuple(int(v) for v in rng.integers(1, 15, 2))).astype(np.int32)
+        for item in range(-1, 6):
+            try:
+                expected = item_bbox(labels, item)
+            except ItemError as err:
+                expected = str(err)
+            try:
+                got = item_bbox(labels, item, checked=True)
+            except ItemError as err:
+                got = str(err)
+            assert got == expected
+
+
+def test_windowed_edits_never_modify_their_input():
+    labels = np.zeros((30, 30), np.int32)
+    labels[5:12, 5:12] = 1
+    labels[20:, 20:] = 2
+    before = labels.copy()
+    pts = [(8.0, 8.0), (25.0, 25.0)]
+    window = stroke_window(labels.shape, pts, 3)
+    part = stroke_mask(labels.shape, pts, 3, window)
+    paint(labels, part, 1, window=window, checked=True)
+    erase(labels, part, 1, window=window, checked=True)
+    merge_many(labels, 0, [1, 2], item_areas(labels))
+    np.testing.assert_array_equal(labels, before)

@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from dedit_app import partition  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
@@ -206,6 +207,82 @@ def test_merge_and_rename_are_undoable(scene):
     assert window.items_panel.list.count() == 4
 
 
+def _whole_canvas_stroke(shape, points, radius):
+    """The brush's pixels drawn as they were before strokes kept to their window: on a
+    canvas the size of the picture."""
+    import cv2
+
+    canvas = np.zeros(shape, dtype=np.uint8)
+    pts = [(round(x * 16), round(y * 16)) for x, y in points]
+    for p in pts:
+        cv2.circle(canvas, p, max(round(radius * 16), 1), 1, -1, cv2.LINE_8, 4)
+    for a, b in zip(pts, pts[1:]):
+        cv2.line(canvas, a, b, 1, max(int(round(2 * radius)), 1), cv2.LINE_8, 4)
+    return canvas.astype(bool)
+
+
+def test_strokes_and_merges_keep_counts_boxes_and_redraw_as_the_whole_map_has_them(scene):
+    window, labels = scene
+    doc = window.doc
+    h, w = labels.shape
+    rng = np.random.default_rng(5)
+
+    def check():
+        lab = doc.labels
+        counts = np.bincount(lab.ravel(), minlength=len(doc.items))
+        np.testing.assert_array_equal(doc.counts, counts)
+        assert doc.reshaped == bool((doc.drawn_labels() != lab).any())
+        for k in doc.visible_items():
+            assert doc.bbox(k) == partition.item_bbox(lab, k)
+
+    strokes = [
+        ([(0.0, 0.0), (w - 1.0, 0.0)], 3.0),  # along the top edge
+        ([(w + 0.3, h / 2), (w - 2.5, h - 0.5)], 6.0),  # from past the right edge to a corner
+        ([], 3.0),  # no point
+        ([(-50.0, -50.0)], 3.0),  # off the picture
+        ([(w / 2, h / 2)], 0.4),  # one pixel
+    ]
+    strokes += [
+        ([tuple(p) for p in rng.uniform(-10, [w + 10, h + 10], (int(n), 2))], float(r))
+        for n, r in zip(rng.integers(1, 6, 14), rng.uniform(0.5, 25, 14))
+    ]
+    for i, (pts, radius) in enumerate(strokes):
+        before = doc.labels
+        item = int(rng.choice(doc.visible_items()))
+        whole = _whole_canvas_stroke(labels.shape, pts, radius)
+        if i % 2:
+            holes = whole & (before == item)
+            expected = partition.fill_from_nearest(before, holes, before != item)
+            doc.erase(pts, radius, item)
+        else:
+            expected = before.copy()
+            expected[whole] = item
+            doc.paint(pts, radius, item)
+        np.testing.assert_array_equal(doc.labels, expected)
+        if (expected == before).all():
+            assert doc.labels is before  # nothing changed: no step
+        check()
+        if i == 8:  # the same stroke again: its pixels are the item's already
+            pts, radius = [(w / 3, h / 3), (w / 2, h / 3)], 5.0
+            doc.paint(pts, radius, item)
+            again = doc.labels
+            doc.paint(pts, radius, item)
+            assert doc.labels is again
+    for _ in range(3):
+        doc.undo.undo()
+        check()
+    doc.undo.redo()
+    check()
+    present = doc.visible_items()
+    doc.merge(present[::-1])
+    assert doc.visible_items() == [present[-1]]
+    check()
+    doc.undo.undo()
+    check()
+    doc.merge(present[1:3])
+    check()
+
+
 def test_click_to_segment_adds_a_new_item(scene):
     window, labels = scene
     doc = window.doc
@@ -223,6 +300,18 @@ def test_click_to_segment_adds_a_new_item(scene):
     assert doc.selection == (new,)
     window.act_undo.trigger()
     assert doc.labels is original and len(doc.items) == 4
+
+
+def test_a_new_item_after_the_last_item_was_merged_away_takes_the_next_free_number(scene):
+    window, labels = scene
+    doc = window.doc
+    doc.merge([2, 3])  # item 3, the highest number, now has no pixels but keeps its row
+    assert not (doc.labels == 3).any() and len(doc.items) == 4
+    mask = doc.labels == 1
+    new = doc.add_item(mask)
+    assert new == 4 and doc.items[new].name == "item 4"
+    np.testing.assert_array_equal(doc.labels == 4, mask)
+    assert doc.counts[4] == mask.sum() and doc.counts[1] == 0
 
 
 def test_a_segmenter_that_cannot_load_leaves_the_photo_its_items_and_a_way_to_mend_it(

@@ -156,6 +156,57 @@ class StateCommand(QUndoCommand):
             self.doc.restore(after, self.select_after)
 
 
+@dataclass(frozen=True)
+class _Diff:
+    """Where two label maps (weakly held) differ: ``witness`` a ``(row, col)`` where they
+    do (None: nowhere) and ``box`` ``(rows, cols)`` slices that hold every such pixel."""
+
+    drawn: weakref.ref
+    labels: weakref.ref
+    witness: tuple[int, int] | None
+    box: tuple[slice, slice] | None
+
+    @classmethod
+    def within(cls, drawn: np.ndarray, labels: np.ndarray, window: tuple[slice, slice]) -> _Diff:
+        """The pixels where they differ, looked for inside ``window`` (they hold all)."""
+        box = partition.bounding_window(drawn[window] != labels[window], 0)
+        witness = None
+        if box is not None:
+            rows, cols = window
+            box = (
+                slice(box[0].start + rows.start, box[0].stop + rows.start),
+                slice(box[1].start + cols.start, box[1].stop + cols.start),
+            )
+            row = box[0].start  # the box's first row holds one
+            col = box[1].start + int(np.argmax(drawn[row, box[1]] != labels[row, box[1]]))
+            witness = (row, col)
+        return cls(weakref.ref(drawn), weakref.ref(labels), witness, box)
+
+    def across(self, labels: np.ndarray, window: tuple[slice, slice]) -> _Diff:
+        """The same for ``labels``, a map equal to this one's outside ``window``."""
+        drawn = self.drawn()
+        if self.witness is not None and not _inside(self.witness, window):
+            # that pixel is the same in both maps, so it still differs from the drawn one
+            box = _union(self.box, window)
+            return _Diff(self.drawn, weakref.ref(labels), self.witness, box)
+        return _Diff.within(drawn, labels, window if self.box is None else _union(self.box, window))
+
+
+def _inside(pixel: tuple[int, int], window: tuple[slice, slice]) -> bool:
+    return (
+        window[0].start <= pixel[0] < window[0].stop
+        and window[1].start <= pixel[1] < window[1].stop
+    )
+
+
+def _union(a: tuple[slice, slice], b: tuple[slice, slice]) -> tuple[slice, slice]:
+    """The bounding box of two boxes."""
+    return (
+        slice(min(a[0].start, b[0].start), max(a[0].stop, b[0].stop)),
+        slice(min(a[1].start, b[1].start), max(a[1].stop, b[1].stop)),
+    )
+
+
 class Document(QObject):
     """A project being edited."""
 
@@ -185,6 +236,15 @@ class Document(QObject):
         self._finding, self._findings = 0, 0  # see State.finding
         self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
         self._cache: dict[tuple, Any] = {}
+        # The latest brush or eraser stroke: (map before, map after, window), the maps weakly
+        # held; the two maps are equal outside the window. And what is known of where the
+        # map the picture was drawn with and the item map differ (see _differs). Both keep
+        # a stroke's bookkeeping to its window instead of the whole picture.
+        self._stroke: tuple[weakref.ref, weakref.ref, tuple[slice, slice]] | None = None
+        self._diff: _Diff | None = None
+        # Bounding boxes per item of the last few label maps, by the map's identity (undo
+        # and redo bring the same arrays back).
+        self._boxes: dict[int, tuple[weakref.ref, dict[int, tuple[int, int, int, int]]]] = {}
         # Label maps the learned weights fit: the one prepared on and those applied edits
         # made from it. Any other (brush, eraser, merge, new items) means "refined since".
         # A project saved refined opens with none: the map it was prepared on is not kept.
@@ -298,9 +358,39 @@ class Document(QObject):
 
         def differs() -> bool:
             drawn = self.drawn_labels()
-            return drawn is not self.labels and bool((drawn != self.labels).any())
+            return drawn is not self.labels and self._differs(drawn, self.labels)
 
         return self._cached(key, differs)
+
+    def _differs(self, drawn: np.ndarray, labels: np.ndarray) -> bool:
+        """Some pixel of ``drawn`` and ``labels`` differs: ``(drawn != labels).any()``,
+        worked out in the latest stroke's window where the answer for the map on the other
+        side of that stroke is known (a stroke changes nothing outside its window)."""
+        known, stroke = self._diff, self._stroke
+        if known is not None and known.drawn() is drawn and known.labels() is labels:
+            return known.witness is not None
+        other = None
+        if stroke is not None:
+            before, after, window = stroke[0](), stroke[1](), stroke[2]
+            if labels is after:
+                other = before
+            elif labels is before:
+                other = after
+        if other is not None and other is drawn:  # they differ only inside the window
+            diff = _Diff.within(drawn, labels, window)
+        elif (
+            other is not None
+            and known is not None
+            and known.drawn() is drawn
+            and (known.labels() is other)
+        ):
+            diff = known.across(labels, window)
+        else:
+            diff = _Diff.within(
+                drawn, labels, (slice(0, labels.shape[0]), slice(0, labels.shape[1]))
+            )
+        self._diff = diff
+        return diff.witness is not None
 
     def _keep_drawn(self, _index: int = 0) -> None:
         # Saved with the project, so that a reshape survives closing and reopening (and a
@@ -327,7 +417,9 @@ class Document(QObject):
         known = known_areas(self.labels)
         if known is not None and len(known) == len(self.items):
             return known
-        return partition.item_areas(self.labels, len(self.items))
+        areas = partition.item_areas(self.labels, len(self.items))
+        know_areas(self.labels, areas)  # undo and redo bring this very map back
+        return areas
 
     @property
     def compact_labels(self) -> np.ndarray:
@@ -340,8 +432,22 @@ class Document(QObject):
         return [int(k) for k in np.nonzero(self.counts)[0]]
 
     def bbox(self, item: int) -> tuple[int, int, int, int]:
-        """``(x0, y0, x1, y1)`` inclusive pixel box of ``item``."""
-        return self._cached(("bbox", item), lambda: partition.item_bbox(self.labels, item))
+        """``(x0, y0, x1, y1)`` inclusive pixel box of ``item``: worked out once per map
+        (kept for the last few maps, which undo and redo bring back), without the checks
+        of the whole map that :func:`~dedit_app.partition.item_bbox` makes (the document's
+        maps were checked when they were set)."""
+        labels = self.labels
+        entry = self._boxes.get(id(labels))
+        if entry is None or entry[0]() is not labels:
+            for key in [k for k, (ref, _) in self._boxes.items() if ref() is None]:
+                del self._boxes[key]
+            while len(self._boxes) >= 8:
+                del self._boxes[next(iter(self._boxes))]
+            entry = self._boxes[id(labels)] = (weakref.ref(labels), {})
+        boxes = entry[1]
+        if item not in boxes:
+            boxes[item] = partition.item_bbox(labels, item, checked=True)
+        return boxes[item]
 
     def item_at(self, x: float, y: float) -> int | None:
         """The item under image position ``(x, y)`` (pixel (i, j) covers [i, i+1) x [j, j+1))."""
@@ -464,11 +570,14 @@ class Document(QObject):
     def paint(self, points: list[tuple[float, float]], radius: float, item: int | None) -> None:
         """Brush: the pixels under the stroke join ``item`` (pixel-centre coordinates)."""
         item = self._need_item(item)
-        stroke = partition.stroke_mask(self.labels.shape, points, radius)
-        labels = partition.paint(self.labels, stroke, item)
-        if np.array_equal(labels, self.labels):
-            return
-        self.push(f"Brush {self.item_name(item)}", self.with_labels(labels), kind="brush")
+        window = partition.stroke_window(self.labels.shape, points, radius)
+        if window is None:
+            return  # no pixel under it
+        stroke = partition.stroke_mask(self.labels.shape, points, radius, window)
+        if not (self.labels[window][stroke] != item).any():
+            return  # every pixel under it is the item's already
+        labels = partition.paint(self.labels, stroke, item, window=window, checked=True)
+        self._push_stroke(f"Brush {self.item_name(item)}", labels, window, "brush")
 
     def erase(self, points: list[tuple[float, float]], radius: float, item: int | None) -> None:
         """Eraser: ``item``'s pixels under the stroke go to the nearest other item."""
@@ -478,24 +587,50 @@ class Document(QObject):
                 f"{self.item_name(item)} covers the whole picture, so there is no other item "
                 "to give its pixels to."
             )
-        stroke = partition.stroke_mask(self.labels.shape, points, radius)
-        labels = partition.erase(self.labels, stroke, item)
-        if np.array_equal(labels, self.labels):
+        window = partition.stroke_window(self.labels.shape, points, radius)
+        if window is None:
             return
-        self.push(f"Erase {self.item_name(item)}", self.with_labels(labels), kind="erase")
+        stroke = partition.stroke_mask(self.labels.shape, points, radius, window)
+        if not (self.labels[window][stroke] == item).any():
+            return  # none of the item's pixels under it: nothing changes
+        labels = partition.erase(self.labels, stroke, item, window=window, checked=True)
+        self._push_stroke(f"Erase {self.item_name(item)}", labels, window, "erase")
+
+    def _push_stroke(
+        self, text: str, labels: np.ndarray, window: tuple[slice, slice], kind: str
+    ) -> None:
+        """Push a stroke's map, which differs from the current one only inside ``window``:
+        its pixel counts follow from the window's, and what is left to redraw is worked
+        out there (:meth:`_differs`). Neither looks at the rest of the picture."""
+        before = self.labels
+        n = len(self.items)
+        areas = (
+            self.counts
+            - partition.item_areas(before[window], n)[:n]
+            + partition.item_areas(labels[window], n)[:n]
+        )
+        labels = frozen(labels)
+        know_areas(labels, areas)
+        self._stroke = (weakref.ref(before), weakref.ref(labels), window)
+        # partition's own output from a checked map: no need to check it again
+        self.push(text, replace(self.state(), labels=labels), kind=kind)
 
     def merge(self, items: tuple[int, ...] | list[int]) -> None:
         """Merge every item of ``items`` into the first."""
         items = [self._need_item(i) for i in items]
         if len(items) < 2:
             raise ItemError("Select two or more items to merge (Ctrl+click adds to the selection).")
-        keep, labels = items[0], self.labels
-        for other in items[1:]:
-            labels = partition.merge_items(labels, keep, other)
-        names = ", ".join(self.item_name(i) for i in items[1:])
+        keep, others = items[0], items[1:]
+        # One pass over the map for them all, checked against the pixel counts
+        labels = frozen(partition.merge_many(self.labels, keep, others, self.counts))
+        areas = self.counts.copy()
+        areas[keep] += areas[others].sum()
+        areas[others] = 0
+        know_areas(labels, areas)
+        names = ", ".join(self.item_name(i) for i in others)
         self.push(
             f"Merge {names} into {self.item_name(keep)}",
-            self.with_labels(labels),
+            replace(self.state(), labels=labels),
             select_after=(keep,),
             kind="merge",
         )
@@ -532,7 +667,9 @@ class Document(QObject):
         if mask.all():
             raise ItemError("The new item would cover the whole picture; add a negative click.")
         new_id = len(self.items)
-        labels = partition.paint(self.labels, mask, new_id)
+        # checked: the id follows the item list, which keeps items merged away (no pixels),
+        # so it may lie past the map's largest label + 1 that paint would otherwise allow
+        labels = partition.paint(self.labels, mask, new_id, checked=True)
         items = [replace(i) for i in self.items]
         items.append(Item(name or f"item {new_id}"))
         self.push(

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import refine
 from benchmarks.common import Row, guarded, measure, with_ratios
 from dedit_app.partition import item_bbox, move_item, remove_item
 
@@ -88,6 +89,8 @@ def _move_args(labels: np.ndarray) -> tuple[float, float, float]:
 
 def run(profile: str) -> Iterator[Row]:
     yield from guarded("partition", lambda: _rows(profile))
+    # merging, brushing and erasing on a large map (benchmarks.refine)
+    yield from guarded("refine", lambda: refine.rows(profile))
 
 
 def _rows(profile: str) -> list[Row]:
