@@ -3,15 +3,21 @@ and check whether a model will work on this computer.
 
 Exit codes: 0 done; 1 a problem with the input, printed as one line
 ``dedit: error: <sentence>`` (``check``: the model cannot work as chosen, said above it);
-2 a usage error (argparse); 130 cancelled with Ctrl-C (the project is left as it was).
+2 a usage error (argparse); 130 cancelled with Ctrl-C (the project is left as it was; a
+Ctrl-C during the final save waits for the save, and the line says the project holds the
+work).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from dedit_app.errors import Cancelled, DEditError, EditError, ProjectError, as_out_of_memory
@@ -19,13 +25,20 @@ from dedit_app.jobs import Progress, run_job
 
 __all__ = ["main"]
 
-EXAMPLES = """\
-examples:
+# Each command's --help shows its own examples; `dedit --help` shows them all.
+EXAMPLES = {
+    "segment": """\
   dedit segment photo.jpg -o photo.dedit
   dedit segment photo.jpg -o photo.dedit --backend grounded-sam --text "bag. table. person"
+  dedit segment photo.jpg -o photo.dedit --backend sam --option checkpoint=sam_vit_b_01ec64.pth
+  dedit segment photo.jpg -o photo.dedit --backend sam --option points_per_side=16
+""",
+    "finetune": """\
   dedit finetune photo.dedit --model stabilityai/stable-diffusion-xl-base-1.0
   dedit finetune photo.dedit --model ~/models/sdxl --lora 8 --emb-steps 300 --model-steps 300
   dedit finetune photo.dedit --model ~/models/sdxl --reference other.dedit   # for swaps
+""",
+    "edit": """\
   dedit edit photo.dedit recon -o recon.png
   dedit edit photo.dedit text --item 0 --prompt "a white handbag" -o white.png
   dedit edit photo.dedit text --item 0 --prompt "a leather *" -o leather.png  # * = its tokens
@@ -34,9 +47,34 @@ examples:
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
   dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
+""",
+    "info": """\
   dedit info photo.dedit
+""",
+    "check": """\
   dedit check --model stabilityai/stable-diffusion-xl-base-1.0   # here? where it runs?
+  dedit check photo.dedit --device cpu
+""",
+}
+
+
+def _examples(*commands: str) -> str:
+    return "examples:\n" + "".join(EXAMPLES[c] for c in commands or EXAMPLES)
+
+
+SEGMENT_ENVIRONMENT = """\
+environment:
+  DEDIT_SAM_CHECKPOINT  the SAM checkpoint (.pth) to use when --option checkpoint= names none
+  DEDIT_MODEL_DIR       the folder searched for Meta's published SAM checkpoints, vit_h, then
+                        vit_l, then vit_b (default: ~/.cache/dedit)
+  DEDIT_GROUNDING_DINO  grounded-sam's Grounding DINO hub id or folder when --option model=
+                        names none (default: IDEA-Research/grounding-dino-tiny)
 """
+
+# The command line's sampling defaults: one picture, always the same seed, so a command
+# run again gives the same picture (the editor's Settings make 2 with a new random seed).
+CANDIDATES = 1
+SEED = 0
 
 
 class _Bar:
@@ -85,54 +123,102 @@ class _Bar:
             self.drawn = False
 
 
+class _Help(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; text laid out in lines (examples, the
+    environment) kept as it is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _parser() -> argparse.ArgumentParser:
+    fmt = _Help
     parser = argparse.ArgumentParser(
         prog="dedit",
         description="D-Edit Studio from the command line: every item in a picture is worth a "
         "prompt.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples(),
+        formatter_class=fmt,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     seg = sub.add_parser(
         "segment",
         help="split a photo into items and start a project",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Split a photo into items and save them as a new project.",
+        epilog=SEGMENT_ENVIRONMENT + "\n" + _examples("segment"),
+        formatter_class=fmt,
     )
     seg.add_argument("image", help="the photo (PNG, JPEG, WebP, TIFF, BMP, GIF)")
     seg.add_argument("-o", "--output", required=True, help="project folder to create (NAME.dedit)")
     seg.add_argument(
-        "--backend", default="classical", help="classical (default), sam, grounded-sam"
+        "--backend", default="classical", help="classical, sam, grounded-sam (default: %(default)s)"
     )
     seg.add_argument("--text", default=None, help='item names for grounded-sam, "bag. table"')
-    seg.add_argument("--force", action="store_true", help="replace an existing project")
+    seg.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend option (repeat for more), such as checkpoint=FILE, model_type=vit_b, "
+        "device=cpu or points_per_side=16 for sam; see docs/SEGMENTATION.md",
+    )
+    seg.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the project at -o; its preparation (the learned weights) and its edit "
+        "history are thrown away",
+    )
 
     ft = sub.add_parser(
         "finetune",
         help="prepare a project: learn its item tokens",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prepare a project: learn a few tokens per item and adapt the model to "
+        "the photo, so that edits can name the items.",
+        epilog=_examples("finetune"),
+        formatter_class=fmt,
     )
-    ft.add_argument("project")
+    ft.add_argument("project", help="the project folder (NAME.dedit)")
     _model_args(ft, required=True)
     ft.add_argument("--reference", help="a second project to prepare jointly (for swaps)")
-    ft.add_argument("--emb-steps", type=int, default=500, help="stage-1 micro-steps (500)")
-    ft.add_argument("--model-steps", type=int, default=500, help="stage-2 micro-steps (500)")
+    ft.add_argument(
+        "--emb-steps", type=int, default=500, help="stage-1 micro-steps (default: %(default)s)"
+    )
+    ft.add_argument(
+        "--model-steps", type=int, default=500, help="stage-2 micro-steps (default: %(default)s)"
+    )
     ft.add_argument(
         "--lora",
         type=int,
         default=0,
         metavar="RANK",
-        help="train a LoRA of this rank instead of the cross-attention weights",
+        help="train a LoRA of this rank instead of the cross-attention weights (default: "
+        "%(default)s, no LoRA)",
     )
-    ft.add_argument("--tokens", type=int, default=5, help="tokens per item (5)")
-    ft.add_argument("--batch-size", type=int, default=2, help="images per micro-step (2)")
-    ft.add_argument("--grad-accum", type=int, default=5, help="micro-steps per update (5)")
-    ft.add_argument("--emb-lr", type=float, default=1e-4)
-    ft.add_argument("--unet-lr", type=float, default=5e-5)
-    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--tokens", type=int, default=5, help="tokens per item (default: %(default)s)")
+    ft.add_argument(
+        "--batch-size", type=int, default=2, help="images per micro-step (default: %(default)s)"
+    )
+    ft.add_argument(
+        "--grad-accum", type=int, default=5, help="micro-steps per update (default: %(default)s)"
+    )
+    ft.add_argument(
+        "--emb-lr",
+        type=float,
+        default=1e-4,
+        help="stage-1 learning rate, for the tokens (default: %(default)g)",
+    )
+    ft.add_argument(
+        "--unet-lr",
+        type=float,
+        default=5e-5,
+        help="stage-2 learning rate, for the model's weights (default: %(default)g)",
+    )
+    ft.add_argument(
+        "--seed", type=int, default=0, help="random seed of the training (default: %(default)s)"
+    )
     ft.add_argument(
         "--low-memory",
         action=argparse.BooleanOptionalAction,
@@ -144,11 +230,19 @@ def _parser() -> argparse.ArgumentParser:
     ed = sub.add_parser(
         "edit",
         help="edit a prepared project and write the result",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Edit a prepared project and write the result. By default the command "
+        f"line makes {CANDIDATES} candidate with seed {SEED}, so the same command gives the "
+        "same picture again; the editor makes 2 with a new random seed each time (--candidates "
+        "and --seed change it here).",
+        epilog=_examples("edit"),
+        formatter_class=fmt,
     )
-    ed.add_argument("project")
-    ed.add_argument("kind", choices=["recon", "text", "swap", "move", "remove", "redraw"])
+    ed.add_argument("project", help="the prepared project folder (NAME.dedit)")
+    ed.add_argument(
+        "kind",
+        choices=["recon", "text", "swap", "move", "remove", "redraw"],
+        help="the edit to make",
+    )
     ed.add_argument(
         "-o",
         "--output",
@@ -159,9 +253,15 @@ def _parser() -> argparse.ArgumentParser:
         "--item", type=int, nargs="+", help="the item to edit (remove: one or more items)"
     )
     ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
-    ed.add_argument("--dx", type=float, default=0.0, help="move: pixels to the right")
-    ed.add_argument("--dy", type=float, default=0.0, help="move: pixels down")
-    ed.add_argument("--scale", type=float, default=1.0, help="move: size factor")
+    ed.add_argument(
+        "--dx", type=float, default=0.0, help="move: pixels to the right (default: %(default)s)"
+    )
+    ed.add_argument(
+        "--dy", type=float, default=0.0, help="move: pixels down (default: %(default)s)"
+    )
+    ed.add_argument(
+        "--scale", type=float, default=1.0, help="move: size factor (default: %(default)s)"
+    )
     ed.add_argument(
         "--move",
         action="append",
@@ -175,20 +275,57 @@ def _parser() -> argparse.ArgumentParser:
     ed.add_argument(
         "--extra-active", type=int, nargs="+", default=[], help="more items to regenerate"
     )
-    ed.add_argument("--seed", type=int, default=0)
-    ed.add_argument("--steps", type=int, default=20)
-    ed.add_argument("--guidance", type=float, default=3.0)
-    ed.add_argument("--strength", type=float, default=0.6)
-    ed.add_argument("--edge", type=float, default=24.0, help="soft band width in pixels")
-    ed.add_argument("--candidates", type=int, default=1)
-    ed.add_argument("--scheduler", default="model", choices=["model", "euler", "ddim", "ddpm"])
+    ed.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="random seed of the first candidate (default: %(default)s, the same picture "
+        "every time)",
+    )
+    ed.add_argument("--steps", type=int, default=20, help="denoising steps (default: %(default)s)")
+    ed.add_argument(
+        "--guidance",
+        type=float,
+        default=3.0,
+        help="how closely to follow the prompt; 1 or less turns guidance off (default: "
+        "%(default)s)",
+    )
+    ed.add_argument(
+        "--strength",
+        type=float,
+        default=0.6,
+        help="the share of the steps, 0 to 1, for which the soft band around the edit follows "
+        "the photo (default: %(default)s)",
+    )
+    ed.add_argument(
+        "--edge", type=float, default=24.0, help="soft band width in pixels (default: %(default)s)"
+    )
+    ed.add_argument(
+        "--candidates",
+        type=int,
+        default=CANDIDATES,
+        help="pictures to make, each with the next seed (default: %(default)s)",
+    )
+    ed.add_argument(
+        "--scheduler",
+        default="model",
+        choices=["model", "euler", "ddim", "ddpm"],
+        help="the sampler; model: the one the model comes with (default: %(default)s)",
+    )
     ed.add_argument(
         "--apply", action="store_true", help="make the (first) result the project's new picture"
     )
     _model_args(ed, required=False)
 
-    info = sub.add_parser("info", help="describe a project")
-    info.add_argument("project")
+    info = sub.add_parser(
+        "info",
+        help="describe a project",
+        description="Describe a project: its size, its items (share of the picture, tokens, "
+        "prompts), whether and how it was prepared, and its edit history.",
+        epilog=_examples("info"),
+        formatter_class=fmt,
+    )
+    info.add_argument("project", help="the project folder (NAME.dedit)")
 
     check = sub.add_parser(
         "check",
@@ -198,6 +335,8 @@ def _parser() -> argparse.ArgumentParser:
         "precision, or the processor, and why), as the editor's Settings > Model does. "
         "Loads nothing and never uses the network. Exit code 1 when the model cannot work "
         "as chosen.",
+        epilog=_examples("check"),
+        formatter_class=fmt,
     )
     check.add_argument("project", nargs="?", help="check the model this project was prepared with")
     check.add_argument(
@@ -213,6 +352,49 @@ def _parser() -> argparse.ArgumentParser:
         help="as for `dedit finetune` (default: on for SDXL on a GPU under 28 GB)",
     )
     return parser
+
+
+class SavedBeforeCtrlC(KeyboardInterrupt):
+    """Ctrl-C came during a command's final save, which was finished first: the project
+    holds the command's work (main says so instead of "the project is unchanged")."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        super().__init__(f"{folder} holds {what}")
+        self.folder = folder
+        self.what = what
+
+
+@contextlib.contextmanager
+def _final_save(folder: Path | None, what: str) -> Iterator[None]:
+    """Run a command's final save with Ctrl-C held back until it returns, so the project
+    is either as it was or saved whole, and main's last words are true. A Ctrl-C held back
+    is raised afterwards as :class:`SavedBeforeCtrlC`; one that comes through all the same
+    (off the main thread, or raised inside) is too when project.json was replaced."""
+    from dedit_app.project_file import project_bytes
+
+    before = project_bytes(folder) if folder is not None else None
+    pressed: list[int] = []
+
+    def hold_back(signum: int, _frame: object) -> None:
+        if not pressed:  # a large weights file can take seconds to write
+            print("\ndedit: finishing the save first ...", file=sys.stderr, flush=True)
+        pressed.append(signum)
+
+    main_thread = threading.current_thread() is threading.main_thread()  # signals go there
+    previous = signal.signal(signal.SIGINT, hold_back) if main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        if folder is not None and project_bytes(folder) != before:
+            raise SavedBeforeCtrlC(folder, what) from None
+        raise
+    finally:
+        if main_thread:  # None: a handler set outside Python; Python's own comes back
+            signal.signal(
+                signal.SIGINT, previous if previous is not None else signal.default_int_handler
+            )
+    if pressed and folder is not None:
+        raise SavedBeforeCtrlC(folder, what)
 
 
 def _model_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -260,9 +442,11 @@ def _load_model(args, fallback: str | None = None):
 
 def _cmd_segment(args) -> int:
     from dedit_app.imageio import load_image
-    from dedit_app.project import PROJECT_FILE, Project
-    from dedit_app.segment import get_backend
+    from dedit_app.project import Project
+    from dedit_app.project_file import PROJECT_FILE
+    from dedit_app.segment import get_backend, parse_options
 
+    options = parse_options(args.option)
     out = Path(args.output)
     if out.exists() and not args.force:
         raise ProjectError(f"{out} already exists; choose another name or add --force.")
@@ -274,15 +458,43 @@ def _cmd_segment(args) -> int:
         raise ProjectError(
             f"{out} is not a D-Edit project, so --force does not replace it; choose another name."
         )
+    lost = _discarded(out)  # read before anything is replaced
     image = load_image(args.image)
-    segmenter = get_backend(args.backend)
+    segmenter = get_backend(args.backend, **options)
     segmenter.set_image(image)
     seg = segmenter.segment_auto(text=args.text)
     project = Project.new(image, seg.labels, list(seg.names), source=Path(args.image).name)
-    project.save(out)
-    count = f"{len(seg.names)} item{'s' if len(seg.names) != 1 else ''}"
-    print(f"{out}: {count}: {'; '.join(seg.names)}")  # names hold commas ("red, top")
+    try:
+        with _final_save(out, "the new project"):
+            project.save(out)
+    finally:
+        if lost and project.folder == out:  # saved: what was there is gone
+            print(f"note: replaced {out}: {lost}.", file=sys.stderr, flush=True)
+    print(f"{out}: {_count(len(seg.names), 'item')}: {'; '.join(seg.names)}")  # names hold commas
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _discarded(folder: Path) -> str:
+    """What replacing the project in ``folder`` throws away, as "its preparation and 3 edits
+    are gone"; "" when there is no project there or it holds neither."""
+    from dedit_app.project_file import PROJECT_FILE, read_document
+
+    if not (folder / PROJECT_FILE).is_file():
+        return ""
+    doc = read_document(folder)  # a damaged one: its sentence, as the save would give
+    training, edits = doc.get("training"), len(doc.get("history") or [])
+    prepared = isinstance(training, dict) and "weights" in training
+    if prepared and edits:
+        return f"its preparation and {_count(edits, 'edit')} are gone"
+    if prepared:
+        return "its preparation is gone"
+    if edits:
+        return f"its {_count(edits, 'edit')} {'is' if edits == 1 else 'are'} gone"
+    return ""
 
 
 def _cmd_finetune(args) -> int:
@@ -323,7 +535,8 @@ def _cmd_finetune(args) -> int:
             raise oom from err
         raise
     bar.done()
-    store_result(project, result)
+    with _final_save(project.folder, "the preparation"):
+        store_result(project, result)
     losses = result.losses
     print(f"{args.project}: prepared on {model.name}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     return 0
@@ -374,9 +587,16 @@ def _request(args, project):
         first, *also = need(args.item, "--item")
         return RemoveRequest(first, extra, opts, also=tuple(also))
     if args.kind == "redraw":
-        # What the editor saved as left to redraw; none: the request refuses in words.
+        # What the editor saved as left to redraw
         drawn = project.drawn if project.drawn is not None else project.labels
-        return RedrawRequest(drawn, extra, opts)
+        request = RedrawRequest(drawn, extra, opts)
+        if not request.changed(project.labels).any():
+            # the engine's sentence sends the user to the brush, which only the editor has
+            raise EditError(
+                "No item was reshaped since the picture was made: reshape items in the "
+                "editor (brush or erase), save the project, then redraw here."
+            )
+        return request
     moves = []
     for text in args.move:
         parts = text.split(":")
@@ -409,7 +629,8 @@ def _cmd_edit(args) -> int:
 
     out = Path(args.output)
     if out.suffix.lower() not in SAVE_FORMATS:
-        raise EditError(f"{out} must end in .png, .jpg, .webp or .tiff.")
+        *most, last = SAVE_FORMATS
+        raise EditError(f"{out} must end in {', '.join(most)} or {last}.")
     project = _load_project(args.project)
     reference = _load_project(args.reference) if args.reference else None
     for bundle in (project, reference):
@@ -436,7 +657,8 @@ def _cmd_edit(args) -> int:
             entry["reference"] = reference.source
         # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
         project.apply(result.images[0], labels, entry, result.active | result.soft)
-        project.save()
+        with _final_save(project.folder, "the edit"):
+            project.save()
     print(", ".join(str(p) for p in paths))
     return 0
 
@@ -447,7 +669,7 @@ def _cmd_info(args) -> int:
 
     project = _load_project(args.project)
     h, w = project.size
-    print(f"{project.folder}: {w} x {h} pixels, {len(project.items)} items")
+    print(f"{project.folder}: {w} x {h} pixels, {_count(len(project.items), 'item')}")
     counts = item_areas(project.labels, len(project.items))
     for i, item in enumerate(project.items):
         share = 100.0 * counts[i] / counts.sum()
@@ -472,7 +694,7 @@ def _cmd_info(args) -> int:
         print("not prepared yet (dedit finetune)")
     if project.drawn is not None:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
-    print(f"{len(project.history)} edits in the history")
+    print(f"{_count(len(project.history), 'edit')} in the history")
     return 0
 
 
@@ -517,8 +739,18 @@ def main(argv: list[str] | None = None) -> int:
         "info": _cmd_info,
         "check": _cmd_check,
     }
+    from dedit_app.hub import offline_subject
+
+    said = offline_subject.set("this computer")  # not "the editor"
     try:
         return commands[args.command](args)
+    except SavedBeforeCtrlC as done:
+        print(
+            f"\ndedit: Ctrl-C came while the project was being saved, so the save was "
+            f"finished first: {done.folder} holds {done.what}.",
+            file=sys.stderr,
+        )
+        return 130
     except (KeyboardInterrupt, Cancelled):
         print("\ndedit: cancelled; the project is unchanged.", file=sys.stderr)
         return 130
@@ -535,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a bug: keep the traceback
         print(f"dedit: error: {oom}", file=sys.stderr)
         return 1
+    finally:
+        offline_subject.reset(said)
 
 
 if __name__ == "__main__":  # pragma: no cover

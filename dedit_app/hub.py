@@ -24,6 +24,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ __all__ = [
     "resolve",
     "size_text",
 ]
+
+
+# Who is offline in the sentence for a model not downloaded: the editor by default; the
+# `dedit` command sets "this computer" while it runs (dedit_app.cli.main).
+offline_subject: ContextVar[str] = ContextVar("offline_subject", default="the editor")
 
 
 def is_hub_id(source: str) -> bool:
@@ -213,7 +219,8 @@ def _download(
         ) from err
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
         raise ModelLoadError(
-            f"The {what} {source} is not downloaded and the editor is offline; download it once "
+            f"The {what} {source} is not downloaded and {offline_subject.get()} is offline; "
+            "download it once "
             f"while online with `{download_command(source, variant, what)}`, or use a local "
             "diffusers folder as the model (Settings, Model in the editor; --model on the "
             "command line)."

@@ -480,3 +480,264 @@ def test_a_bug_still_shows_its_traceback(prepared, monkeypatch):
     monkeypatch.setattr(cli, "run_job", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(prepared / "bug.png")])
+
+
+def test_segment_passes_options_to_the_backend_and_it_refuses_unknown_ones(
+    photos, tmp_path, monkeypatch, capsys
+):
+    import dedit_app.segment as segment
+
+    real, built = segment.get_backend, []
+
+    def recording(name, **options):
+        built.append((name, options, real(name, **options)))
+        return built[-1][2]
+
+    monkeypatch.setattr(segment, "get_backend", recording)
+    argv = ["segment", str(photos[0]), "-o", str(tmp_path / "o.dedit")]
+    assert main([*argv, "--option", "auto_side=256", "--option", "precompute=false"]) == 0
+    name, options, seg = built[-1]
+    assert name == "classical" and options == {"auto_side": "256", "precompute": "false"}
+    assert seg.config.auto_side == 256 and seg.config.precompute is False
+    capsys.readouterr()
+    for bad, words in [("colour=3", "no segmentation option colour"), ("colour", "KEY=VALUE")]:
+        assert main([*argv, "--force", "--option", bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dedit: error: ") and words in err and "\n" not in err
+
+
+def test_grounded_sam_with_no_weights_at_all_says_grounding_dino_then_sam(
+    photos, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("segment_anything")
+    from dedit_app.segment import backend_status
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DEDIT_MODEL_DIR", str(tmp_path / "models"))  # no SAM checkpoint there
+    monkeypatch.delenv("DEDIT_SAM_CHECKPOINT", raising=False)
+    monkeypatch.setenv("DEDIT_GROUNDING_DINO", "dedit-tests/no-such-grounding-dino")
+    out = tmp_path / "g.dedit"
+    assert main(["segment", str(photos[0]), "-o", str(out), "--backend", "grounded-sam"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"dedit: error: {backend_status('grounded-sam')}"
+    dino, sam = err.index("Grounding DINO weights"), err.index("No SAM checkpoint")
+    assert dino < sam and not out.exists()
+
+
+def test_the_sam_sentence_names_the_checkpoint_files_the_search_looks_for(
+    photos, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("segment_anything")
+    from dedit_app.segment.sam import SAM_URL
+
+    monkeypatch.setenv("DEDIT_MODEL_DIR", str(tmp_path))
+    monkeypatch.delenv("DEDIT_SAM_CHECKPOINT", raising=False)
+    argv = ["segment", str(photos[0]), "-o", str(tmp_path / "s.dedit"), "--backend", "sam"]
+    argv += ["--option", "model_type=vit_l"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "download sam_vit_l_0b3195.pth from" in err and SAM_URL in err
+    assert "vit_b" not in err and "vit_h" not in err  # the one type asked for
+
+
+def test_force_says_what_replacing_a_project_threw_away(prepared, photos, tmp_path, capsys):
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    argv = ["edit", str(copy), "recon", "--apply", "-o", str(tmp_path / "r.png"), *STEPS]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["segment", str(photos[0]), "-o", str(copy), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: replaced {copy}: its preparation and 1 edit are gone.\n" in err
+    after = Project.load(copy)
+    assert not after.prepared and after.history == []
+    # nothing learned and no edits: nothing to say
+    assert main(["segment", str(photos[0]), "-o", str(copy), "--force"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_info_and_segment_count_one_item_and_one_edit_in_the_singular(tmp_path, capsys):
+    image = np.full((48, 64, 3), 120, np.uint8)  # one colour: one item
+    save_image(tmp_path / "plain.png", image)
+    assert main(["segment", str(tmp_path / "plain.png"), "-o", str(tmp_path / "one.dedit")]) == 0
+    assert ": 1 item: " in capsys.readouterr().out
+    project = Project.load(tmp_path / "one.dedit")
+    assert len(project.items) == 1
+    project.apply(image, project.labels, {"kind": "recon"}, np.ones(project.labels.shape, bool))
+    project.save()
+    assert main(["info", str(tmp_path / "one.dedit")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(", 1 item") and lines[-1] == "1 edit in the history"
+
+
+def test_an_unsupported_output_ending_lists_every_ending_that_is_saved(prepared, capsys):
+    from dedit_app.imageio import SAVE_FORMATS
+
+    out = prepared / "x.gif"
+    assert main(["edit", str(prepared / "p.dedit"), "recon", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert all(ending in err for ending in SAVE_FORMATS)
+
+
+def test_redraw_with_nothing_reshaped_sends_the_user_to_the_editor(prepared, capsys):
+    out = prepared / "nothing.png"
+    assert main(["edit", str(prepared / "p.dedit"), "redraw", "-o", str(out), *STEPS]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "No item was reshaped" in err and "in the editor" in err and "\n" not in err
+
+
+def test_offline_the_command_line_says_this_computer_is_offline_not_the_editor(
+    offline_hub_cache, capsys
+):
+    from dedit_app.errors import ModelLoadError
+    from dedit_app.hub import resolve
+
+    assert main(["check", "--model", "dedit-tests/not-downloaded"]) == 1
+    out = capsys.readouterr().out
+    assert "is not downloaded and this computer is offline" in out and "editor is" not in out
+    # the editor's own wording stays as it was once the command is over
+    with pytest.raises(ModelLoadError, match="not downloaded and the editor is offline"):
+        resolve("dedit-tests/not-downloaded", what="model", variant=None, local_files_only=False)
+
+
+def _subcommands():
+    import argparse
+
+    from dedit_app.cli import _parser
+
+    parser = _parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+def test_every_option_has_help_and_shows_its_default():
+    _, commands = _subcommands()
+    for name, command in commands.items():
+        assert command.description, name
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"dedit {name} {action.dest}"
+            if action.default not in (None, False, []):
+                assert "%(default" in action.help, f"dedit {name} {action.dest}"
+
+
+def test_each_command_shows_its_own_examples_and_dedit_help_all(capsys):
+    parser, commands = _subcommands()
+    every = parser.format_help()
+    for name in commands:
+        assert main([name, "--help"]) == 0
+        text = capsys.readouterr().out
+        examples = text.split("examples:\n", 1)[1].splitlines()
+        assert examples and all(line.startswith(f"  dedit {name} ") for line in examples)
+        assert all(line in every for line in examples)
+
+
+def test_edit_help_says_how_its_defaults_differ_from_the_editors(capsys):
+    pytest.importorskip("PySide6")
+    from ui.settings import EditorSettings
+
+    _, commands = _subcommands()
+    defaults = {a.dest: a.default for a in commands["edit"]._actions}
+    assert main(["edit", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    ours = defaults["candidates"]
+    assert f"makes {ours} candidate{'s' if ours != 1 else ''} with seed {defaults['seed']}" in text
+    editor = EditorSettings()
+    assert editor.seed == -1  # a new random seed per edit
+    assert f"the editor makes {editor.candidates} with a new random seed" in text
+
+
+def test_segment_help_names_the_environment_variables_the_backends_read(capsys):
+    import re
+
+    import dedit_app.segment
+
+    folder = Path(dedit_app.segment.__file__).parent
+    read = set()
+    for source in folder.glob("*.py"):
+        read |= set(re.findall(r"environ\.get\(\s*\"(DEDIT_\w+)\"", source.read_text()))
+    assert read  # the SAM checkpoint, the model folder, Grounding DINO
+    assert main(["segment", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in read)
+    assert "--force" in text and "thrown away" in text
+
+
+def _interrupting(how):
+    """A stand-in for Project._collect_garbage (after project.json was replaced) or for the
+    write of project.json (before), that Ctrl-C interrupts: a real SIGINT, or a
+    KeyboardInterrupt raised there."""
+    import signal
+
+    from dedit_app import project as project_module
+
+    real_gc = project_module.Project._collect_garbage
+    real_write = project_module.atomic_write_bytes
+
+    def gc(*args, **kwargs):
+        if how == "signal during cleanup":
+            signal.raise_signal(signal.SIGINT)
+        elif how == "raised during cleanup":
+            raise KeyboardInterrupt
+        return real_gc(*args, **kwargs)
+
+    def write(path, payload, *args, **kwargs):
+        if how == "raised before the write" and path.name == "project.json":
+            raise KeyboardInterrupt
+        return real_write(path, payload, *args, **kwargs)
+
+    return staticmethod(gc), write
+
+
+@pytest.mark.parametrize(
+    "how", ["signal during cleanup", "raised during cleanup", "raised before the write"]
+)
+def test_ctrl_c_during_the_save_of_an_applied_edit_is_said_truly(
+    prepared, tmp_path, monkeypatch, capsys, how
+):
+    import signal
+
+    from dedit_app import project as project_module
+
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    before = (copy / "project.json").read_bytes()
+    gc, write = _interrupting(how)
+    monkeypatch.setattr(project_module.Project, "_collect_garbage", gc)
+    monkeypatch.setattr(project_module, "atomic_write_bytes", write)
+    argv = ["edit", str(copy), "recon", "--apply", "-o", str(tmp_path / "r.png"), *STEPS]
+    handler = signal.getsignal(signal.SIGINT)
+    assert main(argv) == 130
+    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C works as before afterwards
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    history = Project.load(copy).history
+    if how == "raised before the write":
+        assert "cancelled; the project is unchanged" in err
+        assert (copy / "project.json").read_bytes() == before and history == []
+    else:
+        assert "the project is unchanged" not in err
+        assert f"the save was finished first: {copy} holds the edit." in err
+        assert [r["kind"] for r in history] == ["recon"]
+
+
+def test_ctrl_c_during_the_save_of_a_preparation_waits_for_it(
+    prepared, tiny_sdxl_path, tmp_path, monkeypatch, capsys
+):
+    from dedit_app import project as project_module
+
+    copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
+    weights = Project.load(copy).training["weights"]
+    gc, _ = _interrupting("signal during cleanup")
+    monkeypatch.setattr(project_module.Project, "_collect_garbage", gc)
+    code = main([
+        "finetune", str(copy), "--model", str(tiny_sdxl_path), "--emb-steps", "1",
+        "--model-steps", "1", "--grad-accum", "1", "--device", "cpu",
+    ])  # fmt: skip
+    assert code == 130
+    err = capsys.readouterr().err
+    assert f"the save was finished first: {copy} holds the preparation." in err
+    assert "unchanged" not in err
+    monkeypatch.undo()
+    after = Project.load(copy)
+    assert after.prepared and after.training["weights"] != weights
+    assert (copy / after.training["weights"]).is_file()

@@ -204,7 +204,23 @@ def test_options_from_the_command_line_are_converted():
     assert cfg.points_per_side == 16 and cfg.pred_iou_thresh == 0.5
     seg = get_backend("classical", auto_side="256", precompute="false")
     assert seg.config.auto_side == 256 and seg.config.precompute is False
-    with pytest.raises(SegmentationError, match="option auto_side must be a int; got 'big'"):
+    with pytest.raises(SegmentationError, match="auto_side must be a whole number; got 'big'"):
         get_backend("classical", auto_side="big")
-    with pytest.raises(SegmentationError, match="option precompute must be a bool"):
+    with pytest.raises(SegmentationError, match="auto_side must be a whole number; got '25.5'"):
+        get_backend("classical", auto_side="25.5")  # not cut down to 25 without a word
+    with pytest.raises(SegmentationError, match="option precompute must be true or false"):
         get_backend("classical", precompute="maybe")
+
+
+def test_options_typed_as_key_value_are_read_for_the_backend():
+    from dedit_app.segment import get_backend, parse_options
+
+    options = parse_options(["auto_side=256", " precompute = false", "auto_side=128"])
+    assert options == {"auto_side": "128", "precompute": "false"}  # the last one counts
+    assert parse_options(["checkpoint=a=b.pth"]) == {"checkpoint": "a=b.pth"}
+    assert get_backend("classical", **options).config.auto_side == 128
+    for bad in ["auto_side", "=256", "auto side=256"]:
+        with pytest.raises(SegmentationError, match="must look like KEY=VALUE"):
+            parse_options([bad])
+    with pytest.raises(SegmentationError, match="no segmentation options colour, size; the"):
+        get_backend("classical", **parse_options(["size=2", "colour=3"]))

@@ -158,6 +158,37 @@ def test_missing_detector_weights_say_how_to_get_them(tiny_models, tmp_path, mon
     assert not info.available and str(missing) in info.reason
 
 
+def test_building_with_both_weights_missing_says_grounding_dino_then_sam(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DEDIT_MODEL_DIR", str(tmp_path))
+    monkeypatch.delenv("DEDIT_SAM_CHECKPOINT", raising=False)
+    dino = "dedit-tests/no-such-grounding-dino"
+    for sam in ({"checkpoint": str(tmp_path / "sam.pth")}, {}):  # named, or searched for
+        with pytest.raises(SegmenterUnavailable) as err:
+            get_backend("grounded-sam", model=dino, device="cpu", **sam)
+        said = str(err.value)
+        assert said == grounded_status(model=dino, **sam)  # as the editor is told beforehand
+        assert said.index("Grounding DINO weights") < said.index("SAM checkpoint")
+
+
+def test_grounded_options_given_as_text_are_converted_or_refused(tiny_models):
+    seg = _backend(tiny_models, box_threshold="0.25", nms_thresh="0.4", local_files_only="yes")
+    assert (seg.box_threshold, seg.nms_thresh) == (0.25, 0.4)
+    with pytest.raises(SegmentationError, match="box_threshold must be a number; got 'high'"):
+        _backend(tiny_models, box_threshold="high")
+    with pytest.raises(SegmentationError, match="local_files_only must be true or false"):
+        _backend(tiny_models, local_files_only="maybe")
+    # an unknown option is refused with every option the backend takes, its own and SAM's
+    with pytest.raises(SegmentationError) as err:
+        _backend(tiny_models, colour="3")
+    said = str(err.value)
+    assert "no segmentation option colour" in said
+    assert all(k in said for k in ("model", "box_threshold", "checkpoint", "points_per_side"))
+    dino, sam = tiny_models
+    with pytest.raises(SegmentationError, match="no segmentation option sam_arch"):
+        get_backend("grounded-sam", model=dino, checkpoint=sam, sam_arch="tiny", device="cpu")
+
+
 def test_registry_lists_every_backend_and_classical_needs_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("DEDIT_MODEL_DIR", str(tmp_path))
     monkeypatch.delenv("DEDIT_SAM_CHECKPOINT", raising=False)

@@ -13,6 +13,7 @@ from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.segment import get_backend, list_backends
 from dedit_app.segment.sam import (
     SAM_FILES,
+    SAM_URL,
     SamSegmenter,
     find_sam_checkpoint,
     load_sam,
@@ -181,6 +182,38 @@ def test_missing_checkpoint_says_what_to_download_and_where(no_sam_anywhere):
         get_backend("sam", checkpoint=no_sam_anywhere / "sam_vit_h_4b8939.pth")
     with pytest.raises(SegmenterUnavailable, match="no SAM model type 'vit_x'"):
         find_sam_checkpoint(model_type="vit_x")
+
+
+def test_the_missing_checkpoint_sentence_follows_the_search_order(no_sam_anywhere):
+    from pathlib import Path
+
+    # the order find_sam_checkpoint prefers the published files in, found by trying it
+    no_sam_anywhere.mkdir()
+    for name in SAM_FILES.values():
+        (no_sam_anywhere / name).write_bytes(b"")
+    preferred = []
+    for _ in SAM_FILES:
+        found = find_sam_checkpoint()
+        preferred.append(found.name)
+        found.unlink()
+    assert sorted(preferred) == sorted(SAM_FILES.values())
+    with pytest.raises(SegmenterUnavailable) as err:
+        find_sam_checkpoint()
+    msg = str(err.value)
+    assert [msg.index(name) for name in preferred] == sorted(msg.index(n) for n in preferred)
+    # where to get them: the folder all of them are in, not one file's address
+    assert SAM_URL in msg and not any(SAM_URL + name in msg for name in preferred)
+    # the documentation quotes it word for word (with the default model folder)
+    docs = (Path(__file__).parents[1] / "docs" / "SEGMENTATION.md").read_text()
+    assert msg.replace(str(no_sam_anywhere), "~/.cache/dedit") in docs
+
+
+def test_arch_and_model_are_not_options_text_can_give(tiny_checkpoint):
+    for key in ("arch", "model"):
+        with pytest.raises(SegmentationError, match=f"no segmentation option {key}; the options"):
+            get_backend("sam", checkpoint=tiny_checkpoint, device="cpu", **{key: "vit_b"})
+    with pytest.raises(SegmentationError, match="option colour; the options are checkpoint"):
+        get_backend("sam", checkpoint=tiny_checkpoint, arch=TINY_SAM, device="cpu", colour="3")
 
 
 def test_checkpoint_found_in_the_model_folder(no_sam_anywhere, tiny_checkpoint, monkeypatch):

@@ -17,6 +17,7 @@ from dedit_app.segment.registry import (
     backend_status,
     get_backend,
     list_backends,
+    parse_options,
 )
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "backend_status",
     "get_backend",
     "list_backends",
+    "parse_options",
     "pick_device",
 ]

@@ -35,10 +35,12 @@ __all__ = [
     "Segmenter",
     "check_box",
     "check_image",
+    "check_option_names",
     "check_points",
     "config_from_options",
     "device_problem",
     "installed",
+    "option_value",
     "pick_device",
     "require_prompt",
     "unique_names",
@@ -183,38 +185,60 @@ def unique_names(names: Sequence[str]) -> list[str]:
     return out
 
 
-def config_from_options(cls: type[T], options: dict[str, object]) -> T:
+def config_from_options(cls: type[T], options: dict[str, object], also: Sequence[str] = ()) -> T:
     """Build the dataclass ``cls`` from options that may arrive as strings (the command
     line's ``--option key=value``, saved settings): numbers and booleans are converted to
-    the field's type; an unknown option is an error that lists the known ones."""
-    defaults = cls()
+    the field's type; an unknown option is an error that lists the known ones (``also``:
+    the backend's own options beside the dataclass's, listed first)."""
     known = [f.name for f in dataclasses.fields(cls)]
+    check_option_names(options, [*also, *known])
+    defaults = cls()
+    values = {
+        key: option_value(key, value, type(getattr(defaults, key)))
+        for key, value in options.items()
+    }
+    return cls(**values)
+
+
+def check_option_names(options: dict[str, object], known: Sequence[str]) -> None:
+    """SegmentationError listing the ``known`` options when ``options`` has another."""
     bad = sorted(set(options) - set(known))
     if bad:
+        which = "option" if len(bad) == 1 else "options"
         raise SegmentationError(
-            f"There is no segmentation option {', '.join(bad)}; the options are {', '.join(known)}."
+            f"There is no segmentation {which} {', '.join(bad)}; the options are "
+            f"{', '.join(known)}."
         )
-    values = {}
-    for key, value in options.items():
-        kind = type(getattr(defaults, key))
-        if isinstance(value, kind) and not (kind is float and isinstance(value, bool)):
-            values[key] = value
-            continue
-        try:
-            if kind is bool:
-                text = str(value).strip().lower()
-                if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                values[key] = text in ("1", "true", "yes", "on")
-            elif kind in (int, float):
-                values[key] = kind(float(value)) if kind is int else kind(value)
-            else:
-                raise TypeError(kind)
-        except (TypeError, ValueError) as err:
-            raise SegmentationError(
-                f"The segmentation option {key} must be a {kind.__name__}; got {value!r}."
-            ) from err
-    return cls(**values)
+
+
+_KIND_WORDS = {bool: "true or false", int: "whole number", float: "number"}
+
+
+def option_value(key: str, value: object, kind: type) -> object:
+    """``value`` as a ``kind`` (bool, int or float), converted from text where it is text;
+    SegmentationError in words when it cannot be."""
+    if isinstance(value, kind) and not (kind is float and isinstance(value, bool)):
+        return value
+    try:
+        if kind is bool:
+            text = str(value).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return text in ("1", "true", "yes", "on")
+        if kind is int:
+            number = float(value)  # type: ignore[arg-type]
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
+        if kind is float:
+            return float(value)  # type: ignore[arg-type]
+        raise TypeError(kind)
+    except (TypeError, ValueError, OverflowError) as err:
+        words = _KIND_WORDS.get(kind, kind.__name__)
+        article = "" if kind is bool else "a "
+        raise SegmentationError(
+            f"The segmentation option {key} must be {article}{words}; got {value!r}."
+        ) from err
 
 
 def installed(package: str, *inside: str) -> bool:

@@ -32,9 +32,22 @@ import numpy as np
 
 from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.jobs import CancelToken, Job, Progress
-from dedit_app.segment.base import Segmentation, Segmenter, check_image, installed
+from dedit_app.segment.base import (
+    Segmentation,
+    Segmenter,
+    check_image,
+    check_option_names,
+    installed,
+    option_value,
+)
 from dedit_app.segment.masks import partition_from_masks, upsample_labels
-from dedit_app.segment.sam import SamArch, SamSegmenter, sam_status
+from dedit_app.segment.sam import (
+    SAM_OPTIONS,
+    SamArch,
+    SamSegmenter,
+    auto_option_names,
+    sam_status,
+)
 
 __all__ = [
     "DEFAULT_GROUNDING_MODEL",
@@ -44,6 +57,9 @@ __all__ = [
 ]
 
 DEFAULT_GROUNDING_MODEL = "IDEA-Research/grounding-dino-tiny"
+# GroundedSamSegmenter's own options that text can give (the command line's --option),
+# beside SAM's; sam and sam_arch are for programs and tests
+GROUNDED_OPTIONS = ("model", "box_threshold", "nms_thresh", "local_files_only")
 
 
 def split_phrases(text: str) -> list[str]:
@@ -157,15 +173,26 @@ class GroundedSamSegmenter(Segmenter):
                 "The grounded-sam backend needs transformers with Grounding DINO: "
                 "pip install 'transformers>=4.40'."
             ) from err
-        self.box_threshold = float(box_threshold)
-        self.nms_thresh = float(nms_thresh)
-        if isinstance(local_files_only, str):
-            local_files_only = local_files_only.lower() in ("1", "true", "yes", "on")
-        # SAM first: its missing checkpoint is the more common problem and the cheaper check.
-        self.sam = sam or SamSegmenter(checkpoint, model_type, device, arch=sam_arch, **sam_options)
-        self.device = self.sam.device
+        known = [*GROUNDED_OPTIONS, *SAM_OPTIONS, *auto_option_names()]
+        typed = {k: v for k, v in (("sam", sam), ("sam_arch", sam_arch)) if isinstance(v, str)}
+        check_option_names({**typed, **sam_options}, known)  # before anything loads
+        self.box_threshold = float(option_value("box_threshold", box_threshold, float))  # type: ignore[arg-type]
+        self.nms_thresh = float(option_value("nms_thresh", nms_thresh, float))  # type: ignore[arg-type]
+        if local_files_only is not None:
+            local_files_only = bool(option_value("local_files_only", local_files_only, bool))
         model_id = _model_id(model)
         offline = _offline(local_files_only)
+        # SAM first: its missing checkpoint is the more common problem and the cheaper check.
+        try:
+            self.sam = sam or SamSegmenter(
+                checkpoint, model_type, device, arch=sam_arch, **sam_options
+            )
+        except SegmenterUnavailable as err:
+            if _weights_present(model_id):
+                raise
+            # both missing: both said, Grounding DINO's first (as grounded_status)
+            raise SegmenterUnavailable(f"{_missing_weights(model_id)} {err}") from err
+        self.device = self.sam.device
         if offline and not _weights_present(model_id):
             raise SegmenterUnavailable(_missing_weights(model_id))
         try:

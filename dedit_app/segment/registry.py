@@ -9,17 +9,27 @@ import no torch: they check that the Python package is installed and that the we
 be found, and say what is missing.
 ``get_backend(name, **options)`` builds the backend (loading weights) or raises
 :class:`~dedit_app.errors.SegmenterUnavailable` naming what to install or download and where.
+``parse_options(["points_per_side=16"])`` reads options typed as ``KEY=VALUE`` (the
+command line's ``--option``) for either; the backend converts the values and refuses a key
+it does not know.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from dedit_app.errors import SegmenterUnavailable
+from dedit_app.errors import SegmentationError, SegmenterUnavailable
 from dedit_app.segment.base import Segmenter
 
-__all__ = ["DEFAULT_BACKEND", "BackendInfo", "backend_status", "get_backend", "list_backends"]
+__all__ = [
+    "DEFAULT_BACKEND",
+    "BackendInfo",
+    "backend_status",
+    "get_backend",
+    "list_backends",
+    "parse_options",
+]
 
 DEFAULT_BACKEND = "classical"
 
@@ -133,3 +143,21 @@ def get_backend(name: str = DEFAULT_BACKEND, **options: object) -> Segmenter:
     if name not in _BACKENDS:
         raise SegmenterUnavailable(_unknown(name))
     return _BACKENDS[name][3](**options)
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, str]:
+    """Backend options typed as ``KEY=VALUE`` (``--option points_per_side=16``), as a dict for
+    :func:`get_backend` and :func:`backend_status`. Values stay text (the backend converts
+    them, and refuses a key it does not know); a key given twice keeps its last value.
+    Raises SegmentationError for text that is not ``KEY=VALUE``."""
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        key = key.strip()
+        if not equals or not key or any(c.isspace() for c in key):
+            raise SegmentationError(
+                f"The segmentation option {pair!r} must look like KEY=VALUE, such as "
+                "points_per_side=16."
+            )
+        options[key] = value.strip()
+    return options

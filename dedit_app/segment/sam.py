@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from dedit_app.segment.base import (
     Segmentation,
     Segmenter,
     check_image,
+    check_option_names,
     config_from_options,
     device_problem,
     installed,
@@ -47,10 +48,12 @@ from dedit_app.segment.naming import describe_items
 __all__ = [
     "SAM_ARCHS",
     "SAM_FILES",
+    "SAM_OPTIONS",
     "SAM_URL",
     "SamArch",
     "SamAutoConfig",
     "SamSegmenter",
+    "auto_option_names",
     "build_sam",
     "find_sam_checkpoint",
     "load_sam",
@@ -65,6 +68,9 @@ SAM_FILES = {
     "vit_b": "sam_vit_b_01ec64.pth",
 }
 _ENCODER_WIDTH_KEY = "image_encoder.patch_embed.proj.weight"
+# SamSegmenter's own options that text can give (the command line's --option), beside
+# SamAutoConfig's fields; arch and model are for programs and tests
+SAM_OPTIONS = ("checkpoint", "model_type", "device")
 
 
 @dataclass(frozen=True)
@@ -111,18 +117,24 @@ class SamAutoConfig:
     work_side: int = 1024  # long side the partition is resolved at, then enlarged
 
 
+def auto_option_names() -> list[str]:
+    """The automatic-mask options (:class:`SamAutoConfig`'s fields)."""
+    return [f.name for f in fields(SamAutoConfig)]
+
+
 def model_dir() -> Path:
     """Where downloaded weights live: ``$DEDIT_MODEL_DIR`` or ``~/.cache/dedit``."""
     return Path(os.environ.get("DEDIT_MODEL_DIR") or Path.home() / ".cache" / "dedit")
 
 
 def _missing_message(model_type: str | None) -> str:
-    kinds = [model_type] if model_type in SAM_FILES else ["vit_b", "vit_l", "vit_h"]
-    names = " or ".join(SAM_FILES[k] for k in kinds)
+    # the files in the order find_sam_checkpoint looks for them (the largest first)
+    kinds = [model_type] if model_type in SAM_FILES else list(SAM_FILES)
+    names = [SAM_FILES[k] for k in kinds]
+    files = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     return (
-        f"No SAM checkpoint was found: download {names} from {SAM_URL}{SAM_FILES[kinds[0]]} "
-        f"into {model_dir()}, or set DEDIT_SAM_CHECKPOINT (or the checkpoint option) to the "
-        "file."
+        f"No SAM checkpoint was found: download {files} from {SAM_URL} into {model_dir()}, "
+        "or set DEDIT_SAM_CHECKPOINT (or the checkpoint option) to the file."
     )
 
 
@@ -328,7 +340,10 @@ class SamSegmenter(Segmenter):
             raise SegmenterUnavailable(
                 "The SAM backend needs the segment-anything package: pip install segment-anything."
             ) from err
-        self.auto_config: SamAutoConfig = config_from_options(SamAutoConfig, auto)  # type: ignore[assignment]
+        # arch and model typed as text (--option model=...) are not options text can give
+        typed = {k: v for k, v in (("arch", arch), ("model", model)) if isinstance(v, str)}
+        check_option_names(typed, [*SAM_OPTIONS, *auto_option_names()])
+        self.auto_config: SamAutoConfig = config_from_options(SamAutoConfig, auto, SAM_OPTIONS)  # type: ignore[assignment]
         self.device = pick_device(device)
         if model is None:
             path = find_sam_checkpoint(checkpoint, model_type)
