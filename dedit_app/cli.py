@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dedit_app.errors import Cancelled, DEditError, EditError, ProjectError, as_out_of_memory
 from dedit_app.jobs import Progress, run_job
+from dedit_app.wording import counted
 
 __all__ = ["main"]
 
@@ -470,12 +471,8 @@ def _cmd_segment(args) -> int:
     finally:
         if lost and project.folder == out:  # saved: what was there is gone
             print(f"note: replaced {out}: {lost}.", file=sys.stderr, flush=True)
-    print(f"{out}: {_count(len(seg.names), 'item')}: {'; '.join(seg.names)}")  # names hold commas
+    print(f"{out}: {counted(len(seg.names), 'item')}: {'; '.join(seg.names)}")  # names hold commas
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _discarded(folder: Path) -> str:
@@ -489,11 +486,11 @@ def _discarded(folder: Path) -> str:
     training, edits = doc.get("training"), len(doc.get("history") or [])
     prepared = isinstance(training, dict) and "weights" in training
     if prepared and edits:
-        return f"its preparation and {_count(edits, 'edit')} are gone"
+        return f"its preparation and {counted(edits, 'edit')} are gone"
     if prepared:
         return "its preparation is gone"
     if edits:
-        return f"its {_count(edits, 'edit')} {'is' if edits == 1 else 'are'} gone"
+        return f"its {counted(edits, 'edit')} {'is' if edits == 1 else 'are'} gone"
     return ""
 
 
@@ -669,7 +666,7 @@ def _cmd_info(args) -> int:
 
     project = _load_project(args.project)
     h, w = project.size
-    print(f"{project.folder}: {w} x {h} pixels, {_count(len(project.items), 'item')}")
+    print(f"{project.folder}: {w} x {h} pixels, {counted(len(project.items), 'item')}")
     counts = item_areas(project.labels, len(project.items))
     for i, item in enumerate(project.items):
         share = 100.0 * counts[i] / counts.sum()
@@ -694,7 +691,7 @@ def _cmd_info(args) -> int:
         print("not prepared yet (dedit finetune)")
     if project.drawn is not None:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
-    print(f"{_count(len(project.history), 'edit')} in the history")
+    print(f"{counted(len(project.history), 'edit')} in the history")
     return 0
 
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dedit_app import partition  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
-from dedit_app.imageio import load_image  # noqa: E402
+from dedit_app.imageio import load_image, save_image  # noqa: E402
 from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
 from ui.items_panel import ITEM_ROLE, LIST_MIN_ROWS, ItemDelegate  # noqa: E402
 from ui.testing import (  # noqa: E402
@@ -60,6 +60,16 @@ def test_open_the_example_then_click_an_item_to_select_it(window, reference_dir,
     assert doc.selection == (item,)
     assert selected_rows(window) == [item]
     assert window.items_panel.name_edit.text() == doc.items[item].name
+
+
+def test_a_photo_of_one_colour_is_found_as_one_item_in_the_singular(window, tmp_path):
+    photo = tmp_path / "plain.png"
+    save_image(photo, np.full((60, 80, 3), 140, np.uint8))
+    assert window.open_path(photo)
+    wait_idle(window)
+    assert len(window.doc.visible_items()) == 1
+    assert window.status_message.text().startswith("Found 1 item. Click one")
+    assert window.items_panel.count_label.text() == "1 item"
 
 
 def test_canvas_and_list_selection_stay_in_sync(scene):

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dedit_app.wording import counted
 from ui.document import Document
 from ui.overlay import item_colours
 from ui.theme import COLORS, scaled_font
@@ -258,7 +259,7 @@ class ItemsPanel(QWidget):
             row.setToolTip(f"{it.name} — {counts[k]:,} pixels")
             self.list.addItem(row)
         n = len(visible)
-        self.count_label.setText(f"{n} item{'s' if n != 1 else ''}")
+        self.count_label.setText(counted(n, "item"))
         self._syncing = False
         self._on_doc_selection()
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.errors import DEditError
+from dedit_app.wording import counted
 from ui import actions, clipboard, thumbnails
 from ui.canvas import CanvasView, Tool
 from ui.document import Document
@@ -618,9 +619,7 @@ class MainWindow(QMainWindow):
 
     def _update_busy(self) -> None:
         active = [r for r in self.jobs.jobs.values() if r.active and not r.request.quiet]
-        self.busy_label.setText(
-            f"{len(active)} job{'s' if len(active) != 1 else ''} running" if active else ""
-        )
+        self.busy_label.setText(f"{counted(len(active), 'job')} running" if active else "")
         self.editing.jobs_changed()
 
     def update_title(self, *_args) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 
 from dedit_app.errors import DEditError
+from dedit_app.wording import counted
 from ui.document import Document
 from ui.segmenting import unavailable
 from ui.tasks import SegmentAuto, readonly
@@ -92,7 +93,7 @@ class ReferenceController(QObject):
                 ref.undo.clear()
                 n = len(ref.visible_items())
                 w.reference_panel.status.setText(
-                    f"{n} items. Prepare (Ctrl+P) to learn both photos "
+                    f"{counted(n, 'item')}. Prepare (Ctrl+P) to learn both photos "
                     "together, then drag an item onto your photo."
                 )
                 if instead_of:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QInputDialog
 
 from dedit_app.errors import DEditError, SegmenterUnavailable
 from dedit_app.segment import DEFAULT_BACKEND, backend_status
+from dedit_app.wording import counted
 from ui.canvas import Tool
 from ui.document import Document
 from ui.tasks import TEXT_BACKENDS, SegmentAuto, SegmentClick, readonly, segmenter_options
@@ -57,7 +58,7 @@ class SegmentController(QObject):
         """The default backend found ``n`` items because of ``instead_of``: say so until
         dismissed, with the way to the setting that mends it."""
         self.w.show_info(
-            f"{instead_of} The default segmenter found {n} items{where} instead.",
+            f"{instead_of} The default segmenter found {counted(n, 'item')}{where} instead.",
             timeout_ms=0,
             action=self.w.settings_action("Segmentation"),
         )
@@ -107,7 +108,8 @@ class SegmentController(QObject):
                 self.say_found_instead(instead_of, n)
                 return
             w.status_message.setText(
-                f"Found {n} items. Click one to select it; Ctrl+P prepares them for editing."
+                f"Found {counted(n, 'item')}. Click one to select it; Ctrl+P prepares them "
+                "for editing."
             )
 
         def failed(message: str) -> None:
