@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dedit_app import reference_items
 from dedit_app.attention import AttentionContext, RowGroup
 from dedit_app.errors import EditError, ModelLoadError, overflowed
 from dedit_app.hostreads import TrailingReads, to_device
@@ -625,6 +626,10 @@ def _result(model, photos, strings, tokens, unet_tensors, options, alpha, losses
         reference_tokens = strings[1]
         metadata["reference_items"] = json.dumps(strings[1])
         metadata["reference_key"] = content_key(photos[1].image, photos[1].labels)
+        # its items as learned, so the same photo opened again gets them back
+        encoded, kept = reference_items.record(photos[1].image, photos[1].labels, photos[1].names)
+        tensors[reference_items.LABELS_TENSOR] = torch.from_numpy(encoded)
+        metadata.update(kept)
     return FinetuneResult(tensors, metadata, strings[0], reference_tokens, losses)
 
 

@@ -223,6 +223,40 @@ def test_joint_preparation_has_both_token_sets(tiny_sdxl, tiny_photo):
     assert result.tensors["text_encoder.rows"].shape[0] == 2 * 4 * 5
 
 
+def test_a_joint_preparation_keeps_the_references_items_for_when_it_is_opened_again(
+    tiny_sdxl, tiny_sdxl_path, tiny_photo, tmp_path
+):
+    from dedit_app.reference_items import LABELS_TENSOR, prepared_reference
+
+    image, labels, names = tiny_photo
+    ref_image, ref_labels = image[:, ::-1].copy(), labels[:, ::-1].copy()
+    ref_names = ("sky", "sea", "boat", "sail")
+    project = Project.new(image, labels, list(names))
+    reference = TrainImage(ref_image, ref_labels, ref_names)
+    result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo), reference], QUICK))
+    store_result(project, result)  # no folder: kept until the next save
+    for when in ("before the save", "after reopening"):
+        kept = prepared_reference(project)
+        assert kept is not None, when
+        np.testing.assert_array_equal(kept.labels, ref_labels)
+        assert kept.names == ref_names and kept.fits(ref_image)
+        assert not kept.fits(image) and not kept.fits(ref_image[:, :-1])
+        project.save(tmp_path / "p.dedit")
+        project = Project.load(tmp_path / "p.dedit")
+    # the kept map rides in the weights file and is left alone when they are installed
+    tensors, metadata = project.load_weights()
+    assert tensors[LABELS_TENSOR].dtype == torch.uint8
+    fresh = load_model(tiny_sdxl_path, device="cpu")
+    apply_trained(fresh, tensors, metadata)
+    # prepared alone: nothing kept
+    alone = Project.new(image, labels, list(names))
+    store_result(alone, run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK)))
+    assert (
+        prepared_reference(alone) is None
+        and prepared_reference(Project.new(image, labels, list(names))) is None
+    )
+
+
 def test_weights_from_another_base_model_are_refused(tiny_sdxl, tiny_sdxl_other_path, tiny_photo):
     result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
     other = load_model(tiny_sdxl_other_path, device="cpu")

@@ -749,6 +749,56 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     np.testing.assert_array_equal(doc.image[keep], image[keep])
 
 
+def _found_as_one_item(monkeypatch):
+    """Find items that splits every picture into one item: a segmenter that splits the
+    reference otherwise than when it was prepared (other settings, a newer version)."""
+    from dedit_app.segment.base import Segmentation
+    from ui.tasks import SegmentAuto
+
+    def run(self, ctx, cancel):
+        yield from ()
+        return Segmentation(np.zeros(self.image.shape[:2], np.int32), ("everything",))
+
+    monkeypatch.setattr(SegmentAuto, "run", run)
+
+
+def test_a_reference_photo_opened_again_has_the_items_it_was_prepared_with(
+    window, tmp_path, monkeypatch
+):
+    photo, ref_photo = tmp_path / "scene.png", tmp_path / "reference.png"
+    labels = write_synthetic_photo(photo)
+    write_synthetic_photo(ref_photo, 200, 260)
+    window.open_path(photo)
+    wait_idle(window)
+    window.doc.set_partition(labels, list(NAMES), "Known items")
+    assert window.reference_photo.open(ref_photo)
+    wait_idle(window)
+    learned = window.editing.reference.labels
+    names = [item.name for item in window.editing.reference.items]
+    assert len(names) >= 2
+    window.editing.prepare()  # jointly
+    wait_idle(window, 300)
+    assert window.save_project(tmp_path / "scene.dedit", wait=True)
+    window.reference_photo.close()
+    _found_as_one_item(monkeypatch)
+    for order in ("reference after the project", "project after the reference"):
+        if order == "project after the reference":
+            assert window.close_picture()
+            window.reference_photo.close()
+            assert window.reference_photo.open(ref_photo)
+            wait_idle(window)
+            assert len(window.editing.reference.items) == 1  # found afresh: split otherwise
+            assert window.open_path(tmp_path / "scene.dedit")
+        else:
+            assert window.reference_photo.open(ref_photo)
+        wait_idle(window)
+        ref = window.editing.reference
+        np.testing.assert_array_equal(ref.labels, learned, err_msg=order)
+        assert [item.name for item in ref.items] == names
+        assert engine.prepared_with(window.doc.project, ref.project), order
+        assert "as your photo was prepared with them" in window.reference_panel.status.text()
+
+
 _WATCH_TORCH = """
 import dataclasses, importlib.abc, os, sys, threading
 from pathlib import Path

@@ -312,6 +312,9 @@ class MainWindow(QMainWindow):
             doc.selection_changed.connect(self._update_actions)
             doc.undo.indexChanged.connect(self._update_actions)
         self.editing.document_changed()
+        # a project prepared with the open reference photo gives it back the items it
+        # was prepared with (found afresh, they may be split otherwise)
+        self.reference_photo.take_prepared_items()
         self.update_title()
         self._update_actions()
         if old is not None:

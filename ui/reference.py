@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt
 
 from dedit_app.errors import DEditError
+from dedit_app.reference_items import prepared_reference
 from dedit_app.wording import counted
 from ui.document import Document
 from ui.segmenting import unavailable
@@ -75,8 +77,32 @@ class ReferenceController(QObject):
         if old is not None:
             old.deleteLater()
         self.w.editing.update_state()
-        if image is not None:
+        if image is not None and not self.take_prepared_items():
             self._find_items(ref, image)
+
+    def take_prepared_items(self) -> bool:
+        """Give the reference photo the items the open photo was prepared with, when the
+        project kept them (:mod:`dedit_app.reference_items`) and the reference is that
+        very photo: found afresh, they could be split otherwise (another segmenter or its
+        settings) and the swap would need preparing again. True when it did. A reference
+        opened as a project keeps its own items."""
+        ref, doc = self.doc, self.w.doc
+        if ref is None or doc is None or ref.folder is not None:
+            return False
+        kept = prepared_reference(doc.project)
+        if kept is None or not kept.fits(ref.image):
+            return False
+        if not np.array_equal(ref.labels, kept.labels) or [i.name for i in ref.items] != list(
+            kept.names
+        ):
+            ref.set_partition(kept.labels, list(kept.names), "Items it was prepared with")
+            ref.undo.clear()
+        self.w.reference_panel.status.setText(
+            f"{counted(len(ref.visible_items()), 'item')}, as your photo was prepared with "
+            "them: drag one onto your photo to swap it in."
+        )
+        self.w.editing.update_state()
+        return True
 
     def _find_items(self, ref: Document, image, instead_of: str = "") -> None:
         """Find the items of reference ``ref``; ``instead_of`` as in
@@ -88,7 +114,7 @@ class ReferenceController(QObject):
         task = SegmentAuto(readonly(image), ("reference", id(ref)), *backend)
 
         def done(seg) -> None:
-            if ref is self.doc:
+            if ref is self.doc and not self.take_prepared_items():
                 ref.set_partition(seg.labels, list(seg.names), "Find items")
                 ref.undo.clear()
                 n = len(ref.visible_items())
