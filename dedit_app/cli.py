@@ -44,6 +44,7 @@ EXAMPLES = {
   dedit edit photo.dedit text --item 0 --prompt "a white handbag" -o white.png
   dedit edit photo.dedit text --item 0 --prompt "a leather *" -o leather.png  # * = its tokens
   dedit edit photo.dedit swap --item 0 --reference other.dedit --ref-item 2 -o swap.png
+  dedit edit photo.dedit swap --item 0 --reference other.jpg --ref-item 2 -o swap.png  # editor
   dedit edit photo.dedit move --item 0 --dx 200 --dy 140 --scale 0.5 -o moved.png
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
@@ -271,7 +272,11 @@ def _parser() -> argparse.ArgumentParser:
         help="move several items (repeat); instead of --item/--dx/--dy/--scale",
     )
     ed.add_argument("--order", type=int, nargs="+", help="move: stacking order, bottom first")
-    ed.add_argument("--reference", help="swap: the reference project prepared jointly")
+    ed.add_argument(
+        "--reference",
+        help="swap: the reference project prepared jointly, or the reference photo the "
+        "project was prepared with in the editor",
+    )
     ed.add_argument("--ref-item", type=int, help="swap: the item of the reference photo")
     ed.add_argument(
         "--extra-active", type=int, nargs="+", default=[], help="more items to regenerate"
@@ -616,6 +621,26 @@ def _request(args, project):
     return MoveRequest(tuple(moves), order, extra, opts)
 
 
+def _load_reference(path: str, project):
+    """The reference of a swap: a project, or the photo ``project`` was prepared with (in
+    the editor), with the items its preparation kept (:mod:`dedit_app.reference_items`)."""
+    from dedit_app.imageio import load_image
+    from dedit_app.project import Project
+    from dedit_app.reference_items import prepared_reference
+
+    if Path(path).is_dir():
+        return _load_project(path)
+    image = load_image(path)
+    kept = prepared_reference(project) if project.has_weights else None
+    if kept is None or not kept.fits(image):
+        raise EditError(
+            f"{project.folder} was not prepared together with the photo {path}; make it a "
+            f"project (`dedit segment {path} -o REFERENCE.dedit`) and prepare the two "
+            "together (`dedit finetune PROJECT --reference REFERENCE.dedit`)."
+        )
+    return Project.new(image, kept.labels, list(kept.names), source=Path(path).name)
+
+
 def _outputs(path: Path, n: int) -> list[Path]:
     return [path] + [path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(2, n + 1)]
 
@@ -629,9 +654,11 @@ def _cmd_edit(args) -> int:
         *most, last = SAVE_FORMATS
         raise EditError(f"{out} must end in {', '.join(most)} or {last}.")
     project = _load_project(args.project)
-    reference = _load_project(args.reference) if args.reference else None
+    reference = _load_reference(args.reference, project) if args.reference else None
     for bundle in (project, reference):
-        if bundle is not None and out.resolve().is_relative_to(bundle.folder.resolve()):
+        if bundle is None or bundle.folder is None:
+            continue
+        if out.resolve().is_relative_to(bundle.folder.resolve()):
             raise EditError(
                 f"{out} is inside the project {bundle.folder}, whose files only the project "
                 "writes; choose a place outside it for the picture."

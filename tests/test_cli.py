@@ -140,6 +140,25 @@ def test_candidates_and_apply(prepared, tmp_path):
     )
 
 
+def test_a_swap_takes_the_reference_photo_itself_with_the_items_it_was_prepared_with(
+    prepared, photos, tmp_path, capsys
+):
+    _, reference_photo = photos
+    swap = ["edit", str(prepared / "p.dedit"), "swap", "--item", "0", "--ref-item", "0", *STEPS]
+    by_project = [*swap, "--reference", str(prepared / "r.dedit"), "-o", str(tmp_path / "a.png")]
+    by_photo = [*swap, "--reference", str(reference_photo), "-o", str(tmp_path / "b.png")]
+    assert main(by_project) == 0 and main(by_photo) == 0
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png"), load_image(tmp_path / "b.png"))
+    # another photo: refused in a sentence that says how to prepare them together
+    other = tmp_path / "other.png"
+    save_image(other, np.full((64, 64, 3), 90, np.uint8))
+    capsys.readouterr()
+    assert main([*swap, "--reference", str(other), "-o", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err
+    assert "was not prepared together with the photo" in err and "dedit finetune" in err
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
     prepared, tmp_path, monkeypatch, capsys
 ):
