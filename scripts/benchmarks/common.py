@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 
@@ -205,3 +206,17 @@ def print_table(rows: Iterable[Row]) -> int:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
         print(f"{r.case:<34} {r.impl:<34} {sec:>10} {mem:>10} {ratio:>7}  {r.note}", flush=True)
     return failed
+
+
+def voronoi_labels(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
+    """A ``(height, width)`` int32 partition into ``k`` blob-shaped items (Voronoi cells of
+    random seeds, each touching others): a stand-in for a photo's items."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = 256
+    pts = rng.uniform(0, small, (k, 2))
+    yy, xx = np.mgrid[0:small, 0:small]
+    d = (xx[..., None] - pts[:, 0]) ** 2 + (yy[..., None] - pts[:, 1]) ** 2
+    cells = d.argmin(axis=2).astype(np.uint8)
+    return cv2.resize(cells, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.int32)

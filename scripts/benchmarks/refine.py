@@ -27,7 +27,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import Row, _returned_heap, _RssSampler, with_ratios  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Row,
+    _returned_heap,
+    _RssSampler,
+    voronoi_labels,
+    with_ratios,
+)
 
 
 def _whole_canvas_stroke(shape, points, radius) -> np.ndarray:
@@ -99,17 +105,6 @@ def _whole_map_document():
     return WholeMapDocument
 
 
-def _voronoi(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
-    """``k`` blob-shaped items (Voronoi cells of random seeds), each touching others."""
-    rng = np.random.default_rng(seed)
-    small = 256
-    pts = rng.uniform(0, small, (k, 2))
-    yy, xx = np.mgrid[0:small, 0:small]
-    d = (xx[..., None] - pts[:, 0]) ** 2 + (yy[..., None] - pts[:, 1]) ** 2
-    cells = d.argmin(axis=2).astype(np.uint8)
-    return cv2.resize(cells, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.int32)
-
-
 def rows(profile: str) -> list[Row]:
     from dedit_app.project import Project
     from ui.app import create_app
@@ -118,7 +113,7 @@ def rows(profile: str) -> list[Row]:
     create_app()
     height, width = (2000, 3000) if profile == "quick" else (4000, 6000)
     repeats = 3 if profile == "quick" else 5
-    labels = _voronoi(height, width, 60)
+    labels = voronoi_labels(height, width, 60)
     image = np.zeros((height, width, 3), np.uint8)
     names = [f"item {k}" for k in range(60)]
     docs = {

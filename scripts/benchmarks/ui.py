@@ -36,18 +36,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import ui_cold, ui_files  # noqa: E402
-from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios  # noqa: E402
-
-
-def _labels(side: int, k: int, seed: int = 0) -> np.ndarray:
-    """A partition into ``k`` blob-shaped items (Voronoi cells of random seeds)."""
-    rng = np.random.default_rng(seed)
-    small = 256
-    pts = rng.uniform(0, small, (k, 2))
-    yy, xx = np.mgrid[0:small, 0:small]
-    d = (xx[..., None] - pts[:, 0]) ** 2 + (yy[..., None] - pts[:, 1]) ** 2
-    cells = d.argmin(axis=2).astype(np.uint8)
-    return cv2.resize(cells, (side, side), interpolation=cv2.INTER_NEAREST)
+from benchmarks.common import (  # noqa: E402
+    Row,
+    guarded,
+    measure,
+    scratch_folder,
+    voronoi_labels,
+    with_ratios,
+)
 
 
 def _app():
@@ -61,7 +57,7 @@ def overlay_rows(side: int = 4096, items: int = 30, viewport=(1600, 1000)) -> li
     from ui.imaging import argb_image, indexed_image
 
     _app()
-    labels = _labels(side, items)
+    labels = voronoi_labels(side, side, items).astype(np.uint8)
     tables = overlay.build_tables(items, selected=(3,), hover=5)
     vw, vh = viewport
     rows: list[Row] = []
@@ -120,7 +116,7 @@ def canvas_repaint_row(side: int, items: int, viewport) -> Row:
         (side, side),
         interpolation=cv2.INTER_LINEAR,
     )
-    labels = _labels(side, items).astype(np.int32)
+    labels = voronoi_labels(side, side, items)
     doc = Document(Project.new(image, labels, [f"item {k}" for k in range(items)]))
     view = CanvasView()
     view.resize(*viewport)
