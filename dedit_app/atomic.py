@@ -37,6 +37,17 @@ def make_temp(path: Path) -> str:
     return tmp
 
 
+def keep_mode(path: Path, tmp: str) -> None:
+    """Give ``tmp`` the permissions of the file ``path`` it is to replace, if there is one:
+    a file the user made private (0o600) stays private when saved over."""
+    try:
+        mode = os.stat(path).st_mode & 0o777  # never a set-user-id bit
+    except OSError:  # nothing there yet: the normal permissions make_temp gave
+        return
+    with contextlib.suppress(OSError):  # file systems without modes (FAT, some mounts)
+        os.chmod(tmp, mode | 0o200)  # the owner writes it: a read-only file is refused earlier
+
+
 def held_by_another_program(err: OSError) -> bool:
     """Whether ``err`` is Windows' sharing violation: another program has the file open
     (an image viewer, a sync client, a virus scanner that took longer than the retries)."""
@@ -82,6 +93,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     path = Path(path)
     tmp = make_temp(path)
     try:
+        keep_mode(path, tmp)
         with open(tmp, "wb") as f:
             yield f
             f.flush()

@@ -465,7 +465,10 @@ def _cmd_segment(args) -> int:
             f"{out} is not a D-Edit project, so --force does not replace it; choose another name."
         )
     lost = _discarded(out)  # read before anything is replaced
-    image = load_image(args.image)
+    notes: list[str] = []
+    image = load_image(args.image, notes=notes)
+    for note in notes:  # transparency placed on white, frames left out: said, not silent
+        print(f"note: {note}", file=sys.stderr, flush=True)
     segmenter = get_backend(args.backend, **options)
     segmenter.set_image(image)
     seg = segmenter.segment_auto(text=args.text)

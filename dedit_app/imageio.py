@@ -18,6 +18,7 @@ import io
 import math
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -61,7 +62,9 @@ class _UnsupportedMode(Exception):
 # --------------------------------------------------------------------------------------
 
 
-def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS, notes: list[str] | None = None
+) -> np.ndarray:
     """Read an image file as an opaque ``(H, W, 3)`` uint8 RGB array, upright.
 
     Accepts PNG, JPEG (including multi-picture JPEGs), WebP, TIFF, BMP and GIF (first frame
@@ -78,13 +81,18 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
       Pillow's formula (Adobe's inverted CMYK JPEGs are handled by Pillow); Lab (TIFF):
       converted to sRGB.
 
+    ``notes``, when given, gets a sentence naming the file for each of these that left
+    something of the file out: transparent pixels placed on white, and the frames or pages
+    after the first. The caller tells the user; nothing is said of a conversion that loses
+    nothing a designer would miss (an opaque alpha channel, 16 bits, orientation).
+
     Raises ImageLoadError for missing, unreadable, empty, non-image, truncated or corrupt
     files and for images over ``max_pixels`` (checked on the header, before decoding).
     """
     name = os.fspath(path)
     f = _open_file(name)
     try:
-        return _load_from(f, name, max_pixels)
+        return _load_from(f, name, max_pixels, notes)
     finally:
         f.close()
 
@@ -101,8 +109,10 @@ def image_size(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
     try:
         im = _checked_header(f, name, max_pixels)
         width, height = im.size
-        # orientations 5 to 8 turn the picture a quarter: its sides swap
-        return (height, width) if _orientation(im) >= 5 else (width, height)
+        # Orientations 5 to 8 turn the picture a quarter: its sides swap. Pillow's TIFF
+        # plug-in has swapped them already (it turns TIFF pixels upright itself on load).
+        turned = _orientation(im) >= 5 and im.format != "TIFF"
+        return (height, width) if turned else (width, height)
     finally:
         f.close()
 
@@ -133,7 +143,9 @@ def _checked_header(f: io.BufferedReader, name: str, max_pixels: int) -> Image.I
     return im
 
 
-def _load_from(f: io.BufferedReader, name: str, max_pixels: int) -> np.ndarray:
+def _load_from(
+    f: io.BufferedReader, name: str, max_pixels: int, notes: list[str] | None = None
+) -> np.ndarray:
     im = _checked_header(f, name, max_pixels)
     width, height = im.size
 
@@ -157,7 +169,43 @@ def _load_from(f: io.BufferedReader, name: str, max_pixels: int) -> np.ndarray:
         ) from None
     except Exception as e:  # decoders report damage as OSError, SyntaxError, EOFError, ...
         raise ImageLoadError(f"{name} is truncated or corrupt ({_reason(e)}).") from None
+    if notes is not None:
+        notes.extend(_left_out(im, name))
     return np.ascontiguousarray(apply_orientation(rgb, orientation))
+
+
+def _left_out(im: Image.Image, name: str) -> list[str]:
+    """Sentences for what loading the decoded ``im`` left out: transparency, later frames."""
+    said = []
+    if _transparent(im):
+        said.append(
+            f"{name} has transparent pixels; the editor placed them on white, so the project "
+            "and its exports are opaque."
+        )
+    try:
+        frames = int(getattr(im, "n_frames", 1))
+    except Exception:  # a damaged later frame: the first one, read whole, is what counts
+        frames = 1
+    # A multi-picture JPEG's other pictures are a phone's previews or depth maps, no loss.
+    if frames > 1 and im.format != "MPO":
+        what = "pages" if im.format == "TIFF" else "frames"
+        said.append(f"{name} has {frames} {what}; the editor took the first.")
+    return said
+
+
+def _transparent(im: Image.Image) -> bool:
+    """Whether any pixel of the decoded ``im`` is less than opaque (an alpha channel below
+    255, a transparent palette entry in use, a transparent colour present)."""
+    bands = im.getbands()
+    alpha = next((b for b in ("A", "a") if b in bands), None)
+    if alpha is not None:
+        return im.getchannel(alpha).getextrema()[0] < 255
+    key = im.info.get("transparency")
+    if key is None:
+        return False
+    if im.mode.startswith("I") and isinstance(key, int):  # Pillow's RGBA ignores this key
+        return bool((np.asarray(im) == key).any())
+    return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
 def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
@@ -174,6 +222,12 @@ def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
         # without its check only to say how big the image is.
         raise ImageLoadError(_too_big(name, _header_size(f), max_pixels, e)) from None
     except Image.UnidentifiedImageError:
+        kind = _signature_format(f)
+        if kind is not None:  # a photo whose header is damaged, not a file of another kind
+            raise ImageLoadError(
+                f"{name} is truncated or corrupt (it starts as a {kind} file, but its header "
+                "cannot be read)."
+            ) from None
         raise ImageLoadError(
             f"{name} is not an image the editor can read "
             "(it reads PNG, JPEG, WebP, TIFF, BMP and GIF)."
@@ -208,22 +262,30 @@ def _megapixels(pixels: int) -> str:
     return f"{mp:.0f}" if mp >= 10 else f"{mp:.1f}"
 
 
-def _header_size(f: io.BufferedReader) -> tuple[int, int] | None:
-    """Width and height from the header by the format plug-in itself, bypassing Pillow's
-    bomb check (it runs after the plug-in has parsed the header). Best effort: only used to
-    word the error message."""
+def _signature_format(f: io.BufferedReader) -> str | None:
+    """Which of READ_FORMATS the file's first bytes say it is (by each Pillow plug-in's own
+    signature test), or None."""
     try:
         Image.init()
         f.seek(0)
         prefix = f.read(16)
-        for fmt in READ_FORMATS:
-            factory, accept = Image.OPEN[fmt]
-            if accept is None or accept(prefix):
-                f.seek(0)
-                return tuple(factory(f, None).size)  # type: ignore[return-value]
+        return next((fmt for fmt in READ_FORMATS if Image.OPEN[fmt][1](prefix)), None)
     except Exception:
         return None
-    return None
+
+
+def _header_size(f: io.BufferedReader) -> tuple[int, int] | None:
+    """Width and height from the header by the format plug-in itself, bypassing Pillow's
+    bomb check (it runs after the plug-in has parsed the header). Best effort: only used to
+    word the error message."""
+    fmt = _signature_format(f)
+    if fmt is None:
+        return None
+    try:
+        f.seek(0)
+        return tuple(Image.OPEN[fmt][0](f, None).size)  # type: ignore[return-value]
+    except Exception:
+        return None
 
 
 def _orientation(im: Image.Image) -> int:
@@ -395,6 +457,7 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         )
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
+    _check_not_read_only(name)
 
     try:
         lossless = {"PNG": png_bytes, "TIFF": tiff_bytes}.get(fmt)
@@ -421,6 +484,7 @@ def check_save_target(path: str | os.PathLike[str], size: tuple[int, int] | None
     target = Path(name)
     if target.is_dir():
         raise ImageSaveError(_save_failure(name, IsADirectoryError(errno.EISDIR, "a folder")))
+    _check_not_read_only(name)
     if not target.parent.is_dir():
         raise ImageSaveError(_save_failure(name, FileNotFoundError(errno.ENOENT, "no folder")))
     try:
@@ -429,6 +493,21 @@ def check_save_target(path: str | os.PathLike[str], size: tuple[int, int] | None
         if isinstance(e, FileNotFoundError):
             e = PermissionError(errno.EACCES, "permission denied")
         raise ImageSaveError(_save_failure(name, e)) from e
+
+
+def _check_not_read_only(name: str) -> None:
+    """Refuse to replace a file marked read-only. Saving renames a new file over the old
+    one, which Linux and macOS allow whatever the old file's mode (Windows refuses it):
+    the mark is the user's, so say so instead of quietly replacing the file."""
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return  # nothing there (or nothing readable): the save itself says what is wrong
+    if stat.S_ISREG(mode) and not mode & 0o222:
+        raise ImageSaveError(
+            f"{name} is read-only, so it was not replaced; save under another name or make "
+            "the file writable first."
+        )
 
 
 def readable_suffixes() -> frozenset[str]:

@@ -58,6 +58,18 @@ def make_truncated_jpeg(folder: Path) -> Path:
     return path
 
 
+def make_bad_header_png(folder: Path) -> Path:
+    """A PNG whose IHDR chunk fails its checksum (one flipped bit in the width): a damaged
+    PNG, which Pillow reports as a file it cannot identify."""
+    buf = io.BytesIO()
+    Image.fromarray(noise(8, 8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[18] ^= 0x01  # the width's third byte: 8 -> 264 wide, the checksum now wrong
+    path = folder / "bad-header.png"
+    path.write_bytes(bytes(data))
+    return path
+
+
 def make_zero_byte(folder: Path) -> Path:
     path = folder / "empty.png"
     path.write_bytes(b"")
@@ -182,6 +194,17 @@ def make_la_png(folder: Path) -> Path:
     la = np.array([[[0, 255], [0, 0]]], np.uint8)
     path = folder / "la.png"
     Image.fromarray(la, mode="LA").save(path)
+    return path
+
+
+def make_multi_frame(folder: Path, fmt: str, frames: int = 3) -> Path:
+    """An animated GIF, WebP or PNG, or a multi-page TIFF, of ``frames`` 6 x 4 noise
+    frames; the first is ``noise(4, 6, 0)``."""
+    pictures = [Image.fromarray(noise(4, 6, seed)) for seed in range(frames)]
+    ext = {"GIF": "gif", "WEBP": "webp", "PNG": "png", "TIFF": "tif"}[fmt]
+    path = folder / f"frames.{ext}"
+    kwargs = {"duration": 100, "lossless": True} if fmt == "WEBP" else {}
+    pictures[0].save(path, fmt, save_all=True, append_images=pictures[1:], **kwargs)
     return path
 
 

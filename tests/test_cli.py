@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dedit_app.cli import main
 from dedit_app.imageio import load_image, save_image
@@ -586,6 +587,22 @@ def test_info_and_segment_count_one_item_and_one_edit_in_the_singular(tmp_path, 
     assert main(["info", str(tmp_path / "one.dedit")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(", 1 item") and lines[-1] == "1 edit in the history"
+
+
+def test_segment_says_what_the_photo_file_held_that_the_project_leaves_out(tmp_path, capsys):
+    # A cut-out product shot: the project and every export are opaque, and the user is told.
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    rgba[4:20, 8:24] = (200, 30, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut-out.png")
+    assert main(["segment", str(tmp_path / "cut-out.png"), "-o", str(tmp_path / "c.dedit")]) == 0
+    err = capsys.readouterr().err
+    photo = tmp_path / "cut-out.png"
+    assert f"note: {photo} has transparent pixels; the editor placed them on white" in err
+    assert (Project.load(tmp_path / "c.dedit").image[0, 0] == 255).all()  # on white
+    frames = [Image.fromarray(np.full((24, 32, 3), v, np.uint8)) for v in (40, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert main(["segment", str(tmp_path / "anim.gif"), "-o", str(tmp_path / "a.dedit")]) == 0
+    assert "anim.gif has 2 frames; the editor took the first.\n" in capsys.readouterr().err
 
 
 def test_an_unsupported_output_ending_lists_every_ending_that_is_saved(prepared, capsys):

@@ -65,6 +65,18 @@ def test_non_images_and_postscript_are_not_read(tmp_path, make):
     assert "is not an image the editor can read" in load_error(make(tmp_path))
 
 
+def test_a_photo_with_a_damaged_header_is_called_damaged_not_another_kind_of_file(tmp_path):
+    # Pillow cannot identify it, but its first bytes say PNG: "not an image the editor can
+    # read (it reads PNG, ...)" would send the user looking for a format problem.
+    path = corpus.make_bad_header_png(tmp_path)
+    message = load_error(path)
+    assert "truncated or corrupt" in message and "PNG" in message
+    assert "not an image the editor can read" not in message
+    with pytest.raises(ImageLoadError) as info:
+        imageio.image_size(path)
+    assert str(info.value) == message
+
+
 def test_huge_header_is_refused_before_decoding(tmp_path):
     path = corpus.make_huge_header_png(tmp_path)  # claims 100000 x 100000, holds ~60 bytes
     message = load_error(path)
@@ -139,6 +151,17 @@ def test_image_size_reads_the_header_only(tmp_path):
         stored = Image.open(path).size
         assert load_image(path).shape[:2] == (height, width) and width != height
         assert (width, height) == (stored[::-1] if orientation == 6 else stored)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("orientation", [3, 5, 6, 8])
+def test_image_size_is_the_size_load_image_gives(tmp_path, fmt, orientation):
+    # Pillow's TIFF plug-in reports a turned TIFF's sides already swapped; swapping them
+    # again made "Opening scan.tif (W×H)" name them the wrong way round.
+    path = corpus.make_oriented(tmp_path, orientation, fmt)
+    width, height = imageio.image_size(path)
+    assert load_image(path).shape[:2] == (height, width)
+    assert (width > height) == (orientation < 5)  # the marker image is stored wide
 
 
 def test_permission_denied_is_reported(tmp_path, monkeypatch):
@@ -274,6 +297,52 @@ def test_rgba_and_la_are_composited_on_white(tmp_path):
     np.testing.assert_array_equal(rgba, [[[255, 0, 0], [255, 127, 127], [255, 255, 255]]])
     la = load_image(corpus.make_la_png(tmp_path))
     np.testing.assert_array_equal(la, [[[0, 0, 0], [255, 255, 255]]])
+
+
+def notes_of(path) -> list[str]:
+    notes: list[str] = []
+    load_image(path, notes=notes)
+    return notes
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        corpus.make_rgba_png,
+        corpus.make_la_png,
+        lambda folder: corpus.make_palette_png(folder, transparent=True),
+        corpus.make_palette_partial_alpha_png,
+        corpus.make_rgba16_png,
+    ],
+)
+def test_transparency_placed_on_white_is_said(tmp_path, make):
+    path = make(tmp_path)
+    (note,) = notes_of(path)
+    assert note.startswith(str(path)) and "transparent" in note and "white" in note
+
+
+def test_an_opaque_alpha_channel_and_an_unused_transparent_entry_say_nothing(tmp_path):
+    rgba = np.dstack([corpus.noise(4, 6), np.full((4, 6), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "opaque.png")
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 6))
+    pal.save(tmp_path / "unused.png", transparency=1)  # entry 1 is on no pixel
+    for name in ("opaque.png", "unused.png"):
+        assert notes_of(tmp_path / name) == []
+    # nor do the conversions that lose nothing a designer would miss
+    for path in (corpus.make_rgb16(tmp_path), corpus.make_oriented(tmp_path, 6)):
+        assert notes_of(path) == []
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_frames_or_pages_after_the_first_are_said_to_be_left_out(tmp_path, fmt):
+    path = corpus.make_multi_frame(tmp_path, fmt)
+    what = "pages" if fmt == "TIFF" else "frames"
+    assert notes_of(path) == [f"{path} has 3 {what}; the editor took the first."]
+    first = load_image(path)
+    assert first.shape == (4, 6, 3)
+    if fmt != "GIF":  # a GIF's frames are palette-reduced
+        np.testing.assert_array_equal(first, corpus.noise(4, 6, 0))
 
 
 def test_grayscale_jpeg_has_three_equal_channels(tmp_path):
@@ -430,6 +499,36 @@ def test_an_export_over_a_file_another_program_keeps_open_says_so(tmp_path, monk
     )
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]  # no temp file left
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows keeps no Unix permission bits")
+def test_an_export_over_a_private_file_stays_private(tmp_path):
+    # The new file is renamed over the old one; it used to arrive with the default mode
+    # (0o644 here), so a picture the user had made private became readable by everyone.
+    path = tmp_path / "private.png"
+    save_image(path, np.zeros((2, 3, 3), np.uint8))
+    os.chmod(path, 0o600)
+    image = corpus.noise(2, 3)
+    save_image(path, image)
+    np.testing.assert_array_equal(load_image(path), image)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_only_file_is_not_replaced_and_the_sentence_says_why(tmp_path):
+    # A rename replaces a read-only file on Linux and macOS without a word (Windows
+    # refuses): the read-only mark is the user's, so it is kept, on every system alike.
+    path = tmp_path / "final.PNG"
+    old = corpus.noise(2, 3)
+    save_image(path, old)
+    os.chmod(path, 0o444)
+    try:
+        for attempt in (lambda: check_save_target(path), lambda: save_image(path, old[::-1])):
+            with pytest.raises(ImageSaveError) as info:
+                attempt()
+            assert str(info.value).startswith(f"{path} is read-only, so it was not replaced")
+        np.testing.assert_array_equal(load_image(path), old)
+    finally:
+        os.chmod(path, 0o644)
 
 
 def test_saving_into_a_missing_folder_says_so(tmp_path):

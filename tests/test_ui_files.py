@@ -56,6 +56,35 @@ def test_a_large_photo_decodes_off_the_ui_thread_then_opens(window, tmp_path, mo
     )
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_opening_a_photo_says_what_its_file_held_that_the_picture_leaves_out(
+    window, tmp_path, large
+):
+    from PIL import Image
+
+    window.files.aside_from = 0 if large else 10**9
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[5:25, 10:30] = (20, 90, 200, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut-out.png")
+    assert window.open_path(tmp_path / "cut-out.png")
+    wait_idle(window)
+    assert window.doc.project.source == "cut-out.png"
+    assert "cut-out.png has transparent pixels; the editor placed them on white" in (
+        window.message_text()
+    )
+    # an ordinary photo says nothing of the kind
+    write_synthetic_photo(tmp_path / "plain.png")
+    assert window.open_path(tmp_path / "plain.png")
+    wait_idle(window)
+    assert window.doc.project.source == "plain.png" and "white" not in window.message_text()
+    # a reference photo too
+    path = corpus.make_multi_frame(tmp_path, "GIF")
+    assert window.reference_photo.open(path)
+    wait_idle(window)
+    assert window.reference_photo.doc.project.source == "frames.gif"
+    assert f"{path} has 3 frames; the editor took the first." in window.message_text()
+
+
 def test_a_large_photo_found_damaged_when_decoded_keeps_the_current_picture(scene, tmp_path):
     window, _labels = scene
     doc = window.doc

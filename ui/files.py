@@ -74,15 +74,17 @@ def picture_size(path: Path) -> tuple[int, int] | None:
     return image_size(path)
 
 
-def read_picture(path: Path) -> Project:
+def read_picture(path: Path, notes: list[str] | None = None) -> Project:
     """The project at ``path``, or a new one-item project of the photo at ``path``. Its
     items' pixel counts are worked out here too (:func:`ui.document.know_areas`): this
-    runs on the files thread for a large picture, and the items list needs them."""
+    runs on the files thread for a large picture, and the items list needs them.
+    ``notes`` gets the sentences of :func:`dedit_app.imageio.load_image` about what the
+    photo's file held that the picture leaves out."""
     if is_project_path(path):
         project = Project.load(path)
         know_areas(project.labels, item_areas(project.labels, len(project.items)))
         return project
-    return photo_project(load_image(path), path.name)
+    return photo_project(load_image(path, notes=notes), path.name)
 
 
 def photo_project(image: np.ndarray, source: str) -> Project:
@@ -183,15 +185,29 @@ class FileController(QObject):
         """Read the photo or project at ``path`` (``size`` from :func:`picture_size`) into
         a Project for ``on_read(project)``. Large: on the files thread, returning its
         ticket; ``on_read`` or ``on_failed(sentence)`` runs later. Small: at once, with
-        ``on_read`` run inside this call and None returned; DEditError if it fails."""
+        ``on_read`` run inside this call and None returned; DEditError if it fails. What
+        the photo's file held that the picture leaves out (transparency, later frames) is
+        said once it shows."""
+        notes: list[str] = []
+
+        def arrived(project: Project) -> None:
+            on_read(project)
+            self._say_left_out(project, notes)
+
         if self.is_large(size):
             return self.thread.submit(
-                f"Opening {path.name}", lambda: read_picture(path), on_read, on_failed
+                f"Opening {path.name}", lambda: read_picture(path, notes), arrived, on_failed
             )
         with wait_cursor():
-            project = read_picture(path)
-        on_read(project)
+            project = read_picture(path, notes)
+        arrived(project)
         return None
+
+    def _say_left_out(self, project: Project, notes: list[str]) -> None:
+        # only for a picture that is shown: not when the user kept the current one instead
+        shown = (self.w.doc, self.w.reference_photo.doc)
+        if notes and any(doc is not None and doc.project is project for doc in shown):
+            self.w.show_info(" ".join(notes))
 
     def stop_opening(self) -> None:
         if self._opening is not None:
