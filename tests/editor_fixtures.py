@@ -150,3 +150,64 @@ def brush_at_bag_edge(window, labels, spans, *, item: int = 2, size: int = 4) ->
     right = int(np.nonzero(labels[by] == 2)[0].max())
     for start, end in spans:
         drag(window.canvas, [(right + start, by), (right + end, by)])
+
+
+def tight_undo_budget(doc, scratch: Path) -> int:
+    """Let ``doc`` keep in RAM, for undo, no more than one picture and one item map of its
+    own size, moving the rest to files in ``scratch``; returns that budget in bytes."""
+    doc.budget = doc.image.nbytes + doc.labels.nbytes
+    doc.scratch = scratch
+    return doc.budget
+
+
+def land_edits(doc, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Apply ``count`` edits as results land (every other one with a new item map, as a
+    move's), a brush stroke after the second and a merge after the third; then wait for
+    the pictures the undo budget moves to files. Returns a copy of ``(image, labels)`` of
+    every state from the one before the first edit to the last, undo's order reversed."""
+    states = [(doc.image.copy(), doc.labels.copy())]
+    for k in range(count):
+        image = doc.image.copy()
+        image[k % image.shape[0]] = 40 * k % 256
+        labels = doc.labels
+        if k % 2:
+            labels = labels.copy()
+            labels[k : k + 6, : 30 + k] = 0
+        doc.apply_result(image, labels, {"kind": "recon"}, f"Edit {k}")
+        states.append((doc.image.copy(), doc.labels.copy()))
+        if k == 1:
+            x, y = (int(v) for v in np.argwhere(doc.labels == 1)[0][::-1])
+            doc.paint([(x + 0.5, y + 0.5)], 4, 2)
+            states.append((doc.image.copy(), doc.labels.copy()))
+        if k == 2:
+            doc.merge((1, 3))
+            states.append((doc.image.copy(), doc.labels.copy()))
+        doc.settle_memory()
+    return states
+
+
+def before_edit(k: int) -> int:
+    """The index in :func:`land_edits`'s states of the one edit ``k`` was applied to (the
+    stroke and the merge are states of their own)."""
+    return k + (k >= 2) + (k >= 3)
+
+
+def undo_arrays(doc) -> list[np.ndarray]:
+    """Every picture and item map the document's undo steps and history hold."""
+    found = []
+    for k in range(doc.undo.count()):
+        cmd = doc.undo.command(k)
+        for state in (cmd.before, cmd.after):
+            found += [state.image, state.labels]
+            for record in state.history:
+                found += record.get("_before") or ()
+        found += [cmd.drawn, cmd.drawn_before]
+    return found
+
+
+def bytes_in_memory(arrays) -> int:
+    """Bytes of the distinct ``arrays`` held in RAM (mapped files left out)."""
+    from dedit_app.spill import file_backed
+
+    distinct = {id(a): a for a in arrays if a is not None and not file_backed(a)}
+    return sum(a.nbytes for a in distinct.values())

@@ -318,6 +318,75 @@ def test_unprepared_project_says_so(tmp_path):
         Project.load(tmp_path / "u.dedit").load_weights()
 
 
+def test_a_spilled_picture_is_the_same_bytes_mapped_read_only_and_names_itself_once(
+    tmp_path, monkeypatch
+):
+    """dedit_app.spill: the editor moves pictures held for undo out of RAM this way."""
+    from dedit_app import project as project_module
+    from dedit_app import spill
+
+    image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    labels = np.arange(48 * 64, dtype=np.int32).reshape(48, 64) % 5
+    image.flags.writeable = labels.flags.writeable = False
+    name = project_module._content_name("image", image)
+    mapped, mapped_labels = spill.spill(image, tmp_path), spill.spill(labels, tmp_path)
+    for old, new in ((image, mapped), (labels, mapped_labels)):
+        np.testing.assert_array_equal(new, old)
+        assert new.dtype == old.dtype and not new.flags.writeable and spill.file_backed(new)
+        assert np.asarray(new) is new  # the document goes by identity: checks keep it
+    if os.name == "posix":
+        assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing to clean up
+    hashed = []
+    sha256 = project_module.hashlib.sha256
+    monkeypatch.setattr(project_module.hashlib, "sha256", lambda *a: hashed.append(1) or sha256(*a))
+    project_module.share_names(image, mapped)
+    assert project_module._content_name("image", mapped) == name and hashed == []
+
+    # A project whose history holds spilled pictures saves them like any others.
+    p = Project.new(image, labels, ["a", "b", "c", "d", "e"])
+    p.apply(np.zeros_like(image), labels, {"kind": "recon"})
+    p.history[0]["_before"] = (mapped, mapped_labels)
+    p.save(tmp_path / "s.dedit")
+    before = Project.load(tmp_path / "s.dedit").snapshot(p.history[0])
+    np.testing.assert_array_equal(before[0], image)
+    np.testing.assert_array_equal(before[1], labels)
+
+
+def test_a_picture_that_cannot_be_spilled_is_none_and_leaves_no_file(tmp_path, monkeypatch):
+    from dedit_app import spill
+
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_bytes(b"")
+    assert spill.spill(np.zeros((4, 4), np.int32), blocked) is None
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spill.np, "save", full)
+    assert spill.spill(np.zeros((4, 4), np.int32), tmp_path / "scratch") is None
+    assert list((tmp_path / "scratch").iterdir()) == []
+    monkeypatch.undo()
+
+    # Nor is a disk filled up to the last gigabytes for undo's sake.
+    usage = shutil.disk_usage(tmp_path)
+    nearly_full = usage._replace(free=spill.KEEP_FREE + 8)
+    monkeypatch.setattr(spill.shutil, "disk_usage", lambda _path: nearly_full)
+    assert spill.spill(np.zeros((4, 4), np.int32), tmp_path / "scratch") is None
+    assert spill.spill(np.zeros((2,), np.int32), tmp_path / "scratch") is not None
+
+
+def test_spill_files_a_run_left_behind_are_swept_once_stale(tmp_path):
+    from dedit_app import spill
+
+    old, fresh = tmp_path / "undo-old.npy", tmp_path / "undo-fresh.npy"
+    for path in (old, fresh):
+        np.save(path, np.zeros(3), allow_pickle=False)
+    past = time.time() - 2 * spill.STALE_S
+    os.utime(old, (past, past))
+    spill.sweep(tmp_path)
+    assert not old.exists() and fresh.exists()  # a fresh one may be another editor's
+
+
 def test_history_snapshots_survive_save_and_load(tmp_path):
     p = make_project()
     first_image, first_labels = p.image.copy(), p.labels.copy()

@@ -3,6 +3,7 @@ rename, undo, save, reopen; and the errors a designer can cause."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,18 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from editor_fixtures import brush_at_bag_edge  # noqa: E402
+from editor_fixtures import (  # noqa: E402
+    brush_at_bag_edge,
+    bytes_in_memory,
+    land_edits,
+    tight_undo_budget,
+    undo_arrays,
+)
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from dedit_app import partition  # noqa: E402
+from dedit_app import partition, spill  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image, save_image  # noqa: E402
 from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
@@ -154,6 +161,55 @@ def test_brush_and_eraser_change_the_item_and_undo_restores_exactly(scene):
     assert doc.labels is original
     window.act_redo.trigger()
     np.testing.assert_array_equal(doc.labels, painted)
+
+
+def assert_undo_and_redo_bring_back(window, states) -> None:
+    """Undo from the last of ``states`` (``(image, labels)``, as :func:`land_edits` gives
+    them) to the first, then redo to the last: each exactly, byte for byte."""
+    doc = window.doc
+    for image, labels in reversed(states[:-1]):
+        window.act_undo.trigger()
+        np.testing.assert_array_equal(doc.image, image)
+        np.testing.assert_array_equal(doc.labels, labels)
+    assert not doc.undo.canUndo()
+    for image, labels in states[1:]:
+        window.act_redo.trigger()
+        np.testing.assert_array_equal(doc.image, image)
+        np.testing.assert_array_equal(doc.labels, labels)
+
+
+def test_pictures_undo_keeps_beyond_its_budget_go_to_files_and_come_back_exactly(scene, tmp_path):
+    window, _labels = scene
+    doc = window.doc
+    scratch = tmp_path / "scratch"
+    budget = tight_undo_budget(doc, scratch)
+    states = land_edits(doc, 8)  # 8 pictures, 6 maps: without a bound they all stay
+    shown = doc.image.nbytes + doc.labels.nbytes
+    assert bytes_in_memory(undo_arrays(doc)) <= budget + shown
+    assert bytes_in_memory(undo_arrays(doc)) < bytes_in_memory(s for st in states for s in st)
+    assert any(spill.file_backed(a) for a in undo_arrays(doc) if a is not None)
+    if os.name == "posix":
+        assert list(scratch.iterdir()) == []  # each file unlinked once mapped
+    assert_undo_and_redo_bring_back(window, states)
+    assert window.message_text() == ""
+    # The editor's own event loop puts the files in place, with no one waiting for them.
+    doc.apply_result(255 - doc.image, doc.labels, {"kind": "recon"}, "Invert")
+    wait_until(lambda: bytes_in_memory(undo_arrays(doc)) <= budget + shown, 10, "spilled")
+
+
+def test_pictures_stay_in_memory_when_their_files_cannot_be_written(scene, tmp_path, monkeypatch):
+    window, _labels = scene
+    doc = window.doc
+    tries, spilling = [], spill.spill
+    monkeypatch.setattr(spill, "spill", lambda *a: tries.append(1) or spilling(*a))
+    full = tmp_path / "full disk"
+    full.write_bytes(b"")  # a file where the folder should be: nothing can be written
+    tight_undo_budget(doc, full)
+    states = land_edits(doc, 5)
+    assert not any(spill.file_backed(a) for a in undo_arrays(doc) if a is not None)
+    assert len(tries) == 1  # not tried again at every step
+    assert window.message_text() == ""  # nothing alarming: the editor works as it did
+    assert_undo_and_redo_bring_back(window, states)
 
 
 def test_erasing_an_item_that_covers_the_whole_picture_is_refused_by_name(scene):

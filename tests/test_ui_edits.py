@@ -18,14 +18,16 @@ from editor_fixtures import (  # noqa: E402
     NAMES,
     brush_at_bag_edge,
     count_where,
+    land_edits,
     open_scene,
     outside_edit,
+    tight_undo_budget,
 )
 from PySide6.QtCore import QMimeData, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from dedit_app import partition  # noqa: E402
+from dedit_app import partition, spill  # noqa: E402
 from dedit_app.jobs import JobState  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui import engine  # noqa: E402
@@ -686,6 +688,29 @@ def test_cancel_a_running_edit_is_confirmed_and_changes_nothing(opened):
     assert doc.undo.count() == 0
     assert "Cancelled" in window.message_text()
     assert card.state.text() == "Cancelled"
+
+
+def test_an_edit_undone_back_to_while_it_ran_lands_as_made_though_undo_moved_pictures_out(
+    opened, tmp_path
+):
+    window = opened
+    doc = window.doc
+    tight_undo_budget(doc, tmp_path / "scratch")
+    window.apply_settings(dataclasses.replace(window.settings, steps=200, candidates=1))
+    base = doc.state()
+    window.editing.text_edit(2, "a white handbag")
+    assert any(s.image is base.image for s in doc.pinned())  # the edit under way holds it
+    land_edits(doc, 4)  # more than the budget keeps: earlier pictures go to files
+    assert not any(spill.file_backed(a) for a in (base.image, base.labels))
+    while doc.undo.canUndo() and doc.state().image is not base.image:
+        window.act_undo.trigger()
+    assert doc.state().image is base.image and doc.state().labels is base.labels
+    wait_idle(window, 300)
+    record = doc.project.history[-1]
+    assert record["kind"] == "text" and not record.get("laid_over"), record
+    assert any(s.image is base.image for s in doc.pinned())  # its results on show hold it
+    window.editing.close_candidates()  # Done
+    assert not any(s.image is base.image for s in doc.pinned())
 
 
 def test_closing_a_picture_stops_its_jobs_and_takes_them_off_the_activity_list(opened):

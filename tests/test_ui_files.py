@@ -16,7 +16,14 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 import shiboken6  # noqa: E402
-from editor_fixtures import NAMES, count_where  # noqa: E402
+from editor_fixtures import (  # noqa: E402
+    NAMES,
+    before_edit,
+    count_where,
+    land_edits,
+    tight_undo_budget,
+    undo_arrays,
+)
 from PySide6.QtCore import QSettings, QStandardPaths, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
@@ -29,6 +36,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QTreeView,
 )
 
+from dedit_app import spill  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui.open_dialog import OPEN_FILTERS, OpenDialog  # noqa: E402
@@ -142,6 +150,29 @@ def test_a_save_of_many_earlier_pictures_is_written_aside(scene, tmp_path):
     assert window.files.saving and doc.dirty  # under way on the files thread
     wait_idle(window)
     assert not doc.dirty and len(Project.load(tmp_path / "b.dedit").history) == 3
+
+
+def test_a_save_after_undo_moved_earlier_pictures_to_files_writes_the_whole_history(
+    scene, tmp_path
+):
+    window, _labels = scene
+    doc = window.doc
+    tight_undo_budget(doc, tmp_path / "scratch")
+    states = land_edits(doc, 5)
+    assert any(spill.file_backed(a) for a in undo_arrays(doc) if a is not None)
+    window.files.aside_from = 0  # written on the files thread, as a large save is
+    assert window.save_project(tmp_path / "a.dedit")
+    wait_idle(window)
+    assert not doc.dirty
+    saved = Project.load(tmp_path / "a.dedit")
+    np.testing.assert_array_equal(saved.image, states[-1][0])
+    assert len(saved.history) == 5
+    for k, record in enumerate(saved.history):
+        image, labels = saved.snapshot(record)
+        np.testing.assert_array_equal(image, states[before_edit(k)][0])
+        np.testing.assert_array_equal(labels, states[before_edit(k)][1])
+    window.act_undo.trigger()  # and undo still has them after the save
+    np.testing.assert_array_equal(doc.image, states[-2][0])
 
 
 def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(

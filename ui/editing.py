@@ -142,7 +142,15 @@ class EditController(ResultsMixin, QObject):
         self.forget_results()
         self.update_state()
         if self.doc is not None:
+            self.doc.pinned = self._states_held
             engine.load_ahead()  # a photo is open: Prepare and edits will want the engine
+
+    def _states_held(self) -> list[State]:
+        """The states of the open document that edits under way and results on show or
+        waiting were made from (:attr:`Document.pinned`)."""
+        held = [p.base for p in self.pending.values() if p.doc is self.doc]
+        held += [c.pending.base for c in (self.candidates, *self.waiting) if c is not None]
+        return held
 
     def forget_document(self, doc: Document) -> None:
         """The window is about to drop ``doc``: stop its jobs (they leave the Activity list
