@@ -508,7 +508,7 @@ def _cmd_finetune(args) -> int:
 
     project = _load_project(args.project)
     project.check_writable()  # the weights are written there after the training
-    reference = _load_project(args.reference) if args.reference else None
+    reference = _joint_reference(args.reference, args.project) if args.reference else None
     options = FinetuneOptions(
         emb_steps=args.emb_steps,
         model_steps=args.model_steps,
@@ -545,6 +545,18 @@ def _cmd_finetune(args) -> int:
     losses = result.losses
     print(f"{args.project}: prepared on {model.name}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     return 0
+
+
+def _joint_reference(path: str, project: str):
+    """The reference project to prepare ``project`` with. A photo is refused with the way
+    to make it one: its items must be found first, and kept, for a swap to name them."""
+    if Path(path).is_file():
+        stem = Path(path).with_suffix(".dedit")
+        raise EditError(
+            f"{path} is a photo; prepare with a project of it: `dedit segment {path} -o "
+            f"{stem}`, then `dedit finetune {project} --reference {stem}`."
+        )
+    return _load_project(path)
 
 
 def _request(args, project):

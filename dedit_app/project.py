@@ -744,8 +744,10 @@ def weights_metadata(project: Project) -> dict[str, str]:
             "This project has not been prepared yet; prepare it first "
             "(the Prepare button, or `dedit finetune PROJECT --model MODEL`)."
         )
-    if not project.prepared:  # stored but not saved yet
-        return dict(project.load_weights()[1])
+    if project.pending_weights is not None:
+        # stored, not saved yet: newer than the file an earlier preparation saved, whose
+        # weights_id the training record no longer names ("not this project's")
+        return dict(project.pending_weights[1])
     from safetensors import safe_open
 
     path = project.folder / project.training["weights"]

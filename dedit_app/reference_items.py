@@ -91,8 +91,9 @@ def prepared_reference(project) -> PreparedReference | None:
 
 def _labels_bytes(project) -> np.ndarray:
     """The PNG bytes of the kept item map, from weights not yet saved or from the file."""
-    if not project.prepared:  # stored, not saved yet: the job's own (torch) tensors
-        tensor: Any = project.load_weights()[0][LABELS_TENSOR]
+    if project.pending_weights is not None:
+        # stored, not saved yet (the job's own torch tensors): newer than any saved file
+        tensor: Any = project.pending_weights[0][LABELS_TENSOR]
         return np.asarray(tensor.cpu().numpy() if hasattr(tensor, "cpu") else tensor, np.uint8)
     from safetensors import safe_open
 

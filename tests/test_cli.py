@@ -160,6 +160,23 @@ def test_a_swap_takes_the_reference_photo_itself_with_the_items_it_was_prepared_
     assert not (tmp_path / "c.png").exists()
 
 
+def test_finetune_with_a_reference_photo_says_how_to_make_it_a_project(
+    prepared, photos, tiny_sdxl_path, capsys
+):
+    # It said "… is not a D-Edit project: it has no project.json", and no way on.
+    _, reference_photo = photos
+    project = prepared / "p.dedit"
+    before = (project / "project.json").read_bytes()
+    args = ["finetune", str(project), "--model", str(tiny_sdxl_path), "--device", "cpu"]
+    assert main([*args, "--reference", str(reference_photo)]) == 1
+    err = capsys.readouterr().err
+    stem = reference_photo.with_suffix(".dedit")
+    assert f"{reference_photo} is a photo; prepare with a project of it" in err
+    assert f"`dedit segment {reference_photo} -o {stem}`" in err
+    assert f"`dedit finetune {project} --reference {stem}`" in err and "loading" not in err
+    assert (project / "project.json").read_bytes() == before
+
+
 def test_a_full_size_model_on_the_processor_is_noted_before_it_loads(
     prepared, tmp_path, monkeypatch, capsys
 ):

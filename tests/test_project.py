@@ -156,6 +156,31 @@ def test_a_weights_file_from_another_preparation_is_refused_in_a_sentence(tmp_pa
             read()
 
 
+def test_a_saved_preparation_prepared_again_reads_the_new_weights_before_the_save(tmp_path):
+    # The editor keeps a new preparation of a project with unsaved changes until the save;
+    # the old file, which its weights_id no longer names, was read instead: "not this
+    # project's", so the project read as not prepared and the reference's items were lost.
+    from dedit_app.project import weights_metadata
+    from dedit_app.reference_items import LABELS_TENSOR, prepared_reference, record
+
+    p = make_project()
+    p.training = {"weights_id": "aaaa"}
+    p.store_weights({"emb.1": torch.zeros(2)}, {"weights_id": "aaaa"})
+    p.save(tmp_path / "p.dedit")
+    p = Project.load(tmp_path / "p.dedit")
+    ref_image = np.full((6, 10, 3), 70, np.uint8)
+    ref_labels = np.zeros((6, 10), np.int32)
+    ref_labels[:, 5:] = 1
+    encoded, kept = record(ref_image, ref_labels, ("sky", "sea"))
+    p.training = {**p.training, "weights_id": "bbbb"}  # as finetune.store_result does
+    tensors = {"emb.1": torch.ones(2), LABELS_TENSOR: torch.from_numpy(encoded)}
+    p.store_weights(tensors, {"weights_id": "bbbb", **kept}, write=False)
+    assert weights_metadata(p)["weights_id"] == "bbbb"
+    found = prepared_reference(p)
+    assert found is not None and found.names == ("sky", "sea") and found.fits(ref_image)
+    np.testing.assert_array_equal(found.labels, ref_labels)
+
+
 def test_saved_files_get_normal_permissions(tmp_path):
     """Temp files start owner-only; a saved project must be readable like any other file."""
     import os

@@ -769,7 +769,10 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     assert job[0].request.task.request.reference_item == ref_item
     wait_idle(window, 300)
     assert doc.image is not image
-    assert doc.project.history[-1]["kind"] == "swap"
+    record = doc.project.history[-1]
+    assert record["kind"] == "swap" and record["reference"] == "reference.png"
+    # the record `dedit edit swap --apply` writes: one key for the reference's item
+    assert record["reference_item"] == ref_item and "ref_item" not in record
     keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
 
@@ -822,6 +825,100 @@ def test_a_reference_photo_opened_again_has_the_items_it_was_prepared_with(
         assert [item.name for item in ref.items] == names
         assert engine.prepared_with(window.doc.project, ref.project), order
         assert "as your photo was prepared with them" in window.reference_panel.status.text()
+
+
+def test_a_saved_project_with_changes_prepared_again_with_a_reference_can_swap(opened, tmp_path):
+    # The new weights wait for the save; the old file was read instead ("not this
+    # project's"): Not prepared, every edit and the swap refused until a save.
+    window = opened
+    window.doc.rename(1, "desk")  # an unsaved change: the preparation waits with it
+    ref_photo = tmp_path / "reference.png"
+    write_synthetic_photo(ref_photo, 200, 260)
+    assert window.reference_photo.open(ref_photo)
+    wait_idle(window)
+    window.editing.prepare()
+    wait_idle(window, 300)
+    assert window.doc.dirty and window.editing.prepared(), window.prepare_panel.status.text()
+    assert engine.prepared_with(window.doc.project, window.editing.reference.project)
+    assert window.prepare_panel.title.text() == "Prepared"
+
+
+def test_prepare_waits_for_the_reference_photos_items(window, tmp_path):
+    # Prepared while the reference's items were still being found, it was learned as one
+    # item, its whole photo: the swap then said "not prepared together" after minutes.
+    open_scene(window, tmp_path)
+    ref_photo = tmp_path / "reference.png"
+    write_synthetic_photo(ref_photo, 200, 260)
+    assert window.reference_photo.open(ref_photo)
+    assert window.reference_panel.status.text() == "Finding items…"
+    window.editing.prepare()
+    assert window.editing.prepare_job is None and not window.jobs.active("prepare")
+    assert "items are still being found; prepare once they are listed" in window.message_text()
+    cancelled = window.jobs.active("segment")[0]
+    window.jobs.cancel(cancelled.request.id)  # from the Jobs panel: it stays one item
+    wait_idle(window)
+    assert window.reference_panel.status.text() == (
+        "1 item. Prepare (Ctrl+P) to learn both photos together, then drag an item onto your photo."
+    )
+    assert window.reference_photo.open(ref_photo)  # found this time
+    wait_idle(window)
+    ref = window.editing.reference
+    window.editing.prepare()
+    wait_idle(window, 300)
+    assert engine.prepared_with(window.doc.project, ref.project)
+
+
+def test_a_reference_closed_or_replaced_stops_finding_its_items(window, tmp_path):
+    # Its items went unused, yet the job ran on, ahead of the jobs queued after it.
+    open_scene(window, tmp_path)
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    write_synthetic_photo(first, 200, 260)
+    write_synthetic_photo(second, 120, 160)
+    assert window.reference_photo.open(first)
+    finding = window.jobs.active("segment")
+    assert window.reference_photo.open(second)
+    assert finding[0].cancel.cancelled and finding[0].retired
+    replacing = window.jobs.active("segment")[-1]
+    window.reference_photo.close()
+    assert replacing.cancel.cancelled
+    wait_idle(window)
+    assert not window.jobs.jobs.get(replacing.request.id)  # off the Jobs panel once ended
+    assert window.reference_photo.open(first)  # nothing left over from before
+    wait_idle(window)
+    assert len(window.editing.reference.visible_items()) > 1
+
+
+def test_the_reference_panel_says_what_is_true_now_and_what_to_do_next(
+    window, tmp_path, prepared_bundle
+):
+    open_scene(window, tmp_path)
+    reference = tmp_path / "reference.dedit"
+    shutil.copytree(prepared_bundle, reference)
+    window.files.aside_from = 0  # read on the files thread, as a large one is
+    assert window.reference_photo.open(reference)
+    assert window.reference_panel.status.text() == "Opening reference.dedit…"
+    wait_idle(window)
+    prepare = "4 items. Prepare (Ctrl+P) to learn both photos together, then drag an item"
+    assert window.reference_panel.status.text().startswith(prepare)  # was "Opening…" still
+    window.editing.prepare()
+    wait_idle(window, 300)
+    drag_one = "drag one onto your photo to swap it in."
+    assert window.reference_panel.status.text() == f"4 items, prepared with your photo: {drag_one}"
+    assert window.save_project(tmp_path / "scene.dedit", wait=True)
+    window.reference_photo.close()
+    assert window.reference_photo.open(tmp_path / "scene.png")  # the reference's own photo
+    wait_idle(window)
+    kept = f"4 items, as your photo was prepared with them: {drag_one}"
+    assert window.reference_panel.status.text() == kept
+    other = tmp_path / "other.png"
+    write_synthetic_photo(other, 100, 100)
+    assert window.open_path(other)
+    wait_idle(window)
+    assert window.reference_panel.status.text().startswith(prepare)
+    assert window.close_picture()
+    assert window.reference_panel.status.text() == (
+        "4 items. Open your photo, prepare the two together (Ctrl+P), then drag an item onto it."
+    )
 
 
 _WATCH_TORCH = """

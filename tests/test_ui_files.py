@@ -510,3 +510,13 @@ def test_a_large_reference_photo_is_read_aside(scene, tmp_path):
     assert reference is not None and reference.project.source == "ref.png"
     np.testing.assert_array_equal(reference.image, load_image(ref))
     assert len(reference.visible_items()) > 1  # its items were found
+    said = window.reference_panel.status.text()
+    assert said.startswith(f"{len(reference.visible_items())} items. Prepare (Ctrl+P)")
+    # Another one found damaged as it is read: the reference on show stays, and so does
+    # its sentence (it was left blank).
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(ref.read_bytes()[:300])
+    assert window.reference_photo.open(damaged)
+    wait_idle(window)
+    assert window.editing.reference is reference and "damaged" in window.message_text()
+    assert window.reference_panel.status.text() == said

@@ -99,7 +99,9 @@ class EditController(ResultsMixin, QObject):
         return self.reference.project if self.reference is not None else None
 
     def update_state(self) -> None:
-        """Refresh the preparation card and the edit actions."""
+        """Refresh the preparation card, the edit actions and the sentence under the
+        reference photo."""
+        self.w.reference_photo.show_state()
         doc = self.doc
         panel = self.w.prepare_panel
         record = self.w.jobs.jobs.get(self.prepare_job) if self.prepare_job else None
@@ -183,6 +185,10 @@ class EditController(ResultsMixin, QObject):
             if rec is not None and rec.active:
                 self.w.show_info("The project is already being prepared.")
                 return
+        waiting = self.w.reference_photo.busy()
+        if waiting:
+            self.w.show_error(waiting)
+            return
         key = engine.ModelSpec.from_settings(self.w.settings).load_key
         if key not in self._told_slow:
             slow = engine.processor_warning(self.w.settings)
@@ -435,7 +441,7 @@ class EditController(ResultsMixin, QObject):
         entry = {
             "kind": "swap",
             "item": int(target),
-            "ref_item": int(ref_item),
+            "reference_item": int(ref_item),  # the engine's name, as `dedit edit` records
             "reference": ref.project.source,
         }
         self._submit(

@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -401,13 +402,32 @@ def stale_reason(project, settings=None, reference=None) -> str:
 
 def prepared_with(project, reference) -> bool:
     """True when ``project`` was prepared jointly with exactly this ``reference``."""
-    from dedit_app.project import content_key
-
     try:
         meta = _metadata(project)
     except Exception:
         return False
-    return meta.get("reference_key") == content_key(reference.image, reference.labels)
+    return meta.get("reference_key") == _reference_key(reference)
+
+
+# The last reference hashed: (its image and item map, weakly held, and their key).
+_last_reference: tuple[weakref.ref, weakref.ref, str] | None = None
+
+
+def _reference_key(reference) -> str:
+    """``content_key`` of the reference's picture and items, remembered while they are
+    the same arrays (never changed in place): the window asks at every click, through
+    :meth:`ui.editing.EditController.update_state`, and hashing a 24 MP reference takes a
+    tenth of a second on the UI thread."""
+    global _last_reference
+    from dedit_app.project import content_key
+
+    image, labels = reference.image, reference.labels
+    last = _last_reference
+    if last is not None and last[0]() is image and last[1]() is labels:
+        return last[2]
+    key = content_key(image, labels)
+    _last_reference = (weakref.ref(image), weakref.ref(labels), key)
+    return key
 
 
 # ----- edits ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Qt
 from dedit_app.errors import DEditError
 from dedit_app.reference_items import prepared_reference
 from dedit_app.wording import counted
+from ui import engine
 from ui.document import Document
 from ui.segmenting import unavailable
 from ui.tasks import SegmentAuto, readonly
@@ -36,7 +37,9 @@ class ReferenceController(QObject):
         self.w = window
         self.doc: Document | None = None
         self.finding: int | None = None  # the job finding its items (it outlives the photo)
+        self._finding_for: Document | None = None  # the reference that job finds items of
         self._reading: int | None = None  # ticket of a reference being read
+        self._kept_for: Document | None = None  # the photo whose kept items it was given
 
     def open(self, path: str | Path) -> bool:
         """Open a photo or project as the reference; False when refused at once. A large
@@ -57,6 +60,58 @@ class ReferenceController(QObject):
             self._show_dock()
         return True
 
+    def busy(self) -> str:
+        """Why a joint preparation should wait ("" when it need not): the reference is
+        still being read, or its items found. Prepared now, the preparation would learn
+        the reference as one item, its whole photo, and be of no use to the swap once its
+        items are listed."""
+        if self._reading is not None:
+            return (
+                "The reference photo is still being opened; prepare once its items are "
+                "listed, so both photos are learned together."
+            )
+        record = self.w.jobs.jobs.get(self.finding) if self.finding is not None else None
+        if self.doc is not None and self._finding_for is self.doc and record and record.active:
+            return (
+                "The reference photo's items are still being found; prepare once they are "
+                "listed, so both photos are learned together."
+            )
+        return ""
+
+    def show_state(self) -> None:
+        """Say under the reference what it is ready for and what to do next: the sentence
+        follows the photo open beside it (prepared with it or not, another one, none)."""
+        ref = self.doc
+        if ref is None or self.busy():
+            return  # "Opening…" or "Finding items…" is on show
+        doc = self.w.doc
+        n = counted(len(ref.visible_items()), "item")
+        if doc is None:
+            text = (
+                f"{n}. Open your photo, prepare the two together (Ctrl+P), then drag an "
+                "item onto it."
+            )
+        elif self.w.editing.prepared(doc) and engine.prepared_with(doc.project, ref.project):
+            how = "as your photo was prepared with them"
+            if self._kept_for is not doc:
+                how = "prepared with your photo"
+            text = f"{n}, {how}: drag one onto your photo to swap it in."
+        else:
+            text = (
+                f"{n}. Prepare (Ctrl+P) to learn both photos together, then drag an item "
+                "onto your photo."
+            )
+        self.w.reference_panel.status.setText(text)
+
+    def _stop_finding(self) -> None:
+        """The reference goes (closed or replaced): its items would be of no use, and the
+        job would hold up the jobs queued after it, a preparation among them."""
+        if self._finding_for is not None and self.finding is not None:
+            record = self.w.jobs.jobs.get(self.finding)
+            if record is not None and record.active:
+                self.w.jobs.retire(self.finding)
+        self._finding_for = None
+
     def _stop_reading(self) -> None:
         if self._reading is not None:
             self.w.files.thread.forget(self._reading)
@@ -65,13 +120,16 @@ class ReferenceController(QObject):
     def _failed(self, message: str) -> None:
         self._reading = None
         self.w.reference_panel.status.setText("")
+        self.show_state()  # the reference on show, if any, stays: its sentence comes back
         self.w.show_error(message)
 
     def _read(self, project: Project) -> None:
         self._reading = None
         image = project.image if project.folder is None else None
+        self._stop_finding()
         ref = Document(project, self)
         old, self.doc = self.doc, ref
+        self._kept_for = None
         self.w.reference_panel.set_document(ref)
         self._show_dock()
         if old is not None:
@@ -97,11 +155,9 @@ class ReferenceController(QObject):
         ):
             ref.set_partition(kept.labels, list(kept.names), "Items it was prepared with")
             ref.undo.clear()
-        self.w.reference_panel.status.setText(
-            f"{counted(len(ref.visible_items()), 'item')}, as your photo was prepared with "
-            "them: drag one onto your photo to swap it in."
-        )
-        self.w.editing.update_state()
+        self._kept_for = doc
+        self._stop_finding()  # what it would find is not used: these items are
+        self.w.editing.update_state()  # says so under the reference (show_state)
         return True
 
     def _find_items(self, ref: Document, image, instead_of: str = "") -> None:
@@ -114,25 +170,30 @@ class ReferenceController(QObject):
         task = SegmentAuto(readonly(image), ("reference", id(ref)), *backend)
 
         def done(seg) -> None:
-            if ref is self.doc and not self.take_prepared_items():
+            if ref is not self.doc:
+                return
+            self._finding_for = None
+            if not self.take_prepared_items():
                 ref.set_partition(seg.labels, list(seg.names), "Find items")
                 ref.undo.clear()
-                n = len(ref.visible_items())
-                w.reference_panel.status.setText(
-                    f"{counted(n, 'item')}. Prepare (Ctrl+P) to learn both photos "
-                    "together, then drag an item onto your photo."
-                )
                 if instead_of:
+                    n = len(ref.visible_items())
                     w.segmenting.say_found_instead(instead_of, n, " in the reference")
+                w.editing.update_state()  # says what to do next (show_state)
+
+        def cancelled() -> None:
+            if ref is self.doc:  # cancelled in the Jobs panel: the photo stays one item
+                self._finding_for = None
                 w.editing.update_state()
 
         def failed(message: str) -> None:
             if ref is not self.doc:
                 return
+            self._finding_for = None
             if unavailable(record) and not instead_of:
                 self._find_items(ref, image, instead_of=message)
             else:
-                w.reference_panel.status.setText("")
+                w.editing.update_state()  # one item, its whole photo: says what it can do
                 w.show_error(message)
 
         w.reference_panel.status.setText("Finding items…")
@@ -140,8 +201,9 @@ class ReferenceController(QObject):
             JobRequest("Find items in the reference", task, kind="segment"),
             on_finished=done,
             on_failed=failed,
+            on_cancelled=cancelled,
         )
-        self.finding = record.request.id
+        self.finding, self._finding_for = record.request.id, ref
 
     def _show_dock(self) -> None:
         if not self.w.reference_dock.isVisible():
@@ -152,7 +214,9 @@ class ReferenceController(QObject):
     def close(self) -> None:
         """Close the reference photo (and stop reading one)."""
         self._stop_reading()
+        self._stop_finding()
         ref, self.doc = self.doc, None
+        self._kept_for = None
         self.w.reference_panel.set_document(None)
         if ref is not None:
             ref.deleteLater()
