@@ -646,8 +646,8 @@ def _load_reference(path: str, project):
     if Path(path).is_dir():
         return _load_project(path)
     image = load_image(path)
-    kept = prepared_reference(project) if project.has_weights else None
-    if kept is None or not kept.fits(image):
+    kept = prepared_reference(project, of=image) if project.has_weights else None
+    if kept is None or kept.labels.shape != image.shape[:2]:
         raise EditError(
             f"{project.folder} was not prepared together with the photo {path}; make it a "
             f"project (`dedit segment {path} -o REFERENCE.dedit`) and prepare the two "

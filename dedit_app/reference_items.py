@@ -67,10 +67,12 @@ class PreparedReference:
         return image.shape[:2] == self.labels.shape and picture_key(image) == self.image_key
 
 
-def prepared_reference(project) -> PreparedReference | None:
+def prepared_reference(project, of: np.ndarray | None = None) -> PreparedReference | None:
     """The reference ``project`` was prepared with, from its weights; None when it was
     prepared alone, not prepared, prepared before references were kept, or the record is
-    unreadable (the swap then says to prepare again, as it did before)."""
+    unreadable (the swap then says to prepare again, as it did before). ``of``: only when
+    it is this ``(H, W, 3)`` picture, told by the pixels' hash before the kept map is read
+    (a 24 MP map takes a few tenths of a second to decode)."""
     from safetensors import SafetensorError
 
     from dedit_app.project import weights_metadata
@@ -78,6 +80,8 @@ def prepared_reference(project) -> PreparedReference | None:
     try:
         metadata = weights_metadata(project)
         if "reference_image" not in metadata:
+            return None
+        if of is not None and picture_key(of) != metadata["reference_image"]:
             return None
         names = tuple(str(n) for n in json.loads(metadata["reference_names"]))
         encoded = _labels_bytes(project)

@@ -241,6 +241,8 @@ def test_a_joint_preparation_keeps_the_references_items_for_when_it_is_opened_ag
         np.testing.assert_array_equal(kept.labels, ref_labels)
         assert kept.names == ref_names and kept.fits(ref_image)
         assert not kept.fits(image) and not kept.fits(ref_image[:, :-1])
+        assert prepared_reference(project, of=image) is None  # told before the map is read
+        assert prepared_reference(project, of=ref_image) is not None
         project.save(tmp_path / "p.dedit")
         project = Project.load(tmp_path / "p.dedit")
     # the kept map rides in the weights file and is left alone when they are installed
