@@ -282,6 +282,18 @@ def check_edit(
     return metadata
 
 
+def _looks(project, tokens: list[str]) -> list[str]:
+    """Each item's prompt as it looks now: the prompt a text edit gave it (``*`` standing
+    for its learned tokens), else its learned tokens. An item retyped and then moved,
+    resized or redrawn is painted as it was retyped, not back as it was photographed."""
+    looks = list(tokens)
+    for k, item in enumerate(project.items[: len(tokens)]):
+        typed = (item.prompt or "").strip()
+        if typed:
+            looks[k] = typed.replace("*", tokens[k])
+    return looks
+
+
 def plan_edit(
     project, request: EditRequest, reference=None, model: DiffusionModel | None = None
 ) -> _Plan:
@@ -290,8 +302,9 @@ def plan_edit(
     EditError/ItemError/ModelLoadError with a sentence; changes nothing."""
     metadata = check_edit(project, request, reference, model)
     tokens = _tokens(metadata, "items")
+    looks = _looks(project, tokens)
     labels = project.labels
-    prompts = {int(k): tokens[int(k)] for k in present_items(labels)}
+    prompts = {int(k): looks[int(k)] for k in present_items(labels)}
     new_labels = areas = None
     active = None
 
@@ -315,7 +328,7 @@ def plan_edit(
         active = request.changed(labels)
     if new_labels is not None:
         areas = item_areas(new_labels, len(project.items))
-        prompts = {int(k): tokens[int(k)] for k in np.flatnonzero(areas)}
+        prompts = {int(k): looks[int(k)] for k in np.flatnonzero(areas)}
 
     if active is not None:
         layout = labels if new_labels is None else new_labels

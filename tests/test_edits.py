@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from dedit_app.edits import (
 from dedit_app.errors import Cancelled, EditError, ItemError, ModelLoadError
 from dedit_app.jobs import CancelToken, run_job
 from dedit_app.partition import Move, paint, stroke_mask
-from dedit_app.project import Project
+from dedit_app.project import Project, weights_metadata
 from dedit_app.sampler import SamplingOptions
 
 FAST = SamplingOptions(steps=2, edge=8)
@@ -276,6 +277,20 @@ def test_plan_is_cheap_and_pure(project):
     assert plan.new_labels is not None and not (plan.new_labels == 3).any()
     assert (project.labels == 3).any()
     assert isinstance(plan.metadata, dict)
+
+
+def test_an_item_retyped_keeps_its_new_look_when_it_is_moved_or_others_are_edited(project):
+    tokens = json.loads(weights_metadata(project)["items"])
+    moved = MoveRequest((Move(3, dx=40, dy=30, scale=0.5),))
+    assert plan_edit(project, moved).prompts[3] == tokens[3]  # never retyped: its own look
+    project.apply(project.image, project.labels, {"kind": "text", "item": 3, "prompt": "a white *"})
+    assert project.items[3].prompt == "a white *"
+    for request in (moved, TextRequest(1, "a red bag"), RemoveRequest(1)):
+        plan = plan_edit(project, request)
+        assert plan.prompts[3] == f"a white {tokens[3]}", request
+        assert plan.prompts[0] == tokens[0]  # the others keep their learned look
+    # retyped again, the newest prompt counts
+    assert plan_edit(project, TextRequest(3, "a red bag")).prompts[3] == "a red bag"
 
 
 @pytest.mark.parametrize(
