@@ -211,3 +211,15 @@ def bytes_in_memory(arrays) -> int:
 
     distinct = {id(a): a for a in arrays if a is not None and not file_backed(a)}
     return sum(a.nbytes for a in distinct.values())
+
+
+def assert_holds_history(saved, states, edits: int) -> None:
+    """``saved`` (a Project loaded from a save or a recovery copy) shows the last of
+    :func:`land_edits`'s ``states`` and holds each of its ``edits`` earlier pictures and
+    item maps exactly."""
+    np.testing.assert_array_equal(saved.image, states[-1][0])
+    assert len(saved.history) == edits
+    for k, record in enumerate(saved.history):
+        image, labels = saved.snapshot(record)
+        np.testing.assert_array_equal(image, states[before_edit(k)][0])
+        np.testing.assert_array_equal(labels, states[before_edit(k)][1])

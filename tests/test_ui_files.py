@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 import shiboken6  # noqa: E402
 from editor_fixtures import (  # noqa: E402
     NAMES,
-    before_edit,
+    assert_holds_history,
     count_where,
     land_edits,
     tight_undo_budget,
@@ -164,13 +164,7 @@ def test_a_save_after_undo_moved_earlier_pictures_to_files_writes_the_whole_hist
     assert window.save_project(tmp_path / "a.dedit")
     wait_idle(window)
     assert not doc.dirty
-    saved = Project.load(tmp_path / "a.dedit")
-    np.testing.assert_array_equal(saved.image, states[-1][0])
-    assert len(saved.history) == 5
-    for k, record in enumerate(saved.history):
-        image, labels = saved.snapshot(record)
-        np.testing.assert_array_equal(image, states[before_edit(k)][0])
-        np.testing.assert_array_equal(labels, states[before_edit(k)][1])
+    assert_holds_history(Project.load(tmp_path / "a.dedit"), states, 5)
     window.act_undo.trigger()  # and undo still has them after the save
     np.testing.assert_array_equal(doc.image, states[-2][0])
 

@@ -20,7 +20,12 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 pytest.importorskip("pytestqt")
 
 import torch  # noqa: E402
-from editor_fixtures import before_edit, land_edits, tight_undo_budget, undo_arrays  # noqa: E402
+from editor_fixtures import (  # noqa: E402
+    assert_holds_history,
+    land_edits,
+    tight_undo_budget,
+    undo_arrays,
+)
 
 from dedit_app import spill  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
@@ -174,13 +179,7 @@ def test_a_copy_made_after_undo_moved_earlier_pictures_to_files_holds_them_all(s
     tight_undo_budget(doc, tmp_path / "scratch")
     states = land_edits(doc, 4)
     assert any(spill.file_backed(a) for a in undo_arrays(doc) if a is not None)
-    copy = Project.load(copy_now(window))
-    np.testing.assert_array_equal(copy.image, states[-1][0])
-    assert len(copy.history) == 4
-    for k, record in enumerate(copy.history):
-        image, labels = copy.snapshot(record)
-        np.testing.assert_array_equal(image, states[before_edit(k)][0])
-        np.testing.assert_array_equal(labels, states[before_edit(k)][1])
+    assert_holds_history(Project.load(copy_now(window)), states, 4)
 
 
 def test_a_running_editors_copy_is_not_offered(scene, qtbot, tmp_path):
