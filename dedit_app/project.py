@@ -359,10 +359,11 @@ class Project:
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
         record["_before"] = previous  # replaced by file names when saved
         self.history.append(record)
-        item = record.get("item")
-        if record.get("kind") == "text" and isinstance(item, int) and 0 <= item < len(self.items):
-            # the item now looks as typed: its field shows that prompt, as in the editor
-            self.items[item].prompt = str(record.get("prompt", ""))
+        item, kind = record.get("item"), record.get("kind")
+        if kind in ("text", "swap") and isinstance(item, int) and 0 <= item < len(self.items):
+            # the item now looks as typed (its field shows that prompt, as in the editor),
+            # or as the reference's item: a prompt typed before no longer says how it looks
+            self.items[item].prompt = str(record.get("prompt", "")) if kind == "text" else ""
 
     def first_picture(self) -> np.ndarray | Path:
         """The photo before the first applied edit: its ``(H, W, 3)`` uint8 RGB pixels when

@@ -291,6 +291,9 @@ def test_an_item_retyped_keeps_its_new_look_when_it_is_moved_or_others_are_edite
         assert plan.prompts[0] == tokens[0]  # the others keep their learned look
     # retyped again, the newest prompt counts
     assert plan_edit(project, TextRequest(3, "a red bag")).prompts[3] == "a red bag"
+    # swapped: the typed prompt no longer says how it looks, and is dropped
+    project.apply(project.image, project.labels, {"kind": "swap", "item": 3, "reference_item": 0})
+    assert project.items[3].prompt == "" and plan_edit(project, moved).prompts[3] == tokens[3]
 
 
 @pytest.mark.parametrize(

@@ -754,6 +754,7 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     window.editing.prepare()  # jointly, since the reference is open
     wait_idle(window, 300)
     assert engine.prepared_with(doc.project, ref.project)
+    doc.set_prompt(2, "a white handbag")  # typed before: no longer its look once swapped
     image = doc.image
     ref_item = ref.visible_items()[-1]
     # Drop the reference item (as its list drags it) onto the bag.
@@ -773,6 +774,7 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     assert record["kind"] == "swap" and record["reference"] == "reference.png"
     # the record `dedit edit swap --apply` writes: one key for the reference's item
     assert record["reference_item"] == ref_item and "ref_item" not in record
+    assert doc.items[2].prompt == ""
     keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
 

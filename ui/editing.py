@@ -444,6 +444,9 @@ class EditController(ResultsMixin, QObject):
             "reference_item": int(ref_item),  # the engine's name, as `dedit edit` records
             "reference": ref.project.source,
         }
+        # a prompt typed for it before no longer says how it looks (Project.apply too)
+        items = [replace(i) for i in doc.items]
+        items[target].prompt = ""
         self._submit(
             PendingEdit(
                 doc,
@@ -452,6 +455,7 @@ class EditController(ResultsMixin, QObject):
                 f"{doc.item_name(target)} ← {ref.item_name(ref_item)}",
                 target,
                 entry,
+                items=items,
             ),
             task,
         )
