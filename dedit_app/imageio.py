@@ -178,10 +178,7 @@ def _left_out(im: Image.Image, name: str) -> list[str]:
     """Sentences for what loading the decoded ``im`` left out: transparency, later frames."""
     said = []
     if _transparent(im):
-        said.append(
-            f"{name} has transparent pixels; the editor placed them on white, so the project "
-            "and its exports are opaque."
-        )
+        said.append(_on_white(name))
     try:
         frames = int(getattr(im, "n_frames", 1))
     except Exception:  # a damaged later frame: the first one, read whole, is what counts
@@ -191,6 +188,13 @@ def _left_out(im: Image.Image, name: str) -> list[str]:
         what = "pages" if im.format == "TIFF" else "frames"
         said.append(f"{name} has {frames} {what}; the editor took the first.")
     return said
+
+
+def _on_white(name: str) -> str:
+    return (
+        f"{name} has transparent pixels; the editor placed them on white, so the project "
+        "and its exports are opaque."
+    )
 
 
 def _transparent(im: Image.Image) -> bool:
@@ -312,11 +316,18 @@ def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return ops.get(orientation, ops[1])(image)
 
 
-def from_pixels(pixels: np.ndarray, name: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def from_pixels(
+    pixels: np.ndarray,
+    name: str,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    notes: list[str] | None = None,
+) -> np.ndarray:
     """A picture that arrived as pixels, not as a file (pasted from the clipboard), the way
     :func:`load_image` reads a file: ``pixels`` ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA
     with straight alpha, uint8; returns ``(H, W, 3)`` uint8 RGB, transparency composited
-    on white. ``name`` names it in the ImageLoadError raised when it is empty or too large."""
+    on white. ``name`` names it in the ImageLoadError raised when it is empty or too large,
+    and in the sentence ``notes`` gets when transparent pixels were placed on white."""
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
         raise ImageLoadError(f"{name} is not an 8-bit RGB picture.")
     h, w = pixels.shape[:2]
@@ -328,6 +339,8 @@ def from_pixels(pixels: np.ndarray, name: str, *, max_pixels: int = MAX_PIXELS) 
         return np.ascontiguousarray(pixels)
     if (pixels[..., 3] == 255).all():
         return np.ascontiguousarray(pixels[..., :3])
+    if notes is not None:
+        notes.append(_on_white(name))
     return _composite_on_white(pixels[..., :3], pixels[..., 3], 255)
 
 

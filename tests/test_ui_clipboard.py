@@ -62,7 +62,9 @@ def test_a_pasted_picture_opens_as_a_new_unsaved_photo(scene):
     image = QImage(rgba.data, 70, 50, 70 * 4, QImage.Format.Format_RGBA8888).copy()
     QApplication.clipboard().setImage(image)
     window.act_paste.trigger()
-    assert "Pasted a picture (70×50)" in window.status_message.text()
+    said = window.status_message.text()
+    assert "Pasted a picture (70×50)" in said
+    assert "The pasted picture has transparent pixels; the editor placed them on white" in said
     wait_idle(window)  # its items are found, as for an opened photo
     doc = window.doc
     assert doc.project.source == "pasted.png" and doc.folder is None and doc.dirty

@@ -89,14 +89,16 @@ def paste(window) -> bool:
             "program, then paste it here."
         )
         return False
+    notes: list[str] = []
     try:
-        image = from_pixels(qimage_rgba(img), "The pasted picture")
+        image = from_pixels(qimage_rgba(img), "The pasted picture", notes=notes)
     except DEditError as err:
         window.show_error(str(err))
         return False
     if not window.may_replace():
         return False
-    window.files.open_pixels(image, PASTED_NAME)
+    # transparency placed on white is said, as for a file
+    window.files.open_pixels(image, PASTED_NAME, notes)
     return True
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,14 +236,16 @@ class FileController(QObject):
         else:
             self._present(project, f"Opened {path.name} ({width}×{height}).", path)
 
-    def open_pixels(self, image: np.ndarray, source: str) -> None:
+    def open_pixels(self, image: np.ndarray, source: str, notes: Sequence[str] = ()) -> None:
         """Show ``image`` ``(H, W, 3)`` uint8 RGB, which came from no file (pasted), as a new
-        photo named ``source``, and find its items. The caller has asked about the current
-        picture's changes already."""
+        photo named ``source``, and find its items; ``notes`` (what it lost on the way, from
+        :func:`dedit_app.imageio.from_pixels`) are said with it. The caller has asked about
+        the current picture's changes already."""
         self.stop_opening()  # the pasted picture is the newer choice
         project = photo_project(image, source)
         height, width = project.size
-        self._present(project, f"Pasted a picture ({width}×{height}); it is not saved yet.")
+        said = f"Pasted a picture ({width}×{height}); it is not saved yet."
+        self._present(project, " ".join([said, *notes]))
 
     def _present(self, project: Project, said: str, path: Path | None = None) -> None:
         """Make ``project`` the window's document (a recent file when it has a ``path``),
