@@ -724,11 +724,16 @@ def _copy_file(src: Path, dst: Path) -> None:
     atomic_write_bytes(dst, src.read_bytes())
 
 
-def content_key(image: np.ndarray, labels: np.ndarray) -> str:
+def content_key(image: np.ndarray, labels: np.ndarray | None = None) -> str:
     """A short hash of a photo and its partition: names the reference a joint preparation
-    used, so a swap can tell whether a reference project is the one prepared with."""
+    used, so a swap can tell whether a reference project is the one prepared with. Without
+    ``labels``, of the pixels alone: recognises a reference photo opened again before its
+    items are known (:mod:`dedit_app.reference_items`)."""
+    arrays = [np.ascontiguousarray(image, np.uint8)]
+    if labels is not None:
+        arrays.append(np.ascontiguousarray(labels, np.int32))
     h = hashlib.sha256()
-    for a in (np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(labels, np.int32)):
+    for a in arrays:
         h.update(str(a.shape).encode())
         h.update(a.data)
     return h.hexdigest()[:16]

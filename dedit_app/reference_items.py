@@ -23,23 +23,13 @@ import numpy as np
 
 from dedit_app.errors import DEditError
 from dedit_app.imageio import png_bytes
+from dedit_app.project import content_key, weights_metadata
 
-__all__ = ["LABELS_TENSOR", "PreparedReference", "picture_key", "prepared_reference", "record"]
+__all__ = ["LABELS_TENSOR", "PreparedReference", "prepared_reference", "record"]
 
 # The weights file's tensor holding the reference's item map as 16-bit PNG bytes; the
 # loaders install only "text_encoder*", "unet." and "lora." tensors, so it is inert there.
 LABELS_TENSOR = "reference.labels_png"
-
-
-def picture_key(image: np.ndarray) -> str:
-    """A short hash of a picture's pixels alone (``(H, W, 3)`` uint8), to recognise a
-    reference photo opened again before its items are known."""
-    import hashlib
-
-    pixels = np.ascontiguousarray(image, np.uint8)
-    h = hashlib.sha256(str(pixels.shape).encode())
-    h.update(pixels.data)
-    return h.hexdigest()[:16]
 
 
 def record(
@@ -47,16 +37,17 @@ def record(
 ) -> tuple[np.ndarray, dict[str, str]]:
     """What to keep of a reference: its ``(H, W)`` item map as PNG bytes (a 1-D uint8
     array, for the weights file's tensors) and the metadata entries (its item names and
-    its pixels' :func:`picture_key`)."""
+    its pixels' :func:`~dedit_app.project.content_key`)."""
     encoded = np.frombuffer(png_bytes(np.asarray(labels).astype(np.uint16)), np.uint8).copy()
-    metadata = {"reference_names": json.dumps(list(names)), "reference_image": picture_key(image)}
+    metadata = {"reference_names": json.dumps(list(names)), "reference_image": content_key(image)}
     return encoded, metadata
 
 
 @dataclass(frozen=True)
 class PreparedReference:
-    """The reference photo a project was prepared with: ``image_key`` its
-    :func:`picture_key`, ``labels`` its ``(H, W)`` int32 item map, ``names`` one per item."""
+    """The reference photo a project was prepared with: ``image_key`` the
+    :func:`~dedit_app.project.content_key` of its pixels, ``labels`` its ``(H, W)`` int32
+    item map, ``names`` one per item."""
 
     image_key: str
     labels: np.ndarray
@@ -64,7 +55,7 @@ class PreparedReference:
 
     def fits(self, image: np.ndarray) -> bool:
         """True when ``image`` is that photo (same size and pixels)."""
-        return image.shape[:2] == self.labels.shape and picture_key(image) == self.image_key
+        return image.shape[:2] == self.labels.shape and content_key(image) == self.image_key
 
 
 def prepared_reference(project, of: np.ndarray | None = None) -> PreparedReference | None:
@@ -75,13 +66,11 @@ def prepared_reference(project, of: np.ndarray | None = None) -> PreparedReferen
     (a 24 MP map takes a few tenths of a second to decode)."""
     from safetensors import SafetensorError
 
-    from dedit_app.project import weights_metadata
-
     try:
         metadata = weights_metadata(project)
         if "reference_image" not in metadata:
             return None
-        if of is not None and picture_key(of) != metadata["reference_image"]:
+        if of is not None and content_key(of) != metadata["reference_image"]:
             return None
         names = tuple(str(n) for n in json.loads(metadata["reference_names"]))
         encoded = _labels_bytes(project)
