@@ -101,8 +101,15 @@ class EditController(ResultsMixin, QObject):
     def update_state(self) -> None:
         """Refresh the preparation card, the edit actions and the sentence under the
         reference photo."""
-        self.w.reference_photo.show_state()
         doc = self.doc
+        # each reads the weights file's header: once per refresh (a click, a job's news)
+        prepared = doc is not None and self.prepared(doc)
+        joint = (
+            prepared
+            and self.reference is not None
+            and engine.prepared_with(doc.project, self.reference.project)
+        )
+        self.w.reference_photo.show_state(joint)
         panel = self.w.prepare_panel
         record = self.w.jobs.jobs.get(self.prepare_job) if self.prepare_job else None
         if record is not None and record.active:
@@ -115,7 +122,6 @@ class EditController(ResultsMixin, QObject):
         if why:
             panel.show_idle(False, why, enabled=False)
             return
-        prepared = self.prepared(doc)
         note = ""
         if not prepared and doc.project.prepared:
             note = engine.stale_reason(doc.project, self.w.settings)
@@ -126,11 +132,7 @@ class EditController(ResultsMixin, QObject):
             )
         elif prepared and doc.refined_since_prepare:
             note = "Items were changed by hand after preparing; prepare again for the best results."
-        elif (
-            prepared
-            and self.reference is not None
-            and not engine.prepared_with(doc.project, self.reference.project)
-        ):
+        elif prepared and self.reference is not None and not joint:
             note = "Prepare again to learn the reference photo too, then drag its items here."
         panel.show_idle(prepared, note)
 

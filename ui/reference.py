@@ -18,7 +18,6 @@ from PySide6.QtCore import QObject, Qt
 from dedit_app.errors import DEditError
 from dedit_app.reference_items import prepared_reference
 from dedit_app.wording import counted
-from ui import engine
 from ui.document import Document
 from ui.segmenting import unavailable
 from ui.tasks import SegmentAuto, readonly
@@ -78,9 +77,11 @@ class ReferenceController(QObject):
             )
         return ""
 
-    def show_state(self) -> None:
+    def show_state(self, joint: bool) -> None:
         """Say under the reference what it is ready for and what to do next: the sentence
-        follows the photo open beside it (prepared with it or not, another one, none)."""
+        follows the photo open beside it (``joint``: it is prepared together with the
+        reference; or not, another one, none). :meth:`EditController.update_state` calls
+        it with what it worked out for the preparation card."""
         ref = self.doc
         if ref is None or self.busy():
             return  # "Opening…" or "Finding items…" is on show
@@ -91,7 +92,7 @@ class ReferenceController(QObject):
                 f"{n}. Open your photo, prepare the two together (Ctrl+P), then drag an "
                 "item onto it."
             )
-        elif self.w.editing.prepared(doc) and engine.prepared_with(doc.project, ref.project):
+        elif joint:
             how = "as your photo was prepared with them"
             if self._kept_for is not doc:
                 how = "prepared with your photo"
@@ -120,7 +121,7 @@ class ReferenceController(QObject):
     def _failed(self, message: str) -> None:
         self._reading = None
         self.w.reference_panel.status.setText("")
-        self.show_state()  # the reference on show, if any, stays: its sentence comes back
+        self.w.editing.update_state()  # the reference on show, if any, stays: its sentence too
         self.w.show_error(message)
 
     def _read(self, project: Project) -> None:
