@@ -541,7 +541,7 @@ def _cmd_finetune(args) -> int:
         raise
     bar.done()
     with _final_save(project.folder, "the preparation"):
-        store_result(project, result)
+        store_result(project, result, reference=reference)
     losses = result.losses
     print(f"{args.project}: prepared on {model.name}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     return 0
@@ -703,6 +703,7 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    from dedit_app.looks import look_names
     from dedit_app.partition import item_areas
     from dedit_app.project import weights_metadata
 
@@ -710,9 +711,11 @@ def _cmd_info(args) -> int:
     h, w = project.size
     print(f"{project.folder}: {w} x {h} pixels, {counted(len(project.items), 'item')}")
     counts = item_areas(project.labels, len(project.items))
+    swapped = look_names(project)
     for i, item in enumerate(project.items):
         share = 100.0 * counts[i] / counts.sum()
-        extra = f"  prompt {item.prompt!r}" if item.prompt else ""
+        extra = f"  looks like {swapped[i]}" if i in swapped else ""
+        extra += f"  prompt {item.prompt!r}" if item.prompt else ""
         tokens = f"  tokens {item.tokens}" if item.tokens else ""
         print(f"  {i:>3} {item.name:<20} {share:5.1f}%{tokens}{extra}")
     t = project.training or {}
@@ -720,7 +723,7 @@ def _cmd_info(args) -> int:
         print(
             f"prepared on {t.get('base_model', '?')} ({t.get('unet', '?')}, "
             f"{t.get('emb_steps', '?')} + {t.get('model_steps', '?')} steps)"
-            + (" jointly with a reference photo" if t.get("reference_key") else "")
+            + (f" jointly with {_reference_words(t)}" if t.get("reference_key") else "")
         )
         try:
             weights_metadata(project)
@@ -735,6 +738,11 @@ def _cmd_info(args) -> int:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
     print(f"{counted(len(project.history), 'edit')} in the history")
     return 0
+
+
+def _reference_words(training: dict) -> str:
+    name = training.get("reference")
+    return f"the reference photo {name}" if name else "a reference photo"
 
 
 def _cmd_check(args) -> int:

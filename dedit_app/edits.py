@@ -7,9 +7,13 @@
 
 - ReconRequest: every item with its learned tokens, no masks; everything is generated.
 - TextRequest: item i's prompt becomes the typed text (``*`` in it stands for the item's
-  own tokens, e.g. "a white *"); active = item i (plus any extra active items).
+  tokens, e.g. "a white *": its own, or the reference item's after a swap); active =
+  item i (plus any extra active items).
 - SwapRequest: item i takes the tokens of item j of a reference photo prepared jointly
   with this one; active = item i (plus extras).
+
+Every item an edit does not retype is painted as it looks now (:mod:`dedit_app.looks`):
+with the prompt a text edit gave it, or the reference tokens a swap gave it.
 - MoveRequest: items are scaled about their bounding-box centres, shifted and laid on top
   in the given stacking order; vacated pixels go to the nearest item that did not move;
   active = their new area plus the pixels they vacated (plus extras).
@@ -38,6 +42,7 @@ import numpy as np
 from dedit_app.errors import EditError, ItemError
 from dedit_app.finetune import apply_trained, content_key, weights_metadata
 from dedit_app.jobs import CancelToken, Job, Progress, run_job
+from dedit_app.looks import item_looks
 from dedit_app.models import DiffusionModel, check_weights_match
 from dedit_app.partition import (
     Move,
@@ -158,6 +163,8 @@ class EditResult:
     seeds: list[int]
     prompts: dict[int, str]
     request: EditRequest = field(repr=False)
+    weights_id: str | None = None  # the preparation it was made with
+    reference_name: str = ""  # a swap's: the name of the reference item taken
     # Pixels per item of ``labels`` ((len(items),) int64) when the edit changed the map:
     # counted anyway to find the items left, and at 24 MP a count is 40 ms the editor's
     # UI thread need not spend again.
@@ -181,7 +188,12 @@ class EditResult:
         if isinstance(r, TextRequest):
             out["prompt"] = r.prompt
         if isinstance(r, SwapRequest):
+            # with the preparation it came from, the entry says how the item looks from
+            # now on (dedit_app.looks): a later move paints the reference's item again
             out["reference_item"] = r.reference_item
+            out["reference_name"] = self.reference_name
+            if self.weights_id:
+                out["weights_id"] = self.weights_id
         if isinstance(r, RemoveRequest) and r.also:
             out["also"] = list(r.removed[1:])
         if isinstance(r, RedrawRequest):
@@ -204,6 +216,7 @@ class _Plan:
     active: np.ndarray | None  # None: everything
     metadata: dict[str, str]
     areas: np.ndarray | None = None  # pixels per item of new_labels, when there is one
+    reference_name: str = ""  # a swap's: the reference item's name
 
 
 def _check_item(project, item: int, what: str = "item") -> None:
@@ -282,18 +295,6 @@ def check_edit(
     return metadata
 
 
-def _looks(project, tokens: list[str]) -> list[str]:
-    """Each item's prompt as it looks now: the prompt a text edit gave it (``*`` standing
-    for its learned tokens), else its learned tokens. An item retyped and then moved,
-    resized or redrawn is painted as it was retyped, not back as it was photographed."""
-    looks = list(tokens)
-    for k, item in enumerate(project.items[: len(tokens)]):
-        typed = (item.prompt or "").strip()
-        if typed:
-            looks[k] = typed.replace("*", tokens[k])
-    return looks
-
-
 def plan_edit(
     project, request: EditRequest, reference=None, model: DiffusionModel | None = None
 ) -> _Plan:
@@ -302,20 +303,22 @@ def plan_edit(
     EditError/ItemError/ModelLoadError with a sentence; changes nothing."""
     metadata = check_edit(project, request, reference, model)
     tokens = _tokens(metadata, "items")
-    looks = _looks(project, tokens)
+    bases, looks = item_looks(project, tokens, _tokens(metadata, "reference_items"))
     labels = project.labels
     prompts = {int(k): looks[int(k)] for k in present_items(labels)}
     new_labels = areas = None
     active = None
+    reference_name = ""
 
     if isinstance(request, TextRequest):
         if model is not None:
-            _check_fits(model, project, request, tokens[request.item])
-        prompts[request.item] = request.prompt.strip().replace("*", tokens[request.item])
+            _check_fits(model, project, request, bases[request.item])
+        prompts[request.item] = request.prompt.strip().replace("*", bases[request.item])
         active = labels == request.item
     elif isinstance(request, SwapRequest):
         ref_tokens = _tokens(metadata, "reference_items")
         prompts[request.item] = ref_tokens[request.reference_item]
+        reference_name = reference.items[request.reference_item].name
         active = labels == request.item
     elif isinstance(request, MoveRequest):
         new_labels = move_items(labels, list(request.moves), request.order)
@@ -341,6 +344,7 @@ def plan_edit(
         active,
         metadata,
         areas,
+        reference_name,
     )
 
 
@@ -431,6 +435,8 @@ def _run(model, project, request, plan: _Plan, cancel: CancelToken) -> Job[EditR
         seeds=result.seeds,
         prompts=plan.prompts,
         request=request,
+        weights_id=plan.metadata.get("weights_id"),
+        reference_name=plan.reference_name,
         areas=plan.areas,
     )
 

@@ -732,10 +732,12 @@ def finetune_project(
     return finetune(model, photos, options, cancel)
 
 
-def store_result(project, result: FinetuneResult, write: bool = True) -> None:
+def store_result(project, result: FinetuneResult, write: bool = True, reference=None) -> None:
     """Keep ``result`` in ``project``: item token strings, the training record and the
     weights file (saved at once when the project has a folder and ``write``; else at its
-    next save). On failure the project is as it was."""
+    next save). ``reference``: the reference project it was prepared jointly with, whose
+    photo's file name the record keeps for people to read. On failure the project is as
+    it was."""
     before_tokens = [item.tokens for item in project.items]
     before_training = project.training
     meta = result.metadata
@@ -750,6 +752,8 @@ def store_result(project, result: FinetuneResult, write: bool = True) -> None:
         reference_key=meta.get("reference_key"),
         weights_id=meta["weights_id"],
     )
+    if meta.get("reference_key") and reference is not None and reference.source:
+        training["reference"] = reference.source
     try:
         for item, tokens in zip(project.items, result.item_tokens):
             item.tokens = tokens

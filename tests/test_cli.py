@@ -101,7 +101,7 @@ def test_five_edits_end_to_end(prepared, capsys):
     assert Project.load(prepared / "p.dedit").history == []
 
 
-def test_candidates_and_apply(prepared, tmp_path):
+def test_candidates_and_apply(prepared, tmp_path, capsys):
     import shutil
 
     copy = shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit")
@@ -135,10 +135,14 @@ def test_candidates_and_apply(prepared, tmp_path):
     swap += [str(tmp_path / "r.dedit"), "--ref-item", "0", "--apply", "-o", str(out), *STEPS]
     assert main(swap) == 0
     record = Project.load(copy).history[-1]
-    assert (
-        record["kind"] == "swap"
-        and record["reference"] == Project.load(tmp_path / "r.dedit").source
-    )
+    ref = Project.load(tmp_path / "r.dedit")
+    assert record["kind"] == "swap" and record["reference"] == ref.source
+    # and the item's look is said from then on
+    capsys.readouterr()
+    assert main(["info", str(copy)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "looks like" in line)
+    assert row.split()[0] == str(other)
+    assert f"looks like {ref.items[0].name} from {ref.source}" in row
 
 
 def test_a_swap_takes_the_reference_photo_itself_with_the_items_it_was_prepared_with(
@@ -267,7 +271,9 @@ def test_check_says_where_the_model_is_and_where_it_runs(
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out
-    assert "prepared on tiny-sdxl" in text and "jointly with a reference photo" in text
+    reference = Project.load(prepared / "r.dedit").source
+    assert "prepared on tiny-sdxl" in text
+    assert f"jointly with the reference photo {reference}" in text
     assert "#" in text and "changed by hand" not in text
 
 

@@ -97,6 +97,9 @@ def test_swap_takes_the_reference_items_tokens(tiny_sdxl, project, reference):
     assert result.prompts[1] == ref_tokens[0] and ref_tokens[0].startswith("$")
     assert (result.active == (project.labels == 1)).all()
     _check_output(project, result)
+    entry = result.entry()  # what the item looks like from now on, and its name
+    assert entry["weights_id"] == project.training["weights_id"]
+    assert entry["reference_name"] == reference.items[0].name
 
 
 def test_move_resize_with_stacking_order(tiny_sdxl, project):
@@ -294,6 +297,35 @@ def test_an_item_retyped_keeps_its_new_look_when_it_is_moved_or_others_are_edite
     # swapped: the typed prompt no longer says how it looks, and is dropped
     project.apply(project.image, project.labels, {"kind": "swap", "item": 3, "reference_item": 0})
     assert project.items[3].prompt == "" and plan_edit(project, moved).prompts[3] == tokens[3]
+
+
+def test_a_swapped_item_keeps_the_references_look_until_it_is_prepared_again(project):
+    metadata = weights_metadata(project)
+    tokens, ref = json.loads(metadata["items"]), json.loads(metadata["reference_items"])
+    swap = {"kind": "swap", "item": 3, "reference_item": 0}
+    project.apply(
+        project.image, project.labels, {**swap, "weights_id": project.training["weights_id"]}
+    )
+    moved = MoveRequest((Move(3, dx=40, dy=30, scale=0.5),))
+    for request in (moved, TextRequest(1, "a red bag"), RemoveRequest(1)):
+        assert plan_edit(project, request).prompts[3] == ref[0], request
+        assert plan_edit(project, request).prompts[0] == tokens[0]
+    # "*" in a prompt typed afterwards stands for the swapped-in item, and stays so
+    assert plan_edit(project, TextRequest(3, "a red *")).prompts[3] == f"a red {ref[0]}"
+    project.apply(project.image, project.labels, {"kind": "text", "item": 3, "prompt": "a red *"})
+    assert plan_edit(project, moved).prompts[3] == f"a red {ref[0]}"
+    # swapped again, from another reference item: the newest swap counts
+    project.apply(
+        project.image,
+        project.labels,
+        {**swap, "reference_item": 1, "weights_id": project.training["weights_id"]},
+    )
+    assert plan_edit(project, moved).prompts[3] == ref[1]
+    # swaps made before the preparation the project holds now do not count: preparing
+    # learned the item's own tokens from it as it looked then
+    for record in project.history:
+        record["weights_id"] = "an earlier preparation"
+    assert plan_edit(project, moved).prompts[3] == tokens[3]
 
 
 @pytest.mark.parametrize(

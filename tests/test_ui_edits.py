@@ -777,6 +777,21 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     assert doc.items[2].prompt == ""
     keep = outside_edit(labels == 2, window.settings.edge)
     np.testing.assert_array_equal(doc.image[keep], image[keep])
+    # the list says how the bag looks now, and so does the prompt's hint
+    from ui.items_panel import ITEM_ROLE, PROMPT_ROLE
+
+    looks = f"looks like {ref.item_name(ref_item)} from reference.png"
+    rows = window.items_panel.list
+    row = next(rows.item(i) for i in range(rows.count()) if rows.item(i).data(ITEM_ROLE) == 2)
+    assert row.data(PROMPT_ROLE) == looks
+    doc.select([2])
+    assert f"It {looks}; “*” in the prompt stands for that." in (
+        window.items_panel.prompt_hint.text()
+    )
+    # undone, the bag has its learned look again
+    doc.undo.undo()
+    row = next(rows.item(i) for i in range(rows.count()) if rows.item(i).data(ITEM_ROLE) == 2)
+    assert row.data(PROMPT_ROLE) == "a white handbag"
 
 
 def _found_as_one_item(monkeypatch):

@@ -361,7 +361,7 @@ def store_prepared(project, result, reference=None, write: bool = True) -> None:
     folder: the editor saves off the UI thread (:mod:`ui.files`)."""
     from dedit_app.finetune import store_result
 
-    store_result(project, result, write)
+    store_result(project, result, write, reference)
 
 
 def _metadata(project) -> dict[str, str]:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dedit_app.looks import look_names
 from dedit_app.wording import counted
 from ui.document import Document
 from ui.overlay import item_colours
@@ -248,12 +249,14 @@ class ItemsPanel(QWidget):
         counts = doc.counts
         total = max(int(counts.sum()), 1)
         visible = doc.visible_items()
+        swapped = look_names(doc.project)
         for k in visible:
             it = doc.items[k]
             row = QListWidgetItem(it.name)
             row.setData(ITEM_ROLE, k)
             row.setData(Qt.ItemDataRole.DecorationRole, QColor(*[int(c) for c in colours[k]]))
-            row.setData(PROMPT_ROLE, it.prompt or ("learned look" if it.tokens else "no prompt"))
+            look = f"looks like {swapped[k]}" if k in swapped else "learned look"
+            row.setData(PROMPT_ROLE, it.prompt or (look if it.tokens else "no prompt"))
             share = 100.0 * counts[k] / total
             row.setData(SHARE_ROLE, f"{share:.0f}%" if share >= 1 else "<1%")
             row.setToolTip(f"{it.name} — {counts[k]:,} pixels")
@@ -321,7 +324,11 @@ class ItemsPanel(QWidget):
                     "and regenerates the others to fit; Delete removes them all."
                 )
             else:
-                self.prompt_hint.setText(f"Press Enter to regenerate {it.name} from this prompt.")
+                hint = f"Press Enter to regenerate {it.name} from this prompt."
+                swapped = look_names(doc.project).get(k)
+                if swapped:  # what "*" means is not what it was photographed as
+                    hint += f" It looks like {swapped}; “*” in the prompt stands for that."
+                self.prompt_hint.setText(hint)
         else:
             self.name_edit.clear()
             self.prompt_edit.clear()

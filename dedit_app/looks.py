@@ -1,0 +1,79 @@
+"""How each item looks now: the tokens and prompt every edit paints it with.
+
+An item is photographed once and learned as a few tokens. Edits then change how it looks,
+and later edits must paint it as it looks *now*, not as it was photographed:
+
+- a text edit gives it a prompt (kept in ``Item.prompt``; ``*`` in it stands for the
+  item's tokens);
+- a swap gives it the tokens a joint preparation learned for an item of the reference
+  photo. The history entry of the swap names that item (``reference_item``) and the
+  preparation its tokens came from (``weights_id``); while the project still holds that
+  preparation, those tokens stand for the item. Preparing again learns the item from its
+  pixels as they are, swapped look included, so older swaps no longer count then.
+
+A move, resize, removal or redraw of a swapped or retyped item paints it with its look, and
+``*`` in a prompt typed after a swap stands for the reference item's tokens: "a red *"
+makes the swapped-in cup red, not the cup photographed.
+
+History entries are plain JSON, so no format change was needed: older versions ignore the
+two keys and paint a swapped item with its own tokens, as they always did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["item_looks", "look_names", "swapped_items"]
+
+
+def swapped_items(project) -> dict[int, dict[str, Any]]:
+    """Item id -> the history entry of the swap that gives it its look now (the newest
+    swap of it made with the preparation the project holds). Items never swapped, or
+    swapped only before the latest preparation (or before versions recorded
+    ``weights_id``), are left out."""
+    weights_id = (project.training or {}).get("weights_id")
+    out: dict[int, dict[str, Any]] = {}
+    if not weights_id:
+        return out
+    for record in project.history:
+        item = record.get("item")
+        if record.get("kind") != "swap" or not isinstance(item, int):
+            continue
+        if record.get("weights_id") == weights_id and isinstance(record.get("reference_item"), int):
+            out[item] = record
+        else:  # swapped with an older preparation: learned since as it looks
+            out.pop(item, None)
+    return out
+
+
+def item_looks(project, tokens: list[str], reference_tokens: list[str]) -> tuple[list, list]:
+    """``(bases, looks)`` per item, both lists of prompt strings as long as ``tokens``:
+
+    - ``bases[k]``: what ``*`` stands for in item k's prompts, its learned tokens
+      (``tokens[k]``) or, after a swap, the reference item's (``reference_tokens[j]``);
+    - ``looks[k]``: the prompt item k is painted with when an edit does not retype it:
+      its typed prompt with ``*`` replaced by ``bases[k]``, else ``bases[k]``.
+    """
+    bases = list(tokens)
+    for k, record in swapped_items(project).items():
+        j = record["reference_item"]
+        if 0 <= k < len(bases) and 0 <= j < len(reference_tokens):
+            bases[k] = reference_tokens[j]
+    looks = list(bases)
+    for k, item in enumerate(project.items[: len(tokens)]):
+        typed = (item.prompt or "").strip()
+        if typed:
+            looks[k] = typed.replace("*", bases[k])
+    return bases, looks
+
+
+def look_names(project) -> dict[int, str]:
+    """Item id -> a few words for the look a swap gave it, for lists and ``dedit info``:
+    "cup from kitchen.jpg" (the reference item's name when it was swapped, and the
+    reference photo's file name when known)."""
+    out = {}
+    for k, record in swapped_items(project).items():
+        name = str(record.get("reference_name") or f"item {record['reference_item']}")
+        source = record.get("reference")
+        out[k] = f"{name} from {source}" if source else f"{name} from the reference"
+    return out
