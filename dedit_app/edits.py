@@ -11,9 +11,6 @@
   item i (plus any extra active items).
 - SwapRequest: item i takes the tokens of item j of a reference photo prepared jointly
   with this one; active = item i (plus extras).
-
-Every item an edit does not retype is painted as it looks now (:mod:`dedit_app.looks`):
-with the prompt a text edit gave it, or the reference tokens a swap gave it.
 - MoveRequest: items are scaled about their bounding-box centres, shifted and laid on top
   in the given stacking order; vacated pixels go to the nearest item that did not move;
   active = their new area plus the pixels they vacated (plus extras).
@@ -23,6 +20,9 @@ with the prompt a text edit gave it, or the reference tokens a swap gave it.
 - RedrawRequest: the paper's reshape. Items were reshaped by hand (brush, eraser, merge)
   after the picture was made; the pixels whose item changed are generated again, each
   with its new item's tokens; active = those pixels (plus extras).
+
+Every item an edit does not retype is painted as it looks now (:mod:`dedit_app.looks`):
+with the prompt a text edit gave it, or the reference tokens a swap gave it.
 
 Every check a user can fail (unknown item, empty prompt, a move off the picture, scale <= 0,
 a reference prepared on another base model or not with this project, a project not prepared
