@@ -9,7 +9,9 @@ A project is a folder bundle ``NAME.dedit/``::
                                   (and, named "drawn", the partition the image was made
                                   with when items were reshaped by hand since)
     weights-<id>.safetensors      learned token embeddings and UNet tensors (only those)
-    (older image-/labels- files)  snapshots that ``history`` entries still refer to
+    (older image-/labels- files)  the pictures from before each applied edit, named by
+                                  ``history`` entries: after the first, only the box the
+                                  edit changed (:mod:`dedit_app.picture_patches`)
 
 Saving is atomic as a whole: data files are written under new, content-derived names
 first (each through temp file + fsync + rename), and only then is ``project.json``
@@ -35,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dedit_app import __version__, folder_lock
+from dedit_app import __version__, folder_lock, picture_patches
 from dedit_app.atomic import (
     FILE_MODE,
     atomic_write_bytes,
@@ -49,7 +51,7 @@ from dedit_app.partition import check_labels
 from dedit_app.project_file import (
     DATA_FILE,
     FORMAT,
-    FORMAT_VERSION,
+    HISTORY_KEYS,
     OWN,
     PROJECT_FILE,
     Expect,
@@ -446,18 +448,37 @@ class Project:
         if (target / PROJECT_FILE).exists() and target != self.folder:
             read_document(target)  # refuse to overwrite something that is not a project of ours
 
-    def pictures(self) -> list[tuple[str, np.ndarray]]:
+    def pictures(self) -> list[tuple[str, Any]]:
         """``(kind, array)`` for every picture a save writes: the image, the item map and
-        the earlier pictures that history still holds in memory. The arrays are the
-        project's own (never changed in place), so another thread may read them."""
-        found = [("image", self.image), ("labels", self.labels)]
+        the earlier pictures that history still holds in memory; an earlier picture kept
+        as the box its edit changed is ``("patch", (before, after))``
+        (:mod:`dedit_app.picture_patches`). The arrays are the project's own (never
+        changed in place), so another thread may read them."""
+        found: list[tuple[str, Any]] = [("image", self.image), ("labels", self.labels)]
         if self.drawn is not None:
             found.append(("labels", self.drawn))
-        for record in self.history:
-            before = record.get("_before")
-            if before is not None:
-                found += [("image", before[0]), ("labels", before[1])]
+        for _k, before, after in self._held_history():
+            found.append(("image", before[0]) if after is None else ("patch", (before[0], after)))
+            found.append(("labels", before[1]))
         return found
+
+    def _held_history(self) -> list[tuple[int, tuple[np.ndarray, np.ndarray], Any]]:
+        """``(k, (image, labels) before edit k, the picture after it)`` for each history
+        entry that holds its earlier picture in memory, newest first. The picture after
+        is None where the earlier one is kept whole: the first edit's (the photo), and
+        any whose next picture is only on disk (entries hold their pictures as a run up
+        to the newest, since a save drops them all from memory: this is for safety)."""
+        out = []
+        after: np.ndarray | None = self.image
+        for k in range(len(self.history) - 1, -1, -1):
+            before = self.history[k].get("_before")
+            if before is None:
+                after = None
+                continue
+            whole = k == 0 or after is None or np.shape(after) != np.shape(before[0])
+            out.append((k, before, None if whole else after))
+            after = before[0]
+        return out
 
     @staticmethod
     def write_pictures(
@@ -474,21 +495,31 @@ class Project:
         without weights), and :meth:`save`, which finds the pictures written."""
         try:
             for kind, array in pictures:
-                _write_png(folder, kind, array)
+                if kind == "patch":
+                    _write_patch(folder, *array)
+                else:
+                    _write_png(folder, kind, array)
         except OSError as err:
             raise ProjectError(os_sentence(err, folder)) from err
         return None if weights is None else Project._write_weights(folder, *weights)
 
     def _document(self, folder: Path) -> dict[str, Any]:
         """Write every data file the document names (if absent) and return the document."""
-        history = []
-        for record in self.history:
-            record = dict(record)
-            before = record.pop("_before", None)
-            if before is not None:
+        history = [dict(record) for record in self.history]
+        for k, before, after in self._held_history():
+            record = history[k]
+            for key in ("image", "image_patch", "image_box", "image_key"):
+                record.pop(key, None)  # named again below, for the pictures of now
+            record["labels"] = _write_png(folder, "labels", before[1])
+            if after is None:
                 record["image"] = _write_png(folder, "image", before[0])
-                record["labels"] = _write_png(folder, "labels", before[1])
-            history.append(record)
+            else:
+                record["image_patch"], box, record["image_key"] = _write_patch(
+                    folder, before[0], after
+                )
+                record["image_box"] = list(box)
+        for record in history:
+            record.pop("_before", None)
         training = copy.deepcopy(self.training)
         if self._pending_weights is not None:
             training = dict(training or {})
@@ -501,12 +532,13 @@ class Project:
         # Snapshot references carry over so a "save as" keeps the whole history.
         if self.folder not in (None, folder):
             for record in history:
-                for key in ("image", "labels"):
+                for key in HISTORY_KEYS:
                     if key in record and not (folder / record[key]).exists():
                         _copy_file(self.folder / record[key], folder / record[key])
         doc = {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            # the lowest version that reads it: an older editor opens what it can read
+            "version": 2 if any("image_patch" in r for r in history) else 1,
             "app_version": __version__,
             "source": self.source,
             "size": [int(self.size[0]), int(self.size[1])],
@@ -584,16 +616,58 @@ class Project:
         return project
 
     def snapshot(self, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """The image and labels from before a history entry was applied."""
+        """The image and labels from before a history entry (one of :attr:`history`) was
+        applied; ProjectError with a sentence when its files are missing or damaged."""
+        k = next((i for i, r in enumerate(self.history) if r is record), None)
+        if k is None:  # an equal entry: one read from another copy of the project
+            plain = {key: v for key, v in record.items() if key != "_before"}
+            k = next((i for i, r in enumerate(self.history) if r == plain), None)
+        if k is None:
+            raise ProjectError("That history entry is not one of this project's.")
         before = record.get("_before")
         if before is not None:
             return before
-        if self.folder is None or "image" not in record:
+        if self.folder is None or "labels" not in record:
             raise ProjectError("This history entry has no saved picture to go back to.")
-        return (
-            _read_png(self.folder / record["image"], "image"),
-            _read_png(self.folder / record["labels"], "labels").astype(np.int32),
+        labels = _read_png(self.folder / record["labels"], "labels").astype(np.int32)
+        return self._image_before(k), labels
+
+    def _image_before(self, k: int) -> np.ndarray:
+        """The picture before edit ``k``, rebuilt from the newest picture held whole by
+        pasting the boxes the edits after it changed, newest first."""
+        start = next(
+            (
+                j
+                for j in range(k, len(self.history))
+                if self.history[j].get("_before") is not None or "image" in self.history[j]
+            ),
+            len(self.history),
         )
+        if start == len(self.history):
+            picture = self.image
+        elif self.history[start].get("_before") is not None:
+            picture = self.history[start]["_before"][0]
+        else:
+            picture = _read_png(self.folder / self.history[start]["image"], "image")
+        for j in range(start - 1, k - 1, -1):
+            record = self.history[j]
+            if "image_patch" not in record:
+                raise ProjectError("This history entry has no saved picture to go back to.")
+            crop = _read_png(self.folder / record["image_patch"], "image")
+            try:
+                picture = picture_patches.paste(picture, crop, tuple(record["image_box"]))
+            except (KeyError, TypeError, ValueError) as err:
+                raise ProjectError(
+                    f"{self.folder / PROJECT_FILE} names a box for {record['image_patch']} that "
+                    "does not fit the picture; the file is damaged."
+                ) from err
+        key = self.history[k].get("image_key")
+        if start > k and _content_name("image", picture) != key:
+            raise ProjectError(
+                f"The picture before edit {k + 1} of {self.folder} cannot be rebuilt from its "
+                "files: one of them was altered or damaged."
+            )
+        return picture
 
 
 # ----- file helpers ------------------------------------------------------------------
@@ -678,6 +752,14 @@ def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
         return name
     atomic_write_bytes(path, png_bytes(_stored(kind, array)))
     return name
+
+
+def _write_patch(folder: Path, before: np.ndarray, after: np.ndarray) -> tuple[str, tuple, str]:
+    """Write the box of ``before`` that differs from ``after`` (the next picture); returns
+    ``(its file name, the box, the content name of the whole of before)``."""
+    fixed = _unchangeable(before) and _unchangeable(after)
+    crop, box = picture_patches.patch_of(before, after, fixed)
+    return _write_png(folder, "image", crop), box, _content_name("image", before)
 
 
 def _read_png(path: Path, kind: str) -> np.ndarray:

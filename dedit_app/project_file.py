@@ -22,7 +22,11 @@ from dedit_app.atomic import held_by_another_program
 from dedit_app.errors import ProjectError
 
 FORMAT = "dedit-project"
-FORMAT_VERSION = 1
+# 2: an earlier picture may be kept as the box its edit changed (``image_patch``,
+# dedit_app.picture_patches). A save writes 1 when no entry needs that, so an older
+# version still opens projects it can read whole.
+FORMAT_VERSION = 2
+HISTORY_KEYS = ("image", "labels", "image_patch")  # the data files a history entry names
 PROJECT_FILE = "project.json"
 DATA_FILE = re.compile(r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$")
 
@@ -35,7 +39,7 @@ def named(doc: dict[str, Any]) -> set[str]:
         found.add(training["weights"])
     for record in doc.get("history") or []:
         if isinstance(record, dict):
-            found.update(record.get(k) for k in ("image", "labels"))
+            found.update(record.get(k) for k in HISTORY_KEYS)
     return {n for n in found if isinstance(n, str)}
 
 

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 from dedit_app import spill  # noqa: E402
 from dedit_app.imageio import load_image  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
+from dedit_app.project_file import FORMAT_VERSION  # noqa: E402
 from ui.open_dialog import OPEN_FILTERS, OpenDialog  # noqa: E402
 from ui.testing import wait_idle, wait_until, write_synthetic_photo  # noqa: E402
 
@@ -194,7 +195,8 @@ def test_a_large_project_is_read_aside_and_a_newer_one_is_refused_at_once(
     newer = tmp_path / "newer.dedit"
     newer.mkdir()
     meta = json.loads((target / "project.json").read_text())
-    (newer / "project.json").write_text(json.dumps({**meta, "version": meta["version"] + 1}))
+    later = {**meta, "version": FORMAT_VERSION + 1}  # one past the newest this version reads
+    (newer / "project.json").write_text(json.dumps(later))
     assert not window.open_path(newer)
     assert "newer D-Edit Studio" in window.message_text()
     assert window.doc is opened and not window.opening

@@ -301,7 +301,10 @@ class FileController(QObject):
         pictures = project.pictures()
         # every earlier picture the history holds in memory is encoded too: forty edits of
         # a 3 MP photo held the window 11 s when only the picture on show was counted
-        pixels = sum(a.shape[0] * a.shape[1] for kind, a in pictures if kind == "image")
+        # a patch (an earlier picture kept as the box its edit changed) compares two
+        # pictures to find its box: it counts as one
+        shapes = [np.shape(a[0] if k == "patch" else a) for k, a in pictures if k != "labels"]
+        pixels = sum(shape[0] * shape[1] for shape in shapes)
         heavy = project.pending_bytes() >= self.weights_aside_from or pixels >= self.aside_from
         if wait or not (heavy or self.is_large(doc.image.shape[1::-1])):
             return self._save_now(doc, path)

@@ -35,7 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import ui_cold, ui_files, undo_memory  # noqa: E402
+from benchmarks import history_disk, ui_cold, ui_files, undo_memory  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     Row,
     guarded,
@@ -470,6 +470,7 @@ def run(profile: str) -> Iterator[Row]:
     yield from guarded("late", lambda: late_rows(*size))
     yield from ui_files.run(profile, size)
     yield from guarded("undo", lambda: undo_memory.rows(profile))
+    yield from guarded("history", lambda: history_disk.rows(profile))
     yield from ui_cold.run(profile)
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))

@@ -1,0 +1,88 @@
+"""Earlier pictures kept as the box an edit changed, not as a whole picture.
+
+A project keeps the picture from before every applied edit. Saved whole, each is a full
+PNG: about 46 MB at 24 MP, for an edit that repainted a handbag. But an edit changes only
+its region and soft band, and the engine keeps every other pixel byte-identical, so the
+picture before edit k differs from the picture after it (the picture before edit k+1, or
+the current one for the last edit) only inside a box. A save keeps that box of the
+earlier picture (``image_patch``, a small PNG, and ``image_box``); reading it back pastes
+the box into the picture after it, walking back from the newest picture. The rebuilt
+picture is checked against the content name of the picture it must be (``image_key``),
+so a file that was altered is reported as damaged, as a whole picture's file is.
+
+The first edit's earlier picture, the photo itself, stays whole: "Original" shows it
+with one read, and it is the picture most worth keeping if anything else were lost.
+
+Pictures are ``(H, W, 3)`` uint8; a box is ``(top, left, bottom, right)`` in pixels,
+ends exclusive (rows are y, down; columns x, right).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+__all__ = ["Box", "changed_box", "paste", "patch_of"]
+
+Box = tuple[int, int, int, int]
+
+# Boxes of pictures that cannot change, by the identities of the two pictures: the editor
+# writes a save's files on the files thread ahead of it, and the save itself then finds
+# the box here instead of comparing 24 MP pictures again on the UI thread. Boxes, not
+# crops: forty edits' crops of a 24 MP photo would hold hundreds of MB beside undo's.
+_KNOWN: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, Box]] = {}
+
+
+def changed_box(before: np.ndarray, after: np.ndarray) -> Box:
+    """The smallest box holding every pixel where ``before`` and ``after`` differ (both
+    ``(H, W, C)`` of one shape); ``(0, 0, 0, 0)`` when they are equal."""
+    if before.shape != after.shape:
+        raise ValueError(f"pictures of two sizes: {before.shape} and {after.shape}")
+    h, w = before.shape[:2]
+    # As (rows, w * C) and reduced along rows, not over axes (0, 2): numpy's strided
+    # reduction took 0.12 s for the columns of a 24 MP band, this 8 ms
+    flat_before, flat_after = before.reshape(h, -1), after.reshape(h, -1)
+    rows = np.flatnonzero((flat_before != flat_after).any(axis=1))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    band = (flat_before[top:bottom] != flat_after[top:bottom]).max(axis=0)
+    cols = np.flatnonzero(band.reshape(w, -1).any(axis=1))
+    return (top, int(cols[0]), bottom, int(cols[-1]) + 1)
+
+
+def patch_of(before: np.ndarray, after: np.ndarray, fixed: bool = False) -> tuple[np.ndarray, Box]:
+    """``(crop, box)``: the box of ``before`` that differs from ``after``, so that
+    ``paste(after, crop, box)`` equals ``before``. ``fixed``: neither array can change
+    (the caller checked), so the box may be remembered for these two arrays."""
+    key = (id(before), id(after))
+    known = _KNOWN.get(key)
+    if known is not None and known[0]() is before and known[1]() is after:
+        box = known[2]
+    else:
+        box = changed_box(before, after)
+        if box[2] == box[0]:  # the same picture: one pixel, since a PNG cannot be empty
+            box = (0, 0, 1, 1)
+        if fixed:
+
+            def forget(_ref, key=key) -> None:
+                _KNOWN.pop(key, None)
+
+            _KNOWN[key] = (weakref.ref(before, forget), weakref.ref(after, forget), box)
+    top, left, bottom, right = box
+    return np.ascontiguousarray(before[top:bottom, left:right]), box
+
+
+def paste(after: np.ndarray, crop: np.ndarray, box: Box) -> np.ndarray:
+    """A new picture: ``after`` with ``crop`` laid into ``box``. ValueError when the box
+    does not fit the picture or the crop does not fill the box."""
+    top, left, bottom, right = (int(v) for v in box)
+    h, w = after.shape[:2]
+    if not (0 <= top <= bottom <= h and 0 <= left <= right <= w):
+        raise ValueError(f"the box {box} is outside a {w}x{h} picture")
+    if crop.shape[:2] != (bottom - top, right - left) or crop.shape[2:] != after.shape[2:]:
+        raise ValueError(f"a {crop.shape} patch does not fill the box {box}")
+    out = after.copy()
+    out[top:bottom, left:right] = crop
+    return out

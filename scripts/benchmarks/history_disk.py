@@ -1,0 +1,109 @@
+"""Disk that a project's history takes, and the saves that write it, with earlier pictures
+kept as the box their edit changed (ours) and kept whole (before).
+
+A photo with a little sensor-like noise (so its PNG is about as large as a photo's) gets
+edits that each repaint a box of a ninth of it, at another place each time, and the
+project is saved after every edit as a designer saving now and then would. Ours keeps the
+picture before each edit after the first as the box that edit changed
+(:mod:`dedit_app.picture_patches`); the reference is the same project saved with every
+earlier picture whole, as saves did before, in the same process on the same edits. Both
+are read back and every earlier picture checked byte for byte.
+
+    python scripts/bench.py ui --only history [--quick | --full]
+
+``--quick``: 3000 x 2000, 6 edits; ``--full``: 6000 x 4000, 10 edits. The seconds are the
+saves' together; "peak MB" is the bundle's size on disk after the last save.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.common import Row, with_ratios
+
+
+def _photo(height: int, width: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    photo = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(0, 6, photo.shape, dtype=np.uint8)
+    return cv2.add(photo, noise)
+
+
+def _edit(project, n: int) -> None:
+    """Repaint a box of a ninth of the picture (a handbag recoloured), at place ``n``."""
+    h, w = project.labels.shape
+    top, left = (n % 3) * h // 3, ((n // 3) % 3) * w // 3
+    image = project.image.copy()
+    box = image[top : top + h // 3, left : left + w // 3]
+    box[:] = cv2.add(box, np.full_like(box, 17 * (n + 1) % 90))
+    project.apply(image, project.labels, {"kind": "text", "item": 1, "prompt": f"look {n}"})
+
+
+@contextmanager
+def _whole_pictures():
+    """Saves as before: every earlier picture written whole."""
+    from dedit_app.project import Project
+
+    held = Project._held_history
+    Project._held_history = lambda self: [(k, b, None) for k, b, _ in held(self)]
+    try:
+        yield
+    finally:
+        Project._held_history = held
+
+
+def _run(height: int, width: int, edits: int) -> tuple[float, float, float]:
+    """``(seconds of the saves, MB on disk, seconds to read back the picture before the
+    second edit)`` for one project, its earlier pictures checked exactly."""
+    from dedit_app.partition import check_labels
+    from dedit_app.project import Project
+
+    photo = _photo(height, width)
+    labels = check_labels(np.zeros((height, width), np.int32))
+    labels[height // 4 : height // 2, width // 4 : width // 2] = 1
+    project = Project.new(photo, labels, ["background", "bag"])
+    pictures = [photo]
+    saving = 0.0
+    with tempfile.TemporaryDirectory(prefix="dedit-bench-history-") as scratch:
+        folder = Path(scratch) / "history.dedit"
+        for n in range(edits):
+            _edit(project, n)
+            pictures.append(project.image)
+            start = time.perf_counter()
+            project.save(folder)
+            saving += time.perf_counter() - start
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        saved = Project.load(folder)
+        start = time.perf_counter()
+        second = saved.snapshot(saved.history[1])[0]
+        reading = time.perf_counter() - start
+        if not np.array_equal(second, pictures[1]):
+            raise AssertionError("the picture before the second edit did not come back exactly")
+        for k, record in enumerate(saved.history):
+            if not np.array_equal(saved.snapshot(record)[0], pictures[k]):
+                raise AssertionError(f"the picture before edit {k + 1} did not come back exactly")
+    return saving, size, reading
+
+
+def rows(profile: str) -> list[Row]:
+    full = profile == "full"
+    height, width, edits = (4000, 6000, 10) if full else (2000, 3000, 6)
+    ours = _run(height, width, edits)
+    with _whole_pictures():
+        whole = _run(height, width, edits)
+    case = f"history on disk, {edits} edits @{height * width / 1e6:.0f} MP"
+    note = (
+        f"{ours[1]:.0f} MB vs {whole[1]:.0f} MB on disk ({whole[1] / max(ours[1], 1e-9):.1f}x "
+        f"less); picture before edit 2 read back in {ours[2]:.2f} s vs {whole[2]:.2f} s; exact"
+    )
+    return with_ratios(
+        Row(case, "boxes an edit changed", ours[0], ours[1], note=note),
+        Row(case, "whole pictures (before)", whole[0], whole[1]),
+    )

@@ -1,0 +1,159 @@
+"""Earlier pictures saved as the box their edit changed: exact, across saves, and checked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_project import make_project
+
+from dedit_app.errors import ProjectError
+from dedit_app.picture_patches import changed_box, paste, patch_of
+from dedit_app.project import PROJECT_FILE, Project
+
+
+def _edit(project: Project, n: int, states: list) -> None:
+    """Apply edit ``n``: a band of rows repainted, and every other one a new item map."""
+    image = project.image.copy()
+    image[10 * n : 10 * n + 8, 20:60] = 40 * n + 7
+    labels = project.labels
+    if n % 2:
+        labels = labels.copy()
+        labels[:5, :5] = n % 3
+    project.apply(image, labels, {"kind": "text", "item": 1, "prompt": f"look {n}"})
+    states.append((image, labels))
+
+
+def _assert_holds(project: Project, states: list) -> None:
+    """``project`` shows the last of ``states`` and gives back every earlier one exactly."""
+    np.testing.assert_array_equal(project.image, states[-1][0])
+    assert len(project.history) == len(states) - 1
+    for k, record in enumerate(project.history):
+        image, labels = project.snapshot(record)
+        np.testing.assert_array_equal(image, states[k][0])
+        np.testing.assert_array_equal(labels, states[k][1])
+
+
+def _document(folder) -> dict:
+    return json.loads((folder / PROJECT_FILE).read_text(encoding="utf-8"))
+
+
+def test_a_box_laid_into_the_next_picture_gives_the_earlier_one_back():
+    rng = np.random.default_rng(1)
+    before = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    after = before.copy()
+    after[7:9, 11:30] = 0
+    after[20, 12] = 255
+    assert changed_box(before, after) == (7, 11, 21, 30)
+    crop, box = patch_of(before, after)
+    np.testing.assert_array_equal(paste(after, crop, box), before)
+    # the same picture: a one-pixel box, since a PNG cannot be empty
+    crop, box = patch_of(before, before.copy())
+    assert box == (0, 0, 1, 1) and np.array_equal(paste(before, crop, box), before)
+    with pytest.raises(ValueError, match="outside"):
+        paste(after, crop, (39, 0, 41, 1))
+
+
+def test_earlier_pictures_after_the_photo_are_saved_as_boxes_and_come_back_exactly(tmp_path):
+    p = make_project(h=120, w=160)
+    states = [(p.image, p.labels)]
+    for n in range(4):
+        _edit(p, n, states)
+    folder = tmp_path / "boxes.dedit"
+    p.save(folder)
+    doc = _document(folder)
+    assert doc["version"] == 2  # an older editor refuses it rather than losing the boxes
+    first, *later = doc["history"]
+    assert "image" in first and "image_patch" not in first  # the photo itself, whole
+    whole = (folder / first["image"]).stat().st_size
+    for n, record in enumerate(later, start=1):
+        assert "image" not in record
+        assert record["image_box"] == [10 * n, 20, 10 * n + 8, 60]  # what edit n changed
+        assert (folder / record["image_patch"]).stat().st_size < whole / 5
+    _assert_holds(Project.load(folder), states)
+
+
+def test_the_boxes_hold_across_sessions_and_a_save_elsewhere(tmp_path):
+    p = make_project(h=120, w=160)
+    states = [(p.image, p.labels)]
+    for n in range(2):
+        _edit(p, n, states)
+    folder = tmp_path / "a.dedit"
+    p.save(folder)
+    # another day: opened, edited on, saved again; the boxes saved before still fit
+    q = Project.load(folder)
+    for n in range(2, 5):
+        _edit(q, n, states)
+    q.save()
+    _assert_holds(Project.load(folder), states)
+    Project.load(folder).save(tmp_path / "copy.dedit")
+    _assert_holds(Project.load(tmp_path / "copy.dedit"), states)
+    # and an edit undone before saving (the history shorter again) saves what is left
+    r = Project.load(tmp_path / "copy.dedit")
+    r.image, r.labels = r.snapshot(r.history[-1])
+    r.history.pop()
+    r.save()
+    _assert_holds(Project.load(tmp_path / "copy.dedit"), states[:-1])
+
+
+def test_a_project_with_one_edit_is_saved_as_older_versions_read_it(tmp_path):
+    p = make_project()
+    states = [(p.image, p.labels)]
+    _edit(p, 0, states)
+    p.save(tmp_path / "one.dedit")
+    assert _document(tmp_path / "one.dedit")["version"] == 1
+    _assert_holds(Project.load(tmp_path / "one.dedit"), states)
+
+
+@pytest.mark.parametrize(
+    ("box", "said"),
+    [
+        ([21, 20, 29, 60], "cannot be rebuilt from its files"),  # moved down a row
+        ([0, 0, 500, 60], "does not fit the picture"),
+        (None, "does not fit the picture"),
+    ],
+)
+def test_a_box_altered_in_the_project_file_is_reported_as_damage(tmp_path, box, said):
+    p = make_project(h=120, w=160)
+    states = [(p.image, p.labels)]
+    for n in range(3):
+        _edit(p, n, states)
+    folder = tmp_path / "bad.dedit"
+    p.save(folder)
+    doc = _document(folder)
+    doc["history"][1]["image_box"] = box
+    (folder / PROJECT_FILE).write_text(json.dumps(doc), encoding="utf-8")
+    q = Project.load(folder)  # the photo, items and the picture of now open as before
+    np.testing.assert_array_equal(q.image, states[-1][0])
+    np.testing.assert_array_equal(q.snapshot(q.history[2])[0], states[2][0])  # after it
+    with pytest.raises(ProjectError, match=said):
+        q.snapshot(q.history[1])
+
+
+def test_boxes_found_ahead_of_a_save_are_not_looked_for_again(tmp_path, monkeypatch):
+    """The editor writes a save's files on its files thread; the save itself, on the UI
+    thread, must not compare the 24 MP pictures again to find the boxes."""
+    from dedit_app import picture_patches
+
+    p = make_project(h=120, w=160)
+    states = [(p.image, p.labels)]
+    for n in range(3):
+        _edit(p, n, states)
+    for record in p.history:  # the editor's arrays are read-only, as here
+        for array in record["_before"]:
+            array.flags.writeable = False
+    p.image.flags.writeable = False
+    folder = tmp_path / "ahead.dedit"
+    p.make_folder(folder)
+    pictures = p.pictures()
+    assert [kind for kind, _ in pictures].count("patch") == 2
+    Project.write_pictures(folder, pictures)
+
+    def compare_again(*_args):
+        raise AssertionError("the save compared the pictures again")
+
+    monkeypatch.setattr(picture_patches, "changed_box", compare_again)
+    p.save(folder)
+    monkeypatch.undo()
+    _assert_holds(Project.load(folder), states)
