@@ -331,7 +331,42 @@ def test_a_download_runs_beside_other_jobs_not_in_front_of_them(qtbot, jobs):
     hold.set()
     qtbot.waitUntil(lambda: download.state is JobState.DONE, timeout=10000)
     jobs.shutdown()  # closing the window stops both workers
-    assert not jobs.worker.isRunning() and not jobs.downloads.isRunning()
+    assert not any(w.isRunning() for w in (jobs.worker, jobs.downloads, jobs.modelless))
+
+
+def test_items_found_without_a_model_are_found_beside_a_long_preparation(qtbot, jobs):
+    """The weights-free segmenter needs no model: a photo or reference opened while a
+    preparation of minutes runs gets its items at once, not after it. A segmenter with a
+    model (SAM) shares the model worker, and waits."""
+    import threading
+
+    from ui.tasks import SegmentAuto, readonly
+
+    hold = threading.Event()
+
+    class Prepare:
+        def run(self, ctx, cancel):
+            while not hold.wait(0.01):
+                cancel.raise_if_cancelled()
+            return "prepared"
+
+    image = readonly(synthetic_scene(60, 80)[0])
+    prepare = jobs.submit(JobRequest("Prepare", Prepare(), kind="prepare"))
+    results = []
+    found = jobs.submit(
+        JobRequest("Find items", SegmentAuto(image, "ref"), kind="segment"),
+        on_finished=results.append,
+    )
+    with_model = jobs.submit(
+        JobRequest("Find items", SegmentAuto(image, "ref", backend="sam"), kind="segment")
+    )
+    qtbot.waitUntil(lambda: found.state is JobState.DONE, timeout=20000)
+    assert prepare.state is JobState.RUNNING and with_model.state is JobState.QUEUED
+    assert len(results[0].names) >= 2
+    jobs.cancel(with_model.request.id)
+    hold.set()
+    qtbot.waitUntil(lambda: prepare.state is JobState.DONE, timeout=10000)
+    qtbot.waitUntil(lambda: with_model.state is JobState.CANCELLED, timeout=10000)
 
 
 def test_a_prepare_waits_for_the_download_of_its_model_under_way(monkeypatch):

@@ -67,6 +67,12 @@ class SegmentAuto:
     options: tuple = ()  # sorted (key, value) pairs for get_backend
     text: str | None = None  # "bag. table" for text-driven backends
 
+    @property
+    def needs_model(self) -> bool:
+        """False for the weights-free segmenter: it runs beside a preparation or edit
+        (:class:`ui.worker.JobQueue`), not queued behind it."""
+        return self.backend != "classical"
+
     def run(self, ctx: WorkerContext, cancel: CancelToken):
         yield Progress(0, 1, stage="Finding items", message="Loading the segmenter")
         seg = _segmenter(ctx, self.backend, self.options, self.image_key, self.image)
@@ -88,6 +94,10 @@ class SegmentClick:
     point_labels: tuple[int, ...]  # 1 = include, 0 = exclude
     backend: str = "classical"
     options: tuple = ()
+
+    @property
+    def needs_model(self) -> bool:
+        return self.backend != "classical"  # as SegmentAuto's
 
     def run(self, ctx: WorkerContext, cancel: CancelToken) -> np.ndarray:
         seg = _segmenter(ctx, self.backend, self.options, self.image_key, self.image)

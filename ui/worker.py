@@ -13,7 +13,10 @@ loaded models in the :class:`WorkerContext` between jobs.
 
 Downloads of model files (``kind="download"``) run on a second worker of their own: they
 take minutes and need no model, and on the first worker they would hold up finding items
-and every other job behind them.
+and every other job behind them. Jobs whose task says it needs no model
+(``task.needs_model`` False: finding items with the weights-free segmenter) run on a third,
+so that the items of a photo or a reference opened during a preparation of minutes are
+found at once instead of after it.
 
 Cancelling is cooperative and acknowledged: :meth:`JobQueue.cancel` sets the job's
 :class:`~dedit_app.jobs.CancelToken` and moves it to ``CANCELLING``; it is ``CANCELLED`` only
@@ -314,9 +317,21 @@ class JobQueue(QObject):
         self.jobs: dict[int, JobRecord] = {}
         self.worker = Worker()
         self.downloads = Worker(name="dedit-downloads")  # kind "download": no model needed
-        for worker in (self.worker, self.downloads):
+        self.modelless = Worker(name="dedit-items")  # tasks with needs_model False
+        for worker in self._workers:
             worker.message.connect(self._on_message)
             worker.start()
+
+    @property
+    def _workers(self) -> tuple[Worker, ...]:
+        return (self.worker, self.downloads, self.modelless)
+
+    def _worker_for(self, request: JobRequest) -> Worker:
+        if request.kind == "download":
+            return self.downloads
+        if not getattr(request.task, "needs_model", True):
+            return self.modelless
+        return self.worker
 
     # ----- asking -----------------------------------------------------------------------
 
@@ -340,8 +355,7 @@ class JobQueue(QObject):
                 record.callbacks[name] = cb
         self.jobs[request.id] = record
         self.added.emit(request.id)
-        worker = self.downloads if request.kind == "download" else self.worker
-        worker.submit(request, record.cancel)
+        self._worker_for(request).submit(request, record.cancel)
         return record
 
     def cancel(self, job_id: int) -> None:
@@ -392,7 +406,7 @@ class JobQueue(QObject):
 
     def shutdown(self) -> None:
         """Cancel everything and stop the thread (window closing); idempotent."""
-        running = [w for w in (self.worker, self.downloads) if w.isRunning()]
+        running = [w for w in self._workers if w.isRunning()]
         if not running:
             return
         for record in self.jobs.values():
