@@ -197,6 +197,31 @@ def test_pictures_undo_keeps_beyond_its_budget_go_to_files_and_come_back_exactly
     wait_until(lambda: bytes_in_memory(undo_arrays(doc)) <= budget + shown, 10, "spilled")
 
 
+def test_item_maps_no_step_holds_any_more_are_not_kept_as_prepared(scene, tmp_path):
+    """Each move or removal from the prepared map makes a map the weights still fit; once
+    undo has let go of those steps, and a save the history's, they cannot come back, and
+    were kept all session."""
+    import gc
+
+    window, _labels = scene
+    doc = window.doc
+    first = doc.labels  # held here, as no step will
+    doc.prepared_on(first)
+    for k in range(4):
+        labels = doc.labels.copy()
+        labels[k : k + 6, :30] = 0
+        doc.apply_result(doc.image.copy(), labels, {"kind": "move"}, f"Move {k}")
+    assert len(doc.prepared_labels) == 5 and not doc.refined_since_prepare
+    doc.undo.clear()  # as undo's hundred-step limit lets the oldest go
+    doc.save(tmp_path / "saved.dedit")  # the history's earlier maps are in files now
+    gc.collect()
+    left = doc.prepared_labels
+    assert len(left) == 2 and left[0] is first and left[1] is doc.labels
+    assert not doc.refined_since_prepare
+    doc.paint([(5.5, 5.5)], 4, 2)  # still told apart from a map changed by hand
+    assert doc.refined_since_prepare
+
+
 def test_pictures_stay_in_memory_when_their_files_cannot_be_written(scene, tmp_path, monkeypatch):
     window, _labels = scene
     doc = window.doc
