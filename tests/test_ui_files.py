@@ -344,6 +344,36 @@ def test_the_open_dialog_shows_a_project_as_a_project_not_a_folder(opening):
     dialog.reject()
 
 
+@pytest.mark.parametrize("mode", ["List", "Detail"])
+def test_the_open_dialog_sorts_a_project_among_the_photos_not_with_the_folders(opening, mode):
+    window, folder, _bundle, _asked = opening
+    for name in ("holiday.png", "house.jpg", "Pear.png"):
+        (folder / name).write_bytes((folder / "photo.png").read_bytes())
+    (folder / "holiday.dedit").mkdir()
+    (folder / "holiday.dedit" / "project.json").write_text("{}")
+    (folder / "zzz").mkdir()
+    dialog = window.open_dialog()
+    dialog.setViewMode(QFileDialog.ViewMode[mode])
+    dialog.setDirectory(str(folder))
+    # case aside, as Qt's own model sorts (numbers in natural order where Qt has ICU)
+    expected = ["plain", "zzz", "a.dedit", "holiday.dedit", "holiday.png", "house.jpg"]
+    expected += ["Pear.png", "photo.png"]
+    view, _names = _listed(dialog)
+
+    def names():
+        model, root = view.model(), view.rootIndex()
+        return [model.index(i, 0, root).data() for i in range(model.rowCount(root))]
+
+    try:
+        wait_until(lambda: names() == expected, 10, "projects sorted among the photos")
+    except AssertionError:
+        raise AssertionError(f"listed {names()}") from None
+    if mode == "Detail":  # sorted the other way, folders stay first
+        view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        wait_until(lambda: names() == expected[:2][::-1] + expected[2:][::-1], 10, "reversed")
+    dialog.reject()
+
+
 # ----- saving ----------------------------------------------------------------------------
 
 

@@ -6,14 +6,23 @@ could only be opened by finding ``project.json`` there. This dialog is Qt's own 
 one cannot be told otherwise) and treats a folder whose name ends in ``.dedit`` as a file:
 it is listed among the photos with a picture icon and the type "D-Edit project", and
 choosing it (selecting it and Open, double-clicking it, or typing its name) chooses the
-project. Picking ``project.json`` inside one still opens that project.
+project. It is also sorted among the photos, not at the top with the folders
+(:class:`ProjectsAmongFiles`). Picking ``project.json`` inside one still opens that project.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QFileInfo, QPointF, QRectF, Qt
+from PySide6.QtCore import (
+    QCollator,
+    QFileInfo,
+    QModelIndex,
+    QPointF,
+    QRectF,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QDialog, QFileDialog, QFileIconProvider, QLineEdit, QTreeView, QWidget
 
@@ -96,6 +105,38 @@ class ProjectIcons(QFileIconProvider):
         return super().type(info)
 
 
+class ProjectsAmongFiles(QSortFilterProxyModel):
+    """The dialog's folder listing, sorted as Qt's file model sorts it (folders first,
+    names case aside, and in natural order, "photo 2" before "photo 10", where Qt has a
+    collator that knows numbers), except that a
+    ``.dedit`` project sorts as the file it stands for: "holiday.dedit" between
+    "holiday.png" and "house.jpg", not above every photo with the folders."""
+
+    def __init__(self, parent=None) -> None:  # noqa: ANN001 - a QObject
+        super().__init__(parent)
+        self.names = QCollator()
+        self.names.setNumericMode(True)
+        self.names.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:  # noqa: N802 - Qt's
+        model = self.sourceModel()
+        a, b = model.fileInfo(left), model.fileInfo(right)
+        folder_a = a.isDir() and not is_bundle(Path(a.absoluteFilePath()))
+        folder_b = b.isDir() and not is_bundle(Path(b.absoluteFilePath()))
+        if folder_a != folder_b:  # folders first, whichever way the column is sorted
+            return folder_a != (self.sortOrder() == Qt.SortOrder.DescendingOrder)
+        column = left.column()
+        if column == 1 and a.size() != b.size():  # Size
+            return a.size() < b.size()
+        if column == 3 and a.lastModified() != b.lastModified():  # Date Modified
+            return a.lastModified() < b.lastModified()
+        if column == 2:  # Type
+            type_a, type_b = model.type(left), model.type(right)
+            if type_a != type_b:
+                return self.names.compare(type_a, type_b) < 0
+        return self.names.compare(a.fileName(), b.fileName()) < 0
+
+
 class OpenDialog(QFileDialog):
     """The Open dialog, starting in ``folder`` ("" for the current one). When it is
     accepted, :meth:`chosen` is the photo or project to open."""
@@ -107,6 +148,7 @@ class OpenDialog(QFileDialog):
         self.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         self.icons = ProjectIcons()  # kept: the dialog does not own its icon provider
         self.setIconProvider(self.icons)
+        self.setProxyModel(ProjectsAmongFiles(self))
         self._project: Path | None = None
         self._fit_columns()
         self.currentChanged.connect(self._current)
@@ -160,4 +202,11 @@ class OpenDialog(QFileDialog):
         self.done(QDialog.DialogCode.Accepted)
 
 
-__all__ = ["OPEN_FILTERS", "OpenDialog", "ProjectIcons", "is_bundle", "opened_path"]
+__all__ = [
+    "OPEN_FILTERS",
+    "OpenDialog",
+    "ProjectIcons",
+    "ProjectsAmongFiles",
+    "is_bundle",
+    "opened_path",
+]
