@@ -345,17 +345,32 @@ def from_pixels(
 
 
 def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray, full: int) -> np.ndarray:
-    """``rgb`` over white with ``alpha`` (both integer, 0..full) -> uint8, rounded."""
-    a = alpha.astype(np.float32)[..., None] / full
-    c = rgb.astype(np.float32) * (255.0 / full)
-    out = c * a + _WHITE * (1.0 - a)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    """``rgb`` ``(H, W, 3)`` over white with ``alpha`` ``(H, W)`` (both integer, 0..full)
+    -> ``(H, W, 3)`` uint8, rounded. In bands of rows: the float32 temporaries of a whole
+    100 MP picture took several GB at once."""
+    out = np.empty(rgb.shape, np.uint8)
+    step = max(1, _BAND_PIXELS // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], step):
+        rows = slice(top, top + step)
+        a = alpha[rows].astype(np.float32)[..., None] / full
+        c = rgb[rows].astype(np.float32) * (255.0 / full)
+        out[rows] = np.clip(np.rint(c * a + _WHITE * (1.0 - a)), 0, 255)
+    return out
+
+
+_BAND_PIXELS = 1 << 22  # pixels per band of a composite: 4 M, about 100 MB of float32
 
 
 def _to_8bit(values: np.ndarray) -> np.ndarray:
-    """16-bit -> 8-bit as round(v / 257); there are no ties because 257 is odd."""
-    v = np.clip(values, 0, 65535).astype(np.uint32)
-    return ((v + 128) // 257).astype(np.uint8)
+    """16-bit -> 8-bit as round(v / 257); there are no ties because 257 is odd. In bands
+    of rows, as :func:`_composite_on_white`, for the uint32 temporaries."""
+    out = np.empty(values.shape, np.uint8)
+    width = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
+    step = max(1, _BAND_PIXELS // max(1, width))
+    for top in range(0, values.shape[0], step):
+        v = np.clip(values[top : top + step], 0, 65535).astype(np.uint32)
+        out[top : top + step] = (v + 128) // 257
+    return out
 
 
 def _gray3(gray: np.ndarray) -> np.ndarray:

@@ -266,6 +266,31 @@ def test_16_bit_rgba_is_composited_on_white(tmp_path):
     np.testing.assert_array_equal(image, [[[255, 0, 0], [127, 127, 127]]])
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_deep_colour_is_converted_in_bands_with_the_same_pixels(tmp_path, monkeypatch, channels):
+    """A 100 MP 16-bit picture is converted a band of rows at a time (its float32
+    temporaries took GB at once); the bands give what the whole-picture formula gives."""
+    from dedit_app import imageio
+
+    rng = np.random.default_rng(3)
+    deep = rng.integers(0, 65536, (37, 23, channels), dtype=np.uint16)
+    deep[0, :, -1] = 0  # transparent, half and opaque pixels among the random alphas
+    deep[1, :, -1] = 65535
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), deep)
+    whole = load_image(path)
+    monkeypatch.setattr(imageio, "_BAND_PIXELS", 2 * 23)  # two rows a band, one left over
+    np.testing.assert_array_equal(load_image(path), whole)
+    rgb = deep[..., 2::-1].astype(np.float64)  # the formula in full, from OpenCV's BGR(A)
+    if channels == 4:
+        a = deep[..., 3:].astype(np.float64) / 65535
+        expected = np.rint(rgb * (255 / 65535) * a + 255 * (1 - a))
+    else:
+        expected = np.rint(rgb / 257)
+    assert np.abs(whole.astype(int) - expected).max() <= 1  # float32 on one side
+    assert np.mean(whole == expected) > 0.99
+
+
 def test_a_16_bit_grey_png_with_a_transparent_value_gets_a_white_background(tmp_path):
     grey = np.zeros((4, 6), np.uint16)
     grey[1:3, 2:5] = 40000  # round(40000 / 257) = 156; the value 0 is transparent

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, guarded, scratch_folder, with_ratios
+from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios
 
 
 def _photo(folder: Path, height: int, width: int) -> Path:
@@ -225,6 +225,34 @@ def weights_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
     return rows
 
 
+def deep_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
+    """Reading a 16-bit RGBA PNG (a designer's export with transparency): ours puts it
+    on white in bands of rows (``imageio._composite_on_white``); the reference is the
+    same code with one band for the whole picture, as it was."""
+    from dedit_app import imageio
+
+    folder = scratch_folder("dedit-bench-deep-")
+    rng = np.random.default_rng(6)
+    small = rng.integers(0, 65535, (48, 64, 4), dtype=np.uint16)
+    path = folder / "deep.png"
+    cv2.imwrite(str(path), cv2.resize(small, (width, height)), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    banded = imageio._BAND_PIXELS
+    ours = measure(lambda: imageio.load_image(path), repeats=repeats, warmup=0)
+    first = imageio.load_image(path)
+    imageio._BAND_PIXELS = height * width
+    try:
+        whole = measure(lambda: imageio.load_image(path), repeats=repeats, warmup=0)
+        same = np.array_equal(first, imageio.load_image(path))
+    finally:
+        imageio._BAND_PIXELS = banded
+    case = f"open a 16-bit RGBA PNG, {height * width / 1e6:.2g} MP"
+    note = f"peak {ours[1]:.0f} MB vs {whole[1]:.0f} MB; {'same pixels' if same else 'DIFFERENT'}"
+    return with_ratios(
+        Row(case, "on white in bands", ours[0], ours[1], note=note),
+        Row(case, "whole picture at once (before)", whole[0], whole[1]),
+    )
+
+
 def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     """``size`` is the ``(height, width)`` the other landing rows use."""
     full = profile == "full"
@@ -232,5 +260,7 @@ def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     small = size if full else (1000, 1500)
     yield from guarded("save", lambda: write_rows(*small, repeats=2 if full else 1))
     yield from guarded("tiff", lambda: tiff_rows(*small, repeats=2 if full else 1))
+    deep = (8000, 12000) if full else (1500, 2000)  # 96 MP: the open limit is 100 MP
+    yield from guarded("deep", lambda: deep_rows(*deep))
     if full:
         yield from guarded("save weights", lambda: weights_rows(*small))
