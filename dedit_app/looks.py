@@ -69,11 +69,12 @@ def item_looks(project, tokens: list[str], reference_tokens: list[str]) -> tuple
 
 def look_names(project) -> dict[int, str]:
     """Item id -> a few words for the look a swap gave it, for lists and ``dedit info``:
-    "cup from kitchen.jpg" (the reference item's name when it was swapped, and the
+    "“cup” from kitchen.jpg" (the reference item's name when it was swapped, and the
     reference photo's file name when known)."""
     out = {}
     for k, record in swapped_items(project).items():
         name = str(record.get("reference_name") or f"item {record['reference_item']}")
         source = record.get("reference")
-        out[k] = f"{name} from {source}" if source else f"{name} from the reference"
+        # quoted: found items are named "orange, bottom-left", which runs into the words
+        out[k] = f"“{name}” from {source}" if source else f"“{name}” from the reference"
     return out

@@ -142,7 +142,7 @@ def test_candidates_and_apply(prepared, tmp_path, capsys):
     assert main(["info", str(copy)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "looks like" in line)
     assert row.split()[0] == str(other)
-    assert f"looks like {ref.items[0].name} from {ref.source}" in row
+    assert f"looks like “{ref.items[0].name}” from {ref.source}" in row
 
 
 def test_a_swap_takes_the_reference_photo_itself_with_the_items_it_was_prepared_with(

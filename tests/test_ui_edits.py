@@ -780,7 +780,7 @@ def test_swap_an_item_from_a_reference_photo(window, tmp_path):
     # the list says how the bag looks now, and so does the prompt's hint
     from ui.items_panel import ITEM_ROLE, PROMPT_ROLE
 
-    looks = f"looks like {ref.item_name(ref_item)} from reference.png"
+    looks = f"looks like “{ref.item_name(ref_item)}” from reference.png"
     rows = window.items_panel.list
     row = next(rows.item(i) for i in range(rows.count()) if rows.item(i).data(ITEM_ROLE) == 2)
     assert row.data(PROMPT_ROLE) == looks
