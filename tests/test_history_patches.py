@@ -25,6 +25,15 @@ def _edit(project: Project, n: int, states: list) -> None:
     states.append((image, labels))
 
 
+def _edited(edits: int, h: int = 120, w: int = 160) -> tuple[Project, list]:
+    """A new project with ``edits`` edits applied, and ``(image, labels)`` of each state."""
+    project = make_project(h=h, w=w)
+    states = [(project.image, project.labels)]
+    for n in range(edits):
+        _edit(project, n, states)
+    return project, states
+
+
 def _assert_holds(project: Project, states: list) -> None:
     """``project`` shows the last of ``states`` and gives back every earlier one exactly."""
     np.testing.assert_array_equal(project.image, states[-1][0])
@@ -56,10 +65,7 @@ def test_a_box_laid_into_the_next_picture_gives_the_earlier_one_back():
 
 
 def test_earlier_pictures_after_the_photo_are_saved_as_boxes_and_come_back_exactly(tmp_path):
-    p = make_project(h=120, w=160)
-    states = [(p.image, p.labels)]
-    for n in range(4):
-        _edit(p, n, states)
+    p, states = _edited(4)
     folder = tmp_path / "boxes.dedit"
     p.save(folder)
     doc = _document(folder)
@@ -75,10 +81,7 @@ def test_earlier_pictures_after_the_photo_are_saved_as_boxes_and_come_back_exact
 
 
 def test_the_boxes_hold_across_sessions_and_a_save_elsewhere(tmp_path):
-    p = make_project(h=120, w=160)
-    states = [(p.image, p.labels)]
-    for n in range(2):
-        _edit(p, n, states)
+    p, states = _edited(2)
     folder = tmp_path / "a.dedit"
     p.save(folder)
     # another day: opened, edited on, saved again; the boxes saved before still fit
@@ -98,9 +101,7 @@ def test_the_boxes_hold_across_sessions_and_a_save_elsewhere(tmp_path):
 
 
 def test_a_project_with_one_edit_is_saved_as_older_versions_read_it(tmp_path):
-    p = make_project()
-    states = [(p.image, p.labels)]
-    _edit(p, 0, states)
+    p, states = _edited(1, h=48, w=64)
     p.save(tmp_path / "one.dedit")
     assert _document(tmp_path / "one.dedit")["version"] == 1
     _assert_holds(Project.load(tmp_path / "one.dedit"), states)
@@ -115,10 +116,7 @@ def test_a_project_with_one_edit_is_saved_as_older_versions_read_it(tmp_path):
     ],
 )
 def test_a_box_altered_in_the_project_file_is_reported_as_damage(tmp_path, box, said):
-    p = make_project(h=120, w=160)
-    states = [(p.image, p.labels)]
-    for n in range(3):
-        _edit(p, n, states)
+    p, states = _edited(3)
     folder = tmp_path / "bad.dedit"
     p.save(folder)
     doc = _document(folder)
@@ -136,10 +134,7 @@ def test_boxes_found_ahead_of_a_save_are_not_looked_for_again(tmp_path, monkeypa
     thread, must not compare the 24 MP pictures again to find the boxes."""
     from dedit_app import picture_patches
 
-    p = make_project(h=120, w=160)
-    states = [(p.image, p.labels)]
-    for n in range(3):
-        _edit(p, n, states)
+    p, states = _edited(3)
     for record in p.history:  # the editor's arrays are read-only, as here
         for array in record["_before"]:
             array.flags.writeable = False

@@ -157,6 +157,21 @@ class Steps:
         return self.n
 
 
+class Held:
+    """A test task that runs until ``release`` is set (or it is cancelled): a download or
+    a preparation of minutes. Returns ``result``."""
+
+    def __init__(self, result: str) -> None:
+        import threading
+
+        self.release, self.result = threading.Event(), result
+
+    def run(self, ctx, cancel):
+        while not self.release.wait(0.01):
+            cancel.raise_if_cancelled()
+        return self.result
+
+
 @pytest.fixture
 def jobs(qtbot):
     queue = JobQueue()
@@ -314,21 +329,12 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(qtbot, jobs):
 def test_a_download_runs_beside_other_jobs_not_in_front_of_them(qtbot, jobs):
     """A model download (kind "download") takes minutes and needs no model: it runs on a
     worker of its own, so the jobs queued after it (finding items) do not wait for it."""
-    import threading
-
-    hold = threading.Event()
-
-    class Download:
-        def run(self, ctx, cancel):
-            while not hold.wait(0.01):
-                cancel.raise_if_cancelled()
-            return "downloaded"
-
-    download = jobs.submit(JobRequest("Download owner/model", Download(), kind="download"))
+    held = Held("downloaded")
+    download = jobs.submit(JobRequest("Download owner/model", held, kind="download"))
     found = jobs.submit(JobRequest("Find items", Steps(3), kind="segment"))
     qtbot.waitUntil(lambda: found.state is JobState.DONE, timeout=10000)
     assert download.state is JobState.RUNNING  # still going, beside it
-    hold.set()
+    held.release.set()
     qtbot.waitUntil(lambda: download.state is JobState.DONE, timeout=10000)
     jobs.shutdown()  # closing the window stops both workers
     assert not any(w.isRunning() for w in (jobs.worker, jobs.downloads, jobs.modelless))
@@ -338,20 +344,11 @@ def test_items_found_without_a_model_are_found_beside_a_long_preparation(qtbot, 
     """The weights-free segmenter needs no model: a photo or reference opened while a
     preparation of minutes runs gets its items at once, not after it. A segmenter with a
     model (SAM) shares the model worker, and waits."""
-    import threading
-
     from ui.tasks import SegmentAuto, readonly
 
-    hold = threading.Event()
-
-    class Prepare:
-        def run(self, ctx, cancel):
-            while not hold.wait(0.01):
-                cancel.raise_if_cancelled()
-            return "prepared"
-
+    held = Held("prepared")
     image = readonly(synthetic_scene(60, 80)[0])
-    prepare = jobs.submit(JobRequest("Prepare", Prepare(), kind="prepare"))
+    prepare = jobs.submit(JobRequest("Prepare", held, kind="prepare"))
     results = []
     found = jobs.submit(
         JobRequest("Find items", SegmentAuto(image, "ref"), kind="segment"),
@@ -364,7 +361,7 @@ def test_items_found_without_a_model_are_found_beside_a_long_preparation(qtbot, 
     assert prepare.state is JobState.RUNNING and with_model.state is JobState.QUEUED
     assert len(results[0].names) >= 2
     jobs.cancel(with_model.request.id)
-    hold.set()
+    held.release.set()
     qtbot.waitUntil(lambda: prepare.state is JobState.DONE, timeout=10000)
     qtbot.waitUntil(lambda: with_model.state is JobState.CANCELLED, timeout=10000)
 
