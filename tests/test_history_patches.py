@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_project import make_project
+from test_project import make_project, saved_unless_renames_fail
 
 from dedit_app.errors import ProjectError
 from dedit_app.picture_patches import changed_box, paste, patch_of
@@ -157,33 +157,16 @@ def test_boxes_found_ahead_of_a_save_are_not_looked_for_again(tmp_path, monkeypa
 def test_a_save_interrupted_at_any_rename_leaves_every_earlier_picture(tmp_path, monkeypatch):
     """The picture that was the current one becomes a box at the next save: until the new
     project.json is in place, the old one and the whole picture it names stay."""
-    import errno
-    import os
-
     folder = tmp_path / "r.dedit"
     old, states = _edited(2)
     old.save(folder)
-    real_replace, n = os.replace, 0
+    n = 0
     while True:
         new = Project.load(folder)
         more = list(states)
         for k in range(2, 4):
             _edit(new, k, more)
-        count = {"i": 0}
-
-        def failing_replace(src, dst, _limit=n, _count=count):
-            if _count["i"] == _limit:
-                raise OSError(errno.EIO, "simulated crash")
-            _count["i"] += 1
-            return real_replace(src, dst)
-
-        monkeypatch.setattr(os, "replace", failing_replace)
-        try:
-            new.save()
-            done = True
-        except ProjectError:
-            done = False
-        monkeypatch.setattr(os, "replace", real_replace)
+        done = saved_unless_renames_fail(monkeypatch, new.save, n)
         _assert_holds(Project.load(folder), more if done else states)
         if done:
             break

@@ -653,30 +653,36 @@ def test_full_disk_keeps_previous_save(tmp_path, monkeypatch):
         np.testing.assert_array_equal(q.image, make_project().image)
 
 
+def saved_unless_renames_fail(monkeypatch, save, n: int) -> bool:
+    """Run ``save()`` with its ``n``-th file rename (0: the first) failing as a crash
+    would; True when it saved (it had fewer renames than that)."""
+    real_replace, count = os.replace, [0]
+
+    def failing_replace(src, dst):
+        if count[0] == n:
+            raise OSError(errno.EIO, "simulated crash")
+        count[0] += 1
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    try:
+        save()
+        return True
+    except ProjectError:
+        return False
+    finally:
+        monkeypatch.setattr(os, "replace", real_replace)
+
+
 def test_interrupted_at_every_rename_leaves_a_loadable_project(tmp_path, monkeypatch):
     """Fail the n-th rename of a save for every n: the folder always loads, old or new."""
     folder = tmp_path / "r.dedit"
     old = make_project(seed=1)
     old.save(folder)
-    real_replace = os.replace
     n = 0
     while True:
         new = make_project(seed=2, k=4)
-        count = {"i": 0}
-
-        def failing_replace(src, dst, _limit=n, _count=count):
-            if _count["i"] == _limit:
-                raise OSError(errno.EIO, "simulated crash")
-            _count["i"] += 1
-            return real_replace(src, dst)
-
-        monkeypatch.setattr(os, "replace", failing_replace)
-        try:
-            new.save(folder)
-            done = True
-        except ProjectError:
-            done = False
-        monkeypatch.setattr(os, "replace", real_replace)
+        done = saved_unless_renames_fail(monkeypatch, lambda new=new: new.save(folder), n)
         loaded = Project.load(folder)
         assert_same(loaded, new if done else old)
         if done:

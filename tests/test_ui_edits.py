@@ -905,6 +905,31 @@ def test_a_reference_closed_or_replaced_stops_finding_its_items(window, tmp_path
     assert len(window.editing.reference.visible_items()) > 1
 
 
+def test_a_reference_whose_items_wait_for_the_model_says_what_they_wait_for(
+    window, tmp_path, monkeypatch
+):
+    """With a segmenter that needs the model (SAM), the reference's items are found after
+    the job on the model's worker: "Finding items…" stayed for a preparation's minutes."""
+    from test_ui_parts import Held
+
+    from ui.worker import JobRequest
+
+    open_scene(window, tmp_path)
+    preparing = Held("prepared")
+    window.jobs.submit(JobRequest("Prepare project", preparing, kind="prepare"))
+    monkeypatch.setattr(window.segmenting, "backend", lambda *_: ("sam", ()))
+    photo = tmp_path / "reference.png"
+    write_synthetic_photo(photo, 120, 160)
+    assert window.reference_photo.open(photo)
+    wait_until(lambda: window.jobs.active("segment"), 10, "the reference's Find items")
+    assert window.reference_panel.status.text() == (
+        "Its items are found when “Prepare project” is done: one job at a time uses the model."
+    )
+    window.reference_photo.close()
+    preparing.release.set()
+    wait_idle(window)
+
+
 def test_the_reference_panel_says_what_is_true_now_and_what_to_do_next(
     window, tmp_path, prepared_bundle
 ):

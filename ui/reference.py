@@ -197,14 +197,25 @@ class ReferenceController(QObject):
                 w.editing.update_state()  # one item, its whole photo: says what it can do
                 w.show_error(message)
 
-        w.reference_panel.status.setText("Finding items…")
+        def started(_record) -> None:
+            if ref is self.doc and self.finding == record.request.id:
+                w.reference_panel.status.setText("Finding items…")
+
         record = w.jobs.submit(
             JobRequest("Find items in the reference", task, kind="segment"),
             on_finished=done,
             on_failed=failed,
             on_cancelled=cancelled,
+            on_progress=started,
         )
         self.finding, self._finding_for = record.request.id, ref
+        ahead = w.jobs.ahead(record.request.id)
+        w.reference_panel.status.setText(
+            f"Its items are found when “{ahead.request.title}” is done: one job at a time "
+            "uses the model."
+            if ahead is not None
+            else "Finding items…"
+        )
 
     def _show_dock(self) -> None:
         if not self.w.reference_dock.isVisible():

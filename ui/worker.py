@@ -289,6 +289,7 @@ class JobRecord:
     result: Any = None
     callbacks: dict[str, Callable[..., None]] = field(default_factory=dict)
     retired: bool = False  # taken off the list once it ends: its picture was closed
+    lane: str = ""  # the worker it runs on (its thread's name): jobs of one lane queue
 
     @property
     def active(self) -> bool:
@@ -355,7 +356,9 @@ class JobQueue(QObject):
                 record.callbacks[name] = cb
         self.jobs[request.id] = record
         self.added.emit(request.id)
-        self._worker_for(request).submit(request, record.cancel)
+        worker = self._worker_for(request)
+        record.lane = worker.objectName()
+        worker.submit(request, record.cancel)
         return record
 
     def cancel(self, job_id: int) -> None:
@@ -399,6 +402,21 @@ class JobQueue(QObject):
         return [
             r for r in self.jobs.values() if r.active and (kind is None or r.request.kind == kind)
         ]
+
+    def ahead(self, job_id: int) -> JobRecord | None:
+        """The job that queued job ``job_id`` waits behind (the first active one asked for
+        before it on its worker), None when it is not waiting: a sentence can say what it
+        waits for rather than leave "Finding items…" on show for the minutes of a
+        preparation."""
+        record = self.jobs.get(job_id)
+        if record is None or record.state is not JobState.QUEUED:
+            return None
+        for other_id, other in self.jobs.items():  # in the order they were asked for
+            if other_id == job_id:
+                return None
+            if other.active and other.lane == record.lane:
+                return other
+        return None
 
     @property
     def busy(self) -> bool:
