@@ -53,6 +53,10 @@ EXAMPLES = {
     "info": """\
   dedit info photo.dedit
 """,
+    "export": """\
+  dedit export photo.dedit -o now.png
+  dedit export photo.dedit --before 1 -o photo.png    # the photo before every edit
+""",
     "check": """\
   dedit check --model stabilityai/stable-diffusion-xl-base-1.0   # here? where it runs?
   dedit check photo.dedit --device cpu
@@ -332,6 +336,24 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     info.add_argument("project", help="the project folder (NAME.dedit)")
+
+    export = sub.add_parser(
+        "export",
+        help="write a project's picture, or one from before an edit, to a file",
+        description="Write the project's picture at its full resolution to a PNG, TIFF, "
+        "JPEG or WebP file; with --before N, the picture from before its edit N (as "
+        "`dedit info` numbers them): every earlier picture stays in the project.",
+        epilog=_examples("export"),
+        formatter_class=fmt,
+    )
+    export.add_argument("project", help="the project folder (NAME.dedit)")
+    export.add_argument("-o", "--output", required=True, help="the picture file to write")
+    export.add_argument(
+        "--before",
+        type=int,
+        metavar="N",
+        help="the picture from before edit N (1 = the photo itself); default: the picture now",
+    )
 
     check = sub.add_parser(
         "check",
@@ -656,6 +678,18 @@ def _load_reference(path: str, project):
     return Project.new(image, kept.labels, list(kept.names), source=Path(path).name)
 
 
+def _outside(out: Path, *bundles) -> None:
+    """EditError when ``out`` would be written inside one of the projects ``bundles``."""
+    for bundle in bundles:
+        if bundle is None or bundle.folder is None:
+            continue
+        if out.resolve().is_relative_to(bundle.folder.resolve()):
+            raise EditError(
+                f"{out} is inside the project {bundle.folder}, whose files only the project "
+                "writes; choose a place outside it for the picture."
+            )
+
+
 def _outputs(path: Path, n: int) -> list[Path]:
     return [path] + [path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(2, n + 1)]
 
@@ -670,14 +704,7 @@ def _cmd_edit(args) -> int:
         raise EditError(f"{out} must end in {', '.join(most)} or {last}.")
     project = _load_project(args.project)
     reference = _load_reference(args.reference, project) if args.reference else None
-    for bundle in (project, reference):
-        if bundle is None or bundle.folder is None:
-            continue
-        if out.resolve().is_relative_to(bundle.folder.resolve()):
-            raise EditError(
-                f"{out} is inside the project {bundle.folder}, whose files only the project "
-                "writes; choose a place outside it for the picture."
-            )
+    _outside(out, project, reference)
     # where the picture goes, and whether it fits its format: before minutes of work
     check_save_target(out, project.size)
     request = _request(args, project)
@@ -706,6 +733,7 @@ def _cmd_info(args) -> int:
     from dedit_app.looks import look_names
     from dedit_app.partition import item_areas
     from dedit_app.project import weights_metadata
+    from dedit_app.wording import edit_words
 
     project = _load_project(args.project)
     h, w = project.size
@@ -737,6 +765,35 @@ def _cmd_info(args) -> int:
     if project.drawn is not None:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
     print(f"{counted(len(project.history), 'edit')} in the history")
+    names = [item.name for item in project.items]
+    for k, record in enumerate(project.history, start=1):
+        when = str(record.get("time", "")).replace("T", " ")
+        print(f"  {k:>3} {edit_words(record, names)}" + (f"  ({when})" if when else ""))
+    if project.history:
+        print("the picture before edit N: `dedit export PROJECT --before N -o FILE`")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from dedit_app.imageio import SAVE_FORMATS, check_save_target, save_image
+
+    out = Path(args.output)
+    if out.suffix.lower() not in SAVE_FORMATS:
+        *most, last = SAVE_FORMATS
+        raise EditError(f"{out} must end in {', '.join(most)} or {last}.")
+    project = _load_project(args.project)
+    _outside(out, project)
+    check_save_target(out, project.size)
+    n = len(project.history)
+    if args.before is None:
+        picture = project.image
+    elif not 1 <= args.before <= n:
+        have = f"it has edits 1 to {n}" if n > 1 else ("it has one edit" if n else "it has none")
+        raise EditError(f"There is no edit {args.before} in {args.project}; {have} (dedit info).")
+    else:
+        picture = project.snapshot(project.history[args.before - 1])[0]
+    save_image(out, picture)
+    print(out)
     return 0
 
 
@@ -784,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": _cmd_finetune,
         "edit": _cmd_edit,
         "info": _cmd_info,
+        "export": _cmd_export,
         "check": _cmd_check,
     }
     from dedit_app.hub import offline_subject

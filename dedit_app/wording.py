@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
-__all__ = ["counted"]
+from typing import Any
+
+__all__ = ["counted", "edit_words"]
 
 
 def counted(n: int, noun: str) -> str:
     """``"1 item"``, ``"3 items"``: ``n`` and ``noun`` in the singular only for one (nouns
     whose plural adds an s: item, edit, job, result)."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def edit_words(record: dict[str, Any], names: list[str]) -> str:
+    """One line for an applied edit of a project's history (``record``, as ``project.json``
+    keeps it; ``names``: the items' names): "text: bag → “a white handbag”",
+    "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup"."""
+
+    def name(item: Any) -> str:
+        ok = isinstance(item, int) and 0 <= item < len(names)
+        return names[item] if ok else f"item {item}"
+
+    kind = str(record.get("kind", "edit"))
+    item = record.get("item")
+    if kind == "text":
+        return f"text: {name(item)} → “{record.get('prompt', '')}”"
+    if kind == "swap":
+        taken = record.get("reference_name") or f"item {record.get('reference_item')}"
+        source = record.get("reference")
+        return f"swap: {name(item)} ← “{taken}”" + (f" from {source}" if source else "")
+    if kind == "move":
+        moved = [m[0] for m in record.get("moves") or [] if isinstance(m, list) and m]
+        return f"move: {', '.join(name(k) for k in moved) or '?'}"
+    if kind == "remove":
+        gone = [item, *(record.get("also") or [])]
+        return f"remove: {', '.join(name(k) for k in gone)}"
+    if kind == "redraw":
+        return f"redraw: {record.get('pixels', '?')} pixels"
+    if kind == "recon":
+        return "recon: the whole picture"
+    return kind

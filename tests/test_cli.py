@@ -277,6 +277,49 @@ def test_info(prepared, capsys):
     assert "#" in text and "changed by hand" not in text
 
 
+def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
+    prepared, tmp_path, capsys
+):
+    project = Project.load(prepared / "p.dedit")
+    names = [i.name for i in project.items]
+    pictures = [project.image]
+    edits = [
+        {"kind": "text", "item": 0, "prompt": "a white handbag"},
+        {"kind": "remove", "item": 1, "also": [2]},
+        {"kind": "swap", "item": 0, "reference_item": 3, "reference_name": "cup"},
+    ]
+    for n, entry in enumerate(edits):
+        image = project.image.copy()
+        image[n * 4 : n * 4 + 3] = 40 * n
+        project.apply(image, project.labels, entry)
+        pictures.append(image)
+    folder = tmp_path / "edited.dedit"
+    project.save(folder)
+    capsys.readouterr()
+    assert main(["info", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("3 edits in the history")
+    assert lines[at + 1].startswith(f"    1 text: {names[0]} → “a white handbag”  (")
+    assert lines[at + 2].startswith(f"    2 remove: {names[1]}, {names[2]}  (")
+    assert lines[at + 3].startswith(f"    3 swap: {names[0]} ← “cup”  (")
+    for n in (1, 2, 3):
+        out = tmp_path / f"before-{n}.png"
+        assert main(["export", str(folder), "--before", str(n), "-o", str(out)]) == 0
+        np.testing.assert_array_equal(load_image(out), pictures[n - 1])
+    assert main(["export", str(folder), "-o", str(tmp_path / "now.tif")]) == 0
+    np.testing.assert_array_equal(load_image(tmp_path / "now.tif"), pictures[-1])
+    capsys.readouterr()
+    for wrong in ("0", "4"):
+        assert main(["export", str(folder), "--before", wrong, "-o", str(tmp_path / "x.png")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 3 (dedit info)."
+        )
+    assert main(["export", str(folder), "-o", str(folder / "inside.png")]) == 1
+    assert "is inside the project" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not (folder / "inside.png").exists()
+
+
 def test_info_says_when_items_were_refined_after_preparing(prepared, tmp_path, capsys):
     project = Project.load(prepared / "p.dedit")
     project.refined = True
@@ -609,7 +652,8 @@ def test_info_and_segment_count_one_item_and_one_edit_in_the_singular(tmp_path, 
     project.save()
     assert main(["info", str(tmp_path / "one.dedit")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith(", 1 item") and lines[-1] == "1 edit in the history"
+    assert lines[0].endswith(", 1 item") and "1 edit in the history" in lines
+    assert lines[lines.index("1 edit in the history") + 1].startswith("    1 recon: ")
 
 
 def test_segment_says_what_the_photo_file_held_that_the_project_leaves_out(tmp_path, capsys):
