@@ -74,15 +74,16 @@ def patch_of(before: np.ndarray, after: np.ndarray, fixed: bool = False) -> tupl
     return np.ascontiguousarray(before[top:bottom, left:right]), box
 
 
-def paste(after: np.ndarray, crop: np.ndarray, box: Box) -> np.ndarray:
-    """A new picture: ``after`` with ``crop`` laid into ``box``. ValueError when the box
-    does not fit the picture or the crop does not fill the box."""
+def paste(after: np.ndarray, crop: np.ndarray, box: Box, copy: bool = True) -> np.ndarray:
+    """``after`` with ``crop`` laid into ``box``: a new picture, or ``after`` itself with
+    ``copy`` False (a caller walking back through many edits copies once). ValueError
+    when the box does not fit the picture or the crop does not fill the box."""
     top, left, bottom, right = (int(v) for v in box)
     h, w = after.shape[:2]
     if not (0 <= top <= bottom <= h and 0 <= left <= right <= w):
         raise ValueError(f"the box {box} is outside a {w}x{h} picture")
     if crop.shape[:2] != (bottom - top, right - left) or crop.shape[2:] != after.shape[2:]:
         raise ValueError(f"a {crop.shape} patch does not fill the box {box}")
-    out = after.copy()
+    out = after.copy() if copy else after
     out[top:bottom, left:right] = crop
     return out

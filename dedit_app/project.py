@@ -649,13 +649,16 @@ class Project:
             picture = self.history[start]["_before"][0]
         else:
             picture = _read_png(self.folder / self.history[start]["image"], "image")
+        if start > k:
+            picture = picture.copy()  # laid into below, a box at a time
         for j in range(start - 1, k - 1, -1):
             record = self.history[j]
             if "image_patch" not in record:
                 raise ProjectError("This history entry has no saved picture to go back to.")
             crop = _read_png(self.folder / record["image_patch"], "image")
             try:
-                picture = picture_patches.paste(picture, crop, tuple(record["image_box"]))
+                box = tuple(record["image_box"])
+                picture = picture_patches.paste(picture, crop, box, copy=False)
             except (KeyError, TypeError, ValueError) as err:
                 raise ProjectError(
                     f"{self.folder / PROJECT_FILE} names a box for {record['image_patch']} that "
