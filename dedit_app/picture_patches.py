@@ -23,15 +23,23 @@ import weakref
 
 import numpy as np
 
-__all__ = ["Box", "changed_box", "paste", "patch_of"]
+__all__ = ["Box", "box_of", "changed_box", "crop", "known_name", "paste", "remember_name"]
 
 Box = tuple[int, int, int, int]
 
-# Boxes of pictures that cannot change, by the identities of the two pictures: the editor
-# writes a save's files on the files thread ahead of it, and the save itself then finds
-# the box here instead of comparing 24 MP pictures again on the UI thread. Boxes, not
-# crops: forty edits' crops of a 24 MP photo would hold hundreds of MB beside undo's.
-_KNOWN: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, Box]] = {}
+# Boxes of pictures that cannot change, by the identities of the two pictures, and the
+# file name the box was written as: the editor writes a save's files on the files thread
+# ahead of it, and the save itself then finds them here instead of comparing (and
+# hashing) 24 MP pictures again on the UI thread. Boxes, not crops: forty edits' crops of
+# a 24 MP photo would hold hundreds of MB beside undo's.
+_KNOWN: dict[tuple[int, int], list] = {}  # [ref before, ref after, box, name or None]
+
+
+def _known(before: np.ndarray, after: np.ndarray) -> list | None:
+    known = _KNOWN.get((id(before), id(after)))
+    if known is not None and known[0]() is before and known[1]() is after:
+        return known
+    return None
 
 
 def changed_box(before: np.ndarray, after: np.ndarray) -> Box:
@@ -52,26 +60,45 @@ def changed_box(before: np.ndarray, after: np.ndarray) -> Box:
     return (top, int(cols[0]), bottom, int(cols[-1]) + 1)
 
 
-def patch_of(before: np.ndarray, after: np.ndarray, fixed: bool = False) -> tuple[np.ndarray, Box]:
-    """``(crop, box)``: the box of ``before`` that differs from ``after``, so that
-    ``paste(after, crop, box)`` equals ``before``. ``fixed``: neither array can change
-    (the caller checked), so the box may be remembered for these two arrays."""
-    key = (id(before), id(after))
-    known = _KNOWN.get(key)
-    if known is not None and known[0]() is before and known[1]() is after:
-        box = known[2]
-    else:
-        box = changed_box(before, after)
-        if box[2] == box[0]:  # the same picture: one pixel, since a PNG cannot be empty
-            box = (0, 0, 1, 1)
-        if fixed:
+def box_of(before: np.ndarray, after: np.ndarray, fixed: bool = False) -> Box:
+    """The box of ``before`` to keep so that ``paste(after, crop(before, box), box)``
+    equals ``before``: :func:`changed_box`, or one pixel when the two are equal (a PNG
+    cannot be empty). ``fixed``: neither array can change (the caller checked), so the box
+    is remembered for these two arrays."""
+    known = _known(before, after)
+    if known is not None:
+        return known[2]
+    box = changed_box(before, after)
+    if box[2] == box[0]:
+        box = (0, 0, 1, 1)
+    if fixed:
+        key = (id(before), id(after))
 
-            def forget(_ref, key=key) -> None:
-                _KNOWN.pop(key, None)
+        def forget(_ref, key=key) -> None:
+            _KNOWN.pop(key, None)
 
-            _KNOWN[key] = (weakref.ref(before, forget), weakref.ref(after, forget), box)
+        _KNOWN[key] = [weakref.ref(before, forget), weakref.ref(after, forget), box, None]
+    return box
+
+
+def crop(before: np.ndarray, box: Box) -> np.ndarray:
+    """``box`` of ``before``, as a contiguous array of its own."""
     top, left, bottom, right = box
-    return np.ascontiguousarray(before[top:bottom, left:right]), box
+    return np.ascontiguousarray(before[top:bottom, left:right])
+
+
+def known_name(before: np.ndarray, after: np.ndarray) -> str | None:
+    """The file name :func:`remember_name` was told for the box of these two arrays."""
+    known = _known(before, after)
+    return None if known is None else known[3]
+
+
+def remember_name(before: np.ndarray, after: np.ndarray, name: str) -> None:
+    """Remember the file name the box of these two arrays (with a remembered box, see
+    :func:`box_of`) was written as; nothing otherwise."""
+    known = _known(before, after)
+    if known is not None:
+        known[3] = name
 
 
 def paste(after: np.ndarray, crop: np.ndarray, box: Box, copy: bool = True) -> np.ndarray:

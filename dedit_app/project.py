@@ -761,8 +761,12 @@ def _write_patch(folder: Path, before: np.ndarray, after: np.ndarray) -> tuple[s
     """Write the box of ``before`` that differs from ``after`` (the next picture); returns
     ``(its file name, the box, the content name of the whole of before)``."""
     fixed = _unchangeable(before) and _unchangeable(after)
-    crop, box = picture_patches.patch_of(before, after, fixed)
-    return _write_png(folder, "image", crop), box, _content_name("image", before)
+    box = picture_patches.box_of(before, after, fixed)
+    name = picture_patches.known_name(before, after)
+    if name is None or not (folder / name).is_file():
+        name = _write_png(folder, "image", picture_patches.crop(before, box))
+        picture_patches.remember_name(before, after, name)
+    return name, box, _content_name("image", before)
 
 
 def _read_png(path: Path, kind: str) -> np.ndarray:

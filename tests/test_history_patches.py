@@ -9,7 +9,7 @@ import pytest
 from test_project import make_project, saved_unless_renames_fail
 
 from dedit_app.errors import ProjectError
-from dedit_app.picture_patches import changed_box, paste, patch_of
+from dedit_app.picture_patches import box_of, changed_box, crop, paste
 from dedit_app.project import PROJECT_FILE, Project
 
 
@@ -55,13 +55,13 @@ def test_a_box_laid_into_the_next_picture_gives_the_earlier_one_back():
     after[7:9, 11:30] = 0
     after[20, 12] = 255
     assert changed_box(before, after) == (7, 11, 21, 30)
-    crop, box = patch_of(before, after)
-    np.testing.assert_array_equal(paste(after, crop, box), before)
+    box = box_of(before, after)
+    np.testing.assert_array_equal(paste(after, crop(before, box), box), before)
     # the same picture: a one-pixel box, since a PNG cannot be empty
-    crop, box = patch_of(before, before.copy())
-    assert box == (0, 0, 1, 1) and np.array_equal(paste(before, crop, box), before)
+    box = box_of(before, before.copy())
+    assert box == (0, 0, 1, 1) and np.array_equal(paste(before, crop(before, box), box), before)
     with pytest.raises(ValueError, match="outside"):
-        paste(after, crop, (39, 0, 41, 1))
+        paste(after, crop(before, box), (39, 0, 41, 1))
 
 
 def test_earlier_pictures_after_the_photo_are_saved_as_boxes_and_come_back_exactly(tmp_path):
@@ -131,7 +131,8 @@ def test_a_box_altered_in_the_project_file_is_reported_as_damage(tmp_path, box, 
 
 def test_boxes_found_ahead_of_a_save_are_not_looked_for_again(tmp_path, monkeypatch):
     """The editor writes a save's files on its files thread; the save itself, on the UI
-    thread, must not compare the 24 MP pictures again to find the boxes."""
+    thread, must not compare the 24 MP pictures again to find the boxes, nor crop and
+    hash them again to name their files."""
     from dedit_app import picture_patches
 
     p, states = _edited(3)
@@ -145,10 +146,11 @@ def test_boxes_found_ahead_of_a_save_are_not_looked_for_again(tmp_path, monkeypa
     assert [kind for kind, _ in pictures].count("patch") == 2
     Project.write_pictures(folder, pictures)
 
-    def compare_again(*_args):
-        raise AssertionError("the save compared the pictures again")
+    def again(*_args):
+        raise AssertionError("the save compared or cropped the pictures again")
 
-    monkeypatch.setattr(picture_patches, "changed_box", compare_again)
+    monkeypatch.setattr(picture_patches, "changed_box", again)
+    monkeypatch.setattr(picture_patches, "crop", again)  # and hashed the crop again
     p.save(folder)
     monkeypatch.undo()
     _assert_holds(Project.load(folder), states)
