@@ -303,7 +303,8 @@ def plan_edit(
     EditError/ItemError/ModelLoadError with a sentence; changes nothing."""
     metadata = check_edit(project, request, reference, model)
     tokens = _tokens(metadata, "items")
-    bases, looks = item_looks(project, tokens, _tokens(metadata, "reference_items"))
+    ref_tokens = _tokens(metadata, "reference_items")
+    bases, looks = item_looks(project, tokens, ref_tokens)
     labels = project.labels
     prompts = {int(k): looks[int(k)] for k in present_items(labels)}
     new_labels = areas = None
@@ -316,7 +317,6 @@ def plan_edit(
         prompts[request.item] = request.prompt.strip().replace("*", bases[request.item])
         active = labels == request.item
     elif isinstance(request, SwapRequest):
-        ref_tokens = _tokens(metadata, "reference_items")
         prompts[request.item] = ref_tokens[request.reference_item]
         reference_name = reference.items[request.reference_item].name
         active = labels == request.item

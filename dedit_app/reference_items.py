@@ -62,8 +62,8 @@ def prepared_reference(project, of: np.ndarray | None = None) -> PreparedReferen
     """The reference ``project`` was prepared with, from its weights; None when it was
     prepared alone, not prepared, prepared before references were kept, or the record is
     unreadable (the swap then says to prepare again, as it did before). ``of``: only when
-    it is this ``(H, W, 3)`` picture, told by the pixels' hash before the kept map is read
-    (a 24 MP map takes a few tenths of a second to decode)."""
+    it is this ``(H, W, 3)`` picture (its size, and the pixels' hash, told before the kept
+    map is read: a 24 MP map takes a few tenths of a second to decode)."""
     from safetensors import SafetensorError
 
     try:
@@ -78,6 +78,8 @@ def prepared_reference(project, of: np.ndarray | None = None) -> PreparedReferen
         return None
     pixels = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
     if pixels is None or pixels.ndim != 2 or int(pixels.max(initial=0)) >= len(names):
+        return None
+    if of is not None and pixels.shape != of.shape[:2]:
         return None
     return PreparedReference(metadata["reference_image"], pixels.astype(np.int32), names)
 

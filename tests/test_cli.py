@@ -317,6 +317,8 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
         )
     assert main(["export", str(folder), "-o", str(folder / "inside.png")]) == 1
     assert "is inside the project" in capsys.readouterr().err
+    assert main(["export", str(folder), "-o", str(tmp_path / "x.gif")]) == 1
+    assert "has the extension '.gif'; images are saved as .png" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists() and not (folder / "inside.png").exists()
 
 

@@ -149,7 +149,7 @@ class ReferenceController(QObject):
         if ref is None or doc is None or ref.folder is not None:
             return False
         kept = prepared_reference(doc.project, of=ref.image)  # that very photo, or None
-        if kept is None or kept.labels.shape != ref.image.shape[:2]:
+        if kept is None:
             return False
         if not np.array_equal(ref.labels, kept.labels) or [i.name for i in ref.items] != list(
             kept.names
