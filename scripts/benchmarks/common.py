@@ -208,6 +208,16 @@ def print_table(rows: Iterable[Row]) -> int:
     return failed
 
 
+def grainy_photo(height: int, width: int, seed: int = 0, grain: int = 16) -> np.ndarray:
+    """A ``(height, width, 3)`` uint8 stand-in for a photo: smooth colour regions with
+    some grain, so that its PNG is about as large as a photo's."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
+    return cv2.add(photo, rng.integers(0, grain, photo.shape, dtype=np.uint8))
+
+
 def voronoi_labels(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
     """A ``(height, width)`` int32 partition into ``k`` blob-shaped items (Voronoi cells of
     random seeds, each touching others): a stand-in for a photo's items."""

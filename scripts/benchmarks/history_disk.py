@@ -25,15 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, with_ratios
-
-
-def _photo(height: int, width: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)
-    photo = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    noise = rng.integers(0, 6, photo.shape, dtype=np.uint8)
-    return cv2.add(photo, noise)
+from benchmarks.common import Row, grainy_photo, with_ratios
 
 
 def _edit(project, n: int) -> None:
@@ -65,7 +57,7 @@ def _run(height: int, width: int, edits: int) -> tuple[float, float, float]:
     from dedit_app.partition import check_labels
     from dedit_app.project import Project
 
-    photo = _photo(height, width)
+    photo = grainy_photo(height, width, grain=6)
     labels = check_labels(np.zeros((height, width), np.int32))
     labels[height // 4 : height // 2, width // 4 : width // 2] = 1
     project = Project.new(photo, labels, ["background", "bag"])

@@ -17,15 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import Row, guarded, measure, scratch_folder, with_ratios
+from benchmarks.common import Row, grainy_photo, guarded, measure, scratch_folder, with_ratios
 
 
 def _photo(folder: Path, height: int, width: int) -> Path:
-    rng = np.random.default_rng(5)
-    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
-    photo = cv2.add(photo, rng.integers(0, 16, photo.shape, dtype=np.uint8))  # some grain
     path = folder / f"photo-{width}x{height}.png"
-    cv2.imwrite(str(path), photo)
+    cv2.imwrite(str(path), grainy_photo(height, width, seed=5))
     return path
 
 
