@@ -57,6 +57,9 @@ EXAMPLES = {
   dedit export photo.dedit -o now.png
   dedit export photo.dedit --before 1 -o photo.png    # the photo before every edit
 """,
+    "back": """\
+  dedit back photo.dedit 3     # the picture, items and prompts from before edit 3
+""",
     "check": """\
   dedit check --model stabilityai/stable-diffusion-xl-base-1.0   # here? where it runs?
   dedit check photo.dedit --device cpu
@@ -354,6 +357,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the picture from before edit N (1 = the photo itself); default: the picture now",
     )
+
+    back = sub.add_parser(
+        "back",
+        help="go back to the picture from before an edit, as a new edit",
+        description="Make the picture, items and prompts from before edit N (as `dedit "
+        "info` numbers them) the project's own again. It is saved as one more edit: the "
+        "edits after N stay in the history, and going back to before this one undoes it.",
+        epilog=_examples("back"),
+        formatter_class=fmt,
+    )
+    back.add_argument("project", help="the project folder (NAME.dedit)")
+    back.add_argument("before", type=int, metavar="N", help="the edit to go back to before")
 
     check = sub.add_parser(
         "check",
@@ -730,6 +745,7 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    from dedit_app.going_back import standing
     from dedit_app.looks import look_names
     from dedit_app.partition import item_areas
     from dedit_app.project import weights_metadata
@@ -766,15 +782,19 @@ def _cmd_info(args) -> int:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
     print(f"{counted(len(project.history), 'edit')} in the history")
     names = [item.name for item in project.items]
+    stands = {id(record) for record in standing(project.history)}
     for k, record in enumerate(project.history, start=1):
         when = str(record.get("time", "")).replace("T", " ")
-        print(f"  {k:>3} {edit_words(record, names)}" + (f"  ({when})" if when else ""))
+        aside = "" if id(record) in stands else "  set aside by going back"
+        print(f"  {k:>3} {edit_words(record, names)}" + (f"  ({when})" if when else "") + aside)
     if project.history:
         print("the picture before edit N: `dedit export PROJECT --before N -o FILE`")
+        print("going back to before edit N, as a new edit: `dedit back PROJECT N`")
     return 0
 
 
 def _cmd_export(args) -> int:
+    from dedit_app.going_back import no_such_edit
     from dedit_app.imageio import check_save_target, save_image
 
     out = Path(args.output)
@@ -785,12 +805,25 @@ def _cmd_export(args) -> int:
     if args.before is None:
         picture = project.image
     elif not 1 <= args.before <= n:
-        have = f"it has edits 1 to {n}" if n > 1 else ("it has one edit" if n else "it has none")
-        raise EditError(f"There is no edit {args.before} in {args.project}; {have} (dedit info).")
+        raise no_such_edit(args.before, n, args.project)
     else:
         picture = project.snapshot(project.history[args.before - 1])[0]
     save_image(out, picture)
     print(out)
+    return 0
+
+
+def _cmd_back(args) -> int:
+    from dedit_app.going_back import back_before
+    from dedit_app.wording import edit_words
+
+    project = _load_project(args.project)
+    way = back_before(project, args.before, args.project)
+    project.apply(way.image, way.labels, way.entry, items=way.items)
+    with _final_save(project.folder, "the picture from before that edit"):
+        project.save()
+    names = [item.name for item in project.items]
+    print(f"{project.folder}: edit {len(project.history)}, {edit_words(way.entry, names)}")
     return 0
 
 
@@ -839,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
         "edit": _cmd_edit,
         "info": _cmd_info,
         "export": _cmd_export,
+        "back": _cmd_back,
         "check": _cmd_check,
     }
     from dedit_app.hub import offline_subject

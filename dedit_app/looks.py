@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dedit_app.going_back import standing
+
 __all__ = ["item_looks", "look_names", "swapped_items"]
 
 
@@ -30,12 +32,12 @@ def swapped_items(project) -> dict[int, dict[str, Any]]:
     """Item id -> the history entry of the swap that gives it its look now (the newest
     swap of it made with the preparation the project holds). Items never swapped, or
     swapped only before the latest preparation (or before versions recorded
-    ``weights_id``), are left out."""
+    ``weights_id``), or whose swap was gone back before, are left out."""
     weights_id = (project.training or {}).get("weights_id")
     out: dict[int, dict[str, Any]] = {}
     if not weights_id:
         return out
-    for record in project.history:
+    for record in standing(project.history):
         item = record.get("item")
         if record.get("kind") != "swap" or not isinstance(item, int):
             continue

@@ -334,31 +334,39 @@ class Project:
         labels: np.ndarray,
         entry: dict[str, Any],
         painted: np.ndarray | None = None,
+        items: list[Item] | None = None,
     ) -> None:
         """Make an edited image the new base (multi-turn editing) and record it.
 
         ``entry`` describes the edit (JSON-serialisable: kind, item, prompt, seed, ...);
-        the previous image and labels stay reachable from it for the history panel. A text
-        edit's prompt becomes its item's.
+        the previous image, labels and items stay reachable from it for the history
+        panel and for going back (:mod:`dedit_app.going_back`). A text edit's prompt
+        becomes its item's.
         ``painted`` ``(H, W)`` bool: the pixels the edit made (its active region and soft
         band); items reshaped by hand and not yet redrawn elsewhere stay to redraw
         (:attr:`drawn`). None: the whole picture is made with ``labels``.
+        ``items``: the items after the edit, when it changes the list (None: kept).
         """
         previous = (self.image, self.labels)
+        previous_items = self.items
         drawn = self.drawn
         self.drawn = None
         if drawn is not None and painted is not None:
             left = np.where(painted, labels, drawn).astype(np.int32)
             self.drawn = None if np.array_equal(left, labels) else left
         self.image, self.labels = image, labels
+        if items is not None:
+            self.items = [replace(item) for item in items]
         try:
             self.validate()
         except ProjectError:
             self.image, self.labels = previous
+            self.items = previous_items
             self.drawn = drawn
             raise
         record = dict(entry)
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.setdefault("items_before", recorded_items(previous_items))
         record["_before"] = previous  # replaced by file names when saved
         self.history.append(record)
         item, kind = record.get("item"), record.get("kind")
@@ -681,6 +689,13 @@ class Project:
 # array's identity, so only arrays nothing can write to are kept (the editor marks its
 # document's arrays read-only); a wrong name would be a project that fails to load.
 _NAMES: dict[tuple[str, int], tuple[weakref.ref, str]] = {}
+
+
+def recorded_items(items: list[Item]) -> list[dict[str, str]]:
+    """The items' names and typed prompts as a history entry keeps them
+    (``items_before``), for going back to before that edit (:mod:`dedit_app.going_back`);
+    token strings are left out: they belong to the preparation."""
+    return [{"name": item.name, "prompt": item.prompt} for item in items]
 
 
 def _item(index: int, entry: dict[str, Any]) -> Item:

@@ -16,7 +16,8 @@ def counted(n: int, noun: str) -> str:
 def edit_words(record: dict[str, Any], names: list[str]) -> str:
     """One line for an applied edit of a project's history (``record``, as ``project.json``
     keeps it; ``names``: the items' names): "text: bag → “a white handbag”",
-    "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup"."""
+    "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup",
+    "back: to before edit 3"."""
 
     def name(item: Any) -> str:
         ok = isinstance(item, int) and 0 <= item < len(names)
@@ -38,6 +39,8 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
         return f"remove: {', '.join(name(k) for k in gone)}"
     if kind == "redraw":
         return f"redraw: {record.get('pixels', '?')} pixels"
+    if kind == "back":
+        return f"back: to before edit {record.get('before', '?')}"
     if kind == "recon":
         return "recon: the whole picture"
     return kind

@@ -31,7 +31,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from dedit_app import partition, rebase, spill
 from dedit_app.errors import ItemError, ProjectError
-from dedit_app.project import Item, Project, share_names
+from dedit_app.project import Item, Project, recorded_items, share_names
 from dedit_app.project_file import OWN
 from ui.overlay import compact_labels
 
@@ -938,9 +938,8 @@ class Document(QObject):
         ``drawn``: the map the picture was made with when it is not ``labels``
         (:attr:`StateCommand.drawn`)."""
         before = self.state()
-        self.project.apply(image, labels, entry)  # validates; raises and changes nothing
-        if items is not None:
-            self.project.items = [replace(i) for i in items]
+        # validates; raises and changes nothing
+        self.project.apply(image, labels, entry, items=items)
         after = self.state()
         if any(lab is before.labels for lab in self.prepared_labels):
             self._also_prepared(after.labels)
@@ -949,6 +948,15 @@ class Document(QObject):
         self.project.history = list(before.history)
         after = replace(after, image=frozen(after.image))
         return self.push(text, after, kind="edit", drawn=drawn)
+
+    def go_back(self, way, text: str) -> StateCommand:
+        """Make ``way`` (a :class:`dedit_app.going_back.WayBack`) current as one undoable
+        edit. Its item map counts as one the learned weights fit when the map on show
+        does (going back is an edit made from it) or when it holds the very ids of one
+        they fit: read from the project folder, it is never the same array."""
+        if any(np.array_equal(m, way.labels) for m in self.prepared_labels):
+            self._also_prepared(way.labels)
+        return self.apply_result(way.image, way.labels, way.entry, text, items=way.items)
 
     def result_state(
         self,
@@ -960,6 +968,7 @@ class Document(QObject):
     ) -> State:
         """The state ``Project.apply`` would make from ``base`` (for swapping candidates)."""
         record = copy.copy(entry)
+        record.setdefault("items_before", recorded_items(list(base.items)))
         record["_before"] = (base.image, base.labels)
         labels = frozen(partition.check_labels(labels))
         if any(lab is base.labels for lab in self.prepared_labels):

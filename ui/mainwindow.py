@@ -39,6 +39,7 @@ from ui.canvas import CanvasView, Tool
 from ui.document import Document
 from ui.downloads import ModelDownloads
 from ui.editing import EditController
+from ui.edits_panel import EditsPanel, GoingBack
 from ui.files import FileController, first_openable
 from ui.history_view import HistoryView
 from ui.items_panel import ItemsPanel
@@ -183,9 +184,12 @@ class MainWindow(QMainWindow):
 
         self.jobs_panel = JobsPanel(self.jobs)
         self.history_view = HistoryView(self._before_history_jump)
+        self.edits_panel = EditsPanel()
+        self.going_back = GoingBack(self, self.edits_panel)
         self.activity = QTabWidget()
         self.activity.addTab(self.jobs_panel, "Jobs")
         self.activity.addTab(self.history_view, "History")
+        self.activity.addTab(self.edits_panel, "Edits")
         self.activity_dock = self._dock("ACTIVITY", "activityDock", self.activity, right)
         self.splitDockWidget(self.items_dock, self.activity_dock, Qt.Orientation.Vertical)
         self.resizeDocks([self.items_dock, self.activity_dock], [640, 220], Qt.Orientation.Vertical)
@@ -295,6 +299,7 @@ class MainWindow(QMainWindow):
             self.editing.forget_document(old)
             self.segmenting.forget_document()
             self.original.forget()
+            self.going_back.forget()
             self.jobs.clear_finished()
             old.dirty_changed.disconnect(self.update_title)
             old.changed.disconnect(self._on_doc_changed)
@@ -306,6 +311,11 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(doc)
         self.items_panel.set_document(doc)
         self.history_view.setStack(doc.undo if doc else None)
+        earlier = doc is not None and bool(doc.project.history)
+        self.history_view.setEmptyLabel(
+            "Opened · earlier edits: see Edits" if earlier else "Opened"
+        )
+        self.going_back.refresh()
         if doc is not None:
             doc.dirty_changed.connect(self.update_title)
             doc.changed.connect(self._on_doc_changed)
@@ -322,6 +332,8 @@ class MainWindow(QMainWindow):
 
     def _on_doc_changed(self, parts: frozenset) -> None:
         self._update_actions()
+        if "items" in parts:  # every step says so: the history or the names may differ
+            self.going_back.refresh()
 
     def may_replace(self, quitting: bool = False) -> bool:
         """True when the picture on show may go (closed, another opened in its place, or

@@ -1,0 +1,157 @@
+"""Activity ▸ Edits: the project's edits, saved ones included, and going back to before
+any of them as an undoable edit (ui.edits_panel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from editor_fixtures import NAMES  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
+
+from ui.edits_panel import EMPTY  # noqa: E402
+from ui.testing import make_window, wait_idle  # noqa: E402
+from ui.theme import COLORS  # noqa: E402
+
+
+def _two_edits(doc) -> list[tuple]:
+    """A retyped prompt, then a move (a new item map); each paints a band. Returns the
+    (image, labels, [(name, prompt)]) before each edit and after the last."""
+    states = []
+
+    def state():
+        return doc.image.copy(), doc.labels.copy(), [(i.name, i.prompt) for i in doc.items]
+
+    states.append(state())
+    image = doc.image.copy()
+    image[:6] = 30
+    doc.apply_result(image, doc.labels, {"kind": "text", "item": 2, "prompt": "a red bag"}, "Red")
+    states.append(state())
+    image, labels = doc.image.copy(), doc.labels.copy()
+    image[10:16] = 200
+    labels[labels == 3] = 0  # the ball moved away
+    labels[:8, :8] = 3
+    doc.apply_result(image, labels, {"kind": "move", "moves": [[3, 5, 5, 1.0]]}, "Move")
+    states.append(state())
+    return states
+
+
+def _assert_state(doc, state) -> None:
+    np.testing.assert_array_equal(doc.image, state[0])
+    np.testing.assert_array_equal(doc.labels, state[1])
+    assert [(i.name, i.prompt) for i in doc.items] == state[2]
+
+
+def _rows(window) -> list[str]:
+    lst = window.edits_panel.list
+    return [lst.item(k).text() for k in range(lst.count())]
+
+
+def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
+    scene, tmp_path, qtbot
+):
+    window, _labels = scene
+    assert _rows(window) == [EMPTY] and not window.edits_panel.back_button.isEnabled()
+    states = _two_edits(window.doc)
+    assert _rows(window) == ["1  text: bag → “a red bag”", "2  move: ball"]
+    assert window.save_project(tmp_path / "edited.dedit", wait=True)
+
+    again = make_window(tmp_path / "settings2")
+    qtbot.addWidget(again)
+    try:
+        assert again.open_path(tmp_path / "edited.dedit")
+        wait_idle(again)
+        assert again.doc.undo.count() == 0  # undo starts empty; the edits are listed
+        assert again.history_view.emptyLabel() == "Opened · earlier edits: see Edits"
+        assert _rows(again) == ["1  text: bag → “a red bag”", "2  move: ball"]
+        again.edits_panel.list.setCurrentRow(0)
+        button = again.edits_panel.back_button
+        assert button.isEnabled() and button.text() == "Go back to before edit 1"
+        button.click()
+        assert "Reading the picture from before edit 1" in again.status_message.text()
+        wait_idle(again)
+        _assert_state(again.doc, states[0])
+        assert again.doc.dirty
+        assert "as edit 3; Ctrl+Z undoes it" in again.status_message.text()
+        assert _rows(again)[-1] == "3  back: to before edit 1"
+        dim = QColor(COLORS["muted"])
+        lst = again.edits_panel.list
+        assert [lst.item(k).foreground().color() == dim for k in range(3)] == [True, True, False]
+
+        again._undo_redo(undo=True)
+        _assert_state(again.doc, states[2])
+        assert len(_rows(again)) == 2
+        again._undo_redo(undo=False)
+        _assert_state(again.doc, states[0])
+
+        # saved and read back: the going back is an edit like any other
+        assert again.save_project(tmp_path / "edited.dedit", wait=True)
+        from dedit_app.project import Project
+
+        saved = Project.load(tmp_path / "edited.dedit")
+        assert [r["kind"] for r in saved.history] == ["text", "move", "back"]
+        np.testing.assert_array_equal(saved.image, states[0][0])
+    finally:
+        again.close()
+
+
+def test_going_back_is_refused_in_words_when_the_edits_change_while_it_reads(scene):
+    window, _labels = scene
+    states = _two_edits(window.doc)
+    window.edits_panel.list.setCurrentRow(1)
+    window.edits_panel.back_button.click()
+    window._undo_redo(undo=True)  # before the picture lands: edit 2 is gone
+    wait_idle(window)
+    assert "The edits changed while the picture from before edit 2 was read" in (
+        window.message_bar.text()
+    )
+    _assert_state(window.doc, states[1])  # nothing else changed
+    assert len(window.doc.project.history) == 1
+
+
+def test_going_back_keeps_the_learned_fit_of_the_map_it_returns_to(scene):
+    window, _labels = scene
+    doc = window.doc
+    doc.prepared_on(doc.labels)  # as a preparation finishing on this map does
+    states = _two_edits(doc)  # edits made from a prepared map keep it prepared
+    assert not doc.refined_since_prepare
+    x, y = (int(v) for v in np.argwhere(doc.labels == 1)[0][::-1])
+    doc.paint([(x + 0.5, y + 0.5)], 4, 2)  # brushed by hand: the fit is lost
+    assert doc.refined_since_prepare
+    window.edits_panel.list.setCurrentRow(1)  # before the move: the map prepared on
+    window.edits_panel.back_button.click()
+    wait_idle(window)
+    _assert_state(doc, states[1])
+    assert [i.name for i in doc.items] == NAMES
+    assert not doc.refined_since_prepare
+
+
+def test_a_map_read_back_from_the_project_that_equals_a_prepared_one_keeps_its_fit(
+    scene, tmp_path, qtbot
+):
+    window, _labels = scene
+    doc = window.doc
+    for n, prompt in enumerate(("a red bag", "a blue bag")):  # the item map stays
+        image = doc.image.copy()
+        image[n * 6 : n * 6 + 4] = 90
+        doc.apply_result(image, doc.labels, {"kind": "text", "item": 2, "prompt": prompt}, "T")
+    assert window.save_project(tmp_path / "text.dedit", wait=True)
+    again = make_window(tmp_path / "settings2")
+    qtbot.addWidget(again)
+    try:
+        assert again.open_path(tmp_path / "text.dedit")
+        wait_idle(again)
+        again.doc.prepared_on(again.doc.labels)  # prepared on the map it opened with
+        x, y = (int(v) for v in np.argwhere(again.doc.labels == 1)[0][::-1])
+        again.doc.paint([(x + 0.5, y + 0.5)], 4, 2)
+        assert again.doc.refined_since_prepare
+        again.edits_panel.list.setCurrentRow(1)  # its map, read from the file, is that one
+        again.edits_panel.back_button.click()
+        wait_idle(again)
+        assert again.doc.items[2].prompt == "a red bag"
+        assert not again.doc.refined_since_prepare
+    finally:
+        again.close()
