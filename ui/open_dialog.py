@@ -12,6 +12,7 @@ project. It is also sorted among the photos, not at the top with the folders
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -105,17 +106,36 @@ class ProjectIcons(QFileIconProvider):
         return super().type(info)
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_less(collator: QCollator, a: str, b: str) -> bool:
+    """``a`` sorts before ``b`` with runs of digits read as numbers ("photo 2" before
+    "photo 10") and the text between compared by ``collator``. Done here because
+    ``QCollator``'s numeric mode needs ICU, which not every Qt build has (PySide6's
+    wheels for Linux do not)."""
+    parts_a, parts_b = _DIGITS.split(a), _DIGITS.split(b)  # text, digits, text, ...
+    for k, (x, y) in enumerate(zip(parts_a, parts_b)):
+        if k % 2:
+            if int(x) != int(y):
+                return int(x) < int(y)
+        elif (order := collator.compare(x, y)) != 0:
+            return order < 0
+    if len(parts_a) != len(parts_b):
+        return len(parts_a) < len(parts_b)
+    return collator.compare(a, b) < 0  # "photo 02" and "photo 2": still an order
+
+
 class ProjectsAmongFiles(QSortFilterProxyModel):
     """The dialog's folder listing, sorted as Qt's file model sorts it (folders first,
-    names case aside, and in natural order, "photo 2" before "photo 10", where Qt has a
-    collator that knows numbers), except that a
-    ``.dedit`` project sorts as the file it stands for: "holiday.dedit" between
-    "holiday.png" and "house.jpg", not above every photo with the folders."""
+    names case aside) but in natural order, "photo 2" before "photo 10"
+    (:func:`natural_less`), and with a ``.dedit`` project sorted as the file it stands
+    for: "holiday.dedit" between "holiday.png" and "house.jpg", not above every photo
+    with the folders."""
 
     def __init__(self, parent=None) -> None:  # noqa: ANN001 - a QObject
         super().__init__(parent)
         self.names = QCollator()
-        self.names.setNumericMode(True)
         self.names.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:  # noqa: N802 - Qt's
@@ -133,8 +153,8 @@ class ProjectsAmongFiles(QSortFilterProxyModel):
         if column == 2:  # Type
             type_a, type_b = model.type(left), model.type(right)
             if type_a != type_b:
-                return self.names.compare(type_a, type_b) < 0
-        return self.names.compare(a.fileName(), b.fileName()) < 0
+                return natural_less(self.names, type_a, type_b)
+        return natural_less(self.names, a.fileName(), b.fileName())
 
 
 class OpenDialog(QFileDialog):
