@@ -165,6 +165,7 @@ class EditResult:
     request: EditRequest = field(repr=False)
     weights_id: str | None = None  # the preparation it was made with
     reference_name: str = ""  # a swap's: the name of the reference item taken
+    reference_key: str | None = None  # and the reference photo that preparation learned
     # Pixels per item of ``labels`` ((len(items),) int64) when the edit changed the map:
     # counted anyway to find the items left, and at 24 MP a count is 40 ms the editor's
     # UI thread need not spend again.
@@ -194,6 +195,8 @@ class EditResult:
             out["reference_name"] = self.reference_name
             if self.weights_id:
                 out["weights_id"] = self.weights_id
+            if self.reference_key:
+                out["reference_key"] = self.reference_key
         if isinstance(r, RemoveRequest) and r.also:
             out["also"] = list(r.removed[1:])
         if isinstance(r, RedrawRequest):
@@ -437,6 +440,7 @@ def _run(model, project, request, plan: _Plan, cancel: CancelToken) -> Job[EditR
         request=request,
         weights_id=plan.metadata.get("weights_id"),
         reference_name=plan.reference_name,
+        reference_key=plan.metadata.get("reference_key") if request.kind == "swap" else None,
         areas=plan.areas,
     )
 

@@ -9,7 +9,9 @@ and later edits must paint it as it looks *now*, not as it was photographed:
   photo. The history entry of the swap names that item (``reference_item``) and the
   preparation its tokens came from (``weights_id``); while the project still holds that
   preparation, those tokens stand for the item. Preparing again learns the item from its
-  pixels as they are, swapped look included, so older swaps no longer count then.
+  pixels as they are, swapped look included, so older swaps no longer count then; a swap
+  that *lands* after such a preparation was not seen by it, and keeps its look when that
+  preparation learned the same reference photo (:func:`carry_swap`).
 
 A move, resize, removal or redraw of a swapped or retyped item paints it with its look, and
 ``*`` in a prompt typed after a swap stands for the reference item's tokens: "a red *"
@@ -25,7 +27,7 @@ from typing import Any
 
 from dedit_app.going_back import standing
 
-__all__ = ["item_looks", "look_names", "swapped_items"]
+__all__ = ["carry_swap", "item_looks", "look_names", "swapped_items"]
 
 
 def swapped_items(project) -> dict[int, dict[str, Any]]:
@@ -46,6 +48,29 @@ def swapped_items(project) -> dict[int, dict[str, Any]]:
         else:  # swapped with an older preparation: learned since as it looks
             out.pop(item, None)
     return out
+
+
+def carry_swap(record: dict[str, Any], training: dict[str, Any] | None) -> None:
+    """Bring a swap's history entry (``record``, as it is applied) up to the project's
+    preparation ``training``, in place.
+
+    A swap made with an earlier preparation can land after the project was prepared
+    again: it was queued behind the preparation, or its results waited in the strip for
+    a click. That preparation learned the item as it looked *before* the swap, so the
+    swap must keep counting. When it was prepared jointly with the same reference photo
+    (``reference_key``, which names its picture and items), it holds tokens for the very
+    reference item, and the entry takes its ``weights_id``. Otherwise it has no tokens
+    for that look and the entry stays as it is (the item is painted with its own)."""
+    now = training or {}
+    if (
+        record.get("kind") == "swap"
+        and record.get("weights_id")
+        and now.get("weights_id")
+        and record["weights_id"] != now["weights_id"]
+        and record.get("reference_key")
+        and record["reference_key"] == now.get("reference_key")
+    ):
+        record["weights_id"] = now["weights_id"]
 
 
 def item_looks(project, tokens: list[str], reference_tokens: list[str]) -> tuple[list, list]:

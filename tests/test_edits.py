@@ -328,6 +328,25 @@ def test_a_swapped_item_keeps_the_references_look_until_it_is_prepared_again(pro
     assert plan_edit(project, moved).prompts[3] == tokens[3]
 
 
+def test_a_swap_landing_after_the_project_was_prepared_again_keeps_its_look(project):
+    """Queued behind a new preparation, or waiting for a click in the results strip, a
+    swap made with the earlier preparation lands on the new one: prepared jointly with
+    the same reference, it keeps painting the item with the reference item's tokens."""
+    ref = json.loads(weights_metadata(project)["reference_items"])
+    made_with = {"weights_id": "an earlier preparation", "reference_key": "the key"}
+    swap = {"kind": "swap", "item": 3, "reference_item": 1, **made_with}
+    moved = MoveRequest((Move(3, dx=40, dy=30, scale=0.5),))
+    project.training["reference_key"] = "the key"
+    project.apply(project.image, project.labels, dict(swap))
+    assert project.history[-1]["weights_id"] == project.training["weights_id"]
+    assert plan_edit(project, moved).prompts[3] == ref[1]
+    # prepared with another reference photo: its tokens are not the reference item's
+    project.training["reference_key"] = "another photo"
+    project.apply(project.image, project.labels, dict(swap))
+    assert project.history[-1]["weights_id"] == "an earlier preparation"
+    assert plan_edit(project, moved).prompts[3] != ref[1]
+
+
 @pytest.mark.parametrize(
     "request_", [RemoveRequest(3), MoveRequest((Move(3, dx=40, dy=30, scale=0.5),))]
 )
