@@ -98,6 +98,21 @@ def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
         again.close()
 
 
+def test_enter_on_a_row_goes_back_too(scene):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window, _labels = scene
+    states = _two_edits(window.doc)
+    lst = window.edits_panel.list
+    lst.setCurrentRow(1)
+    lst.setFocus()
+    QTest.keyClick(lst, Qt.Key.Key_Return)
+    wait_idle(window)
+    _assert_state(window.doc, states[1])
+    assert len(window.doc.project.history) == 3
+
+
 def test_going_back_is_refused_in_words_when_the_edits_change_while_it_reads(scene):
     window, _labels = scene
     states = _two_edits(window.doc)

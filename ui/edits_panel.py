@@ -110,6 +110,8 @@ class GoingBack:
         self.panel = panel
         self._ticket: int | None = None
         panel.back_button.clicked.connect(lambda: self.go_back(panel.chosen()))
+        # a double click or Enter on a row does the same: it is one undoable step
+        panel.list.itemActivated.connect(lambda _row: self.go_back(panel.chosen()))
 
     def refresh(self) -> None:
         """The document or its history changed: list its edits again."""
