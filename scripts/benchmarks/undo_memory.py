@@ -14,6 +14,12 @@ give the photo and its item map back byte for byte.
 ``--full``: 6000 x 4000, 40 edits, the editor's own 1 GiB budget. The seconds are the UI
 thread's for the landings; "peak MB" is the growth of the process's own RAM (RssAnon, not
 the pages of mapped files, which the system may drop at will) after the last edit.
+
+Then each is undone a step at a time to the start, every step's picture and item map read
+once as the canvas and the items list read them: the slowest step of ours is one whose
+pictures come back from their files. Run as root, the system's file cache is emptied
+first (``/proc/sys/vm/drop_caches``), so those reads are cold, from the disk; otherwise
+the note says they may have been served from the cache.
 """
 
 from __future__ import annotations
@@ -71,9 +77,28 @@ def _edit(doc, n: int) -> None:
             doc.merge((seen[-2], seen[-1]))
 
 
-def _run(height: int, width: int, edits: int, budget: int | None) -> tuple[float, float]:
-    """``(UI-thread seconds for the edits, MB of RAM grown)`` for one document; undone to
-    the start and checked to be exact. ``budget`` None: no bound (the reference)."""
+def _drop_file_cache() -> bool:
+    """Empty the system's file cache (Linux, as root): True when it was."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        return False
+    return True
+
+
+def _read_once(*arrays: np.ndarray) -> None:
+    """Touch every byte, as drawing the picture and counting the items do."""
+    for array in arrays:
+        int(array.sum(dtype=np.uint64))
+
+
+def _run(
+    height: int, width: int, edits: int, budget: int | None
+) -> tuple[float, float, list[float], bool]:
+    """``(UI-thread seconds for the edits, MB of RAM grown, seconds of each undo step,
+    whether the file cache was emptied first)`` for one document, undone to the start and
+    checked to be exact. ``budget`` None: no bound (the reference)."""
     from dedit_app.project import Project
     from ui.document import Document
 
@@ -96,14 +121,19 @@ def _run(height: int, width: int, edits: int, budget: int | None) -> tuple[float
             doc.settle_memory()  # the editor's event loop puts the files in place
         gc.collect()
         grown = _anon_mb() - before
+        cold = _drop_file_cache()
+        steps = []
         while doc.undo.canUndo():
+            start = time.perf_counter()
             doc.undo.undo()
+            _read_once(doc.image, doc.labels)
+            steps.append(time.perf_counter() - start)
         if not (np.array_equal(doc.image, first[0]) and np.array_equal(doc.labels, first[1])):
             raise AssertionError("undo to the start did not give the photo back exactly")
         doc.deleteLater()
         del doc
         gc.collect()
-    return took, grown
+    return took, grown, steps, cold
 
 
 def rows(profile: str) -> list[Row]:
@@ -122,7 +152,22 @@ def rows(profile: str) -> list[Row]:
         f"RAM {ours[1]:.0f} MB vs {unbounded[1]:.0f} MB "
         f"({unbounded[1] / max(ours[1], 1):.1f}x less); undo exact"
     )
-    return with_ratios(
-        Row(case, f"budget {budget >> 20} MB, rest in files", ours[0], ours[1], note=note),
-        Row(case, "no bound (before)", unbounded[0], unbounded[1]),
-    )
+    undo_case = f"undo a step, the slowest of {len(ours[2])}"
+    cache = "file cache emptied first" if ours[3] else "not root: files may be cached"
+    undo_note = f"median {1000 * float(np.median(ours[2])):.0f} ms; {cache}"
+    return [
+        *with_ratios(
+            Row(case, f"budget {budget >> 20} MB, rest in files", ours[0], ours[1], note=note),
+            Row(case, "no bound (before)", unbounded[0], unbounded[1]),
+        ),
+        *with_ratios(
+            Row(undo_case, "from files when spilled", max(ours[2]), None, note=undo_note),
+            Row(
+                undo_case,
+                "all in RAM (before)",
+                max(unbounded[2]),
+                None,
+                note=f"median {1000 * float(np.median(unbounded[2])):.0f} ms",
+            ),
+        ),
+    ]
