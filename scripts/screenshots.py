@@ -175,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     _grab(window, args.out / "04-candidates.png")
     window.candidates.slider.setValue(100)
 
-    # Reference panel.
+    # Activity ▸ Edits: the edit kept with the project, and the way back to before it.
     window.editing.close_candidates()
+    window.activity.setCurrentWidget(window.edits_panel)
+    window.edits_panel.list.setCurrentRow(0)
+    _grab(window, args.out / "07-edits.png")
+    window.activity.setCurrentWidget(window.jobs_panel)
+
+    # Reference panel.
     window.reference_photo.open(reference)
     wait_idle(window)
     _grab(window, args.out / "05-reference-panel.png")
