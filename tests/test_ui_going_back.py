@@ -12,6 +12,7 @@ pytest.importorskip("pytestqt")
 from editor_fixtures import NAMES  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 
+from dedit_app.errors import ItemError  # noqa: E402
 from ui.edits_panel import EMPTY  # noqa: E402
 from ui.testing import make_window, wait_idle  # noqa: E402
 from ui.theme import COLORS  # noqa: E402
@@ -170,3 +171,26 @@ def test_a_map_read_back_from_the_project_that_equals_a_prepared_one_keeps_its_f
         assert not again.doc.refined_since_prepare
     finally:
         again.close()
+
+
+def test_an_edit_asked_for_before_going_back_to_other_items_is_not_laid_over_them(scene):
+    window, labels = scene
+    doc = window.doc
+    states = _two_edits(doc)
+    renamed = np.where(labels == 1, 0, labels).astype(np.int32)  # found again: 3 items
+    doc.set_partition(renamed, ["sky", "ground", "post", "rock"], "Find items")
+    asked = doc.state()  # an edit of "post" (id 2) is asked for here
+    made = (doc.image.copy(), None)
+    regions = (labels == 2, np.zeros_like(labels, bool), 2.0)
+    window.edits_panel.list.setCurrentRow(1)  # before the move: the items of then
+    window.edits_panel.back_button.click()
+    wait_idle(window)
+    _assert_state(doc, states[1])
+    with pytest.raises(ItemError, match="went back to an earlier version of its items"):
+        doc.lay_onto(doc.state(), asked, made, regions)
+    # going back where the items are the same ones keeps laying edits over it
+    asked = doc.state()
+    window.edits_panel.list.setCurrentRow(0)  # before the text edit: the items of now
+    window.edits_panel.back_button.click()
+    wait_idle(window)
+    assert doc.lay_onto(doc.state(), asked, made, regions).image is not None

@@ -116,8 +116,9 @@ class State:
     labels: np.ndarray  # (H, W) int32
     items: tuple[Item, ...]
     history: tuple[dict[str, Any], ...]
-    # Which finding of items the ids refer to: Find items numbers them afresh, so an edit
-    # asked for before it cannot be laid onto what came after (see Document.lay_onto).
+    # Which finding of items the ids refer to: Find items numbers them afresh (and going
+    # back to items found before does too), so an edit asked for before it cannot be laid
+    # onto what came after (see Document.lay_onto).
     finding: int = 0
 
 
@@ -310,6 +311,7 @@ class Document(QObject):
         self.image_version = 0
         self.labels_version = 0
         self._finding, self._findings = 0, 0  # see State.finding
+        self._gone_back: set[int] = set()  # findings that going back began (go_back)
         self._unsaved_work = project.folder is None  # a new photo is unsaved until saved
         self._cache: dict[tuple, Any] = {}
         # The latest brush or eraser stroke: (map before, map after, window), the maps weakly
@@ -933,10 +935,12 @@ class Document(QObject):
         text: str,
         items: list[Item] | None = None,
         drawn: np.ndarray | None = None,
+        finding: int | None = None,
     ) -> StateCommand:
         """Make an edited picture the new base (``Project.apply``), as one undo step;
         ``drawn``: the map the picture was made with when it is not ``labels``
-        (:attr:`StateCommand.drawn`)."""
+        (:attr:`StateCommand.drawn`); ``finding``: the :attr:`State.finding` after it,
+        when its ids mean other items than before (None: the same)."""
         before = self.state()
         # validates; raises and changes nothing
         self.project.apply(image, labels, entry, items=items)
@@ -947,6 +951,8 @@ class Document(QObject):
         self.project.items = [replace(i) for i in before.items]
         self.project.history = list(before.history)
         after = replace(after, image=frozen(after.image))
+        if finding is not None:
+            after = replace(after, finding=finding)
         return self.push(text, after, kind="edit", drawn=drawn)
 
     def go_back(self, way, text: str) -> StateCommand:
@@ -956,7 +962,16 @@ class Document(QObject):
         they fit: read from the project folder, it is never the same array."""
         if any(np.array_equal(m, way.labels) for m in self.prepared_labels):
             self._also_prepared(way.labels)
-        return self.apply_result(way.image, way.labels, way.entry, text, items=way.items)
+        finding = None
+        if [i.name for i in way.items] != [i.name for i in self.items]:
+            # Items found again (or renamed) since: the same id may name another item, so
+            # an edit asked for before must not be laid over this one (see lay_onto).
+            self._findings += 1
+            finding = self._findings
+            self._gone_back.add(finding)
+        return self.apply_result(
+            way.image, way.labels, way.entry, text, items=way.items, finding=finding
+        )
 
     def result_state(
         self,
@@ -1002,6 +1017,11 @@ class Document(QObject):
         Raises ItemError when the ids no longer mean the same items."""
         image, labels = made
         if onto.finding != base.finding:
+            if {onto.finding, base.finding} & self._gone_back:
+                raise ItemError(
+                    "The picture went back to an earlier version of its items after this edit "
+                    "was asked for; make the edit again."
+                )
             raise ItemError(
                 "The items were found again after this edit was asked for; make the edit again."
             )
