@@ -67,6 +67,13 @@ def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
         wait_idle(again)
         assert again.doc.undo.count() == 0  # undo starts empty; the edits are listed
         assert again.history_view.emptyLabel() == "Opened · earlier edits: see Edits"
+        # Undo, with only saved edits behind, points to them instead of doing nothing
+        assert again.act_undo.isEnabled() and "Activity ▸ Edits" in again.act_undo.text()
+        again.act_undo.trigger()
+        assert again.activity.currentWidget() is again.edits_panel
+        assert again.edits_panel.chosen() == 2
+        assert "To go further back" in again.status_message.text()
+        _assert_state(again.doc, states[2])  # nothing changed
         assert _rows(again) == ["1  text: bag → “a red bag”", "2  move: ball"]
         again.edits_panel.list.setCurrentRow(0)
         button = again.edits_panel.back_button

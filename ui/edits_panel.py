@@ -121,6 +121,17 @@ class GoingBack:
             return
         self.panel.show_history(doc.project.history, [item.name for item in doc.items])
 
+    def offer(self) -> None:
+        """Undo was asked for with nothing left to undo since the project was opened, but
+        the project keeps earlier edits: show them, the newest chosen, and say how."""
+        self.w.activity_dock.show()
+        self.w.activity.setCurrentWidget(self.panel)
+        self.panel.list.setCurrentRow(self.panel.list.count() - 1)
+        self.w.status_message.setText(
+            "Undo holds what was done since the project was opened. To go further back, "
+            "choose an edit under Activity ▸ Edits and “Go back to before it”."
+        )
+
     def forget(self) -> None:
         """The picture closes: a read under way lands nowhere."""
         if self._ticket is not None:

@@ -541,8 +541,17 @@ class MainWindow(QMainWindow):
         self.canvas.set_overlays_visible(self.act_overlays.isChecked())
 
     def _undo_redo(self, undo: bool) -> None:
+        if undo and self._only_saved_edits_behind():
+            self.going_back.offer()
+            return
         if self._before_history_jump():
             (self.doc.undo.undo if undo else self.doc.undo.redo)()
+
+    def _only_saved_edits_behind(self) -> bool:
+        """Undo has nothing left, but the project keeps edits from before it was opened:
+        Undo then points to Activity ▸ Edits instead of doing nothing."""
+        doc = self.doc
+        return doc is not None and not doc.undo.canUndo() and bool(doc.project.history)
 
     def _before_history_jump(self) -> bool:
         """Undo, redo or a click in History is about to change the step on show: False
@@ -673,11 +682,13 @@ class MainWindow(QMainWindow):
         seg = getattr(self, "segmenting", None)
         self.act_add_item.setEnabled(bool(seg and seg.click_mask is not None))
         self.act_clear_clicks.setEnabled(bool(seg and seg.click_points))
-        self.act_undo.setEnabled(bool(has and doc.undo.canUndo()))
+        behind = self._only_saved_edits_behind()
+        self.act_undo.setEnabled(bool(has and (doc.undo.canUndo() or behind)))
         self.act_redo.setEnabled(bool(has and doc.undo.canRedo()))
         if has:  # the text names the step, and so does the tool bar's tool tip
+            undo_step = "(earlier edits: Activity ▸ Edits)" if behind else doc.undo.undoText()
             for act, verb, step in (
-                (self.act_undo, "Undo", doc.undo.undoText()),
+                (self.act_undo, "Undo", undo_step),
                 (self.act_redo, "Redo", doc.undo.redoText()),
             ):
                 act.setText(f"&{verb} {step}".rstrip())
