@@ -3,6 +3,8 @@ any of them as an undoable edit (ui.edits_panel)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,26 @@ def _assert_state(doc, state) -> None:
     assert [(i.name, i.prompt) for i in doc.items] == state[2]
 
 
+@contextlib.contextmanager
+def _reopened(window, folder, qtbot):
+    """``window``'s picture saved to ``folder`` and opened in a second window."""
+    assert window.save_project(folder, wait=True)
+    again = make_window(folder.parent / "settings2")
+    qtbot.addWidget(again)
+    try:
+        assert again.open_path(folder)
+        wait_idle(again)
+        yield again
+    finally:
+        again.close()
+
+
+def _brush(doc) -> None:
+    """A stroke of the bag's id over the table: items reshaped by hand."""
+    x, y = (int(v) for v in np.argwhere(doc.labels == 1)[0][::-1])
+    doc.paint([(x + 0.5, y + 0.5)], 4, 2)
+
+
 def _rows(window) -> list[str]:
     lst = window.edits_panel.list
     return [lst.item(k).text() for k in range(lst.count())]
@@ -58,13 +80,7 @@ def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
     assert _rows(window) == [EMPTY] and not window.edits_panel.back_button.isEnabled()
     states = _two_edits(window.doc)
     assert _rows(window) == ["1  text: bag → “a red bag”", "2  move: ball"]
-    assert window.save_project(tmp_path / "edited.dedit", wait=True)
-
-    again = make_window(tmp_path / "settings2")
-    qtbot.addWidget(again)
-    try:
-        assert again.open_path(tmp_path / "edited.dedit")
-        wait_idle(again)
+    with _reopened(window, tmp_path / "edited.dedit", qtbot) as again:
         assert again.doc.undo.count() == 0  # undo starts empty; the edits are listed
         assert again.history_view.emptyLabel() == "Opened · earlier edits: see Edits"
         # Undo, with only saved edits behind, points to them instead of doing nothing
@@ -102,8 +118,6 @@ def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
         saved = Project.load(tmp_path / "edited.dedit")
         assert [r["kind"] for r in saved.history] == ["text", "move", "back"]
         np.testing.assert_array_equal(saved.image, states[0][0])
-    finally:
-        again.close()
 
 
 def test_enter_on_a_row_goes_back_too(scene):
@@ -141,8 +155,7 @@ def test_going_back_keeps_the_learned_fit_of_the_map_it_returns_to(scene):
     doc.prepared_on(doc.labels)  # as a preparation finishing on this map does
     states = _two_edits(doc)  # edits made from a prepared map keep it prepared
     assert not doc.refined_since_prepare
-    x, y = (int(v) for v in np.argwhere(doc.labels == 1)[0][::-1])
-    doc.paint([(x + 0.5, y + 0.5)], 4, 2)  # brushed by hand: the fit is lost
+    _brush(doc)  # reshaped by hand: the fit is lost
     assert doc.refined_since_prepare
     window.edits_panel.list.setCurrentRow(1)  # before the move: the map prepared on
     window.edits_panel.back_button.click()
@@ -161,23 +174,15 @@ def test_a_map_read_back_from_the_project_that_equals_a_prepared_one_keeps_its_f
         image = doc.image.copy()
         image[n * 6 : n * 6 + 4] = 90
         doc.apply_result(image, doc.labels, {"kind": "text", "item": 2, "prompt": prompt}, "T")
-    assert window.save_project(tmp_path / "text.dedit", wait=True)
-    again = make_window(tmp_path / "settings2")
-    qtbot.addWidget(again)
-    try:
-        assert again.open_path(tmp_path / "text.dedit")
-        wait_idle(again)
+    with _reopened(window, tmp_path / "text.dedit", qtbot) as again:
         again.doc.prepared_on(again.doc.labels)  # prepared on the map it opened with
-        x, y = (int(v) for v in np.argwhere(again.doc.labels == 1)[0][::-1])
-        again.doc.paint([(x + 0.5, y + 0.5)], 4, 2)
+        _brush(again.doc)
         assert again.doc.refined_since_prepare
         again.edits_panel.list.setCurrentRow(1)  # its map, read from the file, is that one
         again.edits_panel.back_button.click()
         wait_idle(again)
         assert again.doc.items[2].prompt == "a red bag"
         assert not again.doc.refined_since_prepare
-    finally:
-        again.close()
 
 
 def test_an_edit_asked_for_before_going_back_to_other_items_is_not_laid_over_them(scene):
