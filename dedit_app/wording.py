@@ -15,9 +15,13 @@ def counted(n: int, noun: str) -> str:
 
 def edit_words(record: dict[str, Any], names: list[str]) -> str:
     """One line for an applied edit of a project's history (``record``, as ``project.json``
-    keeps it; ``names``: the items' names): "text: bag → “a white handbag”",
+    keeps it; ``names``: the items' names now, used when the record does not keep their
+    names then, ``items_before``): "text: bag → “a white handbag”",
     "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup",
     "back: to before edit 3"."""
+    then = record.get("items_before")
+    if isinstance(then, list) and then and all(isinstance(e, dict) and e.get("name") for e in then):
+        names = [str(e["name"]) for e in then]  # an item renamed or found again since
 
     def name(item: Any) -> str:
         ok = isinstance(item, int) and 0 <= item < len(names)

@@ -149,3 +149,13 @@ def test_an_edit_whose_items_do_not_fit_its_map_changes_nothing(tmp_path):
         project.apply(way.image, way.labels, way.entry, items=way.items[:2])
     _assert_state(project, states[-1])
     assert len(project.history) == 3
+
+
+def test_an_edit_is_named_with_the_names_its_items_had_then():
+    from dedit_app.wording import edit_words
+
+    record = {"kind": "text", "item": 0, "prompt": "a red *"}
+    then = [{"name": "bag", "prompt": ""}]
+    assert edit_words({**record, "items_before": then}, ["handbag"]) == "text: bag → “a red *”"
+    assert edit_words(record, ["handbag"]) == "text: handbag → “a red *”"  # saved before
+    assert edit_words({**record, "items_before": []}, ["handbag"]) == "text: handbag → “a red *”"
