@@ -206,3 +206,36 @@ def test_an_edit_asked_for_before_going_back_to_other_items_is_not_laid_over_the
     window.edits_panel.back_button.click()
     wait_idle(window)
     assert doc.lay_onto(doc.state(), asked, made, regions).image is not None
+
+
+def test_holding_backslash_shows_the_picture_before_the_edit_chosen_in_edits(
+    scene, tmp_path, qtbot
+):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window, _labels = scene
+    states = _two_edits(window.doc)
+    with _reopened(window, tmp_path / "edited.dedit", qtbot) as again:
+        photo = again.canvas.photo
+
+        def hold(on: bool) -> None:
+            (QTest.keyPress if on else QTest.keyRelease)(again, Qt.Key.Key_Backslash)
+
+        hold(True)  # the Jobs tab on show: the photo before every edit
+        wait_idle(again)
+        np.testing.assert_array_equal(photo._before.array, states[0][0])
+        hold(False)
+        again.activity.setCurrentWidget(again.edits_panel)
+        again.edits_panel.list.setCurrentRow(1)  # edit 2: the picture after edit 1
+        hold(True)
+        assert again.status_message.text() == "Reading the picture before edit 2…"
+        wait_idle(again)  # still held when it lands: it shows
+        np.testing.assert_array_equal(photo._before.array, states[1][0])
+        assert again.status_message.text().startswith("The picture before edit 2.")
+        hold(False)
+        assert photo._before is None and again.status_message.text() == ""
+        again.activity_dock.hide()  # the tab closed: \ means the photo again
+        hold(True)
+        np.testing.assert_array_equal(photo._before.array, states[0][0])
+        hold(False)

@@ -51,7 +51,8 @@ class EditsPanel(QWidget):
         self.back_button = QPushButton("Go back to before it")
         self.back_button.setToolTip(
             "Makes the picture, items and prompts from before the chosen edit current "
-            "again, as one more edit: the later edits stay in this list, and Ctrl+Z undoes it."
+            "again, as one more edit: the later edits stay in this list, and Ctrl+Z undoes it. "
+            "Hold \\ to see that picture first."
         )
         self.back_button.setEnabled(False)
         layout = QVBoxLayout(self)
@@ -112,6 +113,19 @@ class GoingBack:
         panel.back_button.clicked.connect(lambda: self.go_back(panel.chosen()))
         # a double click or Enter on a row does the same: it is one undoable step
         panel.list.itemActivated.connect(lambda _row: self.go_back(panel.chosen()))
+
+    def compared(self) -> int | None:
+        """The edit chosen in the Edits tab while it is on show (1-based), whose earlier
+        picture holding \\ compares with (:mod:`ui.original`); else None."""
+        # isHidden, not isVisible: closed by the user, not merely off screen
+        on_show = self.w.activity.currentWidget() is self.panel and not (
+            self.w.activity_dock.isHidden()
+        )
+        number = self.panel.chosen() if on_show else None
+        doc = self.w.doc
+        if doc is None or number is None or not 1 <= number <= len(doc.project.history):
+            return None
+        return number
 
     def refresh(self) -> None:
         """The document or its history changed: list its edits again."""
