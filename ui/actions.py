@@ -345,7 +345,11 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
         if keys and a.text():
             rows.append((a.text().replace("&", ""), keys))
     rows += [
-        ("Compare with the picture before the edit, or before every edit (hold)", "\\"),
+        (
+            "Compare with the picture before the edit, before every edit, or before the "
+            "edit chosen under Activity ▸ Edits (hold)",
+            "\\",
+        ),
         ("Pan", "Space+drag"),
         ("Add the clicked item", "Enter"),
         ("Choose result 1–9", "1…9"),
