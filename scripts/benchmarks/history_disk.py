@@ -11,7 +11,7 @@ are read back and every earlier picture checked byte for byte.
 
     python scripts/bench.py ui --only history [--quick | --full]
 
-``--quick``: 3000 x 2000, 6 edits; ``--full``: 6000 x 4000, 10 edits. The seconds are the
+``--quick``: 1500 x 1000, 4 edits; ``--full``: 6000 x 4000, 10 edits. The seconds are the
 saves' together; "peak MB" is the bundle's size on disk after the last save.
 """
 
@@ -86,7 +86,7 @@ def _run(height: int, width: int, edits: int) -> tuple[float, float, float]:
 
 def rows(profile: str) -> list[Row]:
     full = profile == "full"
-    height, width, edits = (4000, 6000, 10) if full else (2000, 3000, 6)
+    height, width, edits = (4000, 6000, 10) if full else (1000, 1500, 4)
     ours = _run(height, width, edits)
     with _whole_pictures():
         whole = _run(height, width, edits)
