@@ -31,12 +31,11 @@ class OriginalPhoto:
         self.w = window
         self.held = False
         self._read: tuple[Path, np.ndarray] | None = None  # the last file read, and its pixels
-        self._ticket: int | None = None
         # The picture before a later edit chosen in Activity ▸ Edits, last read: (its
         # history entry, pixels); and the sentence shown with it.
         self._read_edit: tuple[dict, np.ndarray] | None = None
-        self._edit_ticket: int | None = None
         self._showing_edit = ""
+        self._tickets: dict[str, int] = {}  # reads under way: "first" and "edit"
 
     def hold(self, on: bool) -> None:
         """\\ pressed (``on``) or let go, with no results strip on show."""
@@ -58,7 +57,13 @@ class OriginalPhoto:
             return
         if isinstance(first, Path):
             if self._read is None or self._read[0] != first:
-                self._read_aside(doc, first)
+                self._read_aside(
+                    doc,
+                    "first",
+                    "Reading the photo before its first edit",
+                    lambda: read_picture(first),
+                    lambda pixels: setattr(self, "_read", (first, pixels)),
+                )
                 return
             first = self._read[1]
         if first is doc.image:
@@ -77,7 +82,14 @@ class OriginalPhoto:
         elif self._read_edit is not None and self._read_edit[0] is record:
             picture = self._read_edit[1]
         else:
-            self._read_edit_aside(doc, number, record)
+            copy = doc.project.job_copy(history=True)
+            self._read_aside(
+                doc,
+                "edit",
+                f"Reading the picture before edit {number}",
+                lambda: copy.snapshot(copy.history[number - 1])[0],
+                lambda pixels: setattr(self, "_read_edit", (record, pixels)),
+            )
             return
         self.w.canvas.set_compare(picture, 1.0)
         self._showing_edit = (
@@ -87,59 +99,33 @@ class OriginalPhoto:
 
     def forget(self) -> None:
         """The picture closes: drop what was read for it."""
-        for ticket in (self._ticket, self._edit_ticket):
-            if ticket is not None:
-                self.w.files.thread.forget(ticket)
-        self._read = self._ticket = self._read_edit = self._edit_ticket = None
+        for ticket in self._tickets.values():
+            self.w.files.thread.forget(ticket)
+        self._tickets.clear()
+        self._read = self._read_edit = None
         self.held = False
 
-    def _read_edit_aside(self, doc, number: int, record: dict) -> None:
-        if self._edit_ticket is not None:
-            return  # being read; it shows when it lands if \ is still held
-        self.w.status_message.setText(f"Reading the picture before edit {number}…")
-        copy = doc.project.job_copy(history=True)
+    def _read_aside(self, doc, key: str, title: str, work, keep) -> None:
+        """Run ``work()`` on the files thread and ``keep`` its pixels; they show when they
+        land if \\ is still held. One read of each ``key`` at a time."""
+        if key in self._tickets:
+            return
+        self.w.status_message.setText(f"{title}…")
 
         def done(pixels: np.ndarray) -> None:
-            self._edit_ticket = None
+            self._tickets.pop(key, None)
             if doc is not self.w.doc:
                 return
-            self._read_edit = (record, pixels)
+            keep(pixels)
             if self.held:
                 self.hold(True)
 
         def failed(message: str) -> None:
-            self._edit_ticket = None
+            self._tickets.pop(key, None)
             if doc is self.w.doc:
                 self.w.show_error(message)
 
-        self._edit_ticket = self.w.files.thread.submit(
-            f"Reading the picture before edit {number}",
-            lambda: copy.snapshot(copy.history[number - 1])[0],
-            done,
-            failed,
-        )
-
-    def _read_aside(self, doc, path: Path) -> None:
-        if self._ticket is not None:
-            return  # already being read; it shows when it lands if \ is still held
-        self.w.status_message.setText("Reading the photo before its first edit…")
-
-        def done(pixels: np.ndarray) -> None:
-            self._ticket = None
-            if doc is not self.w.doc:
-                return
-            self._read = (path, pixels)
-            if self.held:
-                self.hold(True)
-
-        def failed(message: str) -> None:
-            self._ticket = None
-            if doc is self.w.doc:
-                self.w.show_error(message)
-
-        self._ticket = self.w.files.thread.submit(
-            "Reading the photo before its first edit", lambda: read_picture(path), done, failed
-        )
+        self._tickets[key] = self.w.files.thread.submit(title, work, done, failed)
 
 
 __all__ = ["SHOWING", "OriginalPhoto"]
