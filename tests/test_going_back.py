@@ -159,3 +159,16 @@ def test_an_edit_is_named_with_the_names_its_items_had_then():
     assert edit_words({**record, "items_before": then}, ["handbag"]) == "text: bag → “a red *”"
     assert edit_words(record, ["handbag"]) == "text: handbag → “a red *”"  # saved before
     assert edit_words({**record, "items_before": []}, ["handbag"]) == "text: handbag → “a red *”"
+
+
+def test_a_missing_earlier_picture_is_said_in_words_and_changes_nothing(tmp_path, capsys):
+    project, states = _edited(tmp_path)
+    patch = project.folder / project.history[1]["image_patch"]
+    patch.unlink()
+    with pytest.raises(ProjectError) as err:
+        back_before(project, 2)  # rebuilt from the picture now through edit 2's box
+    assert str(err.value) == f"The project file {patch} is missing."
+    np.testing.assert_array_equal(back_before(project, 3).image, states[2][0])  # the rest reads
+    assert main(["back", str(project.folder), "2"]) == 1
+    assert capsys.readouterr().err.strip() == f"dedit: error: The project file {patch} is missing."
+    _assert_state(Project.load(project.folder), states[-1])

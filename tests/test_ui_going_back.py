@@ -239,3 +239,17 @@ def test_holding_backslash_shows_the_picture_before_the_edit_chosen_in_edits(
         hold(True)
         np.testing.assert_array_equal(photo._before.array, states[0][0])
         hold(False)
+
+
+def test_a_picture_that_cannot_be_read_back_is_said_and_nothing_changes(scene, tmp_path, qtbot):
+    window, _labels = scene
+    states = _two_edits(window.doc)
+    with _reopened(window, tmp_path / "edited.dedit", qtbot) as again:
+        first = tmp_path / "edited.dedit" / again.doc.project.history[0]["image"]
+        first.write_bytes(b"damaged")
+        again.edits_panel.list.setCurrentRow(0)
+        again.edits_panel.back_button.click()
+        wait_idle(again)
+        assert f"The project file {first} is not a readable PNG" in again.message_bar.text()
+        _assert_state(again.doc, states[2])
+        assert len(again.doc.project.history) == 2 and not again.doc.dirty
