@@ -253,3 +253,30 @@ def test_a_picture_that_cannot_be_read_back_is_said_and_nothing_changes(scene, t
         assert f"The project file {first} is not a readable PNG" in again.message_bar.text()
         _assert_state(again.doc, states[2])
         assert len(again.doc.project.history) == 2 and not again.doc.dirty
+
+
+def test_export_writes_the_picture_from_before_the_chosen_edit_without_going_back(
+    scene, tmp_path, qtbot, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    from dedit_app.imageio import load_image
+
+    window, _labels = scene
+    states = _two_edits(window.doc)
+    asked = []
+
+    def answer(_parent, title, offered, _filters):
+        asked.append((title, offered))
+        return str(tmp_path / "then.png"), "PNG (*.png)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", answer)
+    with _reopened(window, tmp_path / "edited.dedit", qtbot) as again:
+        again.edits_panel.list.setCurrentRow(1)
+        again.edits_panel.export_button.click()
+        wait_idle(again)
+        assert asked == [("Export the picture before edit 2", "scene-before-edit-2.png")]
+        np.testing.assert_array_equal(load_image(tmp_path / "then.png"), states[1][0])
+        assert "Exported then.png" in again.message_bar.text()
+        _assert_state(again.doc, states[2])  # not gone back
+        assert len(again.doc.project.history) == 2 and not again.doc.dirty

@@ -1,5 +1,5 @@
 """Activity ▸ Edits: every applied edit the project keeps, saved ones included, and a way
-back to the picture from before any of them.
+back to the picture from before any of them (or its export, without going back).
 
 History (the undo stack) holds only what was done since the project was opened, so after
 reopening it is empty. The project itself keeps the picture, item map and items from
@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -55,10 +56,19 @@ class EditsPanel(QWidget):
             "Hold \\ to see that picture first."
         )
         self.back_button.setEnabled(False)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip(
+            "Writes the picture from before the chosen edit to a file, at full resolution, "
+            "without going back to it."
+        )
+        self.export_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.back_button, 1)
+        buttons.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
-        layout.addWidget(self.back_button)
+        layout.addLayout(buttons)
         self.list.currentRowChanged.connect(self._on_row)
         self._count = 0
 
@@ -98,6 +108,7 @@ class EditsPanel(QWidget):
     def _on_row(self, row: int) -> None:
         number = self.chosen() if row >= 0 else None
         self.back_button.setEnabled(number is not None)
+        self.export_button.setEnabled(number is not None)
         self.back_button.setText(
             f"Go back to before edit {number}" if number else "Go back to before it"
         )
@@ -113,6 +124,9 @@ class GoingBack:
         panel.back_button.clicked.connect(lambda: self.go_back(panel.chosen()))
         # a double click or Enter on a row does the same: it is one undoable step
         panel.list.itemActivated.connect(lambda _row: self.go_back(panel.chosen()))
+        panel.export_button.clicked.connect(
+            lambda: self.w.files.export_dialog(before=panel.chosen())
+        )
 
     def compared(self) -> int | None:
         """The edit chosen in the Edits tab while it is on show (1-based), whose earlier

@@ -383,22 +383,27 @@ class FileController(QObject):
 
     # ----- exporting --------------------------------------------------------------------
 
-    def export_dialog(self) -> None:
+    def export_dialog(self, before: int | None = None) -> None:
+        """Ask where to export the picture (``before``: the one from before that edit,
+        1-based, as Activity ▸ Edits numbers them)."""
         doc = self.w.doc
         if doc is None:
             return
         stem = Path(doc.project.source or "picture").stem
-        offered = f"{stem}-edited.png"
+        offered, title = f"{stem}-edited.png", "Export the picture"
+        if before is not None:
+            offered, title = f"{stem}-before-edit-{before}.png", f"{title} before edit {before}"
         path, chosen = QFileDialog.getSaveFileName(
-            self.w, "Export the picture", offered, ";;".join(EXPORT_FILTERS)
+            self.w, title, offered, ";;".join(EXPORT_FILTERS)
         )
         if path:
-            self.export_image(export_name(path, chosen, offered))
+            self.export_image(export_name(path, chosen, offered), before=before)
 
-    def export_image(self, path: str | Path, wait: bool = False) -> bool:
-        """Write the current picture at its full resolution. A large one is written on the
-        files thread (True when started; the message says when it is written); a bad
-        file name is refused at once."""
+    def export_image(self, path: str | Path, wait: bool = False, before: int | None = None) -> bool:
+        """Write the current picture at its full resolution, or with ``before`` the one
+        from before that edit (1-based; read from the project on the files thread). A
+        large one is written on the files thread (True when started; the message says
+        when it is written); a bad file name is refused at once."""
         doc = self.w.doc
         if doc is None:
             return False
@@ -409,6 +414,27 @@ class FileController(QObject):
         except DEditError as err:
             self.w.show_error(str(err))
             return False
+        if before is not None:
+            if not 1 <= before <= len(doc.project.history):
+                self.w.show_error(f"There is no edit {before} any more; choose another.")
+                return False
+            copy = doc.project.job_copy(history=True)
+            ticket = self.thread.submit(
+                f"Exporting {path.name}",
+                lambda: save_image(path, copy.snapshot(copy.history[before - 1])[0]),
+                lambda _none: self._exported(path, image.shape),
+                self.w.show_error,
+            )
+            if wait:
+                try:
+                    self.thread.take(ticket)
+                except DEditError as err:
+                    self.w.show_error(str(err))
+                    return False
+                self._exported(path, image.shape)
+            else:
+                self.w.status_message.setText(f"Exporting {path.name}…")
+            return True
         if wait or not self.is_large(image.shape[1::-1]):
             try:
                 with wait_cursor():
