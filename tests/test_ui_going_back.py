@@ -219,21 +219,22 @@ def test_holding_backslash_shows_the_picture_before_the_edit_chosen_in_edits(
     with _reopened(window, tmp_path / "edited.dedit", qtbot) as again:
         photo = again.canvas.photo
 
-        def hold(on: bool) -> None:
-            (QTest.keyPress if on else QTest.keyRelease)(again, Qt.Key.Key_Backslash)
+        def hold(on: bool, where=again) -> None:
+            (QTest.keyPress if on else QTest.keyRelease)(where, Qt.Key.Key_Backslash)
 
         hold(True)  # the Jobs tab on show: the photo before every edit
         wait_idle(again)
         np.testing.assert_array_equal(photo._before.array, states[0][0])
         hold(False)
         again.activity.setCurrentWidget(again.edits_panel)
-        again.edits_panel.list.setCurrentRow(1)  # edit 2: the picture after edit 1
-        hold(True)
+        lst = again.edits_panel.list
+        lst.setCurrentRow(1)  # edit 2: the picture after edit 1
+        hold(True, lst)  # the list, which has the focus, hands \ to the window
         assert again.status_message.text() == "Reading the picture before edit 2…"
         wait_idle(again)  # still held when it lands: it shows
         np.testing.assert_array_equal(photo._before.array, states[1][0])
         assert again.status_message.text().startswith("The picture before edit 2.")
-        hold(False)
+        hold(False, lst)
         assert photo._before is None and again.status_message.text() == ""
         again.activity_dock.hide()  # the tab closed: \ means the photo again
         hold(True)
@@ -280,3 +281,13 @@ def test_export_writes_the_picture_from_before_the_chosen_edit_without_going_bac
         assert "Exported then.png" in again.message_bar.text()
         _assert_state(again.doc, states[2])  # not gone back
         assert len(again.doc.project.history) == 2 and not again.doc.dirty
+
+
+def test_the_items_list_hands_backslash_to_the_window(scene):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window, _labels = scene
+    QTest.keyPress(window.items_panel.list, Qt.Key.Key_Backslash)
+    assert window.status_message.text() == "No edits yet: this is the photo as it was opened."
+    QTest.keyRelease(window.items_panel.list, Qt.Key.Key_Backslash)

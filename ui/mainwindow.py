@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -194,6 +194,12 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.items_dock, self.activity_dock, Qt.Orientation.Vertical)
         self.resizeDocks([self.items_dock, self.activity_dock], [640, 220], Qt.Orientation.Vertical)
 
+        # \ compares with the picture before (hold): a list with the focus would take it
+        # for the first letter of a row to find, so the lists hand it to the window.
+        self._compare_key = _CompareKeyToWindow(self)
+        for view in (self.items_panel.list, self.history_view, self.edits_panel.list):
+            view.installEventFilter(self._compare_key)
+
         self.reference_panel = ReferencePanel()
         self.reference_dock = self._dock(
             "REFERENCE PHOTO",
@@ -202,6 +208,7 @@ class MainWindow(QMainWindow):
             Qt.DockWidgetArea.LeftDockWidgetArea,
         )
         self.reference_dock.setMinimumWidth(240)
+        self.reference_panel.items.installEventFilter(self._compare_key)
         self.reference_dock.hide()
 
     def _build_status(self) -> None:
@@ -751,3 +758,23 @@ def _some(titles: list[str]) -> str:
     """Up to three titles, and how many more."""
     said = "; ".join(titles[:3])
     return said + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")
+
+
+class _CompareKeyToWindow(QObject):
+    """An event filter that gives \\ pressed or let go in a view to ``window``'s own key
+    handlers (:meth:`MainWindow.keyPressEvent`), where it holds the comparison."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        keys = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+        if kind not in keys or event.key() != Qt.Key.Key_Backslash:
+            return False
+        if kind == QEvent.Type.KeyPress:
+            self._window.keyPressEvent(event)
+        else:
+            self._window.keyReleaseEvent(event)
+        return True
