@@ -291,3 +291,20 @@ def test_the_items_list_hands_backslash_to_the_window(scene):
     QTest.keyPress(window.items_panel.list, Qt.Key.Key_Backslash)
     assert window.status_message.text() == "No edits yet: this is the photo as it was opened."
     QTest.keyRelease(window.items_panel.list, Qt.Key.Key_Backslash)
+
+
+def test_a_list_hands_a_digit_to_the_results_strip_on_show(scene, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    window, _labels = scene
+    _two_edits(window.doc)
+    chosen = []
+    monkeypatch.setattr(window.editing, "choose_candidate", chosen.append)
+    lst = window.edits_panel.list
+    lst.setCurrentRow(0)
+    QTest.keyClick(lst, Qt.Key.Key_2)  # no strip: the list finds the row starting with "2"
+    assert chosen == [] and window.edits_panel.chosen() == 2
+    monkeypatch.setattr(window.candidates, "isVisible", lambda: True)
+    QTest.keyClick(lst, Qt.Key.Key_1)  # a strip on show: its first result
+    assert chosen == [0] and window.edits_panel.chosen() == 2

@@ -194,8 +194,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.items_dock, self.activity_dock, Qt.Orientation.Vertical)
         self.resizeDocks([self.items_dock, self.activity_dock], [640, 220], Qt.Orientation.Vertical)
 
-        # \ compares with the picture before (hold): a list with the focus would take it
-        # for the first letter of a row to find, so the lists hand it to the window.
+        # \ compares with the picture before (hold), 1-9 choose a result: a list with the
+        # focus would take them for the start of a row to find, so it hands them over.
         self._compare_key = _CompareKeyToWindow(self)
         for view in (self.items_panel.list, self.history_view, self.edits_panel.list):
             view.installEventFilter(self._compare_key)
@@ -762,7 +762,8 @@ def _some(titles: list[str]) -> str:
 
 class _CompareKeyToWindow(QObject):
     """An event filter that gives \\ pressed or let go in a view to ``window``'s own key
-    handlers (:meth:`MainWindow.keyPressEvent`), where it holds the comparison."""
+    handlers (:meth:`MainWindow.keyPressEvent`), where it holds the comparison; and 1 to 9
+    while a results strip is on show, where they choose a result."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -771,7 +772,16 @@ class _CompareKeyToWindow(QObject):
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
         keys = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
-        if kind not in keys or event.key() != Qt.Key.Key_Backslash:
+        if kind not in keys:
+            return False
+        if (
+            kind == QEvent.Type.KeyPress
+            and Qt.Key.Key_1 <= event.key() <= Qt.Key.Key_9
+            and self._window.candidates.isVisible()
+        ):  # choosing a result of the strip on show, not a row starting with that digit
+            self._window.keyPressEvent(event)
+            return True
+        if event.key() != Qt.Key.Key_Backslash:
             return False
         if kind == QEvent.Type.KeyPress:
             self._window.keyPressEvent(event)
