@@ -35,7 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import history_disk, ui_cold, ui_files, undo_memory  # noqa: E402
+from benchmarks import history_disk, recovery_copies, ui_cold, ui_files, undo_memory  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     Row,
     guarded,
@@ -471,6 +471,7 @@ def run(profile: str) -> Iterator[Row]:
     yield from ui_files.run(profile, size)
     yield from guarded("undo", lambda: undo_memory.rows(profile))
     yield from guarded("history", lambda: history_disk.rows(profile))
+    yield from guarded("recovery", lambda: recovery_copies.rows(profile))
     yield from ui_cold.run(profile)
     if profile == "full":
         yield from guarded("overlay 8192", lambda: overlay_rows(side=8192, items=60))
