@@ -96,6 +96,8 @@ def test_a_reopened_project_goes_back_to_before_a_saved_edit_and_undo_returns(
         assert button.isEnabled() and button.text() == "Go back to before edit 1"
         button.click()
         assert "Reading the picture from before edit 1" in again.status_message.text()
+        button.click()  # again, before it lands: one at a time
+        assert again.status_message.text().startswith("Still reading the picture")
         wait_idle(again)
         _assert_state(again.doc, states[0])
         assert again.doc.dirty

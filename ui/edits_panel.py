@@ -157,7 +157,7 @@ class GoingBack:
         self.panel.list.setCurrentRow(self.panel.list.count() - 1)
         self.w.status_message.setText(
             "Undo holds what was done since the project was opened. To go further back, "
-            "choose an edit under Activity ▸ Edits and “Go back to before it”."
+            "choose an edit under Activity ▸ Edits and go back to before it."
         )
 
     def forget(self) -> None:
@@ -170,7 +170,12 @@ class GoingBack:
         """Go back to before edit ``number`` (1-based): read its picture on the files
         thread, then apply it as one undoable step."""
         doc = self.w.doc
-        if doc is None or number is None or self._ticket is not None:
+        if doc is None or number is None:
+            return
+        if self._ticket is not None:  # one at a time: the history it lands on must hold
+            self.w.status_message.setText(
+                "Still reading the picture to go back to; choose again once it is back."
+            )
             return
         if not self.w._before_history_jump():  # a stroke under way; a results strip closes
             return
