@@ -745,7 +745,7 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from dedit_app.going_back import standing
+    from dedit_app.going_back import set_aside
     from dedit_app.looks import look_names
     from dedit_app.partition import item_areas
     from dedit_app.project import weights_metadata
@@ -782,11 +782,11 @@ def _cmd_info(args) -> int:
         print("items reshaped by hand since the picture was made: `dedit edit PROJECT redraw`")
     print(f"{counted(len(project.history), 'edit')} in the history")
     names = [item.name for item in project.items]
-    stands = {id(record) for record in standing(project.history)}
+    aside = set_aside(project.history)
     for k, record in enumerate(project.history, start=1):
         when = str(record.get("time", "")).replace("T", " ")
-        aside = "" if id(record) in stands else "  set aside by going back"
-        print(f"  {k:>3} {edit_words(record, names)}" + (f"  ({when})" if when else "") + aside)
+        note = "  set aside by going back" if aside[k - 1] else ""
+        print(f"  {k:>3} {edit_words(record, names)}" + (f"  ({when})" if when else "") + note)
     if project.history:
         print("the picture before edit N: `dedit export PROJECT --before N -o FILE`")
         print("going back to before edit N, as a new edit: `dedit back PROJECT N`")
@@ -794,20 +794,17 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from dedit_app.going_back import no_such_edit
+    from dedit_app.going_back import picture_before
     from dedit_app.imageio import check_save_target, save_image
 
     out = Path(args.output)
     project = _load_project(args.project)
     _outside(out, project)
     check_save_target(out, project.size)  # an extension it cannot write, among the rest
-    n = len(project.history)
     if args.before is None:
         picture = project.image
-    elif not 1 <= args.before <= n:
-        raise no_such_edit(args.before, n, args.project)
     else:
-        picture = project.snapshot(project.history[args.before - 1])[0]
+        picture = picture_before(project, args.before, args.project)[0]
     save_image(out, picture)
     print(out)
     return 0

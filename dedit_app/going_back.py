@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from dedit_app.errors import EditError
-from dedit_app.project import Item, Project
+from dedit_app.project import Item, Project, items_recorded
 
-__all__ = ["WayBack", "back_before", "no_such_edit", "standing"]
+__all__ = ["WayBack", "back_before", "no_such_edit", "picture_before", "set_aside", "standing"]
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,26 @@ def no_such_edit(number: int, edits: int, where: str) -> EditError:
     return EditError(f"There is no edit {number} in {where}; {have} (dedit info).")
 
 
-def back_before(project: Project, number: int, where: str = "this project") -> WayBack:
-    """The project as it was before its edit ``number`` (1-based; ``dedit info`` order).
+def picture_before(
+    project: Project, number: int, where: str = "this project"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, labels)`` from before edit ``number`` (1-based; ``dedit info`` order).
 
     Reads the earlier picture from the project folder when it is not held in memory
     (a second for 24 MP: callers choose the thread). Raises EditError for a number the
     history does not have and ProjectError when the picture's files are missing or
-    damaged; the project is not changed either way."""
+    damaged."""
     edits = len(project.history)
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= edits:
         raise no_such_edit(number, edits, where)
-    record = project.history[number - 1]
-    image, labels = project.snapshot(record)
-    items = _items_then(record, project.items, int(labels.max()) + 1)
+    return project.snapshot(project.history[number - 1])
+
+
+def back_before(project: Project, number: int, where: str = "this project") -> WayBack:
+    """The project as it was before its edit ``number``, as :func:`picture_before` reads
+    it, with its items then; the project is not changed."""
+    image, labels = picture_before(project, number, where)
+    items = _items_then(project.history[number - 1], project.items, int(labels.max()) + 1)
     entry = {"kind": "back", "before": number}
     return WayBack(image, labels, items, entry)
 
@@ -69,13 +76,8 @@ def _items_then(record: dict[str, Any], now: list[Item], needed: int) -> list[It
     """The items before ``record``'s edit, each keeping today's learned tokens; at least
     ``needed`` of them, so that every id of the earlier map names one."""
     tokens = [item.tokens for item in now]
-    then = record.get("items_before")
-    if isinstance(then, list) and then and all(isinstance(e, dict) for e in then):
-        items = [
-            Item(str(e.get("name") or f"item {k}"), str(e.get("prompt") or ""))
-            for k, e in enumerate(then)
-        ]
-    else:  # saved before versions recorded them
+    items = items_recorded(record)
+    if items is None:  # saved before versions recorded them
         items = [replace(item) for item in now]
     items += [Item(f"item {k}") for k in range(len(items), needed)]
     return [replace(it, tokens=tokens[k] if k < len(tokens) else "") for k, it in enumerate(items)]
@@ -95,3 +97,9 @@ def standing(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             now = [*now, record]
     return now
+
+
+def set_aside(history: list[dict[str, Any]]) -> list[bool]:
+    """Per entry of ``history``: True when going back set it aside (:func:`standing`)."""
+    stands = {id(record) for record in standing(history)}
+    return [id(record) not in stands for record in history]

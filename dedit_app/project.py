@@ -701,6 +701,19 @@ def recorded_items(items: list[Item]) -> list[dict[str, str]]:
     return [{"name": item.name, "prompt": item.prompt} for item in items]
 
 
+def items_recorded(record: dict[str, Any]) -> list[Item] | None:
+    """The items a history entry keeps from before its edit (:func:`recorded_items`),
+    without tokens; None when it keeps none (saved before versions recorded them) or the
+    value is not a list of items."""
+    then = record.get("items_before")
+    if not (isinstance(then, list) and then and all(isinstance(e, dict) for e in then)):
+        return None
+    return [
+        Item(str(e.get("name") or f"item {k}"), str(e.get("prompt") or ""))
+        for k, e in enumerate(then)
+    ]
+
+
 def _item(index: int, entry: dict[str, Any]) -> Item:
     """An item of ``project.json``: a missing (null) text is empty, and an item without a
     name is called after its place, as the editor names new items."""

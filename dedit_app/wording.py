@@ -19,9 +19,11 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
     names then, ``items_before``): "text: bag → “a white handbag”",
     "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup",
     "back: to before edit 3"."""
-    then = record.get("items_before")
-    if isinstance(then, list) and then and all(isinstance(e, dict) and e.get("name") for e in then):
-        names = [str(e["name"]) for e in then]  # an item renamed or found again since
+    from dedit_app.project import items_recorded  # not at the top: `dedit --help` stays quick
+
+    then = items_recorded(record)
+    if then is not None:
+        names = [item.name for item in then]  # an item renamed or found again since
 
     def name(item: Any) -> str:
         ok = isinstance(item, int) and 0 <= item < len(names)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.errors import DEditError
-from dedit_app.going_back import back_before, standing
+from dedit_app.going_back import back_before, set_aside
 from dedit_app.wording import edit_words
 from ui.theme import COLORS
 
@@ -76,7 +76,7 @@ class EditsPanel(QWidget):
         """List ``history`` (a project's, oldest first); keeps the chosen row when it is
         still there."""
         row = self.list.currentRow()
-        stands = {id(record) for record in standing(history)}
+        aside = set_aside(history)
         self.list.blockSignals(True)
         self.list.clear()
         if not history:
@@ -88,7 +88,7 @@ class EditsPanel(QWidget):
             row_item = QListWidgetItem(f"{number}  {edit_words(record, names)}")
             row_item.setData(Qt.ItemDataRole.UserRole, number)
             tip = [when] if when else []
-            if id(record) not in stands:
+            if aside[number - 1]:
                 row_item.setForeground(QColor(COLORS["muted"]))
                 tip.append("Set aside by going back to before an earlier edit.")
             row_item.setToolTip("\n".join(tip))

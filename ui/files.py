@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from dedit_app.errors import DEditError
+from dedit_app.going_back import picture_before
 from dedit_app.imageio import (
     SAVE_FORMATS,
     image_size,
@@ -421,7 +422,7 @@ class FileController(QObject):
             copy = doc.project.job_copy(history=True)
             ticket = self.thread.submit(
                 f"Exporting {path.name}",
-                lambda: save_image(path, copy.snapshot(copy.history[before - 1])[0]),
+                lambda: save_image(path, picture_before(copy, before)[0]),
                 lambda _none: self._exported(path, image.shape),
                 self.w.show_error,
             )

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dedit_app.errors import DEditError
+from dedit_app.going_back import picture_before
 from dedit_app.project import read_picture
 
 SHOWING = "The photo before its first edit. Let go of \\ to see it as it is now."
@@ -87,7 +88,7 @@ class OriginalPhoto:
                 doc,
                 "edit",
                 f"Reading the picture before edit {number}",
-                lambda: copy.snapshot(copy.history[number - 1])[0],
+                lambda: picture_before(copy, number)[0],
                 lambda pixels: setattr(self, "_read_edit", (record, pixels)),
             )
             return
