@@ -28,7 +28,20 @@ import numpy as np
 from benchmarks.common import Row, grainy_photo, with_ratios
 
 
-def _edit(project, n: int) -> None:
+def bag_photo_project(height: int, width: int):
+    """A new project of a grainy ``height`` x ``width`` photo with two items (background,
+    bag), for the edits of
+    :func:`repaint_ninth`."""
+    from dedit_app.partition import check_labels
+    from dedit_app.project import Project
+
+    photo = grainy_photo(height, width, grain=6)
+    labels = check_labels(np.zeros((height, width), np.int32))
+    labels[height // 4 : height // 2, width // 4 : width // 2] = 1
+    return Project.new(photo, labels, ["background", "bag"])
+
+
+def repaint_ninth(project, n: int) -> None:
     """Repaint a box of a ninth of the picture (a handbag recoloured), at place ``n``."""
     h, w = project.labels.shape
     top, left = (n % 3) * h // 3, ((n // 3) % 3) * w // 3
@@ -54,19 +67,15 @@ def _whole_pictures():
 def _run(height: int, width: int, edits: int) -> tuple[float, float, float]:
     """``(seconds of the saves, MB on disk, seconds to read back the picture before the
     second edit)`` for one project, its earlier pictures checked exactly."""
-    from dedit_app.partition import check_labels
     from dedit_app.project import Project
 
-    photo = grainy_photo(height, width, grain=6)
-    labels = check_labels(np.zeros((height, width), np.int32))
-    labels[height // 4 : height // 2, width // 4 : width // 2] = 1
-    project = Project.new(photo, labels, ["background", "bag"])
-    pictures = [photo]
+    project = bag_photo_project(height, width)
+    pictures = [project.image]
     saving = 0.0
     with tempfile.TemporaryDirectory(prefix="dedit-bench-history-") as scratch:
         folder = Path(scratch) / "history.dedit"
         for n in range(edits):
-            _edit(project, n)
+            repaint_ninth(project, n)
             pictures.append(project.image)
             start = time.perf_counter()
             project.save(folder)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Row, grainy_photo, with_ratios
-from benchmarks.history_disk import _edit
+from benchmarks.common import Row, with_ratios
+from benchmarks.history_disk import bag_photo_project, repaint_ninth
 
 
 def _forget_names() -> None:
@@ -47,22 +47,18 @@ def _copy(slot: Path, project) -> float:
 
 
 def rows(profile: str) -> list[Row]:
-    from dedit_app.partition import check_labels
     from dedit_app.project import Project
 
     full = profile == "full"
     height, width, edits = (4000, 6000, 40) if full else (1000, 1500, 8)
-    photo = grainy_photo(height, width, grain=6)
-    labels = check_labels(np.zeros((height, width), np.int32))
-    labels[height // 4 : height // 2, width // 4 : width // 2] = 1
-    project = Project.new(photo, labels, ["background", "bag"])
+    project = bag_photo_project(height, width)
     for array in (project.image, project.labels):
         array.flags.writeable = False  # as the editor holds them: names can be remembered
     timed: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="dedit-bench-recovery-") as scratch:
         slot = Path(scratch) / "slot.dedit"
         for n in range(edits):
-            _edit(project, n)
+            repaint_ninth(project, n)
             project.image.flags.writeable = False
             seconds = _copy(slot, project)
             if n in (0, edits // 2, edits - 1):
