@@ -66,6 +66,12 @@ from dedit_app.project_file import (
 )
 
 MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
+# An earlier picture is rebuilt by laying in the boxes of the edits after it, back to the
+# nearest picture kept whole, about 50 ms a box at 24 MP: without a whole picture now and
+# then, going back to before edit 2 of 40 took 2.0 s. One whole picture per 16 edits costs
+# about 46 MB of disk at 24 MP, and usually no encoding: it is the picture a save after
+# the edit before had written as the picture on show.
+BOXES_BETWEEN_WHOLE = 15
 
 
 def _own_temp(name: str) -> bool:
@@ -476,9 +482,10 @@ class Project:
     def _held_history(self) -> list[tuple[int, tuple[np.ndarray, np.ndarray], Any]]:
         """``(k, (image, labels) before edit k, the picture after it)`` for each history
         entry that holds its earlier picture in memory, newest first. The picture after
-        is None where the earlier one is kept whole: the first edit's (the photo), and
-        any whose next picture is only on disk (entries hold their pictures as a run up
-        to the newest, since a save drops them all from memory: this is for safety)."""
+        is None where the earlier one is kept whole: the first edit's (the photo), one
+        after every :data:`BOXES_BETWEEN_WHOLE` boxes, and any whose next picture is only
+        on disk (entries hold their pictures as a run up to the newest, since a save
+        drops them all from memory: this is for safety)."""
         out = []
         after: np.ndarray | None = self.image
         for k in range(len(self.history) - 1, -1, -1):
@@ -489,7 +496,24 @@ class Project:
             whole = k == 0 or after is None or np.shape(after) != np.shape(before[0])
             out.append((k, before, None if whole else after))
             after = before[0]
-        return out
+        return self._with_whole_pictures(out)
+
+    def _with_whole_pictures(self, held: list) -> list:
+        """``held`` (from :meth:`_held_history`) with an entry kept whole wherever the
+        :data:`BOXES_BETWEEN_WHOLE` entries before it are all boxes. Counted oldest first,
+        so an entry's choice hangs only on the entries before it: it stays the same from
+        the pictures written ahead of a save to the save, whatever edits come between."""
+        index = {k: i for i, (k, _before, _after) in enumerate(held)}
+        boxes = 0  # boxes in a row since the last picture kept whole
+        for k, record in enumerate(self.history):
+            i = index.get(k)
+            if i is None:  # on disk: as it was saved
+                boxes = 0 if "image" in record else boxes + 1
+                continue
+            if held[i][2] is not None and boxes >= BOXES_BETWEEN_WHOLE:
+                held[i] = (k, held[i][1], None)
+            boxes = 0 if held[i][2] is None else boxes + 1
+        return held
 
     @staticmethod
     def write_pictures(

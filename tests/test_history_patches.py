@@ -16,7 +16,7 @@ from dedit_app.project import PROJECT_FILE, Project
 def _edit(project: Project, n: int, states: list) -> None:
     """Apply edit ``n``: a band of rows repainted, and every other one a new item map."""
     image = project.image.copy()
-    image[10 * n : 10 * n + 8, 20:60] = 40 * n + 7
+    image[10 * n : 10 * n + 8, 20:60] = (40 * n + 7) % 256
     labels = project.labels
     if n % 2:
         labels = labels.copy()
@@ -174,3 +174,54 @@ def test_a_save_interrupted_at_any_rename_leaves_every_earlier_picture(tmp_path,
             break
         n += 1
     assert n >= 3  # the picture, its box and project.json were each interrupted once
+
+
+def _whole(folder) -> list[int]:
+    """The edits (numbered from 0) whose earlier picture ``folder`` keeps whole."""
+    return [k for k, record in enumerate(_document(folder)["history"]) if "image" in record]
+
+
+def test_a_long_history_keeps_a_whole_picture_every_sixteen_edits(tmp_path, monkeypatch):
+    """Going back far lays in at most 15 boxes, however many edits came after; saving
+    after each edit or once at the end keeps the same pictures whole."""
+    from dedit_app import project as project_module
+
+    p, _states = _edited(40, h=420)
+    p.save(tmp_path / "once.dedit")
+    assert _whole(tmp_path / "once.dedit") == [0, 16, 32]
+    q = make_project(h=420, w=160)
+    steps = [(q.image, q.labels)]
+    for n in range(40):
+        _edit(q, n, steps)
+        q.save(tmp_path / "each.dedit")
+    assert _whole(tmp_path / "each.dedit") == [0, 16, 32]
+    opened = Project.load(tmp_path / "each.dedit")
+    _assert_holds(opened, steps)
+    read = []
+    real = project_module._read_png
+    monkeypatch.setattr(
+        project_module, "_read_png", lambda path, kind: read.append(path) or real(path, kind)
+    )
+    opened.snapshot(opened.history[1])  # the farthest from a whole picture
+    boxes = [path for path in read if path.name in {r.get("image_patch") for r in opened.history}]
+    assert len(boxes) == 15 and len(read) == 17  # 15 boxes, the whole picture, the map
+
+
+def test_a_long_history_saved_without_whole_pictures_gets_one_at_the_next_edit(
+    tmp_path, monkeypatch
+):
+    """A project from before whole pictures were kept now and then: its boxes stay as
+    they are, and the next edit saved starts the count again."""
+    from dedit_app import project as project_module
+
+    monkeypatch.setattr(project_module, "BOXES_BETWEEN_WHOLE", 1000)
+    p, states = _edited(20, h=260)
+    p.save(tmp_path / "old.dedit")
+    assert _whole(tmp_path / "old.dedit") == [0]
+    monkeypatch.undo()
+    q = Project.load(tmp_path / "old.dedit")
+    for n in range(20, 22):
+        _edit(q, n, states)
+    q.save()
+    assert _whole(tmp_path / "old.dedit") == [0, 20]
+    _assert_holds(Project.load(tmp_path / "old.dedit"), states)

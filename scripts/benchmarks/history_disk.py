@@ -13,6 +13,11 @@ are read back and every earlier picture checked byte for byte.
 
 ``--quick``: 1500 x 1000, 4 edits; ``--full``: 6000 x 4000, 10 edits. The seconds are the
 saves' together; "peak MB" is the bundle's size on disk after the last save.
+
+:func:`far_rows` goes back far: 40 edits (``--quick``: of 1.5 MP), saved after every
+8th, then the picture before edit 2 read back from the project opened again. Ours keeps a
+whole picture every 16 edits (:data:`dedit_app.project.BOXES_BETWEEN_WHOLE`); the
+reference keeps every picture after the photo as a box, as saves did before.
 """
 
 from __future__ import annotations
@@ -64,6 +69,19 @@ def _whole_pictures():
         Project._held_history = held
 
 
+@contextmanager
+def _boxes_only():
+    """Saves as before whole pictures were kept now and then: every box laid in."""
+    from dedit_app import project as project_module
+
+    every = project_module.BOXES_BETWEEN_WHOLE
+    project_module.BOXES_BETWEEN_WHOLE = 1 << 30
+    try:
+        yield
+    finally:
+        project_module.BOXES_BETWEEN_WHOLE = every
+
+
 def _run(height: int, width: int, edits: int) -> tuple[float, float, float]:
     """``(seconds of the saves, MB on disk, seconds to read back the picture before the
     second edit)`` for one project, its earlier pictures checked exactly."""
@@ -99,7 +117,7 @@ def rows(profile: str) -> list[Row]:
     ours = _run(height, width, edits)
     with _whole_pictures():
         whole = _run(height, width, edits)
-    case = f"history on disk, {edits} edits @{height * width / 1e6:.0f} MP"
+    case = f"history on disk, {edits} edits @{height * width / 1e6:g} MP"
     note = (
         f"{ours[1]:.0f} MB vs {whole[1]:.0f} MB on disk ({whole[1] / max(ours[1], 1e-9):.1f}x "
         f"less); picture before edit 2 read back in {ours[2]:.2f} s vs {whole[2]:.2f} s; exact"
@@ -107,4 +125,47 @@ def rows(profile: str) -> list[Row]:
     return with_ratios(
         Row(case, "boxes an edit changed", ours[0], ours[1], note=note),
         Row(case, "whole pictures (before)", whole[0], whole[1]),
+    )
+
+
+def _far(height: int, width: int, edits: int, checked: tuple[int, ...]) -> tuple[float, float]:
+    """``(seconds to read back the picture before edit 2, MB on disk)`` after ``edits``
+    edits saved every 8th; the pictures before the edits numbered ``checked`` (from 1,
+    2 among them) are compared byte for byte."""
+    from dedit_app.project import Project
+
+    project = bag_photo_project(height, width)
+    kept = {}
+    with tempfile.TemporaryDirectory(prefix="dedit-bench-far-") as scratch:
+        folder = Path(scratch) / "far.dedit"
+        for n in range(edits):
+            if n + 1 in checked:
+                kept[n + 1] = project.image  # the picture before edit n + 1
+            repaint_ninth(project, n)
+            if (n + 1) % 8 == 0 or n + 1 == edits:
+                project.save(folder)
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        saved = Project.load(folder)
+        start = time.perf_counter()
+        second = saved.snapshot(saved.history[1])[0]
+        reading = time.perf_counter() - start
+        for number in checked:
+            picture = second if number == 2 else saved.snapshot(saved.history[number - 1])[0]
+            if not np.array_equal(picture, kept[number]):
+                raise AssertionError(f"the picture before edit {number} did not come back exactly")
+    return reading, size
+
+
+def far_rows(profile: str) -> list[Row]:
+    full = profile == "full"
+    height, width, edits = (4000, 6000, 40) if full else (1000, 1500, 40)
+    checked = (2, 16, 17, edits)
+    ours = _far(height, width, edits, checked)
+    with _boxes_only():
+        boxes = _far(height, width, edits, checked)
+    case = f"going back to before edit 2 of {edits} @{height * width / 1e6:g} MP"
+    note = f"{ours[1]:.0f} MB vs {boxes[1]:.0f} MB on disk; edits {checked} checked exactly"
+    return with_ratios(
+        Row(case, "a whole picture every 16 edits", ours[0], ours[1], note=note),
+        Row(case, "every one a box (before)", boxes[0], boxes[1]),
     )
