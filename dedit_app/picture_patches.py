@@ -11,9 +11,9 @@ picture is checked against the content name of the picture it must be (``image_k
 so a file that was altered is reported as damaged, as a whole picture's file is.
 
 The first edit's earlier picture, the photo itself, stays whole: "Original" shows it
-with one read, and it is the picture most worth keeping if anything else were lost. So
-does one in sixteen (``dedit_app.project.BOXES_BETWEEN_WHOLE``), so that going back far
-lays in a bounded number of boxes.
+with one read, and it is the picture most worth keeping if anything else were lost. One in 32
+is kept whole as well as boxed (``dedit_app.project.BOXES_BETWEEN_WHOLE``), so that going
+back far lays in a bounded number of boxes.
 
 Pictures are ``(H, W, 3)`` uint8; a box is ``(top, left, bottom, right)`` in pixels,
 ends exclusive (rows are y, down; columns x, right).
@@ -21,11 +21,25 @@ ends exclusive (rows are y, down; columns x, right).
 
 from __future__ import annotations
 
+import collections
 import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Box", "box_of", "changed_box", "crop", "known_name", "paste", "remember_name"]
+__all__ = [
+    "Box",
+    "box_of",
+    "changed_box",
+    "crop",
+    "known_name",
+    "paste",
+    "read_ahead",
+    "remember_name",
+    "start_before",
+]
 
 Box = tuple[int, int, int, int]
 
@@ -116,3 +130,64 @@ def paste(after: np.ndarray, crop: np.ndarray, box: Box, copy: bool = True) -> n
     out = after.copy() if copy else after
     out[top:bottom, left:right] = crop
     return out
+
+
+def start_before(history: list[dict[str, Any]], k: int, whole: int) -> int:
+    """Where rebuilding the picture before edit ``k`` of ``history`` (a project's
+    entries, oldest first) starts: ``j`` such that the picture before edit ``j`` is in
+    memory (``len(history)``: the one on show) or saved whole (``image``), and every
+    entry from ``k`` to ``j - 1`` kept a box. Of those, the one with the fewest pixels
+    to decode, a whole picture counting ``whole`` (its height times width): going back
+    one edit lays in one box rather than reading a whole picture nearby. ValueError when
+    there is none."""
+    best, fewest = None, None
+    pixels = 0  # of the boxes from k to j - 1
+    for j in range(k, len(history) + 1):
+        if j == len(history) or history[j].get("_before") is not None:
+            cost = pixels
+        elif "image" in history[j]:
+            cost = pixels + whole
+        else:
+            cost = None
+        if cost is not None and (fewest is None or cost < fewest):
+            best, fewest = j, cost
+        if cost == pixels or "image_patch" not in history[j]:
+            break  # in memory: nothing further is cheaper; no box: no way further
+        pixels += _box_pixels(history[j], whole)
+    if best is None:
+        raise ValueError(f"no saved picture leads back to before edit {k + 1}")
+    return best
+
+
+def _box_pixels(record: dict[str, Any], whole: int) -> int:
+    """The pixels in a history entry's box, or ``whole`` when its box is not four
+    numbers (laying it in then says the file is damaged)."""
+    try:
+        top, left, bottom, right = (int(v) for v in record["image_box"])
+    except (KeyError, TypeError, ValueError):
+        return whole
+    return max(0, bottom - top) * max(0, right - left)
+
+
+def read_ahead(
+    pool: Executor, read: Callable[[Any], np.ndarray], entries: list, ahead: int
+) -> Iterator[np.ndarray]:
+    """``read(entry)`` for each of ``entries``, in order, each run on ``pool`` while at
+    most ``ahead`` wait to be used: a box can be a whole picture's size, and forty of
+    those would be gigabytes at 24 MP. Reads still waiting are cancelled when the
+    caller stops early (close the iterator)."""
+    waiting: collections.deque = collections.deque()
+    entries = iter(entries)
+    try:
+        while True:
+            while len(waiting) < ahead:
+                entry = next(entries, None)
+                if entry is None:
+                    break
+                waiting.append(pool.submit(read, entry))
+            if not waiting:
+                return
+            yield waiting.popleft().result()
+    finally:
+        for future in waiting:
+            future.cancel()

@@ -69,3 +69,23 @@ def test_full_resolution_host_work_agrees_with_the_whole_frame_formulas():
     assert ours.note.endswith("max pixel diff 0")
     assert ours.impl == "0.12 MP, 2 pictures: ours (window)" and whole.ratio == 1.0
     assert ours.ratio == whole.seconds / ours.seconds
+
+
+def test_going_back_far_reads_the_same_pictures_both_ways_and_whole_ones_cost_disk():
+    """The benchmark's two ways of keeping a long history give back the same pictures
+    (it raises otherwise), and keeping whole pictures now and then takes more disk."""
+    from benchmarks.history_disk import _boxes_only, _far
+
+    ours = _far(90, 120, 40, (2, 32, 33, 40))
+    with _boxes_only():
+        boxes = _far(90, 120, 40, (2, 32, 33, 40))
+    assert ours[1] > boxes[1] > 0
+
+
+def test_history_on_disk_saves_less_with_boxes_than_whole_pictures():
+    from benchmarks.history_disk import _run, _whole_pictures
+
+    ours = _run(90, 120, 3)
+    with _whole_pictures():
+        whole = _run(90, 120, 3)
+    assert ours[1] < whole[1]

@@ -181,30 +181,75 @@ def _whole(folder) -> list[int]:
     return [k for k, record in enumerate(_document(folder)["history"]) if "image" in record]
 
 
-def test_a_long_history_keeps_a_whole_picture_every_sixteen_edits(tmp_path, monkeypatch):
-    """Going back far lays in at most 15 boxes, however many edits came after; saving
-    after each edit or once at the end keeps the same pictures whole."""
+def _repaint_quarter(project: Project, n: int, states: list) -> None:
+    """Edit ``n``: a quarter of the picture repainted, at one of four places."""
+    h, w = project.labels.shape
+    top, left = (n % 2) * h // 2, (n // 2 % 2) * w // 2
+    image = project.image.copy()
+    image[top : top + h // 2, left : left + w // 2] = (37 * n + 11) % 256
+    project.apply(image, project.labels, {"kind": "text", "item": 1, "prompt": f"look {n}"})
+    states.append((image, project.labels))
+
+
+def _reading(monkeypatch) -> tuple[list, list]:
+    """``(the files read, the number read when each box was laid in)``, as they come."""
+    from dedit_app import picture_patches
     from dedit_app import project as project_module
 
-    p, _states = _edited(40, h=420)
-    p.save(tmp_path / "once.dedit")
-    assert _whole(tmp_path / "once.dedit") == [0, 16, 32]
-    q = make_project(h=420, w=160)
-    steps = [(q.image, q.labels)]
-    for n in range(40):
-        _edit(q, n, steps)
-        q.save(tmp_path / "each.dedit")
-    assert _whole(tmp_path / "each.dedit") == [0, 16, 32]
-    opened = Project.load(tmp_path / "each.dedit")
-    _assert_holds(opened, steps)
-    read = []
-    real = project_module._read_png
+    read, at_paste = [], []
+    real_read, real_paste = project_module._read_png, picture_patches.paste
     monkeypatch.setattr(
-        project_module, "_read_png", lambda path, kind: read.append(path) or real(path, kind)
+        project_module, "_read_png", lambda path, kind: read.append(path) or real_read(path, kind)
     )
+    monkeypatch.setattr(
+        picture_patches,
+        "paste",
+        lambda *args, **kw: at_paste.append(len(read)) or real_paste(*args, **kw),
+    )
+    return read, at_paste
+
+
+def test_a_long_history_keeps_a_whole_picture_every_32_edits(tmp_path, monkeypatch):
+    """Going back far lays in at most 31 boxes, however many edits came after; saving
+    after each edit or once at the end keeps the same pictures whole; going back one
+    edit still lays in one box, not a whole picture read from disk."""
+    from dedit_app import project as project_module
+
+    p = make_project()
+    states = [(p.image, p.labels)]
+    for n in range(72):
+        _repaint_quarter(p, n, states)
+    p.save(tmp_path / "once.dedit")
+    assert _whole(tmp_path / "once.dedit") == [0, 32, 64]
+    q = make_project()
+    for n in range(72):
+        _repaint_quarter(q, n, [])
+        q.save(tmp_path / "each.dedit")
+    assert _whole(tmp_path / "each.dedit") == [0, 32, 64]
+    doc = _document(tmp_path / "each.dedit")
+    assert all("image_patch" in r for r in doc["history"][1:])  # the whole ones too
+    opened = Project.load(tmp_path / "each.dedit")
+    _assert_holds(opened, states)
+    patches = {r["image_patch"] for r in opened.history[1:]}
+
+    read, at_paste = _reading(monkeypatch)
     opened.snapshot(opened.history[1])  # the farthest from a whole picture
-    boxes = [path for path in read if path.name in {r.get("image_patch") for r in opened.history}]
-    assert len(boxes) == 15 and len(read) == 17  # 15 boxes, the whole picture, the map
+    wholes = [path.name for path in read if path.name == opened.history[32]["image"]]
+    assert len([path for path in read if path.name in patches]) == 31 and len(wholes) == 1
+    assert len(read) == 33  # and the item map
+    # read a few ahead of the box being laid in, not all at once (a box can be as large
+    # as the picture): the map and the whole picture first, then boxes up to the one laid
+    # in and at most READERS more
+    ahead = project_module.READERS + 1
+    assert len(at_paste) == 31
+    assert all(n <= 2 + i + ahead for i, n in enumerate(at_paste)), at_paste
+
+    read.clear()
+    opened.snapshot(opened.history[70])  # one edit back: two boxes from the picture on show
+    assert [path.name in patches for path in read] == [False, True, True]  # the map, 2 boxes
+    read.clear()
+    opened.snapshot(opened.history[62])  # before edit 63: two boxes from the whole before 65
+    assert opened.history[64]["image"] in {path.name for path in read} and len(read) == 4
 
 
 def test_a_long_history_saved_without_whole_pictures_gets_one_at_the_next_edit(
@@ -215,13 +260,16 @@ def test_a_long_history_saved_without_whole_pictures_gets_one_at_the_next_edit(
     from dedit_app import project as project_module
 
     monkeypatch.setattr(project_module, "BOXES_BETWEEN_WHOLE", 1000)
-    p, states = _edited(20, h=260)
+    p = make_project()
+    states = [(p.image, p.labels)]
+    for n in range(40):
+        _repaint_quarter(p, n, states)
     p.save(tmp_path / "old.dedit")
     assert _whole(tmp_path / "old.dedit") == [0]
     monkeypatch.undo()
     q = Project.load(tmp_path / "old.dedit")
-    for n in range(20, 22):
-        _edit(q, n, states)
+    for n in range(40, 42):
+        _repaint_quarter(q, n, states)
     q.save()
-    assert _whole(tmp_path / "old.dedit") == [0, 20]
+    assert _whole(tmp_path / "old.dedit") == [0, 40]
     _assert_holds(Project.load(tmp_path / "old.dedit"), states)
