@@ -484,6 +484,7 @@ def _load_model(args, fallback: str | None = None):
 
 
 def _cmd_segment(args) -> int:
+    from dedit_app import colour_profiles
     from dedit_app.imageio import load_image
     from dedit_app.project import Project
     from dedit_app.project_file import PROJECT_FILE
@@ -509,7 +510,13 @@ def _cmd_segment(args) -> int:
     segmenter = get_backend(args.backend, **options)
     segmenter.set_image(image)
     seg = segmenter.segment_auto(text=args.text)
-    project = Project.new(image, seg.labels, list(seg.names), source=Path(args.image).name)
+    project = Project.new(
+        image,
+        seg.labels,
+        list(seg.names),
+        source=Path(args.image).name,
+        profile=colour_profiles.of_file(args.image),
+    )
     try:
         with _final_save(out, "the new project"):
             project.save(out)
@@ -730,7 +737,7 @@ def _cmd_edit(args) -> int:
     bar.done()
     paths = _outputs(out, len(result.images))
     for path, image in zip(paths, result.images):
-        save_image(path, image)
+        save_image(path, image, profile=project.profile)
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
         entry = result.entry()
@@ -745,6 +752,7 @@ def _cmd_edit(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    from dedit_app.colour_profiles import describe
     from dedit_app.going_back import set_aside
     from dedit_app.looks import look_names
     from dedit_app.partition import item_areas
@@ -753,7 +761,8 @@ def _cmd_info(args) -> int:
 
     project = _load_project(args.project)
     h, w = project.size
-    print(f"{project.folder}: {w} x {h} pixels, {counted(len(project.items), 'item')}")
+    space = "" if project.profile is None else f", colour profile {describe(project.profile)}"
+    print(f"{project.folder}: {w} x {h} pixels{space}, {counted(len(project.items), 'item')}")
     counts = item_areas(project.labels, len(project.items))
     swapped = look_names(project)
     for i, item in enumerate(project.items):
@@ -805,7 +814,7 @@ def _cmd_export(args) -> int:
         picture = project.image
     else:
         picture = picture_before(project, args.before, args.project)[0]
-    save_image(out, picture)
+    save_image(out, picture, profile=project.profile)
     print(out)
     return 0
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
+from dedit_app import colour_profiles
 from dedit_app.atomic import atomic_writer, held_by_another_program, make_temp
 from dedit_app.errors import ImageLoadError, ImageSaveError, short_error
 from dedit_app.partition import bounding_window
@@ -462,13 +463,20 @@ def _deep_colour(f: io.BufferedReader, im: Image.Image) -> np.ndarray | None:
 # --------------------------------------------------------------------------------------
 
 
-def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
+def save_image(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    quality: int = 95,
+    profile: bytes | None = None,
+) -> None:
     """Write ``image`` ((H, W, 3) uint8 RGB, or (H, W) gray) to ``path`` atomically.
 
     The format comes from the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. ``quality``
     (1..100) applies to JPEG and WebP; WebP at 100 is lossless; JPEG at 90 or above keeps
-    full colour resolution (4:4:4). PNG and TIFF are lossless. No metadata is written: the
-    pixels are already upright, so no EXIF orientation is needed.
+    full colour resolution (4:4:4). PNG and TIFF are lossless. ``profile``, an RGB ICC
+    colour profile (the photo's, :mod:`dedit_app.colour_profiles`), is embedded with an
+    RGB image. No other metadata is written: the pixels are already upright, so no EXIF
+    orientation is needed.
 
     The file is encoded in memory first and then replaces ``path`` in one rename, so a
     failure (full disk, no permission, missing folder) leaves any existing file untouched
@@ -487,9 +495,17 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         raise ValueError(f"quality must be 1..100, got {quality}")
     _check_not_read_only(name)
 
+    profile = colour_profiles.rgb_profile(profile) if image.ndim == 3 else None
     try:
         lossless = {"PNG": png_bytes, "TIFF": tiff_bytes}.get(fmt)
-        data = lossless(image) if lossless else _pil_bytes(image, fmt, int(quality))
+        if lossless is None:
+            pieces = [_pil_bytes(image, fmt, int(quality), profile)]
+        elif profile is None:
+            pieces = [lossless(image)]
+        elif fmt == "PNG":
+            pieces = colour_profiles.with_png_profile(lossless(image), profile)
+        else:
+            pieces = colour_profiles.with_tiff_profile(lossless(image), profile)
     except (OSError, ValueError) as e:  # an encoder's own limit: nothing was written
         raise ImageSaveError(
             f"{name} could not be encoded as {fmt} ({short_error(e)}); save it as .png or "
@@ -497,7 +513,8 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 9
         ) from e
     try:
         with atomic_writer(name) as f:
-            f.write(data)
+            for piece in pieces:
+                f.write(piece)
     except OSError as e:
         raise ImageSaveError(_save_failure(name, e)) from e
 
@@ -597,13 +614,14 @@ def tiff_bytes(image: np.ndarray) -> memoryview:
     return memoryview(buf)
 
 
-def _pil_bytes(image: np.ndarray, fmt: str, quality: int) -> memoryview:
+def _pil_bytes(image: np.ndarray, fmt: str, quality: int, profile: bytes | None) -> memoryview:
     buf = io.BytesIO()
     pil = Image.fromarray(np.ascontiguousarray(image))
+    extra = {} if profile is None else {"icc_profile": profile}
     if fmt == "JPEG":
-        pil.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        pil.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2, **extra)
     else:
-        pil.save(buf, "WEBP", quality=quality, lossless=quality >= 100)
+        pil.save(buf, "WEBP", quality=quality, lossless=quality >= 100, **extra)
     return buf.getbuffer()
 
 

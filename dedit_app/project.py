@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dedit_app import __version__, folder_lock, picture_patches
+from dedit_app import __version__, colour_profiles, folder_lock, picture_patches
 from dedit_app.atomic import (
     FILE_MODE,
     atomic_write_bytes,
@@ -116,6 +116,9 @@ class Project:
     # The item map the image was made with, when items were reshaped by hand since (brush,
     # eraser, merge): what a redraw paints again. None: the image matches ``labels``.
     drawn: np.ndarray | None = None
+    # The photo's RGB colour profile (ICC bytes), written into every export so that the
+    # pixel values mean the photo's colours elsewhere (:mod:`dedit_app.colour_profiles`).
+    profile: bytes | None = None
     _pending_weights: tuple[dict, dict] | None = field(default=None, repr=False)
     # The project.json this project last read from or wrote to ``folder``: a save into
     # that folder finding another there knows someone else saved it meanwhile.
@@ -125,10 +128,22 @@ class Project:
 
     @classmethod
     def new(
-        cls, image: np.ndarray, labels: np.ndarray, names: list[str], source: str = ""
+        cls,
+        image: np.ndarray,
+        labels: np.ndarray,
+        names: list[str],
+        source: str = "",
+        profile: bytes | None = None,
     ) -> Project:
-        """A fresh, unsaved project from a photo and its partition."""
-        project = cls(image=image, labels=labels, items=[Item(n) for n in names], source=source)
+        """A fresh, unsaved project from a photo and its partition; ``profile`` is the
+        photo's colour profile (:func:`dedit_app.colour_profiles.of_file`)."""
+        project = cls(
+            image=image,
+            labels=labels,
+            items=[Item(n) for n in names],
+            source=source,
+            profile=colour_profiles.rgb_profile(profile),
+        )
         project.validate()
         return project
 
@@ -597,6 +612,8 @@ class Project:
         }
         if self.drawn is not None:
             doc["drawn"] = _write_png(folder, "labels", self.drawn)
+        if self.profile is not None:
+            doc["profile"] = _write_profile(folder, self.profile)
         return doc
 
     @staticmethod
@@ -653,7 +670,10 @@ class Project:
             ) from err
         # A missing weights file does not keep the photo, items and history from opening:
         # the project opens and says, where it would be used, to prepare it again.
-        project = cls(image, labels, items, settings, training, history, source, folder, drawn)
+        profile = _read_profile(folder, doc.get("profile"))
+        project = cls(
+            image, labels, items, settings, training, history, source, folder, drawn, profile
+        )
         project._on_disk = raw
         try:
             project.validate()
@@ -870,6 +890,28 @@ def read_picture(path: Path) -> np.ndarray:
     """A project's image file as ``(H, W, 3)`` uint8 RGB, checked against its name;
     ProjectError with a sentence when it is missing or damaged."""
     return _read_png(Path(path), "image")
+
+
+def _write_profile(folder: Path, profile: bytes) -> str:
+    """Write the colour profile as ``profile-<hash>.icc`` unless it is there already."""
+    name = colour_profiles.file_name(profile)
+    if not (folder / name).is_file():
+        atomic_write_bytes(folder / name, profile)
+    return name
+
+
+def _read_profile(folder: Path, name: Any) -> bytes | None:
+    """The colour profile the project names, or None when it names none, or its file is
+    missing or altered: the picture and edits open regardless (exports then carry no
+    profile, as before profiles were kept)."""
+    if not isinstance(name, str):
+        return None
+    try:
+        data = (folder / name).read_bytes()
+    except OSError:
+        return None
+    profile = colour_profiles.rgb_profile(data)
+    return profile if profile is not None and colour_profiles.file_name(profile) == name else None
 
 
 def _copy_file(src: Path, dst: Path) -> None:

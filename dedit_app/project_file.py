@@ -28,12 +28,15 @@ FORMAT = "dedit-project"
 FORMAT_VERSION = 2
 HISTORY_KEYS = ("image", "labels", "image_patch")  # the data files a history entry names
 PROJECT_FILE = "project.json"
-DATA_FILE = re.compile(r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$")
+DATA_FILE = re.compile(
+    r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$"
+    r"|^profile-[0-9a-f]{16}\.icc$"
+)
 
 
 def named(doc: dict[str, Any]) -> set[str]:
     """The data files a project document names."""
-    found = {doc.get("image"), doc.get("labels"), doc.get("drawn")}
+    found = {doc.get("image"), doc.get("labels"), doc.get("drawn"), doc.get("profile")}
     training = doc.get("training")
     if isinstance(training, dict) and training.get("weights"):
         found.add(training["weights"])
@@ -50,6 +53,7 @@ _SHAPE = {
     "image": (str, "a file name"),
     "labels": (str, "a file name"),
     "drawn": ((str, type(None)), "a file name"),
+    "profile": ((str, type(None)), "a file name"),
     "training": ((dict, type(None)), "a set of named values"),
     "history": (list, "a list"),
     "settings": ((dict, type(None)), "a set of named values"),

@@ -178,3 +178,26 @@ def test_a_dragged_cut_out_that_cannot_be_written_says_so(scene, tmp_path, monke
     assert "Could not write the dragged cut-out" in window.message_text()
     assert "Ctrl+C copies it instead" in window.message_text()
     assert not QImage.fromData(bytes(mime.data("image/png"))).isNull()  # the picture still goes
+
+
+def test_copies_and_dragged_cut_outs_carry_the_photos_colour_profile(scene, tmp_path):
+    import io
+
+    from PIL import Image, ImageCms
+
+    from ui import clipboard
+
+    window, _labels = scene
+    doc = window.doc
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    doc.project.profile = profile
+    for selection in ([], [2]):
+        doc.select(selection)
+        window.act_copy.trigger()
+        assert bytes(QApplication.clipboard().image().colorSpace().iccProfile()) == profile
+    mime = clipboard.CutoutMime(doc, [2, 3], tmp_path, window.show_error)
+    with Image.open(io.BytesIO(bytes(mime.retrieveData("image/png", None)))) as im:
+        assert im.info.get("icc_profile") == profile
+    assert mime._write()
+    with Image.open(mime.file) as im:
+        assert im.info.get("icc_profile") == profile

@@ -518,6 +518,32 @@ def test_a_large_export_is_written_aside_and_one_still_queued_survives_closing(s
     assert load_image(late[1]).shape == image.shape
 
 
+def test_a_photos_colour_profile_goes_into_its_exports_and_its_project(window, tmp_path):
+    """A phone photo in Display P3 keeps its profile: the exports a designer hands on
+    show the photo's colours in a colour-managed program, saved as a project or not."""
+    from PIL import Image, ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = tmp_path / "phone.jpg"
+    write_synthetic_photo(tmp_path / "plain.png")
+    Image.open(tmp_path / "plain.png").save(photo, quality=95, icc_profile=profile)
+    assert window.open_path(photo)
+    wait_idle(window)
+
+    def embedded(path: Path) -> bytes | None:
+        with Image.open(path) as im:
+            return im.info.get("icc_profile")
+
+    assert window.export_image(tmp_path / "small.png")  # written at once
+    assert "Exported small.png (320×240, colour profile sRGB built-in)." in window.message_text()
+    window.files.aside_from = 0
+    assert window.export_image(tmp_path / "large.tif")  # written on the files thread
+    wait_idle(window)
+    assert embedded(tmp_path / "small.png") == embedded(tmp_path / "large.tif") == profile
+    assert window.save_project(tmp_path / "phone.dedit", wait=True)
+    assert Project.load(tmp_path / "phone.dedit").profile == profile
+
+
 # ----- the reference photo ---------------------------------------------------------------
 
 

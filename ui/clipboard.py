@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QApplication
 
 from dedit_app.errors import DEditError
 from dedit_app.imageio import from_pixels
-from ui.imaging import cutout_image, qimage_rgba, rgb_image
+from ui.imaging import cutout_image, qimage_rgba, rgb_image, with_profile
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,13 @@ def copy(window) -> str:
     if doc is None:
         return ""
     height, width = doc.image.shape[:2]
+    profile = doc.project.profile  # the clipboard's PNG embeds it, as an export does
     if not doc.selection:
-        QApplication.clipboard().setImage(rgb_image(doc.image))
+        QApplication.clipboard().setImage(with_profile(rgb_image(doc.image), profile))
         return f"Copied the picture ({width}×{height})."
     box = items_box(doc, doc.selection)
-    QApplication.clipboard().setImage(items_cutout(doc.image, doc.labels, doc.selection, box))
+    cutout = items_cutout(doc.image, doc.labels, doc.selection, box)
+    QApplication.clipboard().setImage(with_profile(cutout, profile))
     names = ", ".join(doc.item_name(k) for k in doc.selection)
     width, height = box[2] - box[0], box[3] - box[1]
     return f"Copied {names} as a cut-out ({width}×{height}, transparent around it)."
@@ -115,6 +117,7 @@ class CutoutMime(QMimeData):
         gets no file; the picture data still works)."""
         super().__init__()
         self._image_arr, self._labels = doc.image, doc.labels  # never changed in place
+        self._profile = doc.project.profile
         self._items = list(items)
         self.box = items_box(doc, items)
         names = " + ".join(doc.item_name(k) for k in items)
@@ -134,7 +137,8 @@ class CutoutMime(QMimeData):
     def image(self) -> QImage:
         """The full-resolution cut-out."""
         if self._image is None:
-            self._image = items_cutout(self._image_arr, self._labels, self._items, self.box)
+            cutout = items_cutout(self._image_arr, self._labels, self._items, self.box)
+            self._image = with_profile(cutout, self._profile)
         return self._image
 
     def formats(self) -> list[str]:

@@ -31,6 +31,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
+from dedit_app import colour_profiles
 from dedit_app.errors import DEditError
 from dedit_app.going_back import picture_before
 from dedit_app.imageio import (
@@ -85,15 +86,16 @@ def read_picture(path: Path, notes: list[str] | None = None) -> Project:
         project = Project.load(path)
         know_areas(project.labels, item_areas(project.labels, len(project.items)))
         return project
-    return photo_project(load_image(path, notes=notes), path.name)
+    return photo_project(load_image(path, notes=notes), path.name, colour_profiles.of_file(path))
 
 
-def photo_project(image: np.ndarray, source: str) -> Project:
+def photo_project(image: np.ndarray, source: str, profile: bytes | None = None) -> Project:
     """A new project of ``image`` ``(H, W, 3)`` uint8 RGB with one item, the whole picture,
-    until its items are found; ``source`` is the photo's file name."""
+    until its items are found; ``source`` is the photo's file name, ``profile`` its colour
+    profile (ICC bytes) or None."""
     labels = np.zeros(image.shape[:2], np.int32)
     know_areas(labels, np.array([labels.size], np.int64))  # one item: every pixel
-    return Project.new(image, labels, ["picture"], source=source)
+    return Project.new(image, labels, ["picture"], source=source, profile=profile)
 
 
 def _delete(paths: list[Path]) -> None:
@@ -409,7 +411,7 @@ class FileController(QObject):
         if doc is None:
             return False
         path = Path(path)
-        image = doc.image
+        image, profile = doc.image, doc.project.profile
         try:
             save_format(path, image.shape[:2])
         except DEditError as err:
@@ -422,8 +424,8 @@ class FileController(QObject):
             copy = doc.project.job_copy(history=True)
             ticket = self.thread.submit(
                 f"Exporting {path.name}",
-                lambda: save_image(path, picture_before(copy, before)[0]),
-                lambda _none: self._exported(path, image.shape),
+                lambda: save_image(path, picture_before(copy, before)[0], profile=copy.profile),
+                lambda _none: self._exported(path, image.shape, profile),
                 self.w.show_error,
             )
             if wait:
@@ -432,32 +434,34 @@ class FileController(QObject):
                 except DEditError as err:
                     self.w.show_error(str(err))
                     return False
-                self._exported(path, image.shape)
+                self._exported(path, image.shape, profile)
             else:
                 self.w.status_message.setText(f"Exporting {path.name}…")
             return True
         if wait or not self.is_large(image.shape[1::-1]):
             try:
                 with wait_cursor():
-                    save_image(path, image)
+                    save_image(path, image, profile=profile)
             except DEditError as err:
                 self.w.show_error(str(err))
                 return False
-            self._exported(path, image.shape)
+            self._exported(path, image.shape, profile)
             return True
 
         self.thread.submit(
             f"Exporting {path.name}",
-            lambda: save_image(path, image),
-            lambda _none: self._exported(path, image.shape),
+            lambda: save_image(path, image, profile=profile),
+            lambda _none: self._exported(path, image.shape, profile),
             self.w.show_error,
         )
         self.w.status_message.setText(f"Exporting {path.name}…")
         return True
 
-    def _exported(self, path: Path, shape: tuple[int, ...]) -> None:
+    def _exported(self, path: Path, shape: tuple[int, ...], profile: bytes | None) -> None:
         self.w.status_message.setText("")
-        self.w.show_info(f"Exported {path.name} ({shape[1]}×{shape[0]}).", "ok")
+        # said, so that a designer knows the colours will look as the photo's elsewhere
+        space = "" if profile is None else f", colour profile {colour_profiles.describe(profile)}"
+        self.w.show_info(f"Exported {path.name} ({shape[1]}×{shape[0]}{space}).", "ok")
 
 
 # The Export dialog's types; the first extension of each is what a name without one gets

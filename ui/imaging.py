@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtCore import QByteArray
+from PySide6.QtGui import QColor, QColorSpace, QImage, QPixmap
 
 
 def rgb_image(image: np.ndarray) -> QImage:
@@ -59,6 +60,17 @@ def cutout_image(image: np.ndarray, mask: np.ndarray) -> QImage:
     rgba[..., :3] = image
     rgba[..., 3] = mask if mask.dtype == np.uint8 else np.where(mask, 255, 0).astype(np.uint8)
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def with_profile(img: QImage, profile: bytes | None) -> QImage:
+    """``img`` tagged with the photo's colour profile (ICC bytes, the project's), so that
+    a PNG Qt writes of it (the clipboard's, a dragged cut-out's file) embeds it as an
+    export does. A profile Qt cannot read leaves the picture untagged."""
+    if profile:
+        space = QColorSpace.fromIccProfile(QByteArray(profile))
+        if space.isValid():
+            img.setColorSpace(space)
+    return img
 
 
 def qimage_rgb(img: QImage) -> np.ndarray:
