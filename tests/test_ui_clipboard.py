@@ -201,3 +201,23 @@ def test_copies_and_dragged_cut_outs_carry_the_photos_colour_profile(scene, tmp_
     assert mime._write()
     with Image.open(mime.file) as im:
         assert im.info.get("icc_profile") == profile
+
+
+def test_a_pasted_picture_keeps_the_colour_profile_it_came_with(scene):
+    """A screenshot on a Mac comes tagged Display P3; none: none kept."""
+    from PIL import ImageCms
+    from PySide6.QtCore import QByteArray
+    from PySide6.QtGui import QColorSpace
+
+    window, _labels = scene
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = np.full((30, 40, 3), 90, np.uint8)
+    for tagged in (True, False):
+        image = rgb_image(rgb)
+        if tagged:
+            image.setColorSpace(QColorSpace.fromIccProfile(QByteArray(profile)))
+        QApplication.clipboard().setImage(image)
+        window.act_paste.trigger()
+        wait_idle(window)
+        assert window.doc.project.source == "pasted.png"
+        assert window.doc.project.profile == (profile if tagged else None)

@@ -99,8 +99,10 @@ def paste(window) -> bool:
         return False
     if not window.may_replace():
         return False
-    # transparency placed on white is said, as for a file
-    window.files.open_pixels(image, PASTED_NAME, notes)
+    # transparency placed on white is said, as for a file; a screenshot on a Mac comes
+    # tagged Display P3, and its exports should say so as a photo's do
+    profile = bytes(img.colorSpace().iccProfile()) if img.colorSpace().isValid() else None
+    window.files.open_pixels(image, PASTED_NAME, notes, profile)
     return True
 
 

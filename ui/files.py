@@ -239,13 +239,20 @@ class FileController(QObject):
         else:
             self._present(project, f"Opened {path.name} ({width}×{height}).", path)
 
-    def open_pixels(self, image: np.ndarray, source: str, notes: Sequence[str] = ()) -> None:
+    def open_pixels(
+        self,
+        image: np.ndarray,
+        source: str,
+        notes: Sequence[str] = (),
+        profile: bytes | None = None,
+    ) -> None:
         """Show ``image`` ``(H, W, 3)`` uint8 RGB, which came from no file (pasted), as a new
         photo named ``source``, and find its items; ``notes`` (what it lost on the way, from
-        :func:`dedit_app.imageio.from_pixels`) are said with it. The caller has asked about
-        the current picture's changes already."""
+        :func:`dedit_app.imageio.from_pixels`) are said with it; ``profile``: the colour
+        profile the clipboard gave with it, or None. The caller has asked about the current
+        picture's changes already."""
         self.stop_opening()  # the pasted picture is the newer choice
-        project = photo_project(image, source)
+        project = photo_project(image, source, profile)
         height, width = project.size
         said = f"Pasted a picture ({width}×{height}); it is not saved yet."
         self._present(project, " ".join([said, *notes]))
