@@ -73,7 +73,8 @@ MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
 # more disk (one per 16: 1.2 s for 50 % more). It usually costs no encoding: it is the
 # picture a save after the edit before had written as the picture on show.
 BOXES_BETWEEN_WHOLE = 31
-# Files read at once when rebuilding an earlier picture: PNG decoding takes most of it.
+# Picture files read or written at once (rebuilding an earlier picture, saving): PNG
+# decoding and encoding take most of the time, and let go of Python's lock.
 READERS = max(2, min(4, os.cpu_count() or 1))
 
 
@@ -553,13 +554,27 @@ class Project:
         It touches only files of its own (pictures named for their content, weights under
         a fresh name), so it may run on any thread while the project moves on. Call
         :meth:`make_folder` first; then :meth:`adopt_weights` with the name returned (None
-        without weights), and :meth:`save`, which finds the pictures written."""
+        without weights), and :meth:`save`, which finds the pictures written.
+
+        The pictures are encoded on a few threads at once (OpenCV's PNG encoder lets go of
+        Python's lock): the picture on show and the boxes and item maps of the edits since
+        the last save are independent files."""
+
+        def write(kind: str, array: Any) -> None:
+            if kind == "patch":
+                _write_patch(folder, *array)
+            else:
+                _write_png(folder, kind, array)
+
+        # the same array named twice (an item map no edit changed) is written once
+        unique = {
+            (kind, id(a) if kind != "patch" else (id(a[0]), id(a[1]))): (kind, a)
+            for kind, a in pictures
+        }
         try:
-            for kind, array in pictures:
-                if kind == "patch":
-                    _write_patch(folder, *array)
-                else:
-                    _write_png(folder, kind, array)
+            with ThreadPoolExecutor(READERS, thread_name_prefix="dedit-write") as pool:
+                for done in [pool.submit(write, *picture) for picture in unique.values()]:
+                    done.result()  # the first failure is said; the others still finish
         except OSError as err:
             raise ProjectError(os_sentence(err, folder)) from err
         return None if weights is None else Project._write_weights(folder, *weights)

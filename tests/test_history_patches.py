@@ -273,3 +273,31 @@ def test_a_long_history_saved_without_whole_pictures_gets_one_at_the_next_edit(
     q.save()
     assert _whole(tmp_path / "old.dedit") == [0, 40]
     _assert_holds(Project.load(tmp_path / "old.dedit"), states)
+
+
+def test_the_pictures_ahead_of_a_save_are_each_encoded_once(tmp_path, monkeypatch):
+    """An item map no edit changed is named by several entries: written once. The files
+    are written on several threads; a failure in one is said as the save's sentence."""
+    from dedit_app import project as project_module
+
+    p, states = _edited(4)
+    encoded = []
+    real = project_module.png_bytes
+    monkeypatch.setattr(project_module, "png_bytes", lambda a: encoded.append(a) or real(a))
+    folder = tmp_path / "once.dedit"
+    p.make_folder(folder)
+    pictures = p.pictures()
+    distinct = {id(a) if kind != "patch" else (id(a[0]), id(a[1])) for kind, a in pictures}
+    assert len(distinct) < len(pictures)  # the same map, named again
+    Project.write_pictures(folder, pictures)
+    assert len(encoded) == len(distinct)
+    p.save(folder)
+    assert len(encoded) == len(distinct)  # the save found them all written
+    _assert_holds(Project.load(folder), states)
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(project_module, "atomic_write_bytes", full)
+    with pytest.raises(ProjectError, match="The disk is full"):
+        Project.write_pictures(tmp_path / "other", _edited(2)[0].pictures())

@@ -144,6 +144,8 @@ def write_copy(slot: Path, project: Project, meta: dict, written: Written | None
             name = Project.write_pictures(slot, [], pending)
         project.adopt_weights(pending, name)
         mark = (weakref.ref(first), name) if first is not None else None
+    # the pictures of the edits since the last copy, a few at once; the save finds them
+    Project.write_pictures(slot, project.pictures())
     project.save(slot, expect=None)  # the slot is this editor's alone: it holds its lock
     atomic_write_bytes(slot / RECOVERY_FILE, json.dumps(meta, indent=1).encode("utf-8"))
     return mark

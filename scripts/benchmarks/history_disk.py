@@ -170,3 +170,61 @@ def far_rows(profile: str) -> list[Row]:
         Row(case, "a whole picture every 32 edits", ours[0], ours[1], note=note),
         Row(case, "every one a box (before)", boxes[0], boxes[1]),
     )
+
+
+def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[float, float]:
+    """``(seconds, MB)`` of a save after ``edits`` unsaved edits, written as the editor
+    writes them (:meth:`Project.write_pictures` ahead of :meth:`Project.save`) on
+    ``threads`` threads, with no content name or box remembered from before."""
+    from dedit_app import picture_patches
+    from dedit_app import project as project_module
+
+    project = bag_photo_project(height, width)
+    for n in range(edits):
+        repaint_ninth(project, n)
+    for array in _arrays(project):
+        array.flags.writeable = False  # as the editor holds them: names can be remembered
+    second = project.history[1]["_before"][0]  # the picture before edit 2
+    picture_patches._KNOWN.clear()
+    project_module._NAMES.clear()
+    threads_before, project_module.READERS = project_module.READERS, threads
+    try:
+        with tempfile.TemporaryDirectory(prefix="dedit-bench-save-") as scratch:
+            folder = Path(scratch) / "saved.dedit"
+            start = time.perf_counter()
+            project.make_folder(folder)
+            project_module.Project.write_pictures(folder, project.pictures())
+            project.save(folder)
+            seconds = time.perf_counter() - start
+            size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+            saved = project_module.Project.load(folder)
+            if not np.array_equal(saved.snapshot(saved.history[1])[0], second):
+                raise AssertionError("the picture before edit 2 did not come back exactly")
+    finally:
+        project_module.READERS = threads_before
+    return seconds, size
+
+
+def _arrays(project) -> list[np.ndarray]:
+    """The picture, the map, and each earlier picture and map the history holds, newest
+    last."""
+    found = [project.image, project.labels]
+    for record in project.history:
+        found += record["_before"]
+    return found
+
+
+def save_rows(profile: str) -> list[Row]:
+    from dedit_app import project as project_module
+
+    full = profile == "full"
+    height, width, edits = (4000, 6000, 10) if full else (1000, 1500, 6)
+    threads = project_module.READERS
+    ours = _save_after(height, width, edits, threads)
+    one = _save_after(height, width, edits, 1)
+    case = f"save after {edits} unsaved edits @{height * width / 1e6:g} MP"
+    note = f"{ours[1]:.0f} MB; the picture before edit 2 read back exactly"
+    return with_ratios(
+        Row(case, f"pictures written {threads} at a time", ours[0], ours[1], note=note),
+        Row(case, "one at a time (before)", one[0], one[1]),
+    )

@@ -472,6 +472,7 @@ def run(profile: str) -> Iterator[Row]:
     yield from guarded("undo", lambda: undo_memory.rows(profile))
     yield from guarded("history", lambda: history_disk.rows(profile))
     yield from guarded("far back", lambda: history_disk.far_rows(profile))
+    yield from guarded("unsaved save", lambda: history_disk.save_rows(profile))
     yield from guarded("recovery", lambda: recovery_copies.rows(profile))
     yield from ui_cold.run(profile)
     if profile == "full":
