@@ -21,11 +21,15 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from PIL import Image, ImageCms
 
 __all__ = [
     "describe",
+    "to_srgb",
     "file_name",
     "of_file",
     "rgb_profile",
@@ -118,3 +122,72 @@ def with_tiff_profile(tiff: bytes | memoryview, profile: bytes) -> list[bytes | 
     tail += struct.pack(order + "H", len(entries)) + b"".join(entries) + next_ifd
     header = bytes(tiff[:4]) + struct.pack(order + "I", new_ifd)
     return [header, tiff[8:], bytes(tail)]
+
+
+_BAND_PIXELS = 1 << 20  # a band of rows converted on one thread
+_POOL: list[ThreadPoolExecutor] = []  # made the first time a large picture is converted
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), "dedit-colours"))
+    return _POOL[0]
+
+
+# to_srgb's functions by profile: building a transform parses the profile (milliseconds),
+# and the canvas asks for each picture of the document.
+_TO_SRGB: dict[bytes, Callable[[np.ndarray], np.ndarray] | None] = {}
+
+
+def to_srgb(profile: bytes | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function that turns ``(H, W, 3)`` uint8 values meant in ``profile`` into the sRGB
+    values that show those colours on a screen, as a colour-managed viewer does (a Qt
+    window is taken as sRGB, and colours outside sRGB are clipped); None where nothing
+    would change: no profile, an sRGB one (within one level of 255 on every colour of
+    a 17-step grid), or one LittleCMS cannot read. For display only: the pixels the
+    editor keeps and exports stay as they are."""
+    if profile is None:
+        return None
+    key = hashlib.sha256(profile).digest()
+    if key not in _TO_SRGB:
+        _TO_SRGB[key] = _transform(profile)
+    return _TO_SRGB[key]
+
+
+def _transform(profile: bytes) -> Callable[[np.ndarray], np.ndarray] | None:
+    try:
+        transform = ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+            ImageCms.createProfile("sRGB"),
+            "RGB",
+            "RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        )
+    except (OSError, TypeError, ValueError, ImageCms.PyCMSError):
+        return None
+
+    def band(image: np.ndarray) -> np.ndarray:
+        pil = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
+        return np.asarray(ImageCms.applyTransform(pil, transform))
+
+    def convert(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if h * w < _BAND_PIXELS * 2:
+            return band(image)
+        # LittleCMS lets go of Python's lock: bands of rows on a few threads (a 24 MP
+        # picture took 0.44 s whole, 0.18 s in bands on 2 cores)
+        out = np.empty((h, w, 3), np.uint8)
+        rows = max(1, _BAND_PIXELS // w)
+
+        def one(top: int) -> None:
+            out[top : top + rows] = band(image[top : top + rows])
+
+        for done in [_pool().submit(one, top) for top in range(0, h, rows)]:
+            done.result()
+        return out
+
+    steps = np.linspace(0, 255, 17).round().astype(np.uint8)
+    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(1, -1, 3)
+    if np.abs(convert(grid).astype(np.int16) - grid).max() <= 1:
+        return None
+    return convert

@@ -231,3 +231,27 @@ def make_lab_tiff(folder: Path) -> Path:
     path = folder / "lab.tif"
     lab.save(path, "TIFF")
     return path
+
+
+# Display P3's primaries, adapted to the D50 white of ICC profiles (X, Y, Z)
+_P3_COLORANTS = {
+    b"rXYZ": (0.5151, 0.2412, -0.0011),
+    b"gXYZ": (0.2920, 0.6922, 0.0419),
+    b"bXYZ": (0.1571, 0.0666, 0.7841),
+}
+
+
+def p3_like_profile() -> bytes:
+    """An ICC profile with Display P3's primaries and sRGB's curves (what Apple's Display
+    P3 is), made from LittleCMS's built-in sRGB by writing the three colorant tags: a
+    wide-gamut RGB profile without any file to download."""
+    from PIL import ImageCms
+
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack(">I", data[128:132])
+    for i in range(count):
+        sig, offset, _size = struct.unpack(">4sII", data[132 + 12 * i : 144 + 12 * i])
+        if sig in _P3_COLORANTS:  # an XYZ tag: 'XYZ ', 4 reserved bytes, 3 s15Fixed16
+            values = _P3_COLORANTS[sig]
+            data[offset + 8 : offset + 20] = struct.pack(">3i", *(round(v * 65536) for v in values))
+    return bytes(data)

@@ -133,3 +133,31 @@ def test_segment_and_export_carry_the_photos_profile(tmp_path, capsys):
     for name in ("out.png", "out.jpg", "out.tif"):
         assert main(["export", str(tmp_path / "p.dedit"), "-o", str(tmp_path / name)]) == 0
         assert _embedded(tmp_path / name) == RGB
+
+
+def test_colours_are_turned_into_the_screens_only_for_a_profile_other_than_srgb():
+    from image_corpus import p3_like_profile
+
+    assert colour_profiles.to_srgb(None) is None
+    assert colour_profiles.to_srgb(RGB) is None  # already what the screen shows
+    assert colour_profiles.to_srgb(b"RGB " * 40) is None  # unreadable: shown as it is
+    p3 = p3_like_profile()
+    to_screen = colour_profiles.to_srgb(p3)
+    assert to_screen is colour_profiles.to_srgb(p3)  # built once per profile
+    values = np.array([[[200, 100, 80], [128, 128, 128], [40, 160, 90]]], np.uint8)
+    shown = to_screen(values).astype(int)
+    # a P3 colour is more saturated than the same numbers in sRGB; grays stay gray
+    assert shown[0, 0, 0] > 200 and shown[0, 0, 1] < 100
+    assert shown[0, 2, 1] > 160 and shown[0, 2, 0] < 40
+    assert (shown[0, 1] == 128).all()
+    assert to_screen(values[:, :2]).shape == (1, 2, 3) and values[0, 0, 0] == 200
+
+
+def test_a_large_picture_is_turned_into_the_screens_colours_in_bands_the_same():
+    from image_corpus import p3_like_profile
+
+    to_screen = colour_profiles.to_srgb(p3_like_profile())
+    big = _photo(h=1500, w=1600)  # 2.4 MP: converted in bands on threads
+    whole = to_screen(big)
+    pieces = np.concatenate([to_screen(big[top : top + 100]) for top in range(0, 1500, 100)])
+    np.testing.assert_array_equal(whole, pieces)

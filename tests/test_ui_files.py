@@ -544,6 +544,41 @@ def test_a_photos_colour_profile_goes_into_its_exports_and_its_project(window, t
     assert Project.load(tmp_path / "phone.dedit").profile == profile
 
 
+def test_a_wide_gamut_photo_is_shown_in_the_screens_colours_and_exported_as_it_is(window, tmp_path):
+    """A Display P3 photo looks on the canvas (and in the results strip, the jobs'
+    previews and the recent files) as a colour-managed viewer shows it; the pixels kept
+    and exported are the photo's own, byte for byte."""
+    from image_corpus import p3_like_profile
+    from PIL import Image
+
+    from dedit_app.colour_profiles import to_srgb
+    from ui import thumbnails
+    from ui.imaging import qimage_rgb, shrink_to
+
+    profile = p3_like_profile()
+    photo = tmp_path / "p3.png"
+    write_synthetic_photo(tmp_path / "plain.png")
+    raw = load_image(tmp_path / "plain.png")
+    Image.fromarray(raw).save(photo, icc_profile=profile)
+    assert window.open_path(photo)
+    wait_idle(window)
+    to_screen = to_srgb(profile)
+    shown = qimage_rgb(window.canvas.photo._photo.level(0).toImage())
+    np.testing.assert_array_equal(shown, to_screen(raw))
+    assert not np.array_equal(shown, raw)  # the synthetic photo has saturated colours
+    np.testing.assert_array_equal(window.doc.image, raw)  # kept as it is
+    assert window.candidates.colours is to_screen and window.jobs_panel.colours is to_screen
+    assert window.export_image(tmp_path / "out.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "out.png"), raw)
+    key = str(photo.resolve())
+    kept = thumbnails.read(window.recent.thumbnail_dir, [key])[key]  # the start page's
+    np.testing.assert_array_equal(kept, to_screen(shrink_to(raw, thumbnails.LONGEST)))
+    write_synthetic_photo(tmp_path / "plain2.png")  # a photo with no profile: as it is
+    assert window.open_path(tmp_path / "plain2.png")
+    wait_idle(window)
+    assert window.canvas.photo.colours is None and window.candidates.colours is None
+
+
 # ----- the reference photo ---------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dedit_app.colour_profiles import to_srgb
 from ui import overlay
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
@@ -140,6 +141,7 @@ class CanvasView(QGraphicsView):
             doc.changed.connect(self._on_changed)
             doc.selection_changed.connect(self._on_selection)
             doc.hover_changed.connect(self._on_hover)
+            self.photo.colours = to_srgb(doc.project.profile)
             self.photo.set_image(doc.image)
             self.scene().setSceneRect(QRectF(0, 0, doc.image.shape[1], doc.image.shape[0]))
         else:
@@ -572,6 +574,8 @@ class CanvasView(QGraphicsView):
             crop = area_shrink(crop, size)
             mask = area_shrink(mask.view(np.uint8) * np.uint8(255), size)
         self._ghost_scale = (w / mask.shape[1], h / mask.shape[0])
+        if self.photo.colours is not None:  # as the photo under it is shown
+            crop = self.photo.colours(crop)
         self.ghost.setPixmap(QPixmap.fromImage(cutout_image(crop, mask)))
         self.ghost.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.ghost.setPos(float(x0), float(y0))

@@ -7,6 +7,7 @@ Scene coordinates are image pixels, as in :mod:`ui.canvas`: pixel ``(i, j)`` cov
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,16 +29,21 @@ class _Mipmap:
     the full-size pixmap up front (about 100 MB) held the UI thread for longer than a
     frame after every edit, undo and compare."""
 
-    def __init__(self, image: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, colours: Callable | None = None) -> None:
         self.array = image
+        self.colours = colours  # the photo's values to the screen's (None: as they are)
         self.levels: dict[int, QPixmap] = {}
 
     def level(self, k: int) -> QPixmap:
-        """The picture shrunk by ``2**k`` (area-averaged), as a pixmap."""
+        """The picture shrunk by ``2**k`` (area-averaged), as a pixmap. Shrunk first and
+        then turned into the screen's colours: a level is a quarter of the one before,
+        so a wide-gamut photo costs 0.3 s at 24 MP only once zoomed to 100 %."""
         pm = self.levels.get(k)
         if pm is None:
             h, w = self.array.shape[:2]
             small = area_shrink(self.array, (max(w >> k, 1), max(h >> k, 1)))
+            if self.colours is not None:
+                small = self.colours(small)
             pm = self.levels[k] = QPixmap.fromImage(rgb_image(small))
         return pm
 
@@ -50,17 +56,20 @@ class PhotoItem(QGraphicsItem):
         super().__init__()
         self._photo: _Mipmap | None = None
         self._before: _Mipmap | None = None
+        # the document's colour profile to the screen's colours, set with the document
+        # (dedit_app.colour_profiles.to_srgb); None: the values are shown as they are
+        self.colours: Callable | None = None
         self.split: float | None = None  # 0..1 of the width shows ``before``
         self._size = (0, 0)
 
     def set_image(self, image: np.ndarray | None) -> None:
         self.prepareGeometryChange()
-        self._photo = None if image is None else _Mipmap(image)
+        self._photo = None if image is None else _Mipmap(image, self.colours)
         self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
         self.update()
 
     def set_before(self, image: np.ndarray | None, split: float | None) -> None:
-        self._before = None if image is None else _Mipmap(image)
+        self._before = None if image is None else _Mipmap(image, self.colours)
         self.split = split
         self.update()
 

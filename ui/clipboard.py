@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMimeData, QPoint, Qt
 from PySide6.QtGui import QDrag, QImage, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from dedit_app.colour_profiles import to_srgb
 from dedit_app.errors import DEditError
 from dedit_app.imageio import from_pixels
 from ui.imaging import cutout_image, qimage_rgba, rgb_image, with_profile
@@ -67,13 +69,21 @@ def items_box(doc, items: list[int]) -> tuple[int, int, int, int]:
 
 
 def items_cutout(
-    image: np.ndarray, labels: np.ndarray, items: list[int], box: tuple, step: int = 1
+    image: np.ndarray,
+    labels: np.ndarray,
+    items: list[int],
+    box: tuple,
+    step: int = 1,
+    colours: Callable | None = None,
 ) -> QImage:
     """``image`` ``(H, W, 3)`` inside ``box`` where ``labels`` ``(H, W)`` is one of
-    ``items``, transparent elsewhere; every ``step``-th pixel (a quick small preview)."""
+    ``items``, transparent elsewhere; every ``step``-th pixel (a quick small preview),
+    turned into the screen's colours by ``colours`` for one to look at (None: the
+    values as they are, for a copy)."""
     x0, y0, x1, y1 = box
     mask = np.isin(labels[y0:y1:step, x0:x1:step], items)
-    return cutout_image(image[y0:y1:step, x0:x1:step], mask)
+    crop = image[y0:y1:step, x0:x1:step]
+    return cutout_image(crop if colours is None else colours(crop), mask)
 
 
 def paste(window) -> bool:
@@ -134,7 +144,8 @@ class CutoutMime(QMimeData):
         """A small cut-out, at most :data:`DRAG_PREVIEW` px on its long edge (quick)."""
         x0, y0, x1, y1 = self.box
         step = max(1, math.ceil(max(x1 - x0, y1 - y0) / DRAG_PREVIEW))
-        return items_cutout(self._image_arr, self._labels, self._items, self.box, step)
+        colours = to_srgb(self._profile)  # seen under the pointer, as on the canvas
+        return items_cutout(self._image_arr, self._labels, self._items, self.box, step, colours)
 
     def image(self) -> QImage:
         """The full-resolution cut-out."""

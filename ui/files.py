@@ -263,7 +263,7 @@ class FileController(QObject):
         w = self.w
         w.set_document(Document(project, w))
         if path is not None:
-            w.remember(path, project.image)
+            w.remember(path, project.image, project.profile)
         w.dismiss_message()
         w.status_message.setText(said)
         if project.folder is None:
@@ -386,7 +386,7 @@ class FileController(QObject):
                 lambda _none: None,
                 lambda message: log.warning("%s", message),
             )
-        self.w.remember(saved, doc.image)
+        self.w.remember(saved, doc.image, doc.project.profile)
         self.w.status_message.setText(f"Saved {saved.name}.")
         self.w.update_title()
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QByteArray
@@ -117,14 +119,19 @@ def shrink_to(image: np.ndarray, side: int) -> np.ndarray:
     return area_shrink(image, (max(1, round(w * scale)), max(1, round(h * scale))))
 
 
-def thumbnail(image: np.ndarray, side: int) -> QPixmap:
+def thumbnail(image: np.ndarray, side: int, colours: Callable | None = None) -> QPixmap:
     """A pixmap of ``image`` ``(H, W, 3)`` uint8 RGB fitted to ``side`` on its long edge
-    (smooth). A larger picture is shrunk before it becomes a pixmap: converting a
-    24-megapixel candidate whole first took about 180 ms per thumbnail on the UI thread."""
+    (smooth), in the screen's colours by ``colours`` (the photo's profile to sRGB,
+    :func:`dedit_app.colour_profiles.to_srgb`; None: as they are). A larger picture is
+    shrunk before it becomes a pixmap: converting a 24-megapixel candidate whole first
+    took about 180 ms per thumbnail on the UI thread."""
     if max(image.shape[:2]) > side:
-        return rgb_pixmap(shrink_to(image, side))
+        small = shrink_to(image, side)
+        return rgb_pixmap(small if colours is None else colours(small))
     from PySide6.QtCore import Qt
 
+    if colours is not None:
+        image = colours(image)
     return rgb_pixmap(image).scaled(
         side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
     )

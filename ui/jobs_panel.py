@@ -84,6 +84,7 @@ class JobCard(QFrame):
         self.setObjectName("card")
         self.record = record
         self.queue = queue
+        self.colours = None  # the photo's colour profile to the screen's (JobsPanel.colours)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 8, 8, 8)
         lay.setSpacing(10)
@@ -169,7 +170,7 @@ class JobCard(QFrame):
                 "Waiting for the jobs before it." if r.state is JobState.QUEUED else "Starting…"
             )
         if p is not None and p.preview is not None and r.active:
-            self.preview.setPixmap(thumbnail(p.preview, 56))
+            self.preview.setPixmap(thumbnail(p.preview, 56, self.colours))
             self.preview.setVisible(True)
         elif not r.active and r.state is not JobState.DONE:
             self.preview.setVisible(False)
@@ -183,6 +184,9 @@ class JobsPanel(QWidget):
     def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.queue = queue
+        # the document's colour profile to the screen's, for the previews of its jobs
+        # (set with the document; None: the values as they are)
+        self.colours = None
         self.cards: dict[int, JobCard] = {}
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 8, 8)
@@ -219,6 +223,7 @@ class JobsPanel(QWidget):
         if record.request.quiet:
             return
         card = JobCard(record, self.queue)
+        card.colours = self.colours  # its previews are of the picture open now
         self.cards[job_id] = card
         self.column.insertWidget(0, card)
         self._summary()

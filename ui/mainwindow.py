@@ -316,6 +316,8 @@ class MainWindow(QMainWindow):
         self.recovery.watch(doc)
         self.pages.setCurrentWidget(self.canvas if doc is not None else self.start_page)
         self.canvas.set_document(doc)
+        # results and job previews in the colours the canvas shows (ui.canvas_items)
+        self.candidates.colours = self.jobs_panel.colours = self.canvas.photo.colours
         self.items_panel.set_document(doc)
         self.history_view.setStack(doc.undo if doc else None)
         earlier = doc is not None and bool(doc.project.history)
@@ -399,9 +401,11 @@ class MainWindow(QMainWindow):
         """True while a photo or project is being read on the files thread."""
         return self.files.opening
 
-    def remember(self, path: Path, image: np.ndarray | None = None) -> None:
+    def remember(
+        self, path: Path, image: np.ndarray | None = None, profile: bytes | None = None
+    ) -> None:
         """Put ``path`` first among the recent files; see :meth:`RecentFiles.remember`."""
-        self.recent.remember(path, image)
+        self.recent.remember(path, image, profile)
 
     def recovery_changed(self) -> None:
         """List the recovery copies that can be restored under File and on the start page."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject
 
+from dedit_app.colour_profiles import to_srgb
 from ui import thumbnails
 from ui.start_page import MAX_SHOWN
 
@@ -37,9 +38,12 @@ class RecentFiles(QObject):
         """Absolute paths, most recent first."""
         return self.w.settings.recent
 
-    def remember(self, path: Path, image: np.ndarray | None = None) -> None:
+    def remember(
+        self, path: Path, image: np.ndarray | None = None, profile: bytes | None = None
+    ) -> None:
         """Put ``path`` first among the recent files, and keep a thumbnail of its picture
-        ``image`` ``(H, W, 3)`` uint8 RGB (shrunk and written on the files thread)."""
+        ``image`` ``(H, W, 3)`` uint8 RGB, whose colours mean what ``profile`` says
+        (shrunk and written on the files thread)."""
         w = self.w
         key = str(path.resolve())
         w.settings.add_recent(key)
@@ -47,8 +51,10 @@ class RecentFiles(QObject):
         if image is not None:
             folder, keep = self.thumbnail_dir, list(self.paths)
 
+            colours = to_srgb(profile)
+
             def keep_thumbnail() -> None:
-                thumbnails.write(folder, key, image)
+                thumbnails.write(folder, key, image, colours)
                 thumbnails.prune(folder, keep)
 
             # A thumbnail is a nicety: one that cannot be written is only logged.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -39,11 +40,15 @@ def file_name(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24] + ".png"
 
 
-def write(folder: Path, path: str, image: np.ndarray) -> None:
-    """Keep a thumbnail of ``image`` ``(H, W, 3)`` uint8 RGB for the file at ``path``; any
-    thread. Raises OSError when the folder cannot be written."""
+def write(folder: Path, path: str, image: np.ndarray, colours: Callable | None = None) -> None:
+    """Keep a thumbnail of ``image`` ``(H, W, 3)`` uint8 RGB for the file at ``path``, in
+    the screen's colours by ``colours`` (:func:`dedit_app.colour_profiles.to_srgb`; None:
+    as they are); any thread. Raises OSError when the folder cannot be written."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / file_name(path), png_bytes(shrink_to(image, LONGEST)))
+    small = shrink_to(image, LONGEST)
+    if colours is not None:
+        small = colours(small)
+    atomic_write_bytes(folder / file_name(path), png_bytes(small))
 
 
 def read(folder: Path, paths: list[str]) -> dict[str, np.ndarray]:

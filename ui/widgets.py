@@ -313,6 +313,9 @@ class CandidatesStrip(QFrame):
         buttons.addWidget(self.done_button)
         self.buttons: list[QToolButton] = []
         self.active = 0
+        # the document's colour profile to the screen's (set with the document; None: as
+        # the values are), so that a result looks as it will on the canvas
+        self.colours = None
         self.hide()
 
     def set_candidates(self, images: list[np.ndarray], title: str, active: int = 0) -> None:
@@ -320,7 +323,7 @@ class CandidatesStrip(QFrame):
         for i, img in enumerate(images):
             b = QToolButton()
             b.setCheckable(True)
-            b.setIcon(QIcon(thumbnail(img, self.THUMB * 2)))
+            b.setIcon(QIcon(thumbnail(img, self.THUMB * 2, self.colours)))
             b.setIconSize(QSize(self.THUMB, self.THUMB))
             b.setFixedSize(self.TILE, self.TILE)
             b.setToolTip(f"Result {i + 1} (press {i + 1})")
@@ -339,7 +342,9 @@ class CandidatesStrip(QFrame):
     def set_thumbnail(self, index: int, image: np.ndarray | QPixmap) -> QPixmap:
         """Show ``image`` (``(H, W, 3)`` uint8, or a thumbnail this returned before) as
         result ``index``'s thumbnail; returns the thumbnail."""
-        small = image if isinstance(image, QPixmap) else thumbnail(image, self.THUMB * 2)
+        small = (
+            image if isinstance(image, QPixmap) else thumbnail(image, self.THUMB * 2, self.colours)
+        )
         if 0 <= index < len(self.buttons):
             self.buttons[index].setIcon(QIcon(small))
         return small
