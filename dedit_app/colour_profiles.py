@@ -12,6 +12,9 @@ sRGB on opening, and a gray profile does not describe the RGB picture the editor
 a gray photo. PNG and TIFF are encoded by OpenCV, which writes no profile, so the profile
 is added to its bytes here (PNG: an ``iCCP`` chunk; TIFF: tag 34675 in the first IFD);
 JPEG and WebP are encoded by Pillow, which takes it as ``icc_profile``.
+
+For looking at, :func:`to_srgb` turns the values into the sRGB a screen shows (the editor
+draws them on the canvas and in its thumbnails that way); the values kept never change.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from PIL import Image, ImageCms
 
 __all__ = [
     "describe",
-    "to_srgb",
     "file_name",
     "of_file",
     "rgb_profile",
+    "to_srgb",
     "with_png_profile",
     "with_tiff_profile",
 ]
