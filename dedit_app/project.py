@@ -9,9 +9,13 @@ A project is a folder bundle ``NAME.dedit/``::
                                   (and, named "drawn", the partition the image was made
                                   with when items were reshaped by hand since)
     weights-<id>.safetensors      learned token embeddings and UNet tensors (only those)
+    profile-<hash>.icc            the photo's colour profile, when it had one
     (older image-/labels- files)  the pictures from before each applied edit, named by
-                                  ``history`` entries: after the first, only the box the
-                                  edit changed (:mod:`dedit_app.picture_patches`)
+                                  ``history`` entries: after the first, the box the edit
+                                  changed (:mod:`dedit_app.picture_patches`)
+
+Each file is written and read by :mod:`dedit_app.bundle_files`; this module says which
+files a project names, and when.
 
 Saving is atomic as a whole: data files are written under new, content-derived names
 first (each through temp file + fsync + rename), and only then is ``project.json``
@@ -29,16 +33,14 @@ import json
 import os
 import time
 import uuid
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from dedit_app import __version__, colour_profiles, folder_lock, picture_patches
+from dedit_app import __version__, bundle_files, colour_profiles, folder_lock, picture_patches
 from dedit_app.atomic import (
     FILE_MODE,
     atomic_write_bytes,
@@ -47,7 +49,6 @@ from dedit_app.atomic import (
     replace_file,
 )
 from dedit_app.errors import DEditError, EditError, ProjectError
-from dedit_app.imageio import png_bytes
 from dedit_app.partition import check_labels
 from dedit_app.project_file import (
     DATA_FILE,
@@ -406,8 +407,8 @@ class Project:
     def first_picture(self) -> np.ndarray | Path:
         """The photo before the first applied edit: its ``(H, W, 3)`` uint8 RGB pixels when
         they are in memory (the current picture itself when no edit was applied), else
-        the project file that holds them, for :func:`read_picture` (a 24 MP PNG takes a
-        second to read: the caller chooses the thread)."""
+        the project file that holds them, for :func:`dedit_app.bundle_files.read_picture`
+        (a 24 MP PNG takes a second to read: the caller chooses the thread)."""
         if not self.history:
             return self.image
         first = self.history[0]
@@ -562,9 +563,9 @@ class Project:
 
         def write(kind: str, array: Any) -> None:
             if kind == "patch":
-                _write_patch(folder, *array)
+                bundle_files.write_patch(folder, *array)
             else:
-                _write_png(folder, kind, array)
+                bundle_files.write_png(folder, kind, array)
 
         # the same array named twice (an item map no edit changed) is written once
         unique = {
@@ -586,11 +587,11 @@ class Project:
             record = history[k]
             for key in ("image", "image_patch", "image_box", "image_key"):
                 record.pop(key, None)  # named again below, for the pictures of now
-            record["labels"] = _write_png(folder, "labels", before[1])
+            record["labels"] = bundle_files.write_png(folder, "labels", before[1])
             if whole:
-                record["image"] = _write_png(folder, "image", before[0])
+                record["image"] = bundle_files.write_png(folder, "image", before[0])
             if after is not None:
-                record["image_patch"], box, record["image_key"] = _write_patch(
+                record["image_patch"], box, record["image_key"] = bundle_files.write_patch(
                     folder, before[0], after
                 )
                 record["image_box"] = list(box)
@@ -602,7 +603,9 @@ class Project:
             training["weights"] = self._write_weights(folder, *self._pending_weights)
         elif training and "weights" in training and self.folder not in (None, folder):
             if (self.folder / training["weights"]).is_file():
-                _copy_file(self.folder / training["weights"], folder / training["weights"])
+                bundle_files.copy_file(
+                    self.folder / training["weights"], folder / training["weights"]
+                )
             else:  # gone since it was prepared: the copy is saved as not prepared
                 training = None
         # Snapshot references carry over so a "save as" keeps the whole history.
@@ -610,7 +613,7 @@ class Project:
             for record in history:
                 for key in HISTORY_KEYS:
                     if key in record and not (folder / record[key]).exists():
-                        _copy_file(self.folder / record[key], folder / record[key])
+                        bundle_files.copy_file(self.folder / record[key], folder / record[key])
         doc = {
             "format": FORMAT,
             # the lowest version that reads it: an older editor opens what it can read
@@ -618,17 +621,17 @@ class Project:
             "app_version": __version__,
             "source": self.source,
             "size": [int(self.size[0]), int(self.size[1])],
-            "image": _write_png(folder, "image", self.image),
-            "labels": _write_png(folder, "labels", self.labels),
+            "image": bundle_files.write_png(folder, "image", self.image),
+            "labels": bundle_files.write_png(folder, "labels", self.labels),
             "items": [asdict(item) for item in self.items],
             "settings": self.settings,
             "training": training,
             "history": history,
         }
         if self.drawn is not None:
-            doc["drawn"] = _write_png(folder, "labels", self.drawn)
+            doc["drawn"] = bundle_files.write_png(folder, "labels", self.drawn)
         if self.profile is not None:
-            doc["profile"] = _write_profile(folder, self.profile)
+            doc["profile"] = bundle_files.write_profile(folder, self.profile)
         return doc
 
     @staticmethod
@@ -670,11 +673,11 @@ class Project:
         check_shape(folder / PROJECT_FILE, doc)
         try:
             items = [_item(i, it) for i, it in enumerate(doc["items"])]
-            image = _read_png(folder / doc["image"], "image")
-            labels = _read_png(folder / doc["labels"], "labels").astype(np.int32)
+            image = bundle_files.read_png(folder / doc["image"], "image")
+            labels = bundle_files.read_png(folder / doc["labels"], "labels").astype(np.int32)
             drawn = doc.get("drawn")
             if drawn is not None:
-                drawn = _read_png(folder / drawn, "labels").astype(np.int32)
+                drawn = bundle_files.read_png(folder / drawn, "labels").astype(np.int32)
             training = doc.get("training")
             history = list(doc.get("history", []))
             settings = dict(doc.get("settings") or {})
@@ -685,7 +688,7 @@ class Project:
             ) from err
         # A missing weights file does not keep the photo, items and history from opening:
         # the project opens and says, where it would be used, to prepare it again.
-        profile = _read_profile(folder, doc.get("profile"))
+        profile = bundle_files.read_profile(folder, doc.get("profile"))
         project = cls(
             image, labels, items, settings, training, history, source, folder, drawn, profile
         )
@@ -710,7 +713,7 @@ class Project:
             return before
         if self.folder is None or "labels" not in record:
             raise ProjectError("This history entry has no saved picture to go back to.")
-        labels = _read_png(self.folder / record["labels"], "labels").astype(np.int32)
+        labels = bundle_files.read_png(self.folder / record["labels"], "labels").astype(np.int32)
         return self._image_before(k), labels
 
     def _image_before(self, k: int) -> np.ndarray:
@@ -732,11 +735,11 @@ class Project:
                 picture = self.history[start]["_before"][0]
             else:
                 picture = pool.submit(
-                    _read_png, self.folder / self.history[start]["image"], "image"
+                    bundle_files.read_png, self.folder / self.history[start]["image"], "image"
                 )
             crops = picture_patches.read_ahead(
                 pool,
-                lambda record: _read_png(self.folder / record["image_patch"], "image"),
+                lambda record: bundle_files.read_png(self.folder / record["image_patch"], "image"),
                 later,
                 READERS + 1,
             )
@@ -755,7 +758,7 @@ class Project:
                         "that does not fit the picture; the file is damaged."
                     ) from err
         key = self.history[k].get("image_key")
-        if later and _content_name("image", picture) != key:
+        if later and bundle_files.content_name("image", picture) != key:
             raise ProjectError(
                 f"The picture before edit {k + 1} of {self.folder} cannot be rebuilt from its "
                 "files: one of them was altered or damaged."
@@ -764,13 +767,6 @@ class Project:
 
 
 # ----- file helpers ------------------------------------------------------------------
-
-
-# Content names of pictures that cannot change: hashing a 24 MP image takes about 0.1 s,
-# and every save and every recovery copy names the same pictures again. Keyed by the
-# array's identity, so only arrays nothing can write to are kept (the editor marks its
-# document's arrays read-only); a wrong name would be a project that fails to load.
-_NAMES: dict[tuple[str, int], tuple[weakref.ref, str]] = {}
 
 
 def recorded_items(items: list[Item]) -> list[dict[str, str]]:
@@ -800,149 +796,6 @@ def _item(index: int, entry: dict[str, Any]) -> Item:
     if not item.name.strip():
         item.name = f"item {index}"
     return item
-
-
-def _unchangeable(array: np.ndarray) -> bool:
-    """True when neither ``array`` nor any array it views can be written through."""
-    while True:
-        if array.flags.writeable:
-            return False
-        if isinstance(array, np.memmap) and array.mode == "r":
-            return True  # a file mapped read-only (dedit_app.spill): no one here writes it
-        if array.base is None or isinstance(array.base, bytes):  # decoders give bytes
-            return True
-        if not isinstance(array.base, np.ndarray):
-            return False  # a view of some other buffer, which may be writable
-        array = array.base
-
-
-def _stored(kind: str, array: np.ndarray) -> np.ndarray:
-    """The array as its PNG holds it: item maps as 16-bit."""
-    return np.ascontiguousarray(array, dtype=np.uint16) if kind == "labels" else array
-
-
-def _content_name(kind: str, array: np.ndarray) -> str:
-    key = (kind, id(array))
-    known = _NAMES.get(key)
-    if known is not None and known[0]() is array and _unchangeable(array):
-        return known[1]
-    stored = _stored(kind, array)
-    h = hashlib.sha256()
-    h.update(f"{kind}:{stored.shape}:{stored.dtype}".encode())
-    h.update(np.ascontiguousarray(stored).data)
-    name = f"{kind}-{h.hexdigest()[:16]}.png"
-    _remember(kind, array, name)
-    return name
-
-
-def _remember(kind: str, array: np.ndarray, name: str) -> None:
-    if not _unchangeable(array):
-        return
-    key = (kind, id(array))
-
-    def forget(ref: weakref.ref, key: tuple[str, int] = key) -> None:
-        if _NAMES.get(key, (None,))[0] is ref:
-            del _NAMES[key]
-
-    _NAMES[key] = (weakref.ref(array, forget), name)
-
-
-def share_names(old: np.ndarray, new: np.ndarray) -> None:
-    """``new`` holds the very bytes of ``old`` (a copy moved out of RAM,
-    :mod:`dedit_app.spill`): it takes the content names worked out for ``old``, so that a
-    save does not hash it again (0.1 s at 24 MP, read back from its file)."""
-    for kind in ("image", "labels"):
-        known = _NAMES.get((kind, id(old)))
-        if known is not None and known[0]() is old:
-            _remember(kind, new, known[1])
-
-
-def _write_png(folder: Path, kind: str, array: np.ndarray) -> str:
-    """Write ``array`` as ``kind-<hash>.png`` unless that exact content is already there."""
-    name = _content_name(kind, array)
-    path = folder / name
-    if path.is_file():
-        return name
-    atomic_write_bytes(path, png_bytes(_stored(kind, array)))
-    return name
-
-
-def _write_patch(folder: Path, before: np.ndarray, after: np.ndarray) -> tuple[str, tuple, str]:
-    """Write the box of ``before`` that differs from ``after`` (the next picture); returns
-    ``(its file name, the box, the content name of the whole of before)``."""
-    fixed = _unchangeable(before) and _unchangeable(after)
-    box = picture_patches.box_of(before, after, fixed)
-    name = picture_patches.known_name(before, after)
-    if name is None or not (folder / name).is_file():
-        name = _write_png(folder, "image", picture_patches.crop(before, box))
-        picture_patches.remember_name(before, after, name)
-    return name, box, _content_name("image", before)
-
-
-def _read_png(path: Path, kind: str) -> np.ndarray:
-    if not DATA_FILE.match(path.name) or not path.name.startswith(kind):
-        raise ProjectError(f"{path.name!r} is not a file name of a project {kind}; it is damaged.")
-    if not path.is_file():
-        raise ProjectError(f"The project file {path} is missing.")
-    data = np.fromfile(path, dtype=np.uint8)
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if pixels is None:
-        raise ProjectError(f"The project file {path} is not a readable PNG; it is damaged.")
-    if kind == "labels":
-        if pixels.ndim != 2 or pixels.dtype != np.uint16:
-            raise ProjectError(f"The item map {path} is not a 16-bit grayscale PNG.")
-        array = pixels
-    else:
-        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise ProjectError(f"The project image {path} is not an 8-bit RGB PNG.")
-        array = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-    if _content_name(kind, array) != path.name:
-        raise ProjectError(f"The project file {path} does not match its checksum; it is damaged.")
-    return array
-
-
-def read_picture(path: Path) -> np.ndarray:
-    """A project's image file as ``(H, W, 3)`` uint8 RGB, checked against its name;
-    ProjectError with a sentence when it is missing or damaged."""
-    return _read_png(Path(path), "image")
-
-
-def _write_profile(folder: Path, profile: bytes) -> str:
-    """Write the colour profile as ``profile-<hash>.icc`` unless it is there already."""
-    name = colour_profiles.file_name(profile)
-    if not (folder / name).is_file():
-        atomic_write_bytes(folder / name, profile)
-    return name
-
-
-def _read_profile(folder: Path, name: Any) -> bytes | None:
-    """The colour profile the project names, or None when it names none, or its file is
-    missing or altered: the picture and edits open regardless (exports then carry no
-    profile, as before profiles were kept)."""
-    if not isinstance(name, str):
-        return None
-    try:
-        data = (folder / name).read_bytes()
-    except OSError:
-        return None
-    profile = colour_profiles.rgb_profile(data)
-    return profile if profile is not None and colour_profiles.file_name(profile) == name else None
-
-
-def _copy_file(src: Path, dst: Path) -> None:
-    """Give ``dst`` the content of ``src``: a hard link where the file system allows it
-    (instant for a gigabyte of weights, and safe: data files are never changed in place,
-    only replaced by rename), else an atomic copy."""
-    if dst.exists():
-        return
-    if not src.is_file():
-        raise ProjectError(f"The project file {src} is missing.")
-    try:
-        os.link(src, dst)
-        return
-    except OSError:  # another file system, or one without links
-        pass
-    atomic_write_bytes(dst, src.read_bytes())
 
 
 def content_key(image: np.ndarray, labels: np.ndarray | None = None) -> str:

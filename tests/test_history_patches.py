@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_project import make_project, saved_unless_renames_fail
 
+from dedit_app import bundle_files
 from dedit_app.errors import ProjectError
 from dedit_app.picture_patches import box_of, changed_box, crop, paste
 from dedit_app.project import PROJECT_FILE, Project
@@ -194,12 +195,11 @@ def _repaint_quarter(project: Project, n: int, states: list) -> None:
 def _reading(monkeypatch) -> tuple[list, list]:
     """``(the files read, the number read when each box was laid in)``, as they come."""
     from dedit_app import picture_patches
-    from dedit_app import project as project_module
 
     read, at_paste = [], []
-    real_read, real_paste = project_module._read_png, picture_patches.paste
+    real_read, real_paste = bundle_files.read_png, picture_patches.paste
     monkeypatch.setattr(
-        project_module, "_read_png", lambda path, kind: read.append(path) or real_read(path, kind)
+        bundle_files, "read_png", lambda path, kind: read.append(path) or real_read(path, kind)
     )
     monkeypatch.setattr(
         picture_patches,
@@ -278,12 +278,11 @@ def test_a_long_history_saved_without_whole_pictures_gets_one_at_the_next_edit(
 def test_the_pictures_ahead_of_a_save_are_each_encoded_once(tmp_path, monkeypatch):
     """An item map no edit changed is named by several entries: written once. The files
     are written on several threads; a failure in one is said as the save's sentence."""
-    from dedit_app import project as project_module
 
     p, states = _edited(4)
     encoded = []
-    real = project_module.png_bytes
-    monkeypatch.setattr(project_module, "png_bytes", lambda a: encoded.append(a) or real(a))
+    real = bundle_files.png_bytes
+    monkeypatch.setattr(bundle_files, "png_bytes", lambda a: encoded.append(a) or real(a))
     folder = tmp_path / "once.dedit"
     p.make_folder(folder)
     pictures = p.pictures()
@@ -298,6 +297,6 @@ def test_the_pictures_ahead_of_a_save_are_each_encoded_once(tmp_path, monkeypatc
     def full(*_args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(project_module, "atomic_write_bytes", full)
+    monkeypatch.setattr(bundle_files, "atomic_write_bytes", full)
     with pytest.raises(ProjectError, match="The disk is full"):
         Project.write_pictures(tmp_path / "other", _edited(2)[0].pictures())

@@ -18,7 +18,7 @@ import pytest
 import torch
 from engine_fixtures import held_for
 
-from dedit_app import atomic, folder_lock
+from dedit_app import atomic, bundle_files, folder_lock
 from dedit_app.errors import ProjectError
 from dedit_app.project import PROJECT_FILE, Item, Project
 
@@ -286,7 +286,7 @@ def test_content_names_are_remembered_only_for_pictures_nothing_can_change(monke
         return sha256(*args)
 
     monkeypatch.setattr(project_module.hashlib, "sha256", counting)
-    name = project_module._content_name
+    name = bundle_files.content_name
     frozen = np.arange(12, dtype=np.int32).reshape(3, 4).copy()
     frozen.flags.writeable = False
     first = name("labels", frozen)
@@ -353,7 +353,7 @@ def test_a_spilled_picture_is_the_same_bytes_mapped_read_only_and_names_itself_o
     image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     labels = np.arange(48 * 64, dtype=np.int32).reshape(48, 64) % 5
     image.flags.writeable = labels.flags.writeable = False
-    name = project_module._content_name("image", image)
+    name = bundle_files.content_name("image", image)
     mapped, mapped_labels = spill.spill(image, tmp_path), spill.spill(labels, tmp_path)
     for old, new in ((image, mapped), (labels, mapped_labels)):
         np.testing.assert_array_equal(new, old)
@@ -364,8 +364,8 @@ def test_a_spilled_picture_is_the_same_bytes_mapped_read_only_and_names_itself_o
     hashed = []
     sha256 = project_module.hashlib.sha256
     monkeypatch.setattr(project_module.hashlib, "sha256", lambda *a: hashed.append(1) or sha256(*a))
-    project_module.share_names(image, mapped)
-    assert project_module._content_name("image", mapped) == name and hashed == []
+    bundle_files.share_names(image, mapped)
+    assert bundle_files.content_name("image", mapped) == name and hashed == []
 
     # A project whose history holds spilled pictures saves them like any others.
     p = Project.new(image, labels, ["a", "b", "c", "d", "e"])
@@ -749,7 +749,7 @@ def test_only_a_prepared_project_can_be_marked_refined(tmp_path):
 
 
 def test_the_photo_before_the_first_edit_is_in_memory_or_in_its_file(tmp_path):
-    from dedit_app.project import read_picture
+    from dedit_app.bundle_files import read_picture
 
     p = make_project()
     original = p.image

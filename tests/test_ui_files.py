@@ -438,6 +438,8 @@ def test_a_large_save_that_fails_says_why_and_keeps_the_work(scene, tmp_path, mo
     def disk_full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    # every file of the save: the pictures and the project file
+    monkeypatch.setattr("dedit_app.bundle_files.atomic_write_bytes", disk_full)
     monkeypatch.setattr("dedit_app.project.atomic_write_bytes", disk_full)
     window.files.aside_from = 0
     doc.rename(2, "handbag")

@@ -30,8 +30,9 @@ from PySide6.QtCore import QObject, QStandardPaths, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from dedit_app import partition, rebase, spill
+from dedit_app.bundle_files import share_names
 from dedit_app.errors import ItemError, ProjectError
-from dedit_app.project import Item, Project, recorded_items, share_names
+from dedit_app.project import Item, Project, recorded_items
 from dedit_app.project_file import OWN
 from ui.overlay import compact_labels
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dedit_app.bundle_files import read_picture
 from dedit_app.errors import DEditError
 from dedit_app.going_back import picture_before
-from dedit_app.project import read_picture
 
 SHOWING = "The photo before its first edit. Let go of \\ to see it as it is now."
 

@@ -176,7 +176,7 @@ def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[floa
     """``(seconds, MB)`` of a save after ``edits`` unsaved edits, written as the editor
     writes them (:meth:`Project.write_pictures` ahead of :meth:`Project.save`) on
     ``threads`` threads, with no content name or box remembered from before."""
-    from dedit_app import picture_patches
+    from dedit_app import bundle_files, picture_patches
     from dedit_app import project as project_module
 
     project = bag_photo_project(height, width)
@@ -186,7 +186,7 @@ def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[floa
         array.flags.writeable = False  # as the editor holds them: names can be remembered
     second = project.history[1]["_before"][0]  # the picture before edit 2
     picture_patches._KNOWN.clear()
-    project_module._NAMES.clear()
+    bundle_files._NAMES.clear()
     threads_before, project_module.READERS = project_module.READERS, threads
     try:
         with tempfile.TemporaryDirectory(prefix="dedit-bench-save-") as scratch:

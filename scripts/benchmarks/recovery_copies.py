@@ -31,10 +31,10 @@ from benchmarks.history_disk import bag_photo_project, repaint_ninth
 
 def _forget_names() -> None:
     """Drop every remembered box and content name: the next copy works them out again."""
-    from dedit_app import picture_patches, project
+    from dedit_app import bundle_files, picture_patches
 
     picture_patches._KNOWN.clear()
-    project._NAMES.clear()
+    bundle_files._NAMES.clear()
 
 
 def _copy(slot: Path, project) -> float:
