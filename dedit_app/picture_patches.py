@@ -11,9 +11,9 @@ picture is checked against the content name of the picture it must be (``image_k
 so a file that was altered is reported as damaged, as a whole picture's file is.
 
 The first edit's earlier picture, the photo itself, stays whole: "Original" shows it
-with one read, and it is the picture most worth keeping if anything else were lost. One in 32
-is kept whole as well as boxed (``dedit_app.project.BOXES_BETWEEN_WHOLE``), so that going
-back far lays in a bounded number of boxes.
+with one read, and it is the picture most worth keeping if anything else were lost. One
+in 32 is kept whole as well as boxed (``dedit_app.project.BOXES_BETWEEN_WHOLE``), so
+that going back far lays in a bounded number of boxes (:func:`start_before`).
 
 Pictures are ``(H, W, 3)`` uint8; a box is ``(top, left, bottom, right)`` in pixels,
 ends exclusive (rows are y, down; columns x, right).

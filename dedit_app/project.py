@@ -76,7 +76,7 @@ MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
 BOXES_BETWEEN_WHOLE = 31
 # Picture files read or written at once (rebuilding an earlier picture, saving): PNG
 # decoding and encoding take most of the time, and let go of Python's lock.
-READERS = max(2, min(4, os.cpu_count() or 1))
+PICTURE_THREADS = max(2, min(4, os.cpu_count() or 1))
 
 
 def _own_temp(name: str) -> bool:
@@ -573,7 +573,7 @@ class Project:
             for kind, a in pictures
         }
         try:
-            with ThreadPoolExecutor(READERS, thread_name_prefix="dedit-write") as pool:
+            with ThreadPoolExecutor(PICTURE_THREADS, thread_name_prefix="dedit-write") as pool:
                 for done in [pool.submit(write, *picture) for picture in unique.values()]:
                     done.result()  # the first failure is said; the others still finish
         except OSError as err:
@@ -728,7 +728,9 @@ class Project:
             raise ProjectError("This history entry has no saved picture to go back to.") from err
         later = [self.history[j] for j in range(start - 1, k - 1, -1)]
         with contextlib.ExitStack() as stack:
-            pool = stack.enter_context(ThreadPoolExecutor(READERS, thread_name_prefix="dedit-read"))
+            pool = stack.enter_context(
+                ThreadPoolExecutor(PICTURE_THREADS, thread_name_prefix="dedit-read")
+            )
             if start == len(self.history):
                 picture = self.image
             elif self.history[start].get("_before") is not None:
@@ -741,7 +743,7 @@ class Project:
                 pool,
                 lambda record: bundle_files.read_png(self.folder / record["image_patch"], "image"),
                 later,
-                READERS + 1,
+                PICTURE_THREADS + 1,
             )
             stack.enter_context(contextlib.closing(crops))  # a damaged box stops the reads
             if not isinstance(picture, np.ndarray):
@@ -766,7 +768,7 @@ class Project:
         return picture
 
 
-# ----- file helpers ------------------------------------------------------------------
+# ----- history items, content keys ---------------------------------------------------
 
 
 def recorded_items(items: list[Item]) -> list[dict[str, str]]:

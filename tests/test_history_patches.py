@@ -239,8 +239,8 @@ def test_a_long_history_keeps_a_whole_picture_every_32_edits(tmp_path, monkeypat
     assert len(read) == 33  # and the item map
     # read a few ahead of the box being laid in, not all at once (a box can be as large
     # as the picture): the map and the whole picture first, then boxes up to the one laid
-    # in and at most READERS more
-    ahead = project_module.READERS + 1
+    # in and at most PICTURE_THREADS more
+    ahead = project_module.PICTURE_THREADS + 1
     assert len(at_paste) == 31
     assert all(n <= 2 + i + ahead for i, n in enumerate(at_paste)), at_paste
 

@@ -57,6 +57,14 @@ def repaint_ninth(project, n: int) -> None:
     project.apply(image, project.labels, {"kind": "text", "item": 1, "prompt": f"look {n}"})
 
 
+def forget_names() -> None:
+    """Drop every remembered box and content name: the next save works them out again."""
+    from dedit_app import bundle_files, picture_patches
+
+    picture_patches._KNOWN.clear()
+    bundle_files._NAMES.clear()
+
+
 @contextmanager
 def _whole_pictures():
     """Saves as before: every earlier picture written whole."""
@@ -176,7 +184,6 @@ def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[floa
     """``(seconds, MB)`` of a save after ``edits`` unsaved edits, written as the editor
     writes them (:meth:`Project.write_pictures` ahead of :meth:`Project.save`) on
     ``threads`` threads, with no content name or box remembered from before."""
-    from dedit_app import bundle_files, picture_patches
     from dedit_app import project as project_module
 
     project = bag_photo_project(height, width)
@@ -185,9 +192,8 @@ def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[floa
     for array in _arrays(project):
         array.flags.writeable = False  # as the editor holds them: names can be remembered
     second = project.history[1]["_before"][0]  # the picture before edit 2
-    picture_patches._KNOWN.clear()
-    bundle_files._NAMES.clear()
-    threads_before, project_module.READERS = project_module.READERS, threads
+    forget_names()
+    threads_before, project_module.PICTURE_THREADS = project_module.PICTURE_THREADS, threads
     try:
         with tempfile.TemporaryDirectory(prefix="dedit-bench-save-") as scratch:
             folder = Path(scratch) / "saved.dedit"
@@ -201,7 +207,7 @@ def _save_after(height: int, width: int, edits: int, threads: int) -> tuple[floa
             if not np.array_equal(saved.snapshot(saved.history[1])[0], second):
                 raise AssertionError("the picture before edit 2 did not come back exactly")
     finally:
-        project_module.READERS = threads_before
+        project_module.PICTURE_THREADS = threads_before
     return seconds, size
 
 
@@ -219,7 +225,7 @@ def save_rows(profile: str) -> list[Row]:
 
     full = profile == "full"
     height, width, edits = (4000, 6000, 10) if full else (1000, 1500, 6)
-    threads = project_module.READERS
+    threads = project_module.PICTURE_THREADS
     ours = _save_after(height, width, edits, threads)
     one = _save_after(height, width, edits, 1)
     case = f"save after {edits} unsaved edits @{height * width / 1e6:g} MP"

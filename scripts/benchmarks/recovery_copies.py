@@ -26,15 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Row, with_ratios
-from benchmarks.history_disk import bag_photo_project, repaint_ninth
-
-
-def _forget_names() -> None:
-    """Drop every remembered box and content name: the next copy works them out again."""
-    from dedit_app import bundle_files, picture_patches
-
-    picture_patches._KNOWN.clear()
-    bundle_files._NAMES.clear()
+from benchmarks.history_disk import bag_photo_project, forget_names, repaint_ninth
 
 
 def _copy(slot: Path, project) -> float:
@@ -64,7 +56,7 @@ def rows(profile: str) -> list[Row]:
             if n in (0, edits // 2, edits - 1):
                 timed[n + 1] = seconds
         size = sum(p.stat().st_size for p in slot.iterdir()) / 1e6
-        _forget_names()
+        forget_names()
         fresh = Path(scratch) / "fresh.dedit"
         whole = _copy(fresh, project)
         if Project.load(slot).history != Project.load(fresh).history:
