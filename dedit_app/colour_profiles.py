@@ -15,6 +15,8 @@ JPEG and WebP are encoded by Pillow, which takes it as ``icc_profile``.
 
 For looking at, :func:`to_srgb` turns the values into the sRGB a screen shows (the editor
 draws them on the canvas and in its thumbnails that way); the values kept never change.
+For learning, :func:`between` turns a reference photo's values into the photo's profile
+(:func:`dedit_app.finetune.finetune_project`), so a swapped-in item keeps its colours.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 __all__ = [
+    "between",
     "describe",
     "file_name",
     "of_file",
@@ -137,31 +140,50 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[0]
 
 
-# to_srgb's functions by profile: building a transform parses the profile (milliseconds),
-# and the canvas asks for each picture of the document.
-_TO_SRGB: dict[bytes, Callable[[np.ndarray], np.ndarray] | None] = {}
+# between's functions by their two profiles' hashes: building a transform parses both
+# profiles (milliseconds), and the canvas asks for each picture of the document.
+_BETWEEN: dict[tuple[bytes, bytes], Callable[[np.ndarray], np.ndarray] | None] = {}
 
 
 def to_srgb(profile: bytes | None) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function that turns ``(H, W, 3)`` uint8 values meant in ``profile`` into the sRGB
     values that show those colours on a screen, as a colour-managed viewer does (a Qt
     window is taken as sRGB, and colours outside sRGB are clipped); None where nothing
-    would change: no profile, an sRGB one (within one level of 255 on every colour of
-    a 17-step grid), or one LittleCMS cannot read. For display only: the pixels the
-    editor keeps and exports stay as they are."""
-    if profile is None:
+    would change (:func:`between`). For display only: the pixels the editor keeps and
+    exports stay as they are."""
+    return None if profile is None else between(profile, None)
+
+
+def between(
+    source: bytes | None, target: bytes | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function that turns ``(H, W, 3)`` uint8 values meant in the ``source`` profile
+    into the values that mean the same colours in ``target`` (None: sRGB, as a file
+    without a profile is shown), relative colorimetric, colours outside ``target``
+    clipped; a new array. None where nothing would change: the same profile, two that
+    agree within one level of 255 on every colour of a 17-step grid, or one LittleCMS
+    cannot read (its values are then taken as they are, as without a profile)."""
+    if source == target:
         return None
-    key = hashlib.sha256(profile).digest()
-    if key not in _TO_SRGB:
-        _TO_SRGB[key] = _transform(profile)
-    return _TO_SRGB[key]
+    key = tuple(hashlib.sha256(p or b"").digest() for p in (source, target))
+    if key not in _BETWEEN:
+        _BETWEEN[key] = _transform(source, target)
+    return _BETWEEN[key]
 
 
-def _transform(profile: bytes) -> Callable[[np.ndarray], np.ndarray] | None:
+def _cms_profile(profile: bytes | None):
+    if profile is None:
+        return ImageCms.createProfile("sRGB")
+    return ImageCms.ImageCmsProfile(io.BytesIO(profile))
+
+
+def _transform(
+    source: bytes | None, target: bytes | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
     try:
         transform = ImageCms.buildTransform(
-            ImageCms.ImageCmsProfile(io.BytesIO(profile)),
-            ImageCms.createProfile("sRGB"),
+            _cms_profile(source),
+            _cms_profile(target),
             "RGB",
             "RGB",
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
@@ -176,7 +198,7 @@ def _transform(profile: bytes) -> Callable[[np.ndarray], np.ndarray] | None:
     def convert(image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         if h * w < _BAND_PIXELS * 2:
-            return band(image)
+            return np.array(band(image))  # Pillow's array is read-only; torch warns of it
         # LittleCMS lets go of Python's lock: bands of rows on a few threads (a 24 MP
         # picture took 0.44 s whole, 0.18 s in bands on 2 cores)
         out = np.empty((h, w, 3), np.uint8)

@@ -28,7 +28,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -139,11 +139,15 @@ class FinetuneOptions:
 @dataclass(frozen=True)
 class TrainImage:
     """A photo to fine-tune on: ``image (H, W, 3)`` uint8, ``labels (H, W)`` int, one name
-    per item id (items may own no pixels)."""
+    per item id (items may own no pixels). ``colours``: turns its ``(h, w, 3)`` values
+    into the target photo's colour space before they are learned (a reference photo
+    whose colour profile differs, :func:`dedit_app.colour_profiles.between`); None:
+    learned as they are. Keys and the kept item map are of ``image`` as it is."""
 
     image: np.ndarray
     labels: np.ndarray
     names: tuple[str, ...]
+    colours: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -204,7 +208,10 @@ def _photo(model: DiffusionModel, img: TrainImage, strings: list[str]) -> _Photo
     h, w = img.labels.shape
     bh, bw = model.bucket(h, w)
     f = model.vae_scale_factor
-    latents = model.encode_image(resize_image(img.image, (bh, bw)))
+    pixels = resize_image(img.image, (bh, bw))
+    if img.colours is not None:  # at the training size: a 24 MP reference is not converted
+        pixels = img.colours(pixels)
+    latents = model.encode_image(pixels)
     small = resize_labels(np.asarray(img.labels, np.int64), (bh // f, bw // f))
     present = sorted(int(i) for i in np.unique(small))
     return _Photo(
@@ -723,11 +730,23 @@ def finetune_project(
     options: FinetuneOptions = FinetuneOptions(),
     cancel: CancelToken | None = None,
 ) -> Job[FinetuneResult]:
-    """:func:`finetune` on a project (and optionally a reference project, jointly)."""
+    """:func:`finetune` on a project (and optionally a reference project, jointly).
+
+    A reference whose colour profile differs from the project's is learned in the
+    project's colours: a swap then paints its item in the colours it has in the
+    reference photo, where the same numbers would show a Display P3 photo's item more
+    saturated than an sRGB reference's, or an sRGB photo's duller."""
+    from dedit_app.colour_profiles import between
+
     photos = [TrainImage(project.image, project.labels, tuple(i.name for i in project.items))]
     if reference is not None:
         photos.append(
-            TrainImage(reference.image, reference.labels, tuple(i.name for i in reference.items))
+            TrainImage(
+                reference.image,
+                reference.labels,
+                tuple(i.name for i in reference.items),
+                between(reference.profile, project.profile),
+            )
         )
     return finetune(model, photos, options, cancel)
 

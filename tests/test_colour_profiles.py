@@ -161,3 +161,17 @@ def test_a_large_picture_is_turned_into_the_screens_colours_in_bands_the_same():
     whole = to_screen(big)
     pieces = np.concatenate([to_screen(big[top : top + 100]) for top in range(0, 1500, 100)])
     np.testing.assert_array_equal(whole, pieces)
+
+
+def test_values_are_turned_between_two_profiles_and_back():
+    from image_corpus import p3_like_profile
+
+    p3 = p3_like_profile()
+    assert colour_profiles.between(p3, p3) is None and colour_profiles.between(None, None) is None
+    assert colour_profiles.between(None, RGB) is None  # no profile is taken as sRGB
+    values = _photo(h=16, w=16) // 2 + 64  # inside both gamuts: nothing clipped
+    to_p3, to_srgb = colour_profiles.between(None, p3), colour_profiles.between(p3, None)
+    np.testing.assert_array_equal(to_srgb(values), colour_profiles.to_srgb(p3)(values))
+    in_p3 = to_p3(values)
+    assert in_p3.flags.writeable and np.abs(in_p3.astype(int) - values).max() > 4
+    assert np.abs(to_srgb(in_p3).astype(int) - values).max() <= 2  # there and back

@@ -259,6 +259,46 @@ def test_a_joint_preparation_keeps_the_references_items_for_when_it_is_opened_ag
     )
 
 
+def test_a_reference_in_another_colour_profile_is_learned_in_the_photos_colours(
+    tiny_sdxl, tiny_photo, monkeypatch
+):
+    from image_corpus import p3_like_profile
+
+    from dedit_app.colour_profiles import between
+    from dedit_app.imageio import resize_image
+    from dedit_app.project import content_key
+
+    image, labels, names = tiny_photo
+    ref_image, ref_labels = image[:, ::-1].copy(), labels[:, ::-1].copy()
+    p3 = p3_like_profile()
+    seen: list[np.ndarray] = []
+    encode = tiny_sdxl.encode_image
+    monkeypatch.setattr(
+        tiny_sdxl, "encode_image", lambda pixels: seen.append(pixels) or encode(pixels)
+    )
+    size = tiny_sdxl.bucket(*labels.shape)
+    # (the photo's profile, the reference's): an sRGB reference swapped into a P3 photo,
+    # the other way round, and two photos in the same space, learned as they are
+    for mine, theirs in ((p3, None), (None, p3), (p3, p3)):
+        project = Project.new(image, labels, list(names), profile=mine)
+        reference = Project.new(
+            ref_image, ref_labels, ["sky", "sea", "boat", "sail"], profile=theirs
+        )
+        seen.clear()
+        result = run_job(finetune_project(tiny_sdxl, project, reference, QUICK))
+        as_learned = resize_image(ref_image, size)
+        turn = between(theirs, mine)
+        assert (turn is None) == (mine == theirs)
+        if turn is not None:
+            as_learned = turn(as_learned)
+            assert np.abs(as_learned.astype(int) - resize_image(ref_image, size)).max() > 8
+        np.testing.assert_array_equal(seen[1], as_learned)
+        np.testing.assert_array_equal(seen[0], resize_image(image, size))  # the photo as it is
+        # the swap's check and the kept items name the reference's pixels as they are
+        assert result.metadata["reference_key"] == content_key(ref_image, ref_labels)
+        assert result.metadata["reference_image"] == content_key(ref_image)
+
+
 def test_weights_from_another_base_model_are_refused(tiny_sdxl, tiny_sdxl_other_path, tiny_photo):
     result = run_job(finetune(tiny_sdxl, [_photo(tiny_photo)], QUICK))
     other = load_model(tiny_sdxl_other_path, device="cpu")
