@@ -90,6 +90,61 @@ def test_hidden_overlays_keep_only_the_selection_outline():
 # ----- preview -----------------------------------------------------------------------------
 
 
+def test_a_wide_gamut_picture_is_converted_for_the_screen_only_where_it_changed(qtbot):
+    """An edit, an undo or the picture before an edit differs from the picture on show
+    in a box: only that box is turned into the screen's colours again, and what is drawn
+    is what converting the whole picture gives."""
+    from image_corpus import p3_like_profile
+
+    from dedit_app.colour_profiles import to_srgb
+    from ui.canvas_items import PhotoItem
+    from ui.imaging import area_shrink, changed_box, qimage_rgb
+
+    whole = to_srgb(p3_like_profile())
+    converted: list[int] = []
+
+    def colours(values):
+        converted.append(values.shape[0] * values.shape[1])
+        return whole(values)
+
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (120, 160, 3), np.uint8)
+    edited = photo.copy()
+    edited[30:50, 100:140] ^= 0x55
+    assert changed_box(photo, edited) == (slice(30, 50), slice(100, 140))
+    assert changed_box(photo, photo.copy()) is None
+    item = PhotoItem()
+    item.colours = colours
+
+    def drawn(mipmap, k):
+        return qimage_rgb(mipmap.level(k).toImage())
+
+    item.set_image(photo)
+    np.testing.assert_array_equal(drawn(item._photo, 0), whole(photo))
+    assert converted == [120 * 160]
+    item.set_image(edited)  # an edit lands
+    np.testing.assert_array_equal(drawn(item._photo, 0), whole(edited))
+    assert converted[1:] == [20 * 40]
+    half = area_shrink(edited, (80, 60))  # a level not drawn before: converted whole
+    np.testing.assert_array_equal(drawn(item._photo, 1), whole(half))
+    assert converted[2:] == [80 * 60]
+    # the compare split: the picture before the edit, from the one on show
+    item.set_before(photo, 0.3)
+    before = item._before
+    np.testing.assert_array_equal(drawn(before, 0), whole(photo))
+    assert converted[3:] == [20 * 40]
+    item.set_before(photo, 0.6)  # dragging the split: the same picture, nothing made
+    assert item._before is before and item.split == 0.6 and len(converted) == 4
+    other = rng.integers(0, 256, (120, 160, 3), np.uint8)  # another picture altogether
+    item.set_image(other)
+    np.testing.assert_array_equal(drawn(item._photo, 0), whole(other))
+    assert converted[4:] == [120 * 160]
+    item.colours = None  # another photo, without a profile: its values as they are
+    item.set_image(edited)
+    np.testing.assert_array_equal(drawn(item._photo, 0), edited)
+    assert len(converted) == 5
+
+
 def test_move_preview_uses_the_partition_labels_and_keeps_untouched_pixels():
     image, labels = synthetic_scene(120, 160)
     moves = [partition.Move(2, dx=30, dy=-10, scale=0.8)]

@@ -18,7 +18,9 @@
    24 MP with --full): the window around the edit beside the whole frame.
 5. Opening, saving and exporting a picture of that size (:mod:`benchmarks.ui_files`):
    how long each holds the UI thread with the files thread, beside doing it at once.
-6. A fresh editor's first Prepare and first edit (:mod:`benchmarks.ui_cold`): the engine
+6. A wide-gamut photo at 100 % (:mod:`benchmarks.screen_colours`): converting only the
+   box a picture changed for the screen, beside the whole picture.
+7. A fresh editor's first Prepare and first edit (:mod:`benchmarks.ui_cold`): the engine
    loaded ahead on a thread of its own, beside nothing loaded ahead.
 
     python scripts/bench.py ui [--quick | --full]
@@ -35,7 +37,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import history_disk, recovery_copies, ui_cold, ui_files, undo_memory  # noqa: E402
+from benchmarks import (  # noqa: E402
+    history_disk,
+    recovery_copies,
+    screen_colours,
+    ui_cold,
+    ui_files,
+    undo_memory,
+)
 from benchmarks.common import (  # noqa: E402
     Row,
     guarded,
@@ -467,6 +476,7 @@ def run(profile: str) -> Iterator[Row]:
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
+    yield from guarded("screen colours", lambda: screen_colours.rows(profile))
     yield from guarded("late", lambda: late_rows(*size))
     yield from ui_files.run(profile, size)
     yield from guarded("undo", lambda: undo_memory.rows(profile))
