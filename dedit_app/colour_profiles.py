@@ -151,7 +151,7 @@ def to_srgb(profile: bytes | None) -> Callable[[np.ndarray], np.ndarray] | None:
     window is taken as sRGB, and colours outside sRGB are clipped); None where nothing
     would change (:func:`between`). For display only: the pixels the editor keeps and
     exports stay as they are."""
-    return None if profile is None else between(profile, None)
+    return between(profile, None)
 
 
 def between(

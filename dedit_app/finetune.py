@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from dedit_app import reference_items
 from dedit_app.attention import AttentionContext, RowGroup
+from dedit_app.colour_profiles import between
 from dedit_app.errors import EditError, ModelLoadError, overflowed
 from dedit_app.hostreads import TrailingReads, to_device
 from dedit_app.jobs import CancelToken, Job, Progress
@@ -736,8 +737,6 @@ def finetune_project(
     project's colours: a swap then paints its item in the colours it has in the
     reference photo, where the same numbers would show a Display P3 photo's item more
     saturated than an sRGB reference's, or an sRGB photo's duller."""
-    from dedit_app.colour_profiles import between
-
     photos = [TrainImage(project.image, project.labels, tuple(i.name for i in project.items))]
     if reference is not None:
         photos.append(

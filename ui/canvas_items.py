@@ -72,18 +72,18 @@ class _Mipmap:
             if box is None:  # the same values: the same colours (never changed in place)
                 self.shown[k] = (small, shown)
                 return shown
-            rows, cols = box
-            if (rows.stop - rows.start) * (cols.stop - cols.start) * 2 > small.shape[
-                0
-            ] * small.shape[1]:
-                box = None  # most of it: converting it whole is no slower
-        if box is None:
-            out = self.colours(small)
+        if box is None or _area(box) * 2 > small.shape[0] * small.shape[1]:
+            out = self.colours(small)  # nothing to start from, or most of it changed
         else:
             out = shown.copy()
             out[box] = self.colours(small[box])
         self.shown[k] = (small, out)
         return out
+
+
+def _area(box: tuple[slice, slice]) -> int:
+    rows, cols = box
+    return (rows.stop - rows.start) * (cols.stop - cols.start)
 
 
 class PhotoItem(QGraphicsItem):
