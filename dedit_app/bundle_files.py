@@ -7,7 +7,8 @@ any thread.
 A picture's name is ``kind-<hash>.png``, the first 16 hex digits of a SHA-256 of
 ``kind:shape:dtype`` and the pixels (item maps as 16-bit), checked on reading: a file
 that was altered or swapped is reported as damaged. Pictures are ``(H, W, 3)`` uint8 RGB,
-item maps ``(H, W)`` int32 (stored as uint16).
+item maps ``(H, W)`` int32 (stored as uint16), and the photo at 16 bits, when it had
+them, ``(H, W, 3)`` uint16 RGB (``deep-<hash>.png``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "copy_file",
     "read_picture",
     "read_png",
+    "read_deep",
     "read_profile",
     "share_names",
     "stored",
@@ -128,9 +130,10 @@ def write_patch(folder: Path, before: np.ndarray, after: np.ndarray) -> tuple[st
 
 
 def read_png(path: Path, kind: str) -> np.ndarray:
-    """The ``kind`` file at ``path``: a picture ``(H, W, 3)`` uint8 RGB, or an item map
-    ``(H, W)`` uint16; ProjectError with a sentence when it is missing, not a PNG of that
-    kind, or does not match its name."""
+    """The ``kind`` file at ``path``: a picture ``(H, W, 3)`` uint8 RGB, an item map
+    ``(H, W)`` uint16, or the photo at 16 bits (``"deep"``) ``(H, W, 3)`` uint16 RGB;
+    ProjectError with a sentence when it is missing, not a PNG of that kind, or does not
+    match its name."""
     if not DATA_FILE.match(path.name) or not path.name.startswith(kind):
         raise ProjectError(f"{path.name!r} is not a file name of a project {kind}; it is damaged.")
     if not path.is_file():
@@ -143,6 +146,10 @@ def read_png(path: Path, kind: str) -> np.ndarray:
         if pixels.ndim != 2 or pixels.dtype != np.uint16:
             raise ProjectError(f"The item map {path} is not a 16-bit grayscale PNG.")
         array = pixels
+    elif kind == "deep":
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint16:
+            raise ProjectError(f"The project file {path} is not a 16-bit RGB PNG.")
+        array = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     else:
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ProjectError(f"The project image {path} is not an 8-bit RGB PNG.")
@@ -156,6 +163,23 @@ def read_picture(path: Path) -> np.ndarray:
     """A project's image file as ``(H, W, 3)`` uint8 RGB, checked against its name;
     ProjectError with a sentence when it is missing or damaged."""
     return read_png(Path(path), "image")
+
+
+def read_deep(folder: Path, name: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The photo at 16 bits the project names (``(H, W, 3)`` uint16 RGB of ``shape``,
+    read-only), or None when it names none, or its file is missing, damaged or of another
+    size: the picture and edits open regardless, and exports are then 8-bit, as before
+    16 bits were kept."""
+    if not isinstance(name, str):
+        return None
+    try:
+        deep = read_png(folder / name, "deep")
+    except ProjectError:
+        return None
+    if deep.shape != tuple(shape):
+        return None
+    deep.setflags(write=False)  # never changed: its content name is worked out once
+    return deep
 
 
 def write_profile(folder: Path, profile: bytes) -> str:

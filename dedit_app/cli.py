@@ -504,7 +504,8 @@ def _cmd_segment(args) -> int:
         )
     lost = _discarded(out)  # read before anything is replaced
     notes: list[str] = []
-    image = load_image(args.image, notes=notes)
+    deep: list = []  # the photo at 16 bits, when its file has them: kept for PNG/TIFF exports
+    image = load_image(args.image, notes=notes, deep=deep)
     for note in notes:  # transparency placed on white, frames left out: said, not silent
         print(f"note: {note}", file=sys.stderr, flush=True)
     segmenter = get_backend(args.backend, **options)
@@ -516,6 +517,7 @@ def _cmd_segment(args) -> int:
         list(seg.names),
         source=Path(args.image).name,
         profile=colour_profiles.of_file(args.image),
+        deep=deep[0] if deep else None,
     )
     try:
         with _final_save(out, "the new project"):
@@ -737,7 +739,7 @@ def _cmd_edit(args) -> int:
     bar.done()
     paths = _outputs(out, len(result.images))
     for path, image in zip(paths, result.images):
-        save_image(path, image, profile=project.profile)
+        save_image(path, image, profile=project.profile, deep=project.deep)
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
         entry = result.entry()
@@ -762,6 +764,7 @@ def _cmd_info(args) -> int:
     project = _load_project(args.project)
     h, w = project.size
     space = "" if project.profile is None else f", colour profile {describe(project.profile)}"
+    space += "" if project.deep is None else ", 16 bits per channel"
     print(f"{project.folder}: {w} x {h} pixels{space}, {counted(len(project.items), 'item')}")
     counts = item_areas(project.labels, len(project.items))
     swapped = look_names(project)
@@ -814,7 +817,7 @@ def _cmd_export(args) -> int:
         picture = project.image
     else:
         picture = picture_before(project, args.before, args.project)[0]
-    save_image(out, picture, profile=project.profile)
+    save_image(out, picture, profile=project.profile, deep=project.deep)
     print(out)
     return 0
 

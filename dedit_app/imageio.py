@@ -5,10 +5,13 @@ sizes are ``(height, width)``, x = column (right), y = row (down).
 
 Loading turns whatever a user drops on the editor into an opaque 8-bit sRGB-ish photo, or
 raises :class:`~dedit_app.errors.ImageLoadError` with one sentence naming the file and the
-problem. Nothing partially decoded ever comes back. The model works in a *bucket* (about one
-megapixel for SDXL, sides multiples of 64, the photo's aspect ratio); :func:`composite`
-puts the generated bucket image back at the photo's own resolution so that every kept pixel
-is byte-identical to the input. docs/IMAGES.md is the user-facing version of this.
+problem. Nothing partially decoded ever comes back. A photo with 16 bits per channel also
+comes back at 16 bits (``deep``): the editor works on the 8-bit picture, and a PNG or TIFF
+export takes its untouched pixels from the 16-bit one (:func:`deep_picture`). The model
+works in a *bucket* (about one megapixel for SDXL, sides multiples of 64, the photo's
+aspect ratio); :func:`composite` puts the generated bucket image back at the photo's own
+resolution so that every kept pixel is byte-identical to the input. docs/IMAGES.md is the
+user-facing version of this.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ SAVE_FORMATS = {
 SAVE_SIDE_LIMITS = {"JPEG": 65500, "WEBP": 16383}
 
 _ORIENTATION_TAG = 0x0112
-_WHITE = 255
 
 
 class _UnsupportedMode(Exception):
@@ -64,7 +66,11 @@ class _UnsupportedMode(Exception):
 
 
 def load_image(
-    path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS, notes: list[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = MAX_PIXELS,
+    notes: list[str] | None = None,
+    deep: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Read an image file as an opaque ``(H, W, 3)`` uint8 RGB array, upright.
 
@@ -87,15 +93,25 @@ def load_image(
     after the first. The caller tells the user; nothing is said of a conversion that loses
     nothing a designer would miss (an opaque alpha channel, 16 bits, orientation).
 
+    ``deep``, when given, gets the picture at 16 bits, ``(H, W, 3)`` uint16 RGB, upright and
+    opaque like the 8-bit one, when the file holds more than 8 bits per channel (16-bit PNG
+    and TIFF, gray or colour): what :func:`save_image` writes the untouched pixels of a PNG
+    or TIFF export from. The 8-bit picture returned is then exactly :func:`eight_bits` of
+    it. Nothing is added for a file whose 16-bit values are 8-bit ones widened (all
+    multiples of 257): it holds nothing more.
+
     Raises ImageLoadError for missing, unreadable, empty, non-image, truncated or corrupt
     files and for images over ``max_pixels`` (checked on the header, before decoding).
     """
     name = os.fspath(path)
     f = _open_file(name)
     try:
-        return _load_from(f, name, max_pixels, notes)
+        rgb, wide = _load_from(f, name, max_pixels, notes)
     finally:
         f.close()
+    if deep is not None and wide is not None and not _widened(rgb, wide):
+        deep.append(wide)
+    return rgb
 
 
 def image_size(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
@@ -146,7 +162,8 @@ def _checked_header(f: io.BufferedReader, name: str, max_pixels: int) -> Image.I
 
 def _load_from(
     f: io.BufferedReader, name: str, max_pixels: int, notes: list[str] | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The upright 8-bit picture, and the 16-bit one it was rounded from (or None)."""
     im = _checked_header(f, name, max_pixels)
     width, height = im.size
 
@@ -157,9 +174,8 @@ def _load_from(
         # complete.
         im.load()
         orientation = _orientation(im)
-        rgb = _deep_colour(f, im) if deep else None
-        if rgb is None:
-            rgb = _to_rgb8(im)
+        wide = _deep_colour(f, im) if deep else _deep_gray(im)
+        rgb = _to_rgb8(im) if wide is None else eight_bits(wide)
     except MemoryError:
         raise ImageLoadError(
             f"{name} ({width} × {height} pixels) is too large to decode in the memory available."
@@ -172,7 +188,9 @@ def _load_from(
         raise ImageLoadError(f"{name} is truncated or corrupt ({_reason(e)}).") from None
     if notes is not None:
         notes.extend(_left_out(im, name))
-    return np.ascontiguousarray(apply_orientation(rgb, orientation))
+    if wide is not None:
+        wide = np.ascontiguousarray(apply_orientation(wide, orientation))
+    return np.ascontiguousarray(apply_orientation(rgb, orientation)), wide
 
 
 def _left_out(im: Image.Image, name: str) -> list[str]:
@@ -345,26 +363,30 @@ def from_pixels(
     return _composite_on_white(pixels[..., :3], pixels[..., 3], 255)
 
 
-def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray, full: int) -> np.ndarray:
+def _composite_on_white(
+    rgb: np.ndarray, alpha: np.ndarray, full: int, dtype: type = np.uint8
+) -> np.ndarray:
     """``rgb`` ``(H, W, 3)`` over white with ``alpha`` ``(H, W)`` (both integer, 0..full)
-    -> ``(H, W, 3)`` uint8, rounded. In bands of rows: the float32 temporaries of a whole
-    100 MP picture took several GB at once."""
-    out = np.empty(rgb.shape, np.uint8)
+    -> ``(H, W, 3)`` of ``dtype`` (uint8 0..255, or uint16 0..65535), rounded. In bands of
+    rows: the float32 temporaries of a whole 100 MP picture took several GB at once."""
+    top_value = float(np.iinfo(dtype).max)
+    out = np.empty(rgb.shape, dtype)
     step = max(1, _BAND_PIXELS // max(1, rgb.shape[1]))
     for top in range(0, rgb.shape[0], step):
         rows = slice(top, top + step)
         a = alpha[rows].astype(np.float32)[..., None] / full
-        c = rgb[rows].astype(np.float32) * (255.0 / full)
-        out[rows] = np.clip(np.rint(c * a + _WHITE * (1.0 - a)), 0, 255)
+        c = rgb[rows].astype(np.float32) * (top_value / full)
+        out[rows] = np.clip(np.rint(c * a + top_value * (1.0 - a)), 0, top_value)
     return out
 
 
 _BAND_PIXELS = 1 << 22  # pixels per band of a composite: 4 M, about 100 MB of float32
 
 
-def _to_8bit(values: np.ndarray) -> np.ndarray:
-    """16-bit -> 8-bit as round(v / 257); there are no ties because 257 is odd. In bands
-    of rows, as :func:`_composite_on_white`, for the uint32 temporaries."""
+def eight_bits(values: np.ndarray) -> np.ndarray:
+    """16-bit values (any shape; values past 0..65535 are clipped) -> uint8 as
+    round(v / 257); there are no ties because 257 is odd. In bands of rows, as
+    :func:`_composite_on_white`, for the uint32 temporaries."""
     out = np.empty(values.shape, np.uint8)
     width = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
     step = max(1, _BAND_PIXELS // max(1, width))
@@ -372,6 +394,17 @@ def _to_8bit(values: np.ndarray) -> np.ndarray:
         v = np.clip(values[top : top + step], 0, 65535).astype(np.uint32)
         out[top : top + step] = (v + 128) // 257
     return out
+
+
+def _widened(rgb: np.ndarray, wide: np.ndarray) -> bool:
+    """Whether the 16-bit ``wide`` is the 8-bit ``rgb`` widened (every value v * 257), so
+    that it holds nothing more; in bands of rows."""
+    step = max(1, _BAND_PIXELS // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], step):
+        rows = slice(top, top + step)
+        if not np.array_equal(wide[rows], rgb[rows].astype(np.uint16) * 257):
+            return False
+    return True
 
 
 def _gray3(gray: np.ndarray) -> np.ndarray:
@@ -389,15 +422,6 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
         rgba = np.asarray(im.convert("RGBA"))  # applies palette / tRNS transparency
         return _composite_on_white(rgba[..., :3], rgba[..., 3], 255)
-    if mode.startswith("I;16") or mode == "I":
-        # 'I' (32-bit int) comes from 16-bit sources in older Pillow and some TIFF writers;
-        # we read it on the 16-bit scale.
-        raw = np.asarray(im).astype(np.int64)
-        gray = _to_8bit(raw)
-        key = im.info.get("transparency")  # a tRNS grey value: that value is transparent
-        if isinstance(key, int):
-            gray[raw == key] = 255  # over white, as every transparent pixel
-        return _gray3(gray)
     if mode == "F":
         f = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
         return _gray3(np.clip(np.rint(np.clip(f, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8))
@@ -442,9 +466,25 @@ def _is_deep_colour(im: Image.Image) -> bool:
     return bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) == 16
 
 
+def _deep_gray(im: Image.Image) -> np.ndarray | None:
+    """A 16-bit gray picture (Pillow's ``I;16`` modes; ``I``, 32-bit, comes from 16-bit
+    sources in older Pillow and some TIFF writers and is read on the 16-bit scale) as
+    ``(H, W, 3)`` uint16, a transparent grey value (tRNS) made white; None for any other
+    mode."""
+    if not (im.mode.startswith("I;16") or im.mode == "I"):
+        return None
+    raw = np.asarray(im)
+    gray = np.clip(raw, 0, 65535).astype(np.uint16)
+    key = im.info.get("transparency")  # a tRNS grey value: that value is transparent
+    if isinstance(key, int):
+        gray[raw == key] = 65535  # over white, as every transparent pixel
+    return _gray3(gray)
+
+
 def _deep_colour(f: io.BufferedReader, im: Image.Image) -> np.ndarray | None:
-    """Decode a 16-bit colour PNG/TIFF with OpenCV to scale 16 -> 8 bits by rounding.
-    None when OpenCV disagrees about the file (then Pillow's high byte is used)."""
+    """Decode a 16-bit colour PNG/TIFF with OpenCV as ``(H, W, 3)`` uint16 RGB, alpha
+    placed on white. None when OpenCV disagrees about the file (then Pillow's high byte
+    is used)."""
     f.seek(0)
     data = np.frombuffer(f.read(), dtype=np.uint8)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -454,8 +494,8 @@ def _deep_colour(f: io.BufferedReader, im: Image.Image) -> np.ndarray | None:
         return None
     rgb = arr[..., 2::-1]  # OpenCV is BGR(A)
     if arr.shape[2] == 4:
-        return _composite_on_white(rgb, arr[..., 3], 65535)
-    return _to_8bit(rgb)
+        return _composite_on_white(rgb, arr[..., 3], 65535, np.uint16)
+    return np.ascontiguousarray(rgb)
 
 
 # --------------------------------------------------------------------------------------
@@ -468,6 +508,7 @@ def save_image(
     image: np.ndarray,
     quality: int = 95,
     profile: bytes | None = None,
+    deep: np.ndarray | None = None,
 ) -> None:
     """Write ``image`` ((H, W, 3) uint8 RGB, or (H, W) gray) to ``path`` atomically.
 
@@ -477,6 +518,10 @@ def save_image(
     colour profile (the photo's, :mod:`dedit_app.colour_profiles`), is embedded with an
     RGB image. No other metadata is written: the pixels are already upright, so no EXIF
     orientation is needed.
+
+    ``deep``, the photo at 16 bits ((H, W, 3) uint16, from :func:`load_image`), makes a
+    PNG or TIFF of an RGB image 16 bits per channel: :func:`deep_picture` of the two.
+    JPEG and WebP hold 8 bits, and are written from ``image`` alone.
 
     The file is encoded in memory first and then replaces ``path`` in one rename, so a
     failure (full disk, no permission, missing folder) leaves any existing file untouched
@@ -496,6 +541,8 @@ def save_image(
     _check_not_read_only(name)
 
     profile = colour_profiles.rgb_profile(profile) if image.ndim == 3 else None
+    if writes_16_bits(name, deep) and image.ndim == 3:
+        image = deep_picture(image, deep)
     try:
         lossless = {"PNG": png_bytes, "TIFF": tiff_bytes}.get(fmt)
         if lossless is None:
@@ -517,6 +564,37 @@ def save_image(
                 f.write(piece)
     except OSError as e:
         raise ImageSaveError(_save_failure(name, e)) from e
+
+
+def writes_16_bits(path: str | os.PathLike[str], deep: np.ndarray | None) -> bool:
+    """Whether :func:`save_image` writes a picture with ``deep`` (the photo at 16 bits, or
+    None) to ``path`` at 16 bits per channel: a PNG or TIFF of a 16-bit photo. False for
+    an extension it does not save."""
+    return deep is not None and SAVE_FORMATS.get(Path(path).suffix.lower()) in ("PNG", "TIFF")
+
+
+def deep_picture(image: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """The picture ``image`` ((H, W, 3) uint8 RGB, the photo as edited) at 16 bits, from
+    ``deep`` ((H, W, 3) uint16, the photo as opened): each value that is still the 8-bit
+    rounding of the photo's (:func:`eight_bits`) takes the photo's own 16-bit value, and
+    every other, an edit's, is widened (v * 257). So the pixels no edit changed are the
+    file's to the bit, and every value rounds back to ``image``'s. A value an edit happens
+    to paint as it was takes the photo's too, which is within the rounding of what was
+    painted. Returns a new (H, W, 3) uint16 array; computed in bands of rows."""
+    if deep.shape != image.shape or deep.dtype != np.uint16 or image.dtype != np.uint8:
+        raise ValueError(
+            f"deep_picture needs (H, W, 3) uint8 and uint16 of one size, got {image.dtype} "
+            f"{image.shape} and {deep.dtype} {deep.shape}"
+        )
+    out = np.empty(image.shape, np.uint16)
+    step = max(1, _BAND_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], step):
+        rows = slice(top, top + step)
+        own, now = deep[rows], image[rows]
+        np.copyto(out[rows], now, casting="unsafe")
+        out[rows] *= 257
+        np.copyto(out[rows], own, where=eight_bits(own) == now)
+    return out
 
 
 def check_save_target(path: str | os.PathLike[str], size: tuple[int, int] | None = None) -> None:
@@ -587,7 +665,7 @@ def save_format(path: str | os.PathLike[str], size: tuple[int, int] | None = Non
 
 
 def png_bytes(image: np.ndarray) -> memoryview:
-    """``image`` ((H, W, 3) uint8 RGB, or (H, W) uint8/uint16 gray) as PNG file bytes.
+    """``image`` ((H, W, 3) RGB, or (H, W) gray; uint8 or uint16) as PNG file bytes.
 
     OpenCV at zlib level 3: on a 24-megapixel photo 3.4 s and 34 MB, where Pillow's default
     (level 6) takes 13.7 s for 31.5 MB. Lossless either way; the wait is what a designer
@@ -603,7 +681,7 @@ _TIFF_DEFLATE = 8  # libtiff's COMPRESSION_ADOBE_DEFLATE, what Pillow's tiff_def
 
 
 def tiff_bytes(image: np.ndarray) -> memoryview:
-    """``image`` ((H, W, 3) uint8 RGB, or (H, W) uint8 gray) as deflate-compressed TIFF
+    """``image`` ((H, W, 3) RGB, or (H, W) gray; uint8 or uint16) as deflate-compressed TIFF
     file bytes. OpenCV's encoder lets go of Python's lock while it works, so an export
     on a side thread leaves the window live; Pillow's holds it throughout (the window
     froze 4.5 s for a 24-megapixel photo, against 0.13 s here, and it took twice as long)."""

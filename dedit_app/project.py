@@ -10,6 +10,9 @@ A project is a folder bundle ``NAME.dedit/``::
                                   with when items were reshaped by hand since)
     weights-<id>.safetensors      learned token embeddings and UNet tensors (only those)
     profile-<hash>.icc            the photo's colour profile, when it had one
+    deep-<hash>.png               the photo as opened at 16 bits per channel, when it had
+                                  more than 8: what a PNG or TIFF export's untouched
+                                  pixels are written from
     (older image-/labels- files)  the pictures from before each applied edit, named by
                                   ``history`` entries: after the first, the box the edit
                                   changed (:mod:`dedit_app.picture_patches`)
@@ -121,6 +124,11 @@ class Project:
     # The photo's RGB colour profile (ICC bytes), written into every export so that the
     # pixel values mean the photo's colours elsewhere (:mod:`dedit_app.colour_profiles`).
     profile: bytes | None = None
+    # The photo as opened, ``(H, W, 3)`` uint16, when its file had 16 bits per channel
+    # (:func:`dedit_app.imageio.load_image`); never changed. ``image`` is its 8-bit
+    # rounding until edits change it; PNG and TIFF exports take the untouched pixels
+    # from here (:func:`dedit_app.imageio.deep_picture`).
+    deep: np.ndarray | None = None
     _pending_weights: tuple[dict, dict] | None = field(default=None, repr=False)
     # The project.json this project last read from or wrote to ``folder``: a save into
     # that folder finding another there knows someone else saved it meanwhile.
@@ -136,15 +144,21 @@ class Project:
         names: list[str],
         source: str = "",
         profile: bytes | None = None,
+        deep: np.ndarray | None = None,
     ) -> Project:
         """A fresh, unsaved project from a photo and its partition; ``profile`` is the
-        photo's colour profile (:func:`dedit_app.colour_profiles.of_file`)."""
+        photo's colour profile (:func:`dedit_app.colour_profiles.of_file`), ``deep`` the
+        photo at 16 bits when it had them (``(H, W, 3)`` uint16, from
+        :func:`dedit_app.imageio.load_image`; made read-only here)."""
+        if deep is not None:
+            deep.setflags(write=False)  # never changed: its content name is worked out once
         project = cls(
             image=image,
             labels=labels,
             items=[Item(n) for n in names],
             source=source,
             profile=colour_profiles.rgb_profile(profile),
+            deep=deep,
         )
         project.validate()
         return project
@@ -176,6 +190,9 @@ class Project:
             )
         if self.drawn is not None and np.shape(self.drawn) != self.labels.shape:
             raise ProjectError("The item map the picture was made with is not the picture's size.")
+        deep = self.deep
+        if deep is not None and (np.shape(deep) != img.shape or deep.dtype != np.uint16):
+            raise ProjectError("The photo at 16 bits is not the picture's size.")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -494,6 +511,8 @@ class Project:
         found: list[tuple[str, Any]] = [("image", self.image), ("labels", self.labels)]
         if self.drawn is not None:
             found.append(("labels", self.drawn))
+        if self.deep is not None:
+            found.append(("deep", self.deep))
         for _k, before, after, whole in self._held_history():
             if whole:
                 found.append(("image", before[0]))
@@ -632,6 +651,8 @@ class Project:
             doc["drawn"] = bundle_files.write_png(folder, "labels", self.drawn)
         if self.profile is not None:
             doc["profile"] = bundle_files.write_profile(folder, self.profile)
+        if self.deep is not None:
+            doc["deep"] = bundle_files.write_png(folder, "deep", self.deep)
         return doc
 
     @staticmethod
@@ -689,8 +710,19 @@ class Project:
         # A missing weights file does not keep the photo, items and history from opening:
         # the project opens and says, where it would be used, to prepare it again.
         profile = bundle_files.read_profile(folder, doc.get("profile"))
+        deep = bundle_files.read_deep(folder, doc.get("deep"), image.shape)
         project = cls(
-            image, labels, items, settings, training, history, source, folder, drawn, profile
+            image,
+            labels,
+            items,
+            settings,
+            training,
+            history,
+            source,
+            folder,
+            drawn,
+            profile,
+            deep,
         )
         project._on_disk = raw
         try:

@@ -2,7 +2,7 @@
 failures while saving (:func:`os_sentence`, shared with :mod:`dedit_app.folder_lock`).
 
 What a document names, what kind of value each entry holds, and which names are the
-bundle's own files (``image-<hash>.png``, ``labels-<hash>.png``,
+bundle's own files (``image-<hash>.png``, ``labels-<hash>.png``, ``deep-<hash>.png``,
 ``weights-<id>.safetensors``: no paths) are checked here before any picture is read, so
 a hand-edited or damaged file is refused in a sentence that names the entry.
 """
@@ -29,14 +29,14 @@ FORMAT_VERSION = 2
 HISTORY_KEYS = ("image", "labels", "image_patch")  # the data files a history entry names
 PROJECT_FILE = "project.json"
 DATA_FILE = re.compile(
-    r"^(image|labels)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$"
+    r"^(image|labels|deep)-[0-9a-f]{16}\.png$|^weights-[0-9a-f]{16}\.safetensors$"
     r"|^profile-[0-9a-f]{16}\.icc$"
 )
 
 
 def named(doc: dict[str, Any]) -> set[str]:
     """The data files a project document names."""
-    found = {doc.get("image"), doc.get("labels"), doc.get("drawn"), doc.get("profile")}
+    found = {doc.get(key) for key in ("image", "labels", "drawn", "profile", "deep")}
     training = doc.get("training")
     if isinstance(training, dict) and training.get("weights"):
         found.add(training["weights"])
@@ -54,6 +54,7 @@ _SHAPE = {
     "labels": (str, "a file name"),
     "drawn": ((str, type(None)), "a file name"),
     "profile": ((str, type(None)), "a file name"),
+    "deep": ((str, type(None)), "a file name"),
     "training": ((dict, type(None)), "a set of named values"),
     "history": (list, "a list"),
     "settings": ((dict, type(None)), "a set of named values"),

@@ -101,6 +101,51 @@ def test_five_edits_end_to_end(prepared, capsys):
     assert Project.load(prepared / "p.dedit").history == []
 
 
+def test_a_16_bit_photo_keeps_its_values_where_no_edit_painted(prepared, photos, tmp_path, capsys):
+    """`dedit segment` keeps a 16-bit photo's values; `dedit edit` and `dedit export` write
+    a PNG or TIFF at 16 bits whose untouched pixels are the file's own."""
+    import cv2
+
+    from dedit_app.imageio import eight_bits
+
+    image = load_image(photos[0])
+    rng = np.random.default_rng(4)
+    fine = rng.integers(-128, 129, image.shape)  # below what 8 bits hold: rounds to image
+    deep = np.clip(image.astype(np.int64) * 257 + fine, 0, 65535).astype(np.uint16)
+    assert (eight_bits(deep) == image).all()
+    assert cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    assert main(["segment", str(tmp_path / "deep.png"), "-o", str(tmp_path / "n.dedit")]) == 0
+    np.testing.assert_array_equal(Project.load(tmp_path / "n.dedit").deep, deep)
+    assert main(["info", str(tmp_path / "n.dedit")]) == 0
+    assert ", 16 bits per channel," in capsys.readouterr().out
+
+    def read16(path: Path) -> np.ndarray:
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert pixels.dtype == np.uint16, path
+        return pixels[..., ::-1]
+
+    copy = Path(shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit"))
+    shutil.copytree(prepared / "r.dedit", tmp_path / "r.dedit")
+    project = Project.load(copy)
+    np.testing.assert_array_equal(project.image, image)  # prepared on that photo's 8 bits
+    project.deep = deep
+    project.save()
+    item = int(np.argmin(np.bincount(project.labels.ravel())))
+    out = tmp_path / "out.png"
+    edit = ["edit", str(copy), "remove", "--item", str(item), "--apply", "-o", str(out)]
+    assert main([*edit, *STEPS]) == 0, capsys.readouterr().err
+    painted = read16(out)
+    edited = Project.load(copy).image
+    np.testing.assert_array_equal(eight_bits(painted), edited)
+    kept = (edited == image).all(axis=2)
+    np.testing.assert_array_equal(painted[kept], deep[kept])
+    assert not kept.all()  # the edit painted somewhere
+    assert main(["export", str(copy), "--before", "1", "-o", str(tmp_path / "b.tif")]) == 0
+    np.testing.assert_array_equal(read16(tmp_path / "b.tif"), deep)  # the photo, to the bit
+    assert main(["export", str(copy), "-o", str(tmp_path / "now.tif")]) == 0
+    np.testing.assert_array_equal(read16(tmp_path / "now.tif"), painted)
+
+
 def test_candidates_and_apply(prepared, tmp_path, capsys):
     import shutil
 

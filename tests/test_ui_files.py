@@ -546,6 +546,47 @@ def test_a_photos_colour_profile_goes_into_its_exports_and_its_project(window, t
     assert Project.load(tmp_path / "phone.dedit").profile == profile
 
 
+def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window, tmp_path):
+    """A designer's 16-bit PNG comes back from the editor at 16 bits: the pixels an edit
+    did not paint are the file's own, saved as a project or not; JPEG stays 8-bit."""
+    import cv2
+
+    from dedit_app.imageio import eight_bits
+
+    write_synthetic_photo(tmp_path / "plain.png")
+    image = load_image(tmp_path / "plain.png")
+    fine = np.random.default_rng(7).integers(-128, 129, image.shape)
+    deep = np.clip(image.astype(np.int64) * 257 + fine, 0, 65535).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    assert window.open_path(tmp_path / "deep.png")
+    assert window.status_message.text() == "Opened deep.png (320×240, 16 bits per channel)."
+    wait_idle(window)
+    np.testing.assert_array_equal(window.doc.image, image)
+    doc = window.doc
+    edited = image.copy()
+    edited[10:40, 20:90] = (30, 140, 200)
+    doc.apply_result(edited, doc.labels, {"kind": "recon"}, "Paint")
+
+    def read16(path: Path) -> np.ndarray:
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert pixels.dtype == np.uint16, path
+        return pixels[..., ::-1]
+
+    assert window.export_image(tmp_path / "out.png")
+    assert "Exported out.png (320×240, 16 bits per channel)." in window.message_text()
+    out = read16(tmp_path / "out.png")
+    np.testing.assert_array_equal(eight_bits(out), edited)
+    np.testing.assert_array_equal(out[40:], deep[40:])  # below the painted box: the file's
+    window.files.aside_from = 0
+    assert window.files.export_image(tmp_path / "before.tif", before=1)  # the photo as opened
+    wait_idle(window)
+    np.testing.assert_array_equal(read16(tmp_path / "before.tif"), deep)
+    assert window.export_image(tmp_path / "out.jpg", wait=True)
+    assert "16 bits" not in window.message_text()
+    assert window.save_project(tmp_path / "deep.dedit", wait=True)
+    np.testing.assert_array_equal(Project.load(tmp_path / "deep.dedit").deep, deep)
+
+
 def test_a_wide_gamut_photo_is_shown_in_the_screens_colours_and_exported_as_it_is(window, tmp_path):
     """A Display P3 photo looks on the canvas (and in the results strip, the jobs'
     previews and the recent files) as a colour-managed viewer shows it; the pixels kept

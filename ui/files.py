@@ -21,6 +21,7 @@ while the pictures were being written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,7 @@ from dedit_app.imageio import (
     readable_suffixes,
     save_format,
     save_image,
+    writes_16_bits,
 )
 from dedit_app.partition import item_areas
 from dedit_app.project import Project
@@ -86,16 +88,21 @@ def read_picture(path: Path, notes: list[str] | None = None) -> Project:
         project = Project.load(path)
         know_areas(project.labels, item_areas(project.labels, len(project.items)))
         return project
-    return photo_project(load_image(path, notes=notes), path.name, colour_profiles.of_file(path))
+    deep: list[np.ndarray] = []
+    image = load_image(path, notes=notes, deep=deep)
+    return photo_project(image, path.name, colour_profiles.of_file(path), *deep)
 
 
-def photo_project(image: np.ndarray, source: str, profile: bytes | None = None) -> Project:
+def photo_project(
+    image: np.ndarray, source: str, profile: bytes | None = None, deep: np.ndarray | None = None
+) -> Project:
     """A new project of ``image`` ``(H, W, 3)`` uint8 RGB with one item, the whole picture,
     until its items are found; ``source`` is the photo's file name, ``profile`` its colour
-    profile (ICC bytes) or None."""
+    profile (ICC bytes) or None, ``deep`` the photo at 16 bits (``(H, W, 3)`` uint16) when
+    its file had them."""
     labels = np.zeros(image.shape[:2], np.int32)
     know_areas(labels, np.array([labels.size], np.int64))  # one item: every pixel
-    return Project.new(image, labels, ["picture"], source=source, profile=profile)
+    return Project.new(image, labels, ["picture"], source=source, profile=profile, deep=deep)
 
 
 def _delete(paths: list[Path]) -> None:
@@ -237,7 +244,8 @@ class FileController(QObject):
         if project.folder is not None:
             self._present(project, f"Opened the project {path.name}.", path)
         else:
-            self._present(project, f"Opened {path.name} ({width}×{height}).", path)
+            deep = "" if project.deep is None else ", 16 bits per channel"
+            self._present(project, f"Opened {path.name} ({width}×{height}{deep}).", path)
 
     def open_pixels(
         self,
@@ -418,7 +426,8 @@ class FileController(QObject):
         if doc is None:
             return False
         path = Path(path)
-        image, profile = doc.image, doc.project.profile
+        image, profile, deep = doc.image, doc.project.profile, doc.project.deep
+        said = functools.partial(self._exported, path, image.shape, profile, deep)
         try:
             save_format(path, image.shape[:2])
         except DEditError as err:
@@ -431,8 +440,10 @@ class FileController(QObject):
             copy = doc.project.job_copy(history=True)
             ticket = self.thread.submit(
                 f"Exporting {path.name}",
-                lambda: save_image(path, picture_before(copy, before)[0], profile=copy.profile),
-                lambda _none: self._exported(path, image.shape, profile),
+                lambda: save_image(
+                    path, picture_before(copy, before)[0], profile=copy.profile, deep=copy.deep
+                ),
+                lambda _none: said(),
                 self.w.show_error,
             )
             if wait:
@@ -441,33 +452,37 @@ class FileController(QObject):
                 except DEditError as err:
                     self.w.show_error(str(err))
                     return False
-                self._exported(path, image.shape, profile)
+                said()
             else:
                 self.w.status_message.setText(f"Exporting {path.name}…")
             return True
         if wait or not self.is_large(image.shape[1::-1]):
             try:
                 with wait_cursor():
-                    save_image(path, image, profile=profile)
+                    save_image(path, image, profile=profile, deep=deep)
             except DEditError as err:
                 self.w.show_error(str(err))
                 return False
-            self._exported(path, image.shape, profile)
+            said()
             return True
 
         self.thread.submit(
             f"Exporting {path.name}",
-            lambda: save_image(path, image, profile=profile),
-            lambda _none: self._exported(path, image.shape, profile),
+            lambda: save_image(path, image, profile=profile, deep=deep),
+            lambda _none: said(),
             self.w.show_error,
         )
         self.w.status_message.setText(f"Exporting {path.name}…")
         return True
 
-    def _exported(self, path: Path, shape: tuple[int, ...], profile: bytes | None) -> None:
+    def _exported(
+        self, path: Path, shape: tuple[int, ...], profile: bytes | None, deep: np.ndarray | None
+    ) -> None:
         self.w.status_message.setText("")
         # said, so that a designer knows the colours will look as the photo's elsewhere
-        space = "" if profile is None else f", colour profile {colour_profiles.describe(profile)}"
+        space = ", 16 bits per channel" if writes_16_bits(path, deep) else ""
+        if profile is not None:
+            space += f", colour profile {colour_profiles.describe(profile)}"
         self.w.show_info(f"Exported {path.name} ({shape[1]}×{shape[0]}{space}).", "ok")
 
 

@@ -225,7 +225,8 @@ def weights_rows(height: int, width: int, repeats: int = 2) -> list[Row]:
 def deep_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
     """Reading a 16-bit RGBA PNG (a designer's export with transparency): ours puts it
     on white in bands of rows (``imageio._composite_on_white``); the reference is the
-    same code with one band for the whole picture, as it was."""
+    same code with one band for the whole picture, as it was. A third row keeps the
+    16-bit picture as well, as the editor opens it."""
     from dedit_app import imageio
 
     folder = scratch_folder("dedit-bench-deep-")
@@ -242,11 +243,45 @@ def deep_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
         same = np.array_equal(first, imageio.load_image(path))
     finally:
         imageio._BAND_PIXELS = banded
+    # as the editor opens it: the 16-bit picture is kept as well, for 16-bit exports
+    kept = measure(lambda: imageio.load_image(path, deep=[]), repeats=repeats, warmup=0)
     case = f"open a 16-bit RGBA PNG, {height * width / 1e6:.2g} MP"
     note = f"peak {ours[1]:.0f} MB vs {whole[1]:.0f} MB; {'same pixels' if same else 'DIFFERENT'}"
-    return with_ratios(
+    banded, reference = with_ratios(
         Row(case, "on white in bands", ours[0], ours[1], note=note),
         Row(case, "whole picture at once (before)", whole[0], whole[1]),
+    )
+    editor = with_ratios(Row(case, "in bands, 16 bits kept too (the editor)", *kept), reference)
+    return [banded, editor[0], reference]
+
+
+def deep_export_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
+    """Exporting a 16-bit photo with an edit as a 16-bit PNG (ours: the file's own values
+    where the edit did not paint, ``imageio.deep_picture``), against the 8-bit PNG every
+    export of it was before."""
+    from dedit_app import imageio
+
+    folder = scratch_folder("dedit-bench-deep-export-")
+    rng = np.random.default_rng(8)
+    image = grainy_photo(height, width, seed=8)
+    fine = rng.integers(-128, 129, image.shape, dtype=np.int16)  # the file's finer values
+    deep = np.clip(image.astype(np.int32) * 257 + fine, 0, 65535).astype(np.uint16)
+    edited = image.copy()
+    edited[height // 3 : height // 2, width // 3 : width // 2] //= 2  # an edit's box
+    out16, out8 = folder / "deep.png", folder / "plain.png"
+    ours = measure(lambda: imageio.save_image(out16, edited, deep=deep), repeats, warmup=0)
+    before = measure(lambda: imageio.save_image(out8, edited), repeats, warmup=0)
+    back = cv2.imread(str(out16), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    kept = (edited == image).all(axis=2)
+    same = np.array_equal(back[kept], deep[kept]) and np.array_equal(
+        imageio.eight_bits(back), edited
+    )
+    sizes = f"{out16.stat().st_size / 2**20:.0f} MB vs {out8.stat().st_size / 2**20:.0f} MB"
+    case = f"export a 16-bit photo as PNG, {height * width / 1e6:.2g} MP"
+    note = f"{sizes}; untouched pixels {'the file' + chr(39) + 's' if same else 'DIFFERENT'}"
+    return with_ratios(
+        Row(case, "16 bits, file's values kept", ours[0], ours[1], note=note),
+        Row(case, "8 bits (before)", before[0], before[1]),
     )
 
 
@@ -259,5 +294,6 @@ def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     yield from guarded("tiff", lambda: tiff_rows(*small, repeats=2 if full else 1))
     deep = (8000, 12000) if full else (1500, 2000)  # 96 MP: the open limit is 100 MP
     yield from guarded("deep", lambda: deep_rows(*deep))
+    yield from guarded("deep export", lambda: deep_export_rows(*(size if full else small)))
     if full:
         yield from guarded("save weights", lambda: weights_rows(*small))
