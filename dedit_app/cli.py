@@ -56,6 +56,7 @@ EXAMPLES = {
     "export": """\
   dedit export photo.dedit -o now.png
   dedit export photo.dedit --before 1 -o photo.png    # the photo before every edit
+  dedit export scan.dedit --8-bit -o small.png   # a 16-bit photo's PNG at 8 bits
 """,
     "back": """\
   dedit back photo.dedit 3     # the picture, items and prompts from before edit 3
@@ -258,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="image to write; more candidates go to NAME-2.png, NAME-3.png, ...",
     )
+    _eight_bit_option(ed)
     ed.add_argument(
         "--item", type=int, nargs="+", help="the item to edit (remove: one or more items)"
     )
@@ -357,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the picture from before edit N (1 = the photo itself); default: the picture now",
     )
+    _eight_bit_option(export)
 
     back = sub.add_parser(
         "back",
@@ -739,7 +742,7 @@ def _cmd_edit(args) -> int:
     bar.done()
     paths = _outputs(out, len(result.images))
     for path, image in zip(paths, result.images):
-        save_image(path, image, profile=project.profile, deep=project.deep)
+        save_image(path, image, profile=project.profile, deep=_deep(project, args))
     if args.apply:
         labels = result.labels if result.labels is not None else project.labels
         entry = result.entry()
@@ -805,6 +808,21 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _eight_bit_option(parser) -> None:
+    parser.add_argument(
+        "--8-bit",
+        dest="eight_bit",
+        action="store_true",
+        help="write a PNG or TIFF of a 16-bit photo at 8 bits per channel, a smaller file; by "
+        "default it is 16-bit, its untouched pixels the photo file's own",
+    )
+
+
+def _deep(project, args):
+    """The 16-bit photo a PNG or TIFF is written from, unless --8-bit (None: 8 bits)."""
+    return None if args.eight_bit else project.deep
+
+
 def _cmd_export(args) -> int:
     from dedit_app.going_back import picture_before
     from dedit_app.imageio import check_save_target, save_image
@@ -817,7 +835,7 @@ def _cmd_export(args) -> int:
         picture = project.image
     else:
         picture = picture_before(project, args.before, args.project)[0]
-    save_image(out, picture, profile=project.profile, deep=project.deep)
+    save_image(out, picture, profile=project.profile, deep=_deep(project, args))
     print(out)
     return 0
 

@@ -144,6 +144,10 @@ def test_a_16_bit_photo_keeps_its_values_where_no_edit_painted(prepared, photos,
     np.testing.assert_array_equal(read16(tmp_path / "b.tif"), deep)  # the photo, to the bit
     assert main(["export", str(copy), "-o", str(tmp_path / "now.tif")]) == 0
     np.testing.assert_array_equal(read16(tmp_path / "now.tif"), painted)
+    assert main(["export", str(copy), "--8-bit", "-o", str(tmp_path / "small.png")]) == 0
+    small = cv2.imread(str(tmp_path / "small.png"), cv2.IMREAD_UNCHANGED)
+    assert small.dtype == np.uint8
+    np.testing.assert_array_equal(small[..., ::-1], edited)
 
 
 def test_candidates_and_apply(prepared, tmp_path, capsys):

@@ -587,6 +587,39 @@ def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window
     np.testing.assert_array_equal(Project.load(tmp_path / "deep.dedit").deep, deep)
 
 
+def test_the_export_dialog_offers_a_16_bit_photo_at_8_bits_too(window, tmp_path, monkeypatch):
+    """A designer who wants the smaller 8-bit PNG of a 16-bit photo picks it as the type."""
+    import cv2
+    from PySide6.QtWidgets import QFileDialog
+
+    write_synthetic_photo(tmp_path / "plain.png")
+    image = load_image(tmp_path / "plain.png")
+    deep = (image.astype(np.uint16) * 257 + (image < 255) * 100).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "deep.tif"), deep[..., ::-1])
+    assert window.open_path(tmp_path / "deep.tif")
+    wait_idle(window)
+    offered: list[str] = []
+
+    def ask(_parent, _title, _name, filters):
+        offered.extend(filters.split(";;"))
+        return str(tmp_path / "small.png"), "PNG, 8 bits per channel (*.png)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", ask)
+    window.files.export_dialog()
+    wait_idle(window)
+    assert offered[:2] == ["PNG, 16 bits per channel (*.png)", "PNG, 8 bits per channel (*.png)"]
+    small = cv2.imread(str(tmp_path / "small.png"), cv2.IMREAD_UNCHANGED)
+    assert small.dtype == np.uint8
+    np.testing.assert_array_equal(small[..., ::-1], image)
+    assert "Exported small.png (320×240)." in window.message_text()
+    answer = (str(tmp_path / "full"), "TIFF, 16 bits per channel (*.tif *.tiff)")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: answer)
+    window.files.export_dialog()
+    wait_idle(window)
+    full = cv2.imread(str(tmp_path / "full.tif"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(full[..., ::-1], deep)
+
+
 def test_a_wide_gamut_photo_is_shown_in_the_screens_colours_and_exported_as_it_is(window, tmp_path):
     """A Display P3 photo looks on the canvas (and in the results strip, the jobs'
     previews and the recent files) as a colour-managed viewer shows it; the pixels kept

@@ -411,22 +411,33 @@ class FileController(QObject):
         offered, title = f"{stem}-edited.png", "Export the picture"
         if before is not None:
             offered, title = f"{stem}-before-edit-{before}.png", f"{title} before edit {before}"
+        # a 16-bit photo: PNG and TIFF at 16 bits first, and at 8 for a smaller file
+        deep = doc.project.deep is not None
         path, chosen = QFileDialog.getSaveFileName(
-            self.w, title, offered, ";;".join(EXPORT_FILTERS)
+            self.w, title, offered, ";;".join(DEEP_EXPORT_FILTERS if deep else EXPORT_FILTERS)
         )
         if path:
-            self.export_image(export_name(path, chosen, offered), before=before)
+            eight = chosen in EIGHT_BIT_FILTERS
+            self.export_image(export_name(path, chosen, offered), before=before, eight_bits=eight)
 
-    def export_image(self, path: str | Path, wait: bool = False, before: int | None = None) -> bool:
+    def export_image(
+        self,
+        path: str | Path,
+        wait: bool = False,
+        before: int | None = None,
+        eight_bits: bool = False,
+    ) -> bool:
         """Write the current picture at its full resolution, or with ``before`` the one
         from before that edit (1-based; read from the project on the files thread). A
         large one is written on the files thread (True when started; the message says
-        when it is written); a bad file name is refused at once."""
+        when it is written); a bad file name is refused at once. A PNG or TIFF of a
+        16-bit photo is written at 16 bits, unless ``eight_bits``."""
         doc = self.w.doc
         if doc is None:
             return False
         path = Path(path)
-        image, profile, deep = doc.image, doc.project.profile, doc.project.deep
+        image, profile = doc.image, doc.project.profile
+        deep = None if eight_bits else doc.project.deep
         said = functools.partial(self._exported, path, image.shape, profile, deep)
         try:
             save_format(path, image.shape[:2])
@@ -441,7 +452,7 @@ class FileController(QObject):
             ticket = self.thread.submit(
                 f"Exporting {path.name}",
                 lambda: save_image(
-                    path, picture_before(copy, before)[0], profile=copy.profile, deep=copy.deep
+                    path, picture_before(copy, before)[0], profile=copy.profile, deep=deep
                 ),
                 lambda _none: said(),
                 self.w.show_error,
@@ -492,6 +503,16 @@ EXPORT_FILTERS = (
     "JPEG (*.jpg *.jpeg)",
     "WebP (*.webp)",
     "TIFF (*.tif *.tiff)",
+)
+# A 16-bit photo's: PNG and TIFF at 16 bits per channel (the file's own values where no
+# edit painted, docs/IMAGES.md), or at 8 for a smaller file
+EIGHT_BIT_FILTERS = ("PNG, 8 bits per channel (*.png)", "TIFF, 8 bits per channel (*.tif *.tiff)")
+DEEP_EXPORT_FILTERS = (
+    "PNG, 16 bits per channel (*.png)",
+    EIGHT_BIT_FILTERS[0],
+    *EXPORT_FILTERS[1:3],
+    "TIFF, 16 bits per channel (*.tif *.tiff)",
+    EIGHT_BIT_FILTERS[1],
 )
 
 
