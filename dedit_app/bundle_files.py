@@ -101,7 +101,7 @@ def share_names(old: np.ndarray, new: np.ndarray) -> None:
     """``new`` holds the very bytes of ``old`` (a copy moved out of RAM,
     :mod:`dedit_app.spill`): it takes the content names worked out for ``old``, so that a
     save does not hash it again (0.1 s at 24 MP, read back from its file)."""
-    for kind in ("image", "labels"):
+    for kind in ("image", "labels", "deep"):
         known = _NAMES.get((kind, id(old)))
         if known is not None and known[0]() is old:
             _remember(kind, new, known[1])

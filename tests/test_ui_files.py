@@ -587,6 +587,30 @@ def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window
     np.testing.assert_array_equal(Project.load(tmp_path / "deep.dedit").deep, deep)
 
 
+def test_the_16_bit_photo_goes_to_a_file_first_when_undo_holds_too_much(window, tmp_path):
+    """Only an export reads the photo at 16 bits: over undo's memory budget it is the
+    first array moved out of RAM, and exports and saves read it from its file."""
+    import cv2
+
+    write_synthetic_photo(tmp_path / "plain.png")
+    image = load_image(tmp_path / "plain.png")
+    deep = (image.astype(np.uint16) * 257 + (image < 255) * 60).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    assert window.open_path(tmp_path / "deep.png")
+    wait_idle(window)
+    doc = window.doc
+    assert doc.held_for_undo()[-1] is doc.project.deep  # the farthest of all
+    tight_undo_budget(doc, tmp_path / "scratch")
+    land_edits(doc, 2)
+    assert spill.file_backed(doc.project.deep)
+    before = window.files.export_image(tmp_path / "before.png", wait=True, before=1)
+    assert before
+    out = cv2.imread(str(tmp_path / "before.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    np.testing.assert_array_equal(out, deep)
+    assert window.save_project(tmp_path / "deep.dedit", wait=True)
+    np.testing.assert_array_equal(Project.load(tmp_path / "deep.dedit").deep, deep)
+
+
 def test_the_export_dialog_offers_a_16_bit_photo_at_8_bits_too(window, tmp_path, monkeypatch):
     """A designer who wants the smaller 8-bit PNG of a 16-bit photo picks it as the type."""
     import cv2

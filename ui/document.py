@@ -655,7 +655,8 @@ class Document(QObject):
         """The distinct arrays in RAM that only undo, redo and the history hold (the
         picture on show, its item map and the map it was drawn with are not among them),
         nearest to the step on show first: ``(H, W, 3)`` uint8 pictures, ``(H, W)`` int32
-        maps. Mapped files (already moved out) are left out."""
+        maps; last, the photo at 16 bits (``(H, W, 3)`` uint16), which only an export
+        reads. Mapped files (already moved out) are left out."""
         shown = self._kept_in_ram()
         index = self.undo.index()
         found: dict[int, tuple[int, np.ndarray]] = {}
@@ -676,7 +677,8 @@ class Document(QObject):
             hold(cmd.drawn, abs(k + 1 - index))
             hold(cmd.drawn_before, abs(k - index))
         for array in self._opened:
-            hold(array, self.undo.count() + 1)  # reached by no step: farthest of all
+            hold(array, self.undo.count() + 1)  # reached by no step: far
+        hold(self.project.deep, self.undo.count() + 2)  # read only by exports: farthest
         return [array for _, array in sorted(found.values(), key=lambda e: e[0])]
 
     def _kept_in_ram(self) -> set[int]:
@@ -781,6 +783,7 @@ class Document(QObject):
         for k in range(self.undo.count()):
             self.undo.command(k).swap_arrays(sub)
         self._opened = (sub(self._opened[0]), sub(self._opened[1]))
+        self.project.deep = sub(self.project.deep)
         self._prepared_maps = [weakref.ref(sub(a)) for a in self.prepared_labels]
         for old, new in moved.values():
             know_areas(new, known_areas(old))
