@@ -165,18 +165,15 @@ def read_picture(path: Path) -> np.ndarray:
     return read_png(Path(path), "image")
 
 
-def read_deep(folder: Path, name: Any, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The photo at 16 bits the project names (``(H, W, 3)`` uint16 RGB of ``shape``,
-    read-only), or None when it names none, or its file is missing, damaged or of another
-    size: the picture and edits open regardless, and exports are then 8-bit, as before
-    16 bits were kept."""
+def read_deep(folder: Path, name: Any) -> np.ndarray | None:
+    """The photo at 16 bits the project names (``(H, W, 3)`` uint16 RGB, read-only), or
+    None when it names none, or its file is missing or damaged: the picture and edits
+    open regardless, and exports are then 8-bit, as before 16 bits were kept."""
     if not isinstance(name, str):
         return None
     try:
         deep = read_png(folder / name, "deep")
     except ProjectError:
-        return None
-    if deep.shape != tuple(shape):
         return None
     deep.setflags(write=False)  # never changed: its content name is worked out once
     return deep

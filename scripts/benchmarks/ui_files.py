@@ -285,6 +285,41 @@ def deep_export_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
     )
 
 
+def deep_project_rows(height: int, width: int, repeats: int = 1) -> list[Row]:
+    """Opening a project of a 16-bit photo: ours decodes its picture, item map and 16-bit
+    photo on threads of their own (``Project.load``); the reference reads them one after
+    another, as it did before."""
+    import json
+
+    from dedit_app import bundle_files
+    from dedit_app.project import Project
+
+    rng = np.random.default_rng(9)
+    image = grainy_photo(height, width, seed=9)
+    fine = rng.integers(-128, 129, image.shape, dtype=np.int16)
+    deep = np.clip(image.astype(np.int32) * 257 + fine, 0, 65535).astype(np.uint16)
+    labels = np.zeros((height, width), np.int32)
+    labels[:, width // 2 :] = 1
+    labels[height // 2 :, : width // 3] = 2
+    folder = scratch_folder("dedit-bench-deep-project-") / "deep.dedit"
+    Project.new(image, labels, ["a", "b", "c"], deep=deep).save(folder)
+    doc = json.loads((folder / "project.json").read_text())
+
+    def one_after_another() -> None:
+        bundle_files.read_png(folder / doc["image"], "image")
+        bundle_files.read_png(folder / doc["labels"], "labels").astype(np.int32)
+        bundle_files.read_deep(folder, doc["deep"])
+
+    ours = measure(lambda: Project.load(folder), repeats, warmup=1)
+    before = measure(one_after_another, repeats, warmup=0)
+    same = np.array_equal(Project.load(folder).deep, deep)
+    case = f"open a project of a 16-bit photo, {height * width / 1e6:.2g} MP"
+    return with_ratios(
+        Row(case, "files decoded side by side", ours[0], ours[1], note=f"same pixels: {same}"),
+        Row(case, "one after another (before)", before[0], before[1]),
+    )
+
+
 def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     """``size`` is the ``(height, width)`` the other landing rows use."""
     full = profile == "full"
@@ -295,5 +330,6 @@ def run(profile: str, size: tuple[int, int]) -> Iterator[Row]:
     deep = (8000, 12000) if full else (1500, 2000)  # 96 MP: the open limit is 100 MP
     yield from guarded("deep", lambda: deep_rows(*deep))
     yield from guarded("deep export", lambda: deep_export_rows(*(size if full else small)))
+    yield from guarded("deep project", lambda: deep_project_rows(*(size if full else small)))
     if full:
         yield from guarded("save weights", lambda: weights_rows(*small))
