@@ -101,7 +101,8 @@ def load_image(
     multiples of 257): it holds nothing more.
 
     Raises ImageLoadError for missing, unreadable, empty, non-image, truncated or corrupt
-    files and for images over ``max_pixels`` (checked on the header, before decoding).
+    files, for images over ``max_pixels`` (checked on the header, before decoding), and
+    for a colour TIFF of values no photo holds (floating-point, signed), named as such.
     """
     name = os.fspath(path)
     f = _open_file(name)
@@ -236,9 +237,11 @@ def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
     try:
         f.seek(0)
         # Pillow warns from ~89 MP on; the editor's own limit (checked from the header by
-        # the caller) rules, and a photo under it opens without a warning printed.
+        # the caller) rules, and a photo under it opens without a warning printed. A
+        # damaged header warns too ("Corrupt EXIF data") before it fails: the failure's
+        # sentence says it, once.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             return Image.open(f, formats=READ_FORMATS)
     except Image.DecompressionBombError as e:
         # Pillow refused on the header alone (its limit is ~179 MP). Re-read the header
@@ -246,6 +249,12 @@ def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
         raise ImageLoadError(_too_big(name, _header_size(f), max_pixels, e)) from None
     except Image.UnidentifiedImageError:
         kind = _signature_format(f)
+        samples = _tiff_samples(f) if kind == "TIFF" else None
+        if samples is not None:  # a sound TIFF of values no photo editor's 8/16 bits hold
+            raise ImageLoadError(
+                f"{name} holds {samples} pixel values, which the editor does not read; save "
+                "it as a 16-bit or 8-bit TIFF or PNG from the program that made it."
+            ) from None
         if kind is not None:  # a photo whose header is damaged, not a file of another kind
             raise ImageLoadError(
                 f"{name} is truncated or corrupt (it starts as a {kind} file, but its header "
@@ -257,6 +266,35 @@ def _open(f: io.BufferedReader, name: str, max_pixels: int) -> Image.Image:
         ) from None
     except Exception as e:  # any other failure while parsing an untrusted header
         raise ImageLoadError(f"{name} is truncated or corrupt ({_reason(e)}).") from None
+
+
+_SAMPLE_FORMATS = {2: "signed integer", 3: "floating-point"}  # TIFF's SampleFormat (1 is unsigned)
+
+
+def _tiff_samples(f: io.BufferedReader) -> str | None:
+    """What the colour values of a TIFF Pillow cannot open are, from its first directory
+    ("32-bit floating-point", as Photoshop's 32 bits per channel writes; "16-bit signed
+    integer"),
+    when they are not the unsigned integers a photo holds; None when its tags say
+    nothing of the kind (then the file is taken as damaged)."""
+    from PIL import TiffImagePlugin
+
+    try:
+        f.seek(0)
+        directory = TiffImagePlugin.ImageFileDirectory_v2(f.read(8))
+        f.seek(directory.next)
+        with warnings.catch_warnings():  # a damaged directory warns, then comes back short
+            warnings.simplefilter("ignore")
+            directory.load(f)
+        bits, form = directory.get(258), directory.get(339)
+    except Exception:  # noqa: BLE001 - an unreadable directory: the file is damaged
+        return None
+    bits = bits[0] if isinstance(bits, tuple) and bits else bits
+    form = form[0] if isinstance(form, tuple) and form else form
+    kind = _SAMPLE_FORMATS.get(form) if isinstance(form, int) else None
+    if kind is None:
+        return f"{bits}-bit integer" if isinstance(bits, int) and bits > 16 else None
+    return f"{bits}-bit {kind}" if isinstance(bits, int) else kind
 
 
 def _reason(e: BaseException) -> str:

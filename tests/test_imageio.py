@@ -291,6 +291,28 @@ def test_deep_colour_is_converted_in_bands_with_the_same_pixels(tmp_path, monkey
     assert np.mean(whole == expected) > 0.99
 
 
+@pytest.mark.parametrize(
+    ("dtype", "said"),
+    [(np.float32, "32-bit floating-point"), (np.int16, "16-bit signed integer")],
+)
+def test_a_tiff_of_values_no_photo_holds_is_named_for_them_not_called_corrupt(
+    tmp_path, dtype, said
+):
+    """A 32-bit floating-point colour TIFF (Photoshop's 32 bits per channel) is a sound
+    file the editor does not read: the sentence says what it holds and what to do."""
+    path = tmp_path / "hdr.tif"
+    assert cv2.imwrite(str(path), np.zeros((4, 5, 3), dtype))
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(path)
+    assert str(caught.value) == (
+        f"{path} holds {said} pixel values, which the editor does not read; save it as a "
+        "16-bit or 8-bit TIFF or PNG from the program that made it."
+    )
+    path.write_bytes(path.read_bytes()[:10])  # its directory cut off: damaged, as before
+    with pytest.raises(ImageLoadError, match="truncated or corrupt"):
+        load_image(path)
+
+
 def test_a_16_bit_grey_png_with_a_transparent_value_gets_a_white_background(tmp_path):
     grey = np.zeros((4, 6), np.uint16)
     grey[1:3, 2:5] = 40000  # round(40000 / 257) = 156; the value 0 is transparent
