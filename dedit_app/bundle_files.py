@@ -31,9 +31,9 @@ from dedit_app.project_file import DATA_FILE
 __all__ = [
     "content_name",
     "copy_file",
+    "read_deep",
     "read_picture",
     "read_png",
-    "read_deep",
     "read_profile",
     "share_names",
     "stored",

@@ -192,7 +192,9 @@ class Project:
             raise ProjectError("The item map the picture was made with is not the picture's size.")
         deep = self.deep
         if deep is not None and (np.shape(deep) != img.shape or deep.dtype != np.uint16):
-            raise ProjectError("The photo at 16 bits is not the picture's size.")
+            raise ProjectError(
+                "The photo at 16 bits is not a 16-bit picture of the picture's size."
+            )
 
     @property
     def size(self) -> tuple[int, int]:

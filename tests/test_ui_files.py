@@ -682,6 +682,23 @@ def test_a_wide_gamut_photo_is_shown_in_the_screens_colours_and_exported_as_it_i
 # ----- the reference photo ---------------------------------------------------------------
 
 
+def test_a_16_bit_reference_photo_lets_its_16_bits_go(scene, tmp_path):
+    """A reference lends looks and is never exported: its 16 bits are not held."""
+    import cv2
+
+    window, _labels = scene
+    write_synthetic_photo(tmp_path / "plain.png", 120, 160)
+    image = load_image(tmp_path / "plain.png")
+    deep = (image.astype(np.uint16) * 257 + (image < 255) * 60).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "ref16.png"), deep[..., ::-1])
+    assert window.reference_photo.open(tmp_path / "ref16.png")
+    wait_idle(window)
+    reference = window.editing.reference
+    assert reference is not None and reference.project.deep is None
+    np.testing.assert_array_equal(reference.image, image)
+    assert window.doc.project.deep is None  # the photo being edited is unchanged
+
+
 def test_a_large_reference_photo_is_read_aside(scene, tmp_path):
     window, _labels = scene
     window.files.aside_from = 0

@@ -126,6 +126,9 @@ class ReferenceController(QObject):
 
     def _read(self, project: Project) -> None:
         self._reading = None
+        # A reference lends its items' looks and is never exported or saved from here:
+        # a 16-bit reference's 16 bits (144 MB at 24 MP) are let go.
+        project.deep = None
         image = project.image if project.folder is None else None
         self._stop_finding()
         ref = Document(project, self)
