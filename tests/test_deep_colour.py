@@ -5,6 +5,7 @@ for the untouched pixels (docs/IMAGES.md "16 bits per channel")."""
 from __future__ import annotations
 
 import json
+import struct
 
 import cv2
 import image_corpus as corpus
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from dedit_app.imageio import (
+    apply_orientation,
     deep_picture,
     eight_bits,
     load_image,
@@ -65,6 +67,38 @@ def test_the_16_bit_picture_is_opaque_and_upright_as_the_8_bit_one(tmp_path):
     image = load_image(path, deep=deep)
     upright = np.rot90(np.where(grey == 7, 65535, grey), -1)
     np.testing.assert_array_equal(deep[0], np.repeat(upright[..., None], 3, axis=2))
+    np.testing.assert_array_equal(image, eight_bits(deep[0]))
+
+
+def with_orientation(tiff: bytes, value: int) -> bytes:
+    """Classic TIFF bytes with an EXIF orientation tag (274) in the first directory: a
+    copy of the directory with it goes at the end, and the header points there."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[ifd : ifd + 2])[0]
+    entries = [tiff[ifd + 2 + 12 * i : ifd + 14 + 12 * i] for i in range(count)]
+    entries.append(struct.pack(order + "HHIHH", 274, 3, 1, value, 0))  # one SHORT, inline
+    entries.sort(key=lambda e: struct.unpack(order + "H", e[:2])[0])
+    tail = tiff[ifd + 2 + 12 * count : ifd + 6 + 12 * count]  # the next directory's offset
+    pad = b"\0" * (len(tiff) % 2)
+    header = tiff[:4] + struct.pack(order + "I", len(tiff) + len(pad))
+    return (
+        header + tiff[8:] + pad + struct.pack(order + "H", len(entries)) + b"".join(entries) + tail
+    )
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_16_bit_tiff_stored_on_its_side_comes_upright_at_16_bits(tmp_path, orientation):
+    """OpenCV, which decodes 16-bit colour, turns a TIFF upright as Pillow does: the 16
+    bits come turned once, not twice, and agree with the 8-bit picture."""
+    stored = np.random.default_rng(orientation).integers(0, 65536, (4, 6, 3), dtype=np.uint16)
+    ok, encoded = cv2.imencode(".tiff", stored[..., ::-1])
+    assert ok
+    path = tmp_path / "turned.tif"
+    path.write_bytes(with_orientation(encoded.tobytes(), orientation))
+    deep: list[np.ndarray] = []
+    image = load_image(path, deep=deep)
+    np.testing.assert_array_equal(deep[0], apply_orientation(stored, orientation))
     np.testing.assert_array_equal(image, eight_bits(deep[0]))
 
 
