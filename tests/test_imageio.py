@@ -192,6 +192,15 @@ def _valid_files(folder: Path) -> list[bytes]:
         buf = io.BytesIO()
         Image.fromarray(corpus.noise(24, 32, seed=3)).save(buf, fmt)
         out.append(buf.getvalue())
+    deep = np.random.default_rng(3).integers(0, 65536, (24, 32, 4), dtype=np.uint16)
+    for ext, pixels in (
+        (".png", deep),
+        (".tiff", deep[..., :3]),
+        (".tiff", np.zeros((4, 5, 3), np.float32)),
+    ):
+        ok, encoded = cv2.imencode(ext, pixels)  # 16 bits (with alpha), and float colour
+        assert ok
+        out.append(encoded.tobytes())
     return out
 
 
@@ -209,12 +218,15 @@ def test_damaged_files_load_fully_or_raise_image_load_error(tmp_path_factory, da
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     path = folder / "damaged.img"
     path.write_bytes(bytes(raw))
+    deep: list[np.ndarray] = []
     try:
-        image = load_image(path)
+        image = load_image(path, deep=deep)
     except ImageLoadError as e:
         assert str(path) in str(e)
     else:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        for wide in deep:  # what a 16-bit export is written from agrees with the picture
+            np.testing.assert_array_equal(imageio.eight_bits(wide), image)
 
 
 # ------------------------------------------------------------------ modes that must load right
