@@ -156,7 +156,7 @@ def test_a_16_bit_picture_of_another_size_is_refused():
 
 
 def test_a_project_keeps_the_16_bits_and_opens_without_them_when_their_file_is_damaged(
-    tmp_path,
+    tmp_path, monkeypatch
 ):
     path, values = deep_photo(tmp_path)
     deep: list[np.ndarray] = []
@@ -170,8 +170,26 @@ def test_a_project_keeps_the_16_bits_and_opens_without_them_when_their_file_is_d
     again = Project.load(folder)
     np.testing.assert_array_equal(again.deep, values)
     assert not again.deep.flags.writeable
-    copy = Project.load(again.save(tmp_path / "copy.dedit"))  # "save as" takes it along
+    from dedit_app import bundle_files
+
+    encoded: list[bool] = []  # for each PNG encoded: was it a 16-bit colour picture?
+    real = bundle_files.png_bytes
+
+    def counted(array: np.ndarray):
+        encoded.append(array.dtype == np.uint16 and array.ndim == 3)  # item maps are 2-D
+        return real(array)
+
+    monkeypatch.setattr(bundle_files, "png_bytes", counted)
+    target = tmp_path / "copy.dedit"  # "save as", the editor's way: pictures written ahead
+    again.make_folder(target)
+    Project.write_pictures(target, again.pictures())
+    copy = Project.load(again.save(target))
     np.testing.assert_array_equal(copy.deep, values)
+    assert encoded and not any(encoded)  # linked from the folder it came from, not encoded
+    assert (target / doc["deep"]).read_bytes() == (folder / doc["deep"]).read_bytes()
+    other = Project.load(copy.save(tmp_path / "other.dedit"))  # the plain way too
+    np.testing.assert_array_equal(other.deep, values)
+    assert not any(encoded)
 
     # another 16-bit picture put in its place: the photo opens, its exports are 8-bit
     _other, other = deep_photo(tmp_path, seed=5)

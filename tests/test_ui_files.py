@@ -609,6 +609,10 @@ def test_the_16_bit_photo_goes_to_a_file_first_when_undo_holds_too_much(window, 
     np.testing.assert_array_equal(out, deep)
     assert window.save_project(tmp_path / "deep.dedit", wait=True)
     np.testing.assert_array_equal(Project.load(tmp_path / "deep.dedit").deep, deep)
+    window.files.aside_from = 0  # Save as on the files thread: its 16 bits are linked
+    assert window.save_project(tmp_path / "again.dedit")
+    wait_idle(window)
+    np.testing.assert_array_equal(Project.load(tmp_path / "again.dedit").deep, deep)
 
 
 def test_the_export_dialog_offers_a_16_bit_photo_at_8_bits_too(window, tmp_path, monkeypatch):

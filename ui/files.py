@@ -321,7 +321,12 @@ class FileController(QObject):
         # a 3 MP photo held the window 11 s when only the picture on show was counted
         # a patch (an earlier picture kept as the box its edit changed) compares two
         # pictures to find its box: it counts as one
-        shapes = [np.shape(a[0] if k == "patch" else a) for k, a in pictures if k != "labels"]
+        # (a file linked from the project's folder costs no encoding)
+        shapes = [
+            np.shape(a[0] if k == "patch" else a)
+            for k, a in pictures
+            if k not in ("labels", "file")
+        ]
         pixels = sum(shape[0] * shape[1] for shape in shapes)
         heavy = project.pending_bytes() >= self.weights_aside_from or pixels >= self.aside_from
         if wait or not (heavy or self.is_large(doc.image.shape[1::-1])):
