@@ -546,6 +546,19 @@ def test_a_photos_colour_profile_goes_into_its_exports_and_its_project(window, t
     assert Project.load(tmp_path / "phone.dedit").profile == profile
 
 
+def write_16_bit_photo(path: Path, height: int = 240, width: int = 320, seed: int = 7):
+    """A 16-bit PNG or TIFF at ``path`` of the synthetic photo with random finer bits
+    below what 8 bits hold; returns ``(its 8-bit picture, its 16-bit values)``, RGB."""
+    import cv2
+
+    write_synthetic_photo(path.with_name("plain.png"), height, width)
+    image = load_image(path.with_name("plain.png"))
+    fine = np.random.default_rng(seed).integers(-128, 129, image.shape)
+    deep = np.clip(image.astype(np.int64) * 257 + fine, 0, 65535).astype(np.uint16)
+    assert cv2.imwrite(str(path), deep[..., ::-1])
+    return image, deep
+
+
 def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window, tmp_path):
     """A designer's 16-bit PNG comes back from the editor at 16 bits: the pixels an edit
     did not paint are the file's own, saved as a project or not; JPEG stays 8-bit."""
@@ -553,11 +566,7 @@ def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window
 
     from dedit_app.imageio import eight_bits
 
-    write_synthetic_photo(tmp_path / "plain.png")
-    image = load_image(tmp_path / "plain.png")
-    fine = np.random.default_rng(7).integers(-128, 129, image.shape)
-    deep = np.clip(image.astype(np.int64) * 257 + fine, 0, 65535).astype(np.uint16)
-    assert cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    image, deep = write_16_bit_photo(tmp_path / "deep.png")
     assert window.open_path(tmp_path / "deep.png")
     assert window.status_message.text() == "Opened deep.png (320×240, 16 bits per channel)."
     wait_idle(window)
@@ -589,13 +598,11 @@ def test_a_16_bit_photo_is_exported_at_16_bits_and_its_project_keeps_them(window
 
 def test_the_16_bit_photo_goes_to_a_file_first_when_undo_holds_too_much(window, tmp_path):
     """Only an export reads the photo at 16 bits: over undo's memory budget it is the
-    first array moved out of RAM, and exports and saves read it from its file."""
+    first array moved out of RAM, and exports and saves (Save as too, which links its
+    file) read it from there."""
     import cv2
 
-    write_synthetic_photo(tmp_path / "plain.png")
-    image = load_image(tmp_path / "plain.png")
-    deep = (image.astype(np.uint16) * 257 + (image < 255) * 60).astype(np.uint16)
-    assert cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    _image, deep = write_16_bit_photo(tmp_path / "deep.png", seed=8)
     assert window.open_path(tmp_path / "deep.png")
     wait_idle(window)
     doc = window.doc
@@ -620,10 +627,7 @@ def test_the_export_dialog_offers_a_16_bit_photo_at_8_bits_too(window, tmp_path,
     import cv2
     from PySide6.QtWidgets import QFileDialog
 
-    write_synthetic_photo(tmp_path / "plain.png")
-    image = load_image(tmp_path / "plain.png")
-    deep = (image.astype(np.uint16) * 257 + (image < 255) * 100).astype(np.uint16)
-    assert cv2.imwrite(str(tmp_path / "deep.tif"), deep[..., ::-1])
+    image, deep = write_16_bit_photo(tmp_path / "deep.tif", seed=9)
     assert window.open_path(tmp_path / "deep.tif")
     wait_idle(window)
     offered: list[str] = []
@@ -688,13 +692,9 @@ def test_a_wide_gamut_photo_is_shown_in_the_screens_colours_and_exported_as_it_i
 
 def test_a_16_bit_reference_photo_lets_its_16_bits_go(scene, tmp_path):
     """A reference lends looks and is never exported: its 16 bits are not held."""
-    import cv2
 
     window, _labels = scene
-    write_synthetic_photo(tmp_path / "plain.png", 120, 160)
-    image = load_image(tmp_path / "plain.png")
-    deep = (image.astype(np.uint16) * 257 + (image < 255) * 60).astype(np.uint16)
-    assert cv2.imwrite(str(tmp_path / "ref16.png"), deep[..., ::-1])
+    image, _deep = write_16_bit_photo(tmp_path / "ref16.png", 120, 160)
     assert window.reference_photo.open(tmp_path / "ref16.png")
     wait_idle(window)
     reference = window.editing.reference
