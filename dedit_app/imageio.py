@@ -16,6 +16,7 @@ user-facing version of this.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import math
@@ -23,6 +24,7 @@ import os
 import re
 import stat
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -170,12 +172,21 @@ def _load_from(
 
     deep = _is_deep_colour(im)  # before anything loads pixels: loading clears the tile list
     try:
-        # LOAD_TRUNCATED_IMAGES stays False: a short file raises here instead of coming back
-        # grey at the bottom. Deep colour files are decoded twice; this pass proves they are
-        # complete.
-        im.load()
-        orientation = _orientation(im)
-        wide = _deep_colour(f, im) if deep else _deep_gray(im)
+        with contextlib.ExitStack() as stack:
+            decoding = None
+            if deep:
+                # Deep colour files are decoded twice: OpenCV's decode keeps the 16 bits,
+                # and Pillow's pass below proves the file complete. Both let go of
+                # Python's lock, so side by side they take about the time of one.
+                f.seek(0)
+                data = np.frombuffer(f.read(), dtype=np.uint8)
+                pool = stack.enter_context(ThreadPoolExecutor(1, "dedit-decode"))
+                decoding = pool.submit(cv2.imdecode, data, cv2.IMREAD_UNCHANGED)
+            # LOAD_TRUNCATED_IMAGES stays False: a short file raises here instead of
+            # coming back grey at the bottom.
+            im.load()
+            orientation = _orientation(im)
+            wide = _deep_colour(decoding.result(), im) if decoding else _deep_gray(im)
         rgb = _to_rgb8(im) if wide is None else eight_bits(wide)
     except MemoryError:
         raise ImageLoadError(
@@ -519,13 +530,10 @@ def _deep_gray(im: Image.Image) -> np.ndarray | None:
     return _gray3(gray)
 
 
-def _deep_colour(f: io.BufferedReader, im: Image.Image) -> np.ndarray | None:
-    """Decode a 16-bit colour PNG/TIFF with OpenCV as ``(H, W, 3)`` uint16 RGB, alpha
-    placed on white. None when OpenCV disagrees about the file (then Pillow's high byte
-    is used)."""
-    f.seek(0)
-    data = np.frombuffer(f.read(), dtype=np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+def _deep_colour(arr: np.ndarray | None, im: Image.Image) -> np.ndarray | None:
+    """A 16-bit colour PNG/TIFF as OpenCV decoded it (``arr``, BGR(A), or None) as
+    ``(H, W, 3)`` uint16 RGB, alpha placed on white. None when OpenCV disagrees about the
+    file (then Pillow's high byte is used)."""
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
         return None
     if arr.shape[:2] != (im.size[1], im.size[0]) or arr.shape[2] not in (3, 4):
