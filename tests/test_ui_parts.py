@@ -87,6 +87,136 @@ def test_hidden_overlays_keep_only_the_selection_outline():
     assert out[2, 0] == tables.selected_line
 
 
+@pytest.mark.parametrize("width", [2, 3])
+def test_overlay_lines_are_as_wide_as_asked_and_both_paths_agree(width):
+    """On a high-density screen the overlay is drawn in device pixels with lines ``width``
+    device pixels wide (one logical pixel), so it keeps its look there."""
+    labels = np.zeros((12, 12), np.uint8)
+    labels[:, 6:] = 1
+    plain = overlay.build_tables(2)
+    out = overlay.render(labels, plain, width=width)
+    line = np.nonzero(out[5] == plain.line[0])[0].tolist()
+    assert line == list(range(6 - width, 6))  # item 0's side of the boundary
+    assert (out[5, 6:] == plain.fill[1]).all()
+    chosen = overlay.build_tables(2, selected=(1,))
+    out = overlay.render(labels, chosen, width=width)
+    band = np.nonzero(out[5] == chosen.selected_line)[0].tolist()
+    assert band == list(range(6 - width, 6 + width))  # both sides: twice as wide
+    many = _random_labels(60, 80, 9)
+    tables = overlay.build_tables(9, selected=(2, 5), hover=3)
+    fast_codes, fast_table = overlay._codes_u8(many, tables, width)
+    slow_codes, slow_table = overlay._codes_numpy(many.astype(np.int32), tables, width)
+    np.testing.assert_array_equal(np.take(fast_table, fast_codes), np.take(slow_table, slow_codes))
+
+
+def _painted_on(item, ratio: float, scale: float, size: tuple[int, int], view=None):
+    """What ``item`` paints on a grey picture of ``size`` logical pixels whose device has
+    ``ratio`` device pixels per logical one (a Retina screen: 2), at ``scale`` logical
+    pixels per image pixel (or through ``view``'s transform); ``(h, w, 3)`` uint8 RGB of
+    its device pixels."""
+    from PySide6.QtGui import QColor, QImage, QPainter, QTransform
+    from PySide6.QtWidgets import QStyleOptionGraphicsItem
+
+    from ui.imaging import qimage_rgb
+
+    w, h = round(size[0] * ratio), round(size[1] * ratio)
+    target = QImage(w, h, QImage.Format.Format_RGB32)
+    target.setDevicePixelRatio(ratio)
+    target.fill(QColor(128, 128, 128))
+    painter = QPainter(target)
+    if view is not None:
+        painter.setRenderHints(view.renderHints())  # smooth scaling, as the canvas draws
+    painter.setWorldTransform(
+        view.viewportTransform() if view is not None else QTransform.fromScale(scale, scale)
+    )
+    item.paint(painter, QStyleOptionGraphicsItem())
+    painter.end()
+    return qimage_rgb(target)
+
+
+def test_the_photo_is_drawn_from_the_level_a_high_density_screen_needs(qtbot):
+    """At 50 % on a Retina screen every image pixel has a device pixel of its own: the
+    photo is drawn from its full-size level, not the half-size one an ordinary screen
+    shows, so one-pixel detail stays sharp."""
+    from ui.canvas_items import PhotoItem
+
+    photo = np.full((128, 192, 3), 40, np.uint8)
+    photo[:, ::2] = 230  # one-pixel stripes: a level too small turns them grey
+    for ratio, level in ((1.0, 1), (2.0, 0), (1.5, 0)):
+        item = PhotoItem()
+        item.set_image(photo)
+        drawn = _painted_on(item, ratio, 0.5, (96, 64))
+        assert set(item._photo.levels) == {level}, ratio
+        if ratio == 2.0:  # device pixel i shows image column i: the stripes as they are
+            np.testing.assert_array_equal(drawn[10, :20, 1], photo[20, :20, 1])
+    item = PhotoItem()
+    item.set_image(photo)
+    _painted_on(item, 2.0, 0.25, (48, 32))  # a quarter: half-size is enough for 2x
+    assert set(item._photo.levels) == {1}
+
+
+def test_actual_pixels_shows_one_photo_pixel_per_screen_pixel_and_says_100(qtbot):
+    """Ctrl+1 and the zoom in the status bar count the screen's pixels, as design tools
+    do: on a Retina screen (2 device pixels per logical one) 100 % is half the logical
+    scale, and the level drawn is the full-size one."""
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+
+    image = np.full((400, 600, 3), 90, np.uint8)
+    labels = np.zeros((400, 600), np.int32)
+    view = CanvasView()
+    qtbot.addWidget(view)
+    view.resize(300, 240)
+    view.set_document(Document(Project.new(image, labels, ["all"])))
+    said: list[float] = []
+    view.zoom_changed.connect(said.append)
+    view.actual_pixels()
+    assert view.zoom == pytest.approx(1.0) and said[-1] == pytest.approx(1.0)  # this screen
+    view.screen_ratio = lambda: 2.0  # as the canvas on a Retina screen reads it
+    view.actual_pixels()
+    assert view.zoom == pytest.approx(0.5) and said[-1] == pytest.approx(1.0)
+    view.zoom_by(2.0)
+    assert said[-1] == pytest.approx(2.0)  # 200 %: 2 x 2 screen pixels per photo pixel
+
+
+def test_the_overlay_is_drawn_in_device_pixels_on_a_high_density_screen(qtbot):
+    """The item colours and outlines are rendered for the screen's device pixels, not for
+    its logical ones and then scaled up (which blurred every outline on a Retina screen):
+    the outline is two device pixels of the item's colour, with no blended fringe, just
+    left of where the items meet."""
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+
+    image = np.full((100, 100, 3), 128, np.uint8)
+    labels = np.zeros((100, 100), np.int32)
+    labels[:, 50:] = 1
+    doc = Document(Project.new(image, labels, ["left", "right"]))
+    view = CanvasView()
+    qtbot.addWidget(view)
+    view.resize(300, 240)
+    view.show()
+    view.set_document(doc)
+    view.set_zoom(2.0)
+    t = view.viewportTransform()
+    vp = view.viewport().size()
+    drawn = _painted_on(view.overlay_item, 2.0, 0.0, (vp.width(), vp.height()), view=view)
+    # 2 device px per logical px, zoom 2: image x = 50 is device x = 2 * (dx + 2 * 50)
+    edge = round(2 * (t.dx() + 2 * 50))
+    y = round(2 * (t.dy() + 2 * 30))
+    tables = view.tables()
+    line = tables.line[0]
+    colour = np.array([(line >> 16) & 255, (line >> 8) & 255, line & 255])
+    row = drawn[y, edge - 6 : edge + 6].astype(int)
+    # the outline is opaque enough to dominate: the two pixels before the edge carry it
+    strength = np.abs(row - 128).sum(axis=1)
+    assert (strength[4:6] > 3 * strength[:4].max()).all()
+    assert (strength[6:] < strength[4:6].min() / 3).all()
+    assert np.abs(row[4] - row[5]).max() <= 1  # one colour: no blended fringe
+    assert np.abs(row[4] - (0.9 * colour + 0.1 * 128)).max() <= 3
+
+
 # ----- preview -----------------------------------------------------------------------------
 
 
@@ -923,6 +1053,10 @@ def test_thumbnails_fit_the_side_both_ways(qtbot):
     assert img.pixelColor(10, 12).red() == 0 and img.pixelColor(85, 12).red() == 200
     small = thumbnail(np.zeros((20, 10, 3), np.uint8), 56)  # a small picture grows to fit
     assert (small.width(), small.height()) == (28, 56)
+    # on a Retina screen: twice the pixels, shown at the same logical size
+    sharp = thumbnail(wide, 96, ratio=2.0)
+    assert (sharp.width(), sharp.height()) == (192, 48) and sharp.devicePixelRatio() == 2.0
+    assert sharp.deviceIndependentSize().toSize().width() == 96
 
 
 def test_the_canvas_makes_only_the_picture_size_it_shows(qtbot):

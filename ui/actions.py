@@ -202,7 +202,7 @@ def build_actions(w) -> None:
     w.act_cancel_jobs = A("&Cancel all jobs", w.cancel_all_jobs, "Ctrl+.")
 
     w.act_fit = A("&Fit to window", w.canvas.fit, "Ctrl+0", "", "fit")
-    w.act_actual = A("&Actual size", lambda: w.canvas.set_zoom(1.0), "Ctrl+1")
+    w.act_actual = A("&Actual pixels", w.canvas.actual_pixels, "Ctrl+1")
     w.act_zoom_in = A(
         "Zoom &in",
         lambda: w.canvas.zoom_by(1.25),

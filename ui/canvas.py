@@ -14,7 +14,7 @@ import enum
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QPainter,
@@ -64,7 +64,7 @@ class CanvasView(QGraphicsView):
     swap_dropped = Signal(int, int)  # target item, reference item
     files_dropped = Signal(list)  # [path]
     cursor_info = Signal(object)  # (x, y, item) or None
-    zoom_changed = Signal(float)
+    zoom_changed = Signal(float)  # screen (device) pixels per image pixel, as shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -291,7 +291,28 @@ class CanvasView(QGraphicsView):
 
     @property
     def zoom(self) -> float:
+        """Logical pixels per image pixel (the view's own scale)."""
         return self.transform().m11()
+
+    def screen_ratio(self) -> float:
+        """Device pixels per logical pixel of the screen the canvas is on (2 on a Retina
+        screen)."""
+        return float(self.viewport().devicePixelRatioF())
+
+    def screen_zoom(self) -> float:
+        """Screen (device) pixels per image pixel: what the zoom reads in the status bar,
+        as in design tools, where 100 % shows each pixel of the photo on one pixel of the
+        screen, a Retina screen's included."""
+        return self.zoom * self.screen_ratio()
+
+    def actual_pixels(self) -> None:
+        """Zoom to one image pixel per screen pixel (Ctrl+1)."""
+        self.set_zoom(1.0 / self.screen_ratio())
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.DevicePixelRatioChange:  # moved to another screen
+            self.zoom_changed.emit(self.screen_zoom())
 
     def fit(self) -> None:
         """Fit the whole photo in the view (and keep fitting on resize)."""
@@ -305,7 +326,7 @@ class CanvasView(QGraphicsView):
         s = min(vw / rect.width(), vh / rect.height())
         self.setTransform(QTransform.fromScale(s, s))
         self.centerOn(rect.center())
-        self.zoom_changed.emit(self.zoom)
+        self.zoom_changed.emit(self.screen_zoom())
 
     def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None:
         factor = min(max(factor, 0.02), 32.0)
@@ -315,7 +336,7 @@ class CanvasView(QGraphicsView):
             self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setTransform(QTransform.fromScale(factor, factor))
         self.setTransformationAnchor(old)
-        self.zoom_changed.emit(self.zoom)
+        self.zoom_changed.emit(self.screen_zoom())
 
     def zoom_by(self, step: float) -> None:
         self.set_zoom(self.zoom * step)
@@ -333,7 +354,7 @@ class CanvasView(QGraphicsView):
         f = 1.0015**delta
         new = min(max(self.zoom * f, 0.02), 32.0)
         self.scale(new / self.zoom, new / self.zoom)
-        self.zoom_changed.emit(self.zoom)
+        self.zoom_changed.emit(self.screen_zoom())
 
     # ----- pointer ----------------------------------------------------------------------
 
@@ -567,7 +588,7 @@ class CanvasView(QGraphicsView):
         # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
         h, w = mask.shape
         k = 0
-        while self.zoom * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
+        while self.screen_zoom() * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
             k += 1
         if k:
             size = (w >> k, h >> k)

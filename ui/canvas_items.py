@@ -7,6 +7,7 @@ Scene coordinates are image pixels, as in :mod:`ui.canvas`: pixel ``(i, j)`` cov
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,18 @@ from ui.theme import COLORS
 
 if TYPE_CHECKING:
     from ui.canvas import CanvasView
+
+
+def device_ratio(painter: QPainter) -> float:
+    """Device pixels per logical pixel of what ``painter`` draws on: 1 on most screens,
+    2 on a Retina one, 1.25 or 1.5 on a Windows screen scaled up."""
+    device = painter.device()
+    return float(device.devicePixelRatioF()) if device is not None else 1.0
+
+
+def line_width(ratio: float) -> int:
+    """The overlay's outline width in device pixels: one logical pixel, rounded."""
+    return max(1, math.floor(ratio + 0.5))
 
 
 class _Mipmap:
@@ -138,7 +151,9 @@ class PhotoItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         if self._photo is None:
             return
-        scale = painter.worldTransform().m11()
+        # device pixels per image pixel: on a Retina screen the level is chosen for its
+        # device pixels, or a photo at 50 % would be drawn from the quarter-size level
+        scale = painter.worldTransform().m11() * device_ratio(painter)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
         target = self.boundingRect()
         k = self._level(scale)
@@ -191,9 +206,12 @@ class OverlayItem(QGraphicsItem):
             return
         # World coordinates of the viewport, not device ones: when the window is grabbed
         # the device is the whole window and Qt adds the viewport's offset underneath.
+        # Rendered in device pixels (2 x 2 per logical one on a Retina screen), so item
+        # edges and outlines are as sharp as the photo under them rather than scaled up.
         t = painter.worldTransform()
+        ratio = device_ratio(painter)
         vp = self.view.viewport()
-        size = (vp.width(), vp.height())
+        size = (math.ceil(vp.width() * ratio), math.ceil(vp.height() * ratio))
         key = (
             id(labels),
             self.view.labels_key(),
@@ -202,28 +220,32 @@ class OverlayItem(QGraphicsItem):
             t.dx(),
             t.dy(),
             size,
+            ratio,
         )
         if key != self._key:
-            self._render(labels, t.m11(), (t.dx(), t.dy()), size)
+            self._render(labels, t.m11() * ratio, (t.dx() * ratio, t.dy() * ratio), size, ratio)
             self._key = key
         if self._image is None:
             return
         painter.save()
         painter.setTransform(QTransform())
-        painter.drawImage(*self._pos, self._image)
+        painter.drawImage(QPointF(self._pos[0] / ratio, self._pos[1] / ratio), self._image)
         painter.restore()
 
-    def _render(self, labels, scale, origin, size) -> None:
+    def _render(self, labels, scale, origin, size, ratio: float) -> None:
+        """Render the overlay of the view at ``scale`` device pixels per image pixel, image
+        corner (0, 0) at device position ``origin``, over ``size`` device pixels."""
         pos, rows, cols = overlay.view_window(labels.shape, origin=origin, scale=scale, size=size)
         if rows.size == 0:
             self._image = None
             return
         sampled = overlay.sample_labels(labels, rows, cols)
-        codes, table = overlay.render_codes(sampled, self.view.tables())
+        codes, table = overlay.render_codes(sampled, self.view.tables(), line_width(ratio))
         if codes.dtype == np.uint8:
             self._image = indexed_image(codes, table)
         else:
             self._image = argb_image(np.take(table, codes))
+        self._image.setDevicePixelRatio(ratio)
         self._pos = pos
 
 

@@ -170,7 +170,8 @@ class JobCard(QFrame):
                 "Waiting for the jobs before it." if r.state is JobState.QUEUED else "Starting…"
             )
         if p is not None and p.preview is not None and r.active:
-            self.preview.setPixmap(thumbnail(p.preview, 56, self.colours))
+            ratio = self.preview.devicePixelRatioF()
+            self.preview.setPixmap(thumbnail(p.preview, 56, self.colours, ratio))
             self.preview.setVisible(True)
         elif not r.active and r.state is not JobState.DONE:
             self.preview.setVisible(False)

@@ -1,10 +1,11 @@
 """Item overlays rendered in screen space from the label map with a colour table.
 
 The canvas never builds a full-resolution overlay. For each repaint it samples the label map
-once per *viewport* pixel (nearest, at pixel centres), looks the samples up in a premultiplied
+once per *viewport* pixel (nearest, at pixel centres; device pixels on a high-density
+screen, where a logical pixel is 2 x 2 of them), looks the samples up in a premultiplied
 ARGB32 table, and marks item boundaries where neighbouring samples differ. The cost is
 proportional to the viewport (about 1.5 million pixels), not to the photo, so a 4096 x 4096
-photo with 30 items redraws as fast as a small one, and outlines stay one screen pixel wide
+photo with 30 items redraws as fast as a small one, and outlines stay one logical pixel wide
 at every zoom. Hover and selection only change the table.
 
 numpy and OpenCV: no Qt here, so the benchmark and tests can call it directly.
@@ -144,34 +145,40 @@ def compact_labels(labels: np.ndarray, top: int | None = None) -> np.ndarray:
     return labels.astype(dtype, copy=False)
 
 
-def render_codes(sampled: np.ndarray, tables: Tables) -> tuple[np.ndarray, np.ndarray]:
+def render_codes(
+    sampled: np.ndarray, tables: Tables, width: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Classify every sampled pixel; returns ``(codes (h, w), table)`` with the pixel colours
     ``table[codes]`` (straight ARGB32).
 
-    A pixel is an outline pixel when its 2 x 2 block (itself, right, below, diagonal) holds
-    more than one item: a one-pixel line in the item's colour. Pixels within one pixel of the
-    selection's border (both sides) get the selection colour: a two-pixel line. With up to
-    127 items and uint8 samples the codes are uint8 and ``table`` has 256 entries, so the
-    canvas hands them to Qt as an indexed image and never builds an RGBA array itself.
+    A pixel is an outline pixel when its ``(width + 1)`` square block (itself, and the
+    ``width`` pixels right, below and diagonally) holds more than one item: a line
+    ``width`` pixels wide in the item's colour. Pixels within ``width`` pixels of the
+    selection's border (both sides) get the selection colour: a line twice as wide.
+    ``width`` is the screen's device pixels per logical pixel, rounded (2 on a Retina
+    screen), so lines keep their weight there while following the photo's edges to the
+    device pixel. With up to 127 items and uint8 samples the codes are uint8 and
+    ``table`` has 256 entries, so the canvas hands them to Qt as an indexed image and
+    never builds an RGBA array itself.
     """
+    width = max(int(width), 1)
     if sampled.dtype == np.uint8 and len(tables.fill) <= 127:
-        return _codes_u8(sampled, tables)
-    return _codes_numpy(sampled, tables)
+        return _codes_u8(sampled, tables, width)
+    return _codes_numpy(sampled, tables, width)
 
 
-def render(sampled: np.ndarray, tables: Tables, *, outlines: bool = True) -> np.ndarray:
-    """Screen-space overlay of sampled labels ``(h, w)`` -> ``(h, w)`` uint32 straight ARGB32."""
+def render(
+    sampled: np.ndarray, tables: Tables, *, outlines: bool = True, width: int = 1
+) -> np.ndarray:
+    """Screen-space overlay of sampled labels ``(h, w)`` -> ``(h, w)`` uint32 straight ARGB32
+    (``width``: as in :func:`render_codes`)."""
     if not outlines:
         return np.take(tables.fill, sampled)
-    codes, table = render_codes(sampled, tables)
+    codes, table = render_codes(sampled, tables, width)
     return np.take(table, codes)
 
 
-_BLOCK2 = np.ones((2, 2), np.uint8)
-_BLOCK3 = np.ones((3, 3), np.uint8)
-
-
-def _codes_u8(sampled: np.ndarray, tables: Tables) -> tuple[np.ndarray, np.ndarray]:
+def _codes_u8(sampled: np.ndarray, tables: Tables, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV's SIMD morphology does the work: item k -> k, its outline -> 128 + k,
     selection outline -> 255."""
     k = len(tables.fill)
@@ -181,40 +188,48 @@ def _codes_u8(sampled: np.ndarray, tables: Tables) -> tuple[np.ndarray, np.ndarr
     table[255] = tables.selected_line
     if sampled.size == 0:
         return sampled.copy(), table
-    grad = cv2.morphologyEx(sampled, cv2.MORPH_GRADIENT, _BLOCK2, anchor=(0, 0))
+    block = np.ones((width + 1, width + 1), np.uint8)
+    grad = cv2.morphologyEx(sampled, cv2.MORPH_GRADIENT, block, anchor=(0, 0))
     codes = cv2.add(sampled, cv2.threshold(grad, 0, 128, cv2.THRESH_BINARY)[1])
     if tables.selected.any():
         sel = np.zeros(256, np.uint8)
         sel[:k] = tables.selected
-        band = cv2.morphologyEx(cv2.LUT(sampled, sel), cv2.MORPH_GRADIENT, _BLOCK3)
+        around = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+        band = cv2.morphologyEx(cv2.LUT(sampled, sel), cv2.MORPH_GRADIENT, around)
         codes = cv2.max(codes, cv2.threshold(band, 0, 255, cv2.THRESH_BINARY)[1])
     return codes, table
 
 
-def _grow(mask: np.ndarray) -> np.ndarray:
-    """``mask`` grown by one pixel in the 8 directions (3 x 3 dilation)."""
+def _grow(mask: np.ndarray, by: int) -> np.ndarray:
+    """``mask`` grown by ``by`` pixels in the 8 directions (a square dilation)."""
     out = mask.copy()
-    out[1:, :] |= mask[:-1, :]
-    out[:-1, :] |= mask[1:, :]
-    rows = out.copy()
-    out[:, 1:] |= rows[:, :-1]
-    out[:, :-1] |= rows[:, 1:]
+    for _ in range(by):
+        grown = out.copy()
+        grown[1:, :] |= out[:-1, :]
+        grown[:-1, :] |= out[1:, :]
+        rows = grown.copy()
+        grown[:, 1:] |= rows[:, :-1]
+        grown[:, :-1] |= rows[:, 1:]
+        out = grown
     return out
 
 
-def _codes_numpy(sampled: np.ndarray, tables: Tables) -> tuple[np.ndarray, np.ndarray]:
+def _codes_numpy(
+    sampled: np.ndarray, tables: Tables, width: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Any number of items: codes k, K + k, 2K (same picture as :func:`_codes_u8`)."""
     k = len(tables.fill)
     table = np.concatenate([tables.fill, tables.line, [np.uint32(tables.selected_line)]])
     codes = sampled.astype(np.int32)
     edge = np.zeros(sampled.shape, bool)
-    edge[:, :-1] |= sampled[:, 1:] != sampled[:, :-1]
-    edge[:-1, :] |= sampled[1:, :] != sampled[:-1, :]
-    edge[:-1, :-1] |= sampled[1:, 1:] != sampled[:-1, :-1]
+    h, w = sampled.shape
+    for dy in range(min(width, h - 1) + 1):  # another item within the block: an outline
+        for dx in range(min(width, w - 1) + 1):
+            edge[: h - dy, : w - dx] |= sampled[dy:, dx:] != sampled[: h - dy, : w - dx]
     codes[edge] += k
     if tables.selected.any():
         sel = np.take(tables.selected, sampled)
-        codes[_grow(sel) & _grow(~sel)] = 2 * k
+        codes[_grow(sel, width) & _grow(~sel, width)] = 2 * k
     return codes, table
 
 

@@ -187,8 +187,7 @@ class StartPage(QWidget):
             tile = self.recent_tiles.get(path)
             if tile is None:  # the list changed while they were read
                 continue
-            pixmap = thumbnail(image, round((TILE - 4) * ratio))
-            pixmap.setDevicePixelRatio(ratio)
+            pixmap = thumbnail(image, TILE - 4, ratio=ratio)
             tile.setText("")
             tile.setIcon(QIcon(pixmap))
 

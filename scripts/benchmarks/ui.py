@@ -61,26 +61,32 @@ def _app():
     return create_app()
 
 
-def overlay_rows(side: int = 4096, items: int = 30, viewport=(1600, 1000)) -> list[Row]:
+def overlay_rows(
+    side: int = 4096, items: int = 30, viewport=(1600, 1000), ratio: int = 1
+) -> list[Row]:
+    """``viewport`` in logical pixels; ``ratio`` device pixels per logical one (2: the
+    same window on a Retina screen, rendered for its device pixels with 2-pixel lines)."""
     from ui import overlay
     from ui.imaging import argb_image, indexed_image
 
     _app()
     labels = voronoi_labels(side, side, items).astype(np.uint8)
     tables = overlay.build_tables(items, selected=(3,), hover=5)
-    vw, vh = viewport
+    vw, vh = viewport[0] * ratio, viewport[1] * ratio
+    viewport = (vw, vh)
     rows: list[Row] = []
     views = {
         "fit": (vh / side, ((vw - vh * 1.0) / 2, 0.0)),
-        "100%": (1.0, (-1000.0, -1000.0)),
-        "300%": (3.0, (-5000.0, -5000.0)),
+        "100%": (1.0 * ratio, (-1000.0 * ratio, -1000.0 * ratio)),
+        "300%": (3.0 * ratio, (-5000.0 * ratio, -5000.0 * ratio)),
     }
+    screen = "" if ratio == 1 else f" {ratio}x screen"
     for name, (scale, origin) in views.items():
 
         def ours(scale=scale, origin=origin):
             pos, r, c = overlay.view_window(labels.shape, origin=origin, scale=scale, size=viewport)
-            codes, table = overlay.render_codes(overlay.sample_labels(labels, r, c), tables)
-            return indexed_image(codes, table)
+            sampled = overlay.sample_labels(labels, r, c)
+            return indexed_image(*overlay.render_codes(sampled, tables, ratio))
 
         def full_res(scale=scale, origin=origin):
             # The straightforward way: colour every photo pixel, then scale to the screen.
@@ -100,15 +106,21 @@ def overlay_rows(side: int = 4096, items: int = 30, viewport=(1600, 1000)) -> li
         note = f"{len(c)}x{len(r)} px drawn; agree={ok}"
         rows += with_ratios(
             Row(
-                f"overlay {side}² {items} items {name}",
+                f"overlay {side}² {items} items {name}{screen}",
                 "screen-space LUT",
                 t_ours,
                 m_ours,
                 note=note,
             ),
-            Row(f"overlay {side}² {items} items {name}", "full-res LUT + scale", t_ref, m_ref),
+            Row(
+                f"overlay {side}² {items} items {name}{screen}",
+                "full-res LUT + scale",
+                t_ref,
+                m_ref,
+            ),
         )
-    rows.append(canvas_repaint_row(side, items, viewport))
+    if ratio == 1:  # the canvas draws on this machine's screen, whatever its ratio
+        rows.append(canvas_repaint_row(side, items, viewport))
     return rows
 
 
@@ -472,6 +484,7 @@ def QTimer_single_shot_run(task, ctx) -> None:  # noqa: N802 - reads as what it 
 
 def run(profile: str) -> Iterator[Row]:
     yield from guarded("overlay", overlay_rows)
+    yield from guarded("overlay 2x screen", lambda: overlay_rows(ratio=2))
     yield from guarded("stall", lambda: stall_rows(steps=20 if profile == "full" else 4))
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
