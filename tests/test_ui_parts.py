@@ -17,7 +17,7 @@ from dedit_app.jobs import JobState, Progress, run_job  # noqa: E402
 from ui import overlay  # noqa: E402
 from ui.preview import move_preview, remove_preview  # noqa: E402
 from ui.settings import MAX_PROMPTS, EditorSettings  # noqa: E402
-from ui.testing import private_settings, synthetic_scene  # noqa: E402
+from ui.testing import painted_on, private_settings, synthetic_scene  # noqa: E402
 from ui.worker import JobQueue, JobRequest  # noqa: E402
 
 # ----- overlay ---------------------------------------------------------------------------
@@ -109,31 +109,6 @@ def test_overlay_lines_are_as_wide_as_asked_and_both_paths_agree(width):
     np.testing.assert_array_equal(np.take(fast_table, fast_codes), np.take(slow_table, slow_codes))
 
 
-def _painted_on(item, ratio: float, scale: float, size: tuple[int, int], view=None):
-    """What ``item`` paints on a grey picture of ``size`` logical pixels whose device has
-    ``ratio`` device pixels per logical one (a Retina screen: 2), at ``scale`` logical
-    pixels per image pixel (or through ``view``'s transform); ``(h, w, 3)`` uint8 RGB of
-    its device pixels."""
-    from PySide6.QtGui import QColor, QImage, QPainter, QTransform
-    from PySide6.QtWidgets import QStyleOptionGraphicsItem
-
-    from ui.imaging import qimage_rgb
-
-    w, h = round(size[0] * ratio), round(size[1] * ratio)
-    target = QImage(w, h, QImage.Format.Format_RGB32)
-    target.setDevicePixelRatio(ratio)
-    target.fill(QColor(128, 128, 128))
-    painter = QPainter(target)
-    if view is not None:
-        painter.setRenderHints(view.renderHints())  # smooth scaling, as the canvas draws
-    painter.setWorldTransform(
-        view.viewportTransform() if view is not None else QTransform.fromScale(scale, scale)
-    )
-    item.paint(painter, QStyleOptionGraphicsItem())
-    painter.end()
-    return qimage_rgb(target)
-
-
 def test_the_photo_is_drawn_from_the_level_a_high_density_screen_needs(qtbot):
     """At 50 % on a Retina screen every image pixel has a device pixel of its own: the
     photo is drawn from its full-size level, not the half-size one an ordinary screen
@@ -145,13 +120,13 @@ def test_the_photo_is_drawn_from_the_level_a_high_density_screen_needs(qtbot):
     for ratio, level in ((1.0, 1), (2.0, 0), (1.5, 0)):
         item = PhotoItem()
         item.set_image(photo)
-        drawn = _painted_on(item, ratio, 0.5, (96, 64))
+        drawn = painted_on(item, ratio, 0.5, (96, 64))
         assert set(item._photo.levels) == {level}, ratio
         if ratio == 2.0:  # device pixel i shows image column i: the stripes as they are
             np.testing.assert_array_equal(drawn[10, :20, 1], photo[20, :20, 1])
     item = PhotoItem()
     item.set_image(photo)
-    _painted_on(item, 2.0, 0.25, (48, 32))  # a quarter: half-size is enough for 2x
+    painted_on(item, 2.0, 0.25, (48, 32))  # a quarter: half-size is enough for 2x
     assert set(item._photo.levels) == {1}
 
 
@@ -201,7 +176,7 @@ def test_the_overlay_is_drawn_in_device_pixels_on_a_high_density_screen(qtbot):
     view.set_zoom(2.0)
     t = view.viewportTransform()
     vp = view.viewport().size()
-    drawn = _painted_on(view.overlay_item, 2.0, 0.0, (vp.width(), vp.height()), view=view)
+    drawn = painted_on(view.overlay_item, 2.0, 0.0, (vp.width(), vp.height()), view=view)
     # 2 device px per logical px, zoom 2: image x = 50 is device x = 2 * (dx + 2 * 50)
     edge = round(2 * (t.dx() + 2 * 50))
     y = round(2 * (t.dy() + 2 * 30))

@@ -39,6 +39,7 @@ from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
 from ui.document import Document
 from ui.imaging import area_shrink, cutout_image, mask_image
+from ui.side_thread import SideThread
 from ui.theme import COLORS
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
@@ -90,7 +91,10 @@ class CanvasView(QGraphicsView):
         self._preview_compact: np.ndarray | None = None
         self._tables_cache: tuple | None = None
 
-        self.photo = PhotoItem()
+        # large levels of the photo are made on a thread of the canvas's own, so a zoom
+        # to 100 % or an edit landing there never holds the UI thread (ui.photo_levels)
+        self.levels = SideThread(self, "dedit-levels")
+        self.photo = PhotoItem(self.levels)
         self.overlay_item = OverlayItem(self)
         self.overlay_item.setZValue(1)
         self.proposal = QGraphicsPixmapItem()
@@ -141,6 +145,7 @@ class CanvasView(QGraphicsView):
             doc.changed.connect(self._on_changed)
             doc.selection_changed.connect(self._on_selection)
             doc.hover_changed.connect(self._on_hover)
+            self.photo.set_image(None)  # another photo's picture never stands in for it
             self.photo.colours = to_srgb(doc.project.profile)
             self.photo.set_image(doc.image)
             self.scene().setSceneRect(QRectF(0, 0, doc.image.shape[1], doc.image.shape[0]))
@@ -150,6 +155,10 @@ class CanvasView(QGraphicsView):
         self.overlay_item.reset()
         self._on_selection()
         self.fit()
+
+    def shutdown(self) -> None:
+        """The window closes: no level is made any more (one being made is waited for)."""
+        self.levels.shutdown()
 
     def _on_changed(self, parts: frozenset) -> None:
         if "image" in parts and self._preview_image is None:

@@ -7,6 +7,7 @@ Scene coordinates are image pixels, as in :mod:`ui.canvas`: pixel ``(i, j)`` cov
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,11 +18,15 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from ui import overlay
-from ui.imaging import area_shrink, argb_image, changed_box, indexed_image, rgb_image
+from ui.imaging import argb_image, indexed_image
+from ui.photo_levels import SMALLEST_SIDE, Level, Mipmap
 from ui.theme import COLORS
 
 if TYPE_CHECKING:
     from ui.canvas import CanvasView
+    from ui.side_thread import SideThread
+
+log = logging.getLogger(__name__)
 
 
 def device_ratio(painter: QPainter) -> float:
@@ -36,77 +41,22 @@ def line_width(ratio: float) -> int:
     return max(1, math.floor(ratio + 0.5))
 
 
-class _Mipmap:
-    """A picture's pixmaps at 1, 1/2, 1/4, ... of its size, each made the first time it
-    is drawn: at fit-to-view a 24-megapixel photo needs only a small level, and making
-    the full-size pixmap up front (about 100 MB) held the UI thread for longer than a
-    frame after every edit, undo and compare.
-
-    With ``colours`` (a photo with a colour profile other than sRGB) each level's values
-    and their screen colours are kept (``shown``), and a mipmap made ``like`` another of
-    the same picture's size converts only the box where its values differ from that one's:
-    an edit, an undo or the picture before an edit changes a box, and converting a whole
-    24 MP level took 0.18 s on the UI thread (2 cores) each time a picture landed at
-    100 %. The cost is one more copy of each level drawn, for such photos only."""
-
-    def __init__(
-        self, image: np.ndarray, colours: Callable | None = None, like: _Mipmap | None = None
-    ) -> None:
-        self.array = image
-        self.colours = colours  # the photo's values to the screen's (None: as they are)
-        self.levels: dict[int, QPixmap] = {}
-        # level -> (its values, those in the screen's colours); only with colours
-        self.shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        # the other mipmap's, taken now (not the mipmap: a chain of them would be held)
-        same = like is not None and colours is not None and like.colours is colours
-        self._like = dict(like.shown) if same else {}
-
-    def level(self, k: int) -> QPixmap:
-        """The picture shrunk by ``2**k`` (area-averaged), as a pixmap. Shrunk first and
-        then turned into the screen's colours: a level is a quarter of the one before,
-        so a wide-gamut photo costs 0.18 s at 24 MP (2 cores) only once zoomed to 100 %,
-        and then only where it differs from the picture shown before."""
-        pm = self.levels.get(k)
-        if pm is None:
-            h, w = self.array.shape[:2]
-            small = area_shrink(self.array, (max(w >> k, 1), max(h >> k, 1)))
-            if self.colours is not None:
-                small = self._on_screen(k, small)
-            pm = self.levels[k] = QPixmap.fromImage(rgb_image(small))
-        return pm
-
-    def _on_screen(self, k: int, small: np.ndarray) -> np.ndarray:
-        """Level ``k``'s values ``small`` in the screen's colours, from the other
-        mipmap's level where only a box differs."""
-        values, shown = self._like.pop(k, (None, None))
-        box = None
-        if values is not None and values.shape == small.shape:
-            box = changed_box(values, small)
-            if box is None:  # the same values: the same colours (never changed in place)
-                self.shown[k] = (small, shown)
-                return shown
-        if box is None or _area(box) * 2 > small.shape[0] * small.shape[1]:
-            out = self.colours(small)  # nothing to start from, or most of it changed
-        else:
-            out = shown.copy()
-            out[box] = self.colours(small[box])
-        self.shown[k] = (small, out)
-        return out
-
-
-def _area(box: tuple[slice, slice]) -> int:
-    rows, cols = box
-    return (rows.stop - rows.start) * (cols.stop - cols.start)
-
-
 class PhotoItem(QGraphicsItem):
     """The photo, drawn from a mipmap so a 4096-px photo at fit-to-view stays cheap and
-    smooth; optionally split with a "before" picture left of a vertical line."""
+    smooth; optionally split with a "before" picture left of a vertical line.
 
-    def __init__(self) -> None:
+    With ``maker`` (the canvas's own thread) a level too large to make within a frame is
+    made there, and what is at hand is drawn until it comes (:mod:`ui.photo_levels`);
+    without one, every level is made where it is drawn."""
+
+    def __init__(self, maker: SideThread | None = None) -> None:
         super().__init__()
-        self._photo: _Mipmap | None = None
-        self._before: _Mipmap | None = None
+        self._maker = maker
+        self._photo: Mipmap | None = None
+        self._before: Mipmap | None = None
+        # the picture shown before ``_photo``, of its size, drawn until ``_photo`` has a
+        # level: an edit at 100 % then lands when its picture is ready to show
+        self._stale: Mipmap | None = None
         # the document's colour profile to the screen's colours, set with the document
         # (dedit_app.colour_profiles.to_srgb); None: the values are shown as they are
         self.colours: Callable | None = None
@@ -116,17 +66,34 @@ class PhotoItem(QGraphicsItem):
     def set_image(self, image: np.ndarray | None) -> None:
         """Show ``image`` ``(H, W, 3)`` uint8 (never changed in place), or nothing."""
         self.prepareGeometryChange()
-        self._photo = self._mipmap(image, self._photo)
+        old = self._photo
+        self._photo = self._mipmap(image, old)
+        if self._photo is not old:
+            if old is not None and old.levels:
+                self._stale = old
+            self._forget(old)
+            if self._photo is None or self._stale is None or not self._same(self._stale):
+                self._stale = None
         self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
         self.update()
 
     def set_before(self, image: np.ndarray | None, split: float | None) -> None:
         """Show ``image`` left of ``split`` (0..1 of the width); None: no split."""
-        self._before = self._mipmap(image, self._before, self._photo)
+        old = self._before
+        self._before = self._mipmap(image, old, self._photo)
+        if self._before is not old:
+            self._forget(old)
         self.split = split
         self.update()
 
-    def _mipmap(self, image: np.ndarray | None, now: _Mipmap | None, *others) -> _Mipmap | None:
+    def ready(self) -> bool:
+        """True when nothing drawn is waiting for a level to be made."""
+        return not any(m is not None and m.asked for m in (self._photo, self._before))
+
+    def _same(self, other: Mipmap) -> bool:
+        return other.shape == self._photo.shape and other.colours is self._photo.colours
+
+    def _mipmap(self, image: np.ndarray | None, now: Mipmap | None, *others) -> Mipmap | None:
         """The mipmap to show ``image`` with: ``now`` itself while it is of that very
         picture (dragging the compare split sets the same picture at every move, and
         remaking its levels held the UI thread each time), else a new one converting
@@ -136,7 +103,15 @@ class PhotoItem(QGraphicsItem):
         if now is not None and now.array is image and now.colours is self.colours:
             return now
         likes = [m for m in (now, *others) if m is not None and m.shown]
-        return _Mipmap(image, self.colours, likes[0] if likes else None)
+        return Mipmap(image, self.colours, likes[0] if likes else None)
+
+    def _forget(self, mipmap: Mipmap | None) -> None:
+        """``mipmap`` is no longer drawn: levels not yet being made are not made."""
+        if mipmap is None or self._maker is None:
+            return
+        for ticket in mipmap.asked.values():
+            self._maker.forget(ticket)
+        mipmap.asked.clear()
 
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, *self._size)
@@ -144,9 +119,47 @@ class PhotoItem(QGraphicsItem):
     def _level(self, scale: float) -> int:
         """The smallest mipmap level still at least as large as the screen shows it."""
         k = 0
-        while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= 64:
+        while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= SMALLEST_SIDE:
             k += 1
         return k
+
+    def _drawable(self, mipmap: Mipmap, k: int, stale: Mipmap | None = None) -> QPixmap:
+        """Level ``k`` of ``mipmap`` if made or quick to make; else it is asked of the
+        canvas's thread, and the nearest level made, one of ``stale`` or a quick one of
+        ``mipmap`` stands in."""
+        pm = mipmap.levels.get(k)
+        if pm is not None or self._maker is None or mipmap.quick(k):
+            return pm if pm is not None else mipmap.level(k)
+        if k not in mipmap.refused:
+            self._ask(mipmap, k)
+        pm = mipmap.nearest(k)
+        if pm is None and stale is not None:
+            pm = stale.nearest(k)
+        if pm is None:
+            quick = next((j for j in range(k, mipmap.top + 1) if mipmap.quick(j)), mipmap.top)
+            pm = mipmap.level(quick)
+        return pm
+
+    def _ask(self, mipmap: Mipmap, k: int) -> None:
+        if k in mipmap.asked:
+            return
+
+        def made(level: Level) -> None:
+            mipmap.asked.pop(k, None)
+            if mipmap is self._photo or mipmap is self._before:
+                mipmap.keep(level)
+                if mipmap is self._photo:
+                    self._stale = None
+                self.update()
+
+        def failed(text: str) -> None:  # drawn from another level from now on
+            mipmap.asked.pop(k, None)
+            mipmap.refused.add(k)
+            log.warning("Level %d of the photo on show was not made: %s", k, text)
+
+        mipmap.asked[k] = self._maker.submit(
+            "Showing the photo at this zoom", lambda: mipmap.make(k), made, failed
+        )
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         if self._photo is None:
@@ -157,10 +170,12 @@ class PhotoItem(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
         target = self.boundingRect()
         k = self._level(scale)
-        pm = self._photo.level(k)
+        pm = self._drawable(self._photo, k, self._stale)
+        if self._photo.levels:  # its own level drawn: the one before is let go
+            self._stale = None
         painter.drawPixmap(target, pm, QRectF(pm.rect()))
         if self._before is not None and self.split is not None:
-            before = self._before.level(k)
+            before = self._drawable(self._before, k)
             w = target.width() * self.split
             painter.drawPixmap(
                 QRectF(0, 0, w, target.height()),

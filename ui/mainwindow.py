@@ -750,6 +750,8 @@ class MainWindow(QMainWindow):
         self.jobs.shutdown()
         self.side.shutdown()
         self.files.shutdown()  # waits for exports still being written
+        self.canvas.shutdown()
+        self.reference_panel.canvas.shutdown()
         self.recovery.shutdown()  # the work was saved or discarded: its copy goes
         super().closeEvent(event)
 

@@ -1,5 +1,6 @@
 """Helpers shared by the UI tests, the screenshot script and the UI benchmark: a synthetic
-photo, a window with private settings, and pointer gestures at image coordinates."""
+photo, a window with private settings, pointer gestures at image coordinates, and what a
+canvas item paints."""
 
 from __future__ import annotations
 
@@ -147,3 +148,28 @@ def drop_files(widget, paths: list[Path]) -> None:
             Qt.KeyboardModifier.NoModifier,
         )
     )
+
+
+def painted_on(item, ratio: float, scale: float, size: tuple[int, int], view=None):
+    """What ``item`` paints on a grey picture of ``size`` logical pixels whose device has
+    ``ratio`` device pixels per logical one (a Retina screen: 2), at ``scale`` logical
+    pixels per image pixel (or through ``view``'s transform); ``(h, w, 3)`` uint8 RGB of
+    its device pixels."""
+    from PySide6.QtGui import QColor, QImage, QPainter, QTransform
+    from PySide6.QtWidgets import QStyleOptionGraphicsItem
+
+    from ui.imaging import qimage_rgb
+
+    w, h = round(size[0] * ratio), round(size[1] * ratio)
+    target = QImage(w, h, QImage.Format.Format_RGB32)
+    target.setDevicePixelRatio(ratio)
+    target.fill(QColor(128, 128, 128))
+    painter = QPainter(target)
+    if view is not None:
+        painter.setRenderHints(view.renderHints())  # smooth scaling, as the canvas draws
+    painter.setWorldTransform(
+        view.viewportTransform() if view is not None else QTransform.fromScale(scale, scale)
+    )
+    item.paint(painter, QStyleOptionGraphicsItem())
+    painter.end()
+    return qimage_rgb(target)

@@ -34,8 +34,9 @@ def rows(profile: str) -> Iterator[Row]:
 
     from dedit_app.colour_profiles import to_srgb
     from ui.app import create_app
-    from ui.canvas_items import PhotoItem, _Mipmap
+    from ui.canvas_items import PhotoItem
     from ui.imaging import qimage_rgb
+    from ui.photo_levels import Mipmap
 
     create_app()
     height, width = (4000, 6000) if profile == "full" else (2000, 3000)
@@ -64,14 +65,14 @@ def rows(profile: str) -> Iterator[Row]:
         pictures.reverse()
 
     def whole():
-        _Mipmap(edited, colours).level(0)
+        Mipmap(edited, colours).level(0)
 
     t_ours, m_ours = measure(ours, repeats=5)
     t_ref, m_ref = measure(whole, repeats=5)
     item.set_image(edited)
     agree = np.array_equal(
         qimage_rgb(item._photo.level(0).toImage()),
-        qimage_rgb(_Mipmap(edited, colours).level(0).toImage()),
+        qimage_rgb(Mipmap(edited, colours).level(0).toImage()),
     )
     case = f"P3 picture lands at 100 % @{mp}"
     yield from with_ratios(
@@ -88,7 +89,7 @@ def rows(profile: str) -> Iterator[Row]:
         item._before.level(0)
 
     def remake():
-        _Mipmap(photo, colours).level(0)
+        Mipmap(photo, colours).level(0)
 
     t_ours, m_ours = measure(drag, repeats=9)
     t_ref, m_ref = measure(remake, repeats=5)

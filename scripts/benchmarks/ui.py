@@ -22,6 +22,8 @@
    box a picture changed for the screen, beside the whole picture.
 7. A fresh editor's first Prepare and first edit (:mod:`benchmarks.ui_cold`): the engine
    loaded ahead on a thread of its own, beside nothing loaded ahead.
+8. A large photo zoomed to 100 % and an edit landing there (:mod:`benchmarks.photo_levels`):
+   the large level made on the canvas's own thread, beside making it where it is drawn.
 
     python scripts/bench.py ui [--quick | --full]
 """
@@ -39,6 +41,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import (  # noqa: E402
     history_disk,
+    photo_levels,
     recovery_copies,
     screen_colours,
     ui_cold,
@@ -490,6 +493,7 @@ def run(profile: str) -> Iterator[Row]:
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
     yield from guarded("screen colours", lambda: screen_colours.rows(profile))
+    yield from guarded("photo levels", lambda: photo_levels.rows(profile))
     yield from guarded("late", lambda: late_rows(*size))
     yield from ui_files.run(profile, size)
     yield from guarded("undo", lambda: undo_memory.rows(profile))

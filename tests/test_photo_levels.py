@@ -1,0 +1,183 @@
+"""The photo's levels on the canvas (ui.photo_levels): a large one is made off the UI
+thread, and what is drawn meanwhile is the same picture or the one shown before, never
+a wait."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from ui import photo_levels  # noqa: E402
+from ui.testing import painted_on  # noqa: E402
+
+SIZE = (192, 128)  # the logical pixels painted: the whole photo at 100 %
+
+
+@pytest.fixture
+def item(qtbot, monkeypatch):
+    """A PhotoItem with its own level thread, where only levels of up to 6144 pixels
+    count as quick: the 128 x 192 photo's half-size level is made where it is drawn and
+    its full-size one (24576 pixels) off the UI thread, as a 48 MP photo's is in the
+    editor."""
+    from ui.canvas_items import PhotoItem
+    from ui.side_thread import SideThread
+
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
+    thread = SideThread(name="test-levels")
+    made_on: list[tuple[int, bool]] = []  # (level, made on the UI thread)
+    make = photo_levels.Mipmap.make
+
+    def watched(self, k):
+        made_on.append((k, threading.current_thread() is threading.main_thread()))
+        return make(self, k)
+
+    monkeypatch.setattr(photo_levels.Mipmap, "make", watched)
+    photo = PhotoItem(thread)
+    photo.made_on = made_on
+    yield photo
+    thread.shutdown()
+
+
+def _stripes(value: int) -> np.ndarray:
+    rng = np.random.default_rng(value)
+    photo = rng.integers(0, 256, (128, 192, 3), np.uint8)
+    photo[:, ::2] = value  # one-pixel detail: a stand-in level turns it soft
+    return photo
+
+
+def test_a_large_level_is_made_off_the_ui_thread_and_drawn_when_it_comes(item, qtbot):
+    photo = _stripes(230)
+    item.set_image(photo)
+    first = painted_on(item, 1.0, 1.0, SIZE)
+    # drawn at once from the quick half-size level
+    assert 0 not in item._photo.levels and not item.ready()
+    assert not np.array_equal(first, photo)
+    assert np.abs(first.astype(int) - photo).mean() < 60  # the same picture, softer
+    qtbot.waitUntil(item.ready, timeout=5000)
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), photo)
+    assert (0, False) in item.made_on  # the full-size level: on the level thread
+    assert all(not on_ui or item._photo.quick(k) for k, on_ui in item.made_on)
+
+
+def test_an_edit_lands_sharp_the_picture_before_standing_in_until_its_level_is_made(item, qtbot):
+    photo, edited = _stripes(230), _stripes(20)
+    item.set_image(photo)
+    painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    item.set_image(edited)  # an edit lands at 100 %
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), photo)
+    assert not item.ready()
+    qtbot.waitUntil(item.ready, timeout=5000)
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), edited)
+    assert item._stale is None  # the picture before is let go once the new one shows
+
+
+def test_a_picture_of_another_size_never_stands_in(item, qtbot):
+    item.set_image(_stripes(230))
+    painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    other = np.zeros((160, 192, 3), np.uint8)
+    item.set_image(other)
+    drawn = painted_on(item, 1.0, 1.0, (192, 160))
+    assert drawn.max() == 0  # the new, black picture (a quick level of it), not the old
+    qtbot.waitUntil(item.ready, timeout=5000)
+
+
+def test_a_level_asked_for_a_picture_no_longer_shown_is_dropped(item, qtbot):
+    photo, edited = _stripes(230), _stripes(20)
+    item.set_image(photo)
+    painted_on(item, 1.0, 1.0, SIZE)
+    asked = item._photo
+    item.set_image(edited)  # before the level came
+    assert not asked.asked  # forgotten: the canvas's thread skips it if not yet started
+    qtbot.waitUntil(lambda: not item._maker.busy, timeout=5000)
+    assert 0 not in asked.levels  # an answer that came anyway was not kept
+    painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), edited)
+
+
+def test_a_level_that_cannot_be_made_leaves_the_stand_in_and_is_not_asked_again(
+    item, qtbot, monkeypatch, caplog
+):
+    make = photo_levels.Mipmap.make
+
+    def short_of_memory(self, k):
+        if k == 0:
+            raise MemoryError
+        return make(self, k)
+
+    monkeypatch.setattr(photo_levels.Mipmap, "make", short_of_memory)
+    item.set_image(_stripes(230))
+    first = painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    assert item._photo.refused == {0} and "was not made" in caplog.text
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), first)
+    assert item.ready()  # not asked again
+
+
+def test_the_screen_image_is_the_picture_in_the_format_a_pixmap_takes_as_it_is(qtbot):
+    from PySide6.QtGui import QImage, QPixmap
+
+    from ui.imaging import qimage_rgb
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (37, 53, 3), np.uint8)  # an odd width: rows are padded
+    image, memory = photo_levels.screen_image(rgb[:, 1:])  # a view, not contiguous
+    assert image.format() == QImage.Format.Format_RGB32
+    np.testing.assert_array_equal(qimage_rgb(image), rgb[:, 1:])
+    pixmap = QPixmap.fromImage(image)
+    del image
+    np.testing.assert_array_equal(qimage_rgb(pixmap.toImage()), rgb[:, 1:])
+
+
+def test_the_compare_split_draws_the_picture_before_as_soon_as_its_level_is_made(item, qtbot):
+    photo, edited = _stripes(230), _stripes(20)
+    item.set_image(edited)
+    painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    item.set_before(photo, 0.5)
+    soft = painted_on(item, 1.0, 1.0, SIZE)
+    np.testing.assert_array_equal(soft[:, 100:], edited[:, 100:])  # right of the split
+    assert not np.array_equal(soft[:, :90], photo[:, :90])  # a quick level, for now
+    qtbot.waitUntil(item.ready, timeout=5000)
+    drawn = painted_on(item, 1.0, 1.0, SIZE)
+    np.testing.assert_array_equal(drawn[:, :90], photo[:, :90])
+    np.testing.assert_array_equal(drawn[:, 100:], edited[:, 100:])
+
+
+def test_the_canvas_shows_a_large_photo_at_100_percent_without_making_its_level_there(
+    qtbot, monkeypatch
+):
+    """The canvas's own thread makes the level; the view shows the photo pixel for
+    pixel once it has come, and a closed canvas makes no more."""
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+    from ui.imaging import qimage_rgb
+
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
+    photo = _stripes(230)
+    view = CanvasView()
+    qtbot.addWidget(view)
+    view.resize(260, 200)
+    view.show()
+    view.set_document(Document(Project.new(photo, np.zeros((128, 192), np.int32), ["all"])))
+    view.overlays_visible = False
+    view.actual_pixels()
+    view.viewport().grab()
+    assert view.photo._maker is view.levels and not view.photo.ready()
+    qtbot.waitUntil(view.photo.ready, timeout=5000)
+    shown = qimage_rgb(view.viewport().grab().toImage())
+    corner = view.mapFromScene(0, 0)
+    x, y = corner.x(), corner.y()
+    np.testing.assert_array_equal(shown[y + 10 : y + 100, x + 10 : x + 150], photo[10:100, 10:150])
+    view.shutdown()
+    view.photo.set_image(_stripes(20))
+    view.viewport().grab()  # drawn from a quick level; nothing is made any more
+    assert not view.levels.busy
