@@ -20,33 +20,20 @@ from contextlib import contextmanager
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import Row, with_ratios  # noqa: E402
 
 
 def rows(profile: str) -> Iterator[Row]:
-    import sys
-    from pathlib import Path
-
-    # the test corpus makes a Display P3 profile from LittleCMS's sRGB: no file to download
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-    from image_corpus import p3_like_profile
-
+    from benchmarks.screen_colours import p3_profile, photo_and_edit
     from benchmarks.ui import _app, _GapMeter
 
     _app()
-    height, width = (4000, 6000) if profile == "full" else (2000, 3000)
-    rng = np.random.default_rng(7)
-    photo = cv2.resize(
-        rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height), cv2.INTER_LINEAR
-    )
-    edited = photo.copy()  # an item's edit: a box a ninth of the picture
-    edited[height // 4 : height // 4 + height // 3, width // 3 : 2 * width // 3] ^= 0x5A
+    photo, edited = photo_and_edit(profile)
     meter = _GapMeter()
-    mp = f"{height * width / 1e6:g} MP"
-    for kind, icc in (("plain", None), ("Display P3", p3_like_profile())):
+    mp = f"{photo.shape[0] * photo.shape[1] / 1e6:g} MP"
+    for kind, icc in (("plain", None), ("Display P3", p3_profile())):
         ours = _held(meter, photo, edited, icc, threaded=True)
         here = _held(meter, photo, edited, icc, threaded=False)
         with _qt_conversion():

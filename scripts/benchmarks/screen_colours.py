@@ -24,14 +24,36 @@ import numpy as np  # noqa: E402
 from benchmarks.common import Row, measure, with_ratios  # noqa: E402
 
 
-def rows(profile: str) -> Iterator[Row]:
+def p3_profile() -> bytes:
+    """A Display P3 ICC profile, as the test corpus makes it from LittleCMS's sRGB: no
+    file to download."""
     import sys
     from pathlib import Path
 
-    # the test corpus makes a Display P3 profile from LittleCMS's sRGB: no file to download
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
     from image_corpus import p3_like_profile
 
+    return p3_like_profile()
+
+
+def photo_and_edit(profile: str) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth ``(H, W, 3)`` photo of 6 MP (24 MP with ``--full``) and the picture after
+    an item's edit: a box a ninth of it, its values inverted."""
+    height, width = (4000, 6000) if profile == "full" else (2000, 3000)
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(
+        rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height), cv2.INTER_LINEAR
+    )
+    edited = photo.copy()
+    box = (
+        slice(height // 4, height // 4 + height // 3),
+        slice(width // 3, width // 3 + width // 3),
+    )
+    edited[box] = 255 - edited[box]
+    return photo, edited
+
+
+def rows(profile: str) -> Iterator[Row]:
     from dedit_app.colour_profiles import to_srgb
     from ui.app import create_app
     from ui.canvas_items import PhotoItem
@@ -39,19 +61,9 @@ def rows(profile: str) -> Iterator[Row]:
     from ui.photo_levels import Mipmap
 
     create_app()
-    height, width = (4000, 6000) if profile == "full" else (2000, 3000)
-    colours = to_srgb(p3_like_profile())
-    rng = np.random.default_rng(5)
-    photo = cv2.resize(
-        rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height), cv2.INTER_LINEAR
-    )
-    edited = photo.copy()  # an item's edit: a box a tenth of the picture
-    box = (
-        slice(height // 4, height // 4 + height // 3),
-        slice(width // 3, width // 3 + width // 3),
-    )
-    edited[box] = 255 - edited[box]
-    mp = f"{height * width / 1e6:g} MP"
+    colours = to_srgb(p3_profile())
+    photo, edited = photo_and_edit(profile)
+    mp = f"{photo.shape[0] * photo.shape[1] / 1e6:g} MP"
 
     item = PhotoItem()
     item.colours = colours
