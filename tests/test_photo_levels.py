@@ -181,3 +181,38 @@ def test_the_canvas_shows_a_large_photo_at_100_percent_without_making_its_level_
     view.photo.set_image(_stripes(20))
     view.viewport().grab()  # drawn from a quick level; nothing is made any more
     assert not view.levels.busy
+
+
+def test_an_edit_converts_again_at_the_level_on_show_and_holds_no_other_level(qtbot):
+    """A wide-gamut picture's new version converts only its changed box at the level the
+    canvas shows; the other levels' copies from before are not held for it (two 24 MP
+    copies, 144 MB, were held until that level was drawn, if ever)."""
+    from image_corpus import p3_like_profile
+
+    from dedit_app.colour_profiles import to_srgb
+    from ui.canvas_items import PhotoItem
+    from ui.imaging import area_shrink, changed_box
+
+    whole = to_srgb(p3_like_profile())
+    converted: list[int] = []
+
+    def colours(values):
+        converted.append(values.shape[0] * values.shape[1])
+        return whole(values)
+
+    photo = _stripes(230)
+    edited = photo.copy()
+    edited[40:80, 100:160] ^= 0x55
+    item = PhotoItem()
+    item.colours = colours
+    item.set_image(photo)
+    painted_on(item, 1.0, 1.0, SIZE)  # full size, then half size: on show
+    painted_on(item, 1.0, 0.5, (96, 64))
+    assert converted == [128 * 192, 64 * 96]
+    item.set_image(edited)
+    drawn = painted_on(item, 1.0, 0.5, (96, 64))
+    rows, cols = changed_box(area_shrink(photo, (96, 64)), area_shrink(edited, (96, 64)))
+    assert converted[2:] == [(rows.stop - rows.start) * (cols.stop - cols.start)]
+    np.testing.assert_array_equal(drawn, whole(area_shrink(edited, (96, 64))))
+    painted_on(item, 1.0, 1.0, SIZE)  # full size: converted whole, nothing kept for it
+    assert converted[3:] == [128 * 192]

@@ -62,6 +62,7 @@ class PhotoItem(QGraphicsItem):
         self.colours: Callable | None = None
         self.split: float | None = None  # 0..1 of the width shows ``before``
         self._size = (0, 0)
+        self._on_show: int | None = None  # the level last drawn (None: none yet)
 
     def set_image(self, image: np.ndarray | None) -> None:
         """Show ``image`` ``(H, W, 3)`` uint8 (never changed in place), or nothing."""
@@ -103,7 +104,7 @@ class PhotoItem(QGraphicsItem):
         if now is not None and now.array is image and now.colours is self.colours:
             return now
         likes = [m for m in (now, *others) if m is not None and m.shown]
-        return Mipmap(image, self.colours, likes[0] if likes else None)
+        return Mipmap(image, self.colours, likes[0] if likes else None, self._on_show)
 
     def _forget(self, mipmap: Mipmap | None) -> None:
         """``mipmap`` is no longer drawn: levels not yet being made are not made."""
@@ -169,7 +170,7 @@ class PhotoItem(QGraphicsItem):
         scale = painter.worldTransform().m11() * device_ratio(painter)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
         target = self.boundingRect()
-        k = self._level(scale)
+        k = self._on_show = self._level(scale)
         pm = self._drawable(self._photo, k, self._stale)
         if self._photo.levels:  # its own level drawn: the one before is let go
             self._stale = None

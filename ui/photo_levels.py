@@ -83,7 +83,11 @@ class Mipmap:
     more copy of each level drawn, for such photos only."""
 
     def __init__(
-        self, image: np.ndarray, colours: Callable | None = None, like: Mipmap | None = None
+        self,
+        image: np.ndarray,
+        colours: Callable | None = None,
+        like: Mipmap | None = None,
+        on_show: int | None = None,
     ) -> None:
         self.array = image
         self.colours = colours  # the photo's values to the screen's (None: as they are)
@@ -91,9 +95,13 @@ class Mipmap:
         self._memory: dict[int, np.ndarray] = {}  # level -> what its pixmap reads
         # level -> (its values, those in the screen's colours); only with colours
         self.shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        # the other mipmap's, taken now (not the mipmap: a chain of them would be held)
+        # the other mipmap's, taken now (not the mipmap: a chain of them would be held);
+        # with ``on_show``, only the level on show: another one's two copies (144 MB at
+        # 24 MP full size) were held until that level was drawn, if ever
         same = like is not None and colours is not None and like.colours is colours
         self._like = dict(like.shown) if same else {}
+        if on_show is not None:
+            self._like = {k: pair for k, pair in self._like.items() if k == on_show}
         self.asked: dict[int, int] = {}  # level -> ticket of its making on the canvas's thread
         self.refused: set[int] = set()  # levels whose making failed there: not asked again
         h, w = image.shape[:2]
