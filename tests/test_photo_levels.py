@@ -216,3 +216,18 @@ def test_an_edit_converts_again_at_the_level_on_show_and_holds_no_other_level(qt
     np.testing.assert_array_equal(drawn, whole(area_shrink(edited, (96, 64))))
     painted_on(item, 1.0, 1.0, SIZE)  # full size: converted whole, nothing kept for it
     assert converted[3:] == [128 * 192]
+
+
+def test_the_picture_before_stands_in_only_as_sharp_as_the_level_asked(item, qtbot):
+    """Zoomed in right after an edit, the picture before has no level that size: the
+    new picture's own smaller level stands in (soft, but the edit), not the old one."""
+    photo, edited = _stripes(230), _stripes(20)
+    item.set_image(photo)
+    painted_on(item, 1.0, 0.5, (96, 64))  # the half-size level, made at once
+    item.set_image(edited)
+    drawn = painted_on(item, 1.0, 1.0, SIZE).astype(int)
+    # soft (each pixel a 2 x 2 average), so compared by brightness: the edit's stripes
+    # are dark, the old picture's bright
+    assert abs(drawn.mean() - edited.mean()) < 5 < 50 < abs(drawn.mean() - photo.mean())
+    qtbot.waitUntil(item.ready, timeout=5000)
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), edited)

@@ -126,8 +126,8 @@ class PhotoItem(QGraphicsItem):
 
     def _drawable(self, mipmap: Mipmap, k: int, stale: Mipmap | None = None) -> QPixmap:
         """Level ``k`` of ``mipmap`` if made or quick to make; else it is asked of the
-        canvas's thread, and the nearest level made, one of ``stale`` or a quick one of
-        ``mipmap`` stands in."""
+        canvas's thread, and the nearest level made stands in, or else ``stale``'s level
+        ``k`` (as sharp: the picture before, for a moment), or else a quick one."""
         pm = mipmap.levels.get(k)
         if pm is not None or self._maker is None or mipmap.quick(k):
             return pm if pm is not None else mipmap.level(k)
@@ -135,7 +135,7 @@ class PhotoItem(QGraphicsItem):
             self._ask(mipmap, k)
         pm = mipmap.nearest(k)
         if pm is None and stale is not None:
-            pm = stale.nearest(k)
+            pm = stale.levels.get(k)
         if pm is None:
             quick = next((j for j in range(k, mipmap.top + 1) if mipmap.quick(j)), mipmap.top)
             pm = mipmap.level(quick)
