@@ -1034,6 +1034,22 @@ def test_thumbnails_fit_the_side_both_ways(qtbot):
     assert sharp.deviceIndependentSize().toSize().width() == 96
 
 
+def test_the_result_strip_makes_thumbnails_for_the_screen_it_is_on(qtbot):
+    """Twice the pixels on an ordinary screen (sharp if the window moves to a Retina
+    one), three times on a 3x screen: the strip's thumbnails are never scaled up."""
+    from ui.widgets import CandidatesStrip
+
+    strip = CandidatesStrip()
+    qtbot.addWidget(strip)
+    picture = np.zeros((400, 400, 3), np.uint8)
+    side = CandidatesStrip.THUMB
+    for ratio, pixels in ((1.0, 2 * side), (3.0, 3 * side)):
+        strip.devicePixelRatioF = lambda ratio=ratio: ratio  # the screen's, as Qt says it
+        pm = strip.set_thumbnail(0, picture)
+        assert (pm.width(), pm.devicePixelRatio()) == (pixels, max(2.0, ratio))
+        assert pm.deviceIndependentSize().toSize().width() == side
+
+
 def test_the_canvas_makes_only_the_picture_size_it_shows(qtbot):
     from dedit_app.project import Project
     from ui.canvas import CanvasView

@@ -323,7 +323,7 @@ class CandidatesStrip(QFrame):
         for i, img in enumerate(images):
             b = QToolButton()
             b.setCheckable(True)
-            b.setIcon(QIcon(thumbnail(img, self.THUMB * 2, self.colours)))
+            b.setIcon(QIcon(self._thumbnail(img)))
             b.setIconSize(QSize(self.THUMB, self.THUMB))
             b.setFixedSize(self.TILE, self.TILE)
             b.setToolTip(f"Result {i + 1} (press {i + 1})")
@@ -339,12 +339,16 @@ class CandidatesStrip(QFrame):
         self.slider.setValue(100)
         self.show()
 
+    def _thumbnail(self, image: np.ndarray) -> QPixmap:
+        """``image``'s thumbnail for this screen's device pixels, and for at least two per
+        logical pixel: sharp on a Retina screen and when the window moves to one, and on
+        a 3x screen too (twice THUMB, scaled up, was soft there)."""
+        return thumbnail(image, self.THUMB, self.colours, max(2.0, self.devicePixelRatioF()))
+
     def set_thumbnail(self, index: int, image: np.ndarray | QPixmap) -> QPixmap:
         """Show ``image`` (``(H, W, 3)`` uint8, or a thumbnail this returned before) as
         result ``index``'s thumbnail; returns the thumbnail."""
-        small = (
-            image if isinstance(image, QPixmap) else thumbnail(image, self.THUMB * 2, self.colours)
-        )
+        small = image if isinstance(image, QPixmap) else self._thumbnail(image)
         if 0 <= index < len(self.buttons):
             self.buttons[index].setIcon(QIcon(small))
         return small
