@@ -231,3 +231,37 @@ def test_the_picture_before_stands_in_only_as_sharp_as_the_level_asked(item, qtb
     assert abs(drawn.mean() - edited.mean()) < 5 < 50 < abs(drawn.mean() - photo.mean())
     qtbot.waitUntil(item.ready, timeout=5000)
     np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), edited)
+
+
+def test_closing_the_window_while_a_level_is_made_waits_for_it_and_says_nothing(
+    tmp_path, qtbot, monkeypatch, caplog
+):
+    import time
+
+    import cv2
+
+    from ui.testing import make_window
+
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
+    make = photo_levels.Mipmap.make
+    started: list[int] = []
+
+    def slow(self, k):
+        started.append(k)
+        time.sleep(0.3)
+        return make(self, k)
+
+    monkeypatch.setattr(photo_levels.Mipmap, "make", slow)
+    window = make_window(tmp_path)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), _stripes(230)[:, :, ::-1])
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.doc is not None and not window.files.busy, timeout=20000)
+    window.canvas.actual_pixels()
+    window.canvas.viewport().grab()
+    qtbot.waitUntil(lambda: 0 in started, timeout=5000)  # being made now
+    assert window.close()
+    assert 0 in started and not window.canvas.levels.busy  # waited for; nothing pending
+    qtbot.wait(400)  # an answer sent now would reach a closed canvas
+    said = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    assert not said, said
