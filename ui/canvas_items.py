@@ -176,7 +176,9 @@ class PhotoItem(QGraphicsItem):
             self._stale = None
         painter.drawPixmap(target, pm, QRectF(pm.rect()))
         if self._before is not None and self.split is not None:
-            before = self._drawable(self._before, k)
+            # until its level comes, the picture on show stands in, sharp: holding \ to
+            # see the original then shows it a moment late rather than soft
+            before = self._drawable(self._before, k, self._photo)
             w = target.width() * self.split
             painter.drawPixmap(
                 QRectF(0, 0, w, target.height()),

@@ -9,8 +9,9 @@ level fit-to-view needs is four times as large. A level expected to take under a
 a 48 MP photo's full size) is made on the canvas's own thread
 (:class:`ui.side_thread.SideThread`), and the canvas draws what it has meanwhile: a
 level of the same picture already made (sharp or a little soft for a moment), or the
-picture shown before (an edit lands when its level is ready, not before), or a small
-level made at once.
+picture shown before at that size (an edit lands when its level is ready, not before;
+the compare split's other side and the original held with the backslash key show the
+picture on show until theirs is), or a small level made at once.
 
 A level is handed over as a QImage in Qt's own 32-bit format, made by OpenCV: turning it
 into a pixmap on the UI thread then copies nothing (0.0 ms at 24 MP, against 41 ms from
