@@ -39,3 +39,14 @@ def reference_labels(reference_dir: Path) -> dict[str, np.ndarray]:
     """The authors' label maps: segmented, edited, removed_item0, moved_item0 (1024x1024)."""
     with np.load(reference_dir / "labels.npz") as data:
         return {k: data[k].astype(np.int32) for k in data.files}
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A window a test made may have started importing the engine on a thread of its
+    own: let it finish before the interpreter tears its modules down (as the editor's
+    own main() does)."""
+    import sys
+
+    engine = sys.modules.get("ui.engine")
+    if engine is not None:
+        engine.finish_loading()

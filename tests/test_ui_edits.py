@@ -1016,3 +1016,34 @@ def test_a_fresh_editor_loads_torch_ahead_on_a_thread_of_its_own(
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["dedit-engine-import", "dedit-engine-import", "EditTask"]
+
+
+def test_the_editor_quits_only_once_the_engine_import_under_way_is_done(monkeypatch, qtbot):
+    """Quit within seconds of starting, the interpreter tore torch's half-imported modules
+    down, and torch's finalizers printed errors: main() waits for the import first."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from ui import app, engine, mainwindow
+
+    importing = threading.Thread(target=time.sleep, args=(0.3,), daemon=True)
+    monkeypatch.setattr(engine, "_loading", importing)
+    importing.start()
+    engine.finish_loading()
+    assert not importing.is_alive()
+
+    class Window(QWidget):  # main()'s window, without the user's own settings
+        def __init__(self, settings) -> None:
+            super().__init__()
+            self.recovery = SimpleNamespace(offer=lambda: None)
+
+    order: list[str] = []
+    monkeypatch.setattr(mainwindow, "MainWindow", Window)
+    monkeypatch.setattr(app, "close_on_interrupt", lambda window: None)
+    monkeypatch.setattr(QApplication, "exec", lambda self: order.append("quit") or 0)
+    monkeypatch.setattr(engine, "finish_loading", lambda: order.append("import done"))
+    assert app.main([]) == 0
+    assert order == ["quit", "import done"]

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = create_app()
-    from ui.engine import load_ahead
+    from ui.engine import finish_loading, load_ahead
     from ui.mainwindow import MainWindow
 
     window = MainWindow(QSettings())
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     # The engine's modules load while the start page waits for a choice: the stall of
     # loading them (half a second on two cores) lands there, not on a photo being worked on.
     QTimer.singleShot(300, load_ahead)
-    return app.exec()
+    code = app.exec()
+    finish_loading()  # the window has gone; the engine's import may still be under way
+    return code
 
 
 if __name__ == "__main__":

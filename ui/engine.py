@@ -82,6 +82,14 @@ def load_ahead() -> None:
     _loading.start()
 
 
+def finish_loading(timeout: float = 60.0) -> None:
+    """Wait, at most ``timeout`` seconds, for the import :func:`load_ahead` started. For
+    when the window has gone: an editor quit within seconds of starting tore torch's
+    modules down while they were half imported, and torch's finalizers printed errors."""
+    if _loading is not None:
+        _loading.join(timeout)
+
+
 def _loaded() -> None:
     """Wait until the modules :func:`load_ahead` started are in (at once when they are):
     one thread at a time imports them, so no two imports can wait on each other."""
