@@ -14,7 +14,7 @@ import enum
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QPainter,
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.colour_profiles import to_srgb
-from ui import overlay
+from ui import navigation, overlay
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
 from ui.document import Document
@@ -355,15 +355,53 @@ class CanvasView(QGraphicsView):
         if self._fit:
             self.fit()
 
+    def zoom_at(self, factor: float, pos: QPointF) -> None:
+        """Zoom by ``factor`` keeping the photo's point under viewport position ``pos``
+        (logical pixels) where it is, as far as the scroll bars allow."""
+        new = min(max(self.zoom * factor, 0.02), 32.0)
+        if new == self.zoom:
+            return
+        self._fit = False
+        at = pos.toPoint()
+        anchor = self.mapToScene(at)
+        old = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.scale(new / self.zoom, new / self.zoom)
+        self.setTransformationAnchor(old)
+        self._pan_by(at - self.mapFromScene(anchor))
+        self.zoom_changed.emit(self.screen_zoom())
+
+    def _pan_by(self, step: QPoint) -> None:
+        """Move the picture by ``step`` logical pixels (as far as the scroll bars go)."""
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(h.value() - step.x())
+        v.setValue(v.value() - step.y())
+
     def wheelEvent(self, event) -> None:
+        # ui.navigation: a mouse wheel (or Ctrl) zooms at the pointer; a trackpad pans
+        if not navigation.wants_zoom(event):
+            self._pan_by(navigation.pan_step(event, self.verticalScrollBar().singleStep()))
+            event.accept()
+            return
         delta = event.angleDelta().y()
         if delta == 0:
             return super().wheelEvent(event)
-        self._fit = False
-        f = 1.0015**delta
-        new = min(max(self.zoom * f, 0.02), 32.0)
-        self.scale(new / self.zoom, new / self.zoom)
-        self.zoom_changed.emit(self.screen_zoom())
+        self.zoom_at(1.0015**delta, event.position())
+        event.accept()
+
+    def viewportEvent(self, event) -> bool:
+        if event.type() == QEvent.Type.NativeGesture:
+            kind = event.gestureType()
+            if kind == Qt.NativeGestureType.ZoomNativeGesture:  # a pinch: zoom at it
+                self.zoom_at(1.0 + event.value(), event.position())
+                return True
+            if kind == Qt.NativeGestureType.SmartZoomNativeGesture:  # two-finger double tap
+                if self._fit:
+                    self.actual_pixels()
+                else:
+                    self.fit()
+                return True
+        return super().viewportEvent(event)
 
     # ----- pointer ----------------------------------------------------------------------
 

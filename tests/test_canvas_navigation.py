@@ -1,0 +1,116 @@
+"""The wheel, a trackpad and a pinch on the canvas (ui.navigation): a mouse wheel zooms
+at the pointer, two fingers pan, a pinch zooms at its centre."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture
+def view(qtbot):
+    """A canvas at 100 % on a 1200 x 900 photo, far larger than its 400 x 300 view."""
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+
+    image = np.full((900, 1200, 3), 100, np.uint8)
+    canvas = CanvasView()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.show()
+    canvas.set_document(Document(Project.new(image, np.zeros((900, 1200), np.int32), ["all"])))
+    canvas.set_zoom(1.0)
+    canvas.centerOn(600, 450)
+    return canvas
+
+
+def _wheel(view, pos, angle=(0, 0), pixels=(0, 0), phase=None, ctrl=False):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    modifiers = Qt.KeyboardModifier.ControlModifier if ctrl else Qt.KeyboardModifier.NoModifier
+    event = QWheelEvent(
+        QPointF(*pos),
+        QPointF(view.viewport().mapToGlobal(QPoint(*pos))),
+        QPoint(*pixels),
+        QPoint(*angle),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        phase or Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def _pinch(view, pos, kind, value=0.0):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QNativeGestureEvent, QPointingDevice
+    from PySide6.QtWidgets import QApplication
+
+    event = QNativeGestureEvent(
+        kind,
+        QPointingDevice.primaryPointingDevice(),
+        2,
+        QPointF(*pos),
+        QPointF(*pos),
+        QPointF(view.viewport().mapToGlobal(QPoint(*pos))),
+        value,
+        QPointF(0, 0),
+    )
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def _under(view, pos):
+    from PySide6.QtCore import QPoint
+
+    p = view.mapToScene(QPoint(*pos))
+    return np.array([p.x(), p.y()])
+
+
+def test_a_mouse_wheel_zooms_keeping_the_photo_point_under_the_pointer(view):
+    before = _under(view, (100, 80))
+    _wheel(view, (100, 80), angle=(0, 120))  # one notch up
+    assert view.zoom == pytest.approx(1.0015**120)
+    assert np.abs(_under(view, (100, 80)) - before).max() <= 1.0
+    _wheel(view, (100, 80), angle=(0, -240), ctrl=True)  # Ctrl changes nothing here
+    assert view.zoom == pytest.approx(1.0015**-120)
+
+
+def test_two_fingers_on_a_trackpad_pan_and_zoom_only_with_ctrl(view):
+    from PySide6.QtCore import Qt
+
+    before = _under(view, (200, 150))
+    # fingers moving right and up: the picture follows them
+    _wheel(view, (200, 150), angle=(60, -80), pixels=(30, -40), phase=Qt.ScrollPhase.ScrollUpdate)
+    assert view.zoom == pytest.approx(1.0)
+    np.testing.assert_allclose(_under(view, (200, 150)) - before, [-30, 40], atol=1)
+    _wheel(view, (200, 150), angle=(0, 120), phase=Qt.ScrollPhase.ScrollUpdate, ctrl=True)
+    assert view.zoom == pytest.approx(1.0015**120)
+
+
+def test_a_trackpad_without_pixel_deltas_pans_by_lines(view):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    before = _under(view, (200, 150))
+    _wheel(view, (200, 150), angle=(0, -120), phase=Qt.ScrollPhase.ScrollUpdate)
+    lines = QApplication.wheelScrollLines() * view.verticalScrollBar().singleStep()
+    np.testing.assert_allclose(_under(view, (200, 150)) - before, [0, lines], atol=1)
+
+
+def test_a_pinch_zooms_at_its_centre_and_a_double_tap_switches_fit_and_actual_pixels(view):
+    from PySide6.QtCore import Qt
+
+    before = _under(view, (300, 60))
+    _pinch(view, (300, 60), Qt.NativeGestureType.ZoomNativeGesture, 0.25)
+    assert view.zoom == pytest.approx(1.25)
+    assert np.abs(_under(view, (300, 60)) - before).max() <= 1.0
+    _pinch(view, (300, 60), Qt.NativeGestureType.SmartZoomNativeGesture)
+    assert view._fit and view.zoom < 0.5  # the whole photo
+    _pinch(view, (300, 60), Qt.NativeGestureType.SmartZoomNativeGesture)
+    assert not view._fit and view.zoom == pytest.approx(1.0)
