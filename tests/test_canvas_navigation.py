@@ -114,3 +114,38 @@ def test_a_pinch_zooms_at_its_centre_and_a_double_tap_switches_fit_and_actual_pi
     assert view._fit and view.zoom < 0.5  # the whole photo
     _pinch(view, (300, 60), Qt.NativeGestureType.SmartZoomNativeGesture)
     assert not view._fit and view.zoom == pytest.approx(1.0)
+
+
+def test_zoom_to_selection_fills_the_view_with_the_selected_items(qtbot):
+    from PySide6.QtCore import QPoint
+
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+
+    labels = np.zeros((900, 1200), np.int32)
+    labels[100:300, 200:600] = 1  # a 400 x 200 item
+    labels[700:704, 1000:1004] = 2  # a speck: 4 x 4
+    doc = Document(Project.new(np.full((900, 1200, 3), 90, np.uint8), labels, ["a", "b", "c"]))
+    view = CanvasView()
+    qtbot.addWidget(view)
+    view.resize(448, 348)
+    view.show()
+    view.set_document(doc)
+    vp = view.viewport()
+    centre = QPoint(vp.width() // 2, vp.height() // 2)
+    doc.select([1])
+    view.fit_selection()
+    fill = min((vp.width() - 48) / 400, (vp.height() - 48) / 200)
+    assert view.zoom == pytest.approx(fill) and not view._fit
+    p = view.mapToScene(centre)
+    assert abs(p.x() - 400) <= 2 and abs(p.y() - 200) <= 2
+    doc.select([2])
+    view.fit_selection()
+    assert view.screen_zoom() == pytest.approx(8.0)  # a speck: 800 %, not 80 x
+    doc.select([1, 2])
+    view.fit_selection()  # both: the box round them
+    assert view.zoom == pytest.approx(min((vp.width() - 48) / 804, (vp.height() - 48) / 604))
+    doc.select([])
+    view.fit_selection()
+    assert view._fit

@@ -203,6 +203,7 @@ def build_actions(w) -> None:
 
     w.act_fit = A("&Fit to window", w.canvas.fit, "Ctrl+0", "", "fit")
     w.act_actual = A("&Actual pixels", w.canvas.actual_pixels, "Ctrl+1")
+    w.act_zoom_selection = A("Zoom to &selection", w.canvas.fit_selection, "Ctrl+2")
     w.act_zoom_in = A(
         "Zoom &in",
         lambda: w.canvas.zoom_by(1.25),
@@ -269,7 +270,7 @@ def build_menus(w) -> None:
     m.addSeparator()
     m.addActions([w.act_bigger, w.act_smaller])
     m = mb.addMenu("&View")
-    m.addActions([w.act_fit, w.act_actual, w.act_zoom_in, w.act_zoom_out])
+    m.addActions([w.act_fit, w.act_actual, w.act_zoom_selection, w.act_zoom_in, w.act_zoom_out])
     m.addSeparator()
     m.addAction(w.act_overlays)
     for dock in (w.items_dock, w.activity_dock, w.reference_dock):

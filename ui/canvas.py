@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from dedit_app.colour_profiles import to_srgb
+from dedit_app.errors import ItemError
 from ui import navigation, overlay
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
@@ -336,6 +337,27 @@ class CanvasView(QGraphicsView):
         self.setTransform(QTransform.fromScale(s, s))
         self.centerOn(rect.center())
         self.zoom_changed.emit(self.screen_zoom())
+
+    def fit_selection(self) -> None:
+        """Zoom so the selected items fill the view, at most to 800 % of the screen's
+        pixels (Ctrl+2); with none selected, or none with pixels, fit the photo."""
+        boxes = []
+        for item in self.doc.selection if self.doc is not None else ():
+            try:
+                boxes.append(self.doc.bbox(item))
+            except ItemError:  # an item with no pixels has no box
+                continue
+        if not boxes:
+            self.fit()
+            return
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes) + 1, max(b[3] for b in boxes) + 1
+        margin = 24
+        vw = max(self.viewport().width() - 2 * margin, 1)
+        vh = max(self.viewport().height() - 2 * margin, 1)
+        scale = min(vw / (x1 - x0), vh / (y1 - y0), 8.0 / self.screen_ratio())
+        self.set_zoom(scale)
+        self.centerOn(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
 
     def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None:
         factor = min(max(factor, 0.02), 32.0)
