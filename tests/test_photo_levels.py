@@ -267,3 +267,35 @@ def test_closing_the_window_while_a_level_is_made_waits_for_it_and_says_nothing(
     qtbot.wait(400)  # an answer sent now would reach a closed canvas
     said = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
     assert not said, said
+
+
+def test_a_zoom_passing_through_levels_makes_only_the_one_it_stops_at(qtbot, monkeypatch):
+    """Levels asked for and not yet started when another is asked are not made: the one
+    on show comes right after the one under way."""
+    import time
+
+    from ui.canvas_items import PhotoItem
+    from ui.side_thread import SideThread
+
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
+    make = photo_levels.Mipmap.make
+    made: list[int] = []
+
+    def slow(self, k):
+        made.append(k)
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.2)  # the level thread's: a large level
+        return make(self, k)
+
+    monkeypatch.setattr(photo_levels.Mipmap, "make", slow)
+    thread = SideThread(name="test-levels")
+    item = PhotoItem(thread)
+    photo = np.random.default_rng(2).integers(0, 256, (512, 768, 3), np.uint8)
+    item.set_image(photo)  # levels 0..3; only level 3 (64 x 96) is quick
+    painted_on(item, 1.0, 0.5, (384, 256))  # level 1 asked: under way at once
+    qtbot.waitUntil(lambda: 1 in made, timeout=5000)
+    painted_on(item, 1.0, 1.0, (768, 512))  # level 0 asked: waits its turn
+    painted_on(item, 1.0, 0.25, (192, 128))  # level 2 asked: level 0 is dropped
+    qtbot.waitUntil(item.ready, timeout=5000)
+    assert set(item._photo.levels) == {1, 2, 3} and 0 not in made
+    thread.shutdown()

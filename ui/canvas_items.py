@@ -144,6 +144,11 @@ class PhotoItem(QGraphicsItem):
     def _ask(self, mipmap: Mipmap, k: int) -> None:
         if k in mipmap.asked:
             return
+        # levels asked for before and not started are no longer on show (a zoom passed
+        # through them): not made, so the one asked now comes next
+        for j, ticket in list(mipmap.asked.items()):
+            if self._maker.cancel(ticket):
+                del mipmap.asked[j]
 
         def made(level: Level) -> None:
             mipmap.asked.pop(k, None)

@@ -76,6 +76,16 @@ class SideThread(QObject):
         if future is not None and future.cancel():
             del self._futures[ticket]  # work under way stays listed until it answers
 
+    def cancel(self, ticket: int) -> bool:
+        """Drop the work of ``ticket`` and its callbacks if it has not started; True if
+        so. Work under way goes on and answers as it would have."""
+        future = self._futures.get(ticket)
+        if future is None or not future.cancel():
+            return False
+        del self._futures[ticket]
+        self._waiting.pop(ticket, None)
+        return True
+
     def take(self, ticket: int) -> Any:
         """Block until the work of ``ticket`` has run and return its result here (or raise
         its error); its callbacks are dropped. For the rare moment the UI must wait anyway:
