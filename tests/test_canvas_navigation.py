@@ -149,3 +149,43 @@ def test_zoom_to_selection_fills_the_view_with_the_selected_items(qtbot):
     doc.select([])
     view.fit_selection()
     assert view._fit
+
+
+def test_a_percentage_is_read_as_designers_type_it():
+    from ui.zoom_field import parse_percent
+
+    assert parse_percent("150") == pytest.approx(1.5)
+    assert parse_percent(" 150 % ") == pytest.approx(1.5)
+    assert parse_percent("12,5%") == pytest.approx(0.125)
+    assert parse_percent("33.3") == pytest.approx(0.333)
+    for bad in ("", "%", "abc", "-50", "0", "9000", "1e3"):
+        assert parse_percent(bad) is None, bad
+
+
+def test_the_status_bar_zoom_takes_a_typed_or_picked_zoom(scene, window, qtbot):
+    """The zoom in the status bar says the canvas's and sets it: typed ("200" + Enter),
+    picked from its list, or Fit; a zoom it cannot read leaves the field as it was."""
+    from PySide6.QtCore import Qt
+
+    field, canvas = window.zoom_field, window.canvas
+    canvas.actual_pixels()
+    assert field.currentText() == "100%"
+    field.setFocus()
+    field.lineEdit().selectAll()
+    qtbot.keyClicks(field.lineEdit(), "200")
+    qtbot.keyClick(field.lineEdit(), Qt.Key.Key_Return)
+    assert canvas.screen_zoom() == pytest.approx(2.0) and field.currentText() == "200%"
+    from PySide6.QtGui import QValidator
+
+    check = field.lineEdit().validator()
+    assert check.validate("lots", 0)[0] == QValidator.State.Invalid  # no letters typed in
+    assert check.validate("12,5 %", 0)[0] == QValidator.State.Acceptable
+    field.setEditText("9000")
+    qtbot.keyClick(field.lineEdit(), Qt.Key.Key_Return)  # outside 1 % .. 6400 %: kept
+    assert canvas.screen_zoom() == pytest.approx(2.0) and field.currentText() == "200%"
+    field.activated.emit(field.findText("50%"))  # picked from the list
+    assert canvas.screen_zoom() == pytest.approx(0.5) and field.currentText() == "50%"
+    field.activated.emit(field.findText("Fit"))
+    assert canvas._fit
+    window.close_picture()
+    assert field.currentText() == "" and field.isHidden()  # the start page has no zoom

@@ -57,7 +57,7 @@ def test_closing_the_picture_asks_about_changes_and_shows_the_start_page(scene, 
     monkeypatch.setattr(window, "maybe_discard", lambda: True)  # "Discard"
     window.act_close.trigger()
     assert window.doc is None and window.pages.currentWidget() is window.start_page
-    assert window.zoom_label.text() == "" and window.message_text() == ""
+    assert window.zoom_field.isHidden() and window.message_text() == ""
     assert not window.act_close.isEnabled() and not window.act_save.isEnabled()
     assert "scene.png" in [b.text() for b in window.start_page.recent_buttons]
     assert window.prepare_panel.button.isEnabled() is False

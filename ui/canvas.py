@@ -315,9 +315,14 @@ class CanvasView(QGraphicsView):
         screen, a Retina screen's included."""
         return self.zoom * self.screen_ratio()
 
+    def set_screen_zoom(self, zoom: float) -> None:
+        """Zoom to ``zoom`` screen (device) pixels per photo pixel, about the view's
+        centre: what the status bar's zoom field asks."""
+        self.set_zoom(zoom / self.screen_ratio())
+
     def actual_pixels(self) -> None:
         """Zoom to one image pixel per screen pixel (Ctrl+1)."""
-        self.set_zoom(1.0 / self.screen_ratio())
+        self.set_screen_zoom(1.0)
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)

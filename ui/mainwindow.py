@@ -57,6 +57,7 @@ from ui.side_thread import SideThread
 from ui.start_page import StartPage
 from ui.widgets import CandidatesStrip, MessageBar
 from ui.worker import JobQueue
+from ui.zoom_field import ZoomField
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +217,13 @@ class MainWindow(QMainWindow):
         self.status_message = QLabel()
         self.status_message.setObjectName("statusMessage")
         self.cursor_label = QLabel()
-        self.zoom_label = QLabel()
+        self.zoom_field = ZoomField()
         self.busy_label = QLabel()
         sb.addWidget(self.status_message, 1)
         sb.addPermanentWidget(self.busy_label)
         sb.addPermanentWidget(self.cursor_label)
-        sb.addPermanentWidget(self.zoom_label)
+        sb.addPermanentWidget(self.zoom_field)
+        self.zoom_field.show_zoom(None)  # until a picture is open
 
     def _connect(self) -> None:
         c = self.canvas
@@ -234,7 +236,9 @@ class MainWindow(QMainWindow):
         c.swap_dropped.connect(self.editing.swap_item)
         c.files_dropped.connect(self._on_files_dropped)
         c.cursor_info.connect(self._on_cursor)
-        c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        c.zoom_changed.connect(self.zoom_field.show_zoom)
+        self.zoom_field.zoom_asked.connect(c.set_screen_zoom)
+        self.zoom_field.fit_asked.connect(c.fit)
         start = self.start_page
         start.open_clicked.connect(self.open_dialog)
         start.recent_clicked.connect(self.recent.open)
@@ -377,8 +381,9 @@ class MainWindow(QMainWindow):
             return False
         self.set_document(None)
         self.dismiss_message()  # what it and the status bar said was about that picture
-        for label in (self.status_message, self.zoom_label, self.cursor_label):
+        for label in (self.status_message, self.cursor_label):
             label.clear()
+        self.zoom_field.show_zoom(None)
         return True
 
     def open_dialog(self) -> OpenDialog:
