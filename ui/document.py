@@ -336,6 +336,18 @@ class Document(QObject):
         if project.prepared and not project.refined:
             self._also_prepared(project.labels)
 
+    def __del__(self) -> None:
+        # A document let go without deleteLater() (a script's, a test's, a benchmark's)
+        # and caught in a reference cycle (each step holds its document) was taken
+        # apart by Python's garbage collector in an order that crashed Qt: the undo
+        # stack deleted steps whose Python side was already gone (a segmentation fault
+        # in QUndoStack::clear). Its steps go first, while everything is whole.
+        try:
+            self.undo.blockSignals(True)
+            self.undo.clear()
+        except (AttributeError, RuntimeError):  # never made, or Qt deleted it already
+            pass
+
     @classmethod
     def restored(
         cls,
