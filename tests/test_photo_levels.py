@@ -102,9 +102,43 @@ def test_a_level_asked_for_a_picture_no_longer_shown_is_dropped(item, qtbot):
     np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), edited)
 
 
-def test_a_level_that_cannot_be_made_leaves_the_stand_in_and_is_not_asked_again(
+def test_a_level_that_cannot_be_made_says_so_and_is_tried_again_after_a_zoom(
     item, qtbot, monkeypatch, caplog
 ):
+    """Out of memory making the full-size level: the stand-in stays, the user is told
+    in a sentence (once), and zooming away and back tries again."""
+    make = photo_levels.Mipmap.make
+    short = [True]
+
+    def short_of_memory(self, k):
+        if k == 0 and short[0]:
+            raise MemoryError
+        return make(self, k)
+
+    monkeypatch.setattr(photo_levels.Mipmap, "make", short_of_memory)
+    told: list[str] = []
+    item._refused = told.append
+    photo = _stripes(230)
+    item.set_image(photo)
+    first = painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    assert item._photo.refused == {0} and "was not made" in caplog.text
+    assert len(told) == 1 and "ran out of memory" in told[0]
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), first)
+    assert item.ready() and len(told) == 1  # not asked again at this zoom
+    short[0] = False  # memory freed; the designer zooms out and in again
+    painted_on(item, 1.0, 0.5, (96, 64))
+    painted_on(item, 1.0, 1.0, SIZE)
+    qtbot.waitUntil(item.ready, timeout=5000)
+    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), photo)
+
+
+def test_the_window_says_when_the_photo_cannot_be_shown_at_a_zoom(tmp_path, qtbot, monkeypatch):
+    import cv2
+
+    from ui.testing import make_window
+
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
 
     def short_of_memory(self, k):
@@ -113,12 +147,16 @@ def test_a_level_that_cannot_be_made_leaves_the_stand_in_and_is_not_asked_again(
         return make(self, k)
 
     monkeypatch.setattr(photo_levels.Mipmap, "make", short_of_memory)
-    item.set_image(_stripes(230))
-    first = painted_on(item, 1.0, 1.0, SIZE)
-    qtbot.waitUntil(item.ready, timeout=5000)
-    assert item._photo.refused == {0} and "was not made" in caplog.text
-    np.testing.assert_array_equal(painted_on(item, 1.0, 1.0, SIZE), first)
-    assert item.ready()  # not asked again
+    window = make_window(tmp_path)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), _stripes(230)[:, :, ::-1])
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.doc is not None and not window.files.busy, timeout=20000)
+    window.canvas.actual_pixels()
+    window.canvas.viewport().grab()
+    qtbot.waitUntil(lambda: "ran out of memory" in window.message_text(), timeout=5000)
+    assert "Showing the photo at this zoom" in window.message_text()
+    window.close()
 
 
 def test_the_screen_image_is_the_picture_in_the_format_a_pixmap_takes_as_it_is(qtbot):

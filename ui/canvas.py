@@ -67,6 +67,7 @@ class CanvasView(QGraphicsView):
     files_dropped = Signal(list)  # [path]
     cursor_info = Signal(object)  # (x, y, item) or None
     zoom_changed = Signal(float)  # screen (device) pixels per image pixel, as shown
+    level_failed = Signal(str)  # the photo could not be made at this zoom: why, in words
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,7 +96,7 @@ class CanvasView(QGraphicsView):
         # large levels of the photo are made on a thread of the canvas's own, so a zoom
         # to 100 % or an edit landing there never holds the UI thread (ui.photo_levels)
         self.levels = SideThread(self, "dedit-levels")
-        self.photo = PhotoItem(self.levels)
+        self.photo = PhotoItem(self.levels, self.level_failed.emit)
         self.overlay_item = OverlayItem(self)
         self.overlay_item.setZValue(1)
         self.proposal = QGraphicsPixmapItem()

@@ -49,9 +49,12 @@ class PhotoItem(QGraphicsItem):
     made there, and what is at hand is drawn until it comes (:mod:`ui.photo_levels`);
     without one, every level is made where it is drawn."""
 
-    def __init__(self, maker: SideThread | None = None) -> None:
+    def __init__(
+        self, maker: SideThread | None = None, refused: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__()
         self._maker = maker
+        self._refused = refused  # told, in a sentence, when a level could not be made
         self._photo: Mipmap | None = None
         self._before: Mipmap | None = None
         # the picture shown before ``_photo``, of its size, drawn until ``_photo`` has a
@@ -158,10 +161,12 @@ class PhotoItem(QGraphicsItem):
                     self._stale = None
                 self.update()
 
-        def failed(text: str) -> None:  # drawn from another level from now on
+        def failed(text: str) -> None:  # another level stands in until the zoom changes
             mipmap.asked.pop(k, None)
             mipmap.refused.add(k)
             log.warning("Level %d of the photo on show was not made: %s", k, text)
+            if self._refused is not None and (mipmap is self._photo or mipmap is self._before):
+                self._refused(text)
 
         mipmap.asked[k] = self._maker.submit(
             "Showing the photo at this zoom", lambda: mipmap.make(k), made, failed
@@ -175,7 +180,12 @@ class PhotoItem(QGraphicsItem):
         scale = painter.worldTransform().m11() * device_ratio(painter)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 2.0)
         target = self.boundingRect()
-        k = self._on_show = self._level(scale)
+        k = self._level(scale)
+        if k != self._on_show:  # another zoom: a level refused before may be tried again
+            for mipmap in (self._photo, self._before):
+                if mipmap is not None:
+                    mipmap.refused.clear()
+        self._on_show = k
         pm = self._drawable(self._photo, k, self._stale)
         if self._photo.levels:  # its own level drawn: the one before is let go
             self._stale = None

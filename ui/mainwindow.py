@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
         c.files_dropped.connect(self._on_files_dropped)
         c.cursor_info.connect(self._on_cursor)
         c.zoom_changed.connect(self.zoom_field.show_zoom)
+        c.level_failed.connect(self.show_error)
+        self.reference_panel.canvas.level_failed.connect(self.show_error)
         self.zoom_field.zoom_asked.connect(c.set_screen_zoom)
         self.zoom_field.fit_asked.connect(c.fit)
         start = self.start_page

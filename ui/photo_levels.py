@@ -11,7 +11,8 @@ a 48 MP photo's full size) is made on the canvas's own thread
 level of the same picture already made (sharp or a little soft for a moment), or the
 picture shown before at that size (an edit lands when its level is ready, not before;
 the compare split's other side and the original held with the backslash key show the
-picture on show until theirs is), or a small level made at once.
+picture on show until theirs is), or a small level made at once. A level that cannot be
+made (out of memory) is said so in the window, and tried again at the next zoom.
 
 A level is handed over as a QImage in Qt's own 32-bit format, made by OpenCV: turning it
 into a pixmap on the UI thread then copies nothing (0.0 ms at 24 MP, against 41 ms from
@@ -104,7 +105,8 @@ class Mipmap:
         if on_show is not None:
             self._like = {k: pair for k, pair in self._like.items() if k == on_show}
         self.asked: dict[int, int] = {}  # level -> ticket of its making on the canvas's thread
-        self.refused: set[int] = set()  # levels whose making failed there: not asked again
+        # levels whose making failed: not asked again until the zoom changes
+        self.refused: set[int] = set()
         h, w = image.shape[:2]
         self.top = 0  # the smallest level made
         while min(h, w) >> (self.top + 1) >= SMALLEST_SIDE:
