@@ -50,6 +50,22 @@ def _stripes(value: int) -> np.ndarray:
     return photo
 
 
+def _window_at_100(tmp_path, qtbot):
+    """An editor window showing a 128 x 192 photo at 100 %, its full-size level asked."""
+    import cv2
+
+    from ui.testing import make_window
+
+    window = make_window(tmp_path)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), _stripes(230)[:, :, ::-1])
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.doc is not None and not window.files.busy, timeout=20000)
+    window.canvas.actual_pixels()
+    window.canvas.viewport().grab()
+    return window
+
+
 def test_a_large_level_is_made_off_the_ui_thread_and_drawn_when_it_comes(item, qtbot):
     photo = _stripes(230)
     item.set_image(photo)
@@ -134,9 +150,6 @@ def test_a_level_that_cannot_be_made_says_so_and_is_tried_again_after_a_zoom(
 
 
 def test_the_window_says_when_the_photo_cannot_be_shown_at_a_zoom(tmp_path, qtbot, monkeypatch):
-    import cv2
-
-    from ui.testing import make_window
 
     monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
@@ -147,13 +160,7 @@ def test_the_window_says_when_the_photo_cannot_be_shown_at_a_zoom(tmp_path, qtbo
         return make(self, k)
 
     monkeypatch.setattr(photo_levels.Mipmap, "make", short_of_memory)
-    window = make_window(tmp_path)
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), _stripes(230)[:, :, ::-1])
-    window.open_path(path)
-    qtbot.waitUntil(lambda: window.doc is not None and not window.files.busy, timeout=20000)
-    window.canvas.actual_pixels()
-    window.canvas.viewport().grab()
+    window = _window_at_100(tmp_path, qtbot)
     qtbot.waitUntil(lambda: "ran out of memory" in window.message_text(), timeout=5000)
     assert "Showing the photo at this zoom" in window.message_text()
     window.close()
@@ -278,10 +285,6 @@ def test_closing_the_window_while_a_level_is_made_waits_for_it_and_says_nothing(
 ):
     import time
 
-    import cv2
-
-    from ui.testing import make_window
-
     monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
     started: list[int] = []
@@ -292,13 +295,7 @@ def test_closing_the_window_while_a_level_is_made_waits_for_it_and_says_nothing(
         return make(self, k)
 
     monkeypatch.setattr(photo_levels.Mipmap, "make", slow)
-    window = make_window(tmp_path)
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), _stripes(230)[:, :, ::-1])
-    window.open_path(path)
-    qtbot.waitUntil(lambda: window.doc is not None and not window.files.busy, timeout=20000)
-    window.canvas.actual_pixels()
-    window.canvas.viewport().grab()
+    window = _window_at_100(tmp_path, qtbot)
     qtbot.waitUntil(lambda: 0 in started, timeout=5000)  # being made now
     assert window.close()
     assert 0 in started and not window.canvas.levels.busy  # waited for; nothing pending
