@@ -187,5 +187,13 @@ def test_the_status_bar_zoom_takes_a_typed_or_picked_zoom(scene, window, qtbot):
     assert canvas.screen_zoom() == pytest.approx(0.5) and field.currentText() == "50%"
     field.activated.emit(field.findText("Fit"))
     assert canvas._fit
+    # typed and Enter: asked once (the combo box hands Enter on twice), and a typed Fit
+    # stays fit rather than becoming the zoom it showed
+    asked: list[float] = []
+    field.zoom_asked.connect(asked.append)
+    for typed in ("100%", "Fit"):
+        field.setEditText(typed)
+        qtbot.keyClick(field.lineEdit(), Qt.Key.Key_Return)
+    assert asked == [pytest.approx(1.0)] and canvas._fit
     window.close_picture()
     assert field.currentText() == "" and field.isHidden()  # the start page has no zoom

@@ -62,6 +62,8 @@ class ZoomField(QComboBox):
         self.setVisible(zoom is not None)
 
     def _picked(self, index: int) -> None:
+        if self.itemText(index) == self._shown:  # the zoom on show, or Enter on it
+            return
         zoom = self.itemData(index)
         if zoom is None:
             self.fit_asked.emit()
@@ -71,6 +73,10 @@ class ZoomField(QComboBox):
 
     def _typed(self) -> None:
         text = self.currentText()
+        # nothing typed: Enter on the zoom on show (the combo box hands Enter to its
+        # line edit twice, the second time with the text put back)
+        if text == self._shown:
+            return
         if text.strip() == FIT:
             self.fit_asked.emit()
         else:
