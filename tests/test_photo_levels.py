@@ -18,16 +18,20 @@ from ui.testing import painted_on  # noqa: E402
 SIZE = (192, 128)  # the logical pixels painted: the whole photo at 100 %
 
 
+@pytest.fixture(autouse=True)
+def only_small_levels_are_quick(monkeypatch):
+    """Only levels of up to 6144 pixels count as quick here: a 128 x 192 photo's
+    half-size level is made where it is drawn and its full-size one (24576 pixels) off
+    the UI thread, as a 48 MP photo's is in the editor."""
+    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
+
+
 @pytest.fixture
 def item(qtbot, monkeypatch):
-    """A PhotoItem with its own level thread, where only levels of up to 6144 pixels
-    count as quick: the 128 x 192 photo's half-size level is made where it is drawn and
-    its full-size one (24576 pixels) off the UI thread, as a 48 MP photo's is in the
-    editor."""
+    """A PhotoItem with its own level thread, noting where each level was made."""
     from ui.canvas_items import PhotoItem
     from ui.side_thread import SideThread
 
-    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     thread = SideThread(name="test-levels")
     made_on: list[tuple[int, bool]] = []  # (level, made on the UI thread)
     make = photo_levels.Mipmap.make
@@ -151,7 +155,6 @@ def test_a_level_that_cannot_be_made_says_so_and_is_tried_again_after_a_zoom(
 
 def test_the_window_says_when_the_photo_cannot_be_shown_at_a_zoom(tmp_path, qtbot, monkeypatch):
 
-    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
 
     def short_of_memory(self, k):
@@ -208,7 +211,6 @@ def test_the_canvas_shows_a_large_photo_at_100_percent_without_making_its_level_
     from ui.document import Document
     from ui.imaging import qimage_rgb
 
-    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     photo = _stripes(230)
     view = CanvasView()
     qtbot.addWidget(view)
@@ -285,7 +287,6 @@ def test_closing_the_window_while_a_level_is_made_waits_for_it_and_says_nothing(
 ):
     import time
 
-    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
     started: list[int] = []
 
@@ -312,7 +313,6 @@ def test_a_zoom_passing_through_levels_makes_only_the_one_it_stops_at(qtbot, mon
     from ui.canvas_items import PhotoItem
     from ui.side_thread import SideThread
 
-    monkeypatch.setattr(photo_levels.Mipmap, "quick", lambda self, k: self.pixels(k) <= 6144)
     make = photo_levels.Mipmap.make
     made: list[int] = []
 

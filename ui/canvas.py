@@ -54,6 +54,11 @@ class Tool(enum.Enum):
     CLICK = "click"  # click-to-segment a new item (left: include, right/Alt: exclude)
 
 
+def _clamped(zoom: float) -> float:
+    """``zoom`` (logical pixels per image pixel) within what the canvas zooms to."""
+    return min(max(zoom, 0.02), 32.0)
+
+
 class CanvasView(QGraphicsView):
     """The photo with its items; tools report what the user did through signals."""
 
@@ -336,10 +341,7 @@ class CanvasView(QGraphicsView):
         rect = self.photo.boundingRect()
         if rect.isEmpty():
             return
-        margin = 24
-        vw = max(self.viewport().width() - 2 * margin, 1)
-        vh = max(self.viewport().height() - 2 * margin, 1)
-        s = min(vw / rect.width(), vh / rect.height())
+        s = self._scale_to_show(rect.width(), rect.height())
         self.setTransform(QTransform.fromScale(s, s))
         self.centerOn(rect.center())
         self.zoom_changed.emit(self.screen_zoom())
@@ -358,15 +360,19 @@ class CanvasView(QGraphicsView):
             return
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes) + 1, max(b[3] for b in boxes) + 1
+        self.set_zoom(min(self._scale_to_show(x1 - x0, y1 - y0), 8.0 / self.screen_ratio()))
+        self.centerOn(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+
+    def _scale_to_show(self, width: float, height: float) -> float:
+        """The zoom at which ``width`` x ``height`` image pixels fill the view, less a
+        margin of 24 logical pixels round them."""
         margin = 24
         vw = max(self.viewport().width() - 2 * margin, 1)
         vh = max(self.viewport().height() - 2 * margin, 1)
-        scale = min(vw / (x1 - x0), vh / (y1 - y0), 8.0 / self.screen_ratio())
-        self.set_zoom(scale)
-        self.centerOn(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+        return min(vw / width, vh / height)
 
     def set_zoom(self, factor: float, anchor: QPointF | None = None) -> None:
-        factor = min(max(factor, 0.02), 32.0)
+        factor = _clamped(factor)
         self._fit = False
         old = self.transformationAnchor()
         if anchor is None:
@@ -386,7 +392,7 @@ class CanvasView(QGraphicsView):
     def zoom_at(self, factor: float, pos: QPointF) -> None:
         """Zoom by ``factor`` keeping the photo's point under viewport position ``pos``
         (logical pixels) where it is, as far as the scroll bars allow."""
-        new = min(max(self.zoom * factor, 0.02), 32.0)
+        new = _clamped(self.zoom * factor)
         if new == self.zoom:
             return
         self._fit = False

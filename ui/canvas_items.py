@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from ui import overlay
 from ui.imaging import argb_image, indexed_image
-from ui.photo_levels import SMALLEST_SIDE, Level, Mipmap
+from ui.photo_levels import Level, Mipmap
 from ui.theme import COLORS
 
 if TYPE_CHECKING:
@@ -73,10 +73,10 @@ class PhotoItem(QGraphicsItem):
         old = self._photo
         self._photo = self._mipmap(image, old)
         if self._photo is not old:
+            self._forget(old)
             if old is not None and old.levels:
                 self._stale = old
-            self._forget(old)
-            if self._photo is None or self._stale is None or not self._same(self._stale):
+            if self._photo is None or (self._stale is not None and not self._same(self._stale)):
                 self._stale = None
         self._size = (0, 0) if image is None else (image.shape[1], image.shape[0])
         self.update()
@@ -123,7 +123,7 @@ class PhotoItem(QGraphicsItem):
     def _level(self, scale: float) -> int:
         """The smallest mipmap level still at least as large as the screen shows it."""
         k = 0
-        while scale * (2 ** (k + 1)) <= 1.0 and min(self._size) >> (k + 1) >= SMALLEST_SIDE:
+        while scale * (2 ** (k + 1)) <= 1.0 and k < self._photo.top:
             k += 1
         return k
 
@@ -157,9 +157,7 @@ class PhotoItem(QGraphicsItem):
             mipmap.asked.pop(k, None)
             if mipmap is self._photo or mipmap is self._before:
                 mipmap.keep(level)
-                if mipmap is self._photo:
-                    self._stale = None
-                self.update()
+                self.update()  # the repaint lets the picture before go
 
         def failed(text: str) -> None:  # another level stands in until the zoom changes
             mipmap.asked.pop(k, None)

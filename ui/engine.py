@@ -19,7 +19,6 @@ import importlib.util
 import json
 import logging
 import random
-import sys
 import threading
 import weakref
 from dataclasses import dataclass, field, replace
@@ -72,10 +71,7 @@ def load_ahead() -> None:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the job that needs it says why, in words
-                # an editor quitting within seconds of starting tears the modules down
-                # under this thread: that is no failure to tell anyone about
-                if not sys.is_finalizing():
-                    log.warning("loading %s ahead failed", name, exc_info=True)
+                log.warning("loading %s ahead failed", name, exc_info=True)
                 return
 
     _loading = threading.Thread(target=load, name="dedit-engine-import", daemon=True)

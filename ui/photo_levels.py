@@ -22,7 +22,6 @@ A plain 24 MP photo's full-size level now takes 14 ms, not 88.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,10 +51,8 @@ def screen_image(rgb: np.ndarray) -> tuple[QImage, np.ndarray]:
     while it converts (Qt's own conversion held it, and so the UI thread, 46 ms at 24 MP).
     """
     h, w = rgb.shape[:2]
-    if sys.byteorder != "little":  # Format_RGB32 is a native-endian 0xffRRGGBB word
-        wrapped = QImage(np.ascontiguousarray(rgb).data, w, h, 3 * w, QImage.Format.Format_RGB888)
-        image = wrapped.convertToFormat(QImage.Format.Format_RGB32)
-        return image, np.empty((0, 0, 4), np.uint8)
+    # Format_RGB32 is a native-endian 0xffRRGGBB word: bytes B, G, R, A on every machine
+    # PySide6 is built for (x86-64 and ARM64, little-endian)
     bgra = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGRA)
     return QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_RGB32), bgra
 
@@ -101,9 +98,11 @@ class Mipmap:
         # with ``on_show``, only the level on show: another one's two copies (144 MB at
         # 24 MP full size) were held until that level was drawn, if ever
         same = like is not None and colours is not None and like.colours is colours
-        self._like = dict(like.shown) if same else {}
-        if on_show is not None:
-            self._like = {k: pair for k, pair in self._like.items() if k == on_show}
+        self._like = {
+            k: pair
+            for k, pair in (like.shown.items() if same else ())
+            if on_show is None or k == on_show
+        }
         self.asked: dict[int, int] = {}  # level -> ticket of its making on the canvas's thread
         # levels whose making failed: not asked again until the zoom changes
         self.refused: set[int] = set()

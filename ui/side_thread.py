@@ -72,9 +72,7 @@ class SideThread(QObject):
         """Drop the callbacks of ``ticket``: its answer, when it comes, goes nowhere; work
         that has not started yet does not run."""
         self._waiting.pop(ticket, None)
-        future = self._futures.get(ticket)
-        if future is not None and future.cancel():
-            del self._futures[ticket]  # work under way stays listed until it answers
+        self.cancel(ticket)  # work under way stays listed until it answers
 
     def cancel(self, ticket: int) -> bool:
         """Drop the work of ``ticket`` and its callbacks if it has not started; True if

@@ -94,7 +94,7 @@ def _held(meter, photo, edited, icc, threaded: bool, repeats: int = 3) -> dict:
         doc = Document(Project.new(photo, labels, ["all"], profile=icc))
         view.set_document(doc)  # fit-to-view: a small level
         view.viewport().grab()
-        firsts.append(_gap(meter, view, lambda: view.actual_pixels()))
+        firsts.append(_gap(meter, view, view.actual_pixels))
         for picture in (edited, photo, edited)[:repeats]:  # an edit, its undo, again
 
             def land(doc=doc, picture=picture) -> None:
