@@ -47,6 +47,7 @@ EXAMPLES = {
   dedit edit photo.dedit swap --item 0 --reference other.jpg --ref-item 2 -o swap.png  # editor
   dedit edit photo.dedit move --item 0 --dx 200 --dy 140 --scale 0.5 -o moved.png
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
+  dedit edit photo.dedit flip --item 0 -o flipped.png   # mirrored left to right
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
   dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
 """,
@@ -250,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     ed.add_argument("project", help="the prepared project folder (NAME.dedit)")
     ed.add_argument(
         "kind",
-        choices=["recon", "text", "swap", "move", "remove", "redraw"],
+        choices=["recon", "text", "swap", "move", "flip", "remove", "redraw"],
         help="the edit to make",
     )
     ed.add_argument(
@@ -261,7 +262,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _eight_bit_option(ed)
     ed.add_argument(
-        "--item", type=int, nargs="+", help="the item to edit (remove: one or more items)"
+        "--item",
+        type=int,
+        nargs="+",
+        help="the item to edit (remove, flip: one or more items; flip mirrors them as a "
+        "group, about the middle of the box around them all)",
     )
     ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
     ed.add_argument(
@@ -617,7 +622,7 @@ def _request(args, project):
         SwapRequest,
         TextRequest,
     )
-    from dedit_app.partition import Move
+    from dedit_app.partition import Move, flip_moves, item_bbox
     from dedit_app.sampler import SamplingOptions
 
     opts = SamplingOptions(
@@ -634,9 +639,11 @@ def _request(args, project):
     def need(value, flag: str):
         if value is None:
             raise EditError(f"The {args.kind} edit needs {flag}.")
-        if flag.startswith("--item") and args.kind != "remove":
+        if flag.startswith("--item") and args.kind not in ("remove", "flip"):
             if len(value) > 1:
-                raise EditError(f"The {args.kind} edit takes one --item; remove takes several.")
+                raise EditError(
+                    f"The {args.kind} edit takes one --item; remove and flip take several."
+                )
             return value[0]
         return value
 
@@ -652,6 +659,13 @@ def _request(args, project):
     if args.kind == "remove":
         first, *also = need(args.item, "--item")
         return RemoveRequest(first, extra, opts, also=tuple(also))
+    if args.kind == "flip":
+        items = need(args.item, "--item")
+        twice = sorted({i for i in items if items.count(i) > 1})
+        if twice:
+            raise EditError(f"Name each item to flip once; item {twice[0]} is named twice.")
+        boxes = {i: item_bbox(project.labels, i) for i in items}
+        return MoveRequest(flip_moves(boxes), None, extra, opts)
     if args.kind == "redraw":
         # What the editor saved as left to redraw
         drawn = project.drawn if project.drawn is not None else project.labels

@@ -17,7 +17,7 @@ the dense hole-by-donor distance matrix of the reference code.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -34,6 +34,7 @@ __all__ = [
     "edit_regions",
     "erase",
     "fill_from_nearest",
+    "flip_moves",
     "holds_any",
     "item_areas",
     "item_bbox",
@@ -54,12 +55,14 @@ __all__ = [
 @dataclass(frozen=True)
 class Move:
     """Scale item ``item`` about its bounding-box centre by ``scale``, then shift it by
-    ``(dx, dy)`` pixels (x right, y down)."""
+    ``(dx, dy)`` pixels (x right, y down). ``flip`` mirrors it left to right about that
+    centre first (its bounding box stays where it was)."""
 
     item: int
     dx: float = 0.0
     dy: float = 0.0
     scale: float = 1.0
+    flip: bool = False
 
 
 def check_labels(labels: np.ndarray) -> np.ndarray:
@@ -330,8 +333,10 @@ def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
     # An item shrunk below a pixel across keeps one pixel there (a thin line stays a
     # line, a speck a pixel) rather than vanishing between the pixel centres.
     sx, sy = max(s, 1.0 / (x1 - x0 + 1)), max(s, 1.0 / (y1 - y0 + 1))
-    # x' = s * (x - cx) + cx + dx, with pixel centres at integer coordinates.
-    m = np.array([[sx, 0.0, (1 - sx) * cx + move.dx], [0.0, sy, (1 - sy) * cy + move.dy]])
+    # x' = ±s * (x - cx) + cx + dx, with pixel centres at integer coordinates; cx is a
+    # whole or half pixel, so a mirror maps pixel centres onto pixel centres.
+    fx = -sx if move.flip else sx
+    m = np.array([[fx, 0.0, (1 - fx) * cx + move.dx], [0.0, sy, (1 - sy) * cy + move.dy]])
     h, w = labels.shape
     src = (labels == move.item).astype(np.uint8)
     moved = cv2.warpAffine(
@@ -392,6 +397,23 @@ def move_items(
         # that is left to extend; that beats refusing a move the user can see is valid.
         out = _fill_in_place(out, holes, donors if donors.any() else ~holes)
     return out
+
+
+def flip_moves(boxes: Mapping[int, tuple[int, int, int, int]]) -> tuple[Move, ...]:
+    """The moves that mirror items left to right as one group, about the middle of the
+    box around them all (as a design tool flips a selection): each item is mirrored
+    about its own bounding-box centre and shifted by twice that centre's distance from
+    the group's middle, so one item alone stays in its own box.
+
+    ``boxes``: item -> ``(x0, y0, x1, y1)``, inclusive pixel box (:func:`item_bbox`, x
+    right), one per item to flip, in the order the moves come back."""
+    if not boxes:
+        raise ItemError("Choose at least one item to flip.")
+    middle = (min(b[0] for b in boxes.values()) + max(b[2] for b in boxes.values())) / 2.0
+    return tuple(
+        Move(int(item), dx=2 * (middle - (x0 + x1) / 2.0), flip=True)
+        for item, (x0, _, x1, _) in boxes.items()
+    )
 
 
 def move_item(

@@ -38,8 +38,10 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
         source = record.get("reference")
         return f"swap: {name(item)} ← “{taken}”" + (f" from {source}" if source else "")
     if kind == "move":
-        moved = [m[0] for m in record.get("moves") or [] if isinstance(m, list) and m]
-        return f"move: {', '.join(name(k) for k in moved) or '?'}"
+        moves = [m for m in record.get("moves") or [] if isinstance(m, list) and m]
+        flipped = bool(moves) and all(len(m) > 4 and m[4] is True for m in moves)
+        verb = "flip" if flipped else "move"
+        return f"{verb}: {', '.join(name(m[0]) for m in moves) or '?'}"
     if kind == "remove":
         gone = [item, *(record.get("also") or [])]
         return f"remove: {', '.join(name(k) for k in gone)}"

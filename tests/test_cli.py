@@ -65,9 +65,13 @@ def _expected_hard(project, request):
 
 def test_five_edits_end_to_end(prepared, capsys):
     from dedit_app.edits import MoveRequest, ReconRequest, RemoveRequest, SwapRequest, TextRequest
-    from dedit_app.partition import Move
+    from dedit_app.partition import Move, flip_moves, item_bbox
 
     project = Project.load(prepared / "p.dedit")
+
+    def box(item):
+        return item_bbox(project.labels, item)
+
     assert project.prepared and project.items[0].tokens.startswith("#")
     big = int(np.argmax(np.bincount(project.labels.ravel())))
     small = int(np.argmin(np.bincount(project.labels.ravel(), minlength=len(project.items)) + 0))
@@ -81,6 +85,11 @@ def test_five_edits_end_to_end(prepared, capsys):
         "move": (
             ["--item", str(small), "--dx", "20", "--dy", "-10", "--scale", "0.8"],
             MoveRequest((Move(small, 20, -10, 0.8),)),
+        ),
+        "flip": (["--item", str(small)], MoveRequest(flip_moves({small: box(small)}))),
+        "flip two": (
+            ["--item", str(small), str(big)],
+            MoveRequest(flip_moves({small: box(small), big: box(big)})),
         ),
         "remove": (["--item", str(small)], RemoveRequest(small)),
         "remove two": (["--item", str(small), str(big)], RemoveRequest(small, also=(big,))),
@@ -336,6 +345,8 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
         {"kind": "text", "item": 0, "prompt": "a white handbag"},
         {"kind": "remove", "item": 1, "also": [2]},
         {"kind": "swap", "item": 0, "reference_item": 3, "reference_name": "cup"},
+        {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, -4.0, 0.0, 1.0, True]]},
+        {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, 0.0, 3.0, 1.0]]},
     ]
     for n, entry in enumerate(edits):
         image = project.image.copy()
@@ -347,10 +358,12 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     capsys.readouterr()
     assert main(["info", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = lines.index("3 edits in the history")
+    at = lines.index("5 edits in the history")
     assert lines[at + 1].startswith(f"    1 text: {names[0]} → “a white handbag”  (")
     assert lines[at + 2].startswith(f"    2 remove: {names[1]}, {names[2]}  (")
     assert lines[at + 3].startswith(f"    3 swap: {names[0]} ← “cup”  (")
+    assert lines[at + 4].startswith(f"    4 flip: {names[0]}, {names[1]}  (")
+    assert lines[at + 5].startswith(f"    5 move: {names[0]}, {names[1]}  (")  # not all flipped
     for n in (1, 2, 3):
         out = tmp_path / f"before-{n}.png"
         assert main(["export", str(folder), "--before", str(n), "-o", str(out)]) == 0
@@ -358,11 +371,11 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     assert main(["export", str(folder), "-o", str(tmp_path / "now.tif")]) == 0
     np.testing.assert_array_equal(load_image(tmp_path / "now.tif"), pictures[-1])
     capsys.readouterr()
-    for wrong in ("0", "4"):
+    for wrong in ("0", "6"):
         assert main(["export", str(folder), "--before", wrong, "-o", str(tmp_path / "x.png")]) == 1
         err = capsys.readouterr().err.strip()
         assert err == (
-            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 3 (dedit info)."
+            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 5 (dedit info)."
         )
     assert main(["export", str(folder), "-o", str(folder / "inside.png")]) == 1
     assert "is inside the project" in capsys.readouterr().err
@@ -460,6 +473,9 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "move", "--item", "0", "--scale", "0", "-o", "{o}"], "above zero"),
         (["edit", "{p}", "move", "--move", "0:1", "-o", "{o}"], "ITEM:DX:DY"),
         (["edit", "{p}", "move", "--move", "0:1:2", "--dx", "4", "-o", "{o}"], "not both"),
+        (["edit", "{p}", "flip", "--item", "0", "0", "-o", "{o}"], "item 0 is named twice"),
+        (["edit", "{p}", "flip", "--item", "99", "-o", "{o}"], "no item 99"),
+        (["edit", "{p}", "flip", "-o", "{o}"], "flip edit needs --item"),
         (["edit", "{p}", "recon", "-o", "{d}/out.gif"], "must end in .png"),
         (["edit", "{p}", "recon", "-o", "{d}/nowhere/out.png"], "nowhere does not exist"),
         (["edit", "{p}", "recon", "-o", "{p}/image-0123456789abcdef.png"], "inside the project"),

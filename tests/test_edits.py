@@ -113,6 +113,26 @@ def test_move_resize_with_stacking_order(tiny_sdxl, project):
     _check_output(project, result)
 
 
+def test_a_flip_repaints_the_mirrored_items_and_its_entry_says_they_were_flipped(
+    tiny_sdxl, project
+):
+    from dedit_app.partition import flip_moves, item_bbox
+    from dedit_app.wording import edit_words
+
+    moves = flip_moves({k: item_bbox(project.labels, k) for k in (2, 3)})
+    result = edit(tiny_sdxl, project, MoveRequest(moves, options=FAST))
+    old, new = project.labels, result.labels
+    assert (result.active == (np.isin(new, [2, 3]) | np.isin(old, [2, 3]))).all()
+    for k in (2, 3):
+        assert (new == k).sum() == (old == k).sum()  # mirrored, not resized
+    entry = result.entry()
+    assert [m[4] for m in entry["moves"]] == [True, True]
+    assert edit_words(entry, [i.name for i in project.items]).startswith("flip: ")
+    moved = MoveRequest((Move(2, 5, 0),), options=FAST)
+    assert len(edit(tiny_sdxl, project, moved).entry()["moves"][0]) == 4  # as before
+    _check_output(project, result)
+
+
 def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):
     result = edit(tiny_sdxl, project, RemoveRequest(3, options=FAST))
     assert result.labels is not None and not (result.labels == 3).any()

@@ -19,6 +19,7 @@ from dedit_app.partition import (
     edit_regions,
     erase,
     fill_from_nearest,
+    flip_moves,
     holds_any,
     item_areas,
     item_bbox,
@@ -152,6 +153,46 @@ def test_move_scale_about_bbox_centre():
     half = move_item(labels, 1, 0, 0, scale=0.5)
     assert (half == 1).sum() == pytest.approx(25, abs=6)
     assert (half == 0).sum() + (half == 1).sum() == half.size
+
+
+@SETTINGS
+@given(label_maps(max_items=5), st.data())
+def test_flip_mirrors_the_items_as_one_group_about_the_middle_of_their_box(labels, data):
+    present = np.unique(labels).tolist()
+    items = data.draw(st.lists(st.sampled_from(present), min_size=1, unique=True))
+    boxes = {i: item_bbox(labels, i) for i in items}
+    left, right = min(b[0] for b in boxes.values()), max(b[2] for b in boxes.values())
+    out = move_items(labels, flip_moves(boxes))  # a mirror never leaves the picture
+    h, w = labels.shape
+    covered = np.zeros((h, w), bool)
+    for i in items:
+        # pixel x goes to left + right - x: the group's columns, read backwards
+        mirrored = np.zeros((h, w), bool)
+        mirrored[:, left : right + 1] = (labels == i)[:, left : right + 1][:, ::-1]
+        assert (out[mirrored] == i).all()
+        covered |= mirrored
+    holes = holds_any(labels, items) & ~covered
+    if (~covered & ~holds_any(labels, items)).any():  # an item that stays fills the holes
+        assert not holds_any(out, items)[holes].any()
+    np.testing.assert_array_equal(out[~covered & ~holes], labels[~covered & ~holes])
+    assert set(np.unique(out)) <= set(present)
+
+
+def test_flip_twice_gives_the_item_its_shape_back_and_flip_needs_an_item():
+    labels = np.zeros((20, 30), np.int32)
+    labels[4:16, 5:9] = 1  # an L: a post with a foot to the right
+    labels[13:16, 9:20] = 1
+    labels[:, 24:] = 2
+    once = move_items(labels, flip_moves({1: item_bbox(labels, 1)}))
+    assert item_bbox(once, 1) == item_bbox(labels, 1)  # same box, foot now to the left
+    assert (once[4:13, 16:20] == 1).all() and not (once[4:13, 5:9] == 1).any()
+    twice = move_items(once, flip_moves({1: item_bbox(once, 1)}))
+    np.testing.assert_array_equal(twice == 1, labels == 1)
+    # flipped with a move: mirrored, then shifted, as one Move says
+    shifted = move_items(labels, [Move(1, dx=3, dy=-2, flip=True)])
+    np.testing.assert_array_equal(np.roll(once == 1, (-2, 3), axis=(0, 1)), shifted == 1)
+    with pytest.raises(ItemError, match="Choose at least one item to flip"):
+        flip_moves({})
 
 
 @pytest.mark.parametrize("scale", [0, -1, float("nan")])

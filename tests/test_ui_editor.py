@@ -563,6 +563,53 @@ def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
     assert window.doc.selection == (3,)
 
 
+def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(scene, qtbot):
+    window, labels = scene
+    canvas = window.canvas
+    moves = []
+    canvas.move_requested.connect(lambda *a: moves.append(a))
+    canvas.set_screen_zoom(1.0)  # one press, one photo pixel
+    click(canvas, *inner_pixel(labels, 3))
+    canvas.setFocus()
+    for key, mods in [
+        (Qt.Key.Key_Right, Qt.KeyboardModifier.NoModifier),
+        (Qt.Key.Key_Right, Qt.KeyboardModifier.NoModifier),
+        (Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier),
+        (Qt.Key.Key_Left, Qt.KeyboardModifier.NoModifier),
+    ]:
+        QTest.keyClick(canvas, key, mods)
+    # the cut-out follows at once; the move waits for the presses to stop
+    assert canvas.ghost.isVisible() and not moves
+    qtbot.waitUntil(lambda: bool(moves), timeout=5000)
+    assert moves == [(3, 1.0, 10.0, 1.0)]
+    assert not canvas.ghost.isVisible()
+    # zoomed out to a quarter, a press is a screen pixel: four photo pixels
+    canvas.set_screen_zoom(0.25)
+    QTest.keyClick(canvas, Qt.Key.Key_Up)
+    canvas.end_nudge()  # what the wait, a click or another item chosen does
+    assert moves[-1] == (3, 0.0, -4.0, 1.0)
+    # Esc drops the presses; with nothing selected the arrows leave the items alone
+    QTest.keyClick(canvas, Qt.Key.Key_Left)
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    canvas.end_nudge()
+    window.act_select_none.trigger()
+    QTest.keyClick(canvas, Qt.Key.Key_Left)
+    canvas.end_nudge()
+    assert len(moves) == 2 and not canvas.ghost.isVisible()
+
+
+def test_choosing_another_item_asks_for_the_nudge_made_so_far(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    window.canvas.set_screen_zoom(1.0)
+    click(window.canvas, *inner_pixel(labels, 3))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Left)
+    click(window.canvas, *inner_pixel(labels, 2))  # at once, not after the wait
+    assert moves == [(3, -1.0, 0.0, 1.0)] and window.doc.selection == (2,)
+
+
 def _drag_bags_corner(scene, to) -> tuple[list, tuple[int, int, int, int]]:
     """Select the bag and drag its bottom-right handle to ``to(box)`` (image pixels),
     through the box's centre; the move requests it made, and the bag's box."""

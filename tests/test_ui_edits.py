@@ -519,6 +519,38 @@ def test_drag_an_item_to_move_it(opened, qtbot):
     assert doc.image is image and doc.labels is labels
 
 
+def test_shift_h_flips_the_selected_items_as_a_group_and_undo_takes_it_back(opened):
+    window = opened
+    doc = window.doc
+    image, labels = doc.image, doc.labels
+    assert not window.act_flip.isEnabled()  # nothing selected yet
+    window.editing.flip_selected()
+    assert "Select the item to flip first" in window.message_text()
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    assert window.act_flip.isEnabled()
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_H, Qt.KeyboardModifier.ShiftModifier)
+    job = window.jobs.active("edit")
+    assert job, window.message_text()
+    moves = job[0].request.task.request.moves
+    assert [(m.item, m.flip) for m in moves] == [(2, True), (3, True)]
+    boxes = {k: partition.item_bbox(labels, k) for k in (2, 3)}
+    expected = partition.move_items(labels, list(partition.flip_moves(boxes)))
+    wait_until(lambda: window.canvas.previewing, 30, "the flip's preview")
+    np.testing.assert_array_equal(window.canvas.shown_labels(), expected)
+    hold.release.set()
+    wait_idle(window, 300)
+    np.testing.assert_array_equal(doc.labels, expected)
+    names = f"{doc.item_name(2)} and {doc.item_name(3)}"
+    assert doc.undo.undoText() == f"Flip {names}"
+    assert doc.project.history[-1]["moves"][0][4] is True
+    window.act_undo.trigger()
+    assert doc.image is image and doc.labels is labels
+
+
 def test_a_move_off_the_picture_is_refused_by_its_preview_at_once(opened):
     window = opened
     doc = window.doc

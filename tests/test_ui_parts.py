@@ -280,6 +280,21 @@ def test_move_preview_warps_only_the_new_place_and_matches_a_whole_frame_warp():
     assert np.abs(preview[moved].astype(int) - whole[moved]).max() <= 1
 
 
+def test_a_flipped_item_s_preview_is_its_pixels_mirrored_in_its_own_box():
+    image, labels = synthetic_scene(120, 160)
+    image = image.copy()
+    image[:, ::2] //= 2  # stripes, so that a mirror shows in every column
+    x0, y0, x1, y1 = partition.item_bbox(labels, 2)
+    moves = partition.flip_moves({2: (x0, y0, x1, y1)})
+    preview, new_labels = move_preview(image, labels, moves)
+    np.testing.assert_array_equal(new_labels, partition.move_items(labels, moves))
+    box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+    mirrored = image[box][:, ::-1]
+    moved = new_labels[box] == 2
+    np.testing.assert_array_equal(preview[box][moved], mirrored[moved])
+    assert (preview[box][moved] != image[box][moved]).any()
+
+
 def test_remove_preview_fills_the_item_from_its_surroundings():
     image, labels = synthetic_scene(120, 160)
     preview, new_labels = remove_preview(image, labels, (3,))

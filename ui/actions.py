@@ -158,6 +158,12 @@ def build_actions(w) -> None:
         [QKeySequence.StandardKey.Delete, "Backspace"],
         "Remove the selected item from the picture",
     )
+    w.act_flip = A(
+        "&Flip horizontally",
+        w.editing.flip_selected,
+        "Shift+H",
+        "Mirror the selected items left to right; the model paints them again",
+    )
     w.act_select_none = A("Select &none", w.select_none, "Ctrl+Shift+A")
     w.act_next_item = A("Next item", lambda: w.step_item(1), "Tab")
     w.act_prev_item = A("Previous item", lambda: w.step_item(-1), "Shift+Tab")
@@ -247,6 +253,7 @@ def build_menus(w) -> None:
             w.act_edit_prompt,
             w.act_more,
             w.act_redraw,
+            w.act_flip,
             w.act_remove,
             w.act_cancel_jobs,
         ]
@@ -351,6 +358,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
             "edit chosen under Activity ▸ Edits (hold)",
             "\\",
         ),
+        ("Nudge the selected item (Shift: ten times as far)", "arrow keys"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),
         ("Zoom at the pointer", "mouse wheel, or pinch on a trackpad"),
         ("Add the clicked item", "Enter"),

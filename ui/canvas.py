@@ -14,7 +14,7 @@ import enum
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QPainter,
@@ -45,6 +45,15 @@ from ui.theme import COLORS
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
 MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
+# Arrow presses this close together (ms) nudge the item as one move, so a designer tapping
+# it five pixels over waits for one edit, not five
+NUDGE_WAIT_MS = 600
+_ARROWS = {
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
+}
 
 
 class Tool(enum.Enum):
@@ -136,6 +145,9 @@ class CanvasView(QGraphicsView):
         self._press: dict | None = None  # the gesture in progress
         self._pan: tuple | None = None
         self._space = False
+        self._nudge_timer = QTimer(self)
+        self._nudge_timer.setSingleShot(True)
+        self._nudge_timer.timeout.connect(self.end_nudge)
 
     # ----- document ---------------------------------------------------------------------
 
@@ -144,6 +156,8 @@ class CanvasView(QGraphicsView):
             self.doc.changed.disconnect(self._on_changed)
             self.doc.selection_changed.disconnect(self._on_selection)
             self.doc.hover_changed.disconnect(self._on_hover)
+        if self._press is not None:  # a nudge or drag of the picture going away
+            self._cancel_gesture()
         self.doc = doc
         self.clear_preview()
         self.set_proposal(None)
@@ -175,6 +189,9 @@ class CanvasView(QGraphicsView):
         self.viewport().update()
 
     def _on_selection(self) -> None:
+        g = self._press
+        if g is not None and g["kind"] == "nudge" and self.doc.selection != (g["item"],):
+            self.end_nudge()  # another item chosen (Tab, the list): the nudged one goes
         self._update_handles()
         self.overlay_item.update()
         self.viewport().update()
@@ -469,7 +486,47 @@ class CanvasView(QGraphicsView):
         if event.key() == Qt.Key.Key_Escape and self._press is not None:
             self._cancel_gesture()
             return
+        if event.key() in _ARROWS and self._nudge(event):
+            return
         super().keyPressEvent(event)
+
+    def _nudge(self, event) -> bool:
+        """An arrow key moves the one selected item by a screen pixel (a photo pixel at
+        100 %), ten with Shift, as in design tools: the item's cut-out follows at once,
+        and the move is asked NUDGE_WAIT_MS after the last press (or when another item
+        is chosen or the picture is clicked). False when the key is not for this (nothing
+        selected, another tool, a preview on show): the view scrolls instead."""
+        d, g = self.doc, self._press
+        if d is None or self.tool is not Tool.SELECT or len(d.selection) != 1:
+            return False
+        if not self.editable or (g is not None and g["kind"] != "nudge"):
+            return False
+        if g is None:
+            item = d.selection[0]
+            g = {"kind": "nudge", "item": item, "dx": 0.0, "dy": 0.0, "scale": 1.0}
+            self._press = g
+            self._start_ghost(item)
+        step = max(1, round(1 / self.screen_zoom()))
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            step *= 10
+        ux, uy = _ARROWS[event.key()]
+        g["dx"] += ux * step
+        g["dy"] += uy * step
+        self._place_ghost(g)
+        self._nudge_timer.start(NUDGE_WAIT_MS)
+        return True
+
+    def end_nudge(self) -> None:
+        """Ask for the move the arrow keys made (nothing when none is under way)."""
+        g = self._press
+        if g is None or g["kind"] != "nudge":
+            return
+        self._nudge_timer.stop()
+        self._press = None
+        self.ghost.setVisible(False)
+        self._update_handles()
+        if g["dx"] or g["dy"]:
+            self.move_requested.emit(g["item"], g["dx"], g["dy"], 1.0)
 
     def keyReleaseEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -481,6 +538,7 @@ class CanvasView(QGraphicsView):
     def mousePressEvent(self, event) -> None:
         if self.doc is None:
             return
+        self.end_nudge()  # a click after arrow presses: their move first
         button = event.button()
         if button == Qt.MouseButton.MiddleButton or (
             self._space and button == Qt.MouseButton.LeftButton
@@ -631,6 +689,7 @@ class CanvasView(QGraphicsView):
         super().leaveEvent(event)
 
     def _cancel_gesture(self) -> None:
+        self._nudge_timer.stop()
         self._press = None
         self.ghost.setVisible(False)
         self.stroke_item.setPath(QPainterPath())

@@ -370,6 +370,34 @@ class EditController(ResultsMixin, QObject):
         image, labels = readonly(doc.image), readonly(doc.labels)
         self._sketch(job_id, lambda: move_preview(image, labels, [move]))
 
+    def flip_selected(self) -> None:
+        """Mirror the selected items left to right as one group (Shift+H); the model
+        paints them again in their mirrored shapes, as after a move."""
+        doc = self.doc
+        if doc is None:
+            return
+        if not doc.selection:
+            self.w.show_error("Select the item to flip first: click it on the picture.")
+            return
+        if not self._need_prepared():
+            return
+        items = doc.selection
+        try:
+            boxes = {i: doc.bbox(i) for i in items}  # kept per map: no pass over 24 MP
+            task = engine.edit_task(doc.project, self.w.settings, "flip", boxes=boxes)
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        entry = {"kind": "move", "item": int(items[0]), "flip": [int(i) for i in items]}
+        title = f"Flip {_names([doc.item_name(i) for i in items])}"
+        pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
+        job_id = self._submit(pending, task)
+        if job_id is None:
+            return
+        moves = task.request.moves
+        image, labels = readonly(doc.image), readonly(doc.labels)
+        self._sketch(job_id, lambda: move_preview(image, labels, moves))
+
     def remove_selected(self) -> None:
         doc = self.doc
         if doc is None:

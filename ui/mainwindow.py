@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
             {
                 Tool.SELECT: (
                     "Click an item to select it · double-click to retype its prompt · "
-                    "drag to move · corners resize"
+                    "drag or arrow keys to move · corners resize · Shift+H flips"
                 ),
                 Tool.BRUSH: "Brush size",
                 Tool.ERASER: "Eraser size",
@@ -694,6 +694,7 @@ class MainWindow(QMainWindow):
         self.act_merge.setEnabled(bool(has and len(doc.selection) > 1))
         self.act_rename.setEnabled(sel)
         self.act_remove.setEnabled(sel)
+        self.act_flip.setEnabled(sel)
         self.act_edit_prompt.setEnabled(sel)
         self.act_redraw.setEnabled(bool(has and doc.reshaped))
         self.items_panel.redraw_button.setEnabled(self.act_redraw.isEnabled())

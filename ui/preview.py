@@ -50,11 +50,13 @@ def inpaint_holes(image: np.ndarray, holes: np.ndarray, work_side: int = WORK_SI
 
 
 def _affine(labels: np.ndarray, mv: Move) -> np.ndarray:
-    """The 2 x 3 map ``x' = s (x - c) + c + d`` the partition uses (pixel centres)."""
+    """The 2 x 3 map ``x' = ±s (x - c) + c + d`` the partition uses (pixel centres; minus
+    for a flipped item)."""
     x0, y0, x1, y1 = partition.item_bbox(labels, mv.item)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     s = float(mv.scale)
-    return np.array([[s, 0.0, (1 - s) * cx + mv.dx], [0.0, s, (1 - s) * cy + mv.dy]])
+    fx = -s if mv.flip else s
+    return np.array([[fx, 0.0, (1 - fx) * cx + mv.dx], [0.0, s, (1 - s) * cy + mv.dy]])
 
 
 def move_preview(
