@@ -556,11 +556,34 @@ def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
     x, y = inner_pixel(labels, 3)
     drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
     assert len(moves) == 1
-    item, dx, dy, scale = moves[0]
-    assert item == 3 and scale == 1.0
+    items, dx, dy, scale = moves[0]
+    assert items == (3,) and scale == 1.0
     # Screen pixels are larger than photo pixels at this zoom: allow one photo pixel.
     assert abs(dx + 40) <= 1 and abs(dy - 10) <= 1
     assert window.doc.selection == (3,)
+
+
+def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selects_it(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    assert window.doc.selection == (2, 3)
+    x, y = inner_pixel(labels, 3)
+    drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
+    ((items, dx, dy, scale),) = moves
+    assert items == (2, 3) and scale == 1.0
+    assert abs(dx + 40) <= 1 and abs(dy - 10) <= 1
+    assert window.doc.selection == (2, 3)  # still both
+    # the arrow keys nudge both too
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Down)
+    window.canvas.end_nudge()
+    assert moves[-1][0] == (2, 3) and moves[-1][2] > 0
+    # pressed and let go without a drag: that item alone is selected, nothing moves
+    click(window.canvas, x, y)
+    assert window.doc.selection == (3,) and len(moves) == 2
 
 
 def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(scene, qtbot):
@@ -581,13 +604,13 @@ def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(sce
     # the cut-out follows at once; the move waits for the presses to stop
     assert canvas.ghost.isVisible() and not moves
     qtbot.waitUntil(lambda: bool(moves), timeout=5000)
-    assert moves == [(3, 1.0, 10.0, 1.0)]
+    assert moves == [((3,), 1.0, 10.0, 1.0)]
     assert not canvas.ghost.isVisible()
     # zoomed out to a quarter, a press is a screen pixel: four photo pixels
     canvas.set_screen_zoom(0.25)
     QTest.keyClick(canvas, Qt.Key.Key_Up)
     canvas.end_nudge()  # what the wait, a click or another item chosen does
-    assert moves[-1] == (3, 0.0, -4.0, 1.0)
+    assert moves[-1] == ((3,), 0.0, -4.0, 1.0)
     # Esc drops the presses; with nothing selected the arrows leave the items alone
     QTest.keyClick(canvas, Qt.Key.Key_Left)
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
@@ -607,7 +630,7 @@ def test_choosing_another_item_asks_for_the_nudge_made_so_far(scene):
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_Left)
     click(window.canvas, *inner_pixel(labels, 2))  # at once, not after the wait
-    assert moves == [(3, -1.0, 0.0, 1.0)] and window.doc.selection == (2,)
+    assert moves == [((3,), -1.0, 0.0, 1.0)] and window.doc.selection == (2,)
 
 
 def _drag_bags_corner(scene, to) -> tuple[list, tuple[int, int, int, int]]:
@@ -628,8 +651,8 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
         scene, lambda b: ((b[0] + b[2]) / 2 + 0.5, (b[1] + b[3]) / 2 + 0.5)
     )
     assert len(moves) == 1
-    item, dx, dy, scale = moves[0]
-    assert item == 2
+    items, dx, dy, scale = moves[0]
+    assert items == (2,)
     assert scale == pytest.approx(0.5, abs=0.03)
     # The top-left corner stays put: the centre moves a quarter of the box towards it.
     assert dx == pytest.approx(-(x1 - x0 + 1) / 4, abs=2)
@@ -638,9 +661,9 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
 
 def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):
     moves, (x0, y0, x1, y1) = _drag_bags_corner(scene, lambda b: (b[0] - 20.5, b[1] - 20.5))
-    ((item, _, _, scale),) = moves
+    ((items, _, _, scale),) = moves
     side = min(x1 - x0, y1 - y0) + 1
-    assert item == 2 and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
+    assert items == (2,) and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
     assert scale * side >= MIN_RESIZED_SIDE - 1e-6
 
 

@@ -519,6 +519,23 @@ def test_drag_an_item_to_move_it(opened, qtbot):
     assert doc.image is image and doc.labels is labels
 
 
+def test_dragging_two_selected_items_moves_both_in_one_edit(opened):
+    window = opened
+    doc = window.doc
+    labels = doc.labels
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    x, y = inner_pixel(labels, 3)
+    drag(window.canvas, [(x, y), (x - 30, y - 10), (x - 60, y - 20)])
+    job = window.jobs.active("edit")
+    assert job, window.message_text()
+    moves = job[0].request.task.request.moves
+    assert [m.item for m in moves] == [2, 3] and moves[0].dx == moves[1].dx
+    wait_idle(window, 300)
+    np.testing.assert_array_equal(doc.labels, partition.move_items(labels, list(moves)))
+    assert doc.undo.undoText() == f"Move {doc.item_name(2)} and {doc.item_name(3)}"
+
+
 def test_shift_h_flips_the_selected_items_as_a_group_and_undo_takes_it_back(opened):
     window = opened
     doc = window.doc
@@ -557,7 +574,7 @@ def test_a_move_off_the_picture_is_refused_by_its_preview_at_once(opened):
     image, labels, undo_count = doc.image, doc.labels, doc.undo.count()
     hold = HoldTheWorker()
     window.jobs.submit(JobRequest("hold the worker", hold))
-    window.editing.move_item(3, 100000.0, 0.0, 1.0)
+    window.editing.move_items((3,), 100000.0, 0.0, 1.0)
     record = window.jobs.active("edit")[0]
     # Refused while the worker is still busy: the edit does not wait its turn to fail.
     wait_until(lambda: "outside the picture" in window.message_text(), 30, "the refusal")
@@ -579,7 +596,7 @@ def test_a_preview_that_breaks_costs_only_the_preview(opened, monkeypatch, caplo
         raise KeyError("a bug in the sketch")
 
     monkeypatch.setattr("ui.editing.move_preview", broken)
-    window.editing.move_item(3, -20.0, -10.0, 1.0)
+    window.editing.move_items((3,), -20.0, -10.0, 1.0)
     wait_idle(window, 300)
     expected = partition.move_items(labels, [partition.Move(3, -20.0, -10.0)])
     np.testing.assert_array_equal(doc.labels, expected)  # the edit itself landed
@@ -627,7 +644,8 @@ def test_with_several_items_selected_enter_regenerates_them_all_and_delete_remov
     click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
     assert doc.selection == (2, 3)
     hint = window.items_panel.prompt_hint.text()
-    assert "regenerates the others" in hint and "Delete removes them all" in hint
+    for words in ("regenerates the others", "arrow keys move them all", "Delete removes them."):
+        assert words in hint
     field = window.items_panel.prompt_edit
     field.setFocus()
     field.clear()

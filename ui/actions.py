@@ -358,7 +358,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
             "edit chosen under Activity ▸ Edits (hold)",
             "\\",
         ),
-        ("Nudge the selected item (Shift: ten times as far)", "arrow keys"),
+        ("Nudge the selected items (Shift: ten times as far)", "arrow keys"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),
         ("Zoom at the pointer", "mouse wheel, or pinch on a trackpad"),
         ("Add the clicked item", "Enter"),

@@ -76,7 +76,9 @@ class CanvasView(QGraphicsView):
     empty_clicked = Signal()
     stroke_finished = Signal(list, float, bool)  # [(x, y) pixel centres], radius, erase
     click_point = Signal(float, float, bool)  # x, y (pixel centres), include?
-    move_requested = Signal(int, float, float, float)  # item, dx, dy, scale
+    # (items,), dx, dy, scale: one item dragged or resized, or the selected items dragged
+    # or nudged together
+    move_requested = Signal(tuple, float, float, float)
     swap_dropped = Signal(int, int)  # target item, reference item
     files_dropped = Signal(list)  # [path]
     cursor_info = Signal(object)  # (x, y, item) or None
@@ -190,8 +192,8 @@ class CanvasView(QGraphicsView):
 
     def _on_selection(self) -> None:
         g = self._press
-        if g is not None and g["kind"] == "nudge" and self.doc.selection != (g["item"],):
-            self.end_nudge()  # another item chosen (Tab, the list): the nudged one goes
+        if g is not None and g["kind"] == "nudge" and self.doc.selection != g["items"]:
+            self.end_nudge()  # other items chosen (Tab, the list): the nudged ones go
         self._update_handles()
         self.overlay_item.update()
         self.viewport().update()
@@ -491,21 +493,20 @@ class CanvasView(QGraphicsView):
         super().keyPressEvent(event)
 
     def _nudge(self, event) -> bool:
-        """An arrow key moves the one selected item by a screen pixel (a photo pixel at
-        100 %), ten with Shift, as in design tools: the item's cut-out follows at once,
-        and the move is asked NUDGE_WAIT_MS after the last press (or when another item
-        is chosen or the picture is clicked). False when the key is not for this (nothing
+        """An arrow key moves the selected items by a screen pixel (a photo pixel at
+        100 %), ten with Shift, as in design tools: their cut-out follows at once, and
+        the move is asked NUDGE_WAIT_MS after the last press (or when other items are
+        chosen or the picture is clicked). False when the key is not for this (nothing
         selected, another tool, a preview on show): the view scrolls instead."""
         d, g = self.doc, self._press
-        if d is None or self.tool is not Tool.SELECT or len(d.selection) != 1:
+        if d is None or self.tool is not Tool.SELECT or not d.selection:
             return False
         if not self.editable or (g is not None and g["kind"] != "nudge"):
             return False
         if g is None:
-            item = d.selection[0]
-            g = {"kind": "nudge", "item": item, "dx": 0.0, "dy": 0.0, "scale": 1.0}
+            g = {"kind": "nudge", "items": d.selection, "dx": 0.0, "dy": 0.0, "scale": 1.0}
             self._press = g
-            self._start_ghost(item)
+            self._start_ghost(g["items"])
         step = max(1, round(1 / self.screen_zoom()))
         if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             step *= 10
@@ -526,7 +527,7 @@ class CanvasView(QGraphicsView):
         self.ghost.setVisible(False)
         self._update_handles()
         if g["dx"] or g["dy"]:
-            self.move_requested.emit(g["item"], g["dx"], g["dy"], 1.0)
+            self.move_requested.emit(g["items"], g["dx"], g["dy"], 1.0)
 
     def keyReleaseEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -577,10 +578,10 @@ class CanvasView(QGraphicsView):
                 "kind": "resize",
                 "handle": handle,
                 "start": p,
-                "item": self.doc.selection[0],
+                "items": self.doc.selection[:1],
                 "active": True,
             }
-            self._start_ghost(self.doc.selection[0])
+            self._start_ghost(self._press["items"])
             return
         item = self._item_at(p)
         if item is None:
@@ -589,14 +590,21 @@ class CanvasView(QGraphicsView):
         plain = not (
             mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
         )
-        self.item_clicked.emit(item, mods)
+        selected = self.doc.selection
+        # A press on one of several selected items keeps them selected, so that a drag
+        # moves them all; a click without a drag then selects it alone, as in design tools.
+        together = plain and self.editable and len(selected) > 1 and item in selected
+        if not together:
+            self.item_clicked.emit(item, mods)
         if plain and self.editable:
             self._press = {
                 "kind": "move",
+                "items": selected if together else (item,),
                 "item": item,
                 "start": p,
                 "screen": event.position(),
                 "active": False,
+                "click": mods if together else None,  # the click put off until release
             }
 
     def mouseDoubleClickEvent(self, event) -> None:
@@ -654,7 +662,7 @@ class CanvasView(QGraphicsView):
                 if abs(d.x()) + abs(d.y()) < 5:
                     return
                 g["active"] = True
-                self._start_ghost(g["item"])
+                self._start_ghost(g["items"])
             delta = p - g["start"]
             g["dx"], g["dy"], g["scale"] = delta.x(), delta.y(), 1.0
             self._place_ghost(g)
@@ -678,7 +686,9 @@ class CanvasView(QGraphicsView):
             if g.get("active") and ("dx" in g):
                 moved = abs(g["dx"]) >= 0.5 or abs(g["dy"]) >= 0.5 or abs(g["scale"] - 1) > 1e-3
                 if moved:
-                    self.move_requested.emit(g["item"], round(g["dx"]), round(g["dy"]), g["scale"])
+                    self.move_requested.emit(g["items"], round(g["dx"]), round(g["dy"]), g["scale"])
+            elif g.get("click") is not None:  # pressed and let go on one of the selected
+                self.item_clicked.emit(g["item"], g["click"])
         self._update_handles()
 
     def leaveEvent(self, event) -> None:
@@ -719,11 +729,15 @@ class CanvasView(QGraphicsView):
         self.stroke_item.setPen(pen)
         self.stroke_item.setPath(path)
 
-    def _start_ghost(self, item: int) -> None:
+    def _start_ghost(self, items: tuple[int, ...]) -> None:
+        """The cut-out of ``items`` that follows a drag, a resize or a nudge."""
         d = self.doc
-        x0, y0, x1, y1 = d.bbox(item)
+        boxes = [d.bbox(i) for i in items]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         crop = d.image[y0 : y1 + 1, x0 : x1 + 1]
-        mask = d.labels[y0 : y1 + 1, x0 : x1 + 1] == item
+        window = d.labels[y0 : y1 + 1, x0 : x1 + 1]
+        mask = window == items[0] if len(items) == 1 else np.isin(window, items)
         # The ghost is seen at the view's zoom, so a picture that size is enough: making a
         # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
         h, w = mask.shape

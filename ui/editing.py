@@ -335,40 +335,29 @@ class EditController(ResultsMixin, QObject):
         title = f"{doc.item_name(item)} → “{_clipped(prompt, TITLE_PROMPT)}”"
         self._submit(PendingEdit(doc, doc.state(), "text", title, item, entry, items=items), task)
 
-    def move_item(self, item: int, dx: float, dy: float, scale: float) -> None:
+    def move_items(self, items: tuple[int, ...], dx: float, dy: float, scale: float) -> None:
+        """Move ``items`` by ``(dx, dy)`` photo pixels together (a drag or a nudge), or
+        resize the one item by ``scale`` about its box centre (a corner handle)."""
         doc = self.doc
         if doc is None or not self._need_prepared():
             return
-        move = Move(int(item), float(dx), float(dy), float(scale))
+        items = tuple(int(i) for i in items)
+        moves = tuple(Move(i, float(dx), float(dy), float(scale)) for i in items)
         try:
-            task = engine.edit_task(
-                doc.project,
-                self.w.settings,
-                "move",
-                item=item,
-                dx=move.dx,
-                dy=move.dy,
-                scale=move.scale,
-            )
+            task = engine.edit_task(doc.project, self.w.settings, "move", moves=moves)
         except DEditError as err:
             self.w.show_error(str(err))
             return
         verb = "Resize" if abs(scale - 1) > 1e-3 else "Move"
-        entry = {
-            "kind": "move",
-            "item": int(item),
-            "dx": move.dx,
-            "dy": move.dy,
-            "scale": move.scale,
-        }
-        pending = PendingEdit(
-            doc, doc.state(), "move", f"{verb} {doc.item_name(item)}", item, entry
-        )
+        entry = {"kind": "move", "item": items[0], "dx": float(dx), "dy": float(dy)}
+        entry.update(scale=float(scale), items=list(items))
+        title = f"{verb} {_names([doc.item_name(i) for i in items])}"
+        pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
         job_id = self._submit(pending, task)
         if job_id is None:
             return
         image, labels = readonly(doc.image), readonly(doc.labels)
-        self._sketch(job_id, lambda: move_preview(image, labels, [move]))
+        self._sketch(job_id, lambda: move_preview(image, labels, moves))
 
     def flip_selected(self) -> None:
         """Mirror the selected items left to right as one group (Shift+H); the model
@@ -388,7 +377,7 @@ class EditController(ResultsMixin, QObject):
         except DEditError as err:
             self.w.show_error(str(err))
             return
-        entry = {"kind": "move", "item": int(items[0]), "flip": [int(i) for i in items]}
+        entry = {"kind": "move", "item": items[0], "items": list(items), "flip": True}
         title = f"Flip {_names([doc.item_name(i) for i in items])}"
         pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
         job_id = self._submit(pending, task)

@@ -321,7 +321,8 @@ class ItemsPanel(QWidget):
             if len(doc.selection) > 1:
                 self.prompt_hint.setText(
                     f"{len(doc.selection)} items selected: Enter gives {it.name} this prompt "
-                    "and regenerates the others to fit; Delete removes them all."
+                    "and regenerates the others to fit; a drag or the arrow keys move them "
+                    "all, Shift+H flips them, Delete removes them."
                 )
             else:
                 hint = f"Press Enter to regenerate {it.name} from this prompt."

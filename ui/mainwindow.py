@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         c.empty_clicked.connect(self.select_none)
         c.stroke_finished.connect(self._on_stroke)
         c.click_point.connect(self.segmenting.add_click)
-        c.move_requested.connect(self.editing.move_item)
+        c.move_requested.connect(self.editing.move_items)
         c.swap_dropped.connect(self.editing.swap_item)
         c.files_dropped.connect(self._on_files_dropped)
         c.cursor_info.connect(self._on_cursor)
