@@ -682,6 +682,23 @@ def test_a_short_window_scrolls_the_items_panel_instead_of_squashing_its_fields(
     assert panel.list.height() > LIST_MIN_ROWS * ItemDelegate.ROW + ItemDelegate.ROW  # it grows
 
 
+@pytest.mark.parametrize("width", [1024, 800])
+def test_on_a_narrow_window_the_tool_hint_gives_way_and_settings_stays_on_the_tool_bar(
+    scene, width
+):
+    window, _ = scene
+    window.resize(width, 640)
+    QApplication.processEvents()
+    bar, hint = window.main_toolbar, window.opt_label
+    settings = bar.widgetForAction(window.act_settings)
+    assert settings.isVisible() and bar.rect().contains(settings.geometry())
+    assert hint.width() < hint.sizeHint().width()  # the sentence shortened, not the bar
+    assert hint.toolTip() == hint.text() and "Shift+H" in hint.text()
+    window.resize(1440, 900)
+    QApplication.processEvents()
+    assert hint.width() >= hint.sizeHint().width()
+
+
 def test_a_narrow_window_shows_two_results_whole_beside_the_title_and_buttons(scene):
     window, _ = scene
     window.resize(1024, 640)

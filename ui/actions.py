@@ -11,12 +11,31 @@ from __future__ import annotations
 from functools import partial
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPainter
 from PySide6.QtWidgets import QLabel, QMessageBox, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
 
 from ui import clipboard
 from ui.canvas import Tool
 from ui.icons import icon
+
+
+class ToolHint(QLabel):
+    """The tool bar's sentence about the tool. On a narrow window it gives way, ending
+    in "…" (the whole sentence is its tool tip), instead of pushing the buttons after
+    it, Settings among them, off the tool bar."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, _event) -> None:
+        box = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, box.width())
+        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        QPainter(self).drawText(box, int(align), text)
 
 
 def key_sequences(spec) -> list[QKeySequence]:
@@ -305,7 +324,7 @@ def build_toolbars(w) -> None:
     main.addAction(w.act_fit)
     main.addSeparator()
     # Tool options: change with the tool.
-    w.opt_label = QLabel()
+    w.opt_label = ToolHint()
     w.opt_label.setProperty("role", "hint")
     main.addWidget(w.opt_label)
     w.size_slider = QSlider(Qt.Orientation.Horizontal)
