@@ -737,7 +737,9 @@ class CanvasView(QGraphicsView):
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         crop = d.image[y0 : y1 + 1, x0 : x1 + 1]
         window = d.labels[y0 : y1 + 1, x0 : x1 + 1]
-        mask = window == items[0] if len(items) == 1 else np.isin(window, items)
+        mask = window == items[0]
+        for other in items[1:]:  # a compare per item: np.isin took 80 ms at 17 MP
+            mask |= window == other
         # The ghost is seen at the view's zoom, so a picture that size is enough: making a
         # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
         h, w = mask.shape
