@@ -132,11 +132,14 @@ def with_tiff_profile(tiff: bytes | memoryview, profile: bytes) -> list[bytes | 
 
 _BAND_PIXELS = 1 << 20  # a band of rows converted on one thread
 _POOL: list[ThreadPoolExecutor] = []  # made the first time a large picture is converted
+# Threads for work on whole pictures (converting colours here; reading and writing PNGs in
+# dedit_app.project), each of which lets go of Python's lock: one per core, two to four.
+PICTURE_THREADS = max(2, min(4, os.cpu_count() or 1))
 
 
 def _pool() -> ThreadPoolExecutor:
     if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), "dedit-colours"))
+        _POOL.append(ThreadPoolExecutor(PICTURE_THREADS, "dedit-colours"))
     return _POOL[0]
 
 

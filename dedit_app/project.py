@@ -79,7 +79,7 @@ MAX_ITEMS = 65535  # labels are stored as 16-bit PNG
 BOXES_BETWEEN_WHOLE = 31
 # Picture files read or written at once (rebuilding an earlier picture, saving): PNG
 # decoding and encoding take most of the time, and let go of Python's lock.
-PICTURE_THREADS = max(2, min(4, os.cpu_count() or 1))
+PICTURE_THREADS = colour_profiles.PICTURE_THREADS
 
 
 def _own_temp(name: str) -> bool:
