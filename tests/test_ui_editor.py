@@ -586,6 +586,54 @@ def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selec
     assert window.doc.selection == (3,) and len(moves) == 2
 
 
+def test_an_item_dragged_on_the_reference_canvas_is_carried_off_to_be_swapped(
+    scene, tmp_path, monkeypatch
+):
+    from ui.canvas import REF_ITEM_MIME
+
+    window, _ = scene
+    photo = tmp_path / "reference.png"
+    write_synthetic_photo(photo, 200, 260)
+    assert window.reference_photo.open(photo)
+    wait_idle(window)
+    ref = window.reference_panel.canvas
+    ref.resize(400, 320)
+    ref.fit()
+    labels = window.reference_photo.doc.labels
+    item = window.reference_photo.doc.visible_items()[-1]
+    carried = []
+
+    class Drag:  # QDrag.exec runs a loop of its own until the drop: stand in for it
+        def __init__(self, source):
+            self.source = source
+
+        def setMimeData(self, md):  # noqa: N802 - Qt's name
+            self.md = md
+
+        def setPixmap(self, pixmap):  # noqa: N802
+            self.pixmap = pixmap
+
+        def setHotSpot(self, _point):  # noqa: N802
+            pass
+
+        def exec(self, _action):
+            carried.append((bytes(self.md.data(REF_ITEM_MIME)).decode(), self.pixmap.size()))
+
+    monkeypatch.setattr("ui.canvas.QDrag", Drag)
+    moves = []
+    ref.move_requested.connect(lambda *a: moves.append(a))
+    x, y = inner_pixel(labels, item)
+    drag(ref, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
+    ((data, size),) = carried
+    assert data == str(item) and 0 < max(size.width(), size.height()) <= 192
+    assert not moves and not ref.ghost.isVisible()
+    assert not ref.handles.isVisible()  # nothing to resize there
+    ref.setFocus()
+    QTest.keyClick(ref, Qt.Key.Key_Left)
+    ref.end_nudge()
+    assert not moves
+
+
 def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(scene, qtbot):
     window, labels = scene
     canvas = window.canvas

@@ -14,9 +14,10 @@ import enum
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QDrag,
     QPainter,
     QPainterPath,
     QPen,
@@ -45,6 +46,7 @@ from ui.theme import COLORS
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
 MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
+DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
 # Arrow presses this close together (ms) nudge the item as one move, so a designer tapping
 # it five pixels over waits for one edit, not five
 NUDGE_WAIT_MS = 600
@@ -103,6 +105,9 @@ class CanvasView(QGraphicsView):
         self.brush_radius = 12.0
         self.overlays_visible = True
         self.editable = True  # False while a preview (move, candidate) is shown
+        # The reference photo's canvas: an item dragged there is carried off to be dropped
+        # on the photo (a swap), not moved; it has no handles and no nudges.
+        self.drags_out = False
         self._fit = True
         self._preview_image: np.ndarray | None = None
         self._preview_labels: np.ndarray | None = None
@@ -290,6 +295,7 @@ class CanvasView(QGraphicsView):
             and self.tool is Tool.SELECT
             and len(d.selection) == 1
             and self.editable
+            and not self.drags_out
             and self._press is None
         )
         if show:
@@ -501,7 +507,7 @@ class CanvasView(QGraphicsView):
         d, g = self.doc, self._press
         if d is None or self.tool is not Tool.SELECT or not d.selection:
             return False
-        if not self.editable or (g is not None and g["kind"] != "nudge"):
+        if not self.editable or self.drags_out or (g is not None and g["kind"] != "nudge"):
             return False
         if g is None:
             g = {"kind": "nudge", "items": d.selection, "dx": 0.0, "dy": 0.0, "scale": 1.0}
@@ -661,6 +667,10 @@ class CanvasView(QGraphicsView):
                 d = event.position() - g["screen"]
                 if abs(d.x()) + abs(d.y()) < 5:
                     return
+                if self.drags_out:
+                    self._press = None
+                    self._drag_out(g["item"])
+                    return
                 g["active"] = True
                 self._start_ghost(g["items"])
             delta = p - g["start"]
@@ -729,8 +739,11 @@ class CanvasView(QGraphicsView):
         self.stroke_item.setPen(pen)
         self.stroke_item.setPath(path)
 
-    def _start_ghost(self, items: tuple[int, ...]) -> None:
-        """The cut-out of ``items`` that follows a drag, a resize or a nudge."""
+    def _cutout(self, items: tuple[int, ...], fits: float) -> tuple[QPixmap, tuple, tuple]:
+        """``items`` cut out of the picture, transparent around them, shrunk by halves
+        while each photo pixel would still cover at most ``fits`` of the picture's pixels
+        (screen pixels per photo pixel). Returns the pixmap, its box ``(x0, y0, x1, y1)``
+        in photo pixels (ends exclusive) and its photo pixels per pixmap pixel."""
         d = self.doc
         boxes = [d.bbox(i) for i in items]
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
@@ -740,26 +753,54 @@ class CanvasView(QGraphicsView):
         mask = window == items[0]
         for other in items[1:]:  # a compare per item: np.isin took 80 ms at 17 MP
             mask |= window == other
-        # The ghost is seen at the view's zoom, so a picture that size is enough: making a
-        # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
         h, w = mask.shape
         k = 0
-        while self.screen_zoom() * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
+        while fits * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
             k += 1
         if k:
             size = (w >> k, h >> k)
             crop = area_shrink(crop, size)
             mask = area_shrink(mask.view(np.uint8) * np.uint8(255), size)
-        self._ghost_scale = (w / mask.shape[1], h / mask.shape[0])
         if self.photo.colours is not None:  # as the photo under it is shown
             crop = self.photo.colours(crop)
-        self.ghost.setPixmap(QPixmap.fromImage(cutout_image(crop, mask)))
+        pixmap = QPixmap.fromImage(cutout_image(crop, mask))
+        return pixmap, (x0, y0, x1 + 1, y1 + 1), (w / mask.shape[1], h / mask.shape[0])
+
+    def _start_ghost(self, items: tuple[int, ...]) -> None:
+        """The cut-out of ``items`` that follows a drag, a resize or a nudge."""
+        # The ghost is seen at the view's zoom, so a picture that size is enough: making a
+        # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
+        pixmap, box, self._ghost_scale = self._cutout(items, self.screen_zoom())
+        self.ghost.setPixmap(pixmap)
         self.ghost.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self.ghost.setPos(float(x0), float(y0))
+        self.ghost.setPos(float(box[0]), float(box[1]))
         self.ghost.setTransform(QTransform().scale(*self._ghost_scale))
         self.ghost.setVisible(True)
         self.handles.set_rect(None)
-        self._ghost_box = (x0, y0, x1 + 1, y1 + 1)
+        self._ghost_box = box
+
+    def _drag_out(self, item: int) -> None:
+        """A reference photo's item dragged off its canvas: it travels as the list's
+        items do (REF_ITEM_MIME), to be dropped on an item of the photo to swap it in."""
+        md = QMimeData()
+        md.setData(REF_ITEM_MIME, str(item).encode())
+        md.setText(self.doc.item_name(item))
+        drag = QDrag(self)
+        drag.setMimeData(md)
+        x0, y0, x1, y1 = self.doc.bbox(item)
+        # about DRAG_PICTURE screen pixels across, whatever the item's size
+        fits = DRAG_PICTURE / max(x1 - x0 + 1, y1 - y0 + 1)
+        pixmap = self._cutout((item,), fits)[0]
+        if max(pixmap.width(), pixmap.height()) > 2 * DRAG_PICTURE:
+            pixmap = pixmap.scaled(
+                DRAG_PICTURE,
+                DRAG_PICTURE,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        drag.setPixmap(pixmap)
+        drag.setHotSpot(QPoint(pixmap.width() // 2, pixmap.height() // 2))
+        drag.exec(Qt.DropAction.CopyAction)
 
     def _place_ghost(self, g: dict) -> None:
         x0, y0, x1, y1 = self._ghost_box

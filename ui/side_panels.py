@@ -175,6 +175,7 @@ class ReferencePanel(QWidget):
         self.canvas.setMinimumHeight(180)
         self.canvas.setVisible(False)
         self.canvas.setAcceptDrops(False)
+        self.canvas.drags_out = True  # its items are dragged onto the photo, not moved
         lay.addWidget(self.canvas, 3)
         self.status = QLabel()
         self.status.setProperty("role", "hint")
