@@ -47,6 +47,7 @@ EXAMPLES = {
   dedit edit photo.dedit swap --item 0 --reference other.jpg --ref-item 2 -o swap.png  # editor
   dedit edit photo.dedit move --item 0 --dx 200 --dy 140 --scale 0.5 -o moved.png
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
+  dedit edit photo.dedit move --item 0 --angle 15 -o tilted.png   # turned 15° clockwise
   dedit edit photo.dedit flip --item 0 -o flipped.png   # mirrored left to right
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
   dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
@@ -279,11 +280,17 @@ def _parser() -> argparse.ArgumentParser:
         "--scale", type=float, default=1.0, help="move: size factor (default: %(default)s)"
     )
     ed.add_argument(
+        "--angle",
+        type=float,
+        default=0.0,
+        help="move: degrees to turn the item, clockwise as seen (default: %(default)s)",
+    )
+    ed.add_argument(
         "--move",
         action="append",
         default=[],
-        metavar="I:DX:DY[:S]",
-        help="move several items (repeat); instead of --item/--dx/--dy/--scale",
+        metavar="I:DX:DY[:S[:A]]",
+        help="move several items (repeat); instead of --item/--dx/--dy/--scale/--angle",
     )
     ed.add_argument("--order", type=int, nargs="+", help="move: stacking order, bottom first")
     ed.add_argument(
@@ -681,20 +688,25 @@ def _request(args, project):
     for text in args.move:
         parts = text.split(":")
         try:
-            if len(parts) not in (3, 4):
+            if len(parts) not in (3, 4, 5):
                 raise ValueError
-            moves.append(Move(int(parts[0]), *(float(x) for x in parts[1:])))
+            given = [float(x) for x in parts[1:]]
+            dx, dy, scale, angle = given + [1.0, 0.0][len(given) - 2 :]
+            moves.append(Move(int(parts[0]), dx, dy, scale, angle=angle))
         except ValueError:
             raise EditError(
-                f"--move {text!r} must look like ITEM:DX:DY or ITEM:DX:DY:SCALE."
+                f"--move {text!r} must look like ITEM:DX:DY, ITEM:DX:DY:SCALE or "
+                "ITEM:DX:DY:SCALE:ANGLE."
             ) from None
-    single = (args.item, args.dx, args.dy, args.scale) != (None, 0.0, 0.0, 1.0)
+    single = (args.item, args.dx, args.dy, args.scale, args.angle) != (None, 0.0, 0.0, 1.0, 0.0)
     if moves and single:  # one of the two would be dropped without a word
         raise EditError(
-            "Give the moves with --move, or one item with --item --dx --dy --scale, not both."
+            "Give the moves with --move, or one item with --item --dx --dy --scale --angle, "
+            "not both."
         )
     if not moves:
-        moves = [Move(need(args.item, "--item or --move"), args.dx, args.dy, args.scale)]
+        item = need(args.item, "--item or --move")
+        moves = [Move(item, args.dx, args.dy, args.scale, angle=args.angle)]
     order = tuple(args.order) if args.order else None
     return MoveRequest(tuple(moves), order, extra, opts)
 

@@ -11,10 +11,10 @@
   item i (plus any extra active items).
 - SwapRequest: item i takes the tokens of item j of a reference photo prepared jointly
   with this one; active = item i (plus extras).
-- MoveRequest: items are scaled (and mirrored, when flipped) about their bounding-box
-  centres, shifted and laid on top in the given stacking order; vacated pixels go to the
-  nearest item that did not move; active = their new area plus the pixels they vacated
-  (plus extras).
+- MoveRequest: items are scaled (mirrored when flipped, and turned) about their
+  bounding-box centres, shifted and laid on top in the given stacking order; vacated
+  pixels go to the nearest item that did not move; active = their new area plus the
+  pixels they vacated (plus extras).
 - RemoveRequest: the item's pixels (and those of the items ``also`` names) go to the
   nearest items that stay, and the removed items are left out of the prompts; active =
   their former pixels (plus extras).
@@ -203,13 +203,22 @@ class EditResult:
         if isinstance(r, RedrawRequest):
             out["pixels"] = int(np.count_nonzero(self.active))
         if isinstance(r, MoveRequest):
-            # a fifth value only for a flipped item, so an unflipped move reads as before
-            out["moves"] = [[m.item, m.dx, m.dy, m.scale, *([True] if m.flip else [])]
-                            for m in r.moves]  # fmt: skip
+            out["moves"] = [_move_record(m) for m in r.moves]
             out["order"] = list(r.order) if r.order is not None else None
         if getattr(r, "extra_active", ()):
             out["extra_active"] = list(r.extra_active)
         return out
+
+
+def _move_record(m: Move) -> list:
+    """``[item, dx, dy, scale]``, then whether it was flipped and its angle, each only
+    when it, or what follows it, is not the plain move's (docs/FORMAT.md)."""
+    out = [m.item, m.dx, m.dy, m.scale]
+    if m.flip or m.angle:
+        out.append(bool(m.flip))
+    if m.angle:
+        out.append(float(m.angle))
+    return out
 
 
 @dataclass(frozen=True)

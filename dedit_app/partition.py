@@ -41,6 +41,7 @@ __all__ = [
     "merge_items",
     "merge_many",
     "move_item",
+    "move_matrix",
     "move_items",
     "paint",
     "present_items",
@@ -56,13 +57,15 @@ __all__ = [
 class Move:
     """Scale item ``item`` about its bounding-box centre by ``scale``, then shift it by
     ``(dx, dy)`` pixels (x right, y down). ``flip`` mirrors it left to right about that
-    centre first (its bounding box stays where it was)."""
+    centre first (its bounding box stays where it was); ``angle`` turns it about that
+    centre, in degrees clockwise as the picture is seen, after the flip and the scale."""
 
     item: int
     dx: float = 0.0
     dy: float = 0.0
     scale: float = 1.0
     flip: bool = False
+    angle: float = 0.0
 
 
 def check_labels(labels: np.ndarray) -> np.ndarray:
@@ -319,36 +322,53 @@ def item_bbox(labels: np.ndarray, item: int, *, checked: bool = False) -> tuple[
     return int(cols.start), int(rows.start), int(cols.stop) - 1, int(rows.stop) - 1
 
 
-def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
-    """The item's mask after scaling about its bbox centre and shifting, clipped to the image."""
+def move_matrix(move: Move, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The ``(2, 3)`` affine map ``move`` makes of the pixels of an item whose bounding
+    box is ``box`` (``(x0, y0, x1, y1)``, inclusive, pixel centres at whole coordinates):
+    ``p' = R(angle) S F (p - c) + c + (dx, dy)``, with ``c`` the box's centre, ``F`` the
+    mirror when flipped and ``S`` the scale, which on each axis keeps at least one pixel
+    across (a thin line shrunk stays a line, a speck a pixel, rather than vanishing
+    between the pixel centres). cv2.warpAffine takes it as is."""
     if not np.isfinite(move.scale) or move.scale <= 0:
         raise ItemError(
             f"The scale for item {move.item} must be a number above zero; got {move.scale}."
         )
     if not (np.isfinite(move.dx) and np.isfinite(move.dy)):
         raise ItemError(f"The shift for item {move.item} must be a finite number of pixels.")
-    x0, y0, x1, y1 = item_bbox(labels, move.item)
+    if not np.isfinite(move.angle):
+        raise ItemError(f"The angle for item {move.item} must be a finite number of degrees.")
+    x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     s = float(move.scale)
-    # An item shrunk below a pixel across keeps one pixel there (a thin line stays a
-    # line, a speck a pixel) rather than vanishing between the pixel centres.
     sx, sy = max(s, 1.0 / (x1 - x0 + 1)), max(s, 1.0 / (y1 - y0 + 1))
-    # x' = ±s * (x - cx) + cx + dx, with pixel centres at integer coordinates; cx is a
-    # whole or half pixel, so a mirror maps pixel centres onto pixel centres.
-    fx = -sx if move.flip else sx
-    m = np.array([[fx, 0.0, (1 - fx) * cx + move.dx], [0.0, sy, (1 - sy) * cy + move.dy]])
+    a = np.diag([-sx if move.flip else sx, sy])
+    if move.angle % 360:
+        t = math.radians(move.angle)
+        # clockwise as seen, with y pointing down
+        a = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]) @ a
+    c = np.array([cx, cy])
+    shift = c + (move.dx, move.dy) - a @ c
+    return np.hstack([a, shift[:, None]])
+
+
+def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
+    """The item's mask after :func:`move_matrix`, clipped to the image."""
+    box = item_bbox(labels, move.item)
+    m = move_matrix(move, box)
     h, w = labels.shape
     src = (labels == move.item).astype(np.uint8)
     moved = cv2.warpAffine(
         src, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     ).astype(bool)
-    tx, ty = round(cx + move.dx), round(cy + move.dy)
-    shrunk = (sx, sy) != (s, s)  # below a pixel across: its target fits between centres
+    x0, y0, x1, y1 = box
+    # below a pixel across, its target can fall between the pixel centres: it keeps one
+    shrunk = move.scale * min(x1 - x0 + 1, y1 - y0 + 1) < 1
+    tx, ty = round((x0 + x1) / 2 + move.dx), round((y0 + y1) / 2 + move.dy)
     if not moved.any() and shrunk and 0 <= tx < w and 0 <= ty < h:
         moved[ty, tx] = True
     if not moved.any():
         raise ItemError(
-            f"Moving item {move.item} by ({move.dx:g}, {move.dy:g}) at scale {s:g} "
+            f"Moving item {move.item} by ({move.dx:g}, {move.dy:g}) at scale {move.scale:g} "
             "puts it entirely outside the picture."
         )
     return moved

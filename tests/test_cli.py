@@ -86,6 +86,10 @@ def test_five_edits_end_to_end(prepared, capsys):
             ["--item", str(small), "--dx", "20", "--dy", "-10", "--scale", "0.8"],
             MoveRequest((Move(small, 20, -10, 0.8),)),
         ),
+        "move turned": (
+            ["--move", f"{small}:4:0:1:20"],
+            MoveRequest((Move(small, 4, 0, 1, angle=20),)),
+        ),
         "flip": (["--item", str(small)], MoveRequest(flip_moves({small: box(small)}))),
         "flip two": (
             ["--item", str(small), str(big)],
@@ -472,6 +476,9 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "text", "--item", "0", "1", "--prompt", "x", "-o", "{o}"], "one --item"),
         (["edit", "{p}", "move", "--item", "0", "--scale", "0", "-o", "{o}"], "above zero"),
         (["edit", "{p}", "move", "--move", "0:1", "-o", "{o}"], "ITEM:DX:DY"),
+        (["edit", "{p}", "move", "--move", "0:1:2:1:5:6", "-o", "{o}"], "SCALE:ANGLE"),
+        (["edit", "{p}", "move", "--move", "0:1:2", "--angle", "4", "-o", "{o}"], "not both"),
+        (["edit", "{p}", "move", "--item", "0", "--angle", "nan", "-o", "{o}"], "finite"),
         (["edit", "{p}", "move", "--move", "0:1:2", "--dx", "4", "-o", "{o}"], "not both"),
         (["edit", "{p}", "flip", "--item", "0", "0", "-o", "{o}"], "item 0 is named twice"),
         (["edit", "{p}", "flip", "--item", "99", "-o", "{o}"], "no item 99"),

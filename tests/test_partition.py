@@ -195,6 +195,36 @@ def test_flip_twice_gives_the_item_its_shape_back_and_flip_needs_an_item():
         flip_moves({})
 
 
+def test_a_quarter_turn_is_clockwise_as_seen_about_the_box_centre():
+    labels = np.zeros((21, 21), np.int32)
+    labels[5:16, 9:12] = 1  # a post, 11 tall and 3 wide
+    labels[5:8, 12:16] = 1  # with a flag at its top, to the right: box x 9-15, y 5-15
+    turned = move_items(labels, [Move(1, angle=90)])
+    # clockwise as the picture is seen (rows down): np.rot90 with k=-1, about the box's
+    # centre (12, 10), so the turned box is x 7-17, y 7-13
+    expected = np.zeros_like(labels, dtype=bool)
+    expected[7:14, 7:18] = np.rot90(labels[5:16, 9:16] == 1, k=-1)
+    np.testing.assert_array_equal(turned == 1, expected)
+    # the post lies across, and its top, with the flag, has turned to the right
+    assert (turned[7:10, 7:18] == 1).all() and (turned[10:14, 15:18] == 1).all()
+    back = move_items(turned, [Move(1, angle=-90)])
+    np.testing.assert_array_equal(back == 1, labels == 1)
+    np.testing.assert_array_equal(move_items(labels, [Move(1, angle=360)]), labels)
+    with pytest.raises(ItemError, match="angle for item 1 must be a finite"):
+        move_items(labels, [Move(1, angle=float("inf"))])
+
+
+def test_a_tilt_keeps_the_area_and_the_centre():
+    labels = np.zeros((120, 120), np.int32)
+    labels[30:90, 50:70] = 1
+    tilted = move_items(labels, [Move(1, dx=5, angle=15)])
+    ys, xs = np.nonzero(tilted == 1)
+    assert (tilted == 1).sum() == pytest.approx(60 * 20, rel=0.03)
+    assert xs.mean() == pytest.approx(59.5 + 5, abs=0.5)
+    assert ys.mean() == pytest.approx(59.5, abs=0.5)
+    assert xs.max() - xs.min() > 30  # leaning: wider than the upright 20
+
+
 @pytest.mark.parametrize("scale", [0, -1, float("nan")])
 def test_bad_scale_is_refused(scale):
     labels = np.zeros((8, 8), np.int32)

@@ -19,14 +19,15 @@ from editor_fixtures import (  # noqa: E402
     tight_undo_budget,
     undo_arrays,
 )
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dedit_app import partition, spill  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image, save_image  # noqa: E402
-from ui.canvas import MIN_RESIZED_SIDE, Tool  # noqa: E402
+from ui.canvas import Tool  # noqa: E402
+from ui.canvas_gestures import MIN_RESIZED_SIDE, REF_ITEM_MIME  # noqa: E402
 from ui.items_panel import ITEM_ROLE, LIST_MIN_ROWS, ItemDelegate  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -556,8 +557,8 @@ def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
     x, y = inner_pixel(labels, 3)
     drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
     assert len(moves) == 1
-    items, dx, dy, scale = moves[0]
-    assert items == (3,) and scale == 1.0
+    items, dx, dy, scale, angle = moves[0]
+    assert items == (3,) and scale == 1.0 and angle == 0.0
     # Screen pixels are larger than photo pixels at this zoom: allow one photo pixel.
     assert abs(dx + 40) <= 1 and abs(dy - 10) <= 1
     assert window.doc.selection == (3,)
@@ -572,8 +573,8 @@ def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selec
     assert window.doc.selection == (2, 3)
     x, y = inner_pixel(labels, 3)
     drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
-    ((items, dx, dy, scale),) = moves
-    assert items == (2, 3) and scale == 1.0
+    ((items, dx, dy, scale, angle),) = moves
+    assert items == (2, 3) and scale == 1.0 and angle == 0.0
     assert abs(dx + 40) <= 1 and abs(dy - 10) <= 1
     assert window.doc.selection == (2, 3)  # still both
     # the arrow keys nudge both too
@@ -589,7 +590,6 @@ def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selec
 def test_an_item_dragged_on_the_reference_canvas_is_carried_off_to_be_swapped(
     scene, tmp_path, monkeypatch
 ):
-    from ui.canvas import REF_ITEM_MIME
 
     window, _ = scene
     photo = tmp_path / "reference.png"
@@ -619,7 +619,7 @@ def test_an_item_dragged_on_the_reference_canvas_is_carried_off_to_be_swapped(
         def exec(self, _action):
             carried.append((bytes(self.md.data(REF_ITEM_MIME)).decode(), self.pixmap.size()))
 
-    monkeypatch.setattr("ui.canvas.QDrag", Drag)
+    monkeypatch.setattr("ui.canvas_gestures.QDrag", Drag)
     moves = []
     ref.move_requested.connect(lambda *a: moves.append(a))
     x, y = inner_pixel(labels, item)
@@ -652,13 +652,13 @@ def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(sce
     # the cut-out follows at once; the move waits for the presses to stop
     assert canvas.ghost.isVisible() and not moves
     qtbot.waitUntil(lambda: bool(moves), timeout=5000)
-    assert moves == [((3,), 1.0, 10.0, 1.0)]
+    assert moves == [((3,), 1.0, 10.0, 1.0, 0.0)]
     assert not canvas.ghost.isVisible()
     # zoomed out to a quarter, a press is a screen pixel: four photo pixels
     canvas.set_screen_zoom(0.25)
     QTest.keyClick(canvas, Qt.Key.Key_Up)
     canvas.end_nudge()  # what the wait, a click or another item chosen does
-    assert moves[-1] == ((3,), 0.0, -4.0, 1.0)
+    assert moves[-1] == ((3,), 0.0, -4.0, 1.0, 0.0)
     # Esc drops the presses; with nothing selected the arrows leave the items alone
     QTest.keyClick(canvas, Qt.Key.Key_Left)
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
@@ -678,7 +678,7 @@ def test_choosing_another_item_asks_for_the_nudge_made_so_far(scene):
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_Left)
     click(window.canvas, *inner_pixel(labels, 2))  # at once, not after the wait
-    assert moves == [((3,), -1.0, 0.0, 1.0)] and window.doc.selection == (2,)
+    assert moves == [((3,), -1.0, 0.0, 1.0, 0.0)] and window.doc.selection == (2,)
 
 
 def _drag_bags_corner(scene, to) -> tuple[list, tuple[int, int, int, int]]:
@@ -699,7 +699,7 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
         scene, lambda b: ((b[0] + b[2]) / 2 + 0.5, (b[1] + b[3]) / 2 + 0.5)
     )
     assert len(moves) == 1
-    items, dx, dy, scale = moves[0]
+    items, dx, dy, scale, _ = moves[0]
     assert items == (2,)
     assert scale == pytest.approx(0.5, abs=0.03)
     # The top-left corner stays put: the centre moves a quarter of the box towards it.
@@ -707,9 +707,55 @@ def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene
     assert dy == pytest.approx(-(y1 - y0 + 1) / 4, abs=2)
 
 
+def _mouse(view, kind, at: QPointF, modifiers=Qt.KeyboardModifier.NoModifier):
+    """A mouse event at viewport point ``at``, the left button held (a move) or
+    pressed/let go, with ``modifiers``: QTest's moves carry none."""
+    from PySide6.QtGui import QMouseEvent
+
+    button = Qt.MouseButton.LeftButton
+    held = Qt.MouseButton.NoButton if kind is QEvent.Type.MouseButtonRelease else button
+    global_at = QPointF(view.viewport().mapToGlobal(at.toPoint()))
+    event = QMouseEvent(kind, at, global_at, button, held, modifiers)
+    QApplication.sendEvent(view.viewport(), event)
+    QApplication.processEvents()
+
+
+def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(scene):
+    window, labels = scene
+    canvas = window.canvas
+    moves = []
+    canvas.move_requested.connect(lambda *a: moves.append(a))
+    click(canvas, *inner_pixel(labels, 2))
+    x0, y0, x1, y1 = window.doc.bbox(2)
+    centre = QPointF(canvas.mapFromScene(QPointF((x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2)))
+    corner = QPointF(canvas.mapFromScene(QPointF(x1 + 1, y0)))  # top right, in the view
+    outside = corner + QPointF(12, -12)  # beyond the handle, inside the reach
+    QTest.mouseMove(canvas.viewport(), outside.toPoint())
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.BitmapCursor  # the turn arrow
+    # turned a quarter clockwise about the centre: up-right becomes down-right
+    turned = centre + QPointF(-(outside - centre).y(), (outside - centre).x())
+    _mouse(canvas, QEvent.Type.MouseButtonPress, outside)
+    _mouse(canvas, QEvent.Type.MouseMove, (outside + turned) / 2 + QPointF(20, 0))
+    assert canvas.ghost.isVisible() and canvas.angle_label.isVisible()
+    _mouse(canvas, QEvent.Type.MouseMove, turned)
+    assert canvas.angle_label.text() in ("89°", "90°", "91°")
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
+    ((items, dx, dy, scale, angle),) = moves
+    assert items == (2,) and (dx, dy, scale) == (0.0, 0.0, 1.0)
+    assert angle == pytest.approx(90, abs=1.5)
+    assert not canvas.ghost.isVisible() and not canvas.angle_label.isVisible()
+    # with Shift, the angle snaps to 15°; a turn the other way is counter-clockwise
+    a_little = centre + (outside - centre) * 0.8 + QPointF(-30, 0)
+    _mouse(canvas, QEvent.Type.MouseButtonPress, outside)
+    _mouse(canvas, QEvent.Type.MouseMove, a_little, Qt.KeyboardModifier.ShiftModifier)
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, a_little, Qt.KeyboardModifier.ShiftModifier)
+    angle = moves[-1][4]
+    assert angle < 0 and angle % 15 == 0
+
+
 def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):
     moves, (x0, y0, x1, y1) = _drag_bags_corner(scene, lambda b: (b[0] - 20.5, b[1] - 20.5))
-    ((items, _, _, scale),) = moves
+    ((items, _, _, scale, _),) = moves
     side = min(x1 - x0, y1 - y0) + 1
     assert items == (2,) and scale == pytest.approx(max(0.1, MIN_RESIZED_SIDE / side))
     assert scale * side >= MIN_RESIZED_SIDE - 1e-6

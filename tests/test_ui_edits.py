@@ -31,7 +31,7 @@ from dedit_app import partition, spill  # noqa: E402
 from dedit_app.jobs import JobState  # noqa: E402
 from dedit_app.project import Project  # noqa: E402
 from ui import engine  # noqa: E402
-from ui.canvas import REF_ITEM_MIME  # noqa: E402
+from ui.canvas_gestures import REF_ITEM_MIME  # noqa: E402
 from ui.settings import EditorSettings  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -534,6 +534,18 @@ def test_dragging_two_selected_items_moves_both_in_one_edit(opened):
     wait_idle(window, 300)
     np.testing.assert_array_equal(doc.labels, partition.move_items(labels, list(moves)))
     assert doc.undo.undoText() == f"Move {doc.item_name(2)} and {doc.item_name(3)}"
+
+
+def test_a_turned_item_lands_turned_and_its_record_keeps_the_angle(opened):
+    window = opened
+    doc = window.doc
+    labels = doc.labels
+    window.editing.move_items((3,), 0.0, 0.0, 1.0, 30.0)  # what the handle's turn asks
+    wait_idle(window, 300)
+    expected = partition.move_items(labels, [partition.Move(3, angle=30.0)])
+    np.testing.assert_array_equal(doc.labels, expected)
+    assert doc.undo.undoText() == f"Turn {doc.item_name(3)}"
+    assert doc.project.history[-1]["moves"] == [[3, 0.0, 0.0, 1.0, False, 30.0]]
 
 
 def test_shift_h_flips_the_selected_items_as_a_group_and_undo_takes_it_back(opened):

@@ -263,18 +263,17 @@ def test_move_preview_uses_the_partition_labels_and_keeps_untouched_pixels():
     assert preview[moved][:, 2].mean() > preview[moved][:, 0].mean() + 40
 
 
-def test_move_preview_warps_only_the_new_place_and_matches_a_whole_frame_warp():
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+def test_move_preview_warps_only_the_new_place_and_matches_a_whole_frame_warp(angle):
     import cv2
 
-    from ui.preview import _affine
-
     image, labels = synthetic_scene(150, 200)
-    moves = [partition.Move(2, dx=-25, dy=12, scale=1.3)]
+    moves = [partition.Move(2, dx=-25, dy=12, scale=1.3, angle=angle)]
     preview, new_labels = move_preview(image, labels, moves)
+    m = partition.move_matrix(moves[0], partition.item_bbox(labels, 2))
     whole = cv2.warpAffine(
-        image, _affine(labels, moves[0]), (200, 150), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+        image, m, (200, 150), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     moved = new_labels == 2
     # the window's shifted map interpolates at the same points (fixed-point rounding aside)
     assert np.abs(preview[moved].astype(int) - whole[moved]).max() <= 1

@@ -378,6 +378,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
             "\\",
         ),
         ("Nudge the selected items (Shift: ten times as far)", "arrow keys"),
+        ("Turn the selected item (Shift: in steps of 15°)", "drag just outside a corner"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),
         ("Zoom at the pointer", "mouse wheel, or pinch on a trackpad"),
         ("Add the clicked item", "Enter"),

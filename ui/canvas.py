@@ -14,10 +14,9 @@ import enum
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
-    QDrag,
     QPainter,
     QPainterPath,
     QPen,
@@ -37,25 +36,13 @@ from PySide6.QtWidgets import (
 from dedit_app.colour_profiles import to_srgb
 from dedit_app.errors import ItemError
 from ui import navigation, overlay
+from ui.canvas_gestures import NUDGE_KEYS, REF_ITEM_MIME, Gestures
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
 from ui.document import Document
-from ui.imaging import area_shrink, cutout_image, mask_image
+from ui.imaging import mask_image
 from ui.side_thread import SideThread
 from ui.theme import COLORS
-
-REF_ITEM_MIME = "application/x-dedit-reference-item"
-MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
-DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
-# Arrow presses this close together (ms) nudge the item as one move, so a designer tapping
-# it five pixels over waits for one edit, not five
-NUDGE_WAIT_MS = 600
-_ARROWS = {
-    Qt.Key.Key_Left: (-1, 0),
-    Qt.Key.Key_Right: (1, 0),
-    Qt.Key.Key_Up: (0, -1),
-    Qt.Key.Key_Down: (0, 1),
-}
 
 
 class Tool(enum.Enum):
@@ -70,7 +57,7 @@ def _clamped(zoom: float) -> float:
     return min(max(zoom, 0.02), 32.0)
 
 
-class CanvasView(QGraphicsView):
+class CanvasView(Gestures, QGraphicsView):
     """The photo with its items; tools report what the user did through signals."""
 
     item_clicked = Signal(int, object)  # item id, Qt.KeyboardModifier
@@ -78,9 +65,9 @@ class CanvasView(QGraphicsView):
     empty_clicked = Signal()
     stroke_finished = Signal(list, float, bool)  # [(x, y) pixel centres], radius, erase
     click_point = Signal(float, float, bool)  # x, y (pixel centres), include?
-    # (items,), dx, dy, scale: one item dragged or resized, or the selected items dragged
-    # or nudged together
-    move_requested = Signal(tuple, float, float, float)
+    # (items,), dx, dy, scale, angle: one item dragged, resized or turned, or the selected
+    # items dragged or nudged together
+    move_requested = Signal(tuple, float, float, float, float)
     swap_dropped = Signal(int, int)  # target item, reference item
     files_dropped = Signal(list)  # [path]
     cursor_info = Signal(object)  # (x, y, item) or None
@@ -122,10 +109,7 @@ class CanvasView(QGraphicsView):
         self.overlay_item.setZValue(1)
         self.proposal = QGraphicsPixmapItem()
         self.proposal.setZValue(3)
-        self.ghost = QGraphicsPixmapItem()
-        self.ghost.setZValue(5)
-        self.ghost.setOpacity(0.85)
-        self.ghost.setVisible(False)
+        self.ghost, self.angle_label = self._gesture_items()
         self.stroke_item = QGraphicsPathItem()
         self.stroke_item.setZValue(6)
         self.brush_cursor = QGraphicsEllipseItem()
@@ -146,6 +130,7 @@ class CanvasView(QGraphicsView):
             self.brush_cursor,
             self.handles,
             self.markers,
+            self.angle_label,
         ):
             self.scene().addItem(it)
 
@@ -155,6 +140,7 @@ class CanvasView(QGraphicsView):
         self._nudge_timer = QTimer(self)
         self._nudge_timer.setSingleShot(True)
         self._nudge_timer.timeout.connect(self.end_nudge)
+        self._turn_shape = None  # the turn cursor, made the first time it shows
 
     # ----- document ---------------------------------------------------------------------
 
@@ -494,46 +480,9 @@ class CanvasView(QGraphicsView):
         if event.key() == Qt.Key.Key_Escape and self._press is not None:
             self._cancel_gesture()
             return
-        if event.key() in _ARROWS and self._nudge(event):
+        if event.key() in NUDGE_KEYS and self.tool is Tool.SELECT and self._nudge(event):
             return
         super().keyPressEvent(event)
-
-    def _nudge(self, event) -> bool:
-        """An arrow key moves the selected items by a screen pixel (a photo pixel at
-        100 %), ten with Shift, as in design tools: their cut-out follows at once, and
-        the move is asked NUDGE_WAIT_MS after the last press (or when other items are
-        chosen or the picture is clicked). False when the key is not for this (nothing
-        selected, another tool, a preview on show): the view scrolls instead."""
-        d, g = self.doc, self._press
-        if d is None or self.tool is not Tool.SELECT or not d.selection:
-            return False
-        if not self.editable or self.drags_out or (g is not None and g["kind"] != "nudge"):
-            return False
-        if g is None:
-            g = {"kind": "nudge", "items": d.selection, "dx": 0.0, "dy": 0.0, "scale": 1.0}
-            self._press = g
-            self._start_ghost(g["items"])
-        step = max(1, round(1 / self.screen_zoom()))
-        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            step *= 10
-        ux, uy = _ARROWS[event.key()]
-        g["dx"] += ux * step
-        g["dy"] += uy * step
-        self._place_ghost(g)
-        self._nudge_timer.start(NUDGE_WAIT_MS)
-        return True
-
-    def end_nudge(self) -> None:
-        """Ask for the move the arrow keys made (nothing when none is under way)."""
-        g = self._press
-        if g is None or g["kind"] != "nudge":
-            return
-        self._nudge_timer.stop()
-        self._press = None
-        self.ghost.setVisible(False)
-        self._update_handles()
-        if g["dx"] or g["dy"]:
-            self.move_requested.emit(g["items"], g["dx"], g["dy"], 1.0)
 
     def keyReleaseEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -585,6 +534,19 @@ class CanvasView(QGraphicsView):
                 "handle": handle,
                 "start": p,
                 "items": self.doc.selection[:1],
+                "active": True,
+            }
+            self._start_ghost(self._press["items"])
+            return
+        if self.editable and self._turn_at(event):
+            x0, y0, x1, y1 = self.doc.bbox(self.doc.selection[0])
+            centre = QPointF((x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2)  # scene: pixel i is [i, i+1)
+            self._press = {
+                "kind": "turn",
+                "items": self.doc.selection[:1],
+                "centre": centre,
+                "from": math.atan2(p.y() - centre.y(), p.x() - centre.x()),
+                "angle": 0.0,
                 "active": True,
             }
             self._start_ghost(self._press["items"])
@@ -650,6 +612,9 @@ class CanvasView(QGraphicsView):
             if self.tool is Tool.SELECT:
                 self.doc.set_hover(item)
                 handle = self._handle_at(event)
+                if handle is None and self._turn_at(event):
+                    self.viewport().setCursor(self._turn_cursor())
+                    return
                 shape = (
                     Qt.CursorShape.SizeFDiagCursor
                     if handle in (0, 2)
@@ -679,6 +644,9 @@ class CanvasView(QGraphicsView):
         elif g["kind"] == "resize":
             self._resize_gesture(g, p)
             self._place_ghost(g)
+        elif g["kind"] == "turn":
+            self._turn_gesture(g, p, event.modifiers())
+            self._place_ghost(g)
 
     def mouseReleaseEvent(self, event) -> None:
         if self._pan is not None:
@@ -691,12 +659,19 @@ class CanvasView(QGraphicsView):
         if g["kind"] == "stroke":
             self.stroke_item.setPath(QPainterPath())
             self.stroke_finished.emit(g["points"], self.brush_radius, self.tool is Tool.ERASER)
+        elif g["kind"] == "turn":
+            self.ghost.setVisible(False)
+            self.angle_label.setVisible(False)
+            if abs(g["angle"]) >= 0.5:
+                self.move_requested.emit(g["items"], 0.0, 0.0, 1.0, round(g["angle"], 1))
         elif g["kind"] in ("move", "resize"):
             self.ghost.setVisible(False)
             if g.get("active") and ("dx" in g):
                 moved = abs(g["dx"]) >= 0.5 or abs(g["dy"]) >= 0.5 or abs(g["scale"] - 1) > 1e-3
                 if moved:
-                    self.move_requested.emit(g["items"], round(g["dx"]), round(g["dy"]), g["scale"])
+                    self.move_requested.emit(
+                        g["items"], round(g["dx"]), round(g["dy"]), g["scale"], 0.0
+                    )
             elif g.get("click") is not None:  # pressed and let go on one of the selected
                 self.item_clicked.emit(g["item"], g["click"])
         self._update_handles()
@@ -712,6 +687,7 @@ class CanvasView(QGraphicsView):
         self._nudge_timer.stop()
         self._press = None
         self.ghost.setVisible(False)
+        self.angle_label.setVisible(False)
         self.stroke_item.setPath(QPainterPath())
         self._update_handles()
 
@@ -738,101 +714,6 @@ class CanvasView(QGraphicsView):
         )
         self.stroke_item.setPen(pen)
         self.stroke_item.setPath(path)
-
-    def _cutout(self, items: tuple[int, ...], fits: float) -> tuple[QPixmap, tuple, tuple]:
-        """``items`` cut out of the picture, transparent around them, shrunk by halves
-        while each photo pixel would still cover at most ``fits`` of the picture's pixels
-        (screen pixels per photo pixel). Returns the pixmap, its box ``(x0, y0, x1, y1)``
-        in photo pixels (ends exclusive) and its photo pixels per pixmap pixel."""
-        d = self.doc
-        boxes = [d.bbox(i) for i in items]
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        crop = d.image[y0 : y1 + 1, x0 : x1 + 1]
-        window = d.labels[y0 : y1 + 1, x0 : x1 + 1]
-        mask = window == items[0]
-        for other in items[1:]:  # a compare per item: np.isin took 80 ms at 17 MP
-            mask |= window == other
-        h, w = mask.shape
-        k = 0
-        while fits * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
-            k += 1
-        if k:
-            size = (w >> k, h >> k)
-            crop = area_shrink(crop, size)
-            mask = area_shrink(mask.view(np.uint8) * np.uint8(255), size)
-        if self.photo.colours is not None:  # as the photo under it is shown
-            crop = self.photo.colours(crop)
-        pixmap = QPixmap.fromImage(cutout_image(crop, mask))
-        return pixmap, (x0, y0, x1 + 1, y1 + 1), (w / mask.shape[1], h / mask.shape[0])
-
-    def _start_ghost(self, items: tuple[int, ...]) -> None:
-        """The cut-out of ``items`` that follows a drag, a resize or a nudge."""
-        # The ghost is seen at the view's zoom, so a picture that size is enough: making a
-        # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
-        pixmap, box, self._ghost_scale = self._cutout(items, self.screen_zoom())
-        self.ghost.setPixmap(pixmap)
-        self.ghost.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self.ghost.setPos(float(box[0]), float(box[1]))
-        self.ghost.setTransform(QTransform().scale(*self._ghost_scale))
-        self.ghost.setVisible(True)
-        self.handles.set_rect(None)
-        self._ghost_box = box
-
-    def _drag_out(self, item: int) -> None:
-        """A reference photo's item dragged off its canvas: it travels as the list's
-        items do (REF_ITEM_MIME), to be dropped on an item of the photo to swap it in."""
-        md = QMimeData()
-        md.setData(REF_ITEM_MIME, str(item).encode())
-        md.setText(self.doc.item_name(item))
-        drag = QDrag(self)
-        drag.setMimeData(md)
-        x0, y0, x1, y1 = self.doc.bbox(item)
-        # about DRAG_PICTURE screen pixels across, whatever the item's size
-        fits = DRAG_PICTURE / max(x1 - x0 + 1, y1 - y0 + 1)
-        pixmap = self._cutout((item,), fits)[0]
-        if max(pixmap.width(), pixmap.height()) > 2 * DRAG_PICTURE:
-            pixmap = pixmap.scaled(
-                DRAG_PICTURE,
-                DRAG_PICTURE,
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        drag.setPixmap(pixmap)
-        drag.setHotSpot(QPoint(pixmap.width() // 2, pixmap.height() // 2))
-        drag.exec(Qt.DropAction.CopyAction)
-
-    def _place_ghost(self, g: dict) -> None:
-        x0, y0, x1, y1 = self._ghost_box
-        s, dx, dy = g.get("scale", 1.0), g.get("dx", 0.0), g.get("dy", 0.0)
-        cx, cy = (x1 - x0) / 2, (y1 - y0) / 2  # bbox centre in the ghost's local frame
-        t = QTransform()
-        t.translate(cx + dx, cy + dy)
-        t.scale(s, s)
-        t.translate(-cx, -cy)
-        t.scale(*self._ghost_scale)  # from the ghost's pixels to the photo's
-        self.ghost.setTransform(t)
-
-    def _resize_gesture(self, g: dict, p: QPointF) -> None:
-        """Scale about the corner opposite the dragged handle (uniform, keeps the aspect)."""
-        x0, y0, x1, y1 = self._ghost_box
-        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-        ox, oy = corners[(g["handle"] + 2) % 4]
-        hx, hy = corners[g["handle"]]
-        d0 = math.hypot(hx - ox, hy - oy)
-        # Project the pointer on the box diagonal: the scale a designer expects from a corner.
-        ux, uy = (hx - ox) / d0, (hy - oy) / d0
-        proj = (p.x() - ox) * ux + (p.y() - oy) * uy
-        # A handle dragged to (or past) the opposite corner stops at a size that can still
-        # be seen and grabbed: a tenth of the item, and at least MIN_RESIZED_SIDE pixels.
-        side = max(min(x1 - x0, y1 - y0), 1)  # the box ends past its last pixel
-        least = min(1.0, max(0.1, MIN_RESIZED_SIDE / side))
-        s = min(max(proj / d0, least), 8.0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        # New centre = opposite corner + s * (centre - opposite corner).
-        g["scale"] = s
-        g["dx"] = ox + s * (cx - ox) - cx
-        g["dy"] = oy + s * (cy - oy) - cy
 
     # ----- drag and drop ----------------------------------------------------------------
 

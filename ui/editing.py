@@ -335,22 +335,27 @@ class EditController(ResultsMixin, QObject):
         title = f"{doc.item_name(item)} → “{_clipped(prompt, TITLE_PROMPT)}”"
         self._submit(PendingEdit(doc, doc.state(), "text", title, item, entry, items=items), task)
 
-    def move_items(self, items: tuple[int, ...], dx: float, dy: float, scale: float) -> None:
+    def move_items(
+        self, items: tuple[int, ...], dx: float, dy: float, scale: float, angle: float = 0.0
+    ) -> None:
         """Move ``items`` by ``(dx, dy)`` photo pixels together (a drag or a nudge), or
-        resize the one item by ``scale`` about its box centre (a corner handle)."""
+        resize the one item by ``scale`` or turn it by ``angle`` degrees (clockwise as
+        seen) about its box centre (a corner handle, or just outside one)."""
         doc = self.doc
         if doc is None or not self._need_prepared():
             return
         items = tuple(int(i) for i in items)
-        moves = tuple(Move(i, float(dx), float(dy), float(scale)) for i in items)
+        moves = tuple(
+            Move(i, float(dx), float(dy), float(scale), angle=float(angle)) for i in items
+        )
         try:
             task = engine.edit_task(doc.project, self.w.settings, "move", moves=moves)
         except DEditError as err:
             self.w.show_error(str(err))
             return
-        verb = "Resize" if abs(scale - 1) > 1e-3 else "Move"
+        verb = "Turn" if angle else "Resize" if abs(scale - 1) > 1e-3 else "Move"
         entry = {"kind": "move", "item": items[0], "dx": float(dx), "dy": float(dy)}
-        entry.update(scale=float(scale), items=list(items))
+        entry.update(scale=float(scale), angle=float(angle), items=list(items))
         title = f"{verb} {_names([doc.item_name(i) for i in items])}"
         pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
         job_id = self._submit(pending, task)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QColor, QCursor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
 from ui.theme import COLORS
 
@@ -159,6 +159,35 @@ def _fit(p: QPainter) -> None:
     p.drawRect(QRectF(16, 16, 16, 16))
 
 
+def _turn(p: QPainter) -> None:
+    """Three quarters of a circle with an arrowhead: turning."""
+    path = QPainterPath()
+    path.arcMoveTo(QRectF(10, 10, 28, 28), 90)
+    path.arcTo(QRectF(10, 10, 28, 28), 90, 270)
+    p.drawPath(path)
+    end = QPointF(38, 24)  # where the arc ends, at three o'clock, heading up
+    p.drawLine(end, QPointF(32, 30))
+    p.drawLine(end, QPointF(44, 30))
+
+
+def turn_cursor() -> QCursor:
+    """The pointer beside a corner handle, where a drag turns the item: a dark curved
+    arrow outlined in white, so that it shows on any photo."""
+    pm = QPixmap(_SIZE, _SIZE)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    for colour, width in (("#ffffff", 7), ("#1b1b1f", 3)):
+        cap, join = Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin
+        p.setPen(QPen(QColor(colour), width, Qt.PenStyle.SolidLine, cap, join))
+        _turn(p)
+    p.end()
+    pm = pm.scaled(
+        24, 24, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+    return QCursor(pm, 12, 12)
+
+
 _DRAW: dict[str, Draw] = {
     "select": _pointer,
     "brush": _brush,
@@ -174,6 +203,7 @@ _DRAW: dict[str, Draw] = {
     "reference": _image,
     "overlay": _eye,
     "fit": _fit,
+    "turn": _turn,
 }
 
 _cache: dict[tuple[str, str], QIcon] = {}

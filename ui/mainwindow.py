@@ -531,7 +531,8 @@ class MainWindow(QMainWindow):
             {
                 Tool.SELECT: (
                     "Click an item to select it · double-click to retype its prompt · "
-                    "drag or arrow keys to move · corners resize · Shift+H flips"
+                    "drag or arrow keys to move · corners resize, just outside them turn · "
+                    "Shift+H flips"
                 ),
                 Tool.BRUSH: "Brush size",
                 Tool.ERASER: "Eraser size",

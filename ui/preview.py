@@ -49,16 +49,6 @@ def inpaint_holes(image: np.ndarray, holes: np.ndarray, work_side: int = WORK_SI
     return out
 
 
-def _affine(labels: np.ndarray, mv: Move) -> np.ndarray:
-    """The 2 x 3 map ``x' = ±s (x - c) + c + d`` the partition uses (pixel centres; minus
-    for a flipped item)."""
-    x0, y0, x1, y1 = partition.item_bbox(labels, mv.item)
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    s = float(mv.scale)
-    fx = -s if mv.flip else s
-    return np.array([[fx, 0.0, (1 - fx) * cx + mv.dx], [0.0, s, (1 - s) * cy + mv.dy]])
-
-
 def move_preview(
     image: np.ndarray, labels: np.ndarray, moves: Sequence[Move]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +70,7 @@ def move_preview(
         # Warp only the item's new bounding box (the map shifted to its corner): on a
         # 24-megapixel photo warping and pasting the whole frame took most of a second.
         rows, cols = window
-        m = _affine(labels, mv)
+        m = partition.move_matrix(mv, partition.item_bbox(labels, mv.item))
         m[:, 2] -= (cols.start, rows.start)
         warped = cv2.warpAffine(
             image,

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.canvas import REF_ITEM_MIME, CanvasView
+from ui.canvas import CanvasView
+from ui.canvas_gestures import REF_ITEM_MIME
 from ui.clipboard import dropped_files
 from ui.document import Document
 from ui.icons import icon

@@ -1,0 +1,236 @@
+"""The canvas's gestures on items that end in an edit: the cut-out (the "ghost") that
+follows a drag, a corner handle's resize or a turn just outside it, the arrow keys'
+nudge, and a reference photo's item dragged off its canvas towards the photo.
+
+:class:`Gestures` is mixed into :class:`ui.canvas.CanvasView`, which reads the mouse and
+the keys and calls these; what they ask for leaves through ``move_requested`` (photo
+pixels, x right, y down; angles in degrees, clockwise as seen) or a drag carrying
+``REF_ITEM_MIME``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QCursor, QDrag, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsSimpleTextItem
+
+from ui.icons import turn_cursor
+from ui.imaging import area_shrink, cutout_image
+
+REF_ITEM_MIME = "application/x-dedit-reference-item"
+
+MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
+DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
+TURN_REACH = 24  # screen pixels round a corner handle, outside the box, where a drag turns
+TURN_SNAP = 15.0  # degrees a turn snaps to with Shift held
+# Arrow presses this close together (ms) nudge the item as one move, so a designer tapping
+# it five pixels over waits for one edit, not five
+NUDGE_WAIT_MS = 600
+NUDGE_KEYS = {
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
+}
+
+
+class Gestures:
+    """The canvas's item gestures (see the module); ``self`` is the CanvasView."""
+
+    @staticmethod
+    def _gesture_items() -> tuple[QGraphicsPixmapItem, QGraphicsSimpleTextItem]:
+        """The ghost (the items' cut-out) and the angle shown during a turn."""
+        ghost = QGraphicsPixmapItem()
+        ghost.setZValue(5)
+        ghost.setOpacity(0.85)
+        ghost.setVisible(False)
+        angle = QGraphicsSimpleTextItem()
+        angle.setZValue(13)
+        angle.setBrush(QColor(255, 255, 255))
+        angle.setPen(QPen(QColor(20, 20, 24), 1.2))  # readable on any photo
+        font = angle.font()
+        font.setBold(True)
+        font.setPixelSize(15)
+        angle.setFont(font)
+        # the same size at any zoom, a little below and right of the pointer
+        angle.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        angle.setTransform(QTransform().translate(16, 16))
+        angle.setVisible(False)
+        return ghost, angle
+
+    def _turn_at(self, event) -> bool:
+        """Whether the pointer is just outside a corner handle of the selected item's box,
+        where a drag turns the item, as in design tools."""
+        if not self.handles.isVisible():
+            return False
+        pos = event.position()
+        box = self.mapFromScene(self.handles.rect).boundingRect()
+        if box.contains(pos.toPoint()):
+            return False
+        for c in self.handles.corners():
+            v = self.mapFromScene(c)
+            if math.hypot(v.x() - pos.x(), v.y() - pos.y()) <= TURN_REACH:
+                return True
+        return False
+
+    def _turn_cursor(self) -> QCursor:
+        if self._turn_shape is None:
+            self._turn_shape = turn_cursor()
+        return self._turn_shape
+
+    def _show_angle(self, angle: float, at: QPointF) -> None:
+        """The angle of a turn under way, beside the pointer."""
+        self.angle_label.setText(f"{angle:.0f}°")
+        self.angle_label.setPos(at)
+        self.angle_label.setVisible(True)
+
+    def _nudge(self, event) -> bool:
+        """An arrow key moves the selected items by a screen pixel (a photo pixel at
+        100 %), ten with Shift, as in design tools: their cut-out follows at once, and
+        the move is asked NUDGE_WAIT_MS after the last press (or when other items are
+        chosen or the picture is clicked). False when the key is not for this (nothing
+        selected, another tool, a preview on show): the view scrolls instead."""
+        d, g = self.doc, self._press
+        if d is None or not d.selection:  # the canvas asks only with the select tool
+            return False
+        if not self.editable or self.drags_out or (g is not None and g["kind"] != "nudge"):
+            return False
+        if g is None:
+            g = {"kind": "nudge", "items": d.selection, "dx": 0.0, "dy": 0.0, "scale": 1.0}
+            self._press = g
+            self._start_ghost(g["items"])
+        step = max(1, round(1 / self.screen_zoom()))
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            step *= 10
+        ux, uy = NUDGE_KEYS[event.key()]
+        g["dx"] += ux * step
+        g["dy"] += uy * step
+        self._place_ghost(g)
+        self._nudge_timer.start(NUDGE_WAIT_MS)
+        return True
+
+    def end_nudge(self) -> None:
+        """Ask for the move the arrow keys made (nothing when none is under way)."""
+        g = self._press
+        if g is None or g["kind"] != "nudge":
+            return
+        self._nudge_timer.stop()
+        self._press = None
+        self.ghost.setVisible(False)
+        self._update_handles()
+        if g["dx"] or g["dy"]:
+            self.move_requested.emit(g["items"], g["dx"], g["dy"], 1.0, 0.0)
+
+    def _cutout(self, items: tuple[int, ...], fits: float) -> tuple[QPixmap, tuple, tuple]:
+        """``items`` cut out of the picture, transparent around them, shrunk by halves
+        while each photo pixel would still cover at most ``fits`` of the picture's pixels
+        (screen pixels per photo pixel). Returns the pixmap, its box ``(x0, y0, x1, y1)``
+        in photo pixels (ends exclusive) and its photo pixels per pixmap pixel."""
+        d = self.doc
+        boxes = [d.bbox(i) for i in items]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        crop = d.image[y0 : y1 + 1, x0 : x1 + 1]
+        window = d.labels[y0 : y1 + 1, x0 : x1 + 1]
+        mask = window == items[0]
+        for other in items[1:]:  # a compare per item: np.isin took 80 ms at 17 MP
+            mask |= window == other
+        h, w = mask.shape
+        k = 0
+        while fits * 2 ** (k + 1) <= 1.0 and min(h, w) >> (k + 1) >= 16:
+            k += 1
+        if k:
+            size = (w >> k, h >> k)
+            crop = area_shrink(crop, size)
+            mask = area_shrink(mask.view(np.uint8) * np.uint8(255), size)
+        if self.photo.colours is not None:  # as the photo under it is shown
+            crop = self.photo.colours(crop)
+        pixmap = QPixmap.fromImage(cutout_image(crop, mask))
+        return pixmap, (x0, y0, x1 + 1, y1 + 1), (w / mask.shape[1], h / mask.shape[0])
+
+    def _start_ghost(self, items: tuple[int, ...]) -> None:
+        """The cut-out of ``items`` that follows a drag, a resize or a nudge."""
+        # The ghost is seen at the view's zoom, so a picture that size is enough: making a
+        # full-size pixmap of a 6-megapixel item held the UI thread 130 ms as a drag began.
+        pixmap, box, self._ghost_scale = self._cutout(items, self.screen_zoom())
+        self.ghost.setPixmap(pixmap)
+        self.ghost.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.ghost.setPos(float(box[0]), float(box[1]))
+        self.ghost.setTransform(QTransform().scale(*self._ghost_scale))
+        self.ghost.setVisible(True)
+        self.handles.set_rect(None)
+        self._ghost_box = box
+
+    def _drag_out(self, item: int) -> None:
+        """A reference photo's item dragged off its canvas: it travels as the list's
+        items do (REF_ITEM_MIME), to be dropped on an item of the photo to swap it in."""
+        md = QMimeData()
+        md.setData(REF_ITEM_MIME, str(item).encode())
+        md.setText(self.doc.item_name(item))
+        drag = QDrag(self)
+        drag.setMimeData(md)
+        x0, y0, x1, y1 = self.doc.bbox(item)
+        # about DRAG_PICTURE screen pixels across, whatever the item's size
+        fits = DRAG_PICTURE / max(x1 - x0 + 1, y1 - y0 + 1)
+        pixmap = self._cutout((item,), fits)[0]
+        if max(pixmap.width(), pixmap.height()) > 2 * DRAG_PICTURE:
+            pixmap = pixmap.scaled(
+                DRAG_PICTURE,
+                DRAG_PICTURE,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        drag.setPixmap(pixmap)
+        drag.setHotSpot(QPoint(pixmap.width() // 2, pixmap.height() // 2))
+        drag.exec(Qt.DropAction.CopyAction)
+
+    def _place_ghost(self, g: dict) -> None:
+        x0, y0, x1, y1 = self._ghost_box
+        s, dx, dy = g.get("scale", 1.0), g.get("dx", 0.0), g.get("dy", 0.0)
+        cx, cy = (x1 - x0) / 2, (y1 - y0) / 2  # bbox centre in the ghost's local frame
+        t = QTransform()
+        t.translate(cx + dx, cy + dy)
+        t.rotate(g.get("angle", 0.0))  # clockwise as seen, as the engine's Move.angle
+        t.scale(s, s)
+        t.translate(-cx, -cy)
+        t.scale(*self._ghost_scale)  # from the ghost's pixels to the photo's
+        self.ghost.setTransform(t)
+
+    def _resize_gesture(self, g: dict, p: QPointF) -> None:
+        """Scale about the corner opposite the dragged handle (uniform, keeps the aspect)."""
+        x0, y0, x1, y1 = self._ghost_box
+        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        ox, oy = corners[(g["handle"] + 2) % 4]
+        hx, hy = corners[g["handle"]]
+        d0 = math.hypot(hx - ox, hy - oy)
+        # Project the pointer on the box diagonal: the scale a designer expects from a corner.
+        ux, uy = (hx - ox) / d0, (hy - oy) / d0
+        proj = (p.x() - ox) * ux + (p.y() - oy) * uy
+        # A handle dragged to (or past) the opposite corner stops at a size that can still
+        # be seen and grabbed: a tenth of the item, and at least MIN_RESIZED_SIDE pixels.
+        side = max(min(x1 - x0, y1 - y0), 1)  # the box ends past its last pixel
+        least = min(1.0, max(0.1, MIN_RESIZED_SIDE / side))
+        s = min(max(proj / d0, least), 8.0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        # New centre = opposite corner + s * (centre - opposite corner).
+        g["scale"] = s
+        g["dx"] = ox + s * (cx - ox) - cx
+        g["dy"] = oy + s * (cy - oy) - cy
+
+    def _turn_gesture(self, g: dict, p: QPointF, modifiers) -> None:
+        """A turn under way, the pointer at scene point ``p``: the angle from where it
+        was pressed, about the item's centre, the short way round (Shift: in TURN_SNAP
+        steps), shown beside the pointer."""
+        c = g["centre"]
+        turned = math.degrees(math.atan2(p.y() - c.y(), p.x() - c.x()) - g["from"])
+        turned = (turned + 180) % 360 - 180
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            turned = TURN_SNAP * round(turned / TURN_SNAP)
+        g["angle"] = turned
+        self._show_angle(turned, p)
+
+
+__all__ = ["Gestures", "MIN_RESIZED_SIDE", "NUDGE_KEYS", "NUDGE_WAIT_MS", "REF_ITEM_MIME"]
