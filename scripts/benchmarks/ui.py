@@ -24,6 +24,8 @@
    loaded ahead on a thread of its own, beside nothing loaded ahead.
 8. A large photo zoomed to 100 % and an edit landing there (:mod:`benchmarks.photo_levels`):
    the large level made on the canvas's own thread, beside making it where it is drawn.
+9. A drag of one or two items beginning: their cut-out at the view's zoom, beside a
+   full-size one.
 
     python scripts/bench.py ui [--quick | --full]
 """
@@ -329,6 +331,61 @@ def drop_rows(height: int = 4000, width: int = 6000, repeats: int = 2) -> list[R
     )
 
 
+def drag_start_rows(height: int = 4000, width: int = 6000) -> list[Row]:
+    """The UI thread's time as a drag (or a nudge, or a turn) begins: the cut-out of the
+    dragged items that follows the pointer, at fit-to-view. Ours
+    (``CanvasView._start_ghost``: one compare per item, the cut-out shrunk to the zoom)
+    beside a full-size cut-out of ``np.isin`` of the items, as a naive canvas would. Both
+    cover the same photo pixels (checked on the full-size masks)."""
+    from PySide6.QtGui import QPixmap
+
+    from dedit_app.project import Project
+    from ui.canvas import CanvasView
+    from ui.document import Document
+    from ui.imaging import cutout_image
+
+    app = _app()
+    rng = np.random.default_rng(5)
+    photo = cv2.resize(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8), (width, height))
+    labels = np.zeros((height, width), np.int32)
+    labels[height // 8 : 7 * height // 8, width // 12 : 5 * width // 12] = 1
+    labels[height // 4 : 3 * height // 4, width // 2 : 11 * width // 12] = 2
+    doc = Document(Project.new(photo, labels, ["background", "bag", "chair"]))
+    view = CanvasView()
+    view.resize(1200, 800)
+    view.show()
+    view.set_document(doc)
+    view.fit()
+    app.processEvents()
+    mp = f"{height * width / 1e6:.0f} MP"
+    rows = []
+    for items in ((1,), (1, 2)):
+        boxes = [doc.bbox(i) for i in items]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        window = labels[y0 : y1 + 1, x0 : x1 + 1]
+        mask = window == items[0]
+        for other in items[1:]:
+            mask |= window == other
+        if not np.array_equal(mask, np.isin(window, items)):
+            raise RuntimeError("the cut-out masks differ")
+
+        def naive(items=items, box=(x0, y0, x1, y1)) -> None:
+            a, b, c, d = box
+            whole = np.isin(labels[b : d + 1, a : c + 1], items)
+            QPixmap.fromImage(cutout_image(photo[b : d + 1, a : c + 1], whole))
+
+        t_ours, _ = measure(lambda items=items: view._start_ghost(items), repeats=5)
+        t_naive, _ = measure(naive, repeats=5)
+        case = f"drag start, {len(items)} item{'s' if len(items) > 1 else ''}, {mp}"
+        rows += with_ratios(
+            Row(case, "cut-out at the zoom, a compare per item (ours)", t_ours, None),
+            Row(case, "full-size cut-out of np.isin", t_naive, None),
+        )
+    view.ghost.setVisible(False)
+    return rows
+
+
 def late_rows(height: int = 4000, width: int = 6000, edge: float = 24.0) -> list[Row]:
     """An edit that lands after the picture changed while it ran, laid over the changes
     (``rebase.lay_onto``, on the side thread): ours works in the window around the edit;
@@ -492,6 +549,7 @@ def run(profile: str) -> Iterator[Row]:
     size = (4000, 6000) if profile == "full" else (2000, 3000)
     yield from guarded("landing", lambda: landing_rows(*size))
     yield from guarded("drop", lambda: drop_rows(*size))
+    yield from guarded("drag start", lambda: drag_start_rows(*size))
     yield from guarded("screen colours", lambda: screen_colours.rows(profile))
     yield from guarded("photo levels", lambda: photo_levels.rows(profile))
     yield from guarded("late", lambda: late_rows(*size))
