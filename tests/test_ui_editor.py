@@ -634,6 +634,49 @@ def test_an_item_dragged_on_the_reference_canvas_is_carried_off_to_be_swapped(
     assert not moves
 
 
+def test_a_right_click_on_an_item_selects_it_and_offers_its_commands(scene, monkeypatch):
+    from PySide6.QtGui import QContextMenuEvent
+
+    from ui import actions
+
+    window, labels = scene
+    canvas = window.canvas
+    shown = []
+
+    def show(w, item, _at):  # the menu as it would show, without its own event loop
+        menu = actions.canvas_menu(w, item)
+        shown.append({a.text().replace("&", ""): a.isEnabled() for a in menu.actions()})
+        menu.deleteLater()
+
+    monkeypatch.setattr(actions, "show_canvas_menu", show)
+
+    def right_click(x, y):
+        at = QPointF(view_point(canvas, x, y)).toPoint()
+        event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, canvas.mapToGlobal(at))
+        QApplication.sendEvent(canvas.viewport(), event)
+        QApplication.processEvents()
+
+    click(canvas, *inner_pixel(labels, 2))
+    right_click(*inner_pixel(labels, 3))
+    assert window.doc.selection == (3,)  # the item under the pointer, as design tools do
+    menu = shown[-1]
+    for name in ("Edit prompt", "Rename item", "Flip horizontally", "Remove item", "Copy"):
+        assert menu[name], name
+    assert "Merge items" in menu and not menu["Merge items"]  # one item: nothing to merge
+    # on one of several selected items: they stay selected, and merging them is offered
+    click(canvas, *inner_pixel(labels, 2), modifiers=Qt.KeyboardModifier.ControlModifier)
+    right_click(*inner_pixel(labels, 3))
+    assert window.doc.selection == (3, 2) and shown[-1]["Merge items"]
+    # off the photo: the view's commands
+    canvas.set_screen_zoom(0.05)
+    right_click(-50, -50)
+    assert set(shown[-1]) == {"Fit to window", "Actual pixels", "Paste as new photo"}
+    # the click tool's right button marks where an item is not: no menu
+    window.set_tool(Tool.CLICK)
+    right_click(*inner_pixel(labels, 3))
+    assert len(shown) == 3
+
+
 def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(scene, qtbot):
     window, labels = scene
     canvas = window.canvas

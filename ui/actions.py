@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from functools import partial
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPoint, QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPainter
-from PySide6.QtWidgets import QLabel, QMessageBox, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QWidget,
+)
 
 from ui import clipboard
 from ui.canvas import Tool
@@ -379,6 +388,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
         ),
         ("Nudge the selected items (Shift: ten times as far)", "arrow keys"),
         ("Turn the selected item (Shift: in steps of 15°)", "drag just outside a corner"),
+        ("The commands for the items under the pointer", "right-click"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),
         ("Zoom at the pointer", "mouse wheel, or pinch on a trackpad"),
         ("Add the clicked item", "Enter"),
@@ -386,6 +396,26 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
         ("Keep the chosen result (Done)", "Enter"),
     ]
     return sorted(set(rows))
+
+
+def canvas_menu(w, item: int | None) -> QMenu:
+    """What a right-click on the picture offers: the commands for the selected items
+    (the one under the pointer among them), or, off the items, the view's. The actions
+    are the window's own, so each shows its key and is enabled as in the menus."""
+    menu = QMenu(w)
+    if item is not None:
+        menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_merge, w.act_remove])
+        menu.addSeparator()
+        menu.addActions([w.act_copy, w.act_zoom_selection])
+    else:
+        menu.addActions([w.act_fit, w.act_actual, w.act_paste])
+    return menu
+
+
+def show_canvas_menu(w, item: int | None, at: QPoint) -> None:
+    menu = canvas_menu(w, item)
+    menu.exec(at)
+    menu.deleteLater()
 
 
 def show_shortcuts(w) -> None:
@@ -405,9 +435,11 @@ __all__ = [
     "build_actions",
     "build_menus",
     "build_toolbars",
+    "canvas_menu",
     "key_sequences",
     "make_action",
     "shortcut_rows",
+    "show_canvas_menu",
     "show_shortcuts",
     "undo_action",
 ]

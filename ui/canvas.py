@@ -73,6 +73,7 @@ class CanvasView(Gestures, QGraphicsView):
     cursor_info = Signal(object)  # (x, y, item) or None
     zoom_changed = Signal(float)  # screen (device) pixels per image pixel, as shown
     level_failed = Signal(str)  # the photo could not be made at this zoom: why, in words
+    menu_asked = Signal(object, QPoint)  # right-click: the item there (or None), global point
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -574,6 +575,20 @@ class CanvasView(Gestures, QGraphicsView):
                 "active": False,
                 "click": mods if together else None,  # the click put off until release
             }
+
+    def contextMenuEvent(self, event) -> None:
+        """A right-click with the select tool asks for the menu of the item under the
+        pointer, selecting it first when it is not selected, as design tools do (the
+        click tool's right button marks where an item is not; the reference photo's
+        canvas has no menu)."""
+        if self.doc is None or self.tool is not Tool.SELECT or self.drags_out:
+            return
+        if self._press is not None or self._pan is not None:
+            return
+        item = self._item_at(self.mapToScene(event.pos()))
+        if item is not None and item not in self.doc.selection:
+            self.item_clicked.emit(item, Qt.KeyboardModifier.NoModifier)
+        self.menu_asked.emit(item, event.globalPos())
 
     def mouseDoubleClickEvent(self, event) -> None:
         # QGraphicsView hands a double-click to the scene, which has no use for it: the

@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         c.cursor_info.connect(self._on_cursor)
         c.zoom_changed.connect(self.zoom_field.show_zoom)
         c.level_failed.connect(self.show_error)
+        c.menu_asked.connect(lambda item, at: actions.show_canvas_menu(self, item, at))
         self.reference_panel.canvas.level_failed.connect(self.show_error)
         self.zoom_field.zoom_asked.connect(c.set_screen_zoom)
         self.zoom_field.fit_asked.connect(c.fit)
