@@ -794,6 +794,13 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     _mouse(canvas, QEvent.Type.MouseButtonRelease, a_little, Qt.KeyboardModifier.ShiftModifier)
     angle = moves[-1][4]
     assert angle < 0 and angle % 15 == 0
+    # Esc during a turn drops it
+    _mouse(canvas, QEvent.Type.MouseButtonPress, outside)
+    _mouse(canvas, QEvent.Type.MouseMove, turned)
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key.Key_Escape)
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
+    assert len(moves) == 2 and not canvas.angle_label.isVisible()
 
 
 def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):
