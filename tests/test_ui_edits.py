@@ -536,6 +536,42 @@ def test_dragging_two_selected_items_moves_both_in_one_edit(opened):
     assert doc.undo.undoText() == f"Move {doc.item_name(2)} and {doc.item_name(3)}"
 
 
+def test_an_edit_asked_while_a_nudge_waits_comes_after_its_move_and_undo_drops_it(opened):
+    window = opened
+    doc = window.doc
+    canvas = window.canvas
+    canvas.set_screen_zoom(1.0)
+    click(canvas, *inner_pixel(doc.labels, 3))
+    canvas.setFocus()
+    undo_count = doc.undo.count()
+    QTest.keyClick(canvas, Qt.Key.Key_Right)
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # takes them back
+    assert not canvas.ghost.isVisible() and doc.undo.count() == undo_count
+    assert not window.jobs.active("edit")
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
+    QTest.keyClick(canvas, Qt.Key.Key_Right)
+    QTest.keyClick(canvas, Qt.Key.Key_Right)
+    QTest.keyClick(canvas, Qt.Key.Key_Delete)  # before the nudge's wait is over
+    titles = [r.request.title for r in window.jobs.active("edit")]
+    name = doc.item_name(3)
+    assert titles == [f"Move {name}", f"Remove {name}"]
+    assert window.jobs.active("edit")[0].request.task.request.moves[0].dx == 2.0
+    hold.release.set()
+    wait_idle(window, 300)
+    # with edits to undo (Undo enabled), Ctrl+Z right after arrow presses still takes
+    # back only them
+    labels, count = doc.labels, doc.undo.count()
+    click(canvas, *inner_pixel(labels, 2))
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key.Key_Down)
+    assert window.act_undo.isEnabled()
+    QTest.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.labels is labels and doc.undo.count() == count and not canvas.ghost.isVisible()
+    canvas.end_nudge()
+    assert not window.jobs.active("edit")
+
+
 def test_a_turned_item_lands_turned_and_its_record_keeps_the_angle(opened):
     window = opened
     doc = window.doc

@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QKeySequence,
     QPainter,
     QPainterPath,
     QPen,
@@ -482,6 +483,10 @@ class CanvasView(Gestures, QGraphicsView):
             self._cancel_gesture()
             return
         if event.key() in NUDGE_KEYS and self.tool is Tool.SELECT and self._nudge(event):
+            return
+        # with nothing else to undo, Undo is disabled and its key comes here: it still
+        # takes back arrow presses not yet asked (the window's Undo does, when enabled)
+        if event.matches(QKeySequence.StandardKey.Undo) and self.drop_nudge():
             return
         super().keyPressEvent(event)
 

@@ -124,6 +124,15 @@ class Gestures:
         if g["dx"] or g["dy"]:
             self.move_requested.emit(g["items"], g["dx"], g["dy"], 1.0, 0.0)
 
+    def drop_nudge(self) -> bool:
+        """Drop the arrow presses whose move is not asked yet (undo right after them
+        undoes them); False when there are none."""
+        g = self._press
+        if g is None or g["kind"] != "nudge":
+            return False
+        self._cancel_gesture()
+        return True
+
     def _cutout(self, items: tuple[int, ...], fits: float) -> tuple[QPixmap, tuple, tuple]:
         """``items`` cut out of the picture, transparent around them, shrunk by halves
         while each photo pixel would still cover at most ``fits`` of the picture's pixels

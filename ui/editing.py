@@ -488,6 +488,9 @@ class EditController(ResultsMixin, QObject):
         """Queue ``task`` for ``pending``; its job id, or None when the very same edit of
         the very same picture is queued or running already (Enter pressed twice, Delete
         held down): its result would only repeat that one's."""
+        # arrow presses still waiting for their move ask it first, so that it comes in
+        # the order they were made (a nudge, then Delete at once)
+        self.w.canvas.end_nudge()
         for other in self.pending.values():
             if (
                 other.doc is pending.doc

@@ -561,6 +561,8 @@ class MainWindow(QMainWindow):
         self.canvas.set_overlays_visible(self.act_overlays.isChecked())
 
     def _undo_redo(self, undo: bool) -> None:
+        if undo and self.canvas.drop_nudge():
+            return  # the arrow presses not yet asked are what undo takes back
         if undo and self._only_saved_edits_behind():
             self.going_back.offer()
             return
