@@ -35,6 +35,7 @@ __all__ = [
     "erase",
     "fill_from_nearest",
     "flip_moves",
+    "group_moves",
     "holds_any",
     "item_areas",
     "item_bbox",
@@ -341,14 +342,20 @@ def move_matrix(move: Move, box: tuple[int, int, int, int]) -> np.ndarray:
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     s = float(move.scale)
     sx, sy = max(s, 1.0 / (x1 - x0 + 1)), max(s, 1.0 / (y1 - y0 + 1))
-    a = np.diag([-sx if move.flip else sx, sy])
-    if move.angle % 360:
-        t = math.radians(move.angle)
-        # clockwise as seen, with y pointing down
-        a = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]) @ a
+    a = _linear(sx, sy, move.flip, move.angle)
     c = np.array([cx, cy])
     shift = c + (move.dx, move.dy) - a @ c
     return np.hstack([a, shift[:, None]])
+
+
+def _linear(sx: float, sy: float, flip: bool, angle: float) -> np.ndarray:
+    """``(2, 2)``: the mirror (when ``flip``), the scale ``(sx, sy)``, then the turn by
+    ``angle`` degrees, clockwise as seen with y pointing down."""
+    a = np.diag([-sx if flip else sx, sy])
+    if angle % 360:
+        t = math.radians(angle)
+        a = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]) @ a
+    return a
 
 
 def _moved_mask(labels: np.ndarray, move: Move) -> np.ndarray:
@@ -419,21 +426,45 @@ def move_items(
     return out
 
 
+def group_moves(
+    boxes: Mapping[int, tuple[int, int, int, int]],
+    dx: float = 0.0,
+    dy: float = 0.0,
+    scale: float = 1.0,
+    angle: float = 0.0,
+    flip: bool = False,
+) -> tuple[Move, ...]:
+    """The moves that carry items as one rigid group, as a design tool moves, resizes,
+    turns or flips a selection: mirrored (``flip``), scaled and turned (``angle``,
+    degrees clockwise as seen) about the middle of the box around them all, then
+    shifted by ``(dx, dy)``. Each item gets the same flip, scale and angle about its own
+    box centre, and the shift that puts that centre where the group takes it; one item
+    alone is simply ``Move(item, dx, dy, scale, flip, angle)``.
+
+    ``boxes``: item -> ``(x0, y0, x1, y1)``, inclusive pixel box (:func:`item_bbox`,
+    x right, y down), one per item, in the order the moves come back."""
+    if not boxes:
+        raise ItemError("Choose at least one item to move.")
+    edges = np.array(list(boxes.values()), dtype=float)
+    middle = (edges[:, :2].min(axis=0) + edges[:, 2:].max(axis=0)) / 2
+    # a bad scale or angle is refused, in words, by move_matrix when the moves are used
+    ok = math.isfinite(scale) and scale > 0 and math.isfinite(angle)
+    linear = _linear(scale, scale, flip, angle) if ok else np.eye(2)
+    moves = []
+    for item, (x0, y0, x1, y1) in boxes.items():
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        sx, sy = (linear - np.eye(2)) @ (centre - middle) + (dx, dy)
+        moves.append(Move(int(item), float(sx), float(sy), scale, flip, angle))
+    return tuple(moves)
+
+
 def flip_moves(boxes: Mapping[int, tuple[int, int, int, int]]) -> tuple[Move, ...]:
     """The moves that mirror items left to right as one group, about the middle of the
-    box around them all (as a design tool flips a selection): each item is mirrored
-    about its own bounding-box centre and shifted by twice that centre's distance from
-    the group's middle, so one item alone stays in its own box.
-
-    ``boxes``: item -> ``(x0, y0, x1, y1)``, inclusive pixel box (:func:`item_bbox`, x
-    right), one per item to flip, in the order the moves come back."""
+    box around them all (:func:`group_moves` with ``flip``); one item alone stays in its
+    own box. ``boxes`` as there."""
     if not boxes:
         raise ItemError("Choose at least one item to flip.")
-    middle = (min(b[0] for b in boxes.values()) + max(b[2] for b in boxes.values())) / 2.0
-    return tuple(
-        Move(int(item), dx=2 * (middle - (x0 + x1) / 2.0), flip=True)
-        for item, (x0, _, x1, _) in boxes.items()
-    )
+    return group_moves(boxes, flip=True)
 
 
 def move_item(

@@ -20,6 +20,7 @@ from dedit_app.partition import (
     erase,
     fill_from_nearest,
     flip_moves,
+    group_moves,
     holds_any,
     item_areas,
     item_bbox,
@@ -176,6 +177,29 @@ def test_flip_mirrors_the_items_as_one_group_about_the_middle_of_their_box(label
         assert not holds_any(out, items)[holes].any()
     np.testing.assert_array_equal(out[~covered & ~holes], labels[~covered & ~holes])
     assert set(np.unique(out)) <= set(present)
+
+
+@pytest.mark.parametrize(("scale", "angle"), [(0.5, 0.0), (1.0, 90.0), (1.5, -30.0)])
+def test_a_group_scales_and_turns_rigidly_about_the_middle_of_its_box(scale, angle):
+    labels = np.zeros((200, 200), np.int32)
+    labels[60:80, 50:70] = 1  # centre (59.5, 69.5)
+    labels[110:150, 120:140] = 2  # centre (129.5, 129.5); the group's box 50-139, 60-149
+    boxes = {k: item_bbox(labels, k) for k in (1, 2)}
+    moves = group_moves(boxes, dx=3, dy=-2, scale=scale, angle=angle)
+    out = move_items(labels, moves)
+    middle = np.array([94.5, 104.5])
+    t = np.radians(angle)
+    linear = scale * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    for k, (x0, y0, x1, y1) in boxes.items():
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        expected = linear @ (centre - middle) + middle + (3, -2)
+        ys, xs = np.nonzero(out == k)
+        assert (xs.mean(), ys.mean()) == pytest.approx(tuple(expected), abs=1.0)
+    # the distance between the two scales with the group
+    a, b = (np.argwhere(out == k).mean(axis=0) for k in (1, 2))
+    assert np.hypot(*(a - b)) == pytest.approx(scale * np.hypot(60, 70), rel=0.02)
+    # one item alone is its own plain move
+    assert group_moves({1: boxes[1]}, 3, -2, scale, angle) == (Move(1, 3, -2, scale, False, angle),)
 
 
 def test_flip_twice_gives_the_item_its_shape_back_and_flip_needs_an_item():

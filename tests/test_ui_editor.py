@@ -19,7 +19,7 @@ from editor_fixtures import (  # noqa: E402
     tight_undo_budget,
     undo_arrays,
 )
-from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -571,6 +571,11 @@ def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selec
     click(window.canvas, *inner_pixel(labels, 2))
     click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
     assert window.doc.selection == (2, 3)
+    # one box round both, whose corners resize and turn them together
+    b2, b3 = window.doc.bbox(2), window.doc.bbox(3)
+    x0, y0, x1, y1 = min(b2[0], b3[0]), min(b2[1], b3[1]), max(b2[2], b3[2]), max(b2[3], b3[3])
+    assert window.canvas.handles.isVisible()
+    assert window.canvas.handles.rect == QRectF(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
     x, y = inner_pixel(labels, 3)
     drag(window.canvas, [(x, y), (x - 20, y + 5), (x - 40, y + 10)])
     ((items, dx, dy, scale, angle),) = moves
@@ -801,6 +806,20 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
     _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
     assert len(moves) == 2 and not canvas.angle_label.isVisible()
+
+
+def test_the_corner_of_several_selected_items_resizes_them_together(scene):
+    window, labels = scene
+    moves = []
+    window.canvas.move_requested.connect(lambda *a: moves.append(a))
+    click(window.canvas, *inner_pixel(labels, 2))
+    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    r = window.canvas.handles.rect
+    corner, middle = (r.right() - 0.5, r.bottom() - 0.5), (r.center().x(), r.center().y())
+    halfway = ((corner[0] + middle[0]) / 2, (corner[1] + middle[1]) / 2)
+    drag(window.canvas, [corner, middle, halfway])
+    ((items, _, _, scale, angle),) = moves
+    assert items == (2, 3) and scale == pytest.approx(0.75, abs=0.05) and angle == 0.0
 
 
 def test_a_corner_handle_dragged_past_the_opposite_corner_stops_at_a_visible_size(scene):

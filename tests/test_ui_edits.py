@@ -582,6 +582,13 @@ def test_a_turned_item_lands_turned_and_its_record_keeps_the_angle(opened):
     np.testing.assert_array_equal(doc.labels, expected)
     assert doc.undo.undoText() == f"Turn {doc.item_name(3)}"
     assert doc.project.history[-1]["moves"] == [[3, 0.0, 0.0, 1.0, False, 30.0]]
+    # two selected items turn as one group, about the middle of the box round both
+    labels = doc.labels
+    boxes = {k: doc.bbox(k) for k in (1, 2)}
+    window.editing.move_items((1, 2), 0.0, 0.0, 1.0, 90.0)
+    wait_idle(window, 300)
+    expected = partition.move_items(labels, list(partition.group_moves(boxes, angle=90.0)))
+    np.testing.assert_array_equal(doc.labels, expected)
 
 
 def test_shift_h_flips_the_selected_items_as_a_group_and_undo_takes_it_back(opened):

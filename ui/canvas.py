@@ -281,16 +281,19 @@ class CanvasView(Gestures, QGraphicsView):
         show = (
             d is not None
             and self.tool is Tool.SELECT
-            and len(d.selection) == 1
+            and bool(d.selection)
             and self.editable
             and not self.drags_out
             and self._press is None
         )
-        if show:
+        if show:  # round the selected items together: they resize and turn as a group
             try:
-                x0, y0, x1, y1 = d.bbox(d.selection[0])
+                boxes = [d.bbox(i) for i in d.selection]
             except Exception:  # an item with no pixels has no box
                 show = False
+        if show:
+            x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         if show:
             self.handles.set_rect(QRectF(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
         else:
@@ -539,17 +542,16 @@ class CanvasView(Gestures, QGraphicsView):
                 "kind": "resize",
                 "handle": handle,
                 "start": p,
-                "items": self.doc.selection[:1],
+                "items": self.doc.selection,
                 "active": True,
             }
             self._start_ghost(self._press["items"])
             return
         if self.editable and self._turn_at(event):
-            x0, y0, x1, y1 = self.doc.bbox(self.doc.selection[0])
-            centre = QPointF((x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2)  # scene: pixel i is [i, i+1)
+            centre = self.handles.rect.center()  # of the selected items' box, in the scene
             self._press = {
                 "kind": "turn",
-                "items": self.doc.selection[:1],
+                "items": self.doc.selection,
                 "centre": centre,
                 "from": math.atan2(p.y() - centre.y(), p.x() - centre.x()),
                 "angle": 0.0,

@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject
 
 from dedit_app.errors import DEditError
-from dedit_app.partition import Move
+from dedit_app.partition import group_moves
 from ui import engine
 from ui.document import Document, State, know_areas
 from ui.preview import move_preview, remove_preview
@@ -338,16 +338,17 @@ class EditController(ResultsMixin, QObject):
     def move_items(
         self, items: tuple[int, ...], dx: float, dy: float, scale: float, angle: float = 0.0
     ) -> None:
-        """Move ``items`` by ``(dx, dy)`` photo pixels together (a drag or a nudge), or
-        resize the one item by ``scale`` or turn it by ``angle`` degrees (clockwise as
-        seen) about its box centre (a corner handle, or just outside one)."""
+        """Move ``items`` together as one group: shift them by ``(dx, dy)`` photo pixels
+        (a drag or a nudge), scale them by ``scale`` or turn them by ``angle`` degrees,
+        clockwise as seen, about the middle of the box round them all (a corner handle,
+        or just outside one)."""
         doc = self.doc
         if doc is None or not self._need_prepared():
             return
         items = tuple(int(i) for i in items)
-        moves = tuple(
-            Move(i, float(dx), float(dy), float(scale), angle=float(angle)) for i in items
-        )
+        # as one rigid group, about the middle of the box round them all
+        boxes = {i: doc.bbox(i) for i in items}
+        moves = group_moves(boxes, float(dx), float(dy), float(scale), float(angle))
         try:
             task = engine.edit_task(doc.project, self.w.settings, "move", moves=moves)
         except DEditError as err:
