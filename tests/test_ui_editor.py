@@ -806,6 +806,12 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
     _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
     assert len(moves) == 2 and not canvas.angle_label.isVisible()
+    # Ctrl+click there adds the item under the pointer instead of turning
+    q = canvas.mapToScene(outside.toPoint())
+    there = window.doc.item_at(q.x(), q.y())
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, ctrl, outside.toPoint())
+    assert there is not None and there in window.doc.selection and len(moves) == 2
 
 
 def test_the_corner_of_several_selected_items_resizes_them_together(scene):

@@ -535,8 +535,12 @@ class CanvasView(Gestures, QGraphicsView):
             self._press = {"kind": "stroke", "points": [(p.x() - 0.5, p.y() - 0.5)]}
             self._update_stroke()
             return
-        # SELECT
-        handle = self._handle_at(event) if self.editable else None
+        # SELECT. Ctrl or Shift adds the item under the pointer to the selection, even
+        # beside a corner: handles and turning are for a plain press.
+        adding = bool(
+            mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        )
+        handle = self._handle_at(event) if self.editable and not adding else None
         if handle is not None:
             self._press = {
                 "kind": "resize",
@@ -547,7 +551,7 @@ class CanvasView(Gestures, QGraphicsView):
             }
             self._start_ghost(self._press["items"])
             return
-        if self.editable and self._turn_at(event):
+        if self.editable and not adding and self._turn_at(event):
             centre = self.handles.rect.center()  # of the selected items' box, in the scene
             self._press = {
                 "kind": "turn",
@@ -563,9 +567,7 @@ class CanvasView(Gestures, QGraphicsView):
         if item is None:
             self.empty_clicked.emit()
             return
-        plain = not (
-            mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-        )
+        plain = not adding
         selected = self.doc.selection
         # A press on one of several selected items keeps them selected, so that a drag
         # moves them all; a click without a drag then selects it alone, as in design tools.
