@@ -564,13 +564,20 @@ def test_dragging_an_item_asks_to_move_it_by_the_dragged_distance(scene):
     assert window.doc.selection == (3,)
 
 
-def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selects_it(scene):
+def _bag_and_ball_selected(scene) -> list:
+    """Select items 2 and 3 (Ctrl+click); the moves the canvas asks from then on."""
     window, labels = scene
     moves = []
     window.canvas.move_requested.connect(lambda *a: moves.append(a))
     click(window.canvas, *inner_pixel(labels, 2))
     click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
     assert window.doc.selection == (2, 3)
+    return moves
+
+
+def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selects_it(scene):
+    window, labels = scene
+    moves = _bag_and_ball_selected(scene)
     # one box round both, whose corners resize and turn them together
     b2, b3 = window.doc.bbox(2), window.doc.bbox(3)
     x0, y0, x1, y1 = min(b2[0], b3[0]), min(b2[1], b3[1]), max(b2[2], b3[2]), max(b2[3], b3[3])
@@ -815,11 +822,8 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
 
 
 def test_the_corner_of_several_selected_items_resizes_them_together(scene):
-    window, labels = scene
-    moves = []
-    window.canvas.move_requested.connect(lambda *a: moves.append(a))
-    click(window.canvas, *inner_pixel(labels, 2))
-    click(window.canvas, *inner_pixel(labels, 3), modifiers=Qt.KeyboardModifier.ControlModifier)
+    window, _ = scene
+    moves = _bag_and_ball_selected(scene)
     r = window.canvas.handles.rect
     corner, middle = (r.right() - 0.5, r.bottom() - 0.5), (r.center().x(), r.center().y())
     halfway = ((corner[0] + middle[0]) / 2, (corner[1] + middle[1]) / 2)

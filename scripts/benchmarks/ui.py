@@ -170,6 +170,19 @@ def canvas_repaint_row(side: int, items: int, viewport) -> Row:
     )
 
 
+def _canvas_showing(app, doc):
+    """A 1200 x 800 canvas showing ``doc`` fit to view, drawn once."""
+    from ui.canvas import CanvasView
+
+    view = CanvasView()
+    view.resize(1200, 800)
+    view.show()
+    view.set_document(doc)
+    view.fit()
+    app.processEvents()
+    return view
+
+
 def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> list[Row]:
     """An edit's pictures landing on the UI thread at a photo's own resolution: the canvas
     shows the new picture at fit-to-view and the candidate strip gets its thumbnails.
@@ -180,7 +193,6 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
 
     from dedit_app import partition
     from dedit_app.project import Project
-    from ui.canvas import CanvasView
     from ui.document import Document, frozen, know_areas
     from ui.imaging import rgb_image, rgb_pixmap, thumbnail
     from ui.widgets import CandidatesStrip
@@ -193,12 +205,7 @@ def landing_rows(height: int = 4000, width: int = 6000, candidates: int = 3) -> 
     labels[height // 4 : height // 2, width // 3 : width // 2] = 1
     pictures = [np.roll(photo, 50 * (c + 1), axis=1) for c in range(candidates)]
     doc = Document(Project.new(photo, labels, ["background", "item"]))
-    view = CanvasView()
-    view.resize(1200, 800)
-    view.show()
-    view.set_document(doc)
-    view.fit()
-    app.processEvents()
+    view = _canvas_showing(app, doc)
     view.viewport().grab()
     side = 2 * CandidatesStrip.THUMB
 
@@ -340,7 +347,6 @@ def drag_start_rows(height: int = 4000, width: int = 6000) -> list[Row]:
     from PySide6.QtGui import QPixmap
 
     from dedit_app.project import Project
-    from ui.canvas import CanvasView
     from ui.document import Document
     from ui.imaging import cutout_image
 
@@ -351,12 +357,7 @@ def drag_start_rows(height: int = 4000, width: int = 6000) -> list[Row]:
     labels[height // 8 : 7 * height // 8, width // 12 : 5 * width // 12] = 1
     labels[height // 4 : 3 * height // 4, width // 2 : 11 * width // 12] = 2
     doc = Document(Project.new(photo, labels, ["background", "bag", "chair"]))
-    view = CanvasView()
-    view.resize(1200, 800)
-    view.show()
-    view.set_document(doc)
-    view.fit()
-    app.processEvents()
+    view = _canvas_showing(app, doc)
     mp = f"{height * width / 1e6:.0f} MP"
     rows = []
     for items in ((1,), (1, 2)):
