@@ -559,6 +559,10 @@ def test_an_edit_asked_while_a_nudge_waits_comes_after_its_move_and_undo_drops_i
     assert window.jobs.active("edit")[0].request.task.request.moves[0].dx == 2.0
     hold.release.set()
     wait_idle(window, 300)
+    # a move of an item that is not there (a nudge asked late) is refused in words
+    window.editing.move_items((99,), 5.0, 0.0, 1.0)
+    assert "There is no item 99" in window.message_text()
+    assert not window.jobs.active("edit")
     # with edits to undo (Undo enabled), Ctrl+Z right after arrow presses still takes
     # back only them
     labels, count = doc.labels, doc.undo.count()

@@ -346,10 +346,11 @@ class EditController(ResultsMixin, QObject):
         if doc is None or not self._need_prepared():
             return
         items = tuple(int(i) for i in items)
-        # as one rigid group, about the middle of the box round them all
-        boxes = {i: doc.bbox(i) for i in items}
-        moves = group_moves(boxes, float(dx), float(dy), float(scale), float(angle))
         try:
+            # as one rigid group, about the middle of the box round them all (an item
+            # gone meanwhile, its nudge asked late, is refused here in words)
+            boxes = {i: doc.bbox(i) for i in items}
+            moves = group_moves(boxes, float(dx), float(dy), float(scale), float(angle))
             task = engine.edit_task(doc.project, self.w.settings, "move", moves=moves)
         except DEditError as err:
             self.w.show_error(str(err))
