@@ -286,18 +286,14 @@ class CanvasView(Gestures, QGraphicsView):
             and not self.drags_out
             and self._press is None
         )
+        rect = None
         if show:  # round the selected items together: they resize and turn as a group
             try:
-                boxes = [d.bbox(i) for i in d.selection]
-            except Exception:  # an item with no pixels has no box
-                show = False
-        if show:
-            x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-            x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        if show:
-            self.handles.set_rect(QRectF(x0, y0, x1 - x0 + 1, y1 - y0 + 1))
-        else:
-            self.handles.set_rect(None)
+                x0, y0, x1, y1 = d.items_box(d.selection)
+                rect = QRectF(x0, y0, x1 - x0, y1 - y0)
+            except ItemError:  # an item with no pixels has no box
+                pass
+        self.handles.set_rect(rect)
 
     # ----- tools ------------------------------------------------------------------------
 
@@ -365,17 +361,12 @@ class CanvasView(Gestures, QGraphicsView):
     def fit_selection(self) -> None:
         """Zoom so the selected items fill the view, at most to 800 % of the screen's
         pixels (Ctrl+2); with none selected, or none with pixels, fit the photo."""
-        boxes = []
-        for item in self.doc.selection if self.doc is not None else ():
-            try:
-                boxes.append(self.doc.bbox(item))
-            except ItemError:  # an item with no pixels has no box
-                continue
-        if not boxes:
+        d = self.doc
+        shown = [k for k in d.selection if d.counts[k]] if d is not None else []
+        if not shown:  # an item with no pixels has no box
             self.fit()
             return
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes) + 1, max(b[3] for b in boxes) + 1
+        x0, y0, x1, y1 = d.items_box(shown)
         self.set_zoom(min(self._scale_to_show(x1 - x0, y1 - y0), 8.0 / self.screen_ratio()))
         self.centerOn(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
 

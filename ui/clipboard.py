@@ -52,20 +52,12 @@ def copy(window) -> str:
     if not doc.selection:
         QApplication.clipboard().setImage(with_profile(rgb_image(doc.image), profile))
         return f"Copied the picture ({width}×{height})."
-    box = items_box(doc, doc.selection)
+    box = doc.items_box(doc.selection)
     cutout = items_cutout(doc.image, doc.labels, doc.selection, box)
     QApplication.clipboard().setImage(with_profile(cutout, profile))
     names = ", ".join(doc.item_name(k) for k in doc.selection)
     width, height = box[2] - box[0], box[3] - box[1]
     return f"Copied {names} as a cut-out ({width}×{height}, transparent around it)."
-
-
-def items_box(doc, items: list[int]) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)``, x1 and y1 exclusive: the pixel box around ``items``."""
-    boxes = np.array([doc.bbox(k) for k in items])
-    x0, y0 = boxes[:, :2].min(axis=0)
-    x1, y1 = boxes[:, 2:].max(axis=0) + 1
-    return int(x0), int(y0), int(x1), int(y1)
 
 
 def items_cutout(
@@ -131,7 +123,7 @@ class CutoutMime(QMimeData):
         self._image_arr, self._labels = doc.image, doc.labels  # never changed in place
         self._profile = doc.project.profile
         self._items = list(items)
-        self.box = items_box(doc, items)
+        self.box = doc.items_box(items)
         names = " + ".join(doc.item_name(k) for k in items)
         stem = re.sub(r"[^\w +-]+", "_", names).strip(" _") or "item"  # a safe file name
         self.file = folder / f"{stem}.png"
@@ -231,7 +223,6 @@ __all__ = [
     "drag_folder",
     "drag_out",
     "dropped_files",
-    "items_box",
     "items_cutout",
     "paste",
 ]

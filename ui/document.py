@@ -555,6 +555,14 @@ class Document(QObject):
             boxes[item] = partition.item_bbox(labels, item, checked=True)
         return boxes[item]
 
+    def items_box(self, items) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)``, x1 and y1 exclusive: the pixel box around ``items``
+        (from :meth:`bbox`; an item with no pixels raises ItemError)."""
+        boxes = [self.bbox(k) for k in items]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes) + 1, max(b[3] for b in boxes) + 1
+        return x0, y0, x1, y1
+
     def item_at(self, x: float, y: float) -> int | None:
         """The item under image position ``(x, y)`` (pixel (i, j) covers [i, i+1) x [j, j+1))."""
         h, w = self.labels.shape

@@ -336,28 +336,36 @@ class EditController(ResultsMixin, QObject):
         self._submit(PendingEdit(doc, doc.state(), "text", title, item, entry, items=items), task)
 
     def move_items(
-        self, items: tuple[int, ...], dx: float, dy: float, scale: float, angle: float = 0.0
+        self,
+        items: tuple[int, ...],
+        dx: float,
+        dy: float,
+        scale: float,
+        angle: float = 0.0,
+        flip: bool = False,
     ) -> None:
-        """Move ``items`` together as one group: shift them by ``(dx, dy)`` photo pixels
-        (a drag or a nudge), scale them by ``scale`` or turn them by ``angle`` degrees,
-        clockwise as seen, about the middle of the box round them all (a corner handle,
-        or just outside one)."""
+        """Move ``items`` together as one group: mirror them (``flip``), scale them by
+        ``scale`` and turn them by ``angle`` degrees, clockwise as seen, about the middle
+        of the box round them all (Shift+H, a corner handle, or just outside one), and
+        shift them by ``(dx, dy)`` photo pixels (a drag or a nudge)."""
         doc = self.doc
         if doc is None or not self._need_prepared():
             return
         items = tuple(int(i) for i in items)
         try:
-            # as one rigid group, about the middle of the box round them all (an item
-            # gone meanwhile, its nudge asked late, is refused here in words)
+            # boxes kept per map: no pass over the picture (an item gone meanwhile, its
+            # nudge asked late, is refused here in words)
             boxes = {i: doc.bbox(i) for i in items}
-            moves = group_moves(boxes, float(dx), float(dy), float(scale), float(angle))
+            moves = group_moves(boxes, float(dx), float(dy), float(scale), float(angle), flip)
             task = engine.edit_task(doc.project, self.w.settings, "move", moves=moves)
         except DEditError as err:
             self.w.show_error(str(err))
             return
-        verb = "Turn" if angle else "Resize" if abs(scale - 1) > 1e-3 else "Move"
+        verb = (
+            "Flip" if flip else "Turn" if angle else "Resize" if abs(scale - 1) > 1e-3 else "Move"
+        )
         entry = {"kind": "move", "item": items[0], "dx": float(dx), "dy": float(dy)}
-        entry.update(scale=float(scale), angle=float(angle), items=list(items))
+        entry.update(scale=float(scale), angle=float(angle), flip=flip, items=list(items))
         title = f"{verb} {_names([doc.item_name(i) for i in items])}"
         pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
         job_id = self._submit(pending, task)
@@ -375,24 +383,7 @@ class EditController(ResultsMixin, QObject):
         if not doc.selection:
             self.w.show_error("Select the item to flip first: click it on the picture.")
             return
-        if not self._need_prepared():
-            return
-        items = doc.selection
-        try:
-            boxes = {i: doc.bbox(i) for i in items}  # kept per map: no pass over 24 MP
-            task = engine.edit_task(doc.project, self.w.settings, "flip", boxes=boxes)
-        except DEditError as err:
-            self.w.show_error(str(err))
-            return
-        entry = {"kind": "move", "item": items[0], "items": list(items), "flip": True}
-        title = f"Flip {_names([doc.item_name(i) for i in items])}"
-        pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
-        job_id = self._submit(pending, task)
-        if job_id is None:
-            return
-        moves = task.request.moves
-        image, labels = readonly(doc.image), readonly(doc.labels)
-        self._sketch(job_id, lambda: move_preview(image, labels, moves))
+        self.move_items(doc.selection, 0.0, 0.0, 1.0, flip=True)
 
     def remove_selected(self) -> None:
         doc = self.doc

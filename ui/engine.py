@@ -480,14 +480,12 @@ class EditTask:
 
 def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     """An edit job: ``kind`` is text (item, prompt; extra: more items regenerated with it),
-    move (moves: one :class:`~dedit_app.partition.Move` per item), flip (boxes: item ->
-    its ``(x0, y0, x1, y1)`` box, the items mirrored left to right as one group), remove
-    (item; also: more items removed with it), swap (item, reference, ref_item) or redraw
-    (drawn: the ``(H, W)`` item map the picture was made with). Checked here, on the UI
-    thread: a request the engine would refuse raises its sentence and nothing is queued."""
+    move (moves: one :class:`~dedit_app.partition.Move` per item), remove (item; also:
+    more items removed with it), swap (item, reference, ref_item) or redraw (drawn: the
+    ``(H, W)`` item map the picture was made with). Checked here, on the UI thread: a
+    request the engine would refuse raises its sentence and nothing is queued."""
     _loaded()
     from dedit_app import edits
-    from dedit_app.partition import flip_moves
 
     why = unavailable()
     if why:
@@ -499,8 +497,6 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
         request = edits.TextRequest(int(kw["item"]), str(kw["prompt"]), extra, options)
     elif kind == "move":
         request = edits.MoveRequest(tuple(kw["moves"]), options=options)
-    elif kind == "flip":
-        request = edits.MoveRequest(flip_moves(kw["boxes"]), options=options)
     elif kind == "remove":
         also = tuple(int(i) for i in kw.get("also", ()))
         request = edits.RemoveRequest(int(kw["item"]), options=options, also=also)

@@ -203,7 +203,6 @@ _DRAW: dict[str, Draw] = {
     "reference": _image,
     "overlay": _eye,
     "fit": _fit,
-    "turn": _turn,
 }
 
 _cache: dict[tuple[str, str], QIcon] = {}
