@@ -49,6 +49,8 @@ EXAMPLES = {
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
   dedit edit photo.dedit move --item 0 --angle 15 -o tilted.png   # turned 15° clockwise
   dedit edit photo.dedit flip --item 0 -o flipped.png   # mirrored left to right
+  dedit edit photo.dedit duplicate --item 0 --apply -o two.png   # a copy beside it
+  dedit edit photo.dedit duplicate --item 0 --dx -300 --scale 0.8 -o two.png
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
   dedit edit photo.dedit redraw -o redrawn.png   # items reshaped in the editor, not yet redrawn
 """,
@@ -252,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     ed.add_argument("project", help="the prepared project folder (NAME.dedit)")
     ed.add_argument(
         "kind",
-        choices=["recon", "text", "swap", "move", "flip", "remove", "redraw"],
+        choices=["recon", "text", "swap", "move", "flip", "duplicate", "remove", "redraw"],
         help="the edit to make",
     )
     ed.add_argument(
@@ -267,7 +269,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         nargs="+",
         help="the item to edit (remove, flip: one or more items; flip mirrors them as a "
-        "group, about the middle of the box around them all)",
+        "group, about the middle of the box around them all; duplicate: the item to copy, "
+        "put beside it unless --dx, --dy, --scale or --angle say where)",
     )
     ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
     ed.add_argument(
@@ -290,7 +293,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="I:DX:DY[:S[:A]]",
-        help="move several items (repeat); instead of --item/--dx/--dy/--scale/--angle",
+        help="move (or duplicate) several items (repeat); instead of "
+        "--item/--dx/--dy/--scale/--angle",
     )
     ed.add_argument("--order", type=int, nargs="+", help="move: stacking order, bottom first")
     ed.add_argument(
@@ -622,6 +626,7 @@ def _joint_reference(path: str, project: str):
 
 def _request(args, project):
     from dedit_app.edits import (
+        DuplicateRequest,
         MoveRequest,
         ReconRequest,
         RedrawRequest,
@@ -629,7 +634,7 @@ def _request(args, project):
         SwapRequest,
         TextRequest,
     )
-    from dedit_app.partition import Move, flip_moves, item_bbox
+    from dedit_app.partition import Move, copy_offset, flip_moves, item_bbox
     from dedit_app.sampler import SamplingOptions
 
     opts = SamplingOptions(
@@ -706,7 +711,17 @@ def _request(args, project):
         )
     if not moves:
         item = need(args.item, "--item or --move")
-        moves = [Move(item, args.dx, args.dy, args.scale, angle=args.angle)]
+        dx, dy = args.dx, args.dy
+        placed = (args.dx, args.dy, args.scale, args.angle) != (0.0, 0.0, 1.0, 0.0)
+        if args.kind == "duplicate" and not placed:  # beside it, as a design tool puts it
+            dx, dy = copy_offset(item_bbox(project.labels, item), project.size)
+        moves = [Move(item, dx, dy, args.scale, angle=args.angle)]
+    if args.kind == "duplicate":
+        if args.order:
+            raise EditError(
+                "A duplicate lays its copies on top in the order given; leave out --order."
+            )
+        return DuplicateRequest(tuple(moves), extra, opts)
     order = tuple(args.order) if args.order else None
     return MoveRequest(tuple(moves), order, extra, opts)
 
@@ -775,7 +790,9 @@ def _cmd_edit(args) -> int:
         if reference is not None:  # which photo a swap took its item from, as the editor
             entry["reference"] = reference.source
         # a reshape by hand not yet redrawn stays to redraw where this edit did not paint
-        project.apply(result.images[0], labels, entry, result.active | result.soft)
+        project.apply(
+            result.images[0], labels, entry, result.active | result.soft, items=result.items
+        )
         with _final_save(project.folder, "the edit"):
             project.save()
     print(", ".join(str(p) for p in paths))

@@ -15,6 +15,9 @@
   bounding-box centres, shifted and laid on top in the given stacking order; vacated
   pixels go to the nearest item that did not move; active = their new area plus the
   pixels they vacated (plus extras).
+- DuplicateRequest: copies of items are laid where their moves take them, as new items
+  that look as their items do (:mod:`dedit_app.looks`); the items stay where they are;
+  active = the copies' pixels (plus extras).
 - RemoveRequest: the item's pixels (and those of the items ``also`` names) go to the
   nearest items that stay, and the removed items are left out of the prompts; active =
   their former pixels (plus extras).
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,16 +50,19 @@ from dedit_app.looks import item_looks
 from dedit_app.models import DiffusionModel, check_weights_match
 from dedit_app.partition import (
     Move,
+    copy_items,
     holds_any,
     item_areas,
     move_items,
     present_items,
     remove_items,
 )
+from dedit_app.project import Item
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
 from dedit_app.tokens import PLAIN_LENGTH, TOKEN_LENGTH
 
 __all__ = [
+    "DuplicateRequest",
     "EditRequest",
     "EditResult",
     "MoveRequest",
@@ -66,6 +72,7 @@ __all__ = [
     "SwapRequest",
     "TextRequest",
     "check_edit",
+    "copies_of",
     "edit",
     "plan_edit",
     "run_edit",
@@ -117,6 +124,18 @@ class MoveRequest:
 
 
 @dataclass(frozen=True)
+class DuplicateRequest:
+    """Copy items: each move takes a copy of its item (scaled, mirrored, turned about the
+    item's bounding-box centre, then shifted by ``(dx, dy)`` pixels, x right, y down) to
+    where it goes, on top, as a new item; the items themselves stay."""
+
+    moves: tuple[Move, ...]
+    extra_active: tuple[int, ...] = ()
+    options: SamplingOptions = SamplingOptions()
+    kind = "duplicate"
+
+
+@dataclass(frozen=True)
 class RemoveRequest:
     """Delete item ``item`` (and the items of ``also`` with it); their pixels go to the
     nearest item that stays and are regenerated."""
@@ -148,7 +167,15 @@ class RedrawRequest:
         return np.asarray(self.drawn) != labels
 
 
-EditRequest = ReconRequest | TextRequest | SwapRequest | MoveRequest | RemoveRequest | RedrawRequest
+EditRequest = (
+    ReconRequest
+    | TextRequest
+    | SwapRequest
+    | MoveRequest
+    | DuplicateRequest
+    | RemoveRequest
+    | RedrawRequest
+)
 
 
 @dataclass
@@ -171,6 +198,8 @@ class EditResult:
     # counted anyway to find the items left, and at 24 MP a count is 40 ms the editor's
     # UI thread need not spend again.
     areas: np.ndarray | None = field(default=None, repr=False)
+    # The items after the edit when it adds some (a duplicate's copies); None: kept.
+    items: list[Item] | None = None
 
     def entry(self, candidate: int = 0) -> dict:
         """A JSON-ready description for the project history."""
@@ -205,6 +234,12 @@ class EditResult:
         if isinstance(r, MoveRequest):
             out["moves"] = [_move_record(m) for m in r.moves]
             out["order"] = list(r.order) if r.order is not None else None
+        if isinstance(r, DuplicateRequest) and self.items is not None:
+            out["moves"] = [_move_record(m) for m in r.moves]
+            first = len(self.items) - len(r.moves)
+            out["copies"] = list(range(first, len(self.items)))
+            if self.weights_id:  # the copies look as their items did with it
+                out["weights_id"] = self.weights_id
         if getattr(r, "extra_active", ()):
             out["extra_active"] = list(r.extra_active)
         return out
@@ -232,6 +267,7 @@ class _Plan:
     metadata: dict[str, str]
     areas: np.ndarray | None = None  # pixels per item of new_labels, when there is one
     reference_name: str = ""  # a swap's: the reference item's name
+    items: list[Item] | None = None  # the items after the edit, when it adds some
 
 
 def _check_item(project, item: int, what: str = "item") -> None:
@@ -260,8 +296,8 @@ def check_edit(
     metadata = weights_metadata(project)
     if model is not None:
         check_weights_match(model, metadata)
-    tokens = _tokens(metadata, "items")
-    if len(tokens) < len(project.items):
+    bases, _ = item_looks(project, _tokens(metadata, "items"), _tokens(metadata, "reference_items"))
+    if not all(bases):  # a copy has its item's look; an item added by hand has none
         raise EditError(
             "Items were added after this project was prepared; prepare it again to edit them."
         )
@@ -286,6 +322,11 @@ def check_edit(
     elif isinstance(request, MoveRequest):
         if not request.moves:
             raise EditError("Choose at least one item to move.")
+        for mv in request.moves:
+            _check_item(project, mv.item)
+    elif isinstance(request, DuplicateRequest):
+        if not request.moves:
+            raise EditError("Choose at least one item to copy.")
         for mv in request.moves:
             _check_item(project, mv.item)
     elif isinstance(request, RemoveRequest):
@@ -322,7 +363,7 @@ def plan_edit(
     bases, looks = item_looks(project, tokens, ref_tokens)
     labels = project.labels
     prompts = {int(k): looks[int(k)] for k in present_items(labels)}
-    new_labels = areas = None
+    new_labels = areas = items = None
     active = None
     reference_name = ""
 
@@ -339,13 +380,21 @@ def plan_edit(
         new_labels = move_items(labels, list(request.moves), request.order)
         moved = [mv.item for mv in request.moves]
         active = holds_any(new_labels, moved) | holds_any(labels, moved)
+    elif isinstance(request, DuplicateRequest):
+        first = len(project.items)
+        new_labels = copy_items(labels, request.moves, first)
+        sources = [mv.item for mv in request.moves]
+        items = copies_of(project.items, sources)
+        looks = [*looks, *(looks[k] for k in sources)]
+        active = new_labels >= first
+        _check_copies_leave(project, new_labels, sources)
     elif isinstance(request, RemoveRequest):
         new_labels = remove_items(labels, request.removed)
         active = holds_any(labels, request.removed)
     elif isinstance(request, RedrawRequest):
         active = request.changed(labels)
     if new_labels is not None:
-        areas = item_areas(new_labels, len(project.items))
+        areas = item_areas(new_labels, len(looks))
         prompts = {int(k): looks[int(k)] for k in np.flatnonzero(areas)}
 
     if active is not None:
@@ -360,7 +409,36 @@ def plan_edit(
         metadata,
         areas,
         reference_name,
+        items,
     )
+
+
+def copies_of(items: list[Item], sources: list[int]) -> list[Item]:
+    """``items`` followed by a copy of each item ``sources`` names, in that order: called
+    "bag copy" ("bag copy 2" when that is taken), with the item's typed prompt and learned
+    token string, so that it looks as its item does."""
+    out = [replace(item) for item in items]
+    names = {item.name for item in items}
+    for k in sources:
+        item = items[k]
+        name, n = f"{item.name} copy", 2
+        while name in names:
+            name, n = f"{item.name} copy {n}", n + 1
+        names.add(name)
+        out.append(replace(item, name=name))
+    return out
+
+
+def _check_copies_leave(project, new_labels: np.ndarray, sources: list[int]) -> None:
+    """ItemError when a copy would lie over its own item whole: the picture would hold
+    one item, not two, as if nothing was copied."""
+    present = item_areas(new_labels, len(project.items))
+    for k in dict.fromkeys(sources):
+        if present[k] == 0:
+            raise ItemError(
+                f"The copy of {project.items[k].name} would cover it whole; put the copy "
+                "somewhere else."
+            )
 
 
 def _check_fits(model: DiffusionModel, project, request: TextRequest, tokens: str) -> None:
@@ -454,6 +532,7 @@ def _run(model, project, request, plan: _Plan, cancel: CancelToken) -> Job[EditR
         reference_name=plan.reference_name,
         reference_key=plan.metadata.get("reference_key") if request.kind == "swap" else None,
         areas=plan.areas,
+        items=plan.items,
     )
 
 

@@ -11,7 +11,13 @@ and later edits must paint it as it looks *now*, not as it was photographed:
   preparation, those tokens stand for the item. Preparing again learns the item from its
   pixels as they are, swapped look included, so older swaps no longer count then; a swap
   that *lands* after such a preparation was not seen by it, and keeps its look when that
-  preparation learned the same reference photo (:func:`carry_swap`).
+  preparation learned the same reference photo (:func:`carry_look`).
+
+- a copy (a duplicate edit) is a new item that looks as its item looked when it was copied:
+  its tokens (or the reference's, when that item was swapped), and its typed prompt, which
+  the copy's ``Item.prompt`` takes. The entry of the duplicate names the copies
+  (``copies``) and their items (``moves``), and counts with the preparation it was made
+  with (``weights_id``), as a swap does; preparing again learns each copy on its own.
 
 A move, resize, removal or redraw of a swapped or retyped item paints it with its look, and
 ``*`` in a prompt typed after a swap stands for the reference item's tokens: "a red *"
@@ -27,7 +33,7 @@ from typing import Any
 
 from dedit_app.going_back import standing
 
-__all__ = ["carry_swap", "item_looks", "look_names", "swapped_items"]
+__all__ = ["carry_look", "copy_sources", "item_looks", "look_names", "swapped_items"]
 
 
 def swapped_items(project) -> dict[int, dict[str, Any]]:
@@ -50,46 +56,78 @@ def swapped_items(project) -> dict[int, dict[str, Any]]:
     return out
 
 
-def carry_swap(record: dict[str, Any], training: dict[str, Any] | None) -> None:
-    """Bring a swap's history entry (``record``, as it is applied) up to the project's
-    preparation ``training``, in place.
+def carry_look(record: dict[str, Any], training: dict[str, Any] | None) -> None:
+    """Bring the history entry of a swap or a duplicate (``record``, as it is applied) up
+    to the project's preparation ``training``, in place.
 
-    A swap made with an earlier preparation can land after the project was prepared
-    again: it was queued behind the preparation, or its results waited in the strip for
-    a click. That preparation learned the item as it looked *before* the swap, so the
-    swap must keep counting. When it was prepared jointly with the same reference photo
-    (``reference_key``, which names its picture and items), it holds tokens for the very
-    reference item, and the entry takes its ``weights_id``. Otherwise it has no tokens
-    for that look and the entry stays as it is (the item is painted with its own)."""
+    Such an edit made with an earlier preparation can land after the project was
+    prepared again: it was queued behind the preparation, or its results waited in the
+    strip for a click. That preparation learned the item as it looked *before* the swap,
+    and has no tokens for a copy made after it, so the entry must keep counting:
+
+    - a swap, when it was prepared jointly with the same reference photo
+      (``reference_key``, which names its picture and items): it holds tokens for the
+      very reference item. Otherwise it has no tokens for that look and the entry stays as
+      it is (the item is painted with its own);
+    - a duplicate always: the copies look as their items do in the new preparation."""
     now = training or {}
-    if (
-        record.get("kind") == "swap"
-        and record.get("weights_id")
-        and now.get("weights_id")
-        and record["weights_id"] != now["weights_id"]
-        and record.get("reference_key")
-        and record["reference_key"] == now.get("reference_key")
-    ):
+    old = record.get("weights_id")
+    if not (old and now.get("weights_id") and old != now["weights_id"]):
+        return
+    kind = record.get("kind")
+    joint = record.get("reference_key") and record["reference_key"] == now.get("reference_key")
+    if kind == "duplicate" or (kind == "swap" and joint):
         record["weights_id"] = now["weights_id"]
 
 
+def copy_sources(record: dict[str, Any]) -> list[tuple[int, int]]:
+    """``[(copy id, id of the item copied), ...]`` of a duplicate's history entry; empty
+    for any other entry, or one whose lists do not match."""
+    copies, moves = record.get("copies"), record.get("moves")
+    if record.get("kind") != "duplicate" or not isinstance(copies, list):
+        return []
+    if not isinstance(moves, list) or len(moves) != len(copies):
+        return []
+    out = []
+    for new, move in zip(copies, moves):
+        if isinstance(new, int) and isinstance(move, list) and move and isinstance(move[0], int):
+            out.append((new, move[0]))
+    return out
+
+
 def item_looks(project, tokens: list[str], reference_tokens: list[str]) -> tuple[list, list]:
-    """``(bases, looks)`` per item, both lists of prompt strings as long as ``tokens``:
+    """``(bases, looks)`` per item, both lists of prompt strings as long as
+    ``project.items``:
 
     - ``bases[k]``: what ``*`` stands for in item k's prompts, its learned tokens
-      (``tokens[k]``) or, after a swap, the reference item's (``reference_tokens[j]``);
+      (``tokens[k]``); after a swap, the reference item's (``reference_tokens[j]``); for a
+      copy made since the preparation, its item's base then; "" for an item added after
+      the preparation that none of these gives a look (it cannot be edited yet);
     - ``looks[k]``: the prompt item k is painted with when an edit does not retype it:
       its typed prompt with ``*`` replaced by ``bases[k]``, else ``bases[k]``.
+
+    The history is read in order, so a copy looks as its item looked when copied, and a
+    swap of the item afterwards leaves the copy as it was.
     """
-    bases = list(tokens)
-    for k, record in swapped_items(project).items():
-        j = record["reference_item"]
-        if 0 <= k < len(bases) and 0 <= j < len(reference_tokens):
-            bases[k] = reference_tokens[j]
+    n = len(project.items)
+    bases = [tokens[k] if k < len(tokens) else "" for k in range(n)]
+    weights_id = (project.training or {}).get("weights_id")
+    for record in standing(project.history) if weights_id else []:
+        current = record.get("weights_id") == weights_id
+        item = record.get("item")
+        if record.get("kind") == "swap" and isinstance(item, int) and 0 <= item < n:
+            j = record.get("reference_item")
+            if current and isinstance(j, int) and 0 <= j < len(reference_tokens):
+                bases[item] = reference_tokens[j]
+            elif not current and item < len(tokens):  # learned since as it looks
+                bases[item] = tokens[item]
+        for new, old in copy_sources(record) if current else []:
+            if 0 <= new < n and 0 <= old < n:
+                bases[new] = bases[old]
     looks = list(bases)
-    for k, item in enumerate(project.items[: len(tokens)]):
+    for k, item in enumerate(project.items):
         typed = (item.prompt or "").strip()
-        if typed:
+        if typed and bases[k]:
             looks[k] = typed.replace("*", bases[k])
     return bases, looks
 

@@ -30,6 +30,8 @@ __all__ = [
     "Move",
     "bounding_window",
     "check_labels",
+    "copy_items",
+    "copy_offset",
     "distance_to",
     "edit_regions",
     "erase",
@@ -424,6 +426,57 @@ def move_items(
         # that is left to extend; that beats refusing a move the user can see is valid.
         out = _fill_in_place(out, holes, donors if donors.any() else ~holes)
     return out
+
+
+def copy_items(labels: np.ndarray, moves: Sequence[Move], first: int) -> np.ndarray:
+    """Lay copies of items where ``moves`` take them, leaving the items themselves in place.
+
+    Args:
+        labels: ``(H, W)`` int label map.
+        moves: one :class:`Move` per copy, from the item copied (an item may be copied
+            more than once).
+        first: the id of the first copy (the number of items); copy k is ``first + k``.
+    Returns:
+        A new label map: each copy covers its item's transformed shape (clipped at the
+        border), later copies on top. An item a copy lies over keeps the rest of its
+        pixels, and may be hidden whole.
+    """
+    labels = check_labels(labels)
+    if not moves:
+        raise ItemError("Choose at least one item to copy.")
+    if first <= int(labels.max()):
+        raise ItemError(f"The copies' ids must follow the items; {first} is taken.")
+    masks = []
+    for mv in moves:
+        _check_item(labels, mv.item)
+        masks.append(_moved_mask(labels, mv))  # from the map before: a copy of a copy's place
+    out = labels.copy()
+    for k, mask in enumerate(masks):
+        out[mask] = first + k
+    return out
+
+
+def copy_offset(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[int, int]:
+    """``(dx, dy)`` that puts a copy of what ``box`` holds (``(x0, y0, x1, y1)``, inclusive,
+    x right, y down) just beside it inside a picture of ``shape`` ``(H, W)``: to the right
+    when it fits there, else the left, below, above; with no room on any side, the side
+    with the most, where the copy still shows in part."""
+    x0, y0, x1, y1 = box
+    h, w = shape
+    bw, bh = x1 - x0 + 1, y1 - y0 + 1
+    gap = max(4, round(0.05 * max(bw, bh)))
+    sides = [  # (room on that side, the shift that uses it)
+        (w - 1 - x1, (bw + gap, 0)),
+        (x0, (-(bw + gap), 0)),
+        (h - 1 - y1, (0, bh + gap)),
+        (y0, (0, -(bh + gap))),
+    ]
+    for (room, shift), need in zip(sides, (bw, bw, bh, bh)):
+        if room >= need + gap:
+            return shift
+    # as far as the room goes, so that the copy lies over its item as little as it can
+    room, (dx, dy) = max(sides, key=lambda side: side[0])
+    return (int(np.sign(dx)) * room, int(np.sign(dy)) * room)
 
 
 def group_moves(

@@ -412,9 +412,9 @@ class Project:
         record = dict(entry)
         record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
         record.setdefault("items_before", recorded_items(previous_items))
-        from dedit_app.looks import carry_swap  # looks reads projects: imported here
+        from dedit_app.looks import carry_look  # looks reads projects: imported here
 
-        carry_swap(record, self.training)
+        carry_look(record, self.training)
         record["_before"] = previous  # replaced by file names when saved
         self.history.append(record)
         item, kind = record.get("item"), record.get("kind")

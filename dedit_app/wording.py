@@ -17,7 +17,7 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
     """One line for an applied edit of a project's history (``record``, as ``project.json``
     keeps it; ``names``: the items' names now, used when the record does not keep their
     names then, ``items_before``): "text: bag → “a white handbag”",
-    "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "remove: cup",
+    "swap: bag ← “cup” from kitchen.jpg", "move: bag, cup", "duplicate: cup", "remove: cup",
     "back: to before edit 3"."""
     from dedit_app.project import items_recorded  # not at the top: `dedit --help` stays quick
 
@@ -37,10 +37,10 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
         taken = record.get("reference_name") or f"item {record.get('reference_item')}"
         source = record.get("reference")
         return f"swap: {name(item)} ← “{taken}”" + (f" from {source}" if source else "")
-    if kind == "move":
+    if kind in ("move", "duplicate"):
         moves = [m for m in record.get("moves") or [] if isinstance(m, list) and m]
         flipped = bool(moves) and all(len(m) > 4 and m[4] is True for m in moves)
-        verb = "flip" if flipped else "move"
+        verb = kind if kind == "duplicate" else "flip" if flipped else "move"
         return f"{verb}: {', '.join(name(m[0]) for m in moves) or '?'}"
     if kind == "remove":
         gone = [item, *(record.get("also") or [])]

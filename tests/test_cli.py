@@ -64,8 +64,15 @@ def _expected_hard(project, request):
 
 
 def test_five_edits_end_to_end(prepared, capsys):
-    from dedit_app.edits import MoveRequest, ReconRequest, RemoveRequest, SwapRequest, TextRequest
-    from dedit_app.partition import Move, flip_moves, item_bbox
+    from dedit_app.edits import (
+        DuplicateRequest,
+        MoveRequest,
+        ReconRequest,
+        RemoveRequest,
+        SwapRequest,
+        TextRequest,
+    )
+    from dedit_app.partition import Move, copy_offset, flip_moves, item_bbox
 
     project = Project.load(prepared / "p.dedit")
 
@@ -75,6 +82,11 @@ def test_five_edits_end_to_end(prepared, capsys):
     assert project.prepared and project.items[0].tokens.startswith("#")
     big = int(np.argmax(np.bincount(project.labels.ravel())))
     small = int(np.argmin(np.bincount(project.labels.ravel(), minlength=len(project.items)) + 0))
+    # the copies are of the item of the smallest box, whose copy has room beside it
+    tight = min(
+        range(len(project.items)), key=lambda k: np.prod(np.subtract(box(k)[2:], box(k)[:2]))
+    )
+    ox, oy = copy_offset(box(tight), project.size)
     runs = {
         "recon": ([], ReconRequest()),
         "text": (["--item", str(small), "--prompt", "a white handbag"], TextRequest(small, "x")),
@@ -94,6 +106,11 @@ def test_five_edits_end_to_end(prepared, capsys):
         "flip two": (
             ["--item", str(small), str(big)],
             MoveRequest(flip_moves({small: box(small), big: box(big)})),
+        ),
+        "duplicate": (["--item", str(tight)], DuplicateRequest((Move(tight, ox, oy),))),
+        "duplicate two": (  # the second smaller, turned, on the first
+            ["--move", f"{tight}:{ox}:{oy}", "--move", f"{tight}:{ox}:{oy}:0.5:30"],
+            DuplicateRequest((Move(tight, ox, oy), Move(tight, ox, oy, 0.5, angle=30))),
         ),
         "remove": (["--item", str(small)], RemoveRequest(small)),
         "remove two": (["--item", str(small), str(big)], RemoveRequest(small, also=(big,))),
@@ -330,6 +347,30 @@ def test_check_says_where_the_model_is_and_where_it_runs(
     )
 
 
+def test_a_duplicate_applied_adds_a_copy_that_edits_as_its_item(prepared, tmp_path, capsys):
+    from dedit_app.partition import item_bbox
+
+    copy = Path(shutil.copytree(prepared / "p.dedit", tmp_path / "p.dedit"))
+    project = Project.load(copy)
+    boxes = [item_bbox(project.labels, k) for k in range(len(project.items))]
+    item = int(np.argmin([(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes]))  # room beside
+    n = len(project.items)
+    out = tmp_path / "two.png"
+    argv = ["edit", str(copy), "duplicate", "--item", str(item), "--apply", "-o", str(out)]
+    assert main([*argv, *STEPS]) == 0, capsys.readouterr().err
+    edited = Project.load(copy)
+    assert len(edited.items) == n + 1 and edited.items[n].name == f"{project.items[item].name} copy"
+    assert (edited.labels == n).sum() == (project.labels == item).sum()  # beside it, whole
+    assert ((edited.labels == project.labels) | (edited.labels == n)).all()
+    np.testing.assert_array_equal(load_image(out), edited.image)
+    # the copy is an item like any other: it can be edited before preparing again
+    text = ["edit", str(copy), "text", "--item", str(n), "--prompt", "a red *"]
+    assert main([*text, "-o", str(tmp_path / "red.png"), *STEPS]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["info", str(copy)]) == 0
+    assert f"1 duplicate: {project.items[item].name}  (" in capsys.readouterr().out
+
+
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out
@@ -351,6 +392,7 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
         {"kind": "swap", "item": 0, "reference_item": 3, "reference_name": "cup"},
         {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, -4.0, 0.0, 1.0, True]]},
         {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, 0.0, 3.0, 1.0]]},
+        {"kind": "duplicate", "moves": [[1, 9.0, 0.0, 1.0]], "copies": [len(names)]},
     ]
     for n, entry in enumerate(edits):
         image = project.image.copy()
@@ -362,12 +404,13 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     capsys.readouterr()
     assert main(["info", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = lines.index("5 edits in the history")
+    at = lines.index("6 edits in the history")
     assert lines[at + 1].startswith(f"    1 text: {names[0]} → “a white handbag”  (")
     assert lines[at + 2].startswith(f"    2 remove: {names[1]}, {names[2]}  (")
     assert lines[at + 3].startswith(f"    3 swap: {names[0]} ← “cup”  (")
     assert lines[at + 4].startswith(f"    4 flip: {names[0]}, {names[1]}  (")
     assert lines[at + 5].startswith(f"    5 move: {names[0]}, {names[1]}  (")  # not all flipped
+    assert lines[at + 6].startswith(f"    6 duplicate: {names[1]}  (")
     for n in (1, 2, 3):
         out = tmp_path / f"before-{n}.png"
         assert main(["export", str(folder), "--before", str(n), "-o", str(out)]) == 0
@@ -375,11 +418,11 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     assert main(["export", str(folder), "-o", str(tmp_path / "now.tif")]) == 0
     np.testing.assert_array_equal(load_image(tmp_path / "now.tif"), pictures[-1])
     capsys.readouterr()
-    for wrong in ("0", "6"):
+    for wrong in ("0", "7"):
         assert main(["export", str(folder), "--before", wrong, "-o", str(tmp_path / "x.png")]) == 1
         err = capsys.readouterr().err.strip()
         assert err == (
-            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 5 (dedit info)."
+            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 6 (dedit info)."
         )
     assert main(["export", str(folder), "-o", str(folder / "inside.png")]) == 1
     assert "is inside the project" in capsys.readouterr().err
@@ -483,6 +526,11 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "flip", "--item", "0", "0", "-o", "{o}"], "item 0 is named twice"),
         (["edit", "{p}", "flip", "--item", "99", "-o", "{o}"], "no item 99"),
         (["edit", "{p}", "flip", "-o", "{o}"], "flip edit needs --item"),
+        (["edit", "{p}", "duplicate", "-o", "{o}"], "duplicate edit needs --item or --move"),
+        (["edit", "{p}", "duplicate", "--item", "99", "-o", "{o}"], "no item 99"),
+        (["edit", "{p}", "duplicate", "--item", "0", "1", "-o", "{o}"], "one --item"),
+        (["edit", "{p}", "duplicate", "--move", "0:0:0", "-o", "{o}"], "would cover it whole"),
+        (["edit", "{p}", "duplicate", "--move", "0:5:0", "--order", "0", "-o", "{o}"], "--order"),
         (["edit", "{p}", "recon", "-o", "{d}/out.gif"], "must end in .png"),
         (["edit", "{p}", "recon", "-o", "{d}/nowhere/out.png"], "nowhere does not exist"),
         (["edit", "{p}", "recon", "-o", "{p}/image-0123456789abcdef.png"], "inside the project"),

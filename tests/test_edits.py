@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dedit_app.edits import (
+    DuplicateRequest,
     MoveRequest,
     ReconRequest,
     RedrawRequest,
@@ -131,6 +132,79 @@ def test_a_flip_repaints_the_mirrored_items_and_its_entry_says_they_were_flipped
     moved = MoveRequest((Move(2, 5, 0),), options=FAST)
     assert len(edit(tiny_sdxl, project, moved).entry()["moves"][0]) == 4  # as before
     _check_output(project, result)
+
+
+def test_a_duplicate_paints_a_new_item_that_looks_as_its_item_and_leaves_the_item(
+    tiny_sdxl, project
+):
+    from dedit_app.wording import edit_words
+
+    n = len(project.items)
+    moves = (Move(3, dx=-30, dy=0), Move(3, dx=0, dy=-25, scale=0.5, flip=True))
+    result = edit(tiny_sdxl, project, DuplicateRequest(moves, options=FAST))
+    old, new = project.labels, result.labels
+    assert result.items is not None and len(result.items) == n + 2
+    assert [i.name for i in result.items[n:]] == [
+        f"{project.items[3].name} copy",
+        f"{project.items[3].name} copy 2",
+    ]
+    assert (result.active == (new >= n)).all()  # only the copies are painted
+    assert ((new == old) | (new >= n)).all()  # every other pixel keeps its item
+    assert (new == n + 1).sum() > 0 and (new >= n).sum() > (old == 3).sum()  # the second on top
+    tokens = json.loads(weights_metadata(project)["items"])
+    assert result.prompts[n] == result.prompts[n + 1] == tokens[3]
+    entry = result.entry()
+    assert entry["copies"] == [n, n + 1] and [m[0] for m in entry["moves"]] == [3, 3]
+    assert entry["moves"][1][4] is True  # the second copy was mirrored
+    assert entry["weights_id"] == project.training["weights_id"]
+    words = edit_words(entry, [i.name for i in project.items])
+    assert words == f"duplicate: {project.items[3].name}, {project.items[3].name}"
+    _check_output(project, result)
+
+
+def test_a_copy_edits_with_its_items_look_until_prepared_again(project):
+    tokens = json.loads(weights_metadata(project)["items"])
+    n = len(project.items)
+    project.apply(project.image, project.labels, {"kind": "text", "item": 3, "prompt": "a red *"})
+    plan = plan_edit(project, DuplicateRequest((Move(3, dx=-30),)))
+    assert plan.prompts[n] == f"a red {tokens[3]}" and plan.items[n].prompt == "a red *"
+    entry = {"kind": "duplicate", "moves": [[3, -30.0, 0.0, 1.0]], "copies": [n]}
+    entry["weights_id"] = project.training["weights_id"]
+    project.apply(project.image, plan.new_labels, entry, items=plan.items)
+    # the copy takes any edit as its item would: "*" is the item's learned tokens
+    assert plan_edit(project, TextRequest(n, "a blue *")).prompts[n] == f"a blue {tokens[3]}"
+    assert plan_edit(project, MoveRequest((Move(n, dx=5),))).prompts[n] == f"a red {tokens[3]}"
+    # the item swapped afterwards: the copy keeps the look it was copied with
+    project.apply(
+        project.image,
+        project.labels,
+        {"kind": "swap", "item": 3, "reference_item": 0, "weights_id": entry["weights_id"]},
+    )
+    assert plan_edit(project, TextRequest(n, "a blue *")).prompts[n] == f"a blue {tokens[3]}"
+    # made with an earlier preparation: the copy had no tokens of its own then
+    project.history[-2]["weights_id"] = "an earlier preparation"
+    with pytest.raises(EditError, match="Items were added after this project was prepared"):
+        plan_edit(project, TextRequest(n, "a blue *"))
+
+
+def test_a_duplicate_landing_after_the_project_was_prepared_again_keeps_its_copies(project):
+    n = len(project.items)
+    plan = plan_edit(project, DuplicateRequest((Move(3, dx=-30),)))
+    entry = {"kind": "duplicate", "moves": [[3, -30.0, 0.0, 1.0]], "copies": [n]}
+    project.apply(
+        project.image, plan.new_labels, {**entry, "weights_id": "an earlier one"}, items=plan.items
+    )
+    assert project.history[-1]["weights_id"] == project.training["weights_id"]
+    assert plan_edit(project, TextRequest(n, "a blue *")).prompts[n].startswith("a blue ")
+
+
+def test_a_copy_is_refused_in_words_where_it_would_hide_its_item(project):
+    with pytest.raises(ItemError, match="would cover it whole; put the copy somewhere else"):
+        plan_edit(project, DuplicateRequest((Move(3),)))
+    with pytest.raises(EditError, match="Choose at least one item to copy"):
+        check_edit(project, DuplicateRequest(()))
+    with pytest.raises(ItemError, match="There is no item 99"):
+        check_edit(project, DuplicateRequest((Move(99, dx=4),)))
 
 
 def test_remove_gives_pixels_to_neighbours(tiny_sdxl, project):

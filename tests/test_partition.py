@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
@@ -15,6 +15,8 @@ from dedit_app.errors import ItemError
 from dedit_app.partition import (
     Move,
     bounding_window,
+    copy_items,
+    copy_offset,
     distance_to,
     edit_regions,
     erase,
@@ -247,6 +249,49 @@ def test_a_tilt_keeps_the_area_and_the_centre():
     assert xs.mean() == pytest.approx(59.5 + 5, abs=0.5)
     assert ys.mean() == pytest.approx(59.5, abs=0.5)
     assert xs.max() - xs.min() > 30  # leaning: wider than the upright 20
+
+
+@SETTINGS
+@given(label_maps(), st.data())
+def test_copies_leave_every_other_pixel_and_lie_where_the_move_takes_the_item(labels, data):
+    present = [int(k) for k in np.unique(labels)]
+    item = data.draw(st.sampled_from(present))
+    h, w = labels.shape
+    dx, dy = data.draw(st.integers(-w + 1, w - 1)), data.draw(st.integers(-h + 1, h - 1))
+    first = int(labels.max()) + 1
+    # the copy is the item's mask shifted by whole pixels, clipped at the border
+    mask = labels == item
+    moved = np.zeros_like(mask)
+    moved[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    assume(moved.any())
+    out = copy_items(labels, [Move(item, dx, dy)], first)
+    np.testing.assert_array_equal(out == first, moved)
+    np.testing.assert_array_equal(out[~moved], labels[~moved])  # nothing else changes
+
+
+def test_later_copies_lie_on_top_and_every_copy_is_taken_from_the_map_before():
+    labels = np.zeros((10, 20), np.int32)
+    labels[2:5, 2:5] = 1
+    out = copy_items(labels, [Move(1, dx=4), Move(1, dx=6, flip=True)], 2)
+    assert (out[2:5, 6:8] == 2).all() and (out[2:5, 8:11] == 3).all()
+    assert (out[2:5, 2:5] == 1).all()  # the item stays
+    with pytest.raises(ItemError, match="ids must follow the items; 1 is taken"):
+        copy_items(labels, [Move(1, dx=4)], 1)
+    with pytest.raises(ItemError, match="entirely outside the picture"):
+        copy_items(labels, [Move(1, dx=40)], 2)
+
+
+def test_a_copy_goes_beside_its_item_where_there_is_room():
+    shape = (100, 200)  # (H, W)
+    assert copy_offset((10, 10, 49, 39), shape) == (44, 0)  # right, with a 4-pixel gap
+    assert copy_offset((150, 10, 189, 39), shape) == (-44, 0)  # no room right: left
+    assert copy_offset((0, 10, 149, 39), shape) == (0, 38)  # too wide: below
+    assert copy_offset((0, 50, 149, 89), shape) == (0, -48)  # nor below: above
+    # no side with room enough: the most room there is, so the copy still shows in part
+    assert copy_offset((20, 0, 189, 99), shape) == (-20, 0)
+    assert copy_offset((0, 0, 199, 99), shape) == (0, 0)
 
 
 @pytest.mark.parametrize("scale", [0, -1, float("nan")])
