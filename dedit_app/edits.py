@@ -60,6 +60,7 @@ from dedit_app.partition import (
 from dedit_app.project import Item
 from dedit_app.sampler import SampleRequest, SamplingOptions, sample
 from dedit_app.tokens import PLAIN_LENGTH, TOKEN_LENGTH
+from dedit_app.wording import free_name
 
 __all__ = [
     "DuplicateRequest",
@@ -420,12 +421,9 @@ def copies_of(items: list[Item], sources: list[int]) -> list[Item]:
     out = [replace(item) for item in items]
     names = {item.name for item in items}
     for k in sources:
-        item = items[k]
-        name, n = f"{item.name} copy", 2
-        while name in names:
-            name, n = f"{item.name} copy {n}", n + 1
+        name = free_name(f"{items[k].name} copy", names)
         names.add(name)
-        out.append(replace(item, name=name))
+        out.append(replace(items[k], name=name))
     return out
 
 

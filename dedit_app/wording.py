@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["counted", "edit_words"]
+__all__ = ["counted", "edit_words", "free_name"]
 
 
 def counted(n: int, noun: str) -> str:
@@ -52,3 +53,15 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
     if kind == "recon":
         return "recon: the whole picture"
     return kind
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """``name``, or when ``taken`` holds it, the same with the first free number at its
+    end instead of any it has: "bag copy" -> "bag copy 2", "bag copy 2" -> "bag copy 3"."""
+    if name not in taken:
+        return name
+    stem = re.sub(r" \d+$", "", name)
+    n = 2
+    while f"{stem} {n}" in taken:
+        n += 1
+    return f"{stem} {n}"

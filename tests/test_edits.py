@@ -198,6 +198,28 @@ def test_a_duplicate_landing_after_the_project_was_prepared_again_keeps_its_copi
     assert plan_edit(project, TextRequest(n, "a blue *")).prompts[n].startswith("a blue ")
 
 
+def test_going_back_to_before_a_duplicate_takes_its_copies_away_and_forth_again(project):
+    from dedit_app.going_back import back_before
+    from dedit_app.wording import free_name
+
+    n = len(project.items)
+    plan = plan_edit(project, DuplicateRequest((Move(3, dx=-30),)))
+    entry = {"kind": "duplicate", "moves": [[3, -30.0, 0.0, 1.0]], "copies": [n]}
+    entry["weights_id"] = project.training["weights_id"]
+    project.apply(project.image, plan.new_labels, entry, items=plan.items)
+    way = back_before(project, 1)
+    assert len(way.items) == n and int(way.labels.max()) < n
+    project.apply(way.image, way.labels, way.entry, items=way.items)
+    with pytest.raises(ItemError, match=f"There is no item {n}"):
+        check_edit(project, TextRequest(n, "a blue *"))
+    way = back_before(project, 2)  # to before the going back: the copy again
+    project.apply(way.image, way.labels, way.entry, items=way.items)
+    assert project.items[n].name == plan.items[n].name
+    assert plan_edit(project, TextRequest(n, "a blue *")).prompts[n].startswith("a blue ")
+    assert free_name("bag copy 2", {"bag copy 2", "bag copy 3"}) == "bag copy 4"
+    assert free_name("bag", {"bag copy"}) == "bag"
+
+
 def test_a_copy_is_refused_in_words_where_it_would_hide_its_item(project):
     with pytest.raises(ItemError, match="would cover it whole; put the copy somewhere else"):
         plan_edit(project, DuplicateRequest((Move(3),)))

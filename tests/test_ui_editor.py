@@ -672,7 +672,8 @@ def test_a_right_click_on_an_item_selects_it_and_offers_its_commands(scene, monk
     right_click(*inner_pixel(labels, 3))
     assert window.doc.selection == (3,)  # the item under the pointer, as design tools do
     menu = shown[-1]
-    for name in ("Edit prompt", "Rename item", "Flip horizontally", "Remove item", "Copy"):
+    commands = ("Edit prompt", "Rename item", "Flip horizontally", "Duplicate", "Remove item")
+    for name in (*commands, "Copy"):
         assert menu[name], name
     assert "Merge items" in menu and not menu["Merge items"]  # one item: nothing to merge
     # on one of several selected items: they stay selected, and merging them is offered
@@ -819,6 +820,33 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     ctrl = Qt.KeyboardModifier.ControlModifier
     QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, ctrl, outside.toPoint())
     assert there is not None and there in window.doc.selection and len(moves) == 2
+
+
+def test_a_drag_with_alt_held_copies_the_item_and_the_pointer_says_so(scene):
+    window, labels = scene
+    canvas = window.canvas
+    moves, copies = [], []
+    canvas.move_requested.connect(lambda *a: moves.append(a))
+    canvas.copy_requested.connect(lambda *a: copies.append(a))
+    x, y = inner_pixel(labels, 2)
+    start = QPointF(view_point(canvas, x, y))
+    away = start + QPointF(40, 10)
+    alt = Qt.KeyboardModifier.AltModifier
+    _mouse(canvas, QEvent.Type.MouseButtonPress, start)
+    _mouse(canvas, QEvent.Type.MouseMove, away, alt)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.DragCopyCursor
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, away, alt)
+    ((items, dx, dy),) = copies
+    assert items == (2,) and dx > 0 and dy > 0 and not moves
+    assert canvas.viewport().cursor().shape() != Qt.CursorShape.DragCopyCursor
+    # Alt let go before the drag ends: a move, as the pointer shows again
+    _mouse(canvas, QEvent.Type.MouseButtonPress, start)
+    _mouse(canvas, QEvent.Type.MouseMove, away, alt)
+    canvas.setFocus()
+    QTest.keyRelease(canvas, Qt.Key.Key_Alt)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, away)
+    assert len(copies) == 1 and len(moves) == 1
 
 
 def test_the_corner_of_several_selected_items_resizes_them_together(scene):

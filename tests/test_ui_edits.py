@@ -536,6 +536,73 @@ def test_dragging_two_selected_items_moves_both_in_one_edit(opened):
     assert doc.undo.undoText() == f"Move {doc.item_name(2)} and {doc.item_name(3)}"
 
 
+def test_alt_drag_copies_an_item_where_it_is_dropped_and_selects_the_copy(opened):
+    window = opened
+    doc = window.doc
+    image, labels, n = doc.image, doc.labels, len(doc.items)
+    name = doc.item_name(3)
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
+    x, y = inner_pixel(labels, 3)
+    alt = Qt.KeyboardModifier.AltModifier
+    drag(window.canvas, [(x, y), (x - 30, y - 10), (x - 60, y - 20)], modifiers=alt)
+    job = window.jobs.active("edit")
+    assert job, window.message_text()
+    request = job[0].request.task.request
+    assert request.kind == "duplicate" and [m.item for m in request.moves] == [3]
+    expected = partition.copy_items(labels, list(request.moves), n)
+    wait_until(lambda: window.canvas.previewing, 30, "the copy's preview")
+    np.testing.assert_array_equal(window.canvas.shown_labels(), expected)
+    hold.release.set()
+    wait_idle(window, 300)
+    np.testing.assert_array_equal(doc.labels, expected)
+    assert len(doc.items) == n + 1 and doc.item_name(n) == f"{name} copy"
+    assert (doc.labels == 3).any()  # the item stays where it was
+    assert doc.selection == (n,)  # the copy, to drag on
+    assert doc.undo.undoText() == f"Duplicate {name}"
+    assert doc.project.history[-1]["copies"] == [n]
+    assert window.items_panel.list.count() == n + 1
+    window.act_undo.trigger()
+    assert doc.image is image and doc.labels is labels and len(doc.items) == n
+
+
+def test_copies_asked_back_to_back_both_land_the_later_after_the_earlier(opened):
+    """Ctrl+D puts a copy beside the item; an Alt+drag asked while it waits is made from
+    the picture before that copy, and lands after it: it takes the next id and name, and
+    both copies stay."""
+    window = opened
+    doc = window.doc
+    labels, n = doc.labels, len(doc.items)
+    name = doc.item_name(3)
+    assert not window.act_duplicate.isEnabled()  # nothing selected yet
+    click(window.canvas, *inner_pixel(labels, 3))
+    hold = HoldTheWorker()
+    window.jobs.submit(JobRequest("hold the worker", hold))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    window.act_duplicate.trigger()  # the same copy again, from the same picture: refused
+    assert "The copy is selected when it lands; Ctrl+D then copies it on" in window.message_text()
+    x, y = inner_pixel(labels, 3)
+    alt = Qt.KeyboardModifier.AltModifier
+    drag(window.canvas, [(x, y), (x, y + 20), (x, y + 40)], modifiers=alt)
+    assert len(window.jobs.active("edit")) == 2, window.message_text()
+    hold.release.set()
+    wait_idle(window, 300)
+    assert [doc.item_name(k) for k in (n, n + 1)] == [f"{name} copy", f"{name} copy 2"]
+    assert (doc.labels == n).any() and (doc.labels == n + 1).any() and (doc.labels == 3).any()
+    history = doc.project.history
+    assert [h["copies"] for h in history[-2:]] == [[n], [n + 1]]
+    assert history[-1].get("laid_over") is True
+    # the first copy lies beside the item, where the picture has room
+    box = partition.item_bbox(labels, 3)
+    dx, dy = partition.copy_offset(box, labels.shape)
+    ys, xs = np.nonzero(doc.labels == n)
+    assert (xs.min(), ys.min()) == (box[0] + dx, box[1] + dy)
+    # the second, laid over the first, is the item's shape 40 pixels down
+    moved = partition.copy_items(labels, [partition.Move(3, 0, 40)], n) == n
+    np.testing.assert_array_equal(doc.labels == n + 1, moved)
+
+
 def test_an_edit_asked_while_a_nudge_waits_comes_after_its_move_and_undo_drops_it(opened):
     window = opened
     doc = window.doc

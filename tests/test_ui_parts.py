@@ -15,7 +15,7 @@ from dedit_app import partition  # noqa: E402
 from dedit_app.errors import EditError  # noqa: E402
 from dedit_app.jobs import JobState, Progress, run_job  # noqa: E402
 from ui import overlay  # noqa: E402
-from ui.preview import move_preview, remove_preview  # noqa: E402
+from ui.preview import copy_preview, move_preview, remove_preview  # noqa: E402
 from ui.settings import MAX_PROMPTS, EditorSettings  # noqa: E402
 from ui.testing import painted_on, private_settings, synthetic_scene  # noqa: E402
 from ui.worker import JobQueue, JobRequest  # noqa: E402
@@ -292,6 +292,18 @@ def test_a_flipped_item_s_preview_is_its_pixels_mirrored_in_its_own_box():
     moved = new_labels[box] == 2
     np.testing.assert_array_equal(preview[box][moved], mirrored[moved])
     assert (preview[box][moved] != image[box][moved]).any()
+
+
+def test_a_copy_s_preview_is_the_item_s_pixels_at_the_copy_and_the_item_stays():
+    image, labels = synthetic_scene(120, 160)
+    n = int(labels.max()) + 1
+    moves = [partition.Move(3, dx=-25, dy=4)]
+    preview, new_labels = copy_preview(image, labels, moves, n)
+    np.testing.assert_array_equal(new_labels, partition.copy_items(labels, moves, n))
+    copy = new_labels == n
+    ys, xs = np.nonzero(copy)
+    np.testing.assert_array_equal(preview[ys, xs], image[ys - 4, xs + 25])  # shifted whole
+    np.testing.assert_array_equal(preview[~copy], image[~copy])  # nothing else, no hole
 
 
 def test_remove_preview_fills_the_item_from_its_surroundings():

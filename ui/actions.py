@@ -192,6 +192,13 @@ def build_actions(w) -> None:
         "Shift+H",
         "Mirror the selected items left to right; the model paints them again",
     )
+    w.act_duplicate = A(
+        "&Duplicate",
+        w.editing.duplicate_selected,
+        "Ctrl+D",
+        "Copy the selected items beside them, as new items that look the same (Alt+drag "
+        "copies them where you drop them)",
+    )
     w.act_select_none = A("Select &none", w.select_none, "Ctrl+Shift+A")
     w.act_next_item = A("Next item", lambda: w.step_item(1), "Tab")
     w.act_prev_item = A("Previous item", lambda: w.step_item(-1), "Shift+Tab")
@@ -282,6 +289,7 @@ def build_menus(w) -> None:
             w.act_more,
             w.act_redraw,
             w.act_flip,
+            w.act_duplicate,
             w.act_remove,
             w.act_cancel_jobs,
         ]
@@ -387,6 +395,7 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
             "\\",
         ),
         ("Nudge the selected items (Shift: ten times as far)", "arrow keys"),
+        ("Copy the selected items where they are dropped", "Alt+drag"),
         ("Turn the selected item (Shift: in steps of 15°)", "drag just outside a corner"),
         ("The commands for the items under the pointer", "right-click"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),
@@ -404,7 +413,8 @@ def canvas_menu(w, item: int | None) -> QMenu:
     are the window's own, so each shows its key and is enabled as in the menus."""
     menu = QMenu(w)
     if item is not None:
-        menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_merge, w.act_remove])
+        menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_duplicate, w.act_merge])
+        menu.addAction(w.act_remove)
         menu.addSeparator()
         menu.addActions([w.act_copy, w.act_zoom_selection])
     else:

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from dedit_app.colour_profiles import to_srgb
 from dedit_app.errors import ItemError
 from ui import navigation, overlay
-from ui.canvas_gestures import NUDGE_KEYS, REF_ITEM_MIME, Gestures
+from ui.canvas_gestures import ALT, NUDGE_KEYS, REF_ITEM_MIME, Gestures
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
 from ui.document import Document
@@ -69,6 +69,7 @@ class CanvasView(Gestures, QGraphicsView):
     # (items,), dx, dy, scale, angle: one item dragged, resized or turned, or the selected
     # items dragged or nudged together
     move_requested = Signal(tuple, float, float, float, float)
+    copy_requested = Signal(tuple, float, float)  # items, dx, dy: an Alt+drag copies them
     swap_dropped = Signal(int, int)  # target item, reference item
     files_dropped = Signal(list)  # [path]
     cursor_info = Signal(object)  # (x, y, item) or None
@@ -476,6 +477,8 @@ class CanvasView(Gestures, QGraphicsView):
         if event.key() == Qt.Key.Key_Escape and self._press is not None:
             self._cancel_gesture()
             return
+        if event.key() == Qt.Key.Key_Alt:
+            self._show_copying(event.modifiers() | ALT)
         if event.key() in NUDGE_KEYS and self.tool is Tool.SELECT and self._nudge(event):
             return
         # with nothing else to undo, Undo is disabled and its key comes here: it still
@@ -489,6 +492,8 @@ class CanvasView(Gestures, QGraphicsView):
             self._space = False
             self.set_tool(self.tool)
             return
+        if event.key() == Qt.Key.Key_Alt:  # some platforms still report it held here
+            self._show_copying(event.modifiers() & ~ALT)
         super().keyReleaseEvent(event)
 
     def mousePressEvent(self, event) -> None:
@@ -656,6 +661,7 @@ class CanvasView(Gestures, QGraphicsView):
             delta = p - g["start"]
             g["dx"], g["dy"], g["scale"] = delta.x(), delta.y(), 1.0
             self._place_ghost(g)
+            self._show_copying(event.modifiers())
         elif g["kind"] == "resize":
             self._resize_gesture(g, p)
             self._place_ghost(g)
@@ -681,9 +687,13 @@ class CanvasView(Gestures, QGraphicsView):
                 self.move_requested.emit(g["items"], 0.0, 0.0, 1.0, round(g["angle"], 1))
         elif g["kind"] in ("move", "resize"):
             self.ghost.setVisible(False)
+            self.viewport().setCursor(Qt.CursorShape.ArrowCursor)  # no copy's plus left
             if g.get("active") and ("dx" in g):
                 moved = abs(g["dx"]) >= 0.5 or abs(g["dy"]) >= 0.5 or abs(g["scale"] - 1) > 1e-3
-                if moved:
+                copying = g["kind"] == "move" and event.modifiers() & ALT
+                if moved and copying:
+                    self.copy_requested.emit(g["items"], round(g["dx"]), round(g["dy"]))
+                elif moved:
                     self.move_requested.emit(
                         g["items"], round(g["dx"]), round(g["dy"]), g["scale"], 0.0
                     )

@@ -4,8 +4,8 @@ nudge, and a reference photo's item dragged off its canvas towards the photo.
 
 :class:`Gestures` is mixed into :class:`ui.canvas.CanvasView`, which reads the mouse and
 the keys and calls these; what they ask for leaves through ``move_requested`` (photo
-pixels, x right, y down; angles in degrees, clockwise as seen) or a drag carrying
-``REF_ITEM_MIME``.
+pixels, x right, y down; angles in degrees, clockwise as seen), ``copy_requested`` (a
+drag with Alt held) or a drag carrying ``REF_ITEM_MIME``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ui.icons import turn_cursor
 from ui.imaging import area_shrink, cutout_image
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
+ALT = Qt.KeyboardModifier.AltModifier  # held as a drag ends: the items are copied there
 
 MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
 DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
@@ -86,6 +87,16 @@ class Gestures:
         self.angle_label.setText(f"{angle:.0f}°")
         self.angle_label.setPos(at)
         self.angle_label.setVisible(True)
+
+    def _show_copying(self, modifiers) -> None:
+        """A drag of items with Alt held copies them where it ends, as in design tools:
+        the pointer shows a plus while Alt is held (the items stay under their cut-out)."""
+        g = self._press
+        if g is None or g["kind"] != "move" or not g["active"]:
+            return
+        copying = bool(modifiers & ALT)
+        shape = Qt.CursorShape.DragCopyCursor if copying else Qt.CursorShape.ArrowCursor
+        self.viewport().setCursor(shape)
 
     def _nudge(self, event) -> bool:
         """An arrow key moves the selected items by a screen pixel (a photo pixel at
@@ -240,4 +251,4 @@ class Gestures:
         self._show_angle(turned, p)
 
 
-__all__ = ["Gestures", "MIN_RESIZED_SIDE", "NUDGE_KEYS", "NUDGE_WAIT_MS", "REF_ITEM_MIME"]
+__all__ = ["ALT", "Gestures", "MIN_RESIZED_SIDE", "NUDGE_KEYS", "NUDGE_WAIT_MS", "REF_ITEM_MIME"]

@@ -34,6 +34,7 @@ from dedit_app.bundle_files import share_names
 from dedit_app.errors import ItemError, ProjectError
 from dedit_app.project import Item, Project, recorded_items
 from dedit_app.project_file import OWN
+from dedit_app.wording import free_name
 from ui.overlay import compact_labels
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ class LaidEdit:
     drawn: np.ndarray | None  # the map the picture was made with, when not ``labels``
     conflicts: int  # pixels of its region changed meanwhile too (dedit_app.rebase)
     kept: bool  # changes made while it ran were kept (it was laid over them)
+    # How far a duplicate's copies moved up the ids: items added meanwhile (another copy)
+    # took the ones it was made with.
+    renumbered: int = 0
 
 
 @dataclass(frozen=True)
@@ -1049,26 +1053,38 @@ class Document(QObject):
             raise ItemError(
                 "The items were found again after this edit was asked for; make the edit again."
             )
+        after = list(items or base.items)
+        added = after[len(base.items) :]  # a duplicate's copies, with the ids that follow
+        shift = len(onto.items) - len(base.items) if added else 0
+        if shift < 0:
+            raise ItemError("Items were taken away while the copy was made; make it again.")
+        if shift:  # items added meanwhile (another copy): these copies' ids follow them
+            n = len(base.items)
+            labels = np.where(labels >= n, labels + shift, labels).astype(np.int32)
+            made = (made[0], labels)
         merged = [replace(i) for i in onto.items]
-        for k, (was, now) in enumerate(zip(base.items, items or base.items, strict=True)):
+        for k, (was, now) in enumerate(zip(base.items, after[: len(base.items)], strict=True)):
             if k < len(merged) and was.prompt != now.prompt:
                 merged[k].prompt = now.prompt
             if k < len(merged) and was.name != now.name:
                 merged[k].name = now.name
+        for copy_ in added:  # named apart from those added meanwhile ("cup copy 2")
+            taken = {i.name for i in merged}
+            merged.append(replace(copy_, name=free_name(copy_.name, taken)))
         kept = onto.items != base.items
         if onto_drawn is onto.labels:
             onto_drawn = None  # nothing reshaped by hand: the map is the one drawn
         if same_picture(onto, base, onto_drawn):
             # The picture the edit was made from: nothing to lay it over.
             made_labels = base.labels if labels is None else labels
-            return LaidEdit(image, made_labels, merged if kept else items, None, 0, kept)
+            return LaidEdit(image, made_labels, merged if kept else items, None, 0, kept, shift)
         laid = rebase.lay_onto(
             (base.image, base.labels), made, regions, (onto.image, onto.labels), onto_drawn
         )
         if int(laid.labels.max()) >= len(merged):
             raise ItemError("An item this edit changes was taken away meanwhile; make it again.")
         kept = kept or onto.image is not base.image or onto.labels is not base.labels
-        return LaidEdit(laid.image, laid.labels, merged, laid.drawn, laid.conflicts, kept)
+        return LaidEdit(laid.image, laid.labels, merged, laid.drawn, laid.conflicts, kept, shift)
 
     # ----- saving -----------------------------------------------------------------------
 

@@ -23,10 +23,10 @@ import numpy as np
 from PySide6.QtCore import QObject
 
 from dedit_app.errors import DEditError
-from dedit_app.partition import group_moves
+from dedit_app.partition import copy_offset, group_moves
 from ui import engine
 from ui.document import Document, State, know_areas
-from ui.preview import move_preview, remove_preview
+from ui.preview import copy_preview, move_preview, remove_preview
 from ui.results import Candidates, ResultsMixin
 from ui.tasks import readonly
 from ui.worker import JobRecord, JobRequest
@@ -46,7 +46,7 @@ class PendingEdit:
 
     doc: Document
     base: State  # the state the request was made from
-    kind: str  # text | move | remove | swap | redraw
+    kind: str  # text | move | duplicate | remove | swap | redraw
     title: str
     item: int | None  # the item edited (None: redraw, which paints several)
     entry: dict[str, Any]  # the history record (JSON-serialisable)
@@ -374,6 +374,43 @@ class EditController(ResultsMixin, QObject):
         image, labels = readonly(doc.image), readonly(doc.labels)
         self._sketch(job_id, lambda: move_preview(image, labels, moves))
 
+    def duplicate_items(self, items: tuple[int, ...], dx: float, dy: float) -> None:
+        """Copy ``items`` as new items, shifted together by ``(dx, dy)`` photo pixels (an
+        Alt+drag, or Ctrl+D beside them): each copy looks as its item does, and the
+        items stay where they are. The copies are selected when they land."""
+        doc = self.doc
+        if doc is None or not self._need_prepared():
+            return
+        items = tuple(int(i) for i in items)
+        try:
+            moves = group_moves({i: doc.bbox(i) for i in items}, float(dx), float(dy))
+            task = engine.edit_task(doc.project, self.w.settings, "duplicate", moves=moves)
+        except DEditError as err:
+            self.w.show_error(str(err))
+            return
+        entry = {"kind": "duplicate", "item": items[0], "dx": float(dx), "dy": float(dy)}
+        entry["items"] = list(items)
+        title = f"Duplicate {_names([doc.item_name(i) for i in items])}"
+        pending = PendingEdit(doc, doc.state(), "duplicate", title, items[0], entry)
+        job_id = self._submit(pending, task)
+        if job_id is None:
+            return
+        image, labels, first = readonly(doc.image), readonly(doc.labels), len(doc.items)
+        self._sketch(job_id, lambda: copy_preview(image, labels, moves, first))
+
+    def duplicate_selected(self) -> None:
+        """Copy the selected items just beside them, where the picture has room (Ctrl+D);
+        the copies can then be dragged where they belong."""
+        doc = self.doc
+        if doc is None:
+            return
+        if not doc.selection:
+            self.w.show_error("Select the item to duplicate first: click it on the picture.")
+            return
+        x0, y0, x1, y1 = doc.items_box(doc.selection)  # ends exclusive
+        dx, dy = copy_offset((x0, y0, x1 - 1, y1 - 1), doc.labels.shape)
+        self.duplicate_items(doc.selection, dx, dy)
+
     def flip_selected(self) -> None:
         """Mirror the selected items left to right as one group (Shift+H); the model
         paints them again in their mirrored shapes, as after a move."""
@@ -493,10 +530,12 @@ class EditController(ResultsMixin, QObject):
                 and other.base.labels is pending.base.labels
                 and other.entry == pending.entry
             ):
-                self.w.show_info(
-                    f"Already under way: {pending.title}. For other results of it, use "
-                    "More results."
+                then = (
+                    "The copy is selected when it lands; Ctrl+D then copies it on."
+                    if pending.kind == "duplicate"
+                    else "For other results of it, use More results."
                 )
+                self.w.show_info(f"Already under way: {pending.title}. {then}")
                 return None
         pending.task = task
         record = self.w.jobs.submit(
@@ -626,6 +665,7 @@ class EditController(ResultsMixin, QObject):
             result, pending.labels if pending.labels is not None else pending.base.labels
         )
         pending.labels = labels
+        pending.items = engine.result_items(result) or pending.items  # a duplicate's copies
         pending.regions = engine.result_regions(result)
         entries = [engine.result_entry(result, k) for k in range(len(images))]
         pending.entry = {**pending.entry, **entries[0]}

@@ -480,7 +480,8 @@ class EditTask:
 
 def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
     """An edit job: ``kind`` is text (item, prompt; extra: more items regenerated with it),
-    move (moves: one :class:`~dedit_app.partition.Move` per item), remove (item; also:
+    move (moves: one :class:`~dedit_app.partition.Move` per item), duplicate (moves: one
+    per copy, from its item), remove (item; also:
     more items removed with it), swap (item, reference, ref_item) or redraw (drawn: the
     ``(H, W)`` item map the picture was made with). Checked here, on the UI thread: a
     request the engine would refuse raises its sentence and nothing is queued."""
@@ -497,6 +498,8 @@ def edit_task(project, settings, kind: str, **kw: Any) -> EditTask:
         request = edits.TextRequest(int(kw["item"]), str(kw["prompt"]), extra, options)
     elif kind == "move":
         request = edits.MoveRequest(tuple(kw["moves"]), options=options)
+    elif kind == "duplicate":
+        request = edits.DuplicateRequest(tuple(kw["moves"]), options=options)
     elif kind == "remove":
         also = tuple(int(i) for i in kw.get("also", ()))
         request = edits.RemoveRequest(int(kw["item"]), options=options, also=also)
@@ -522,6 +525,11 @@ def result_areas(result) -> np.ndarray | None:
     """Pixels per item of the result's new item map, counted on the worker; None when the
     edit kept the map."""
     return result.areas
+
+
+def result_items(result) -> list | None:
+    """The items after the edit when it added some (a duplicate's copies); None: kept."""
+    return result.items
 
 
 def result_regions(result) -> tuple[np.ndarray, np.ndarray, float]:

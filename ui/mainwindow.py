@@ -233,6 +233,7 @@ class MainWindow(QMainWindow):
         c.stroke_finished.connect(self._on_stroke)
         c.click_point.connect(self.segmenting.add_click)
         c.move_requested.connect(self.editing.move_items)
+        c.copy_requested.connect(self.editing.duplicate_items)
         c.swap_dropped.connect(self.editing.swap_item)
         c.files_dropped.connect(self._on_files_dropped)
         c.cursor_info.connect(self._on_cursor)
@@ -532,8 +533,8 @@ class MainWindow(QMainWindow):
             {
                 Tool.SELECT: (
                     "Click an item to select it · double-click to retype its prompt · "
-                    "drag or arrow keys to move · corners resize, just outside them turn · "
-                    "Shift+H flips"
+                    "drag or arrow keys to move · Alt+drag copies · corners resize, just "
+                    "outside them turn · Shift+H flips"
                 ),
                 Tool.BRUSH: "Brush size",
                 Tool.ERASER: "Eraser size",
@@ -699,6 +700,7 @@ class MainWindow(QMainWindow):
         self.act_rename.setEnabled(sel)
         self.act_remove.setEnabled(sel)
         self.act_flip.setEnabled(sel)
+        self.act_duplicate.setEnabled(sel)
         self.act_edit_prompt.setEnabled(sel)
         self.act_redraw.setEnabled(bool(has and doc.reshaped))
         self.items_panel.redraw_button.setEnabled(self.act_redraw.isEnabled())

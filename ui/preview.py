@@ -1,4 +1,4 @@
-"""The instant preview of a move, resize or removal, shown while diffusion works.
+"""The instant preview of a move, resize, duplicate or removal, shown while diffusion works.
 
 The new label map comes from the engine (:func:`dedit_app.partition.move_items` /
 :func:`~dedit_app.partition.remove_item`); this module only makes a quick picture of it:
@@ -62,8 +62,35 @@ def move_preview(
     ids = [mv.item for mv in moves]
     holes = partition.holds_any(labels, ids) & ~partition.holds_any(new_labels, ids)
     out = inpaint_holes(image, holes)
-    for mv in moves:
-        where = new_labels == mv.item
+    _paste_moved(out, image, labels, new_labels, moves, ids)
+    return out, new_labels
+
+
+def copy_preview(
+    image: np.ndarray, labels: np.ndarray, moves: Sequence[Move], first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The picture and label map after copying items (a duplicate), as a quick sketch: each
+    item's pixels pasted where its copy goes. Returns ``(preview (H, W, 3) uint8,
+    new_labels (H, W) int32)``, the labels exactly
+    :func:`dedit_app.partition.copy_items`'s (copy k is item ``first + k``)."""
+    new_labels = partition.copy_items(labels, moves, first)
+    out = image.copy()
+    _paste_moved(out, image, labels, new_labels, moves, range(first, first + len(moves)))
+    return out, new_labels
+
+
+def _paste_moved(
+    out: np.ndarray,
+    image: np.ndarray,
+    labels: np.ndarray,
+    new_labels: np.ndarray,
+    moves: Sequence[Move],
+    ids: Sequence[int],
+) -> None:
+    """Paste into ``out`` the pixels of each move's item where ``new_labels`` gives them
+    id ``ids[k]``, warped by the move, in place."""
+    for mv, k in zip(moves, ids):
+        where = new_labels == k
         window = partition.bounding_window(where, 0)
         if window is None:
             continue
@@ -80,7 +107,6 @@ def move_preview(
             borderMode=cv2.BORDER_REPLICATE,
         )
         copy_pixels(out[window], warped, where[window])
-    return out, new_labels
 
 
 def remove_preview(

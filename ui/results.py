@@ -100,7 +100,18 @@ class ResultsMixin:
         if c.laid_over:
             c.thumbs[0] = self.w.candidates.set_thumbnail(0, laid.image)
             self._lay_thumbnails(c, 1)
+        if cmd is not None and pending.kind == "duplicate":
+            self._select_copies(doc, pending)
         self.w.status_message.setText(f"Done: {pending.title}.")
+
+    @staticmethod
+    def _select_copies(doc: Document, pending: PendingEdit) -> None:
+        """Select the copies a duplicate made, to drag them on, as a design tool selects
+        a duplicate; unless other items were chosen while it ran."""
+        copies = len(pending.entry.get("copies") or ())
+        if copies and list(doc.selection) == list(pending.entry.get("items") or ()):
+            n = len(doc.items)
+            doc.select(tuple(range(n - copies, n)))
 
     def _lay_thumbnails(self, c: Candidates, start: int) -> None:
         """Thumbnails ``start`` on of results laid over changes made while their edit ran:
@@ -379,7 +390,10 @@ class ResultsMixin:
 
 def _record(entry: dict[str, Any], laid: LaidEdit) -> dict[str, Any]:
     """The history record of an applied result: ``laid_over`` when it was laid over
-    changes made while it ran (its pixels were not made from the picture before it)."""
+    changes made while it ran (its pixels were not made from the picture before it), and
+    a duplicate's copies under the ids they took then."""
+    if laid.renumbered and isinstance(entry.get("copies"), list):
+        entry = {**entry, "copies": [k + laid.renumbered for k in entry["copies"]]}
     return {**entry, "laid_over": True} if laid.kept else entry
 
 

@@ -122,14 +122,20 @@ def click(
     QApplication.processEvents()
 
 
-def drag(view, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton) -> None:
-    """Press at the first image point, move through the others, release at the last."""
+def drag(
+    view,
+    points: list[tuple[float, float]],
+    button=Qt.MouseButton.LeftButton,
+    modifiers=Qt.KeyboardModifier.NoModifier,
+) -> None:
+    """Press at the first image point, move through the others, release at the last, with
+    ``modifiers`` held as it is pressed and let go."""
     vp = view.viewport()
-    QTest.mousePress(vp, button, Qt.KeyboardModifier.NoModifier, view_point(view, *points[0]))
+    QTest.mousePress(vp, button, modifiers, view_point(view, *points[0]))
     for x, y in points[1:]:
         QTest.mouseMove(vp, view_point(view, x, y))
         QApplication.processEvents()
-    QTest.mouseRelease(vp, button, Qt.KeyboardModifier.NoModifier, view_point(view, *points[-1]))
+    QTest.mouseRelease(vp, button, modifiers, view_point(view, *points[-1]))
     QApplication.processEvents()
 
 
