@@ -46,7 +46,7 @@ import numpy as np
 from dedit_app.errors import EditError, ItemError
 from dedit_app.finetune import apply_trained, content_key, weights_metadata
 from dedit_app.jobs import CancelToken, Job, Progress, run_job
-from dedit_app.looks import item_looks
+from dedit_app.looks import item_looks, missing_looks
 from dedit_app.models import DiffusionModel, check_weights_match
 from dedit_app.partition import (
     Move,
@@ -297,8 +297,7 @@ def check_edit(
     metadata = weights_metadata(project)
     if model is not None:
         check_weights_match(model, metadata)
-    bases, _ = item_looks(project, _tokens(metadata, "items"), _tokens(metadata, "reference_items"))
-    if not all(bases):  # a copy has its item's look; an item added by hand has none
+    if missing_looks(project, _tokens(metadata, "items"), _tokens(metadata, "reference_items")):
         raise EditError(
             "Items were added after this project was prepared; prepare it again to edit them."
         )

@@ -33,7 +33,14 @@ from typing import Any
 
 from dedit_app.going_back import standing
 
-__all__ = ["carry_look", "copy_sources", "item_looks", "look_names", "swapped_items"]
+__all__ = [
+    "carry_look",
+    "copy_sources",
+    "item_looks",
+    "look_names",
+    "missing_looks",
+    "swapped_items",
+]
 
 
 def swapped_items(project) -> dict[int, dict[str, Any]]:
@@ -130,6 +137,14 @@ def item_looks(project, tokens: list[str], reference_tokens: list[str]) -> tuple
         if typed and bases[k]:
             looks[k] = typed.replace("*", bases[k])
     return bases, looks
+
+
+def missing_looks(project, tokens: list[str], reference_tokens: list[str]) -> list[int]:
+    """The items no look is known for: added after the preparation (``tokens``), other
+    than by a duplicate, whose copies look as their items. They cannot be edited, nor
+    painted beside an edit, until the project is prepared again."""
+    bases, _ = item_looks(project, tokens, reference_tokens)
+    return [k for k, base in enumerate(bases) if not base]
 
 
 def look_names(project) -> dict[int, str]:

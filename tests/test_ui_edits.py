@@ -559,6 +559,7 @@ def test_alt_drag_copies_an_item_where_it_is_dropped_and_selects_the_copy(opened
     assert len(doc.items) == n + 1 and doc.item_name(n) == f"{name} copy"
     assert (doc.labels == 3).any()  # the item stays where it was
     assert doc.selection == (n,)  # the copy, to drag on
+    assert window.editing.prepared()  # the copy has its item's look: no preparing again
     assert doc.undo.undoText() == f"Duplicate {name}"
     assert doc.project.history[-1]["copies"] == [n]
     assert window.items_panel.list.count() == n + 1

@@ -391,11 +391,14 @@ def stale_reason(project, settings=None, reference=None) -> str:
         meta = _metadata(project)
     except Exception as err:  # damaged or missing file: say so
         return str(err)
+    from dedit_app.looks import missing_looks
+
     try:
-        items = json.loads(meta.get("items", "[]"))
-    except ValueError:
+        tokens = [str(t) for t in json.loads(meta.get("items", "[]"))]
+        reference_tokens = [str(t) for t in json.loads(meta.get("reference_items", "[]"))]
+    except (ValueError, TypeError):
         return "The project's learned weights are damaged; prepare it again."
-    if len(items) < len(project.items):
+    if missing_looks(project, tokens, reference_tokens):  # a copy has its item's look
         return "Items were added after preparing; prepare again to edit them."
     if settings is not None:
         training = project.training or {}
