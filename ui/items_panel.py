@@ -322,7 +322,7 @@ class ItemsPanel(QWidget):
                 self.prompt_hint.setText(
                     f"{len(doc.selection)} items selected: Enter gives {it.name} this prompt "
                     "and regenerates the others to fit; a drag or the arrow keys move them "
-                    "all, Shift+H flips them, Delete removes them."
+                    "all, Shift+H flips them, Ctrl+D duplicates them, Delete removes them."
                 )
             else:
                 hint = f"Press Enter to regenerate {it.name} from this prompt."
