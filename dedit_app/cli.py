@@ -49,6 +49,7 @@ EXAMPLES = {
   dedit edit photo.dedit move --move 0:200:140:0.5 --move 3:-50:0 --order 3 0 -o moved.png
   dedit edit photo.dedit move --item 0 --angle 15 -o tilted.png   # turned 15° clockwise
   dedit edit photo.dedit flip --item 0 -o flipped.png   # mirrored left to right
+  dedit edit photo.dedit flip --item 0 --vertical -o upside-down.png   # top to bottom
   dedit edit photo.dedit duplicate --item 0 --apply -o two.png   # a copy beside it
   dedit edit photo.dedit duplicate --item 0 --dx -300 --scale 0.8 -o two.png
   dedit edit photo.dedit remove --item 0 --candidates 4 -o removed.png
@@ -271,6 +272,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the item to edit (remove, flip: one or more items; flip mirrors them as a "
         "group, about the middle of the box around them all; duplicate: the item to copy, "
         "put beside it unless --dx, --dy, --scale or --angle say where)",
+    )
+    ed.add_argument(
+        "--vertical",
+        action="store_true",
+        help="flip: mirror top to bottom instead of left to right",
     )
     ed.add_argument("--prompt", help="text edit: the new prompt (* = the item's own tokens)")
     ed.add_argument(
@@ -659,6 +665,8 @@ def _request(args, project):
             return value[0]
         return value
 
+    if args.vertical and args.kind != "flip":
+        raise EditError("--vertical goes with the flip edit: `dedit edit PROJECT flip --vertical`.")
     if args.kind == "recon":
         return ReconRequest(opts)
     if args.kind == "text":
@@ -677,7 +685,7 @@ def _request(args, project):
         if twice:
             raise EditError(f"Name each item to flip once; item {twice[0]} is named twice.")
         boxes = {i: item_bbox(project.labels, i) for i in items}
-        return MoveRequest(flip_moves(boxes), None, extra, opts)
+        return MoveRequest(flip_moves(boxes, args.vertical), None, extra, opts)
     if args.kind == "redraw":
         # What the editor saved as left to redraw
         drawn = project.drawn if project.drawn is not None else project.labels

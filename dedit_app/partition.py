@@ -511,13 +511,16 @@ def group_moves(
     return tuple(moves)
 
 
-def flip_moves(boxes: Mapping[int, tuple[int, int, int, int]]) -> tuple[Move, ...]:
-    """The moves that mirror items left to right as one group, about the middle of the
-    box around them all (:func:`group_moves` with ``flip``); one item alone stays in its
-    own box. ``boxes`` as there."""
+def flip_moves(
+    boxes: Mapping[int, tuple[int, int, int, int]], vertical: bool = False
+) -> tuple[Move, ...]:
+    """The moves that mirror items left to right (``vertical``: top to bottom) as one
+    group, about the middle of the box around them all (:func:`group_moves` with
+    ``flip``; top to bottom is left to right and a half turn); one item alone stays in
+    its own box. ``boxes`` as there."""
     if not boxes:
         raise ItemError("Choose at least one item to flip.")
-    return group_moves(boxes, flip=True)
+    return group_moves(boxes, flip=True, angle=180.0 if vertical else 0.0)
 
 
 def move_item(

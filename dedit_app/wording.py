@@ -41,7 +41,9 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
     if kind in ("move", "duplicate"):
         moves = [m for m in record.get("moves") or [] if isinstance(m, list) and m]
         flipped = bool(moves) and all(len(m) > 4 and m[4] is True for m in moves)
-        verb = kind if kind == "duplicate" else "flip" if flipped else "move"
+        upside = flipped and all(len(m) > 5 and m[5] == 180 for m in moves)  # flip_moves
+        verb = "flip vertically" if upside else "flip" if flipped else "move"
+        verb = kind if kind == "duplicate" else verb
         return f"{verb}: {', '.join(name(m[0]) for m in moves) or '?'}"
     if kind == "remove":
         gone = [item, *(record.get("also") or [])]

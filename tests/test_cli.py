@@ -103,6 +103,10 @@ def test_five_edits_end_to_end(prepared, capsys):
             MoveRequest((Move(small, 4, 0, 1, angle=20),)),
         ),
         "flip": (["--item", str(small)], MoveRequest(flip_moves({small: box(small)}))),
+        "flip vertical": (
+            ["--item", str(small), "--vertical"],
+            MoveRequest(flip_moves({small: box(small)}, vertical=True)),
+        ),
         "flip two": (
             ["--item", str(small), str(big)],
             MoveRequest(flip_moves({small: box(small), big: box(big)})),
@@ -393,6 +397,7 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
         {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, -4.0, 0.0, 1.0, True]]},
         {"kind": "move", "moves": [[0, 4.0, 0.0, 1.0, True], [1, 0.0, 3.0, 1.0]]},
         {"kind": "duplicate", "moves": [[1, 9.0, 0.0, 1.0]], "copies": [len(names)]},
+        {"kind": "move", "moves": [[2, 0.0, 0.0, 1.0, True, 180.0]]},
     ]
     for n, entry in enumerate(edits):
         image = project.image.copy()
@@ -404,13 +409,14 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     capsys.readouterr()
     assert main(["info", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = lines.index("6 edits in the history")
+    at = lines.index("7 edits in the history")
     assert lines[at + 1].startswith(f"    1 text: {names[0]} → “a white handbag”  (")
     assert lines[at + 2].startswith(f"    2 remove: {names[1]}, {names[2]}  (")
     assert lines[at + 3].startswith(f"    3 swap: {names[0]} ← “cup”  (")
     assert lines[at + 4].startswith(f"    4 flip: {names[0]}, {names[1]}  (")
     assert lines[at + 5].startswith(f"    5 move: {names[0]}, {names[1]}  (")  # not all flipped
     assert lines[at + 6].startswith(f"    6 duplicate: {names[1]}  (")
+    assert lines[at + 7].startswith(f"    7 flip vertically: {names[2]}  (")
     for n in (1, 2, 3):
         out = tmp_path / f"before-{n}.png"
         assert main(["export", str(folder), "--before", str(n), "-o", str(out)]) == 0
@@ -418,11 +424,11 @@ def test_info_lists_the_edits_and_export_writes_the_picture_from_before_any(
     assert main(["export", str(folder), "-o", str(tmp_path / "now.tif")]) == 0
     np.testing.assert_array_equal(load_image(tmp_path / "now.tif"), pictures[-1])
     capsys.readouterr()
-    for wrong in ("0", "7"):
+    for wrong in ("0", "8"):
         assert main(["export", str(folder), "--before", wrong, "-o", str(tmp_path / "x.png")]) == 1
         err = capsys.readouterr().err.strip()
         assert err == (
-            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 6 (dedit info)."
+            f"dedit: error: There is no edit {wrong} in {folder}; it has edits 1 to 7 (dedit info)."
         )
     assert main(["export", str(folder), "-o", str(folder / "inside.png")]) == 1
     assert "is inside the project" in capsys.readouterr().err
@@ -527,6 +533,7 @@ def test_redraw_paints_what_the_editor_saved_as_reshaped(prepared, tmp_path, cap
         (["edit", "{p}", "flip", "--item", "99", "-o", "{o}"], "no item 99"),
         (["edit", "{p}", "flip", "-o", "{o}"], "flip edit needs --item"),
         (["edit", "{p}", "duplicate", "-o", "{o}"], "duplicate edit needs --item or --move"),
+        (["edit", "{p}", "move", "--item", "0", "--vertical", "-o", "{o}"], "goes with the flip"),
         (["edit", "{p}", "duplicate", "--item", "99", "-o", "{o}"], "no item 99"),
         (["edit", "{p}", "duplicate", "--item", "0", "1", "-o", "{o}"], "one --item"),
         (["edit", "{p}", "duplicate", "--move", "0:0:0", "-o", "{o}"], "would cover it whole"),

@@ -163,15 +163,22 @@ def test_move_scale_about_bbox_centre():
 def test_flip_mirrors_the_items_as_one_group_about_the_middle_of_their_box(labels, data):
     present = np.unique(labels).tolist()
     items = data.draw(st.lists(st.sampled_from(present), min_size=1, unique=True))
+    vertical = data.draw(st.booleans())
     boxes = {i: item_bbox(labels, i) for i in items}
-    left, right = min(b[0] for b in boxes.values()), max(b[2] for b in boxes.values())
-    out = move_items(labels, flip_moves(boxes))  # a mirror never leaves the picture
+    edges = np.array(list(boxes.values()))
+    left, top = edges[:, :2].min(axis=0)
+    right, bottom = edges[:, 2:].max(axis=0)
+    out = move_items(labels, flip_moves(boxes, vertical))  # a mirror never leaves the picture
     h, w = labels.shape
     covered = np.zeros((h, w), bool)
     for i in items:
-        # pixel x goes to left + right - x: the group's columns, read backwards
+        # pixel x goes to left + right - x: the group's columns, read backwards (top to
+        # bottom: y to top + bottom - y, its rows)
         mirrored = np.zeros((h, w), bool)
-        mirrored[:, left : right + 1] = (labels == i)[:, left : right + 1][:, ::-1]
+        if vertical:
+            mirrored[top : bottom + 1] = (labels == i)[top : bottom + 1][::-1]
+        else:
+            mirrored[:, left : right + 1] = (labels == i)[:, left : right + 1][:, ::-1]
         assert (out[mirrored] == i).all()
         covered |= mirrored
     holes = holds_any(labels, items) & ~covered

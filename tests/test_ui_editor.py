@@ -672,8 +672,8 @@ def test_a_right_click_on_an_item_selects_it_and_offers_its_commands(scene, monk
     right_click(*inner_pixel(labels, 3))
     assert window.doc.selection == (3,)  # the item under the pointer, as design tools do
     menu = shown[-1]
-    commands = ("Edit prompt", "Rename item", "Flip horizontally", "Duplicate", "Remove item")
-    for name in (*commands, "Copy"):
+    commands = ("Rename item", "Flip horizontally", "Flip vertically", "Duplicate", "Remove item")
+    for name in (*commands, "Edit prompt", "Copy"):
         assert menu[name], name
     assert "Merge items" in menu and not menu["Merge items"]  # one item: nothing to merge
     # on one of several selected items: they stay selected, and merging them is offered

@@ -693,6 +693,12 @@ def test_shift_h_flips_the_selected_items_as_a_group_and_undo_takes_it_back(open
     assert doc.project.history[-1]["moves"][0][4] is True
     window.act_undo.trigger()
     assert doc.image is image and doc.labels is labels
+    # Shift+V: top to bottom, as one group
+    QTest.keyClick(window.canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(window, 300)
+    upside = partition.move_items(labels, list(partition.flip_moves(boxes, vertical=True)))
+    np.testing.assert_array_equal(doc.labels, upside)
+    assert doc.undo.undoText() == f"Flip {names} vertically"
 
 
 def test_a_move_off_the_picture_is_refused_by_its_preview_at_once(opened):

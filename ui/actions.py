@@ -192,6 +192,12 @@ def build_actions(w) -> None:
         "Shift+H",
         "Mirror the selected items left to right; the model paints them again",
     )
+    w.act_flip_v = A(
+        "Flip &vertically",
+        lambda: w.editing.flip_selected(vertical=True),
+        "Shift+V",
+        "Mirror the selected items top to bottom; the model paints them again",
+    )
     w.act_duplicate = A(
         "&Duplicate",
         w.editing.duplicate_selected,
@@ -289,6 +295,7 @@ def build_menus(w) -> None:
             w.act_more,
             w.act_redraw,
             w.act_flip,
+            w.act_flip_v,
             w.act_duplicate,
             w.act_remove,
             w.act_cancel_jobs,
@@ -413,8 +420,8 @@ def canvas_menu(w, item: int | None) -> QMenu:
     are the window's own, so each shows its key and is enabled as in the menus."""
     menu = QMenu(w)
     if item is not None:
-        menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_duplicate, w.act_merge])
-        menu.addAction(w.act_remove)
+        menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_flip_v])
+        menu.addActions([w.act_duplicate, w.act_merge, w.act_remove])
         menu.addSeparator()
         menu.addActions([w.act_copy, w.act_zoom_selection])
     else:

@@ -364,9 +364,10 @@ class EditController(ResultsMixin, QObject):
         verb = (
             "Flip" if flip else "Turn" if angle else "Resize" if abs(scale - 1) > 1e-3 else "Move"
         )
+        way = " vertically" if flip and angle == 180 else ""  # a flip is always left to right
         entry = {"kind": "move", "item": items[0], "dx": float(dx), "dy": float(dy)}
         entry.update(scale=float(scale), angle=float(angle), flip=flip, items=list(items))
-        title = f"{verb} {_names([doc.item_name(i) for i in items])}"
+        title = f"{verb} {_names([doc.item_name(i) for i in items])}{way}"
         pending = PendingEdit(doc, doc.state(), "move", title, items[0], entry)
         job_id = self._submit(pending, task)
         if job_id is None:
@@ -411,16 +412,17 @@ class EditController(ResultsMixin, QObject):
         dx, dy = copy_offset((x0, y0, x1 - 1, y1 - 1), doc.labels.shape)
         self.duplicate_items(doc.selection, dx, dy)
 
-    def flip_selected(self) -> None:
-        """Mirror the selected items left to right as one group (Shift+H); the model
-        paints them again in their mirrored shapes, as after a move."""
+    def flip_selected(self, vertical: bool = False) -> None:
+        """Mirror the selected items left to right (Shift+H; ``vertical``: top to bottom,
+        Shift+V) as one group; the model paints them again in their mirrored shapes, as
+        after a move."""
         doc = self.doc
         if doc is None:
             return
         if not doc.selection:
             self.w.show_error("Select the item to flip first: click it on the picture.")
             return
-        self.move_items(doc.selection, 0.0, 0.0, 1.0, flip=True)
+        self.move_items(doc.selection, 0.0, 0.0, 1.0, 180.0 if vertical else 0.0, flip=True)
 
     def remove_selected(self) -> None:
         doc = self.doc

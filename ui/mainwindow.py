@@ -700,6 +700,7 @@ class MainWindow(QMainWindow):
         self.act_rename.setEnabled(sel)
         self.act_remove.setEnabled(sel)
         self.act_flip.setEnabled(sel)
+        self.act_flip_v.setEnabled(sel)
         self.act_duplicate.setEnabled(sel)
         self.act_edit_prompt.setEnabled(sel)
         self.act_redraw.setEnabled(bool(has and doc.reshaped))
