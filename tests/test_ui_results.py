@@ -64,6 +64,26 @@ def test_more_results_run_the_edit_again_with_new_seeds(opened):
     assert doc.image is image
 
 
+def test_more_results_of_a_duplicate_keep_its_copy_whichever_is_chosen(opened):
+    window = opened
+    doc, strip = window.doc, window.candidates
+    n = len(doc.items)
+    doc.select((2,))
+    window.editing.duplicate_items((2,), -20.0, 0.0)
+    wait_idle(window, 300)
+    copy_labels = doc.labels
+    assert len(doc.items) == n + 1 and doc.selection == (n,)
+    strip.more_button.click()
+    wait_idle(window, 300)
+    assert len(strip.buttons) == 4
+    strip.buttons[3].click()
+    assert doc.undo.count() == 1 and doc.image is window.editing.candidates.images[3]
+    assert doc.labels is copy_labels and len(doc.items) == n + 1
+    assert doc.project.history[-1]["copies"] == [n]
+    doc.undo.undo()
+    assert len(doc.items) == n and int(doc.labels.max()) < n
+
+
 def test_more_results_are_refused_after_preparing_again(opened):
     window = opened
     doc = window.doc
