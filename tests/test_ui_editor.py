@@ -575,8 +575,11 @@ def _bag_and_ball_selected(scene) -> list:
     return moves
 
 
-def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selects_it(scene):
+def test_dragging_one_of_several_selected_items_moves_them_all_and_a_click_selects_it(
+    scene, monkeypatch
+):
     window, labels = scene
+    monkeypatch.setattr("ui.canvas_gestures.SNAP_REACH", 0)  # the drag as made, not snapped
     moves = _bag_and_ball_selected(scene)
     # one box round both, whose corners resize and turn them together
     b2, b3 = window.doc.bbox(2), window.doc.bbox(3)
@@ -847,6 +850,59 @@ def test_a_drag_with_alt_held_copies_the_item_and_the_pointer_says_so(scene):
     assert canvas.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
     _mouse(canvas, QEvent.Type.MouseButtonRelease, away)
     assert len(copies) == 1 and len(moves) == 1
+
+
+def _drag_by(canvas, item_at: tuple[float, float], by: tuple[float, float], modifiers) -> None:
+    """Press at image point ``item_at`` and let go ``by`` image pixels away, the move on
+    the way there made with ``modifiers`` held (a press with Ctrl or Shift would select)."""
+    x, y = item_at
+    start = QPointF(view_point(canvas, x, y))
+    end = QPointF(view_point(canvas, x + by[0], y + by[1]))
+    _mouse(canvas, QEvent.Type.MouseButtonPress, start)
+    _mouse(canvas, QEvent.Type.MouseMove, (start + end) / 2, modifiers)
+    _mouse(canvas, QEvent.Type.MouseMove, end, modifiers)
+
+
+def test_a_drag_snaps_the_box_to_the_picture_s_middle_and_another_item_s_edge(scene, monkeypatch):
+    window, labels = scene
+    canvas, doc = window.canvas, window.doc
+    moves = []
+    canvas.move_requested.connect(lambda *a: moves.append(a))
+    h, w = labels.shape
+    x0, y0, x1, y1 = doc.bbox(2)
+    at = inner_pixel(labels, 2)
+    near = 3 / canvas.screen_zoom()  # three screen pixels, in the photo's
+    none = Qt.KeyboardModifier.NoModifier
+    # every item's box, found on the side thread as an item is pressed, as bbox gives each
+    _mouse(canvas, QEvent.Type.MouseButtonPress, QPointF(view_point(canvas, *at)))
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(view_point(canvas, *at)))
+    wait_until(lambda: doc.known_boxes() is not None, 10, "the items' boxes")
+    boxes = doc.known_boxes()
+    assert boxes == {k: partition.item_bbox(labels, k) for k in doc.visible_items()}
+    # only the picture's own lines: the box's left edge lands 3 screen pixels past its
+    # middle, and lies on it, a guide drawn there, up and down the picture
+    monkeypatch.setattr(doc, "known_boxes", dict)
+    _drag_by(canvas, at, (w / 2 - x0 + near, 0.4 * (h / 2 - y0)), none)
+    assert canvas.guides[0].isVisible() and canvas.guides[0].line().x1() == w / 2
+    assert canvas.guides[0].line().length() == h
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(0, 0))  # the drag made is kept
+    assert moves[-1][1] == round(w / 2 - x0) and not canvas.guides[0].isVisible()
+    # with Ctrl held it goes where the pointer does
+    _drag_by(canvas, at, (w / 2 - x0 + near, 0), Qt.KeyboardModifier.ControlModifier)
+    assert not canvas.guides[0].isVisible()
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(0, 0))
+    assert abs(moves[-1][1] - (w / 2 - x0 + near)) < 1.5
+    # another item's box: the right edge of this one meets its left edge
+    other = (x1 + 40, y0, x1 + 60, y1)
+    monkeypatch.setattr(doc, "known_boxes", lambda: {0: other})
+    _drag_by(canvas, at, (39 + near, 0), none)
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(0, 0))
+    assert moves[-1][1] == 39  # its last column x1 + 39, next to the other's first
+    # Shift keeps it level: the small drop does not count
+    monkeypatch.setattr(doc, "known_boxes", dict)
+    _drag_by(canvas, at, (25, 4), Qt.KeyboardModifier.ShiftModifier)
+    _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(0, 0))
+    assert moves[-1][2] == 0.0
 
 
 def test_the_corner_of_several_selected_items_resizes_them_together(scene):

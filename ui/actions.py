@@ -403,6 +403,8 @@ def shortcut_rows(w) -> list[tuple[str, str]]:
         ),
         ("Nudge the selected items (Shift: ten times as far)", "arrow keys"),
         ("Copy the selected items where they are dropped", "Alt+drag"),
+        ("Drag freely, without snapping to edges and middles", "Ctrl while dragging"),
+        ("Drag level or upright", "Shift while dragging"),
         ("Turn the selected item (Shift: in steps of 15°)", "drag just outside a corner"),
         ("The commands for the items under the pointer", "right-click"),
         ("Pan", "Space+drag, or two fingers on a trackpad"),

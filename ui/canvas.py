@@ -113,6 +113,7 @@ class CanvasView(Gestures, QGraphicsView):
         self.proposal = QGraphicsPixmapItem()
         self.proposal.setZValue(3)
         self.ghost, self.angle_label = self._gesture_items()
+        self.guides = self._guide_items()
         self.stroke_item = QGraphicsPathItem()
         self.stroke_item.setZValue(6)
         self.brush_cursor = QGraphicsEllipseItem()
@@ -134,6 +135,7 @@ class CanvasView(Gestures, QGraphicsView):
             self.handles,
             self.markers,
             self.angle_label,
+            *self.guides,
         ):
             self.scene().addItem(it)
 
@@ -144,6 +146,7 @@ class CanvasView(Gestures, QGraphicsView):
         self._nudge_timer.setSingleShot(True)
         self._nudge_timer.timeout.connect(self.end_nudge)
         self._turn_shape = None  # the turn cursor, made the first time it shows
+        self._boxes_asked: np.ndarray | None = None  # the map whose boxes are being found
 
     # ----- document ---------------------------------------------------------------------
 
@@ -571,6 +574,7 @@ class CanvasView(Gestures, QGraphicsView):
         if not together:
             self.item_clicked.emit(item, mods)
         if plain and self.editable:
+            self._ask_boxes()  # for the drag to snap to, by the time it moves
             self._press = {
                 "kind": "move",
                 "items": selected if together else (item,),
@@ -658,8 +662,10 @@ class CanvasView(Gestures, QGraphicsView):
                     return
                 g["active"] = True
                 self._start_ghost(g["items"])
+                g["lines"] = self._snap_lines(g["items"])
             delta = p - g["start"]
             g["dx"], g["dy"], g["scale"] = delta.x(), delta.y(), 1.0
+            self._snap_drag(g, event.modifiers())
             self._place_ghost(g)
             self._show_copying(event.modifiers())
         elif g["kind"] == "resize":
@@ -687,6 +693,7 @@ class CanvasView(Gestures, QGraphicsView):
                 self.move_requested.emit(g["items"], 0.0, 0.0, 1.0, round(g["angle"], 1))
         elif g["kind"] in ("move", "resize"):
             self.ghost.setVisible(False)
+            self._hide_guides()
             self.viewport().setCursor(Qt.CursorShape.ArrowCursor)  # no copy's plus left
             if g.get("active") and ("dx" in g):
                 moved = abs(g["dx"]) >= 0.5 or abs(g["dy"]) >= 0.5 or abs(g["scale"] - 1) > 1e-3
@@ -712,6 +719,7 @@ class CanvasView(Gestures, QGraphicsView):
         self._nudge_timer.stop()
         self._press = None
         self.ghost.setVisible(False)
+        self._hide_guides()
         self.angle_label.setVisible(False)
         self.stroke_item.setPath(QPainterPath())
         self._update_handles()
