@@ -399,14 +399,20 @@ class EditController(ResultsMixin, QObject):
         image, labels, first = readonly(doc.image), readonly(doc.labels), len(doc.items)
         self._sketch(job_id, lambda: copy_preview(image, labels, moves, first))
 
+    def _selected(self, verb: str) -> Document | None:
+        """The document, when items are selected to ``verb``; otherwise None, having said
+        how to select one when a picture is open."""
+        doc = self.doc
+        if doc is not None and not doc.selection:
+            self.w.show_error(f"Select the item to {verb} first: click it on the picture.")
+            return None
+        return doc
+
     def duplicate_selected(self) -> None:
         """Copy the selected items just beside them, where the picture has room (Ctrl+D);
         the copies can then be dragged where they belong."""
-        doc = self.doc
+        doc = self._selected("duplicate")
         if doc is None:
-            return
-        if not doc.selection:
-            self.w.show_error("Select the item to duplicate first: click it on the picture.")
             return
         x0, y0, x1, y1 = doc.items_box(doc.selection)  # ends exclusive
         dx, dy = copy_offset((x0, y0, x1 - 1, y1 - 1), doc.labels.shape)
@@ -416,22 +422,14 @@ class EditController(ResultsMixin, QObject):
         """Mirror the selected items left to right (Shift+H; ``vertical``: top to bottom,
         Shift+V) as one group; the model paints them again in their mirrored shapes, as
         after a move."""
-        doc = self.doc
+        doc = self._selected("flip")
         if doc is None:
-            return
-        if not doc.selection:
-            self.w.show_error("Select the item to flip first: click it on the picture.")
             return
         self.move_items(doc.selection, 0.0, 0.0, 1.0, 180.0 if vertical else 0.0, flip=True)
 
     def remove_selected(self) -> None:
-        doc = self.doc
-        if doc is None:
-            return
-        if doc.current is None:
-            self.w.show_error("Select the item to remove first: click it on the picture.")
-            return
-        if not self._need_prepared():
+        doc = self._selected("remove")
+        if doc is None or not self._need_prepared():
             return
         item, also = doc.current, doc.selection[1:]  # Delete removes every selected item
         try:
