@@ -62,6 +62,7 @@ EXAMPLES = {
   dedit export photo.dedit -o now.png
   dedit export photo.dedit --before 1 -o photo.png    # the photo before every edit
   dedit export scan.dedit --8-bit -o small.png   # a 16-bit photo's PNG at 8 bits
+  dedit export photo.dedit --items 3 -o bag.png   # item 3 alone, transparent around it
 """,
     "back": """\
   dedit back photo.dedit 3     # the picture, items and prompts from before edit 3
@@ -380,6 +381,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="the picture from before edit N (1 = the photo itself); default: the picture now",
+    )
+    export.add_argument(
+        "--items",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only these items, cut out: the box round them, transparent elsewhere (.png or .webp)",
     )
     _eight_bit_option(export)
 
@@ -875,18 +883,29 @@ def _deep(project, args):
 
 
 def _cmd_export(args) -> int:
+    from dedit_app.errors import ItemError
     from dedit_app.going_back import picture_before
-    from dedit_app.imageio import check_save_target, save_image
+    from dedit_app.imageio import check_save_target, cut_out, save_image
 
     out = Path(args.output)
     project = _load_project(args.project)
     _outside(out, project)
     check_save_target(out, project.size)  # an extension it cannot write, among the rest
     if args.before is None:
-        picture = project.image
+        picture, labels = project.image, project.labels
     else:
-        picture = picture_before(project, args.before, args.project)[0]
-    save_image(out, picture, profile=project.profile, deep=_deep(project, args))
+        picture, labels = picture_before(project, args.before, args.project)
+    deep, alpha = _deep(project, args), None
+    if args.items:
+        n = len(project.items)
+        for item in args.items:  # the map then: an item may have no pixels in it
+            if not 0 <= item < n:
+                raise ItemError(f"There is no item {item}; the project has items 0 to {n - 1}.")
+            if not (labels == item).any():
+                name = project.items[item].name
+                raise ItemError(f"Item {item} ({name}) has no pixels there to cut out.")
+        picture, alpha, deep = cut_out(picture, labels, args.items, deep)
+    save_image(out, picture, profile=project.profile, deep=deep, alpha=alpha)
     print(out)
     return 0
 

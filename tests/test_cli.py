@@ -375,6 +375,33 @@ def test_a_duplicate_applied_adds_a_copy_that_edits_as_its_item(prepared, tmp_pa
     assert f"1 duplicate: {project.items[item].name}  (" in capsys.readouterr().out
 
 
+def test_export_items_writes_their_cut_out_transparent_around_them(prepared, tmp_path, capsys):
+    import cv2
+
+    project = Project.load(prepared / "p.dedit")
+    items = [1, 3]
+    out = tmp_path / "cut.png"
+    assert (
+        main(["export", str(prepared / "p.dedit"), "--items", *map(str, items), "-o", str(out)])
+        == 0
+    )
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    ys, xs = np.nonzero(np.isin(project.labels, items))
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    inside = np.isin(project.labels[box], items)
+    np.testing.assert_array_equal(back[..., 3], np.where(inside, 255, 0))
+    np.testing.assert_array_equal(back[..., 2::-1][inside], project.image[box][inside])
+    capsys.readouterr()
+    p = str(prepared / "p.dedit")
+    for argv, words in (
+        (["--items", "99", "-o", str(tmp_path / "x.png")], "There is no item 99"),
+        (["--items", "1", "-o", str(tmp_path / "x.jpg")], "cannot hold a cut-out"),
+    ):
+        assert main(["export", p, *argv]) == 1
+        assert words in capsys.readouterr().err
+        assert not list(tmp_path.glob("x.*"))
+
+
 def test_info(prepared, capsys):
     assert main(["info", str(prepared / "p.dedit")]) == 0
     text = capsys.readouterr().out

@@ -26,6 +26,7 @@ from dedit_app.imageio import (
     check_save_target,
     choose_bucket,
     composite,
+    cut_out,
     feather_weights,
     load_image,
     resize_image,
@@ -457,6 +458,42 @@ def test_gray_array_saves_as_gray(tmp_path, name):
     save_image(tmp_path / name, gray)
     assert Image.open(tmp_path / name).mode == "L"
     np.testing.assert_array_equal(load_image(tmp_path / name), np.repeat(gray[..., None], 3, 2))
+
+
+def test_a_cut_out_is_its_items_box_transparent_around_them_in_png_and_webp(tmp_path):
+    from PIL import ImageCms
+
+    image = corpus.noise(40, 60)
+    labels = np.zeros((40, 60), np.int32)
+    labels[10:30, 5:45] = 1
+    labels[15:20, 10:20] = 2  # a hole in item 1, which item 2 fills
+    labels[25:30, 50:55] = 2
+    crop, alpha, deep = cut_out(image, labels, [1])
+    np.testing.assert_array_equal(crop, image[10:30, 5:45])
+    np.testing.assert_array_equal(alpha, labels[10:30, 5:45] == 1)
+    assert deep is None and not alpha[6, 8] and alpha[0, 0]
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for name in ("cut.png", "cut.webp"):
+        save_image(tmp_path / name, crop, quality=100, profile=profile, alpha=alpha)
+        back = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(back[..., 3], np.where(alpha, 255, 0))
+        np.testing.assert_array_equal(back[..., 2::-1][alpha], crop[alpha])  # lossless
+        assert Image.open(tmp_path / name).info.get("icc_profile") == profile
+    for name in ("cut.jpg", "cut.tif"):
+        with pytest.raises(ImageSaveError, match="cannot hold a cut-out: .* .png and .webp"):
+            save_image(tmp_path / name, crop, alpha=alpha)
+        assert not (tmp_path / name).exists()
+    # at 16 bits: the photo's own values, opaque at the top of the range
+    wide = np.minimum(image.astype(np.int64) * 257 + 3, 65535).astype(np.uint16)
+    crop, alpha, deep = cut_out(image, labels, [1, 2], wide)
+    assert crop.shape[:2] == (20, 50) and alpha[20 - 1, 50 - 1]  # the box round both
+    save_image(tmp_path / "deep.png", crop, deep=deep, alpha=alpha)
+    back = cv2.imread(str(tmp_path / "deep.png"), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[..., 3], np.where(alpha, 65535, 0))
+    np.testing.assert_array_equal(back[..., 2::-1], deep)
+    with pytest.raises(DEditError, match="no pixels"):
+        cut_out(image, labels, [7])
 
 
 def test_a_tiff_is_written_deflate_compressed_in_rgb(tmp_path):

@@ -676,7 +676,7 @@ def test_a_right_click_on_an_item_selects_it_and_offers_its_commands(scene, monk
     assert window.doc.selection == (3,)  # the item under the pointer, as design tools do
     menu = shown[-1]
     commands = ("Rename item", "Flip horizontally", "Flip vertically", "Duplicate", "Remove item")
-    for name in (*commands, "Edit prompt", "Copy"):
+    for name in (*commands, "Edit prompt", "Copy", "Export selected items…"):
         assert menu[name], name
     assert "Merge items" in menu and not menu["Merge items"]  # one item: nothing to merge
     # on one of several selected items: they stay selected, and merging them is offered

@@ -475,6 +475,44 @@ def test_the_export_dialogs_type_gives_the_name_its_extension(scene, tmp_path, m
     assert load_image(tmp_path / "final.webp").shape == window.doc.image.shape
 
 
+def test_the_selected_items_export_as_a_cut_out_transparent_around_them(
+    scene, tmp_path, monkeypatch
+):
+    import cv2
+    from PySide6.QtWidgets import QFileDialog
+
+    window, labels = scene
+    doc = window.doc
+    assert not window.act_export_items.isEnabled()  # nothing selected
+    window.files.export_cutout_dialog()
+    assert "Select the items to export first" in window.message_text()
+    doc.select((2, 3))
+    assert window.act_export_items.isEnabled()
+    asked = []
+
+    def ask(_parent, _title, offered, filters):
+        asked.append((offered, filters))
+        return str(tmp_path / "both"), "PNG (*.png)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", ask)
+    window.act_export_items.trigger()
+    wait_idle(window)
+    ((offered, filters),) = asked
+    assert offered == f"{doc.item_name(2)} + {doc.item_name(3)}.png"
+    assert filters == "PNG (*.png);;WebP (*.webp)"  # the formats that keep transparency
+    back = cv2.imread(str(tmp_path / "both.png"), cv2.IMREAD_UNCHANGED)
+    x0, y0, x1, y1 = doc.items_box((2, 3))
+    inside = np.isin(labels[y0:y1, x0:x1], [2, 3])
+    np.testing.assert_array_equal(back[..., 3], np.where(inside, 255, 0))
+    np.testing.assert_array_equal(back[..., 2::-1][inside], doc.image[y0:y1, x0:x1][inside])
+    assert f"Exported both.png ({x1 - x0}×{y1 - y0}" in window.message_text()
+    # a format without transparency is refused in words, and nothing is written
+    window.files.export_cutout(tmp_path / "both.jpg", (2,))
+    wait_idle(window)
+    assert "cannot hold a cut-out" in window.message_text()
+    assert not (tmp_path / "both.jpg").exists()
+
+
 def test_files_dropped_on_the_reference_panel_open_as_the_reference(scene, tmp_path):
     """Of several files, the first photo the editor reads opens; on the reference panel
     it is the reference, and the photo being edited stays."""

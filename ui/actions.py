@@ -115,6 +115,12 @@ def build_actions(w) -> None:
         "Export the picture at full resolution (PNG or JPEG)",
         "export",
     )
+    w.act_export_items = A(
+        "Export selected &items…",
+        lambda: w.files.export_cutout_dialog(),
+        "Ctrl+Shift+E",
+        "Export the selected items at full resolution, transparent around them (PNG or WebP)",
+    )
     w.act_close = A(
         "&Close picture", w.close_picture, ["Ctrl+W", SK.Close], "Close the picture (asks to save)"
     )
@@ -280,7 +286,7 @@ def build_menus(w) -> None:
     w.recent_menu = m.addMenu("Open &recent")
     w.restore_menu = m.addMenu("Restore &unsaved work")
     m.addSeparator()
-    m.addActions([w.act_save, w.act_save_as, w.act_export])
+    m.addActions([w.act_save, w.act_save_as, w.act_export, w.act_export_items])
     m.addSeparator()
     m.addActions([w.act_close, w.act_quit])
     m = mb.addMenu("&Edit")
@@ -425,7 +431,7 @@ def canvas_menu(w, item: int | None) -> QMenu:
         menu.addActions([w.act_edit_prompt, w.act_rename, w.act_flip, w.act_flip_v])
         menu.addActions([w.act_duplicate, w.act_merge, w.act_remove])
         menu.addSeparator()
-        menu.addActions([w.act_copy, w.act_zoom_selection])
+        menu.addActions([w.act_copy, w.act_export_items, w.act_zoom_selection])
     else:
         menu.addActions([w.act_fit, w.act_actual, w.act_paste])
     return menu

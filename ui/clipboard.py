@@ -60,6 +60,13 @@ def copy(window) -> str:
     return f"Copied {names} as a cut-out ({width}×{height}, transparent around it)."
 
 
+def cutout_stem(doc, items) -> str:
+    """A file name (without extension) for the cut-out of ``items``: their names, with
+    what a file system may refuse replaced ("bag + cup")."""
+    names = " + ".join(doc.item_name(k) for k in items)
+    return re.sub(r"[^\w +-]+", "_", names).strip(" _") or "item"
+
+
 def items_cutout(
     image: np.ndarray,
     labels: np.ndarray,
@@ -124,9 +131,7 @@ class CutoutMime(QMimeData):
         self._profile = doc.project.profile
         self._items = list(items)
         self.box = doc.items_box(items)
-        names = " + ".join(doc.item_name(k) for k in items)
-        stem = re.sub(r"[^\w +-]+", "_", names).strip(" _") or "item"  # a safe file name
-        self.file = folder / f"{stem}.png"
+        self.file = folder / f"{cutout_stem(doc, items)}.png"
         self._on_error = on_error
         self._image: QImage | None = None
         self._png: QByteArray | None = None

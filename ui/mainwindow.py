@@ -702,6 +702,7 @@ class MainWindow(QMainWindow):
         self.act_flip.setEnabled(sel)
         self.act_flip_v.setEnabled(sel)
         self.act_duplicate.setEnabled(sel)
+        self.act_export_items.setEnabled(sel)
         self.act_edit_prompt.setEnabled(sel)
         self.act_redraw.setEnabled(bool(has and doc.reshaped))
         self.items_panel.redraw_button.setEnabled(self.act_redraw.isEnabled())
