@@ -752,6 +752,23 @@ def _drag_bags_corner(scene, to) -> tuple[list, tuple[int, int, int, int]]:
     return moves, box
 
 
+def test_a_corner_handle_snaps_the_corner_to_another_item_s_edge(scene, monkeypatch):
+    window, labels = scene
+    doc = window.doc
+    x0, y0, x1, y1 = doc.bbox(2)
+    line = x1 + 1 + 20  # another item's left edge, 20 pixels right of the bag's box
+    monkeypatch.setattr(doc, "known_boxes", lambda: {0: (line, y1 + 60, line + 9, y1 + 70)})
+    near = 3 / window.canvas.screen_zoom()  # three screen pixels short of it
+    diagonal = (line - near - x0) / (x1 + 1 - x0)  # the scale the pointer asks
+    moves, _ = _drag_bags_corner(
+        scene, lambda b: (x0 + diagonal * (x1 + 1 - x0), y0 + diagonal * (y1 + 1 - y0))
+    )
+    ((items, _, _, scale, _),) = moves
+    # scaled about the top-left corner so that the right edge lies on the other's left
+    assert scale == pytest.approx((line - x0) / (x1 + 1 - x0), abs=1e-6)
+    assert not window.canvas.guides[0].isVisible()  # gone with the gesture
+
+
 def test_dragging_a_corner_handle_asks_to_resize_about_the_opposite_corner(scene):
     # Drag the bottom-right corner half-way to the top-left one: half size.
     moves, (x0, y0, x1, y1) = _drag_bags_corner(

@@ -549,6 +549,8 @@ class CanvasView(Gestures, QGraphicsView):
                 "active": True,
             }
             self._start_ghost(self._press["items"])
+            self._ask_boxes()
+            self._press["lines"] = self._snap_lines(self._press["items"])
             return
         if self.editable and not adding and self._turn_at(event):
             centre = self.handles.rect.center()  # of the selected items' box, in the scene
@@ -669,7 +671,7 @@ class CanvasView(Gestures, QGraphicsView):
             self._place_ghost(g)
             self._show_copying(event.modifiers())
         elif g["kind"] == "resize":
-            self._resize_gesture(g, p)
+            self._resize_gesture(g, p, event.modifiers())
             self._place_ghost(g)
         elif g["kind"] == "turn":
             self._turn_gesture(g, p, event.modifiers())

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
 ALT = Qt.KeyboardModifier.AltModifier  # held as a drag ends: the items are copied there
+NO_KEYS = Qt.KeyboardModifier.NoModifier
 
 MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
 DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
@@ -99,7 +100,7 @@ class Gestures:
                 return  # another map since: its boxes are asked when it is dragged on
             d.keep_boxes(labels, boxes)
             g = self._press
-            if g is not None and g["kind"] == "move" and "lines" in g:
+            if g is not None and g["kind"] in ("move", "resize") and "lines" in g:
                 g["lines"] = self._snap_lines(g["items"])
 
         self.levels.submit("Finding the items' boxes", find, came, log.info)
@@ -129,6 +130,35 @@ class Gestures:
             t = float(lines[at[0]])
             guide.setLine(t, 0, t, h) if k == 0 else guide.setLine(0, t, w, t)
             guide.setVisible(True)
+
+    def _snap_corner(self, g: dict, fixed, moving, s: float, least: float, modifiers) -> float:
+        """The scale ``s`` of a resize about corner ``fixed``, changed the little that puts
+        the ``moving`` corner (where it is at scale 1) on the nearest snap line, x or y,
+        within SNAP_REACH screen pixels; guides shown where it snapped."""
+        self._hide_guides()
+        if modifiers & Qt.KeyboardModifier.ControlModifier or "lines" not in g:
+            return s
+        reach = SNAP_REACH / max(self.screen_zoom(), 1e-6)
+        best = None  # (gap in photo pixels, scale, axis, line)
+        for k in (0, 1):
+            span = moving[k] - fixed[k]
+            if abs(span) < 1:
+                continue
+            corner = fixed[k] + s * span
+            lines = g["lines"][k]
+            line = float(lines[np.argmin(np.abs(lines - corner))])
+            scale = (line - fixed[k]) / span
+            gap = abs(line - corner)
+            if gap <= reach and least <= scale <= 8.0 and (best is None or gap < best[0]):
+                best = (gap, scale, k, line)
+        if best is None:
+            return s
+        _, s, k, t = best
+        h, w = self.doc.labels.shape
+        guide = self.guides[k]
+        guide.setLine(t, 0, t, h) if k == 0 else guide.setLine(0, t, w, t)
+        guide.setVisible(True)
+        return s
 
     def _hide_guides(self) -> None:
         for guide in self.guides:
@@ -310,8 +340,12 @@ class Gestures:
         t.scale(*self._ghost_scale)  # from the ghost's pixels to the photo's
         self.ghost.setTransform(t)
 
-    def _resize_gesture(self, g: dict, p: QPointF) -> None:
-        """Scale about the corner opposite the dragged handle (uniform, keeps the aspect)."""
+    def _resize_gesture(
+        self, g: dict, p: QPointF, modifiers=Qt.KeyboardModifier.NoModifier
+    ) -> None:
+        """Scale about the corner opposite the dragged handle (uniform, keeps the aspect);
+        the dragged corner snaps to the nearest line across or up and down within
+        SNAP_REACH screen pixels, as a drag does (not with Ctrl held)."""
         x0, y0, x1, y1 = self._ghost_box
         corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
         ox, oy = corners[(g["handle"] + 2) % 4]
@@ -325,6 +359,7 @@ class Gestures:
         side = max(min(x1 - x0, y1 - y0), 1)  # the box ends past its last pixel
         least = min(1.0, max(0.1, MIN_RESIZED_SIDE / side))
         s = min(max(proj / d0, least), 8.0)
+        s = self._snap_corner(g, (ox, oy), (hx, hy), s, least, modifiers)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         # New centre = opposite corner + s * (centre - opposite corner).
         g["scale"] = s
