@@ -27,7 +27,7 @@ from dedit_app import partition, spill  # noqa: E402
 from dedit_app.errors import ItemError  # noqa: E402
 from dedit_app.imageio import load_image, save_image  # noqa: E402
 from ui.canvas import Tool  # noqa: E402
-from ui.canvas_gestures import MIN_RESIZED_SIDE, REF_ITEM_MIME  # noqa: E402
+from ui.canvas_gestures import MIN_RESIZED_SIDE, REF_ITEM_MIME, shift_words  # noqa: E402
 from ui.items_panel import ITEM_ROLE, LIST_MIN_ROWS, ItemDelegate  # noqa: E402
 from ui.testing import (  # noqa: E402
     click,
@@ -766,6 +766,7 @@ def test_a_corner_handle_snaps_the_corner_to_another_item_s_edge(scene, monkeypa
     ((items, _, _, scale, _),) = moves
     # scaled about the top-left corner so that the right edge lies on the other's left
     assert scale == pytest.approx((line - x0) / (x1 + 1 - x0), abs=1e-6)
+    assert not window.canvas.measure_label.isVisible()  # the measure goes with the gesture
     assert not window.canvas.guides[0].isVisible()  # gone with the gesture
 
 
@@ -812,14 +813,14 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     turned = centre + QPointF(-(outside - centre).y(), (outside - centre).x())
     _mouse(canvas, QEvent.Type.MouseButtonPress, outside)
     _mouse(canvas, QEvent.Type.MouseMove, (outside + turned) / 2 + QPointF(20, 0))
-    assert canvas.ghost.isVisible() and canvas.angle_label.isVisible()
+    assert canvas.ghost.isVisible() and canvas.measure_label.isVisible()
     _mouse(canvas, QEvent.Type.MouseMove, turned)
-    assert canvas.angle_label.text() in ("89°", "90°", "91°")
+    assert canvas.measure_label.text() in ("89°", "90°", "91°")
     _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
     ((items, dx, dy, scale, angle),) = moves
     assert items == (2,) and (dx, dy, scale) == (0.0, 0.0, 1.0)
     assert angle == pytest.approx(90, abs=1.5)
-    assert not canvas.ghost.isVisible() and not canvas.angle_label.isVisible()
+    assert not canvas.ghost.isVisible() and not canvas.measure_label.isVisible()
     # with Shift, the angle snaps to 15°; a turn the other way is counter-clockwise
     a_little = centre + (outside - centre) * 0.8 + QPointF(-30, 0)
     _mouse(canvas, QEvent.Type.MouseButtonPress, outside)
@@ -833,7 +834,7 @@ def test_a_drag_just_outside_a_corner_handle_turns_the_item_about_its_centre(sce
     canvas.setFocus()
     QTest.keyClick(canvas, Qt.Key.Key_Escape)
     _mouse(canvas, QEvent.Type.MouseButtonRelease, turned)
-    assert len(moves) == 2 and not canvas.angle_label.isVisible()
+    assert len(moves) == 2 and not canvas.measure_label.isVisible()
     # Ctrl+click there adds the item under the pointer instead of turning
     q = canvas.mapToScene(outside.toPoint())
     there = window.doc.item_at(q.x(), q.y())
@@ -902,8 +903,13 @@ def test_a_drag_snaps_the_box_to_the_picture_s_middle_and_another_item_s_edge(sc
     _drag_by(canvas, at, (w / 2 - x0 + near, 0.4 * (h / 2 - y0)), none)
     assert canvas.guides[0].isVisible() and canvas.guides[0].line().x1() == w / 2
     assert canvas.guides[0].line().length() == h
+    # the shift so far shows beside the pointer, as it will be asked
+    label = canvas.measure_label
+    assert label.isVisible() and label.text().startswith(shift_words(w / 2 - x0, 0)[:-5])
+    assert shift_words(12.4, -30) == "+12, −30 px" and shift_words(0.2, 1) == "0, +1 px"
     _mouse(canvas, QEvent.Type.MouseButtonRelease, QPointF(0, 0))  # the drag made is kept
     assert moves[-1][1] == round(w / 2 - x0) and not canvas.guides[0].isVisible()
+    assert not label.isVisible()
     # with Ctrl held it goes where the pointer does
     _drag_by(canvas, at, (w / 2 - x0 + near, 0), Qt.KeyboardModifier.ControlModifier)
     assert not canvas.guides[0].isVisible()

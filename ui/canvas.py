@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from dedit_app.colour_profiles import to_srgb
 from dedit_app.errors import ItemError
 from ui import navigation, overlay
-from ui.canvas_gestures import ALT, NUDGE_KEYS, REF_ITEM_MIME, Gestures
+from ui.canvas_gestures import ALT, NUDGE_KEYS, REF_ITEM_MIME, Gestures, shift_words
 from ui.canvas_items import HandlesItem, MarkersItem, OverlayItem, PhotoItem
 from ui.clipboard import dropped_files
 from ui.document import Document
@@ -112,7 +112,7 @@ class CanvasView(Gestures, QGraphicsView):
         self.overlay_item.setZValue(1)
         self.proposal = QGraphicsPixmapItem()
         self.proposal.setZValue(3)
-        self.ghost, self.angle_label = self._gesture_items()
+        self.ghost, self.measure_label = self._gesture_items()
         self.guides = self._guide_items()
         self.stroke_item = QGraphicsPathItem()
         self.stroke_item.setZValue(6)
@@ -134,7 +134,7 @@ class CanvasView(Gestures, QGraphicsView):
             self.brush_cursor,
             self.handles,
             self.markers,
-            self.angle_label,
+            self.measure_label,
             *self.guides,
         ):
             self.scene().addItem(it)
@@ -669,10 +669,12 @@ class CanvasView(Gestures, QGraphicsView):
             g["dx"], g["dy"], g["scale"] = delta.x(), delta.y(), 1.0
             self._snap_drag(g, event.modifiers())
             self._place_ghost(g)
+            self._show_measure(shift_words(g["dx"], g["dy"]), p)
             self._show_copying(event.modifiers())
         elif g["kind"] == "resize":
             self._resize_gesture(g, p, event.modifiers())
             self._place_ghost(g)
+            self._show_measure(f"{g['scale'] * 100:.0f} %", p)
         elif g["kind"] == "turn":
             self._turn_gesture(g, p, event.modifiers())
             self._place_ghost(g)
@@ -690,11 +692,12 @@ class CanvasView(Gestures, QGraphicsView):
             self.stroke_finished.emit(g["points"], self.brush_radius, self.tool is Tool.ERASER)
         elif g["kind"] == "turn":
             self.ghost.setVisible(False)
-            self.angle_label.setVisible(False)
+            self.measure_label.setVisible(False)
             if abs(g["angle"]) >= 0.5:
                 self.move_requested.emit(g["items"], 0.0, 0.0, 1.0, round(g["angle"], 1))
         elif g["kind"] in ("move", "resize"):
             self.ghost.setVisible(False)
+            self.measure_label.setVisible(False)
             self._hide_guides()
             self.viewport().setCursor(Qt.CursorShape.ArrowCursor)  # no copy's plus left
             if g.get("active") and ("dx" in g):
@@ -722,7 +725,7 @@ class CanvasView(Gestures, QGraphicsView):
         self._press = None
         self.ghost.setVisible(False)
         self._hide_guides()
-        self.angle_label.setVisible(False)
+        self.measure_label.setVisible(False)
         self.stroke_item.setPath(QPainterPath())
         self._update_handles()
 

@@ -166,7 +166,7 @@ class Gestures:
 
     @staticmethod
     def _gesture_items() -> tuple[QGraphicsPixmapItem, QGraphicsSimpleTextItem]:
-        """The ghost (the items' cut-out) and the angle shown during a turn."""
+        """The ghost (the items' cut-out) and the measure shown beside the pointer."""
         ghost = QGraphicsPixmapItem()
         ghost.setZValue(5)
         ghost.setOpacity(0.85)
@@ -205,11 +205,12 @@ class Gestures:
             self._turn_shape = turn_cursor()
         return self._turn_shape
 
-    def _show_angle(self, angle: float, at: QPointF) -> None:
-        """The angle of a turn under way, beside the pointer."""
-        self.angle_label.setText(f"{angle:.0f}°")
-        self.angle_label.setPos(at)
-        self.angle_label.setVisible(True)
+    def _show_measure(self, text: str, at: QPointF) -> None:
+        """How far a gesture under way has gone, beside the pointer (scene point ``at``):
+        the shift of a drag, the size of a resize, the angle of a turn."""
+        self.measure_label.setText(text)
+        self.measure_label.setPos(at)
+        self.measure_label.setVisible(True)
 
     def _show_copying(self, modifiers) -> None:
         """A drag of items with Alt held copies them where it ends, as in design tools:
@@ -376,15 +377,27 @@ class Gestures:
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
             turned = TURN_SNAP * round(turned / TURN_SNAP)
         g["angle"] = turned
-        self._show_angle(turned, p)
+        self._show_measure(f"{turned:.0f}°", p)
+
+
+def shift_words(dx: float, dy: float) -> str:
+    """A drag's shift as its label says it: "+12, −30 px" (right and down are plus, in
+    whole photo pixels, as the move is asked)."""
+
+    def signed(v: float) -> str:
+        n = round(v)
+        return f"+{n}" if n > 0 else f"−{-n}" if n < 0 else "0"
+
+    return f"{signed(dx)}, {signed(dy)} px"
 
 
 __all__ = [
     "ALT",
     "Gestures",
     "MIN_RESIZED_SIDE",
-    "SNAP_REACH",
     "NUDGE_KEYS",
     "NUDGE_WAIT_MS",
     "REF_ITEM_MIME",
+    "SNAP_REACH",
+    "shift_words",
 ]
