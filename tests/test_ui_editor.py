@@ -691,6 +691,15 @@ def test_a_right_click_on_an_item_selects_it_and_offers_its_commands(scene, monk
     window.set_tool(Tool.CLICK)
     right_click(*inner_pixel(labels, 3))
     assert len(shown) == 3
+    # a row of the items list offers the same commands, for its item
+    rows = window.items_panel.list
+    row = next(rows.item(k) for k in range(rows.count()) if rows.item(k).data(ITEM_ROLE) == 1)
+    at = rows.visualItemRect(row).center()
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, rows.mapToGlobal(at))
+    QApplication.sendEvent(rows.viewport(), event)
+    QApplication.processEvents()
+    assert window.doc.selection == (1,) and shown[-1]["Duplicate"]
+    assert len(shown) == 4
 
 
 def test_arrow_keys_nudge_the_selected_item_as_one_move_after_the_last_press(scene, qtbot):

@@ -3,7 +3,17 @@ properties (name, prompt); kept in sync with the canvas through the document."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QModelIndex, QRect, QSize, QStringListModel, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    QStringListModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -102,6 +112,7 @@ class ItemsList(QListWidget):
 
     hovered = Signal(object)  # item id or None
     drag_started = Signal()  # a drag of the selected rows began (see ui.clipboard.drag_out)
+    menu_asked = Signal(int, QPoint)  # a right-click on an item's row: its id, global point
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +143,17 @@ class ItemsList(QListWidget):
     def leaveEvent(self, event: QEvent) -> None:
         self.hovered.emit(None)
         super().leaveEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        """A right-click on a row asks for the item's commands, as on the picture: the
+        row is selected first unless it is among the selected (a layers panel's way)."""
+        row = self.itemAt(event.pos())
+        if row is None:
+            return
+        if not row.isSelected():
+            # it alone; the panel hands the selection on to the document
+            self.setCurrentItem(row, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.menu_asked.emit(int(row.data(ITEM_ROLE)), event.globalPos())
 
 
 class ItemsPanel(QWidget):

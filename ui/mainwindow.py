@@ -253,6 +253,9 @@ class MainWindow(QMainWindow):
         self.items_panel.list.drag_started.connect(
             lambda: clipboard.drag_out(self, self.items_panel.list)
         )
+        self.items_panel.list.menu_asked.connect(
+            lambda item, at: actions.show_canvas_menu(self, item, at)
+        )
         self.items_panel.merge_requested.connect(self.merge_selected)
         self.items_panel.redraw_button.clicked.connect(self.act_redraw.trigger)
         self.items_panel.delete_requested.connect(self.editing.remove_selected)
