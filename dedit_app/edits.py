@@ -387,7 +387,6 @@ def plan_edit(
         items = copies_of(project.items, sources)
         looks = [*looks, *(looks[k] for k in sources)]
         active = new_labels >= first
-        _check_copies_leave(project, new_labels, sources)
     elif isinstance(request, RemoveRequest):
         new_labels = remove_items(labels, request.removed)
         active = holds_any(labels, request.removed)
@@ -396,6 +395,8 @@ def plan_edit(
     if new_labels is not None:
         areas = item_areas(new_labels, len(looks))
         prompts = {int(k): looks[int(k)] for k in np.flatnonzero(areas)}
+    if isinstance(request, DuplicateRequest):
+        _check_copies_leave(project, areas, sources)
 
     if active is not None:
         layout = labels if new_labels is None else new_labels
@@ -426,12 +427,12 @@ def copies_of(items: list[Item], sources: list[int]) -> list[Item]:
     return out
 
 
-def _check_copies_leave(project, new_labels: np.ndarray, sources: list[int]) -> None:
-    """ItemError when a copy would lie over its own item whole: the picture would hold
-    one item, not two, as if nothing was copied."""
-    present = item_areas(new_labels, len(project.items))
+def _check_copies_leave(project, areas: np.ndarray, sources: list[int]) -> None:
+    """ItemError when a copy would lie over its own item whole (``areas``: pixels per
+    item after the copies): the picture would hold one item, not two, as if nothing was
+    copied."""
     for k in dict.fromkeys(sources):
-        if present[k] == 0:
+        if areas[k] == 0:
             raise ItemError(
                 f"The copy of {project.items[k].name} would cover it whole; put the copy "
                 "somewhere else."

@@ -446,10 +446,9 @@ def copy_items(labels: np.ndarray, moves: Sequence[Move], first: int) -> np.ndar
         raise ItemError("Choose at least one item to copy.")
     if first <= int(labels.max()):
         raise ItemError(f"The copies' ids must follow the items; {first} is taken.")
-    masks = []
-    for mv in moves:
-        _check_item(labels, mv.item)
-        masks.append(_moved_mask(labels, mv))  # from the map before: a copy of a copy's place
+    # each from the map before (a copy of a copy's place); _moved_mask refuses an item
+    # that is not there, as item_bbox does
+    masks = [_moved_mask(labels, mv) for mv in moves]
     out = labels.copy()
     for k, mask in enumerate(masks):
         out[mask] = first + k

@@ -43,7 +43,8 @@ def edit_words(record: dict[str, Any], names: list[str]) -> str:
         flipped = bool(moves) and all(len(m) > 4 and m[4] is True for m in moves)
         upside = flipped and all(len(m) > 5 and m[5] == 180 for m in moves)  # flip_moves
         verb = "flip vertically" if upside else "flip" if flipped else "move"
-        verb = kind if kind == "duplicate" else verb
+        if kind == "duplicate":
+            verb = kind
         return f"{verb}: {', '.join(name(m[0]) for m in moves) or '?'}"
     if kind == "remove":
         gone = [item, *(record.get("also") or [])]

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 REF_ITEM_MIME = "application/x-dedit-reference-item"
 ALT = Qt.KeyboardModifier.AltModifier  # held as a drag ends: the items are copied there
-NO_KEYS = Qt.KeyboardModifier.NoModifier
 
 MIN_RESIZED_SIDE = 16  # image pixels: the shortest side a corner handle shrinks an item to
 DRAG_PICTURE = 96  # screen pixels: how large an item dragged off the reference's canvas is
@@ -114,8 +113,7 @@ class Gestures:
         if level:
             g["dy" if abs(g["dx"]) >= abs(g["dy"]) else "dx"] = 0.0
         x0, y0, x1, y1 = self._ghost_box
-        h, w = self.doc.labels.shape
-        reach = SNAP_REACH / max(self.screen_zoom(), 1e-6)  # in photo pixels
+        reach = self._snap_reach()
         snapping = not modifiers & Qt.KeyboardModifier.ControlModifier
         for k, key, (lo, hi) in ((0, "dx", (x0, x1)), (1, "dy", (y0, y1))):
             lines, guide = g["lines"][k], self.guides[k]
@@ -127,9 +125,7 @@ class Gestures:
                 guide.setVisible(False)
                 continue
             g[key] += float(gaps[at])
-            t = float(lines[at[0]])
-            guide.setLine(t, 0, t, h) if k == 0 else guide.setLine(0, t, w, t)
-            guide.setVisible(True)
+            self._show_guide(k, float(lines[at[0]]))
 
     def _snap_corner(self, g: dict, fixed, moving, s: float, least: float, modifiers) -> float:
         """The scale ``s`` of a resize about corner ``fixed``, changed the little that puts
@@ -138,7 +134,7 @@ class Gestures:
         self._hide_guides()
         if modifiers & Qt.KeyboardModifier.ControlModifier or "lines" not in g:
             return s
-        reach = SNAP_REACH / max(self.screen_zoom(), 1e-6)
+        reach = self._snap_reach()
         best = None  # (gap in photo pixels, scale, axis, line)
         for k in (0, 1):
             span = moving[k] - fixed[k]
@@ -154,11 +150,20 @@ class Gestures:
         if best is None:
             return s
         _, s, k, t = best
+        self._show_guide(k, t)
+        return s
+
+    def _snap_reach(self) -> float:
+        """SNAP_REACH in photo pixels at the zoom on show."""
+        return SNAP_REACH / max(self.screen_zoom(), 1e-6)
+
+    def _show_guide(self, k: int, t: float) -> None:
+        """Guide ``k`` (0: up and down at x = ``t``; 1: across at y = ``t``), the whole
+        picture long."""
         h, w = self.doc.labels.shape
         guide = self.guides[k]
         guide.setLine(t, 0, t, h) if k == 0 else guide.setLine(0, t, w, t)
         guide.setVisible(True)
-        return s
 
     def _hide_guides(self) -> None:
         for guide in self.guides:
@@ -341,9 +346,7 @@ class Gestures:
         t.scale(*self._ghost_scale)  # from the ghost's pixels to the photo's
         self.ghost.setTransform(t)
 
-    def _resize_gesture(
-        self, g: dict, p: QPointF, modifiers=Qt.KeyboardModifier.NoModifier
-    ) -> None:
+    def _resize_gesture(self, g: dict, p: QPointF, modifiers) -> None:
         """Scale about the corner opposite the dragged handle (uniform, keeps the aspect);
         the dragged corner snaps to the nearest line across or up and down within
         SNAP_REACH screen pixels, as a drag does (not with Ctrl held)."""
